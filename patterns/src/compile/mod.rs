@@ -1,0 +1,343 @@
+//! Compilation: a flow tree becomes a `petgraph` DAG of atoms, plus the tree
+//! of flows and retry scopes. After compile the graph never changes, so the
+//! engine keeps per-atom state in vectors indexed by [`AtomIndex`].
+//!
+//! Edges come from pattern order (linear), explicit and inferred links
+//! (graph), and retry controllers (a controller runs before every atom of its
+//! flow). A retry's *scope* is every atom of its flow, nested flows included.
+
+mod build;
+mod resolve;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::{AtomKind, AtomSpec, CompileErrors, Decider, Depth, Flow, Retry, Task};
+
+pub use resolve::{ArgSource, Argument, Resolution};
+
+/// The dense index of an atom in a [`Compilation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AtomIndex(u32);
+
+impl AtomIndex {
+    /// The index as a `usize`, for indexing per-atom vectors.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The atom at position `i`.
+    pub fn new(i: usize) -> Self {
+        AtomIndex(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+
+    fn node(self) -> NodeIndex {
+        NodeIndex::new(self.index())
+    }
+}
+
+/// The dense index of a flow in a [`Compilation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowIndex(u32);
+
+impl FlowIndex {
+    /// The index as a `usize`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What an atom runs.
+#[derive(Clone)]
+pub enum AtomImpl {
+    /// A task.
+    Task(Arc<dyn Task>),
+    /// A retry controller.
+    Retry(Arc<dyn Retry>),
+}
+
+/// One atom of a compiled flow.
+#[derive(Clone)]
+pub struct CompiledAtom {
+    /// The atom's name.
+    pub name: Arc<str>,
+    /// Its declared interface.
+    pub spec: AtomSpec,
+    /// What it runs.
+    pub imp: AtomImpl,
+    /// The innermost retry controller whose scope holds it (for a retry atom,
+    /// the controller of the flow around its own flow).
+    pub retry: Option<AtomIndex>,
+    /// The innermost flow that holds it.
+    pub flow: FlowIndex,
+    /// For a retry atom, the flow it controls.
+    pub controls: Option<FlowIndex>,
+}
+
+impl CompiledAtom {
+    /// Task or retry.
+    pub fn kind(&self) -> AtomKind {
+        match self.imp {
+            AtomImpl::Task(_) => AtomKind::Task,
+            AtomImpl::Retry(_) => AtomKind::Retry,
+        }
+    }
+}
+
+impl fmt::Debug for CompiledAtom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledAtom")
+            .field("name", &self.name)
+            .field("kind", &self.kind())
+            .field("retry", &self.retry)
+            .field("flow", &self.flow)
+            .finish()
+    }
+}
+
+/// One flow of a compiled flow tree.
+#[derive(Debug, Clone)]
+pub struct CompiledFlow {
+    /// The flow's name.
+    pub name: String,
+    /// The flow around it.
+    pub parent: Option<FlowIndex>,
+    /// Its retry controller.
+    pub retry: Option<AtomIndex>,
+    /// Every atom inside it, nested flows and its own controller included.
+    pub atoms: Vec<AtomIndex>,
+}
+
+/// A conditional link, compiled.
+#[derive(Clone)]
+pub struct CompiledDecider {
+    /// The decider.
+    pub decider: Arc<dyn Decider>,
+    /// How far a false decision reaches.
+    pub depth: Depth,
+    /// The atoms whose results the decider sees (the link's source node).
+    pub sources: Vec<AtomIndex>,
+    /// The graph flow that declared the link.
+    pub flow: FlowIndex,
+    /// The link's source name.
+    pub from: String,
+    /// The link's target name.
+    pub to: String,
+}
+
+impl fmt::Debug for CompiledDecider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledDecider")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("depth", &self.depth)
+            .finish()
+    }
+}
+
+/// A compiled flow: the DAG of atoms, their flows and retry scopes, and the
+/// conditional links. Build one with [`compile`].
+///
+/// ```
+/// use taskflow_patterns::{atom, compile, task_fn, Linear, Value};
+/// let flow = Linear::new("f")
+///     .add(atom("a", task_fn(|_| Ok(Value::from(1)))).provides("x"))
+///     .add(atom("b", task_fn(|_| Ok(Value::Null))).requires(["x"]));
+/// let c = compile(&flow.into()).unwrap();
+/// let a = c.atom_index("a").unwrap();
+/// let b = c.atom_index("b").unwrap();
+/// assert_eq!(c.successors(a), &[b]);
+/// ```
+pub struct Compilation {
+    graph: DiGraph<Arc<str>, Option<u32>>,
+    atoms: Vec<CompiledAtom>,
+    flows: Vec<CompiledFlow>,
+    deciders: Vec<CompiledDecider>,
+    by_name: HashMap<Arc<str>, AtomIndex>,
+    providers: HashMap<String, Vec<AtomIndex>>,
+    succ: Adjacency,
+    pred: Adjacency,
+    /// For each atom, the deciders on its incoming edges.
+    incoming_deciders: Vec<Vec<u32>>,
+}
+
+/// Compressed adjacency lists (one allocation for all atoms).
+struct Adjacency {
+    start: Vec<u32>,
+    targets: Vec<AtomIndex>,
+}
+
+impl Adjacency {
+    fn of(&self, atom: AtomIndex) -> &[AtomIndex] {
+        let i = atom.index();
+        &self.targets[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
+/// Compiles a flow, reporting every structural error found: duplicate names,
+/// unknown link targets, unordered siblings that depend on each other, cycles.
+/// Requirements are checked later, against the store, by
+/// [`Compilation::resolve`].
+pub fn compile(flow: &Flow) -> Result<Compilation, CompileErrors> {
+    build::build(flow)
+}
+
+impl Compilation {
+    /// The DAG: node weights are atom names, edge weights the index of the
+    /// link's decider, if conditional. Node `i` is atom `AtomIndex(i)`.
+    pub fn graph(&self) -> &DiGraph<Arc<str>, Option<u32>> {
+        &self.graph
+    }
+
+    /// How many atoms there are.
+    pub fn len(&self) -> usize {
+        self.atoms.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.atoms.is_empty()
+    }
+
+    /// Every atom, by index.
+    pub fn atoms(&self) -> &[CompiledAtom] {
+        &self.atoms
+    }
+
+    /// The atom at `index`.
+    pub fn atom(&self, index: AtomIndex) -> &CompiledAtom {
+        &self.atoms[index.index()]
+    }
+
+    /// The index of the atom named `name`.
+    pub fn atom_index(&self, name: &str) -> Option<AtomIndex> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Every atom index, in order.
+    pub fn indices(&self) -> impl Iterator<Item = AtomIndex> + '_ {
+        (0..self.atoms.len()).map(AtomIndex::new)
+    }
+
+    /// The atoms that run right after `atom`.
+    pub fn successors(&self, atom: AtomIndex) -> &[AtomIndex] {
+        self.succ.of(atom)
+    }
+
+    /// The atoms that run right before `atom`.
+    pub fn predecessors(&self, atom: AtomIndex) -> &[AtomIndex] {
+        self.pred.of(atom)
+    }
+
+    /// Every flow; index 0 is the top flow.
+    pub fn flows(&self) -> &[CompiledFlow] {
+        &self.flows
+    }
+
+    /// The flow at `index`.
+    pub fn flow(&self, index: FlowIndex) -> &CompiledFlow {
+        &self.flows[index.index()]
+    }
+
+    /// The name of the top flow.
+    pub fn name(&self) -> &str {
+        &self.flows[0].name
+    }
+
+    /// The atoms of a retry controller's scope (its flow, without itself).
+    pub fn scope(&self, retry: AtomIndex) -> impl Iterator<Item = AtomIndex> + '_ {
+        let atoms: &[AtomIndex] = match self.atom(retry).controls {
+            Some(flow) => &self.flow(flow).atoms,
+            None => &[],
+        };
+        atoms.iter().copied().filter(move |a| *a != retry)
+    }
+
+    /// Whether `flow` holds `atom`, directly or through nested flows.
+    pub fn flow_contains(&self, flow: FlowIndex, atom: AtomIndex) -> bool {
+        let mut at = Some(self.atom(atom).flow);
+        while let Some(f) = at {
+            if f == flow {
+                return true;
+            }
+            at = self.flow(f).parent;
+        }
+        false
+    }
+
+    /// The conditional links.
+    pub fn deciders(&self) -> &[CompiledDecider] {
+        &self.deciders
+    }
+
+    /// The deciders on the edges into `atom` (indices into [`deciders`](Self::deciders)).
+    pub fn incoming_deciders(&self, atom: AtomIndex) -> &[u32] {
+        &self.incoming_deciders[atom.index()]
+    }
+
+    /// The atoms that provide `symbol`.
+    pub fn providers(&self, symbol: &str) -> &[AtomIndex] {
+        self.providers.get(symbol).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every atom reachable from `from` (not itself), following edges forward.
+    pub fn descendants(&self, from: AtomIndex) -> Vec<AtomIndex> {
+        self.walk(from, |a| self.successors(a))
+    }
+
+    /// Whether `ancestor` runs, directly or not, before `atom`.
+    pub fn is_ancestor(&self, ancestor: AtomIndex, atom: AtomIndex) -> bool {
+        if self.predecessors(atom).contains(&ancestor) {
+            return true;
+        }
+        let mut seen = vec![false; self.atoms.len()];
+        let mut stack = vec![atom];
+        while let Some(a) = stack.pop() {
+            for &p in self.predecessors(a) {
+                if p == ancestor {
+                    return true;
+                }
+                if !seen[p.index()] {
+                    seen[p.index()] = true;
+                    stack.push(p);
+                }
+            }
+        }
+        false
+    }
+
+    fn walk<'s, F>(&'s self, from: AtomIndex, next: F) -> Vec<AtomIndex>
+    where
+        F: Fn(AtomIndex) -> &'s [AtomIndex],
+    {
+        let mut seen = vec![false; self.atoms.len()];
+        let mut out = Vec::new();
+        let mut stack = vec![from];
+        while let Some(a) = stack.pop() {
+            for &n in next(a) {
+                if !seen[n.index()] {
+                    seen[n.index()] = true;
+                    out.push(n);
+                    stack.push(n);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Compilation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compilation")
+            .field("flow", &self.name())
+            .field("atoms", &self.atoms.len())
+            .field("edges", &self.graph.edge_count())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! Resolving each atom's arguments: from an atom that runs before it, from
+//! the store, from an injected constant, or from an optional default.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::{AtomIndex, Compilation};
+use crate::{CompileError, CompileErrors, Pick, Value};
+
+/// Where the value of one argument comes from.
+#[derive(Debug, Clone)]
+pub enum ArgSource {
+    /// From the result of an atom that runs before.
+    Atom {
+        /// The providing atom.
+        provider: AtomIndex,
+        /// Which part of its result.
+        pick: Pick,
+    },
+    /// From the flow's store, under this symbol.
+    Store(Arc<str>),
+    /// A constant: injected into the atom, or the default of an optional argument.
+    Value(Arc<Value>),
+}
+
+/// One resolved argument of an atom.
+#[derive(Debug, Clone)]
+pub struct Argument {
+    /// The argument's name, as the task asks for it.
+    pub name: Arc<str>,
+    /// The symbol that feeds it (after rebinding).
+    pub symbol: Arc<str>,
+    /// Where its value comes from.
+    pub source: ArgSource,
+    /// For an optional argument, the default used when the source has no value
+    /// at run time (e.g. its provider was ignored).
+    pub default: Option<Arc<Value>>,
+}
+
+/// Every atom's resolved arguments, by atom index.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    args: Vec<Vec<Argument>>,
+}
+
+impl Resolution {
+    /// The arguments of `atom`.
+    pub fn arguments(&self, atom: AtomIndex) -> &[Argument] {
+        &self.args[atom.index()]
+    }
+}
+
+impl Compilation {
+    /// Resolves every atom's arguments against the providers in the flow and
+    /// the keys of `store`, reporting every missing or ambiguous requirement.
+    pub fn resolve(
+        &self,
+        store: &serde_json::Map<String, Value>,
+    ) -> Result<Resolution, CompileErrors> {
+        let mut errors = Vec::new();
+        let mut args = Vec::with_capacity(self.atoms.len());
+        for index in self.indices() {
+            let spec = &self.atom(index).spec;
+            let mut resolved = Vec::new();
+            for arg in spec.arguments() {
+                let default = spec.optional.get(arg).map(|v| Arc::new(v.clone()));
+                let name: Arc<str> = Arc::from(arg);
+                if let Some(value) = spec.inject.get(arg) {
+                    resolved.push(Argument {
+                        symbol: name.clone(),
+                        name,
+                        source: ArgSource::Value(Arc::new(value.clone())),
+                        default,
+                    });
+                    continue;
+                }
+                let symbol = spec.rebind.get(arg).map_or(arg, String::as_str);
+                match self.source_of(index, symbol, store, default.as_ref()) {
+                    Ok(source) => resolved.push(Argument {
+                        name,
+                        symbol: Arc::from(symbol),
+                        source,
+                        default,
+                    }),
+                    Err(e) => errors.push(e),
+                }
+            }
+            args.push(resolved);
+        }
+        if errors.is_empty() {
+            Ok(Resolution { args })
+        } else {
+            Err(CompileErrors(errors))
+        }
+    }
+
+    fn source_of(
+        &self,
+        atom: AtomIndex,
+        symbol: &str,
+        store: &serde_json::Map<String, Value>,
+        default: Option<&Arc<Value>>,
+    ) -> Result<ArgSource, CompileError> {
+        let all = self.providers(symbol);
+        let before: Vec<AtomIndex> = all
+            .iter()
+            .copied()
+            .filter(|&p| p != atom && self.is_ancestor(p, atom))
+            .collect();
+        // The nearest providers: those no other provider runs after.
+        let nearest: Vec<AtomIndex> = before
+            .iter()
+            .copied()
+            .filter(|&c| !before.iter().any(|&d| d != c && self.is_ancestor(c, d)))
+            .collect();
+        match nearest.as_slice() {
+            [provider] => {
+                let pick = self
+                    .atom(*provider)
+                    .spec
+                    .provides
+                    .pick(symbol)
+                    .unwrap_or(Pick::Whole);
+                return Ok(ArgSource::Atom {
+                    provider: *provider,
+                    pick,
+                });
+            }
+            [] => {}
+            many => {
+                return Err(CompileError::AmbiguousProvider {
+                    atom: self.atom(atom).name.to_string(),
+                    symbol: symbol.to_owned(),
+                    providers: many
+                        .iter()
+                        .map(|p| self.atom(*p).name.to_string())
+                        .collect(),
+                })
+            }
+        }
+        if store.contains_key(symbol) {
+            return Ok(ArgSource::Store(Arc::from(symbol)));
+        }
+        if let Some(default) = default {
+            return Ok(ArgSource::Value(default.clone()));
+        }
+        let mut available: BTreeSet<String> = store.keys().cloned().collect();
+        for a in self.walk(atom, |a| self.predecessors(a)) {
+            available.extend(self.atom(a).spec.provides.names().map(str::to_owned));
+        }
+        Err(CompileError::MissingRequirement {
+            atom: self.atom(atom).name.to_string(),
+            symbol: symbol.to_owned(),
+            available: available.into_iter().collect(),
+            provided_by: all
+                .iter()
+                .filter(|&&p| p != atom)
+                .map(|p| self.atom(*p).name.to_string())
+                .collect(),
+        })
+    }
+}

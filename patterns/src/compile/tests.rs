@@ -1,0 +1,278 @@
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::*;
+
+fn noop() -> FnTask {
+    task_fn(|_| Ok(Value::Null))
+}
+
+fn names(c: &Compilation, of: &[AtomIndex]) -> Vec<String> {
+    of.iter().map(|i| c.atom(*i).name.to_string()).collect()
+}
+
+fn errors(flow: impl Into<Flow>) -> Vec<String> {
+    let flow = flow.into();
+    let err = match compile(&flow) {
+        Err(e) => e,
+        Ok(c) => c
+            .resolve(&Default::default())
+            .expect_err("flow should not validate"),
+    };
+    err.errors().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn linear_links_each_child_after_the_whole_previous_one() {
+    let flow = Linear::new("f")
+        .add(atom("a", noop()))
+        .add(
+            Unordered::new("u")
+                .add(atom("b", noop()))
+                .add(atom("c", noop())),
+        )
+        .add(atom("d", noop()));
+    let c = compile(&flow.into()).unwrap();
+    let i = |n: &str| c.atom_index(n).unwrap();
+    assert_eq!(names(&c, c.successors(i("a"))), ["b", "c"]);
+    assert_eq!(names(&c, c.predecessors(i("d"))), ["b", "c"]);
+    assert!(c.successors(i("b")).contains(&i("d")));
+    assert!(c.is_ancestor(i("a"), i("d")));
+    assert!(!c.is_ancestor(i("d"), i("a")));
+}
+
+#[test]
+fn graph_infers_links_from_data_and_honours_explicit_links() {
+    let flow = Graph::new("g")
+        .add(atom("c", noop()).requires(["x", "y"]))
+        .add(atom("a", noop()).provides("x"))
+        .add(atom("b", noop()).provides("y"))
+        .add(atom("d", noop()))
+        .link("c", "d");
+    let c = compile(&flow.into()).unwrap();
+    let i = |n: &str| c.atom_index(n).unwrap();
+    assert_eq!(names(&c, c.predecessors(i("c"))), ["a", "b"]);
+    assert_eq!(names(&c, c.successors(i("c"))), ["d"]);
+    let res = c.resolve(&Default::default()).unwrap();
+    let args = res.arguments(i("c"));
+    assert!(matches!(args[0].source, ArgSource::Atom { provider, .. } if provider == i("a")));
+}
+
+#[test]
+fn retry_runs_before_its_whole_scope() {
+    let flow = Linear::new("outer")
+        .add(atom("a", noop()))
+        .add(
+            Linear::new("inner")
+                .add(atom("b", noop()))
+                .add(atom("c", noop()))
+                .with_retry(Times::new(2)),
+        )
+        .with_retry(retry("r_out", Times::new(3)));
+    let c = compile(&flow.into()).unwrap();
+    let i = |n: &str| c.atom_index(n).unwrap();
+    let inner = i("inner.retry");
+    assert_eq!(names(&c, c.successors(inner)), ["b"]);
+    assert_eq!(names(&c, c.predecessors(inner)), ["a"]);
+    assert_eq!(c.atom(i("b")).retry, Some(inner));
+    assert_eq!(c.atom(inner).retry, Some(i("r_out")));
+    let mut scope = names(&c, &c.scope(inner).collect::<Vec<_>>());
+    scope.sort();
+    assert_eq!(scope, ["b", "c"]);
+    assert_eq!(c.scope(i("r_out")).count(), 4);
+    assert_eq!(c.atom(i("a")).retry, Some(i("r_out")));
+}
+
+#[test]
+fn missing_requirement_names_atom_symbol_and_what_is_available() {
+    let errs = errors(
+        Linear::new("f")
+            .add(atom("a", noop()).provides("x"))
+            .add(atom("b", noop()).requires(["x", "y"]))
+            .add(atom("c", noop()).provides("y")),
+    );
+    assert_eq!(
+        errs,
+        [
+            "atom `b` requires `y`, but no atom that runs before it provides it and the store \
+          does not hold it (`c` provides it, but does not run before it); available to it: `x`"
+        ]
+    );
+}
+
+#[test]
+fn store_and_optional_and_inject_satisfy_requirements() {
+    let flow: Flow = Linear::new("f")
+        .add(
+            atom("a", noop())
+                .requires(["region", "size"])
+                .optional("zone", "z1")
+                .inject("size", 10),
+        )
+        .into();
+    let c = compile(&flow).unwrap();
+    let store = json!({"region": "eu"});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    let args = res.arguments(AtomIndex::new(0));
+    assert!(matches!(&args[0].source, ArgSource::Store(s) if &**s == "region"));
+    assert!(matches!(&args[1].source, ArgSource::Value(v) if **v == json!(10)));
+    assert!(matches!(&args[2].source, ArgSource::Value(v) if **v == json!("z1")));
+}
+
+#[test]
+fn the_nearest_provider_wins_and_unordered_ones_are_ambiguous() {
+    let flow: Flow = Linear::new("f")
+        .add(atom("a", noop()).provides("x"))
+        .add(atom("b", noop()).provides("x"))
+        .add(atom("c", noop()).requires(["x"]))
+        .into();
+    let c = compile(&flow).unwrap();
+    let res = c.resolve(&Default::default()).unwrap();
+    let b = c.atom_index("b").unwrap();
+    assert!(
+        matches!(res.arguments(c.atom_index("c").unwrap())[0].source,
+        ArgSource::Atom { provider, .. } if provider == b)
+    );
+
+    let errs = errors(
+        Linear::new("f")
+            .add(
+                Unordered::new("u")
+                    .add(atom("a", noop()).provides("x"))
+                    .add(atom("b", noop()).provides("x")),
+            )
+            .add(atom("c", noop()).requires(["x"])),
+    );
+    assert_eq!(
+        errs,
+        [
+            "atom `c` requires `x`, which `a`, `b` all provide with no order between them; \
+          link them or provide it under different names"
+        ]
+    );
+}
+
+#[test]
+fn cycles_name_the_atoms_on_them() {
+    let errs = errors(
+        Graph::new("g")
+            .add(atom("a", noop()))
+            .add(atom("b", noop()))
+            .add(atom("c", noop()))
+            .link("a", "b")
+            .link("b", "c")
+            .link("c", "a"),
+    );
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("the flow has a cycle: "), "{}", errs[0]);
+    for n in ["`a`", "`b`", "`c`"] {
+        assert!(errs[0].contains(n));
+    }
+    let errs = errors(Graph::new("g").add(atom("a", noop())).link("a", "a"));
+    assert_eq!(errs, ["the flow has a cycle: `a` -> `a`"]);
+}
+
+#[test]
+fn every_structural_error_is_reported_not_only_the_first() {
+    let errs = errors(
+        Linear::new("f")
+            .add(atom("a", noop()))
+            .add(atom("a", noop()))
+            .add(
+                Unordered::new("u")
+                    .add(atom("p", noop()).provides("x"))
+                    .add(atom("q", noop()).requires(["x"])),
+            )
+            .add(Graph::new("g").add(atom("z", noop())).link("z", "nope")),
+    );
+    assert_eq!(
+        errs,
+        [
+            "the name `a` is used by more than one atom or flow",
+            "in unordered flow `u`, `q` requires `x`, which its sibling `p` provides; children \
+             of an unordered flow cannot depend on each other (use a linear or graph flow)",
+            "graph flow `g` links `nope`, which is not one of its children",
+        ]
+    );
+    let all = compile(
+        &Linear::new("f")
+            .add(atom("a", noop()))
+            .add(atom("a", noop()))
+            .add(atom("", noop()))
+            .into(),
+    )
+    .unwrap_err();
+    assert!(
+        all.to_string().starts_with("2 errors in the flow:"),
+        "{all}"
+    );
+}
+
+#[test]
+fn deciders_are_compiled_onto_the_edges_into_their_target() {
+    let flow: Flow = Graph::new("g")
+        .add(
+            Linear::new("check")
+                .add(atom("c1", noop()))
+                .add(atom("c2", noop())),
+        )
+        .add(atom("act", noop()))
+        .link_if("check", "act", decider_fn(|_| true), Depth::Flow)
+        .into();
+    let c = compile(&flow).unwrap();
+    let act = c.atom_index("act").unwrap();
+    let ds = c.incoming_deciders(act);
+    assert_eq!(ds.len(), 1);
+    let d = &c.deciders()[ds[0] as usize];
+    assert_eq!(names(&c, &d.sources), ["c1", "c2"]);
+    assert_eq!(d.depth, Depth::Flow);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Add {
+    amount: i64,
+}
+
+#[typetag::serde]
+impl Task for Add {
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        Ok((ctx.input::<i64>("x")? + self.amount).into())
+    }
+}
+
+#[test]
+fn a_flow_of_serializable_tasks_round_trips_through_serde() {
+    let flow: Flow = Linear::new("f")
+        .add(
+            atom("one", Add { amount: 1 })
+                .requires(["x"])
+                .provides("y")
+                .version(2, 3),
+        )
+        .add(
+            Graph::new("g")
+                .add(
+                    atom("two", Add { amount: 2 })
+                        .rebind("x", "y")
+                        .provides_seq(["a", "b"]),
+                )
+                .with_retry(retry("r", ForEach::new([json!(1), json!(2)])).provides("v")),
+        )
+        .with_retry(Times::new(3).revert_all())
+        .into();
+    let text = serde_json::to_string(&flow).unwrap();
+    let back: Flow = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    let c = compile(&back).unwrap();
+    assert_eq!(c.len(), 4);
+    let atom = c.atom(c.atom_index("one").unwrap());
+    assert_eq!(atom.spec.version, Version(2, 3));
+    let AtomImpl::Task(task) = &atom.imp else {
+        panic!("a task")
+    };
+    let inputs: Inputs = [("x", json!(41))].into_iter().collect();
+    assert_eq!(
+        task.execute(&mut Context::new("one", &inputs)).unwrap(),
+        json!(42)
+    );
+}

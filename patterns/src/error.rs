@@ -1,0 +1,137 @@
+//! Errors of compiling and validating a flow. Each names its culprit.
+
+use std::fmt;
+
+/// One thing wrong with a flow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// An atom needs a symbol that nothing running before it provides.
+    #[error(
+        "atom `{atom}` requires `{symbol}`, but no atom that runs before it provides it and \
+         the store does not hold it{later}; available to it: {available}",
+        later = later_providers(provided_by),
+        available = list(available)
+    )]
+    MissingRequirement {
+        /// The atom.
+        atom: String,
+        /// The missing symbol.
+        symbol: String,
+        /// The symbols the atom could see.
+        available: Vec<String>,
+        /// Atoms that provide the symbol but do not run before the atom.
+        provided_by: Vec<String>,
+    },
+    /// Several atoms, with no order between them, provide what an atom needs.
+    #[error(
+        "atom `{atom}` requires `{symbol}`, which {providers} all provide with no order between \
+         them; link them or provide it under different names",
+        providers = list(providers)
+    )]
+    AmbiguousProvider {
+        /// The atom.
+        atom: String,
+        /// The symbol.
+        symbol: String,
+        /// The providers.
+        providers: Vec<String>,
+    },
+    /// The atoms on a dependency cycle.
+    #[error("the flow has a cycle: {}", cycle(atoms))]
+    Cycle {
+        /// The atoms on the cycle, in order.
+        atoms: Vec<String>,
+    },
+    /// Two atoms or flows share a name.
+    #[error("the name `{name}` is used by more than one atom or flow")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A child of an unordered flow needs what a sibling provides.
+    #[error(
+        "in unordered flow `{flow}`, `{atom}` requires `{symbol}`, which its sibling `{provider}` \
+         provides; children of an unordered flow cannot depend on each other (use a linear or \
+         graph flow)"
+    )]
+    UnorderedDependency {
+        /// The unordered flow.
+        flow: String,
+        /// The child that requires the symbol.
+        atom: String,
+        /// The symbol.
+        symbol: String,
+        /// The sibling that provides it.
+        provider: String,
+    },
+    /// A graph link names something that is not a child of the graph.
+    #[error("graph flow `{flow}` links `{name}`, which is not one of its children")]
+    UnknownLinkTarget {
+        /// The graph flow.
+        flow: String,
+        /// The unknown name.
+        name: String,
+    },
+    /// An atom or flow has an empty name.
+    #[error("an atom or flow inside `{flow}` has an empty name")]
+    EmptyName {
+        /// The flow holding it.
+        flow: String,
+    },
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "nothing".to_owned();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn later_providers(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} provides it, but does not run before it)", list(names))
+    }
+}
+
+fn cycle(atoms: &[String]) -> String {
+    let mut path: Vec<String> = atoms.iter().map(|a| format!("`{a}`")).collect();
+    if let Some(first) = path.first().cloned() {
+        path.push(first);
+    }
+    path.join(" -> ")
+}
+
+/// Every error found in a flow (never only the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileErrors(pub Vec<CompileError>);
+
+impl CompileErrors {
+    /// The errors.
+    pub fn errors(&self) -> &[CompileError] {
+        &self.0
+    }
+}
+
+impl fmt::Display for CompileErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(f, "{} errors in the flow:", all.len())?;
+                for (i, e) in all.iter().enumerate() {
+                    write!(f, "\n  {}. {e}", i + 1)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CompileErrors {}

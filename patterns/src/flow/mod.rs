@@ -1,0 +1,258 @@
+//! Flows: atoms and subflows arranged by a pattern ([`Linear`],
+//! [`Unordered`], [`Graph`]), nested freely, each optionally owning a retry
+//! controller.
+
+mod graph;
+mod linear;
+mod unordered;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{RetryAtom, TaskAtom, Value};
+
+pub use graph::{Graph, Link};
+pub use linear::Linear;
+pub use unordered::Unordered;
+
+/// One child of a flow: an atom or a subflow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Node {
+    /// A task atom.
+    Task(TaskAtom),
+    /// A nested flow.
+    Flow(Flow),
+}
+
+impl Node {
+    /// The name of the atom or flow.
+    pub fn name(&self) -> &str {
+        match self {
+            Node::Task(atom) => atom.name(),
+            Node::Flow(flow) => flow.name(),
+        }
+    }
+}
+
+/// Any flow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Children run one after another.
+    Linear(Linear),
+    /// Children run in any order (in parallel on a parallel engine).
+    Unordered(Unordered),
+    /// Children run in the order of explicit links and data dependencies.
+    Graph(Graph),
+}
+
+impl Flow {
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.parts().name
+    }
+
+    /// The flow's children.
+    pub fn children(&self) -> &[Node] {
+        &self.parts().children
+    }
+
+    /// The flow's retry controller, if any.
+    pub fn retry(&self) -> Option<&RetryAtom> {
+        self.parts().retry.as_ref()
+    }
+
+    pub(crate) fn parts(&self) -> &FlowParts {
+        match self {
+            Flow::Linear(f) => &f.parts,
+            Flow::Unordered(f) => &f.parts,
+            Flow::Graph(f) => &f.parts,
+        }
+    }
+}
+
+/// What every pattern has: a name, children and an optional retry controller.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct FlowParts {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) children: Vec<Node>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retry: Option<RetryAtom>,
+}
+
+impl FlowParts {
+    fn new(name: String) -> Self {
+        FlowParts {
+            name,
+            children: Vec::new(),
+            retry: None,
+        }
+    }
+
+    fn set_retry(&mut self, retry: RetryAtom) {
+        let mut retry = retry;
+        if retry.spec.name.is_empty() {
+            retry.spec.name = format!("{}.retry", self.name);
+        }
+        self.retry = Some(retry);
+    }
+}
+
+/// The builder methods every pattern shares.
+macro_rules! flow_builder {
+    ($pattern:ident) => {
+        impl $pattern {
+            /// An empty flow named `name`.
+            pub fn new(name: impl Into<String>) -> Self {
+                $pattern {
+                    parts: $crate::flow::FlowParts::new(name.into()),
+                    ..Default::default()
+                }
+            }
+
+            /// Adds a child: a task atom or a flow.
+            #[allow(clippy::should_implement_trait)]
+            pub fn add(mut self, node: impl Into<$crate::flow::Node>) -> Self {
+                self.parts.children.push(node.into());
+                self
+            }
+
+            /// Adds several children.
+            pub fn add_all<I, N>(mut self, nodes: I) -> Self
+            where
+                I: IntoIterator<Item = N>,
+                N: Into<$crate::flow::Node>,
+            {
+                self.parts
+                    .children
+                    .extend(nodes.into_iter().map(Into::into));
+                self
+            }
+
+            /// Gives the flow a retry controller, consulted when anything in
+            /// the flow fails. A bare controller is named `<flow>.retry`.
+            pub fn with_retry(mut self, retry: impl Into<$crate::RetryAtom>) -> Self {
+                self.parts.set_retry(retry.into());
+                self
+            }
+
+            /// The flow's name.
+            pub fn name(&self) -> &str {
+                &self.parts.name
+            }
+
+            /// The flow's children.
+            pub fn children(&self) -> &[$crate::flow::Node] {
+                &self.parts.children
+            }
+        }
+
+        impl From<$pattern> for $crate::flow::Flow {
+            fn from(flow: $pattern) -> Self {
+                $crate::flow::Flow::$pattern(flow)
+            }
+        }
+
+        impl From<$pattern> for $crate::flow::Node {
+            fn from(flow: $pattern) -> Self {
+                $crate::flow::Node::Flow($crate::flow::Flow::$pattern(flow))
+            }
+        }
+    };
+}
+pub(crate) use flow_builder;
+
+impl Default for FlowParts {
+    fn default() -> Self {
+        FlowParts::new(String::new())
+    }
+}
+
+impl From<TaskAtom> for Node {
+    fn from(atom: TaskAtom) -> Self {
+        Node::Task(atom)
+    }
+}
+
+impl From<Flow> for Node {
+    fn from(flow: Flow) -> Self {
+        Node::Flow(flow)
+    }
+}
+
+/// How far the IGNORE of a false decider reaches, as TaskFlow's `Depth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Depth {
+    /// The target and everything that runs after it (the default).
+    #[default]
+    All,
+    /// The target and what runs after it inside the graph flow of the link.
+    Flow,
+    /// The target and its immediate successors.
+    Neighbors,
+    /// Only the target atom.
+    Atom,
+}
+
+/// Decides whether a conditional link lets its target run. It sees the
+/// results of the link's source: atom name to result, for every atom of the
+/// source node (one atom, or all atoms of a subflow).
+#[typetag::serde]
+pub trait Decider: Send + Sync + 'static {
+    /// `true` lets the target run; `false` makes it (and per [`Depth`] more) IGNORE.
+    fn decide(&self, history: &BTreeMap<String, Value>) -> bool;
+}
+
+type DecideFn = dyn Fn(&BTreeMap<String, Value>) -> bool + Send + Sync;
+
+/// A decider made of a closure (see [`decider_fn`]); not serializable.
+#[derive(Clone)]
+pub struct FnDecider(Arc<DecideFn>);
+
+/// Makes a decider of a closure.
+///
+/// ```
+/// use taskflow_patterns::decider_fn;
+/// let only_big = decider_fn(|h| h.values().any(|v| v.as_i64() > Some(100)));
+/// # let _ = only_big;
+/// ```
+pub fn decider_fn<F>(decide: F) -> FnDecider
+where
+    F: Fn(&BTreeMap<String, Value>) -> bool + Send + Sync + 'static,
+{
+    FnDecider(Arc::new(decide))
+}
+
+impl fmt::Debug for FnDecider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnDecider")
+    }
+}
+
+const CLOSURE_DECIDER: &str = "a decider made with decider_fn (a closure) cannot be serialized; \
+     use a #[typetag::serde] decider, or rebuild this flow with a registered flow factory";
+
+impl Serialize for FnDecider {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(CLOSURE_DECIDER))
+    }
+}
+
+impl<'de> Deserialize<'de> for FnDecider {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(CLOSURE_DECIDER))
+    }
+}
+
+#[typetag::serde(name = "taskflow::FnDecider")]
+impl Decider for FnDecider {
+    fn decide(&self, history: &BTreeMap<String, Value>) -> bool {
+        (self.0)(history)
+    }
+}

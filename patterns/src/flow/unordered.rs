@@ -1,0 +1,21 @@
+use serde::{Deserialize, Serialize};
+
+use super::{flow_builder, FlowParts};
+
+/// A flow whose children have no order among them: they run in parallel on
+/// a parallel engine. Children may not depend on each other's results.
+///
+/// ```
+/// use taskflow_patterns::{atom, task_fn, Unordered, Value};
+/// let flow = Unordered::new("attach")
+///     .add(atom("disk_a", task_fn(|_| Ok(Value::Null))))
+///     .add(atom("disk_b", task_fn(|_| Ok(Value::Null))));
+/// assert_eq!(flow.name(), "attach");
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Unordered {
+    #[serde(flatten)]
+    pub(crate) parts: FlowParts,
+}
+
+flow_builder!(Unordered);

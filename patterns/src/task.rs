@@ -1,0 +1,343 @@
+//! The [`Task`] trait, the [`Context`] a task runs in, and closures as tasks.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Failure, TaskError, Value};
+
+/// A unit of work that can be undone.
+///
+/// Implement it on a serializable type with `#[typetag::serde]`, so a flow
+/// of such tasks can be stored in its records and rebuilt in another process;
+/// or wrap a closure with [`task_fn`] for quick use.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use taskflow_patterns::{Context, Task, TaskError, Value};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Add { amount: i64 }
+///
+/// #[typetag::serde]
+/// impl Task for Add {
+///     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
+///         let x: i64 = ctx.input("x")?;
+///         Ok((x + self.amount).into())
+///     }
+/// }
+/// ```
+#[typetag::serde]
+pub trait Task: Send + Sync + 'static {
+    /// Does the work; the value returned is the atom's result, stored under
+    /// the names the atom `provides`.
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError>;
+
+    /// Undoes the work. `ctx.own_result()` or `ctx.own_failure()` says how
+    /// `execute` ended; `ctx.flow_failures()` lists what failed in the flow.
+    /// The default does nothing.
+    fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// The resolved arguments of one atom run: argument name to value.
+///
+/// Built by the engine from the results of other atoms, the flow's store,
+/// the atom's injected values and its optional defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    args: Vec<(Arc<str>, Arc<Value>)>,
+}
+
+impl Inputs {
+    /// No inputs.
+    pub fn new() -> Self {
+        Inputs::default()
+    }
+
+    /// Room for `n` inputs.
+    pub fn with_capacity(n: usize) -> Self {
+        Inputs {
+            args: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds (or replaces) the argument `name`.
+    pub fn insert(&mut self, name: Arc<str>, value: Arc<Value>) {
+        if let Some(slot) = self.args.iter_mut().find(|(n, _)| **n == *name) {
+            slot.1 = value;
+        } else {
+            self.args.push((name, value));
+        }
+    }
+
+    /// The value of the argument `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.args
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Every argument, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.args.iter().map(|(n, v)| (&**n, &**v))
+    }
+
+    /// How many arguments there are.
+    pub fn len(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+}
+
+impl<K: Into<Arc<str>>, V: Into<Value>> FromIterator<(K, V)> for Inputs {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut inputs = Inputs::new();
+        for (k, v) in iter {
+            inputs.insert(k.into(), Arc::new(v.into()));
+        }
+        inputs
+    }
+}
+
+/// What a task sees while it runs: its inputs, its own earlier outcome (when
+/// reverting), the flow's failures, a progress reporter and a cancel flag.
+pub struct Context<'a> {
+    atom: &'a str,
+    inputs: &'a Inputs,
+    own_result: Option<&'a Value>,
+    own_failure: Option<&'a Failure>,
+    flow_failures: &'a [Failure],
+    progress: Option<&'a (dyn Fn(f32) + Sync)>,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl<'a> Context<'a> {
+    /// A context for the atom `atom` with these inputs (engines build these;
+    /// so can a unit test of a task).
+    pub fn new(atom: &'a str, inputs: &'a Inputs) -> Self {
+        Context {
+            atom,
+            inputs,
+            own_result: None,
+            own_failure: None,
+            flow_failures: &[],
+            progress: None,
+            cancel: None,
+        }
+    }
+
+    /// Sets the atom's own result (seen by `revert`).
+    pub fn with_own_result(mut self, result: Option<&'a Value>) -> Self {
+        self.own_result = result;
+        self
+    }
+
+    /// Sets the atom's own failure (seen by `revert`).
+    pub fn with_own_failure(mut self, failure: Option<&'a Failure>) -> Self {
+        self.own_failure = failure;
+        self
+    }
+
+    /// Sets the failures of the flow (seen by `revert`).
+    pub fn with_flow_failures(mut self, failures: &'a [Failure]) -> Self {
+        self.flow_failures = failures;
+        self
+    }
+
+    /// Sets where progress reports go.
+    pub fn with_progress(mut self, progress: &'a (dyn Fn(f32) + Sync)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Sets the flag that says the run was asked to stop.
+    pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// The name of the atom being run.
+    pub fn atom_name(&self) -> &str {
+        self.atom
+    }
+
+    /// The argument `name`, deserialized into `T`.
+    ///
+    /// A missing argument or one that is not a valid `T` is an error naming
+    /// the atom, the argument and the type.
+    pub fn input<T: DeserializeOwned>(&self, name: &str) -> Result<T, TaskError> {
+        let value = self.value(name)?;
+        T::deserialize(value).map_err(|err| {
+            TaskError::new(
+                TaskError::INVALID_INPUT,
+                format!(
+                    "input `{name}` of atom `{}` is not a valid `{}`: {err}",
+                    self.atom,
+                    std::any::type_name::<T>()
+                ),
+            )
+        })
+    }
+
+    /// The raw value of the argument `name`.
+    pub fn value(&self, name: &str) -> Result<&'a Value, TaskError> {
+        self.inputs
+            .get(name)
+            .ok_or_else(|| TaskError::missing_input(self.atom, name))
+    }
+
+    /// Every argument of this run.
+    pub fn inputs(&self) -> &'a Inputs {
+        self.inputs
+    }
+
+    /// While reverting: the result of this atom's execution, if it succeeded.
+    pub fn own_result(&self) -> Option<&'a Value> {
+        self.own_result
+    }
+
+    /// While reverting: this atom's own failure, if it failed.
+    pub fn own_failure(&self) -> Option<&'a Failure> {
+        self.own_failure
+    }
+
+    /// While reverting: every failure of the flow that caused the revert.
+    pub fn flow_failures(&self) -> &'a [Failure] {
+        self.flow_failures
+    }
+
+    /// Reports progress, from 0.0 to 1.0 (clamped), to the engine's listeners.
+    pub fn progress(&self, fraction: f32) {
+        if let Some(report) = self.progress {
+            report(fraction.clamp(0.0, 1.0));
+        }
+    }
+
+    /// Whether the run was asked to stop; long tasks should check this.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("atom", &self.atom)
+            .field("inputs", &self.inputs)
+            .finish_non_exhaustive()
+    }
+}
+
+type ExecuteFn = dyn Fn(&mut Context<'_>) -> Result<Value, TaskError> + Send + Sync;
+type RevertFn = dyn Fn(&mut Context<'_>) -> Result<(), TaskError> + Send + Sync;
+
+/// A task made of closures (see [`task_fn`]). It runs anywhere in-process
+/// but cannot be serialized: a flow holding one is rebuilt in another
+/// process through a registered flow factory, not from its records.
+#[derive(Clone)]
+pub struct FnTask {
+    execute: Arc<ExecuteFn>,
+    revert: Option<Arc<RevertFn>>,
+}
+
+/// Makes a task of a closure, as tower's `service_fn` makes a service.
+///
+/// ```
+/// use taskflow_patterns::{task_fn, Value};
+/// let double = task_fn(|ctx| Ok(Value::from(ctx.input::<i64>("x")? * 2)))
+///     .with_revert(|_ctx| Ok(()));
+/// # let _ = double;
+/// ```
+pub fn task_fn<F>(execute: F) -> FnTask
+where
+    F: Fn(&mut Context<'_>) -> Result<Value, TaskError> + Send + Sync + 'static,
+{
+    FnTask {
+        execute: Arc::new(execute),
+        revert: None,
+    }
+}
+
+impl FnTask {
+    /// Adds a closure that reverts the task.
+    pub fn with_revert<F>(mut self, revert: F) -> Self
+    where
+        F: Fn(&mut Context<'_>) -> Result<(), TaskError> + Send + Sync + 'static,
+    {
+        self.revert = Some(Arc::new(revert));
+        self
+    }
+}
+
+impl fmt::Debug for FnTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnTask")
+            .field("revert", &self.revert.is_some())
+            .finish()
+    }
+}
+
+const CLOSURE_NOT_STORABLE: &str = "a task made with task_fn (a closure) cannot be serialized; \
+     store a flow of #[typetag::serde] tasks, or rebuild this flow with a registered flow factory";
+
+impl Serialize for FnTask {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(CLOSURE_NOT_STORABLE))
+    }
+}
+
+impl<'de> Deserialize<'de> for FnTask {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(CLOSURE_NOT_STORABLE))
+    }
+}
+
+#[typetag::serde(name = "taskflow::FnTask")]
+impl Task for FnTask {
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        (self.execute)(ctx)
+    }
+
+    fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        match &self.revert {
+            Some(revert) => revert(ctx),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn input_errors_name_atom_symbol_and_type() {
+        let inputs: Inputs = [("x", json!("seven"))].into_iter().collect();
+        let ctx = Context::new("adder", &inputs);
+        let err = ctx.input::<i64>("x").unwrap_err();
+        assert_eq!(err.kind(), TaskError::INVALID_INPUT);
+        assert!(err.message().contains("input `x` of atom `adder`"));
+        assert!(err.message().contains("i64"));
+        let err = ctx.input::<i64>("y").unwrap_err();
+        assert_eq!(err.message(), "atom `adder` has no input `y`");
+    }
+
+    #[test]
+    fn closures_refuse_to_serialize_with_a_reason() {
+        let t: Box<dyn Task> = Box::new(task_fn(|_| Ok(Value::Null)));
+        let err = serde_json::to_string(&t).unwrap_err();
+        assert!(err.to_string().contains("task_fn"), "{err}");
+    }
+}

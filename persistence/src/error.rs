@@ -1,0 +1,92 @@
+//! The persistence crate's error.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// The kinds of record a backend stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A logbook.
+    LogBook,
+    /// A flow detail.
+    FlowDetail,
+    /// An atom detail.
+    AtomDetail,
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordKind::LogBook => "logbook",
+            RecordKind::FlowDetail => "flow detail",
+            RecordKind::AtomDetail => "atom detail",
+        })
+    }
+}
+
+/// What can go wrong storing or loading records. Each variant names the
+/// record or the backend at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistenceError {
+    /// No record with that id.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// The kind of record.
+        kind: RecordKind,
+        /// Its id.
+        id: Uuid,
+    },
+    /// A record could not be decoded or is inconsistent.
+    #[error("{kind} {id} is corrupt: {reason}")]
+    Corrupt {
+        /// The kind of record.
+        kind: RecordKind,
+        /// Its id (or the best name for it that is known).
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode {kind} {id}: {reason}")]
+    Encode {
+        /// The kind of record.
+        kind: RecordKind,
+        /// Its id.
+        id: Uuid,
+        /// Why.
+        reason: String,
+    },
+    /// The backend failed (I/O, connection, server error).
+    #[error("{backend} backend: {message}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What it was doing and what went wrong.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl PersistenceError {
+    /// A backend failure with its cause.
+    pub fn backend(
+        backend: &'static str,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        PersistenceError::Backend {
+            backend,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Whether this is a `NotFound`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, PersistenceError::NotFound { .. })
+    }
+}

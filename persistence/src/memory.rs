@@ -1,0 +1,229 @@
+//! The in-memory backend: records live as long as the value does.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use taskflow_patterns::{AtomState, FlowState, Intention};
+use uuid::Uuid;
+
+use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+
+/// Keeps records in memory, for tests and for flows that need no durability.
+/// Cheap to share: wrap it in an `Arc`.
+///
+/// ```
+/// use taskflow_persistence::{Backend, LogBook, MemoryBackend};
+/// let backend = MemoryBackend::new();
+/// let book = LogBook::new("b");
+/// backend.save_logbook(&book).unwrap();
+/// assert_eq!(backend.get_logbook(book.uuid).unwrap().name, "b");
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Logbook headers (no flow details) and the ids of their flows, in order.
+    books: HashMap<Uuid, (LogBook, Vec<Uuid>)>,
+    flows: HashMap<Uuid, FlowRecord>,
+}
+
+#[derive(Debug)]
+struct FlowRecord {
+    book: Uuid,
+    detail: FlowDetail,
+    /// Atom id to its position in `detail.atom_details`.
+    positions: HashMap<Uuid, usize>,
+}
+
+impl MemoryBackend {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryBackend::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a record half-written
+        // (every write is a single assignment), so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
+    PersistenceError::NotFound { kind, id }
+}
+
+impl Inner {
+    fn flow_mut(&mut self, id: Uuid) -> Result<&mut FlowRecord, PersistenceError> {
+        self.flows
+            .get_mut(&id)
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
+    }
+
+    fn put_flow(&mut self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        let (_, order) = self
+            .books
+            .get_mut(&book)
+            .ok_or_else(|| not_found(RecordKind::LogBook, book))?;
+        if !order.contains(&flow.uuid) {
+            order.push(flow.uuid);
+        }
+        let positions = flow
+            .atom_details
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.uuid, i))
+            .collect();
+        self.flows.insert(
+            flow.uuid,
+            FlowRecord {
+                book,
+                detail: flow.clone(),
+                positions,
+            },
+        );
+        Ok(())
+    }
+
+    fn book(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+        let (header, order) = self
+            .books
+            .get(&id)
+            .ok_or_else(|| not_found(RecordKind::LogBook, id))?;
+        let mut book = header.clone();
+        book.flow_details = order
+            .iter()
+            .filter_map(|f| self.flows.get(f).map(|r| r.detail.clone()))
+            .collect();
+        Ok(book)
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        let mut inner = self.lock();
+        let mut header = book.clone();
+        header.flow_details.clear();
+        let order = inner
+            .books
+            .remove(&book.uuid)
+            .map(|(_, order)| order)
+            .unwrap_or_default();
+        inner.books.insert(book.uuid, (header, order));
+        for flow in &book.flow_details {
+            inner.put_flow(book.uuid, flow)?;
+        }
+        Ok(())
+    }
+
+    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+        self.lock().book(id)
+    }
+
+    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+        let inner = self.lock();
+        let mut books = inner
+            .books
+            .keys()
+            .map(|id| inner.book(*id))
+            .collect::<Result<Vec<_>, _>>()?;
+        books.sort_by_key(|b| (b.created_at, b.uuid));
+        Ok(books)
+    }
+
+    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let mut inner = self.lock();
+        let (_, order) = inner
+            .books
+            .remove(&id)
+            .ok_or_else(|| not_found(RecordKind::LogBook, id))?;
+        for flow in order {
+            inner.flows.remove(&flow);
+        }
+        Ok(())
+    }
+
+    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        self.lock().put_flow(book, flow)
+    }
+
+    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+        let inner = self.lock();
+        inner
+            .flows
+            .get(&id)
+            .map(|r| r.detail.clone())
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
+    }
+
+    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+        self.lock().flow_mut(flow)?.detail.state = state;
+        Ok(())
+    }
+
+    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let mut inner = self.lock();
+        let record = inner
+            .flows
+            .remove(&id)
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))?;
+        if let Some((_, order)) = inner.books.get_mut(&record.book) {
+            order.retain(|f| *f != id);
+        }
+        Ok(())
+    }
+
+    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+        let mut inner = self.lock();
+        let record = inner.flow_mut(flow)?;
+        match record.positions.get(&atom.uuid) {
+            Some(&i) => record.detail.atom_details[i].clone_from(atom),
+            None => {
+                record
+                    .positions
+                    .insert(atom.uuid, record.detail.atom_details.len());
+                record.detail.atom_details.push(atom.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn update_atom_state(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        state: AtomState,
+        intention: Intention,
+    ) -> Result<(), PersistenceError> {
+        let mut inner = self.lock();
+        let record = inner.flow_mut(flow)?;
+        let i = *record
+            .positions
+            .get(&atom)
+            .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
+        let detail = &mut record.detail.atom_details[i];
+        detail.state = state;
+        detail.intention = intention;
+        Ok(())
+    }
+
+    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+        let inner = self.lock();
+        let record = inner
+            .flows
+            .get(&flow)
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))?;
+        record
+            .positions
+            .get(&atom)
+            .map(|&i| record.detail.atom_details[i].clone())
+            .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::backend_conformance!(super::MemoryBackend::new());
+}
