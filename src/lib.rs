@@ -1,1 +1,77 @@
-//! stub
+//! taskflow: OpenStack TaskFlow's model in Rust.
+//!
+//! Compose **flows** of **atoms** (tasks with `execute` and `revert`, and
+//! retry controllers) in code with [`Linear`], [`Unordered`] and [`Graph`]
+//! patterns; run them on an [`Engine`] that checkpoints every transition to
+//! a persistence [`Backend`]; on failure, retry controllers decide whether to
+//! retry a scope or revert, and executed atoms revert in reverse dependency
+//! order.
+//!
+//! This crate is the facade: it re-exports the workspace crates
+//! (`taskflow-patterns`, `taskflow-persistence`, `taskflow-engine`) and a
+//! [`prelude`].
+//!
+//! ```
+//! use taskflow::prelude::*;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct CreateVolume { size_gb: u32 }
+//!
+//! #[typetag::serde]
+//! impl Task for CreateVolume {
+//!     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
+//!         let region: String = ctx.input("region")?;
+//!         Ok(json!({ "id": format!("{region}-vol-{}", self.size_gb) }))
+//!     }
+//!     fn revert(&self, ctx: &mut Context) -> Result<(), TaskError> {
+//!         if let Some(volume) = ctx.own_result() {
+//!             println!("deleting {}", volume["id"]);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let flow = Linear::new("provision")
+//!     .add(atom("volume", CreateVolume { size_gb: 10 }).requires(["region"]).provides("volume"))
+//!     .add(Unordered::new("attach")
+//!         .add(atom("attach_a", task_fn(|ctx| Ok(ctx.value("volume")?["id"].clone()))).requires(["volume"]))
+//!         .add(atom("attach_b", task_fn(|_| Ok(json!("b")))).requires(["volume"])))
+//!     .with_retry(Times::new(3));
+//!
+//! let mut engine = Engine::serial(flow)
+//!     .store(json!({ "region": "eu-1" }))
+//!     .persistence(MemoryBackend::new())
+//!     .build()?;             // compiles and validates: errors name the atom and symbol
+//! engine.run()?;             // checkpoints every transition
+//! assert_eq!(engine.storage().fetch("volume"), Some(&json!({ "id": "eu-1-vol-10" })));
+//! # Ok::<(), taskflow::EngineError>(())
+//! ```
+
+pub use taskflow_engine as engine;
+pub use taskflow_patterns as patterns;
+pub use taskflow_persistence as persistence;
+
+pub use taskflow_engine::{
+    AtomEvent, CapturingListener, Engine, EngineBuilder, EngineError, Event, Executor, FlowEvent,
+    Listener, LoggingListener, ProgressListener, Serial, Storage, SuspendHandle, TimingListener,
+};
+pub use taskflow_patterns::*;
+pub use taskflow_persistence::{
+    AtomDetail, Backend, FlowDetail, LogBook, MemoryBackend, PersistenceError,
+};
+
+/// Re-exported so `#[typetag::serde]` works with only this crate as a dependency.
+pub use typetag;
+
+/// What most programs need: `use taskflow::prelude::*;`.
+pub mod prelude {
+    pub use serde::{Deserialize, Serialize};
+    pub use serde_json::json;
+
+    pub use crate::{
+        atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Backend, Context,
+        Decision, Depth, Engine, EngineError, Flow, FlowState, ForEach, Graph, History, Linear,
+        Listener, MemoryBackend, ParameterizedForEach, Retry, Task, TaskError, Times, Unordered,
+        Value,
+    };
+}

@@ -1,1 +1,47 @@
-//! stub
+//! How to run a flow: one runtime, pluggable executors, a checkpoint after
+//! every transition.
+//!
+//! An [`Engine`] compiles a flow (see `taskflow-patterns`), validates it
+//! against its store, writes its records through a persistence
+//! [`Backend`](taskflow_persistence::Backend), and runs it: ready atoms go to
+//! an [`Executor`], outcomes are checkpointed before dependents start,
+//! failures are resolved by retry controllers, and executed atoms are
+//! reverted in reverse dependency order when the flow fails. The runtime's
+//! loop and what it checkpoints are described in the `runtime` module's
+//! source.
+//!
+//! ```
+//! use serde_json::json;
+//! use taskflow_engine::{Engine, EngineError};
+//! use taskflow_patterns::{atom, task_fn, Linear, TaskError};
+//!
+//! let flow = Linear::new("order")
+//!     .add(atom("reserve", task_fn(|_| Ok(json!("r-1")))).provides("reservation"))
+//!     .add(atom("charge", task_fn(|_| Err(TaskError::new("CardDeclined", "insufficient funds")))));
+//! let err = Engine::serial(flow).build()?.run().unwrap_err();
+//! assert!(err.to_string().contains("CardDeclined"));
+//! # Ok::<(), EngineError>(())
+//! ```
+
+mod builder;
+mod completer;
+mod engine;
+mod error;
+mod executor;
+mod listener;
+mod runtime;
+mod scheduler;
+mod selector;
+mod storage;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use builder::EngineBuilder;
+pub use engine::{Engine, RunIter, SuspendHandle};
+pub use error::EngineError;
+pub use executor::{Action, AtomOutcome, AtomWork, Executor, Serial};
+pub use listener::{
+    AtomEvent, CapturingListener, Event, FlowEvent, Listener, Listeners, LoggingListener,
+    ProgressListener, TimingListener,
+};
+pub use storage::Storage;

@@ -192,7 +192,8 @@ pub enum Depth {
     /// The target and everything that runs after it (the default).
     #[default]
     All,
-    /// The target and what runs after it inside the graph flow of the link.
+    /// The target and what runs after it in the target's own flow (not
+    /// what follows that flow, nor atoms of flows nested in it).
     Flow,
     /// The target and its immediate successors.
     Neighbors,

@@ -1,0 +1,217 @@
+//! Completing outcomes: checkpoint results and failures, and carry out what
+//! retry controllers decide (the controllers only decide; only this module
+//! reverts or resets atoms).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use taskflow_patterns::{
+    AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure, Intention,
+};
+
+use crate::executor::{Action, AtomOutcome};
+use crate::runtime::{needs_revert, Runtime, Write};
+use crate::storage::intend;
+use crate::EngineError;
+
+impl Runtime<'_> {
+    pub(crate) fn complete(&mut self, outcome: AtomOutcome) -> Result<(), EngineError> {
+        let atom = outcome.atom;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.busy[atom.index()] = false;
+        match (outcome.action, outcome.result) {
+            (Action::Execute, Ok(value)) => self.executed(atom, value),
+            (Action::Execute, Err(failure)) => self.execute_failed(atom, failure),
+            (Action::Revert, Ok(_)) => self.reverted(atom),
+            (Action::Revert, Err(failure)) => self.revert_failed(atom, failure),
+        }
+    }
+
+    fn executed(&mut self, atom: AtomIndex, value: serde_json::Value) -> Result<(), EngineError> {
+        let kind = self.comp.atom(atom).kind();
+        let d = self.storage.detail_mut(atom);
+        if kind == AtomKind::Retry {
+            d.history.push(value.clone());
+        }
+        d.result = Some(Arc::new(value));
+        d.failure = None;
+        self.transition(atom, AtomState::Success, Write::Detail)?;
+        if self.storage.detail(atom).intention == Intention::Revert {
+            // Taken back while it ran (a failure elsewhere): revert it now.
+            if self.waiting_succs[atom.index()] == 0 {
+                self.revert_ready.push_back(atom);
+            }
+        } else {
+            self.on_done(atom);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn execute_failed(
+        &mut self,
+        atom: AtomIndex,
+        failure: Failure,
+    ) -> Result<(), EngineError> {
+        let d = self.storage.detail_mut(atom);
+        d.failure = Some(failure.clone());
+        d.result = None;
+        self.transition(atom, AtomState::Failure, Write::Detail)?;
+        self.add_failure(failure.clone());
+        if self.storage.detail(atom).intention == Intention::Revert {
+            if self.waiting_succs[atom.index()] == 0 {
+                self.revert_ready.push_back(atom);
+            }
+            return Ok(());
+        }
+        self.resolve(atom)
+    }
+
+    /// Asks the retry controllers around `atom`, innermost first, what to
+    /// do about its failure, and does it.
+    pub(crate) fn resolve(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+        let failure = self.storage.detail(atom).failure.clone();
+        let name = self.comp.atom(atom).name.clone();
+        let mut controller = self.comp.atom(atom).retry;
+        while let Some(r) = controller {
+            if let Some(f) = &failure {
+                let d = self.storage.detail_mut(r);
+                d.history.record_failure(&name, f.clone());
+                self.storage.write_detail(r)?;
+            }
+            match self.consult(r) {
+                Decision::Retry => return self.retry_scope(r),
+                Decision::RevertAll => break,
+                Decision::Revert => controller = self.comp.atom(r).retry,
+            }
+        }
+        self.start_revert_all()
+    }
+
+    /// The decision of the controller `r`. A controller that panics decides
+    /// `REVERT_ALL`, and its panic is kept as a failure.
+    fn consult(&mut self, r: AtomIndex) -> Decision {
+        let AtomImpl::Retry(controller) = &self.comp.atom(r).imp else {
+            return Decision::RevertAll;
+        };
+        let name = self.comp.atom(r).name.clone();
+        let inputs = self.inputs(r, false).unwrap_or_default();
+        let history = &self.storage.detail(r).history;
+        let ctx = Context::new(&name, &inputs);
+        match catch_unwind(AssertUnwindSafe(|| controller.on_failure(history, &ctx))) {
+            Ok(decision) => decision,
+            Err(panic) => {
+                let mut f = Failure::from_panic(&*panic).with_atom(&*name);
+                f.message = format!("on_failure panicked: {}", f.message);
+                self.add_failure(f);
+                Decision::RevertAll
+            }
+        }
+    }
+
+    /// `RETRY`: revert the scope of `r`, then run it again.
+    fn retry_scope(&mut self, r: AtomIndex) -> Result<(), EngineError> {
+        let comp = self.comp;
+        let Some(flow) = comp.atom(r).controls else {
+            return self.start_revert_all();
+        };
+        // A round of a controller inside this scope is superseded by this one.
+        self.rounds
+            .retain(|(inner, _)| *inner == r || !comp.flow_contains(flow, *inner));
+        self.rounds.retain(|(other, _)| *other != r);
+        intend(self.storage.detail_mut(r), Intention::Retry);
+        self.storage.write_state(r)?;
+        let mut remaining = 0;
+        for s in comp.scope(r) {
+            if intend(self.storage.detail_mut(s), Intention::Revert) {
+                self.storage.write_state(s)?;
+            }
+            self.round_of[s.index()] = Some(r);
+            remaining += usize::from(needs_revert(self.storage.detail(s).state));
+        }
+        self.rounds.push((r, remaining));
+        self.plan_reverts(comp.scope(r))?;
+        if remaining == 0 {
+            self.finish_round(r)?;
+        }
+        Ok(())
+    }
+
+    /// The scope of `r` is reverted: reset it and run `r` again.
+    pub(crate) fn finish_round(&mut self, r: AtomIndex) -> Result<(), EngineError> {
+        let comp = self.comp;
+        self.rounds.retain(|(other, _)| *other != r);
+        for s in comp.scope(r) {
+            self.round_of[s.index()] = None;
+            let d = self.storage.detail_mut(s);
+            d.intention = Intention::Execute;
+            d.result = None;
+            d.failure = None;
+            if comp.atom(s).kind() == AtomKind::Retry {
+                d.history = Default::default();
+            }
+            match d.state {
+                AtomState::Reverted | AtomState::Ignore => {
+                    self.transition(s, AtomState::Pending, Write::Detail)?;
+                }
+                _ => self.storage.write_detail(s)?,
+            }
+        }
+        intend(self.storage.detail_mut(r), Intention::Execute);
+        self.transition(r, AtomState::Retrying, Write::State)?;
+        for s in comp.scope(r) {
+            self.waiting_preds[s.index()] = self.count_waiting_preds(s);
+        }
+        self.waiting_preds[r.index()] = self.count_waiting_preds(r);
+        if self.waiting_preds[r.index()] == 0 {
+            self.ready.push_back(r);
+        }
+        Ok(())
+    }
+
+    /// `REVERT_ALL`, or no controller left: revert everything that ran.
+    fn start_revert_all(&mut self) -> Result<(), EngineError> {
+        self.revert_all = true;
+        self.rounds.clear();
+        self.round_of.iter_mut().for_each(|r| *r = None);
+        self.mark_all_for_revert()?;
+        self.plan_reverts(self.comp.indices())
+    }
+
+    pub(crate) fn mark_all_for_revert(&mut self) -> Result<(), EngineError> {
+        for atom in self.comp.indices() {
+            let d = self.storage.detail_mut(atom);
+            let wanted = if needs_revert(d.state) || d.intention == Intention::Retry {
+                Intention::Revert
+            } else {
+                continue;
+            };
+            if intend(d, wanted) {
+                self.storage.write_state(atom)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reverted(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+        self.storage.detail_mut(atom).revert_failure = None;
+        self.transition(atom, AtomState::Reverted, Write::State)?;
+        self.on_reverted(atom);
+        if let Some(r) = self.round_of[atom.index()] {
+            if let Some(round) = self.rounds.iter_mut().find(|(other, _)| *other == r) {
+                round.1 = round.1.saturating_sub(1);
+                if round.1 == 0 {
+                    self.finish_round(r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn revert_failed(&mut self, atom: AtomIndex, failure: Failure) -> Result<(), EngineError> {
+        self.storage.detail_mut(atom).revert_failure = Some(failure.clone());
+        self.transition(atom, AtomState::RevertFailure, Write::Detail)?;
+        self.add_failure(failure);
+        self.halted = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! The [`Engine`]: runs a compiled flow with checkpoints.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use taskflow_patterns::{Compilation, Flow, FlowState, Resolution};
+
+use crate::builder::EngineBuilder;
+use crate::executor::Executor;
+use crate::listener::{Event, Listeners};
+use crate::runtime::{Runtime, Step};
+use crate::storage::Storage;
+use crate::EngineError;
+
+/// Runs a flow: schedules ready atoms on its executor, checkpoints every
+/// transition, consults retry controllers on failure and reverts.
+///
+/// ```
+/// use serde_json::json;
+/// use taskflow_engine::Engine;
+/// use taskflow_patterns::{atom, task_fn, FlowState, Graph};
+///
+/// let flow = Graph::new("adder")
+///     .add(atom("a", task_fn(|_| Ok(json!(1)))).provides("a"))
+///     .add(atom("b", task_fn(|_| Ok(json!(2)))).provides("b"))
+///     .add(atom("sum", task_fn(|ctx| Ok(json!(ctx.input::<i64>("a")? + ctx.input::<i64>("b")?))))
+///         .requires(["a", "b"]).provides("total"));
+/// let mut engine = Engine::serial(flow).build()?;
+/// assert_eq!(engine.run()?, FlowState::Success);
+/// assert_eq!(engine.storage().fetch("total"), Some(&json!(3)));
+/// # Ok::<(), taskflow_engine::EngineError>(())
+/// ```
+pub struct Engine {
+    compilation: Arc<Compilation>,
+    resolution: Arc<Resolution>,
+    storage: Storage,
+    executor: Box<dyn Executor>,
+    listeners: Listeners,
+    suspend: SuspendHandle,
+    store: Map<String, Value>,
+}
+
+impl Engine {
+    /// An engine that runs atoms one at a time on the calling thread.
+    pub fn serial(flow: impl Into<Flow>) -> EngineBuilder {
+        EngineBuilder::new(flow.into())
+    }
+
+    /// A builder with the default (serial) executor; set another with
+    /// [`EngineBuilder::executor`].
+    pub fn builder(flow: impl Into<Flow>) -> EngineBuilder {
+        EngineBuilder::new(flow.into())
+    }
+
+    pub(crate) fn assemble(
+        compilation: Arc<Compilation>,
+        resolution: Arc<Resolution>,
+        storage: Storage,
+        executor: Box<dyn Executor>,
+        listeners: Listeners,
+        suspend: SuspendHandle,
+        store: Map<String, Value>,
+    ) -> Self {
+        Engine {
+            compilation,
+            resolution,
+            storage,
+            executor,
+            listeners,
+            suspend,
+            store,
+        }
+    }
+
+    /// The compiled flow.
+    pub fn compilation(&self) -> &Compilation {
+        &self.compilation
+    }
+
+    /// Checks again that every requirement is met by the flow or the store.
+    /// (`build` already did; this lists every error found.)
+    pub fn validate(&self) -> Result<(), EngineError> {
+        self.compilation.resolve(&self.store)?;
+        Ok(())
+    }
+
+    /// Writes the logbook, flow detail and atom details to the backend, if
+    /// not yet written. `run` does it too.
+    pub fn prepare(&mut self) -> Result<(), EngineError> {
+        self.storage.ensure_saved()
+    }
+
+    /// Runs the flow to its end or to a suspension.
+    ///
+    /// Returns `SUCCESS`, or `SUSPENDED` after [`suspend`](Self::suspend);
+    /// a flow that failed is [`EngineError::Failed`], with every failure.
+    /// Running again resumes a suspended or failed flow, and re-runs a
+    /// reverted one from the start.
+    pub fn run(&mut self) -> Result<FlowState, EngineError> {
+        let mut runtime = self.runtime(false)?;
+        loop {
+            if let Step::Finished(state) = runtime.step()? {
+                return finish(&runtime, state);
+            }
+        }
+    }
+
+    /// Runs the flow, yielding every state change as it happens. The last
+    /// item is an error if the flow failed.
+    ///
+    /// ```
+    /// # use taskflow_engine::{Engine, Event};
+    /// # use taskflow_patterns::{atom, task_fn, AtomState, Linear, Value};
+    /// let mut engine = Engine::serial(Linear::new("f")
+    ///     .add(atom("a", task_fn(|_| Ok(Value::Null))))).build().unwrap();
+    /// let states: Vec<AtomState> = engine.run_iter()
+    ///     .filter_map(|e| match e { Ok(Event::Atom(a)) => Some(a.to), _ => None })
+    ///     .collect();
+    /// assert_eq!(states, [AtomState::Running, AtomState::Success]);
+    /// ```
+    pub fn run_iter(&mut self) -> RunIter<'_> {
+        match self.runtime(true) {
+            Ok(runtime) => RunIter {
+                runtime: Some(runtime),
+                pending: VecDeque::new(),
+                error: None,
+            },
+            Err(e) => RunIter {
+                runtime: None,
+                pending: VecDeque::new(),
+                error: Some(e),
+            },
+        }
+    }
+
+    fn runtime(&mut self, keep_events: bool) -> Result<Runtime<'_>, EngineError> {
+        self.storage.ensure_saved()?;
+        self.suspend.0.store(false, Ordering::Relaxed);
+        Ok(Runtime::new(
+            &self.compilation,
+            &self.resolution,
+            &mut self.storage,
+            &mut *self.executor,
+            &self.listeners,
+            &self.suspend.0,
+            keep_events,
+        ))
+    }
+
+    /// Asks the running flow to stop after the atoms in flight; `run`
+    /// then returns `SUSPENDED`. Call it from a listener, a task, or another
+    /// thread through [`suspend_handle`](Self::suspend_handle).
+    pub fn suspend(&self) {
+        self.suspend.suspend();
+    }
+
+    /// A handle that suspends this engine from anywhere.
+    pub fn suspend_handle(&self) -> SuspendHandle {
+        self.suspend.clone()
+    }
+
+    /// The records of the run and the results in them.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
+fn finish(runtime: &Runtime<'_>, state: FlowState) -> Result<FlowState, EngineError> {
+    match state {
+        FlowState::Reverted | FlowState::Failure => Err(EngineError::Failed {
+            flow: runtime.storage.flow_name().to_owned(),
+            state,
+            failures: runtime.failures.clone(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// The iterator of [`Engine::run_iter`].
+pub struct RunIter<'e> {
+    runtime: Option<Runtime<'e>>,
+    pending: VecDeque<Event>,
+    error: Option<EngineError>,
+}
+
+impl Iterator for RunIter<'_> {
+    type Item = Result<Event, EngineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(event));
+            }
+            let Some(runtime) = self.runtime.as_mut() else {
+                return self.error.take().map(Err);
+            };
+            if let Some(event) = runtime.events.as_mut().and_then(VecDeque::pop_front) {
+                return Some(Ok(event));
+            }
+            let step = runtime.step();
+            let end = match step {
+                Ok(Step::Continue) => continue,
+                Ok(Step::Finished(state)) => finish(runtime, state).err(),
+                Err(e) => Some(e),
+            };
+            self.pending = runtime.events.take().unwrap_or_default();
+            self.runtime = None;
+            self.error = end;
+        }
+    }
+}
+
+/// Suspends an engine from a listener, a task or another thread.
+#[derive(Debug, Clone, Default)]
+pub struct SuspendHandle(Arc<AtomicBool>);
+
+impl SuspendHandle {
+    /// A handle not yet attached to an engine (pass it to
+    /// [`EngineBuilder::suspend_handle`]).
+    pub fn new() -> Self {
+        SuspendHandle::default()
+    }
+
+    /// Asks the engine to suspend.
+    pub fn suspend(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a suspend was asked for and the engine has not run since.
+    pub fn is_suspended(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}

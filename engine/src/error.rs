@@ -1,0 +1,72 @@
+//! The engine crate's error.
+
+use std::fmt;
+
+use taskflow_patterns::{CompileErrors, Failure, FlowState, TransitionError};
+use taskflow_persistence::PersistenceError;
+
+/// What can go wrong building or running an engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The flow does not compile or does not validate against the store;
+    /// every error found is listed.
+    #[error("the flow does not compile: {0}")]
+    Compile(#[from] CompileErrors),
+    /// Reading or writing records failed.
+    #[error(transparent)]
+    Persistence(#[from] PersistenceError),
+    /// The engine was asked for a transition the state tables forbid.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The initial store is not a JSON object.
+    #[error("the store must be a JSON object of symbol to value, got {0}")]
+    InvalidStore(String),
+    /// The records do not match the flow being run.
+    #[error("the records of flow detail {flow_detail} do not match the flow: {reason}")]
+    Mismatch {
+        /// The flow detail's id.
+        flow_detail: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// The flow failed: it was reverted (state `REVERTED`), or a revert
+    /// failed too (state `FAILURE`). Every failure is kept.
+    #[error("flow `{flow}` ended {state}: {}", FailureList(failures))]
+    Failed {
+        /// The flow's name.
+        flow: String,
+        /// `REVERTED` or `FAILURE`.
+        state: FlowState,
+        /// What failed, in the order it failed (execution failures, then
+        /// revert failures).
+        failures: Vec<Failure>,
+    },
+    /// The executor lost track of work it was given.
+    #[error("executor: {0}")]
+    Executor(String),
+}
+
+impl EngineError {
+    /// The failures of a failed flow (empty for other errors).
+    pub fn failures(&self) -> &[Failure] {
+        match self {
+            EngineError::Failed { failures, .. } => failures,
+            _ => &[],
+        }
+    }
+}
+
+struct FailureList<'a>(&'a [Failure]);
+
+impl fmt::Display for FailureList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, failure) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{failure}")?;
+        }
+        Ok(())
+    }
+}

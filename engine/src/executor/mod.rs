@@ -1,0 +1,115 @@
+//! Executors: the one thing that differs between engines.
+//!
+//! The runtime hands an executor [`AtomWork`] (everything needed to run one
+//! atom's execute or revert, owned, so it can move to another thread or
+//! process) and later collects the [`AtomOutcome`]. The serial executor runs
+//! work inline on the caller's thread; parallel and worker executors run it
+//! elsewhere and report back.
+
+mod serial;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use taskflow_patterns::{AtomImpl, AtomIndex, Context, Failure, History, Inputs, Value};
+
+use crate::listener::Listeners;
+
+pub use serial::Serial;
+
+/// Whether work executes or reverts its atom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Run `execute`.
+    Execute,
+    /// Run `revert`.
+    Revert,
+}
+
+/// One atom's execute or revert, ready to run anywhere.
+pub struct AtomWork {
+    /// The atom's index in the compilation.
+    pub atom: AtomIndex,
+    /// The atom's name.
+    pub name: Arc<str>,
+    /// Execute or revert.
+    pub action: Action,
+    /// What runs.
+    pub imp: AtomImpl,
+    /// Its resolved arguments.
+    pub inputs: Inputs,
+    /// For a retry controller, its history.
+    pub history: Option<History>,
+    /// When reverting: its own result.
+    pub own_result: Option<Arc<Value>>,
+    /// When reverting: its own failure.
+    pub own_failure: Option<Failure>,
+    /// When reverting: the flow's failures.
+    pub flow_failures: Arc<[Failure]>,
+    /// Listeners, for progress reports.
+    pub listeners: Listeners,
+    /// Set when the run is asked to stop.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// How an atom's work ended.
+#[derive(Debug)]
+pub struct AtomOutcome {
+    /// The atom.
+    pub atom: AtomIndex,
+    /// Execute or revert.
+    pub action: Action,
+    /// The result (`Null` for a revert), or the failure, naming the atom.
+    pub result: Result<Value, Failure>,
+}
+
+impl AtomWork {
+    /// Runs the work on the current thread. A panic in the task is caught
+    /// and becomes a failure with the panic's message.
+    pub fn run(self) -> AtomOutcome {
+        let listeners = &self.listeners;
+        let name = &*self.name;
+        let report = |fraction: f32| listeners.progress(name, fraction);
+        let mut ctx = Context::new(name, &self.inputs)
+            .with_own_result(self.own_result.as_deref())
+            .with_own_failure(self.own_failure.as_ref())
+            .with_flow_failures(&self.flow_failures)
+            .with_cancel(&self.cancel);
+        if !listeners.is_empty() {
+            ctx = ctx.with_progress(&report);
+        }
+        let history = self.history.unwrap_or_default();
+        let outcome = catch_unwind(AssertUnwindSafe(|| match (&self.imp, self.action) {
+            (AtomImpl::Task(t), Action::Execute) => t.execute(&mut ctx),
+            (AtomImpl::Task(t), Action::Revert) => t.revert(&mut ctx).map(|()| Value::Null),
+            (AtomImpl::Retry(r), Action::Execute) => r.execute(&history, &mut ctx),
+            (AtomImpl::Retry(r), Action::Revert) => {
+                r.revert(&history, &mut ctx).map(|()| Value::Null)
+            }
+        }));
+        let result = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(err.into_failure(name)),
+            Err(panic) => Err(Failure::from_panic(&*panic).with_atom(name)),
+        };
+        AtomOutcome {
+            atom: self.atom,
+            action: self.action,
+            result,
+        }
+    }
+}
+
+/// Runs atoms' work. Small on purpose: submit work without waiting for it,
+/// then collect outcomes.
+pub trait Executor: Send {
+    /// Starts the work. Only the serial executor runs it before returning.
+    fn submit(&mut self, work: AtomWork);
+
+    /// An outcome that is ready now, if any.
+    fn try_outcome(&mut self) -> Option<AtomOutcome>;
+
+    /// Waits for the next outcome; `None` when no work is in flight.
+    fn wait_outcome(&mut self) -> Option<AtomOutcome>;
+}

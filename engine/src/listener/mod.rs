@@ -1,0 +1,133 @@
+//! Listeners: hooks called on flow and atom transitions and on progress
+//! reports. Every method has a no-op default, so a listener implements only
+//! what it needs. Built-ins: [`LoggingListener`] (through `tracing`),
+//! [`TimingListener`] (per-atom durations), [`CapturingListener`] (every
+//! event, for tests) and [`ProgressListener`] (latest progress per atom).
+
+mod capturing;
+mod logging;
+mod progress;
+mod timing;
+
+use std::sync::Arc;
+
+use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Value};
+use uuid::Uuid;
+
+pub use capturing::CapturingListener;
+pub use logging::LoggingListener;
+pub use progress::ProgressListener;
+pub use timing::TimingListener;
+
+/// A flow changed state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowEvent {
+    /// The flow's name.
+    pub flow: Arc<str>,
+    /// Its flow detail's id.
+    pub flow_detail: Uuid,
+    /// The state it left.
+    pub from: FlowState,
+    /// The state it entered.
+    pub to: FlowState,
+}
+
+/// An atom changed state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtomEvent {
+    /// The atom's name.
+    pub atom: Arc<str>,
+    /// Task or retry.
+    pub kind: AtomKind,
+    /// The state it left.
+    pub from: AtomState,
+    /// The state it entered.
+    pub to: AtomState,
+    /// On `SUCCESS`, its result.
+    pub result: Option<Arc<Value>>,
+    /// On `FAILURE` or `REVERT_FAILURE`, the failure.
+    pub failure: Option<Failure>,
+}
+
+/// A state change, as yielded by `Engine::run_iter`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A flow transition.
+    Flow(FlowEvent),
+    /// An atom transition.
+    Atom(AtomEvent),
+}
+
+/// Hooks on a running engine. Called on the engine's thread for
+/// transitions; `on_progress` is called on the thread running the task.
+pub trait Listener: Send + Sync {
+    /// A flow changed state.
+    fn on_flow(&self, event: &FlowEvent) {
+        let _ = event;
+    }
+
+    /// An atom changed state.
+    fn on_atom(&self, event: &AtomEvent) {
+        let _ = event;
+    }
+
+    /// A task reported progress (0.0 to 1.0).
+    fn on_progress(&self, atom: &str, progress: f32) {
+        let _ = (atom, progress);
+    }
+}
+
+impl<L: Listener + ?Sized> Listener for Arc<L> {
+    fn on_flow(&self, event: &FlowEvent) {
+        (**self).on_flow(event);
+    }
+    fn on_atom(&self, event: &AtomEvent) {
+        (**self).on_atom(event);
+    }
+    fn on_progress(&self, atom: &str, progress: f32) {
+        (**self).on_progress(atom, progress);
+    }
+}
+
+/// The listeners of an engine, cheap to clone into work items.
+#[derive(Clone, Default)]
+pub struct Listeners(Arc<[Arc<dyn Listener>]>);
+
+impl Listeners {
+    /// A set of listeners.
+    pub fn new(listeners: Vec<Arc<dyn Listener>>) -> Self {
+        Listeners(listeners.into())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Tells every listener of a flow transition.
+    pub fn flow(&self, event: &FlowEvent) {
+        for l in self.0.iter() {
+            l.on_flow(event);
+        }
+    }
+
+    /// Tells every listener of an atom transition.
+    pub fn atom(&self, event: &AtomEvent) {
+        for l in self.0.iter() {
+            l.on_atom(event);
+        }
+    }
+
+    /// Tells every listener of a progress report.
+    pub fn progress(&self, atom: &str, progress: f32) {
+        for l in self.0.iter() {
+            l.on_progress(atom, progress);
+        }
+    }
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Listeners({})", self.0.len())
+    }
+}

@@ -1,0 +1,435 @@
+//! The one runtime every engine runs.
+//!
+//! # The loop
+//!
+//! Each step does one of, in this order of preference:
+//!
+//! 1. **complete** an outcome the executor has ready (completer.rs): record
+//!    the result or failure, checkpoint it, and make dependents ready, or
+//!    resolve the failure through the retry controllers;
+//! 2. **schedule** one ready atom (scheduler.rs): a revert whose dependents
+//!    are all reverted, else an execution whose dependencies are all done
+//!    (`SUCCESS` or `IGNORE`, after its deciders allowed it);
+//! 3. **wait** for the executor's next outcome when work is in flight;
+//! 4. **finish** when nothing is in flight and nothing is ready.
+//!
+//! # What is checkpointed, and when
+//!
+//! Every atom transition is written to the backend before anything that
+//! depends on it can start: `RUNNING` is written before the work is
+//! submitted; `SUCCESS` with the result (or `FAILURE` with the failure) is
+//! written before dependents are made ready; intentions (`REVERT`, `RETRY`)
+//! are written when a failure is resolved, before any revert starts. So the
+//! records always describe a state the runtime can restart from:
+//!
+//! * an atom found `RUNNING` is run again (at least once, as TaskFlow);
+//!   if it was meant to be reverted, it is marked failed and reverted;
+//! * an atom found `REVERTING` is reverted again;
+//! * atoms with intention `REVERT` under a controller with intention `RETRY`
+//!   are a retry round in progress; any other `REVERT` means the whole flow
+//!   is reverting;
+//! * an atom found `FAILURE` with intention `EXECUTE` failed before its
+//!   resolution was written, and is resolved again.
+//!
+//! # Failures
+//!
+//! The innermost retry controller of a failed atom decides: `RETRY` reverts
+//! its scope (dependents first) and runs it again; `REVERT` asks the next
+//! controller out; `REVERT_ALL`, or no controller left, reverts every atom
+//! that ran, dependents first. A failed revert (`REVERT_FAILURE`) halts the
+//! flow, which ends in `FAILURE`.
+//!
+//! Per-atom state lives in vectors indexed by atom index (counters of
+//! unfinished dependencies and of dependents still to revert), so a step
+//! costs the same whatever the size of the flow.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use taskflow_patterns::{
+    AtomIndex, AtomKind, AtomState, Compilation, Failure, FlowState, Intention, Resolution,
+};
+
+use crate::executor::Executor;
+use crate::listener::{AtomEvent, Event, FlowEvent, Listeners};
+use crate::storage::Storage;
+use crate::EngineError;
+
+/// What a step did.
+pub(crate) enum Step {
+    /// There is more to do.
+    Continue,
+    /// The run ended in this state.
+    Finished(FlowState),
+}
+
+/// How much of an atom detail a transition writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// State and intention only.
+    State,
+    /// The whole detail (result, failure or history changed).
+    Detail,
+}
+
+pub(crate) struct Runtime<'e> {
+    pub(crate) comp: &'e Compilation,
+    pub(crate) res: &'e Resolution,
+    pub(crate) storage: &'e mut Storage,
+    pub(crate) executor: &'e mut dyn Executor,
+    pub(crate) listeners: &'e Listeners,
+    pub(crate) cancel: &'e Arc<AtomicBool>,
+    /// Events kept for `run_iter`.
+    pub(crate) events: Option<VecDeque<Event>>,
+    /// Per atom: dependencies not yet done.
+    pub(crate) waiting_preds: Vec<u32>,
+    /// Per atom being reverted: dependents still to revert.
+    pub(crate) waiting_succs: Vec<u32>,
+    /// Per atom: its work is with the executor.
+    pub(crate) busy: Vec<bool>,
+    /// Per atom: the retry round it is being reverted for.
+    pub(crate) round_of: Vec<Option<AtomIndex>>,
+    /// Retry rounds in progress: controller, atoms still to revert.
+    pub(crate) rounds: Vec<(AtomIndex, usize)>,
+    pub(crate) ready: VecDeque<AtomIndex>,
+    pub(crate) revert_ready: VecDeque<AtomIndex>,
+    pub(crate) in_flight: usize,
+    pub(crate) revert_all: bool,
+    /// A revert failed: nothing more is scheduled.
+    pub(crate) halted: bool,
+    pub(crate) suspending: bool,
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) failures_shared: Option<Arc<[Failure]>>,
+    started: bool,
+}
+
+impl<'e> Runtime<'e> {
+    pub(crate) fn new(
+        comp: &'e Compilation,
+        res: &'e Resolution,
+        storage: &'e mut Storage,
+        executor: &'e mut dyn Executor,
+        listeners: &'e Listeners,
+        cancel: &'e Arc<AtomicBool>,
+        keep_events: bool,
+    ) -> Self {
+        let n = comp.len();
+        Runtime {
+            comp,
+            res,
+            storage,
+            executor,
+            listeners,
+            cancel,
+            events: keep_events.then(VecDeque::new),
+            waiting_preds: vec![0; n],
+            waiting_succs: vec![0; n],
+            busy: vec![false; n],
+            round_of: vec![None; n],
+            rounds: Vec::new(),
+            ready: VecDeque::new(),
+            revert_ready: VecDeque::new(),
+            in_flight: 0,
+            revert_all: false,
+            halted: false,
+            suspending: false,
+            failures: Vec::new(),
+            failures_shared: None,
+            started: false,
+        }
+    }
+
+    /// Runs one step of the loop (see the module docs).
+    pub(crate) fn step(&mut self) -> Result<Step, EngineError> {
+        if !self.started {
+            self.started = true;
+            return self.start();
+        }
+        if let Some(outcome) = self.executor.try_outcome() {
+            self.complete(outcome)?;
+            return Ok(Step::Continue);
+        }
+        if !self.halted {
+            let has_work =
+                !self.revert_ready.is_empty() || (!self.revert_all && !self.ready.is_empty());
+            if has_work {
+                if self.cancel.load(Ordering::Relaxed) {
+                    if !self.suspending {
+                        self.suspending = true;
+                        self.flow_to(FlowState::Suspending)?;
+                    }
+                } else {
+                    if let Some(atom) = self.revert_ready.pop_front() {
+                        self.start_revert(atom)?;
+                    } else if let Some(atom) = self.ready.pop_front() {
+                        self.start_execute(atom)?;
+                    }
+                    return Ok(Step::Continue);
+                }
+            }
+        }
+        if self.in_flight > 0 {
+            let outcome = self.executor.wait_outcome().ok_or_else(|| {
+                EngineError::Executor(format!(
+                    "{} atoms were submitted but the executor has no outcome for them",
+                    self.in_flight
+                ))
+            })?;
+            self.complete(outcome)?;
+            return Ok(Step::Continue);
+        }
+        let end = self.final_state();
+        self.flow_to(end)?;
+        Ok(Step::Finished(end))
+    }
+
+    /// Moves the flow into `RUNNING` from wherever its records left it, and
+    /// builds the scheduling state from the atom details.
+    fn start(&mut self) -> Result<Step, EngineError> {
+        match self.storage.flow_state() {
+            FlowState::Success => return Ok(Step::Finished(FlowState::Success)),
+            FlowState::Pending => {}
+            FlowState::Reverted => {
+                self.reset_all()?;
+                self.flow_to(FlowState::Pending)?;
+            }
+            FlowState::Suspending => {
+                self.flow_to(FlowState::Suspended)?;
+                self.flow_to(FlowState::Resuming)?;
+            }
+            FlowState::Suspended | FlowState::Running | FlowState::Failure => {
+                self.flow_to(FlowState::Resuming)?;
+            }
+            FlowState::Resuming => {}
+        }
+        self.flow_to(FlowState::Running)?;
+        self.init()?;
+        Ok(Step::Continue)
+    }
+
+    fn final_state(&self) -> FlowState {
+        if self.halted {
+            return FlowState::Failure;
+        }
+        if self.suspending {
+            let unfinished = self
+                .storage
+                .atom_details()
+                .iter()
+                .any(|d| !d.state.is_done() && d.state != AtomState::Reverted);
+            if unfinished || !self.revert_ready.is_empty() {
+                return FlowState::Suspended;
+            }
+        }
+        if self.revert_all {
+            return FlowState::Reverted;
+        }
+        if self
+            .storage
+            .atom_details()
+            .iter()
+            .all(|d| d.state.is_done())
+        {
+            FlowState::Success
+        } else {
+            FlowState::Failure
+        }
+    }
+
+    /// A reverted flow runs again from scratch.
+    fn reset_all(&mut self) -> Result<(), EngineError> {
+        for atom in self.comp.indices() {
+            let d = self.storage.detail_mut(atom);
+            d.intention = Intention::Execute;
+            d.result = None;
+            d.failure = None;
+            d.revert_failure = None;
+            d.history = Default::default();
+            if matches!(d.state, AtomState::Reverted | AtomState::Ignore) {
+                self.transition(atom, AtomState::Pending, Write::Detail)?;
+            } else {
+                self.storage.write_detail(atom)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds counters, queues, rounds and failures from the atom details,
+    /// after recovering what a crash may have left half done.
+    fn init(&mut self) -> Result<(), EngineError> {
+        let comp = self.comp;
+        for atom in comp.indices() {
+            let d = self.storage.detail(atom);
+            if d.state != AtomState::Running {
+                continue;
+            }
+            if d.intention == Intention::Revert {
+                let failure = Failure::new(
+                    "Interrupted",
+                    "the engine stopped while the atom ran; it is reverted",
+                )
+                .with_atom(&*comp.atom(atom).name);
+                self.storage.detail_mut(atom).failure = Some(failure);
+                self.transition(atom, AtomState::Failure, Write::Detail)?;
+            } else {
+                self.transition(atom, AtomState::Pending, Write::State)?;
+            }
+        }
+        for d in self.storage.atom_details() {
+            if d.intention == Intention::Revert || d.state == AtomState::RevertFailure {
+                self.failures.extend(d.failure.iter().cloned());
+            }
+            self.halted |= d.state == AtomState::RevertFailure;
+        }
+        for d in self.storage.atom_details() {
+            self.failures.extend(d.revert_failure.iter().cloned());
+        }
+        // Retry rounds in progress.
+        for r in comp.indices() {
+            if self.storage.detail(r).intention != Intention::Retry {
+                continue;
+            }
+            let mut remaining = 0;
+            for s in comp.scope(r) {
+                self.round_of[s.index()] = Some(r);
+                remaining += usize::from(needs_revert(self.storage.detail(s).state));
+            }
+            self.rounds.push((r, remaining));
+        }
+        self.revert_all = comp.indices().any(|a| {
+            self.storage.detail(a).intention == Intention::Revert
+                && self.round_of[a.index()].is_none()
+        });
+        if self.revert_all {
+            self.rounds.clear();
+            self.round_of.iter_mut().for_each(|r| *r = None);
+            self.mark_all_for_revert()?;
+        }
+        for atom in comp.indices() {
+            let waiting = self.count_waiting_preds(atom);
+            self.waiting_preds[atom.index()] = waiting;
+            if waiting == 0 && self.executable(atom) {
+                self.ready.push_back(atom);
+            }
+        }
+        self.plan_reverts(comp.indices())?;
+        let finished: Vec<AtomIndex> = self
+            .rounds
+            .iter()
+            .filter(|(_, remaining)| *remaining == 0)
+            .map(|(r, _)| *r)
+            .collect();
+        for r in finished {
+            self.finish_round(r)?;
+        }
+        let unresolved: Vec<AtomIndex> = comp
+            .indices()
+            .filter(|&a| {
+                let d = self.storage.detail(a);
+                d.state == AtomState::Failure && d.intention == Intention::Execute
+            })
+            .collect();
+        for atom in unresolved {
+            if let Some(f) = self.storage.detail(atom).failure.clone() {
+                self.failures.push(f);
+            }
+            if self.storage.detail(atom).intention == Intention::Execute {
+                self.resolve(atom)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an atom may be scheduled for execution, state-wise.
+    pub(crate) fn executable(&self, atom: AtomIndex) -> bool {
+        let d = self.storage.detail(atom);
+        d.intention == Intention::Execute
+            && !self.busy[atom.index()]
+            && (d.state == AtomState::Pending
+                || (d.state == AtomState::Retrying
+                    && self.comp.atom(atom).kind() == AtomKind::Retry))
+    }
+
+    /// Moves an atom to `to`, checkpoints it, and tells listeners.
+    pub(crate) fn transition(
+        &mut self,
+        atom: AtomIndex,
+        to: AtomState,
+        write: Write,
+    ) -> Result<(), EngineError> {
+        let compiled = self.comp.atom(atom);
+        let d = self.storage.detail_mut(atom);
+        let from = d.state;
+        from.check_transition(compiled.kind(), to, &compiled.name)?;
+        d.state = to;
+        match write {
+            Write::State => self.storage.write_state(atom)?,
+            Write::Detail => self.storage.write_detail(atom)?,
+        }
+        if self.events.is_some() || !self.listeners.is_empty() {
+            let d = self.storage.detail(atom);
+            let event = AtomEvent {
+                atom: compiled.name.clone(),
+                kind: compiled.kind(),
+                from,
+                to,
+                result: if to == AtomState::Success {
+                    d.result.clone()
+                } else {
+                    None
+                },
+                failure: match to {
+                    AtomState::Failure => d.failure.clone(),
+                    AtomState::RevertFailure => d.revert_failure.clone(),
+                    _ => None,
+                },
+            };
+            self.listeners.atom(&event);
+            if let Some(events) = &mut self.events {
+                events.push_back(Event::Atom(event));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the flow to `to`, checkpoints it, and tells listeners.
+    pub(crate) fn flow_to(&mut self, to: FlowState) -> Result<(), EngineError> {
+        let from = self.storage.flow_state();
+        from.check_transition(to, self.storage.flow_name())?;
+        self.storage.set_flow_state(to)?;
+        if self.events.is_some() || !self.listeners.is_empty() {
+            let event = FlowEvent {
+                flow: Arc::from(self.storage.flow_name()),
+                flow_detail: self.storage.flow_detail_id(),
+                from,
+                to,
+            };
+            self.listeners.flow(&event);
+            if let Some(events) = &mut self.events {
+                events.push_back(Event::Flow(event));
+            }
+        }
+        Ok(())
+    }
+
+    /// The flow's failures, shared with revert work.
+    pub(crate) fn shared_failures(&mut self) -> Arc<[Failure]> {
+        self.failures_shared
+            .get_or_insert_with(|| self.failures.clone().into())
+            .clone()
+    }
+
+    pub(crate) fn add_failure(&mut self, failure: Failure) {
+        self.failures.push(failure);
+        self.failures_shared = None;
+    }
+}
+
+/// Whether an atom in this state has done something that must be reverted.
+pub(crate) fn needs_revert(state: AtomState) -> bool {
+    matches!(
+        state,
+        AtomState::Success | AtomState::Failure | AtomState::Running | AtomState::Reverting
+    )
+}

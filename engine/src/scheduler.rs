@@ -1,0 +1,155 @@
+//! Scheduling: turning a ready atom into work for the executor.
+
+use std::sync::Arc;
+
+use taskflow_patterns::{
+    ArgSource, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Pick, TaskError,
+};
+
+use crate::executor::{Action, AtomWork};
+use crate::runtime::{Runtime, Write};
+use crate::EngineError;
+
+impl Runtime<'_> {
+    /// Starts executing `atom`, unless it is no longer ready (queues may
+    /// hold atoms a failure resolution has since taken back).
+    pub(crate) fn start_execute(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+        if !self.executable(atom) || self.waiting_preds[atom.index()] != 0 {
+            return Ok(());
+        }
+        match self.decide(atom) {
+            Ok(None) => {}
+            Ok(Some(decider)) => return self.ignore(atom, decider),
+            Err(failure) => return self.fail_before_running(atom, failure),
+        }
+        let inputs = match self.inputs(atom, true) {
+            Ok(inputs) => inputs,
+            Err(failure) => return self.fail_before_running(atom, failure),
+        };
+        self.transition(atom, AtomState::Running, Write::State)?;
+        let compiled = self.comp.atom(atom);
+        let history = match compiled.imp {
+            AtomImpl::Retry(_) => Some(self.storage.detail(atom).history.clone()),
+            AtomImpl::Task(_) => None,
+        };
+        let work = AtomWork {
+            atom,
+            name: compiled.name.clone(),
+            action: Action::Execute,
+            imp: compiled.imp.clone(),
+            inputs,
+            history,
+            own_result: None,
+            own_failure: None,
+            flow_failures: Arc::from(Vec::new()),
+            listeners: self.listeners.clone(),
+            cancel: self.cancel.clone(),
+        };
+        self.submit(work);
+        Ok(())
+    }
+
+    /// Starts reverting `atom`, unless it is no longer ready to.
+    pub(crate) fn start_revert(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+        if !self.revertible(atom)
+            || self.busy[atom.index()]
+            || self.waiting_succs[atom.index()] != 0
+            || self.storage.detail(atom).state == AtomState::Running
+        {
+            return Ok(());
+        }
+        if self.storage.detail(atom).state != AtomState::Reverting {
+            self.transition(atom, AtomState::Reverting, Write::State)?;
+        }
+        // A revert gets whatever inputs are still there.
+        let inputs = self.inputs(atom, false).unwrap_or_default();
+        let flow_failures = self.shared_failures();
+        let compiled = self.comp.atom(atom);
+        let d = self.storage.detail(atom);
+        let work = AtomWork {
+            atom,
+            name: compiled.name.clone(),
+            action: Action::Revert,
+            imp: compiled.imp.clone(),
+            inputs,
+            history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history.clone()),
+            own_result: d.result.clone(),
+            own_failure: d.failure.clone(),
+            flow_failures,
+            listeners: self.listeners.clone(),
+            cancel: self.cancel.clone(),
+        };
+        self.submit(work);
+        Ok(())
+    }
+
+    fn submit(&mut self, work: AtomWork) {
+        self.busy[work.atom.index()] = true;
+        self.in_flight += 1;
+        self.executor.submit(work);
+    }
+
+    /// `atom` cannot run (a missing input, a panicking decider): it goes
+    /// through `RUNNING` to `FAILURE` without its task being called.
+    fn fail_before_running(
+        &mut self,
+        atom: AtomIndex,
+        failure: Failure,
+    ) -> Result<(), EngineError> {
+        self.transition(atom, AtomState::Running, Write::State)?;
+        self.execute_failed(atom, failure)
+    }
+
+    /// The arguments of `atom`. With `strict`, a missing one is a failure
+    /// naming the atom, the argument and where its value should have come from.
+    pub(crate) fn inputs(&self, atom: AtomIndex, strict: bool) -> Result<Inputs, Failure> {
+        let args = self.res.arguments(atom);
+        let mut inputs = Inputs::with_capacity(args.len());
+        for arg in args {
+            let value = match &arg.source {
+                ArgSource::Atom { provider, pick } => {
+                    let d = self.storage.detail(*provider);
+                    match (&d.result, d.state) {
+                        (Some(result), AtomState::Success) => match pick {
+                            Pick::Whole => Some(result.clone()),
+                            _ => pick.apply(result).map(|v| Arc::new(v.clone())),
+                        },
+                        _ => None,
+                    }
+                }
+                ArgSource::Store(symbol) => self.storage.store_value(symbol).cloned(),
+                ArgSource::Value(v) => Some(v.clone()),
+            };
+            match value.or_else(|| arg.default.clone()) {
+                Some(v) => inputs.insert(arg.name.clone(), v),
+                None if strict => return Err(self.missing(atom, arg)),
+                None => {}
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn missing(&self, atom: AtomIndex, arg: &taskflow_patterns::Argument) -> Failure {
+        let name = &self.comp.atom(atom).name;
+        let why = match &arg.source {
+            ArgSource::Atom { provider, .. } => {
+                let d = self.storage.detail(*provider);
+                if d.state == AtomState::Success {
+                    format!(
+                        "atom `{}` provides it, but its result has no such part",
+                        d.name
+                    )
+                } else {
+                    format!("atom `{}` provides it, but is {}", d.name, d.state)
+                }
+            }
+            ArgSource::Store(_) => "the store does not hold it".to_owned(),
+            ArgSource::Value(_) => "it has no value".to_owned(),
+        };
+        let message = format!(
+            "atom `{name}` requires `{}` (argument `{}`), which has no value: {why}",
+            arg.symbol, arg.name
+        );
+        TaskError::new(TaskError::MISSING_INPUT, message).into_failure(name)
+    }
+}

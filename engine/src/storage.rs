@@ -1,0 +1,204 @@
+//! The engine's view of its records: the flow detail and atom details of the
+//! run, kept in memory by atom index and written through to the backend.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use taskflow_patterns::{AtomIndex, AtomState, Compilation, FlowState, Intention};
+use taskflow_persistence::{AtomDetail, Backend, FlowDetail, LogBook};
+use uuid::Uuid;
+
+use crate::EngineError;
+
+/// The records of one flow run, and the results in them.
+///
+/// ```
+/// # use taskflow_engine::Engine;
+/// # use taskflow_patterns::{atom, task_fn, Linear, Value};
+/// let mut engine = Engine::serial(Linear::new("f")
+///     .add(atom("a", task_fn(|_| Ok(Value::from(7)))).provides("x")))
+///     .build()
+///     .unwrap();
+/// engine.run().unwrap();
+/// assert_eq!(engine.storage().fetch("x"), Some(&Value::from(7)));
+/// ```
+pub struct Storage {
+    backend: Arc<dyn Backend>,
+    compilation: Arc<Compilation>,
+    logbook: LogBook,
+    flow: FlowDetail,
+    details: Vec<AtomDetail>,
+    store: HashMap<Arc<str>, Arc<Value>>,
+    saved: bool,
+}
+
+impl Storage {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        compilation: Arc<Compilation>,
+        logbook: LogBook,
+        flow: FlowDetail,
+        details: Vec<AtomDetail>,
+        store: &Map<String, Value>,
+        saved: bool,
+    ) -> Self {
+        Storage {
+            backend,
+            compilation,
+            logbook,
+            flow,
+            details,
+            store: store
+                .iter()
+                .map(|(k, v)| (Arc::from(k.as_str()), Arc::new(v.clone())))
+                .collect(),
+            saved,
+        }
+    }
+
+    /// The value of `symbol`: from the last atom (in flow order) that
+    /// provides it and has a result, else from the store.
+    pub fn fetch(&self, symbol: &str) -> Option<&Value> {
+        for &p in self.compilation.providers(symbol).iter().rev() {
+            let detail = &self.details[p.index()];
+            if detail.state != AtomState::Success {
+                continue;
+            }
+            let pick = self.compilation.atom(p).spec.provides.pick(symbol);
+            if let (Some(result), Some(pick)) = (&detail.result, pick) {
+                if let Some(v) = pick.apply(result) {
+                    return Some(v);
+                }
+            }
+        }
+        self.store.get(symbol).map(|v| &**v)
+    }
+
+    /// Every symbol with a value: the store, then every provided name.
+    pub fn fetch_all(&self) -> BTreeMap<String, Value> {
+        let mut all: BTreeMap<String, Value> = self
+            .store
+            .iter()
+            .map(|(k, v)| (k.to_string(), (**v).clone()))
+            .collect();
+        for atom in self.compilation.atoms() {
+            for name in atom.spec.provides.names() {
+                if let Some(v) = self.fetch(name) {
+                    all.insert(name.to_owned(), v.clone());
+                }
+            }
+        }
+        all
+    }
+
+    /// The store value of `symbol`.
+    pub(crate) fn store_value(&self, symbol: &str) -> Option<&Arc<Value>> {
+        self.store.get(symbol)
+    }
+
+    /// The result of the atom named `atom`, if it succeeded.
+    pub fn result(&self, atom: &str) -> Option<&Value> {
+        let detail = self.atom_detail(atom)?;
+        (detail.state == AtomState::Success)
+            .then_some(detail.result.as_deref())
+            .flatten()
+    }
+
+    /// The detail of the atom named `atom`.
+    pub fn atom_detail(&self, atom: &str) -> Option<&AtomDetail> {
+        self.compilation
+            .atom_index(atom)
+            .map(|i| &self.details[i.index()])
+    }
+
+    /// Every atom detail, by atom index.
+    pub fn atom_details(&self) -> &[AtomDetail] {
+        &self.details
+    }
+
+    /// The state of the flow.
+    pub fn flow_state(&self) -> FlowState {
+        self.flow.state
+    }
+
+    /// The id of the logbook.
+    pub fn logbook_id(&self) -> Uuid {
+        self.logbook.uuid
+    }
+
+    /// The id of the flow detail.
+    pub fn flow_detail_id(&self) -> Uuid {
+        self.flow.uuid
+    }
+
+    /// The backend written to.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Writes the logbook, flow detail and atom details if not yet written.
+    pub(crate) fn ensure_saved(&mut self) -> Result<(), EngineError> {
+        if self.saved {
+            return Ok(());
+        }
+        let mut flow = self.flow.clone();
+        flow.atom_details = self.details.clone();
+        let mut book = self.logbook.clone();
+        book.flow_details = vec![flow];
+        self.backend.save_logbook(&book)?;
+        self.saved = true;
+        Ok(())
+    }
+
+    pub(crate) fn detail(&self, atom: AtomIndex) -> &AtomDetail {
+        &self.details[atom.index()]
+    }
+
+    pub(crate) fn detail_mut(&mut self, atom: AtomIndex) -> &mut AtomDetail {
+        &mut self.details[atom.index()]
+    }
+
+    /// Checkpoints a state and intention change (no data).
+    pub(crate) fn write_state(&self, atom: AtomIndex) -> Result<(), EngineError> {
+        let d = &self.details[atom.index()];
+        self.backend
+            .update_atom_state(self.flow.uuid, d.uuid, d.state, d.intention)?;
+        Ok(())
+    }
+
+    /// Checkpoints the whole atom detail (a result, failure or history changed).
+    pub(crate) fn write_detail(&self, atom: AtomIndex) -> Result<(), EngineError> {
+        self.backend
+            .save_atom_detail(self.flow.uuid, &self.details[atom.index()])?;
+        Ok(())
+    }
+
+    /// Checkpoints a flow state change.
+    pub(crate) fn set_flow_state(&mut self, state: FlowState) -> Result<(), EngineError> {
+        self.flow.state = state;
+        self.backend.update_flow_state(self.flow.uuid, state)?;
+        Ok(())
+    }
+
+    pub(crate) fn flow_name(&self) -> &str {
+        &self.flow.name
+    }
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("logbook", &self.logbook.uuid)
+            .field("flow_detail", &self.flow.uuid)
+            .field("state", &self.flow.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Marks a detail's intention without touching its state.
+pub(crate) fn intend(detail: &mut AtomDetail, intention: Intention) -> bool {
+    let changed = detail.intention != intention;
+    detail.intention = intention;
+    changed
+}

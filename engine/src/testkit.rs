@@ -1,0 +1,817 @@
+//! The conformance suite every engine passes. Each case takes a factory
+//! that turns a flow into an [`EngineBuilder`] configured with the engine
+//! under test; [`engine_conformance!`](crate::engine_conformance) makes one
+//! `#[test]` per case.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use taskflow_patterns::{
+    atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, AtomState, CompileError,
+    Depth, Flow, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError, Times,
+    Unordered,
+};
+use taskflow_persistence::{Backend, MemoryBackend};
+
+use crate::{CapturingListener, EngineBuilder, EngineError, Event, Listener};
+
+/// Turns a flow into a builder for the engine under test.
+pub type Factory<'a> = &'a dyn Fn(Flow) -> EngineBuilder;
+
+/// A shared log that test tasks write to: `name` on execute, `~name` on revert.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    /// An empty log.
+    pub fn new() -> Self {
+        Log::default()
+    }
+
+    /// Appends an entry.
+    pub fn push(&self, entry: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry.into());
+    }
+
+    /// Every entry so far.
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The position of `entry` (panics if absent: for tests).
+    pub fn position(&self, entry: &str) -> usize {
+        let entries = self.entries();
+        entries
+            .iter()
+            .position(|e| e == entry)
+            .unwrap_or_else(|| panic!("`{entry}` not in log {entries:?}"))
+    }
+
+    /// A task that logs its name, returns it, and logs `~name` on revert.
+    pub fn task(&self, name: &str) -> taskflow_patterns::FnTask {
+        let (log, rlog, n, rn) = (
+            self.clone(),
+            self.clone(),
+            name.to_owned(),
+            format!("~{name}"),
+        );
+        task_fn(move |_| {
+            log.push(n.clone());
+            Ok(json!(n))
+        })
+        .with_revert(move |_| {
+            rlog.push(rn.clone());
+            Ok(())
+        })
+    }
+
+    /// A task that logs its name and fails; logs `~name` on revert.
+    pub fn failing(&self, name: &str) -> taskflow_patterns::FnTask {
+        let (log, rlog, n, rn) = (
+            self.clone(),
+            self.clone(),
+            name.to_owned(),
+            format!("~{name}"),
+        );
+        task_fn(move |_| {
+            log.push(n.clone());
+            Err(TaskError::new("Boom", format!("{n} exploded")))
+        })
+        .with_revert(move |_| {
+            rlog.push(rn.clone());
+            Ok(())
+        })
+    }
+
+    /// A task that fails its first `failures` runs, then succeeds.
+    pub fn flaky(&self, name: &str, failures: usize) -> taskflow_patterns::FnTask {
+        let (log, rlog, n, rn) = (
+            self.clone(),
+            self.clone(),
+            name.to_owned(),
+            format!("~{name}"),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        task_fn(move |_| {
+            log.push(n.clone());
+            if runs.fetch_add(1, Ordering::SeqCst) < failures {
+                Err(TaskError::new("Flaky", format!("{n} not yet")))
+            } else {
+                Ok(json!(n))
+            }
+        })
+        .with_revert(move |_| {
+            rlog.push(rn.clone());
+            Ok(())
+        })
+    }
+}
+
+fn run(
+    factory: Factory<'_>,
+    flow: impl Into<Flow>,
+) -> (Result<FlowState, EngineError>, Arc<CapturingListener>) {
+    let capture = Arc::new(CapturingListener::new());
+    let mut engine = factory(flow.into())
+        .listener(capture.clone())
+        .build()
+        .expect("builds");
+    (engine.run(), capture)
+}
+
+fn failed_state(result: &Result<FlowState, EngineError>) -> FlowState {
+    match result {
+        Err(EngineError::Failed { state, .. }) => *state,
+        other => panic!("expected a failed flow, got {other:?}"),
+    }
+}
+
+/// A linear flow runs its atoms in order, passing data along.
+pub fn linear_passes_data_in_order(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")).provides("x"))
+        .add(
+            atom(
+                "b",
+                task_fn(move |ctx| {
+                    l.push("b");
+                    Ok(json!(format!("{}+b", ctx.input::<String>("x")?)))
+                }),
+            )
+            .requires(["x"])
+            .provides("y"),
+        )
+        .add(atom("c", log.task("c")).requires(["y"]));
+    let mut engine = factory(flow.into()).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "b", "c"]);
+    assert_eq!(engine.storage().fetch("y"), Some(&json!("a+b")));
+    assert_eq!(engine.storage().fetch_all().len(), 2);
+}
+
+/// Every child of an unordered flow runs; what follows waits for all.
+pub fn unordered_runs_all_children(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(
+            Unordered::new("u")
+                .add_all((0..5).map(|i| atom(format!("u{i}"), log.task(&format!("u{i}"))))),
+        )
+        .add(atom("after", log.task("after")));
+    let (result, _) = run(factory, flow);
+    assert_eq!(result.unwrap(), FlowState::Success);
+    assert_eq!(log.entries().len(), 6);
+    assert_eq!(log.position("after"), 5);
+}
+
+/// A graph runs in the order its data and links require; nested flows of
+/// every kind compose.
+pub fn graph_and_nesting(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let flow = Graph::new("g")
+        .add(
+            atom(
+                "sum",
+                task_fn(move |ctx| {
+                    l.push("sum");
+                    Ok(json!(ctx.input::<i64>("a")? + ctx.input::<i64>("b")?))
+                }),
+            )
+            .requires(["a", "b"])
+            .provides("total"),
+        )
+        .add(atom("a", task_fn(|_| Ok(json!(1)))).provides("a"))
+        .add(
+            Linear::new("inner")
+                .add(atom("b0", log.task("b0")))
+                .add(atom("b", task_fn(|_| Ok(json!(2)))).provides("b")),
+        )
+        .add(atom("last", log.task("last")))
+        .link("sum", "last");
+    let mut engine = factory(flow.into()).build().unwrap();
+    engine.run().unwrap();
+    assert_eq!(engine.storage().fetch("total"), Some(&json!(3)));
+    assert!(log.position("b0") < log.position("sum"));
+    assert!(log.position("sum") < log.position("last"));
+}
+
+/// `provides` by position and by key, `rebind`, `inject`, optional
+/// arguments and the store all feed arguments.
+pub fn argument_binding(factory: Factory<'_>) {
+    let seen = Log::new();
+    let s = seen.clone();
+    let flow = Linear::new("f")
+        .add(atom("pair", task_fn(|_| Ok(json!([1, 2])))).provides_seq(["one", "two"]))
+        .add(atom("map", task_fn(|_| Ok(json!({"k": "v", "other": 0})))).provides_map(["k"]))
+        .add(
+            atom(
+                "use",
+                task_fn(move |ctx| {
+                    let args: Vec<String> = ctx
+                        .inputs()
+                        .iter()
+                        .map(|(n, v)| format!("{n}={v}"))
+                        .collect();
+                    s.push(args.join(","));
+                    Ok(Value::Null)
+                }),
+            )
+            .requires(["first", "k", "constant", "region"])
+            .rebind("first", "two")
+            .inject("constant", 42)
+            .optional("missing", "dflt")
+            .optional("one", 0),
+        );
+    let mut engine = factory(flow.into())
+        .store(json!({"region": "eu"}))
+        .build()
+        .unwrap();
+    engine.run().unwrap();
+    assert_eq!(
+        seen.entries(),
+        [r#"first=2,k="v",constant=42,region="eu",missing="dflt",one=1"#]
+    );
+    assert_eq!(engine.storage().fetch("one"), Some(&json!(1)));
+}
+
+/// On failure, every executed atom reverts, dependents before their
+/// dependencies, and the flow ends `REVERTED` with the failure.
+pub fn revert_in_reverse_order(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")))
+        .add(atom("b", log.task("b")))
+        .add(atom("c", log.failing("c")))
+        .add(atom("d", log.task("d")));
+    let (result, capture) = run(factory, flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    let err = result.unwrap_err();
+    assert_eq!(err.failures().len(), 1);
+    assert_eq!(err.failures()[0].atom.as_deref(), Some("c"));
+    assert_eq!(log.entries(), ["a", "b", "c", "~c", "~b", "~a"]);
+    assert_eq!(capture.states_of("d"), []);
+    assert_eq!(
+        capture.states_of("b"),
+        [
+            AtomState::Running,
+            AtomState::Success,
+            AtomState::Reverting,
+            AtomState::Reverted
+        ]
+    );
+    assert_eq!(
+        capture.flow_states(),
+        [FlowState::Running, FlowState::Reverted]
+    );
+}
+
+/// On a graph, an atom reverts only after everything that depends on it.
+pub fn revert_order_on_a_graph(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Graph::new("g")
+        .add(atom("root", log.task("root")).provides("r"))
+        .add(atom("left", log.task("left")).requires(["r"]).provides("l"))
+        .add(
+            atom("right", log.task("right"))
+                .requires(["r"])
+                .provides("rr"),
+        )
+        .add(atom("leaf", log.task("leaf")).requires(["l"]).provides("f"))
+        .add(atom("boom", log.failing("boom")).requires(["f", "rr"]));
+    let (result, _) = run(factory, flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    let p = |e: &str| log.position(e);
+    assert!(p("~boom") < p("~leaf"));
+    assert!(p("~leaf") < p("~left") && p("~left") < p("~root"));
+    assert!(p("~right") < p("~root"));
+    assert_eq!(
+        log.entries().iter().filter(|e| e.starts_with('~')).count(),
+        5
+    );
+}
+
+/// `revert` sees the atom's own result or failure and the flow's failures.
+pub fn revert_sees_results_and_failures(factory: Factory<'_>) {
+    let seen = Log::new();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let flow = Linear::new("f")
+        .add(atom(
+            "ok",
+            task_fn(|_| Ok(json!("made"))).with_revert(move |ctx| {
+                s1.push(format!(
+                    "ok:{}:{}",
+                    ctx.own_result().unwrap_or(&Value::Null),
+                    ctx.flow_failures().len()
+                ));
+                Ok(())
+            }),
+        ))
+        .add(atom(
+            "bad",
+            task_fn(|_| Err(TaskError::new("Nope", "no"))).with_revert(move |ctx| {
+                s2.push(format!(
+                    "bad:{}",
+                    ctx.own_failure().map_or("", |f| f.kind.as_str())
+                ));
+                Ok(())
+            }),
+        ));
+    let (result, _) = run(factory, flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    assert_eq!(seen.entries(), ["bad:Nope", r#"ok:"made":1"#]);
+}
+
+/// A revert that fails ends `REVERT_FAILURE` keeping both failures, and the
+/// flow ends `FAILURE`.
+pub fn revert_failure_keeps_both_failures(factory: Factory<'_>) {
+    let flow = Linear::new("f")
+        .add(atom(
+            "stuck",
+            task_fn(|_| Ok(json!(1))).with_revert(|_| Err(TaskError::new("Stuck", "cannot undo"))),
+        ))
+        .add(atom(
+            "bad",
+            task_fn(|_| Err(TaskError::new("Boom", "exploded"))),
+        ));
+    let mut engine = factory(flow.into()).build().unwrap();
+    let err = engine.run().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Failed {
+                state: FlowState::Failure,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let kinds: Vec<&str> = err.failures().iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["Boom", "Stuck"]);
+    let stuck = engine.storage().atom_detail("stuck").unwrap();
+    assert_eq!(stuck.state, AtomState::RevertFailure);
+    assert_eq!(
+        stuck.revert_failure.as_ref().unwrap().message,
+        "cannot undo"
+    );
+    let bad = engine.storage().atom_detail("bad").unwrap();
+    assert_eq!(bad.failure.as_ref().unwrap().kind, "Boom");
+    assert!(err.to_string().contains("flow `f` ended FAILURE"), "{err}");
+}
+
+/// `Times` retries its scope, reverting it first, until it succeeds.
+pub fn times_retries_until_success(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("before", log.task("before")))
+        .add(
+            Linear::new("scope")
+                .add(atom("a", log.task("a")))
+                .add(atom("flaky", log.flaky("flaky", 2)))
+                .with_retry(retry("r", Times::new(3)).provides("attempt")),
+        )
+        .add(atom("after", log.task("after")));
+    let mut engine = factory(flow.into()).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(
+        log.entries(),
+        [
+            "before", "a", "flaky", "~flaky", "~a", "a", "flaky", "~flaky", "~a", "a", "flaky",
+            "after"
+        ]
+    );
+    let r = engine.storage().atom_detail("r").unwrap();
+    assert_eq!(r.history.len(), 3);
+    assert_eq!(r.history.attempts()[0].failures["flaky"].kind, "Flaky");
+    assert!(r.history.attempts()[2].failures.is_empty());
+    assert_eq!(engine.storage().fetch("attempt"), Some(&json!(3)));
+}
+
+/// `Times` gives up after its attempts; with no controller outside, the
+/// whole flow reverts.
+pub fn times_exhausted_reverts_the_flow(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("before", log.task("before")))
+        .add(
+            Linear::new("scope")
+                .add(atom("bad", log.failing("bad")))
+                .with_retry(Times::new(2)),
+        );
+    let (result, capture) = run(factory, flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    assert_eq!(
+        log.entries(),
+        ["before", "bad", "~bad", "bad", "~bad", "~before"]
+    );
+    assert_eq!(result.unwrap_err().failures().len(), 2);
+    assert_eq!(
+        capture.states_of("scope.retry"),
+        [
+            AtomState::Running,
+            AtomState::Success,
+            AtomState::Retrying,
+            AtomState::Running,
+            AtomState::Success,
+            AtomState::Reverting,
+            AtomState::Reverted
+        ]
+    );
+}
+
+/// `ForEach` provides each value in turn until one attempt succeeds.
+pub fn for_each_tries_each_value(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let flow = Linear::new("f").add(
+        Linear::new("scope")
+            .add(
+                atom(
+                    "connect",
+                    task_fn(move |ctx| {
+                        let host: String = ctx.input("host")?;
+                        l.push(host.clone());
+                        if host == "c" {
+                            Ok(json!(host))
+                        } else {
+                            Err(TaskError::new("Refused", host))
+                        }
+                    }),
+                )
+                .requires(["host"])
+                .provides("connected"),
+            )
+            .with_retry(
+                retry("hosts", ForEach::new([json!("a"), json!("b"), json!("c")])).provides("host"),
+            ),
+    );
+    let mut engine = factory(flow.into()).build().unwrap();
+    engine.run().unwrap();
+    assert_eq!(log.entries(), ["a", "b", "c"]);
+    assert_eq!(engine.storage().fetch("connected"), Some(&json!("c")));
+}
+
+/// `ParameterizedForEach` takes its values from the store.
+pub fn parameterized_for_each_uses_its_argument(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let flow = Linear::new("f").add(
+        Linear::new("scope")
+            .add(
+                atom(
+                    "try",
+                    task_fn(move |ctx| {
+                        let v: i64 = ctx.input("v")?;
+                        l.push(v.to_string());
+                        Err(TaskError::new("No", "never"))
+                    }),
+                )
+                .requires(["v"]),
+            )
+            .with_retry(retry("each", ParameterizedForEach::new()).provides("v")),
+    );
+    let (result, _) = run(&|f| factory(f).store(json!({"values": [3, 1, 2]})), flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    assert_eq!(log.entries(), ["3", "1", "2"]);
+}
+
+/// Nested scopes: the innermost controller decides first; `REVERT` passes
+/// the failure to the one outside, which retries its whole scope.
+pub fn nested_retry_revert_passes_outward(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("outer")
+        .add(atom("o", log.task("o")))
+        .add(
+            Linear::new("inner")
+                .add(atom("i", log.task("i")))
+                .add(atom("flaky", log.flaky("flaky", 1)))
+                .with_retry(retry("inner_r", AlwaysRevert)),
+        )
+        .with_retry(retry("outer_r", Times::new(2)));
+    let mut engine = factory(flow.into()).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(
+        log.entries(),
+        ["o", "i", "flaky", "~flaky", "~i", "~o", "o", "i", "flaky"]
+    );
+    let outer = engine.storage().atom_detail("outer_r").unwrap();
+    assert_eq!(outer.history.len(), 2);
+    assert!(outer.history.attempts()[0].failures.contains_key("flaky"));
+}
+
+/// Nested scopes: an inner `Times` retries on its own before passing on.
+pub fn nested_retry_inner_retries_first(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("outer")
+        .add(atom("o", log.task("o")))
+        .add(
+            Linear::new("inner")
+                .add(atom("flaky", log.flaky("flaky", 3)))
+                .with_retry(retry("inner_r", Times::new(2))),
+        )
+        .with_retry(retry("outer_r", Times::new(2)));
+    let mut engine = factory(flow.into()).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    // Inner: 2 attempts, then outer retries everything; inner starts afresh.
+    assert_eq!(
+        log.entries(),
+        ["o", "flaky", "~flaky", "flaky", "~flaky", "~o", "o", "flaky", "~flaky", "flaky"]
+    );
+}
+
+/// `REVERT_ALL` reverts the whole flow, whatever outer controllers would say.
+pub fn revert_all_overrides_outer_controllers(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("outer")
+        .add(atom("o", log.task("o")))
+        .add(
+            Linear::new("inner")
+                .add(atom("bad", log.failing("bad")))
+                .with_retry(retry("inner_r", AlwaysRevertAll)),
+        )
+        .with_retry(retry("outer_r", Times::new(5)));
+    let (result, _) = run(factory, flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    assert_eq!(log.entries(), ["o", "bad", "~bad", "~o"]);
+}
+
+fn decider_flow(log: &Log, depth: Depth) -> Graph {
+    Graph::new("g")
+        .add(atom("check", task_fn(|_| Ok(json!(false)))))
+        .add(
+            Linear::new("branch")
+                .add(atom("target", log.task("target")))
+                .add(atom("next", log.task("next"))),
+        )
+        .add(atom("after", log.task("after")))
+        .link_if(
+            "check",
+            "branch",
+            decider_fn(|h| h["check"] == json!(true)),
+            depth,
+        )
+        .link("branch", "after")
+}
+
+/// A false decider ignores its target and, by depth, what follows.
+pub fn deciders_ignore_by_depth(factory: Factory<'_>) {
+    for (depth, ran) in [
+        (Depth::All, vec![]),
+        (Depth::Flow, vec!["after"]),
+        (Depth::Neighbors, vec!["after"]),
+        (Depth::Atom, vec!["next", "after"]),
+    ] {
+        let log = Log::new();
+        let (result, capture) = run(factory, decider_flow(&log, depth));
+        assert_eq!(result.unwrap(), FlowState::Success, "{depth:?}");
+        assert_eq!(log.entries(), ran, "{depth:?}");
+        assert_eq!(
+            capture.states_of("target"),
+            [AtomState::Ignore],
+            "{depth:?}"
+        );
+    }
+    let log = Log::new();
+    let flow = Graph::new("g")
+        .add(atom("check", task_fn(|_| Ok(json!(true)))))
+        .add(atom("target", log.task("target")))
+        .link_if(
+            "check",
+            "target",
+            decider_fn(|h| h["check"] == json!(true)),
+            Depth::All,
+        );
+    assert_eq!(run(factory, flow).0.unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["target"]);
+}
+
+/// A listener (or another thread) suspends the flow; running again resumes
+/// where it stopped, without re-running finished atoms.
+pub fn suspend_and_resume(factory: Factory<'_>) {
+    struct SuspendAfter(String, crate::SuspendHandle);
+    impl Listener for SuspendAfter {
+        fn on_atom(&self, e: &crate::AtomEvent) {
+            if *e.atom == *self.0 && e.to == AtomState::Success {
+                self.1.suspend();
+            }
+        }
+    }
+    let log = Log::new();
+    let flow =
+        Linear::new("f").add_all((0..5).map(|i| atom(format!("a{i}"), log.task(&format!("a{i}")))));
+    let handle = crate::SuspendHandle::new();
+    let mut engine = factory(flow.into())
+        .suspend_handle(handle.clone())
+        .listener(SuspendAfter("a1".into(), handle))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Suspended);
+    assert_eq!(log.entries(), ["a0", "a1"]);
+    assert_eq!(engine.storage().flow_state(), FlowState::Suspended);
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a0", "a1", "a2", "a3", "a4"]);
+}
+
+/// `run_iter` yields every transition, flow and atoms, then ends.
+pub fn run_iter_yields_state_changes(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")))
+        .add(atom("b", log.failing("b")));
+    let mut engine = factory(flow.into()).build().unwrap();
+    let items: Vec<Result<Event, EngineError>> = engine.run_iter().collect();
+    let (last, events) = items.split_last().unwrap();
+    assert!(matches!(
+        last,
+        Err(EngineError::Failed {
+            state: FlowState::Reverted,
+            ..
+        })
+    ));
+    let summary: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Ok(Event::Flow(f)) => format!("flow:{}", f.to),
+            Ok(Event::Atom(a)) => format!("{}:{}", a.atom, a.to),
+            Err(e) => format!("error:{e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "flow:RUNNING",
+            "a:RUNNING",
+            "a:SUCCESS",
+            "b:RUNNING",
+            "b:FAILURE",
+            "b:REVERTING",
+            "b:REVERTED",
+            "a:REVERTING",
+            "a:REVERTED",
+            "flow:REVERTED"
+        ]
+    );
+}
+
+/// Bad input at run time never panics: a panicking task, a missing input
+/// and an input of the wrong type each become a failure naming the atom.
+pub fn bad_input_becomes_failures(factory: Factory<'_>) {
+    let flow = Linear::new("f").add(atom("p", task_fn(|_| panic!("kaboom {}", 7))));
+    let err = run(factory, flow).0.unwrap_err();
+    let f = &err.failures()[0];
+    assert_eq!(
+        (f.kind.as_str(), f.message.as_str(), f.atom.as_deref()),
+        ("panic", "kaboom 7", Some("p"))
+    );
+
+    let flow = Linear::new("f")
+        .add(atom("n", task_fn(|_| Ok(json!("not a number")))).provides("n"))
+        .add(atom("use", task_fn(|ctx| Ok(json!(ctx.input::<u32>("n")? + 1)))).requires(["n"]));
+    let err = run(factory, flow).0.unwrap_err();
+    let f = &err.failures()[0];
+    assert_eq!(f.kind, TaskError::INVALID_INPUT);
+    assert!(
+        f.message.contains("input `n` of atom `use`") && f.message.contains("u32"),
+        "{f}"
+    );
+
+    let flow = Graph::new("g")
+        .add(atom("check", task_fn(|_| Ok(json!(0)))))
+        .add(atom("skipped", task_fn(|_| Ok(json!(1)))).provides("x"))
+        .add(atom("needs", task_fn(|_| Ok(Value::Null))).requires(["x"]))
+        .link_if("check", "skipped", decider_fn(|_| false), Depth::Atom);
+    let err = run(factory, flow).0.unwrap_err();
+    let f = &err.failures()[0];
+    assert_eq!(f.kind, TaskError::MISSING_INPUT);
+    assert_eq!(f.atom.as_deref(), Some("needs"));
+    assert!(
+        f.message.contains("requires `x`")
+            && f.message.contains("`skipped` provides it, but is IGNORE"),
+        "{f}"
+    );
+}
+
+/// `build` reports every compile and validation error, naming culprits.
+pub fn build_reports_every_error(factory: Factory<'_>) {
+    let flow = Linear::new("f")
+        .add(atom("a", task_fn(|_| Ok(Value::Null))).requires(["nowhere"]))
+        .add(atom("b", task_fn(|_| Ok(Value::Null))).requires(["also_nowhere"]));
+    let Err(EngineError::Compile(errors)) = factory(flow.into()).build() else {
+        panic!("should not build")
+    };
+    assert_eq!(errors.errors().len(), 2);
+    assert!(
+        matches!(&errors.errors()[1], CompileError::MissingRequirement { atom, symbol, .. } if atom == "b" && symbol == "also_nowhere")
+    );
+    let err = factory(Linear::new("f").into())
+        .store(json!([1]))
+        .build()
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::InvalidStore(_)));
+}
+
+/// Every transition is in the records: after a run the backend's flow
+/// detail matches the engine's.
+pub fn records_hold_every_transition(factory: Factory<'_>) {
+    let backend = Arc::new(MemoryBackend::new());
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")).provides("x"))
+        .add(
+            Linear::new("s")
+                .add(atom("b", log.flaky("b", 1)))
+                .with_retry(Times::new(2)),
+        );
+    let mut engine = factory(flow.into())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    engine.run().unwrap();
+    let stored = backend
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    assert_eq!(stored.state, FlowState::Success);
+    assert_eq!(stored.atom_details, engine.storage().atom_details());
+    assert_eq!(
+        stored.atom_detail("a").unwrap().result.as_deref(),
+        Some(&json!("a"))
+    );
+    assert_eq!(stored.atom_detail("s.retry").unwrap().history.len(), 2);
+    assert_eq!(stored.meta["store"], json!({}));
+    let book = backend.get_logbook(engine.storage().logbook_id()).unwrap();
+    assert_eq!(book.flow_details.len(), 1);
+}
+
+/// A reverted flow runs again from the start when asked to.
+pub fn reverted_flow_runs_again(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")))
+        .add(atom("b", log.flaky("b", 1)));
+    let mut engine = factory(flow.into()).build().unwrap();
+    assert!(engine.run().is_err());
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "b", "~b", "~a", "a", "b"]);
+}
+
+/// Tasks report progress to listeners.
+pub fn progress_reaches_listeners(factory: Factory<'_>) {
+    let flow = Linear::new("f").add(atom(
+        "p",
+        task_fn(|ctx| {
+            ctx.progress(0.5);
+            ctx.progress(2.0);
+            Ok(Value::Null)
+        }),
+    ));
+    let (result, capture) = run(factory, flow);
+    result.unwrap();
+    assert_eq!(
+        capture.progress(),
+        [("p".to_owned(), 0.5), ("p".to_owned(), 1.0)]
+    );
+}
+
+/// Makes one `#[test]` per conformance case for an engine factory
+/// expression of type `Fn(Flow) -> EngineBuilder`.
+///
+/// ```ignore
+/// taskflow_engine::engine_conformance!(|flow| Engine::serial(flow));
+/// ```
+#[macro_export]
+macro_rules! engine_conformance {
+    ($factory:expr) => {
+        $crate::engine_conformance!(@cases $factory;
+            linear_passes_data_in_order unordered_runs_all_children graph_and_nesting
+            argument_binding revert_in_reverse_order revert_order_on_a_graph
+            revert_sees_results_and_failures revert_failure_keeps_both_failures
+            times_retries_until_success times_exhausted_reverts_the_flow
+            for_each_tries_each_value parameterized_for_each_uses_its_argument
+            nested_retry_revert_passes_outward nested_retry_inner_retries_first
+            revert_all_overrides_outer_controllers deciders_ignore_by_depth
+            suspend_and_resume run_iter_yields_state_changes bad_input_becomes_failures
+            build_reports_every_error records_hold_every_transition
+            reverted_flow_runs_again progress_reaches_listeners);
+    };
+    (@cases $factory:expr; $($case:ident)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testkit::$case(&$factory);
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod serial {
+    use crate::Engine;
+    crate::engine_conformance!(|flow| Engine::serial(flow));
+}
