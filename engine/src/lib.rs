@@ -34,6 +34,7 @@ mod scheduler;
 mod selector;
 mod storage;
 #[cfg(any(test, feature = "testkit"))]
+#[allow(clippy::unwrap_used)]
 pub mod testkit;
 
 pub use builder::EngineBuilder;

@@ -101,6 +101,8 @@ pub(crate) struct Runtime<'e> {
     pub(crate) suspending: bool,
     pub(crate) failures: Vec<Failure>,
     pub(crate) failures_shared: Option<Arc<[Failure]>>,
+    /// An empty failure list, shared by every execution.
+    pub(crate) no_failures: Arc<[Failure]>,
     started: bool,
 }
 
@@ -136,6 +138,7 @@ impl<'e> Runtime<'e> {
             suspending: false,
             failures: Vec::new(),
             failures_shared: None,
+            no_failures: Arc::from(Vec::new()),
             started: false,
         }
     }

@@ -41,7 +41,7 @@ impl Runtime<'_> {
             history,
             own_result: None,
             own_failure: None,
-            flow_failures: Arc::from(Vec::new()),
+            flow_failures: self.no_failures.clone(),
             listeners: self.listeners.clone(),
             cancel: self.cancel.clone(),
         };

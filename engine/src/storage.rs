@@ -142,11 +142,16 @@ impl Storage {
         if self.saved {
             return Ok(());
         }
+        // Lend the details to the logbook for the write: no copy here.
         let mut flow = self.flow.clone();
-        flow.atom_details = self.details.clone();
+        flow.atom_details = std::mem::take(&mut self.details);
         let mut book = self.logbook.clone();
         book.flow_details = vec![flow];
-        self.backend.save_logbook(&book)?;
+        let saved = self.backend.save_logbook(&book);
+        if let Some(flow) = book.flow_details.pop() {
+            self.details = flow.atom_details;
+        }
+        saved?;
         self.saved = true;
         Ok(())
     }

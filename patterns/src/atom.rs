@@ -165,9 +165,10 @@ impl AtomSpec {
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Atom<K> {
-    /// The declared interface.
+    /// The declared interface (shared: cloning a flow or compiling it does
+    /// not copy it).
     #[serde(flatten)]
-    pub spec: AtomSpec,
+    pub spec: Arc<AtomSpec>,
     /// The task or retry controller.
     #[serde(rename = "impl")]
     pub kind: K,
@@ -182,10 +183,10 @@ pub type RetryAtom = Atom<Arc<dyn Retry>>;
 /// A task atom named `name` running `task`.
 pub fn atom(name: impl Into<String>, task: impl Task) -> TaskAtom {
     Atom {
-        spec: AtomSpec {
+        spec: Arc::new(AtomSpec {
             name: name.into(),
             ..AtomSpec::default()
-        },
+        }),
         kind: Arc::new(task),
     }
 }
@@ -193,7 +194,7 @@ pub fn atom(name: impl Into<String>, task: impl Task) -> TaskAtom {
 /// A retry atom named `name` running the controller `controller`.
 pub fn retry(name: impl Into<String>, controller: impl Retry) -> RetryAtom {
     let mut atom = RetryAtom::from(controller);
-    atom.spec.name = name.into();
+    atom.spec_mut().name = name.into();
     atom
 }
 
@@ -202,10 +203,10 @@ impl<R: Retry> From<R> for RetryAtom {
     /// `<flow>.retry`.
     fn from(controller: R) -> Self {
         Atom {
-            spec: AtomSpec {
+            spec: Arc::new(AtomSpec {
                 requires: controller.requires(),
                 ..AtomSpec::default()
-            },
+            }),
             kind: Arc::new(controller),
         }
     }
@@ -217,6 +218,11 @@ impl<K> Atom<K> {
         &self.spec.name
     }
 
+    /// The spec, to change (copied first if shared with a clone of the atom).
+    pub fn spec_mut(&mut self) -> &mut AtomSpec {
+        Arc::make_mut(&mut self.spec)
+    }
+
     /// Adds required arguments.
     pub fn requires<I, S>(mut self, names: I) -> Self
     where
@@ -226,7 +232,7 @@ impl<K> Atom<K> {
         for name in names {
             let name = name.into();
             if !self.spec.requires.contains(&name) {
-                self.spec.requires.push(name);
+                self.spec_mut().requires.push(name);
             }
         }
         self
@@ -234,13 +240,13 @@ impl<K> Atom<K> {
 
     /// Adds an optional argument with the value used when nothing provides it.
     pub fn optional(mut self, name: impl Into<String>, default: impl Into<Value>) -> Self {
-        self.spec.optional.insert(name.into(), default.into());
+        self.spec_mut().optional.insert(name.into(), default.into());
         self
     }
 
     /// Stores the whole result under `name`.
     pub fn provides(mut self, name: impl Into<String>) -> Self {
-        self.spec.provides = Provides::Single(name.into());
+        self.spec_mut().provides = Provides::Single(name.into());
         self
     }
 
@@ -250,7 +256,7 @@ impl<K> Atom<K> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.spec.provides = Provides::Sequence(names.into_iter().map(Into::into).collect());
+        self.spec_mut().provides = Provides::Sequence(names.into_iter().map(Into::into).collect());
         self
     }
 
@@ -260,25 +266,25 @@ impl<K> Atom<K> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.spec.provides = Provides::Mapping(names.into_iter().map(Into::into).collect());
+        self.spec_mut().provides = Provides::Mapping(names.into_iter().map(Into::into).collect());
         self
     }
 
     /// Feeds argument `arg` from the symbol `symbol` instead of `arg`.
     pub fn rebind(mut self, arg: impl Into<String>, symbol: impl Into<String>) -> Self {
-        self.spec.rebind.insert(arg.into(), symbol.into());
+        self.spec_mut().rebind.insert(arg.into(), symbol.into());
         self
     }
 
     /// Feeds argument `arg` with a constant.
     pub fn inject(mut self, arg: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.spec.inject.insert(arg.into(), value.into());
+        self.spec_mut().inject.insert(arg.into(), value.into());
         self
     }
 
     /// Sets the version.
     pub fn version(mut self, major: u32, minor: u32) -> Self {
-        self.spec.version = Version(major, minor);
+        self.spec_mut().version = Version(major, minor);
         self
     }
 }

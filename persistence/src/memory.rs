@@ -1,6 +1,7 @@
 //! The in-memory backend: records live as long as the value does.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use taskflow_patterns::{AtomState, FlowState, Intention};
@@ -23,11 +24,32 @@ pub struct MemoryBackend {
     inner: Mutex<Inner>,
 }
 
+/// Hashes a random (v4) uuid by folding its bytes: they are random
+/// already, so SipHash's cost buys nothing on this hot path.
+#[derive(Default)]
+struct UuidHasher(u64);
+
+impl Hasher for UuidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+type UuidMap<V> = HashMap<Uuid, V, BuildHasherDefault<UuidHasher>>;
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Logbook headers (no flow details) and the ids of their flows, in order.
-    books: HashMap<Uuid, (LogBook, Vec<Uuid>)>,
-    flows: HashMap<Uuid, FlowRecord>,
+    books: UuidMap<(LogBook, Vec<Uuid>)>,
+    flows: UuidMap<FlowRecord>,
 }
 
 #[derive(Debug)]
@@ -35,7 +57,7 @@ struct FlowRecord {
     book: Uuid,
     detail: FlowDetail,
     /// Atom id to its position in `detail.atom_details`.
-    positions: HashMap<Uuid, usize>,
+    positions: UuidMap<usize>,
 }
 
 impl MemoryBackend {

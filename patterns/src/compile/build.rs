@@ -1,4 +1,10 @@
 //! Flattening a flow tree into the DAG.
+//!
+//! One pass over the tree adds atoms and edges; data dependencies between
+//! siblings are computed only where a pattern needs them (unordered and
+//! graph flows), from the atoms of each child. The graph's adjacency is then
+//! laid out as compressed lists, and checked for cycles with a topological
+//! sort (Tarjan's algorithm runs only to name the atoms of a cycle found).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -13,19 +19,39 @@ use super::{
 use crate::flow::{FlowParts, Node};
 use crate::{AtomSpec, CompileError, CompileErrors, Flow};
 
+/// The atoms at one end of a built part.
+#[derive(Clone)]
+enum Ends {
+    One(AtomIndex),
+    Many(Vec<AtomIndex>),
+}
+
+impl Ends {
+    fn as_slice(&self) -> &[AtomIndex] {
+        match self {
+            Ends::One(a) => std::slice::from_ref(a),
+            Ends::Many(v) => v,
+        }
+    }
+
+    fn collect(parts: impl Iterator<Item = AtomIndex>) -> Self {
+        let v: Vec<AtomIndex> = parts.collect();
+        match v.as_slice() {
+            [one] => Ends::One(*one),
+            _ => Ends::Many(v),
+        }
+    }
+}
+
 /// What a built child offers to its siblings.
 struct Part {
     /// Atoms with no predecessor inside the part.
-    sources: Vec<AtomIndex>,
+    sources: Ends,
     /// Atoms with no successor inside the part.
-    sinks: Vec<AtomIndex>,
+    sinks: Ends,
     /// The atoms of the part: `first..end`.
     first: usize,
     end: usize,
-    /// Symbols provided inside the part.
-    provides: BTreeSet<String>,
-    /// Symbols required inside the part and not provided inside it.
-    requires: BTreeSet<String>,
 }
 
 impl Part {
@@ -34,13 +60,19 @@ impl Part {
     }
 }
 
+/// The symbols a part provides, and those it requires from outside itself.
+struct Symbols<'a> {
+    provides: BTreeSet<&'a str>,
+    requires: BTreeSet<&'a str>,
+}
+
 #[derive(Default)]
-struct Builder {
+struct Builder<'f> {
     atoms: Vec<CompiledAtom>,
     flows: Vec<CompiledFlow>,
     edges: Vec<(AtomIndex, AtomIndex, Option<u32>)>,
     deciders: Vec<CompiledDecider>,
-    names: HashSet<String>,
+    names: HashSet<&'f str>,
     errors: Vec<CompileError>,
 }
 
@@ -50,13 +82,14 @@ pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
     b.finish()
 }
 
-impl Builder {
-    fn claim_name(&mut self, name: &str, flow: &str) {
+impl<'f> Builder<'f> {
+    /// Records `name` as taken, or the error if it is empty or taken. `flow`
+    /// is the flow holding it, named in the error.
+    fn claim_name(&mut self, name: &'f str, flow: Option<FlowIndex>) {
         if name.is_empty() {
-            self.errors.push(CompileError::EmptyName {
-                flow: flow.to_owned(),
-            });
-        } else if !self.names.insert(name.to_owned()) {
+            let flow = flow.map_or_else(String::new, |f| self.flows[f.index()].name.clone());
+            self.errors.push(CompileError::EmptyName { flow });
+        } else if !self.names.insert(name) {
             self.errors.push(CompileError::DuplicateName {
                 name: name.to_owned(),
             });
@@ -65,7 +98,7 @@ impl Builder {
 
     fn add_atom(
         &mut self,
-        spec: &AtomSpec,
+        spec: &Arc<AtomSpec>,
         imp: AtomImpl,
         flow: FlowIndex,
         retry: Option<AtomIndex>,
@@ -88,32 +121,21 @@ impl Builder {
         index
     }
 
-    fn single(&self, index: AtomIndex) -> Part {
-        let spec = &self.atoms[index.index()].spec;
-        let provides: BTreeSet<String> = spec.provides.names().map(str::to_owned).collect();
-        let requires = spec
-            .required_symbols()
-            .map(|(s, _)| s.to_owned())
-            .filter(|s| !provides.contains(s))
-            .collect();
+    fn single(index: AtomIndex) -> Part {
         Part {
-            sources: vec![index],
-            sinks: vec![index],
+            sources: Ends::One(index),
+            sinks: Ends::One(index),
             first: index.index(),
             end: index.index() + 1,
-            provides,
-            requires,
         }
     }
 
-    fn node(&mut self, node: &Node, parent: FlowIndex, retry: Option<AtomIndex>) -> Part {
+    fn node(&mut self, node: &'f Node, parent: FlowIndex, retry: Option<AtomIndex>) -> Part {
         match node {
             Node::Task(atom) => {
-                let flow_name = self.flows[parent.index()].name.clone();
-                self.claim_name(atom.name(), &flow_name);
-                let index =
-                    self.add_atom(&atom.spec, AtomImpl::Task(atom.kind.clone()), parent, retry);
-                self.single(index)
+                self.claim_name(atom.name(), Some(parent));
+                let task = AtomImpl::Task(atom.kind.clone());
+                Self::single(self.add_atom(&atom.spec, task, parent, retry))
             }
             Node::Flow(flow) => self.flow(flow, Some(parent), retry),
         }
@@ -127,10 +149,26 @@ impl Builder {
         }
     }
 
-    fn flow(&mut self, flow: &Flow, parent: Option<FlowIndex>, retry: Option<AtomIndex>) -> Part {
-        let parts: &FlowParts = flow.parts();
-        let parent_name = parent.map_or_else(String::new, |p| self.flows[p.index()].name.clone());
-        self.claim_name(&parts.name, &parent_name);
+    /// The symbols of the atoms `first..end`.
+    fn symbols(&self, part: &Part) -> Symbols<'_> {
+        let atoms = &self.atoms[part.first..part.end];
+        let provides: BTreeSet<&str> = atoms.iter().flat_map(|a| a.spec.provides.names()).collect();
+        let requires = atoms
+            .iter()
+            .flat_map(|a| a.spec.required_symbols().map(|(s, _)| s))
+            .filter(|s| !provides.contains(s))
+            .collect();
+        Symbols { provides, requires }
+    }
+
+    fn flow(
+        &mut self,
+        flow: &'f Flow,
+        parent: Option<FlowIndex>,
+        retry: Option<AtomIndex>,
+    ) -> Part {
+        let parts: &'f FlowParts = flow.parts();
+        self.claim_name(&parts.name, parent);
         let index = FlowIndex(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
         self.flows.push(CompiledFlow {
             name: parts.name.clone(),
@@ -142,7 +180,7 @@ impl Builder {
 
         let mut controller = None;
         if let Some(r) = &parts.retry {
-            self.claim_name(r.name(), &parts.name);
+            self.claim_name(r.name(), Some(index));
             let ri = self.add_atom(&r.spec, AtomImpl::Retry(r.kind.clone()), index, retry);
             self.atoms[ri.index()].controls = Some(index);
             self.flows[index.index()].retry = Some(ri);
@@ -160,52 +198,38 @@ impl Builder {
             Flow::Unordered(_) => self.unordered(&parts.name, &parts.children, &children),
             Flow::Graph(g) => self.graph(index, &parts.children, &children, g.links()),
         };
-
-        let mut part = Part {
-            sources,
-            sinks,
+        let (sources, sinks) = match controller {
+            Some(ri) if sources.is_empty() => (vec![ri], vec![ri]),
+            Some(ri) => {
+                self.link(&[ri], &sources, None);
+                (vec![ri], sinks)
+            }
+            None => (sources, sinks),
+        };
+        Part {
+            sources: Ends::collect(sources.into_iter()),
+            sinks: Ends::collect(sinks.into_iter()),
             first,
             end: self.atoms.len(),
-            provides: BTreeSet::new(),
-            requires: BTreeSet::new(),
-        };
-        for c in &children {
-            part.provides.extend(c.provides.iter().cloned());
         }
-        for c in &children {
-            part.requires.extend(
-                c.requires
-                    .iter()
-                    .filter(|s| !part.provides.contains(*s))
-                    .cloned(),
-            );
-        }
-        if let Some(ri) = controller {
-            let retry_part = self.single(ri);
-            part.requires.extend(retry_part.requires);
-            part.provides.extend(retry_part.provides);
-            if part.sources.is_empty() {
-                part.sinks = vec![ri];
-            } else {
-                self.link(&[ri], &part.sources, None);
-            }
-            part.sources = vec![ri];
-        }
-        part
     }
 
     fn linear(&mut self, children: &[Part]) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
-        let mut sources: Vec<AtomIndex> = Vec::new();
-        let mut prev: Vec<AtomIndex> = Vec::new();
+        let mut sources: &[AtomIndex] = &[];
+        let mut prev: &[AtomIndex] = &[];
         for c in children.iter().filter(|c| !c.is_empty()) {
             if sources.is_empty() {
-                sources = c.sources.clone();
+                sources = c.sources.as_slice();
             } else {
-                self.link(&prev, &c.sources, None);
+                for &f in prev {
+                    for &t in c.sources.as_slice() {
+                        self.edges.push((f, t, None));
+                    }
+                }
             }
-            prev = c.sinks.clone();
+            prev = c.sinks.as_slice();
         }
-        (sources, prev)
+        (sources.to_vec(), prev.to_vec())
     }
 
     fn unordered(
@@ -214,23 +238,35 @@ impl Builder {
         nodes: &[Node],
         children: &[Part],
     ) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
-        for (i, needy) in children.iter().enumerate() {
-            for (j, giver) in children.iter().enumerate() {
+        let symbols: Vec<Symbols<'_>> = children.iter().map(|c| self.symbols(c)).collect();
+        let mut errors = Vec::new();
+        for (i, needy) in symbols.iter().enumerate() {
+            for (j, giver) in symbols.iter().enumerate() {
                 if i == j {
                     continue;
                 }
                 if let Some(symbol) = needy.requires.intersection(&giver.provides).next() {
-                    self.errors.push(CompileError::UnorderedDependency {
+                    errors.push(CompileError::UnorderedDependency {
                         flow: flow.to_owned(),
                         atom: nodes[i].name().to_owned(),
-                        symbol: symbol.clone(),
+                        symbol: (*symbol).to_owned(),
                         provider: nodes[j].name().to_owned(),
                     });
                 }
             }
         }
-        let sources = children.iter().flat_map(|c| c.sources.clone()).collect();
-        let sinks = children.iter().flat_map(|c| c.sinks.clone()).collect();
+        drop(symbols);
+        self.errors.extend(errors);
+        let sources = children
+            .iter()
+            .flat_map(|c| c.sources.as_slice())
+            .copied()
+            .collect();
+        let sinks = children
+            .iter()
+            .flat_map(|c| c.sinks.as_slice())
+            .copied()
+            .collect();
         (sources, sinks)
     }
 
@@ -275,13 +311,19 @@ impl Builder {
                 });
                 id
             });
-            self.link(&children[from].sinks, &children[to].sources, decider);
+            self.link(
+                children[from].sinks.as_slice(),
+                children[to].sources.as_slice(),
+                decider,
+            );
             linked.insert((from, to));
         }
         // Links inferred from data: a child that requires what another
         // provides runs after it.
-        for (to, needy) in children.iter().enumerate() {
-            for (from, giver) in children.iter().enumerate() {
+        let symbols: Vec<Symbols<'_>> = children.iter().map(|c| self.symbols(c)).collect();
+        let mut inferred = Vec::new();
+        for (to, needy) in symbols.iter().enumerate() {
+            for (from, giver) in symbols.iter().enumerate() {
                 if from != to
                     && !linked.contains(&(from, to))
                     && needy
@@ -290,57 +332,72 @@ impl Builder {
                         .next()
                         .is_some()
                 {
-                    self.link(&giver.sinks, &needy.sources, None);
-                    linked.insert((from, to));
+                    inferred.push((from, to));
                 }
             }
+        }
+        drop(symbols);
+        for (from, to) in inferred {
+            self.link(
+                children[from].sinks.as_slice(),
+                children[to].sources.as_slice(),
+                None,
+            );
+            linked.insert((from, to));
         }
         let has_in: HashSet<usize> = linked.iter().map(|&(_, t)| t).collect();
         let has_out: HashSet<usize> = linked.iter().map(|&(f, _)| f).collect();
         let sources = (0..children.len())
             .filter(|i| !has_in.contains(i))
-            .flat_map(|i| children[i].sources.clone())
+            .flat_map(|i| children[i].sources.as_slice())
+            .copied()
             .collect();
         let sinks = (0..children.len())
             .filter(|i| !has_out.contains(i))
-            .flat_map(|i| children[i].sinks.clone())
+            .flat_map(|i| children[i].sinks.as_slice())
+            .copied()
             .collect();
         (sources, sinks)
     }
 
     fn finish(mut self) -> Result<Compilation, CompileErrors> {
         let n = self.atoms.len();
-        let mut graph: DiGraph<Arc<str>, Option<u32>> = DiGraph::with_capacity(n, self.edges.len());
-        for atom in &self.atoms {
-            graph.add_node(atom.name.clone());
-        }
-        let mut seen = HashSet::with_capacity(self.edges.len());
         let mut incoming_deciders = vec![Vec::new(); n];
-        for &(f, t, d) in &self.edges {
+        for &(_, t, d) in &self.edges {
             if let Some(d) = d {
                 if !incoming_deciders[t.index()].contains(&d) {
                     incoming_deciders[t.index()].push(d);
                 }
             }
-            if seen.insert((f, t)) {
-                graph.add_edge(f.node(), t.node(), d);
-            }
         }
-        for scc in tarjan_scc(&graph) {
-            let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
-            if scc.len() > 1 || self_loop {
-                let atoms = cycle_path(&graph, &scc)
-                    .into_iter()
-                    .map(|i| graph[i].to_string())
-                    .collect();
-                self.errors.push(CompileError::Cycle { atoms });
+        let mut edges: Vec<(AtomIndex, AtomIndex, Option<u32>)> = std::mem::take(&mut self.edges);
+        edges.sort_unstable_by_key(|&(f, t, _)| (f, t));
+        edges.dedup_by_key(|&mut (f, t, _)| (f, t));
+
+        let mut graph: DiGraph<Arc<str>, Option<u32>> = DiGraph::with_capacity(n, edges.len());
+        for atom in &self.atoms {
+            graph.add_node(atom.name.clone());
+        }
+        for &(f, t, d) in &edges {
+            graph.add_edge(f.node(), t.node(), d);
+        }
+        let succ = adjacency(n, edges.iter().map(|&(f, t, _)| (f, t)));
+        let pred = adjacency(n, edges.iter().map(|&(f, t, _)| (t, f)));
+        if !is_acyclic(&succ, &pred, n) {
+            for scc in tarjan_scc(&graph) {
+                let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+                if scc.len() > 1 || self_loop {
+                    let atoms = cycle_path(&graph, &scc)
+                        .into_iter()
+                        .map(|i| graph[i].to_string())
+                        .collect();
+                    self.errors.push(CompileError::Cycle { atoms });
+                }
             }
         }
         if !self.errors.is_empty() {
             return Err(CompileErrors(self.errors));
         }
-        let succ = adjacency(n, seen.iter().map(|&(f, t)| (f, t)));
-        let pred = adjacency(n, seen.iter().map(|&(f, t)| (t, f)));
         let by_name = self
             .atoms
             .iter()
@@ -350,10 +407,12 @@ impl Builder {
         let mut providers: HashMap<String, Vec<AtomIndex>> = HashMap::new();
         for (i, atom) in self.atoms.iter().enumerate() {
             for name in atom.spec.provides.names() {
-                providers
-                    .entry(name.to_owned())
-                    .or_default()
-                    .push(AtomIndex::new(i));
+                match providers.get_mut(name) {
+                    Some(list) => list.push(AtomIndex::new(i)),
+                    None => {
+                        providers.insert(name.to_owned(), vec![AtomIndex::new(i)]);
+                    }
+                }
             }
         }
         Ok(Compilation {
@@ -368,6 +427,28 @@ impl Builder {
             incoming_deciders,
         })
     }
+}
+
+/// Kahn's algorithm: whether every atom can be ordered.
+fn is_acyclic(succ: &Adjacency, pred: &Adjacency, n: usize) -> bool {
+    let mut indegree: Vec<u32> = (0..n)
+        .map(|i| u32::try_from(pred.of(AtomIndex::new(i)).len()).unwrap_or(u32::MAX))
+        .collect();
+    let mut stack: Vec<AtomIndex> = (0..n)
+        .filter(|&i| indegree[i] == 0)
+        .map(AtomIndex::new)
+        .collect();
+    let mut seen = 0;
+    while let Some(a) = stack.pop() {
+        seen += 1;
+        for &s in succ.of(a) {
+            indegree[s.index()] -= 1;
+            if indegree[s.index()] == 0 {
+                stack.push(s);
+            }
+        }
+    }
+    seen == n
 }
 
 /// One cycle through the first node of a strongly connected component, in
@@ -400,19 +481,23 @@ fn cycle_path(graph: &DiGraph<Arc<str>, Option<u32>>, scc: &[NodeIndex]) -> Vec<
     scc.to_vec()
 }
 
-/// Adjacency lists from edges, each list sorted by index.
-fn adjacency(n: usize, edges: impl Iterator<Item = (AtomIndex, AtomIndex)>) -> Adjacency {
-    let mut lists: Vec<Vec<AtomIndex>> = vec![Vec::new(); n];
+/// Compressed adjacency lists from edges sorted by their first element
+/// (the successor lists come out sorted; the predecessor ones are sorted too
+/// because edges are sorted by source).
+fn adjacency(n: usize, edges: impl Iterator<Item = (AtomIndex, AtomIndex)> + Clone) -> Adjacency {
+    let mut start = vec![0u32; n + 1];
+    for (from, _) in edges.clone() {
+        start[from.index() + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut targets = vec![AtomIndex::new(0); start[n] as usize];
     for (from, to) in edges {
-        lists[from.index()].push(to);
+        let slot = &mut fill[from.index()];
+        targets[*slot as usize] = to;
+        *slot += 1;
     }
-    let mut start = Vec::with_capacity(n + 1);
-    let mut targets = Vec::new();
-    for list in &mut lists {
-        list.sort_unstable();
-        start.push(u32::try_from(targets.len()).unwrap_or(u32::MAX));
-        targets.extend_from_slice(list);
-    }
-    start.push(u32::try_from(targets.len()).unwrap_or(u32::MAX));
     Adjacency { start, targets }
 }

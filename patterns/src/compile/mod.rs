@@ -65,7 +65,7 @@ pub struct CompiledAtom {
     /// The atom's name.
     pub name: Arc<str>,
     /// Its declared interface.
-    pub spec: AtomSpec,
+    pub spec: Arc<AtomSpec>,
     /// What it runs.
     pub imp: AtomImpl,
     /// The innermost retry controller whose scope holds it (for a retry atom,

@@ -97,7 +97,7 @@ impl FlowParts {
     fn set_retry(&mut self, retry: RetryAtom) {
         let mut retry = retry;
         if retry.spec.name.is_empty() {
-            retry.spec.name = format!("{}.retry", self.name);
+            retry.spec_mut().name = format!("{}.retry", self.name);
         }
         self.retry = Some(retry);
     }
@@ -109,10 +109,9 @@ macro_rules! flow_builder {
         impl $pattern {
             /// An empty flow named `name`.
             pub fn new(name: impl Into<String>) -> Self {
-                $pattern {
-                    parts: $crate::flow::FlowParts::new(name.into()),
-                    ..Default::default()
-                }
+                let mut flow = $pattern::default();
+                flow.parts = $crate::flow::FlowParts::new(name.into());
+                flow
             }
 
             /// Adds a child: a task atom or a flow.

@@ -1,0 +1,59 @@
+//! The examples run as they are and print what they should (cargo builds
+//! them before running tests).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> (bool, String) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir: PathBuf = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("examples");
+    let out = Command::new(dir.join(name))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run example {name} from {}: {e}", dir.display()));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn quickstart_passes_data_through_a_graph() {
+    let (ok, out) = example("quickstart");
+    assert!(ok, "{out}");
+    assert!(out.contains("flow ended SUCCESS"), "{out}");
+    assert!(out.contains(r#"receipt: "total: 1304 cents""#), "{out}");
+}
+
+#[test]
+fn revert_undoes_dependents_first() {
+    let (ok, out) = example("revert");
+    assert!(ok, "{out}");
+    let order: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("revert  "))
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(order, ["boot", "volume", "bucket", "network"], "{out}");
+    assert!(
+        out.contains("flow `provision` ended REVERTED: atom `boot` failed: NoCapacity"),
+        "{out}"
+    );
+}
+
+#[test]
+fn retry_retries_inner_then_outer_scope() {
+    let (ok, out) = example("retry");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(r#"flow ended SUCCESS: "https://us.mirror/release.tar.gz""#),
+        "{out}"
+    );
+    assert_eq!(out.matches("upload #").count(), 4, "{out}");
+    assert!(
+        out.contains(r#"attempt 1 (1) failures: ["upload: connection reset"]"#),
+        "{out}"
+    );
+}
