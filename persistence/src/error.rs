@@ -58,6 +58,22 @@ pub enum PersistenceError {
         /// Why.
         reason: String,
     },
+    /// The store was written by a newer version of this crate (its schema or
+    /// record format is newer than this build can read); it is left untouched.
+    #[error(
+        "{backend} store at {location} has schema version {found}, newer than the \
+         newest this build supports ({supported}): upgrade taskflow-persistence"
+    )]
+    SchemaTooNew {
+        /// Which backend.
+        backend: &'static str,
+        /// Where the store is (path, or schema name).
+        location: String,
+        /// The version found in the store.
+        found: u32,
+        /// The newest version this build reads and writes.
+        supported: u32,
+    },
     /// The backend failed (I/O, connection, server error).
     #[error("{backend} backend: {message}")]
     Backend {

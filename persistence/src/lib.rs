@@ -3,16 +3,44 @@
 //! As in TaskFlow, a [`LogBook`] holds [`FlowDetail`]s, each holding the
 //! [`AtomDetail`]s of its atoms (state, intention, result, failure, revert
 //! failure, retry history). Engines write through a [`Backend`] on every
-//! transition; [`MemoryBackend`] keeps the records in memory.
+//! transition.
+//!
+//! # Backends
+//!
+//! | backend | where records live | cargo feature |
+//! | --- | --- | --- |
+//! | [`MemoryBackend`] | in memory, as long as the value | always |
+//! | [`SqliteBackend`] | one SQLite file (WAL), shared by the processes of a host: the embedded default | always |
+//! | [`DirBackend`] | a directory, one JSON file per record, written atomically | always |
+//! | `PostgresBackend` | a PostgreSQL schema, shared by many hosts | `postgres` |
+//!
+//! The `postgres` feature compiles the synchronous `postgres` client (and
+//! its network stack); without it the crate has no network dependency.
+//!
+//! Every backend validates what it reads: a corrupt or truncated record, or
+//! one with a value this build does not know, is a
+//! [`PersistenceError::Corrupt`] naming the record. Stored schemas carry a
+//! version; a store written by a newer version is refused with
+//! [`PersistenceError::SchemaTooNew`], an older one is migrated on connect.
 
 mod backend;
+mod codec;
+mod dir;
 mod error;
 mod memory;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
 #[cfg(any(test, feature = "testkit"))]
+#[allow(clippy::unwrap_used)]
 pub mod testkit;
 
 pub use backend::Backend;
+pub use dir::DirBackend;
 pub use error::{PersistenceError, RecordKind};
 pub use memory::MemoryBackend;
 pub use model::{now_millis, AtomDetail, FlowDetail, LogBook};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBackend;
+pub use sqlite::{Durability, SqliteBackend};

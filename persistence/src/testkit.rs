@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
+use uuid::Uuid;
 
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
@@ -237,6 +238,142 @@ pub fn concurrent_writers(b: &(dyn Backend + Sync)) {
         .all(|a| a.state == AtomState::Success));
 }
 
+/// Reads, updates and destroys of records that do not exist are `NotFound`
+/// naming the missing record (the flow when the flow is missing, the atom
+/// when only the atom is).
+pub fn missing_records_are_not_found(b: &dyn Backend) {
+    fn is(err: PersistenceError, kind: RecordKind, id: Uuid) {
+        assert!(
+            matches!(&err, PersistenceError::NotFound { kind: k, id: i } if *k == kind && *i == id),
+            "expected {kind} {id} not found, got {err}"
+        );
+    }
+    let (book, flow, atom) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    is(b.get_logbook(book).unwrap_err(), RecordKind::LogBook, book);
+    is(
+        b.get_flow_detail(flow).unwrap_err(),
+        RecordKind::FlowDetail,
+        flow,
+    );
+    is(
+        b.update_flow_state(flow, FlowState::Running).unwrap_err(),
+        RecordKind::FlowDetail,
+        flow,
+    );
+    is(
+        b.destroy_flow_detail(flow).unwrap_err(),
+        RecordKind::FlowDetail,
+        flow,
+    );
+    is(
+        b.get_atom_detail(flow, atom).unwrap_err(),
+        RecordKind::FlowDetail,
+        flow,
+    );
+    is(
+        b.update_atom_state(flow, atom, AtomState::Running, Intention::Execute)
+            .unwrap_err(),
+        RecordKind::FlowDetail,
+        flow,
+    );
+    let real = sample_book();
+    b.save_logbook(&real).unwrap();
+    let real_flow = real.flow_details[0].uuid;
+    is(
+        b.get_atom_detail(real_flow, atom).unwrap_err(),
+        RecordKind::AtomDetail,
+        atom,
+    );
+    is(
+        b.update_atom_state(real_flow, atom, AtomState::Running, Intention::Execute)
+            .unwrap_err(),
+        RecordKind::AtomDetail,
+        atom,
+    );
+    // Nothing was created by the failed calls.
+    assert_eq!(b.list_logbooks().unwrap(), vec![real]);
+}
+
+/// Saving a flow detail again replaces its atom details with the ones given,
+/// in the order given.
+pub fn save_flow_detail_replaces_its_atoms(b: &dyn Backend) {
+    let book = LogBook::new("b");
+    b.save_logbook(&book).unwrap();
+    let mut flow = FlowDetail::new("f");
+    let atoms: Vec<AtomDetail> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|n| AtomDetail::new(n, AtomKind::Task))
+        .collect();
+    flow.atom_details = atoms[..3].to_vec();
+    b.save_flow_detail(book.uuid, &flow).unwrap();
+    flow.atom_details = vec![atoms[3].clone(), atoms[1].clone()];
+    flow.atom_details[1].state = AtomState::Running;
+    flow.state = FlowState::Running;
+    b.save_flow_detail(book.uuid, &flow).unwrap();
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), flow);
+    assert!(b
+        .get_atom_detail(flow.uuid, atoms[0].uuid)
+        .unwrap_err()
+        .is_not_found());
+    assert_eq!(b.get_logbook(book.uuid).unwrap().flow_details, vec![flow]);
+}
+
+/// Destroying one flow detail leaves the other flows of its logbook alone.
+pub fn destroy_flow_detail_leaves_siblings(b: &dyn Backend) {
+    let mut book = sample_book();
+    b.save_logbook(&book).unwrap();
+    let gone = book.flow_details.remove(0);
+    b.destroy_flow_detail(gone.uuid).unwrap();
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
+    assert!(b
+        .get_atom_detail(gone.uuid, gone.atom_details[0].uuid)
+        .unwrap_err()
+        .is_not_found());
+}
+
+/// Logbooks are listed by creation time (then id), each with its flows.
+pub fn logbooks_listed_in_creation_order(b: &dyn Backend) {
+    let mut books = Vec::new();
+    for (i, created) in [30u64, 10, 20, 10].into_iter().enumerate() {
+        let mut book = LogBook::new(format!("b{i}"));
+        book.created_at = created;
+        book.updated_at = created + 1;
+        let mut flow = FlowDetail::new(format!("f{i}"));
+        flow.atom_details.push(AtomDetail::new("a", AtomKind::Task));
+        book.flow_details.push(flow);
+        b.save_logbook(&book).unwrap();
+        books.push(book);
+    }
+    books.sort_by_key(|b| (b.created_at, b.uuid));
+    assert_eq!(b.list_logbooks().unwrap(), books);
+}
+
+/// Awkward values survive storage: Unicode, quotes and escapes, NUL inside
+/// JSON strings, extreme integers and floats, empty and nested structures.
+pub fn awkward_values(b: &dyn Backend) {
+    let mut book = LogBook::new("b\u{e9}\u{1f600} 'quoted' \"double\" \\ back");
+    book.meta.insert(String::new(), json!({}));
+    book.meta
+        .insert("nested".into(), json!([[[]], {"a": {"b": null}}]));
+    let mut flow = FlowDetail::new("");
+    flow.meta
+        .insert("x".into(), json!("line\nbreak\ttab\u{0}nul"));
+    let mut atom = AtomDetail::new("\u{65e5}\u{672c}", AtomKind::Retry);
+    atom.result = Some(Arc::new(json!({
+        "u64": u64::MAX,
+        "i64": i64::MIN,
+        "floats": [0.1, 1.0 / 3.0, 1e308, 5e-324, 2.225_073_858_507_201_4e-308, -1.5e-7, 123_456_789.123_456_79],
+        "nul": "a\u{0}b",
+        "empty": "",
+    })));
+    atom.meta.insert("progress".into(), json!(0.75));
+    flow.atom_details.push(atom);
+    book.flow_details.push(flow);
+    b.save_logbook(&book).unwrap();
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
+    assert_eq!(b.list_logbooks().unwrap(), vec![book]);
+}
+
 /// Makes one `#[test]` per conformance case, each on a fresh backend built by
 /// the expression given (called once per test).
 ///
@@ -249,7 +386,10 @@ macro_rules! backend_conformance {
         $crate::backend_conformance!(@cases $make;
             logbook_round_trip save_logbook_updates list_logbooks destroy_logbook
             flow_detail_lifecycle flow_detail_needs_its_logbook atom_detail_lifecycle
-            atom_details_keep_their_order large_values concurrent_writers);
+            atom_details_keep_their_order large_values concurrent_writers
+            missing_records_are_not_found save_flow_detail_replaces_its_atoms
+            destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
+            awkward_values);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
@@ -278,5 +418,67 @@ impl<B: Backend + Sync> Available for B {
     type Backend = B;
     fn available(self) -> Option<B> {
         Some(self)
+    }
+}
+
+/// `None` stands for a backend whose server is unreachable: the test is
+/// skipped (the expression that made it says why).
+impl<B: Backend + Sync> Available for Option<B> {
+    type Backend = B;
+    fn available(self) -> Option<B> {
+        self
+    }
+}
+
+/// A backend together with what must live as long as it in a test: the
+/// temporary directory holding its files, or a guard that drops its schema.
+/// The backend is dropped first, then the guard.
+#[derive(Debug)]
+pub struct WithGuard<B, G> {
+    /// The backend under test.
+    pub backend: B,
+    /// Kept alive until after the backend is dropped.
+    pub guard: G,
+}
+
+impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
+    fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        self.backend.save_logbook(book)
+    }
+    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+        self.backend.get_logbook(id)
+    }
+    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+        self.backend.list_logbooks()
+    }
+    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+        self.backend.destroy_logbook(id)
+    }
+    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        self.backend.save_flow_detail(book, flow)
+    }
+    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+        self.backend.get_flow_detail(id)
+    }
+    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+        self.backend.update_flow_state(flow, state)
+    }
+    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+        self.backend.destroy_flow_detail(id)
+    }
+    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+        self.backend.save_atom_detail(flow, atom)
+    }
+    fn update_atom_state(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        state: AtomState,
+        intention: Intention,
+    ) -> Result<(), PersistenceError> {
+        self.backend.update_atom_state(flow, atom, state, intention)
+    }
+    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+        self.backend.get_atom_detail(flow, atom)
     }
 }

@@ -1,0 +1,717 @@
+//! The directory backend: one JSON file per record, each written atomically.
+//! See [`DirBackend`].
+
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use taskflow_patterns::{AtomState, FlowState, Intention};
+use uuid::Uuid;
+
+use crate::codec;
+use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+
+const BACKEND: &str = "dir";
+const FORMAT_NAME: &str = "taskflow-dir";
+const FORMAT_FILE: &str = "FORMAT.json";
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Stores records as files under a directory: one JSON file per record,
+/// each written atomically.
+///
+/// # Layout
+///
+/// ```text
+/// <root>/
+///   FORMAT.json                          {"format": "taskflow-dir", "version": 1}
+///   logbooks/<book id>.json              logbook header: uuid, name, created_at,
+///                                        updated_at, meta, and "flows": the ids
+///                                        of its flow details in saved order
+///   flows/<flow id>/flow.json            flow detail header: uuid, "book" (its
+///                                        logbook's id), name, state, meta, and
+///                                        "atoms": its atom ids in saved order
+///   flows/<flow id>/atoms/<atom id>.json one atom detail, as `AtomDetail`
+///                                        serializes (pretty-printed JSON)
+/// ```
+///
+/// Ids are lower-case hyphenated UUIDs. The headers' id lists are what
+/// belongs to a record: a flow listed by a logbook whose file is missing, or
+/// an atom listed by a flow whose file is missing, is
+/// [`PersistenceError::Corrupt`] naming the missing record; so is a file that
+/// does not parse, holds an unknown state, or names another id than its file
+/// name.
+///
+/// # Writes
+///
+/// Every file is written whole to a temporary file `.tmp-<name>-<random>` in
+/// its directory, fsynced, renamed over the old file and the directory
+/// fsynced: a reader or a crash sees the old file or the new one, never a
+/// half-written one. Children are written before the header that lists
+/// them and unlisted before they are removed, so a crash between two files
+/// can leave an unlisted file behind (invisible to logbook reads; a flow
+/// detail left so is still found by its id) but never a list naming a
+/// missing file. `FORMAT.json` carries the layout version: a newer one is
+/// refused with [`PersistenceError::SchemaTooNew`].
+///
+/// One process at a time: a [`DirBackend`] serializes its own threads (reads
+/// share a lock, writes take it alone) but takes no lock between processes.
+/// Use [`SqliteBackend`](crate::SqliteBackend) for several processes.
+///
+/// # Example
+///
+/// ```
+/// use taskflow_persistence::{Backend, DirBackend, LogBook};
+/// # let root = std::env::temp_dir().join(format!("tf-doc-{}", uuid::Uuid::new_v4()));
+/// let backend = DirBackend::open(&root)?;
+/// let book = LogBook::new("nightly");
+/// backend.save_logbook(&book)?;
+/// assert_eq!(backend.get_logbook(book.uuid)?.name, "nightly");
+/// # std::fs::remove_dir_all(&root).unwrap();
+/// # Ok::<(), taskflow_persistence::PersistenceError>(())
+/// ```
+#[derive(Debug)]
+pub struct DirBackend {
+    root: PathBuf,
+    lock: RwLock<()>,
+}
+
+/// `FORMAT.json`.
+#[derive(Serialize, Deserialize)]
+struct Format {
+    format: String,
+    version: u32,
+}
+
+/// `logbooks/<id>.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookFile<'a> {
+    uuid: Uuid,
+    name: Cow<'a, str>,
+    created_at: u64,
+    updated_at: u64,
+    #[serde(default)]
+    meta: Cow<'a, Map<String, Value>>,
+    flows: Vec<Uuid>,
+}
+
+/// `flows/<id>/flow.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowFile<'a> {
+    uuid: Uuid,
+    book: Uuid,
+    name: Cow<'a, str>,
+    state: FlowState,
+    #[serde(default)]
+    meta: Cow<'a, Map<String, Value>>,
+    atoms: Vec<Uuid>,
+}
+
+fn io_err(e: io::Error, what: impl std::fmt::Display) -> PersistenceError {
+    PersistenceError::backend(BACKEND, what.to_string(), e)
+}
+
+fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
+    PersistenceError::NotFound { kind, id }
+}
+
+/// Reads a whole file; `None` if it does not exist.
+fn read(path: &Path) -> Result<Option<Vec<u8>>, PersistenceError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(e, format_args!("reading {}", path.display()))),
+    }
+}
+
+/// Reads and decodes the file of record `kind` `id`; `None` if it does not
+/// exist.
+fn read_json<T: DeserializeOwned>(
+    path: &Path,
+    kind: RecordKind,
+    id: Uuid,
+) -> Result<Option<T>, PersistenceError> {
+    match read(path)? {
+        None => Ok(None),
+        Some(bytes) => {
+            codec::decode_json(kind, id, &format!("{}", path.display()), &bytes).map(Some)
+        }
+    }
+}
+
+/// Fsyncs a directory, so a rename or a new entry in it is durable.
+fn sync_dir(dir: &Path) -> Result<(), PersistenceError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(e, format_args!("syncing directory {}", dir.display())))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates the directory `dir` (whose parent exists) if it is missing.
+fn ensure_dir(dir: &Path) -> Result<(), PersistenceError> {
+    match fs::create_dir(dir) {
+        Ok(()) => match dir.parent() {
+            Some(parent) => sync_dir(parent),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(e, format_args!("creating {}", dir.display()))),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename,
+/// fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistenceError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!("{TEMP_PREFIX}{name}-{}", Uuid::new_v4().simple()));
+    let written = File::create(&temp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(io_err(e, format_args!("writing {}", path.display())));
+    }
+    sync_dir(dir)
+}
+
+/// Encodes `value` (of record `kind` `id`) and writes it atomically.
+fn write_json<T: Serialize + ?Sized>(
+    path: &Path,
+    kind: RecordKind,
+    id: Uuid,
+    value: &T,
+) -> Result<(), PersistenceError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| PersistenceError::Encode {
+        kind,
+        id,
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Removes a file or a tree, if it is there.
+fn remove(path: &Path, tree: bool) -> Result<(), PersistenceError> {
+    let removed = if tree {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(e, format_args!("removing {}", path.display()))),
+    }
+}
+
+/// Checks that a record's file names the id its path does.
+fn check_id(kind: RecordKind, expected: Uuid, found: Uuid) -> Result<(), PersistenceError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(codec::corrupt(
+            kind,
+            expected,
+            format_args!("its file holds the record of {found}"),
+        ))
+    }
+}
+
+impl DirBackend {
+    /// The layout version this build reads and writes (in `FORMAT.json`).
+    pub const FORMAT_VERSION: u32 = 1;
+
+    /// Opens the store under `root`, creating the directory and its layout
+    /// if needed. A store whose `FORMAT.json` is newer than
+    /// [`FORMAT_VERSION`](Self::FORMAT_VERSION) is refused.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, PersistenceError> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root)
+            .map_err(|e| io_err(e, format_args!("creating {}", root.display())))?;
+        let format_path = root.join(FORMAT_FILE);
+        match read(&format_path)? {
+            Some(bytes) => {
+                let format: Format =
+                    serde_json::from_slice(&bytes).map_err(|e| PersistenceError::Backend {
+                        backend: BACKEND,
+                        message: format!("{} is not a store format: {e}", format_path.display()),
+                        source: None,
+                    })?;
+                if format.format != FORMAT_NAME {
+                    return Err(PersistenceError::Backend {
+                        backend: BACKEND,
+                        message: format!(
+                            "{} is a {:?} store, not {FORMAT_NAME:?}",
+                            root.display(),
+                            format.format
+                        ),
+                        source: None,
+                    });
+                }
+                if format.version > Self::FORMAT_VERSION {
+                    return Err(PersistenceError::SchemaTooNew {
+                        backend: BACKEND,
+                        location: root.display().to_string(),
+                        found: format.version,
+                        supported: Self::FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                let format = Format {
+                    format: FORMAT_NAME.to_owned(),
+                    version: Self::FORMAT_VERSION,
+                };
+                let bytes =
+                    serde_json::to_vec_pretty(&format).map_err(|e| PersistenceError::Backend {
+                        backend: BACKEND,
+                        message: format!("encoding {FORMAT_FILE}: {e}"),
+                        source: None,
+                    })?;
+                write_atomic(&format_path, &bytes)?;
+            }
+        }
+        ensure_dir(&root.join("logbooks"))?;
+        ensure_dir(&root.join("flows"))?;
+        Ok(DirBackend {
+            root,
+            lock: RwLock::new(()),
+        })
+    }
+
+    /// The directory holding the store.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    // A panic under the lock leaves no half-written file (every file is
+    // replaced by a rename), so a poisoned lock is still usable.
+    fn read_lock(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn book_path(&self, id: Uuid) -> PathBuf {
+        self.root.join("logbooks").join(format!("{id}.json"))
+    }
+
+    fn flow_dir(&self, id: Uuid) -> PathBuf {
+        self.root.join("flows").join(id.to_string())
+    }
+
+    fn flow_path(&self, id: Uuid) -> PathBuf {
+        self.flow_dir(id).join("flow.json")
+    }
+
+    fn atom_path(&self, flow: Uuid, atom: Uuid) -> PathBuf {
+        self.flow_dir(flow)
+            .join("atoms")
+            .join(format!("{atom}.json"))
+    }
+
+    fn read_book(&self, id: Uuid) -> Result<Option<BookFile<'static>>, PersistenceError> {
+        let book: Option<BookFile<'static>> =
+            read_json(&self.book_path(id), RecordKind::LogBook, id)?;
+        if let Some(book) = &book {
+            check_id(RecordKind::LogBook, id, book.uuid)?;
+        }
+        Ok(book)
+    }
+
+    fn read_flow(&self, id: Uuid) -> Result<Option<FlowFile<'static>>, PersistenceError> {
+        let flow: Option<FlowFile<'static>> =
+            read_json(&self.flow_path(id), RecordKind::FlowDetail, id)?;
+        if let Some(flow) = &flow {
+            check_id(RecordKind::FlowDetail, id, flow.uuid)?;
+        }
+        Ok(flow)
+    }
+
+    /// Reads an atom that its flow lists: a missing file is corrupt.
+    fn read_listed_atom(&self, flow: Uuid, id: Uuid) -> Result<AtomDetail, PersistenceError> {
+        let atom: AtomDetail = read_json(&self.atom_path(flow, id), RecordKind::AtomDetail, id)?
+            .ok_or_else(|| {
+                codec::corrupt(
+                    RecordKind::AtomDetail,
+                    id,
+                    format_args!("listed by flow detail {flow} but its file is missing"),
+                )
+            })?;
+        check_id(RecordKind::AtomDetail, id, atom.uuid)?;
+        Ok(atom)
+    }
+
+    fn load_flow(&self, id: Uuid) -> Result<Option<(Uuid, FlowDetail)>, PersistenceError> {
+        let Some(header) = self.read_flow(id)? else {
+            return Ok(None);
+        };
+        let atom_details = header
+            .atoms
+            .iter()
+            .map(|atom| self.read_listed_atom(id, *atom))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((
+            header.book,
+            FlowDetail {
+                uuid: id,
+                name: header.name.into_owned(),
+                state: header.state,
+                meta: header.meta.into_owned(),
+                atom_details,
+            },
+        )))
+    }
+
+    fn load_book(&self, id: Uuid) -> Result<Option<LogBook>, PersistenceError> {
+        let Some(header) = self.read_book(id)? else {
+            return Ok(None);
+        };
+        let mut flow_details = Vec::with_capacity(header.flows.len());
+        for flow in &header.flows {
+            let (book, detail) = self.load_flow(*flow)?.ok_or_else(|| {
+                codec::corrupt(
+                    RecordKind::FlowDetail,
+                    flow,
+                    format_args!("listed by logbook {id} but its file is missing"),
+                )
+            })?;
+            if book != id {
+                return Err(codec::corrupt(
+                    RecordKind::FlowDetail,
+                    flow,
+                    format_args!("listed by logbook {id} but belongs to logbook {book}"),
+                ));
+            }
+            flow_details.push(detail);
+        }
+        Ok(Some(LogBook {
+            uuid: id,
+            name: header.name.into_owned(),
+            created_at: header.created_at,
+            updated_at: header.updated_at,
+            meta: header.meta.into_owned(),
+            flow_details,
+        }))
+    }
+
+    /// Writes a flow detail (its atoms, then its header) into `book`, and
+    /// removes the atoms it no longer has. Returns the logbook it belonged
+    /// to before, if that was another one.
+    fn put_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<Option<Uuid>, PersistenceError> {
+        let old = self.read_flow(flow.uuid)?;
+        let dir = self.flow_dir(flow.uuid);
+        ensure_dir(&dir)?;
+        ensure_dir(&dir.join("atoms"))?;
+        let mut atoms = Vec::with_capacity(flow.atom_details.len());
+        for atom in &flow.atom_details {
+            write_json(
+                &self.atom_path(flow.uuid, atom.uuid),
+                RecordKind::AtomDetail,
+                atom.uuid,
+                atom,
+            )?;
+            if !atoms.contains(&atom.uuid) {
+                atoms.push(atom.uuid);
+            }
+        }
+        let header = FlowFile {
+            uuid: flow.uuid,
+            book,
+            name: Cow::Borrowed(&flow.name),
+            state: flow.state,
+            meta: Cow::Borrowed(&flow.meta),
+            atoms,
+        };
+        write_json(
+            &self.flow_path(flow.uuid),
+            RecordKind::FlowDetail,
+            flow.uuid,
+            &header,
+        )?;
+        let Some(old) = old else {
+            return Ok(None);
+        };
+        for atom in old.atoms.iter().filter(|a| !header.atoms.contains(a)) {
+            remove(&self.atom_path(flow.uuid, *atom), false)?;
+        }
+        Ok(Some(old.book).filter(|b| *b != book))
+    }
+
+    fn write_book(&self, header: &BookFile<'_>) -> Result<(), PersistenceError> {
+        write_json(
+            &self.book_path(header.uuid),
+            RecordKind::LogBook,
+            header.uuid,
+            header,
+        )
+    }
+
+    /// Removes `flow` from the list of logbook `book`, if both are there.
+    fn unlist_flow(&self, book: Uuid, flow: Uuid) -> Result<(), PersistenceError> {
+        if let Some(mut header) = self.read_book(book)? {
+            if header.flows.contains(&flow) {
+                header.flows.retain(|f| *f != flow);
+                self.write_book(&header)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The header of flow `flow`, or `NotFound`.
+    fn flow_header(&self, flow: Uuid) -> Result<FlowFile<'static>, PersistenceError> {
+        self.read_flow(flow)?
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))
+    }
+}
+
+impl Backend for DirBackend {
+    fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let mut flows = self
+            .read_book(book.uuid)?
+            .map(|old| old.flows)
+            .unwrap_or_default();
+        for flow in &book.flow_details {
+            if let Some(previous) = self.put_flow(book.uuid, flow)? {
+                self.unlist_flow(previous, flow.uuid)?;
+            }
+            if !flows.contains(&flow.uuid) {
+                flows.push(flow.uuid);
+            }
+        }
+        self.write_book(&BookFile {
+            uuid: book.uuid,
+            name: Cow::Borrowed(&book.name),
+            created_at: book.created_at,
+            updated_at: book.updated_at,
+            meta: Cow::Borrowed(&book.meta),
+            flows,
+        })
+    }
+
+    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+        let _guard = self.read_lock();
+        self.load_book(id)?
+            .ok_or_else(|| not_found(RecordKind::LogBook, id))
+    }
+
+    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+        let _guard = self.read_lock();
+        let dir = self.root.join("logbooks");
+        let entries =
+            fs::read_dir(&dir).map_err(|e| io_err(e, format_args!("listing {}", dir.display())))?;
+        let mut books = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(e, format_args!("listing {}", dir.display())))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) {
+                // A write that a crash interrupted before its rename.
+                continue;
+            }
+            let id = name
+                .strip_suffix(".json")
+                .and_then(|stem| Uuid::parse_str(stem).ok())
+                .ok_or_else(|| {
+                    codec::corrupt(
+                        RecordKind::LogBook,
+                        &name,
+                        format_args!("unexpected file in {}", dir.display()),
+                    )
+                })?;
+            if let Some(book) = self.load_book(id)? {
+                books.push(book);
+            }
+        }
+        books.sort_by_key(|b| (b.created_at, b.uuid));
+        Ok(books)
+    }
+
+    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let header = self
+            .read_book(id)?
+            .ok_or_else(|| not_found(RecordKind::LogBook, id))?;
+        let path = self.book_path(id);
+        remove(&path, false)?;
+        sync_dir(&self.root.join("logbooks"))?;
+        for flow in header.flows {
+            remove(&self.flow_dir(flow), true)?;
+        }
+        Ok(())
+    }
+
+    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let mut header = self
+            .read_book(book)?
+            .ok_or_else(|| not_found(RecordKind::LogBook, book))?;
+        if let Some(previous) = self.put_flow(book, flow)? {
+            self.unlist_flow(previous, flow.uuid)?;
+        }
+        if !header.flows.contains(&flow.uuid) {
+            header.flows.push(flow.uuid);
+            self.write_book(&header)?;
+        }
+        Ok(())
+    }
+
+    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+        let _guard = self.read_lock();
+        self.load_flow(id)?
+            .map(|(_, flow)| flow)
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
+    }
+
+    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let mut header = self.flow_header(flow)?;
+        header.state = state;
+        write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)
+    }
+
+    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let header = self.flow_header(id)?;
+        self.unlist_flow(header.book, id)?;
+        remove(&self.flow_path(id), false)?;
+        sync_dir(&self.flow_dir(id))?;
+        remove(&self.flow_dir(id), true)
+    }
+
+    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let mut header = self.flow_header(flow)?;
+        write_json(
+            &self.atom_path(flow, atom.uuid),
+            RecordKind::AtomDetail,
+            atom.uuid,
+            atom,
+        )?;
+        if !header.atoms.contains(&atom.uuid) {
+            header.atoms.push(atom.uuid);
+            write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
+        }
+        Ok(())
+    }
+
+    fn update_atom_state(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        state: AtomState,
+        intention: Intention,
+    ) -> Result<(), PersistenceError> {
+        let _guard = self.write_lock();
+        let header = self.flow_header(flow)?;
+        if !header.atoms.contains(&atom) {
+            return Err(not_found(RecordKind::AtomDetail, atom));
+        }
+        let mut detail = self.read_listed_atom(flow, atom)?;
+        detail.state = state;
+        detail.intention = intention;
+        write_json(
+            &self.atom_path(flow, atom),
+            RecordKind::AtomDetail,
+            atom,
+            &detail,
+        )
+    }
+
+    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+        let _guard = self.read_lock();
+        let header = self.flow_header(flow)?;
+        if !header.atoms.contains(&atom) {
+            return Err(not_found(RecordKind::AtomDetail, atom));
+        }
+        self.read_listed_atom(flow, atom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::WithGuard;
+
+    fn fresh() -> WithGuard<DirBackend, tempfile::TempDir> {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = DirBackend::open(dir.path().join("store")).unwrap();
+        WithGuard {
+            backend,
+            guard: dir,
+        }
+    }
+
+    crate::backend_conformance!(fresh());
+
+    #[test]
+    fn leaves_no_temporary_files() {
+        let store = fresh();
+        let b = &store.backend;
+        let mut book = LogBook::new("b");
+        let mut flow = FlowDetail::new("f");
+        flow.atom_details
+            .push(AtomDetail::new("a", taskflow_patterns::AtomKind::Task));
+        book.flow_details.push(flow.clone());
+        b.save_logbook(&book).unwrap();
+        b.update_atom_state(
+            flow.uuid,
+            flow.atom_details[0].uuid,
+            AtomState::Running,
+            Intention::Execute,
+        )
+        .unwrap();
+        let mut stack = vec![b.root().to_path_buf()];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                assert!(!name.starts_with(TEMP_PREFIX), "{name}");
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    files += 1;
+                }
+            }
+        }
+        // FORMAT, logbook, flow header, atom.
+        assert_eq!(files, 4);
+    }
+
+    #[test]
+    fn ignores_interrupted_writes_when_listing() {
+        let store = fresh();
+        let b = &store.backend;
+        let book = LogBook::new("b");
+        b.save_logbook(&book).unwrap();
+        fs::write(
+            b.root()
+                .join("logbooks")
+                .join(format!("{TEMP_PREFIX}x.json-123")),
+            b"{\"trunc",
+        )
+        .unwrap();
+        assert_eq!(b.list_logbooks().unwrap(), vec![book]);
+    }
+}

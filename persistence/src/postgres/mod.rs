@@ -1,0 +1,688 @@
+//! The PostgreSQL backend (cargo feature `postgres`). See
+//! [`PostgresBackend`].
+
+mod pool;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::error::SqlState;
+use postgres::types::FromSql;
+use postgres::{Config, GenericClient, IsolationLevel, Row, Statement};
+use taskflow_patterns::{AtomState, FlowState, Intention};
+use uuid::Uuid;
+
+use self::pool::{prepared, Conn, Pool};
+use crate::codec::{self, AtomColumns};
+use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+
+const BACKEND: &str = "postgres";
+
+/// A backend error for a failed PostgreSQL call.
+fn pg_err(e: postgres::Error, what: impl fmt::Display) -> PersistenceError {
+    PersistenceError::backend(BACKEND, what.to_string(), e)
+}
+
+fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
+    PersistenceError::NotFound { kind, id }
+}
+
+fn is_foreign_key_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
+}
+
+/// Stores records in a PostgreSQL schema, shared by every host that reaches
+/// the server (cargo feature `postgres`).
+///
+/// # How it stores records
+///
+/// Each backend works in one PostgreSQL schema (namespace), `taskflow` by
+/// default, created on connect with its tables (`logbooks`, `flowdetails`,
+/// `atomdetails`; the DDL is in `src/postgres/v1.sql`) and a `meta` table
+/// holding the schema version (see [`PostgresBackend::SCHEMA_VERSION`]). As in the SQLite
+/// backend, identity and the small, often-updated fields are columns and the
+/// rest of a record is JSON text: [`update_atom_state`](Backend::update_atom_state)
+/// is one `UPDATE` of two columns and [`save_atom_detail`](Backend::save_atom_detail)
+/// one `INSERT ... ON CONFLICT DO UPDATE`, each a single round trip on a
+/// prepared statement. Multi-record writes are one transaction; reads of
+/// several rows run in one `REPEATABLE READ` read-only transaction, so they
+/// see one snapshot.
+///
+/// # Connections
+///
+/// The client is the synchronous `postgres` crate (it drives its own small
+/// runtime inside). A backend keeps a small pool: connections are made as
+/// callers need them, a few are kept idle, and a connection broken by a
+/// server restart is dropped and replaced on the next call (a call that hit
+/// a pooled connection broken while idle is retried once on a new one).
+/// Connections are made without TLS.
+///
+/// # Example
+///
+/// ```no_run
+/// use taskflow_persistence::{Backend, LogBook, PostgresBackend};
+/// let backend = PostgresBackend::connect("postgres://taskflow@db.example/flows")?;
+/// let book = LogBook::new("nightly");
+/// backend.save_logbook(&book)?;
+/// # Ok::<(), taskflow_persistence::PersistenceError>(())
+/// ```
+pub struct PostgresBackend {
+    pool: Pool,
+    schema: String,
+    location: String,
+}
+
+impl fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `name` quoted as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A description of where `config` points, without credentials.
+fn describe(config: &Config, schema: &str) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = config
+                .get_ports()
+                .get(i)
+                .or_else(|| config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(path) => format!("{}:{port}", path.display()),
+            }
+        })
+        .collect();
+    format!(
+        "{}/{} schema {schema}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+impl PostgresBackend {
+    /// The schema version this build reads and writes. A schema with a
+    /// newer version is refused ([`PersistenceError::SchemaTooNew`]); an
+    /// older one is migrated on connect.
+    pub const SCHEMA_VERSION: u32 = schema::VERSION;
+
+    /// The schema [`connect`](Self::connect) uses.
+    pub const DEFAULT_SCHEMA: &'static str = "taskflow";
+
+    /// How long making a connection may take when the URL does not say
+    /// (`connect_timeout`).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Connects to the database at `url` (a `postgres://` URL or a
+    /// `key=value` string, as the `postgres` crate reads them) and uses the
+    /// schema [`DEFAULT_SCHEMA`](Self::DEFAULT_SCHEMA), creating or migrating
+    /// it.
+    pub fn connect(url: &str) -> Result<Self, PersistenceError> {
+        PostgresBackend::connect_in_schema(url, PostgresBackend::DEFAULT_SCHEMA)
+    }
+
+    /// Connects to the database at `url` and uses the schema `schema`
+    /// (created if missing, then created or migrated), so several stores
+    /// (or tests) can share one database.
+    pub fn connect_in_schema(url: &str, schema: &str) -> Result<Self, PersistenceError> {
+        if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
+            return Err(PersistenceError::Backend {
+                backend: BACKEND,
+                message: format!("{schema:?} is not a schema name (1 to 63 bytes, no NUL)"),
+                source: None,
+            });
+        }
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| pg_err(e, "reading the connection URL"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(PostgresBackend::CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("taskflow");
+        }
+        let location = describe(&config, schema);
+        let ident = quote_ident(schema);
+        let pool = Pool::new(config, format!("SET search_path TO {ident}"));
+        let mut conn = pool.connect().map_err(|e| match e {
+            PersistenceError::Backend {
+                backend,
+                source,
+                message,
+            } => PersistenceError::Backend {
+                backend,
+                message: format!("{location}: {message}"),
+                source,
+            },
+            other => other,
+        })?;
+        schema::prepare(&mut conn.client, schema, &ident, &location)?;
+        pool.put(conn);
+        Ok(PostgresBackend {
+            pool,
+            schema: schema.to_owned(),
+            location,
+        })
+    }
+
+    /// The schema the backend works in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Where the backend points (hosts, database and schema; no credentials).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+type Cache = HashMap<&'static str, Statement>;
+
+const BOOK_EXISTS: &str = "SELECT 1 FROM logbooks WHERE uuid = $1 FOR KEY SHARE";
+const FLOW_EXISTS: &str = "SELECT 1 FROM flowdetails WHERE uuid = $1";
+const UPSERT_BOOK: &str = "INSERT INTO logbooks (uuid, name, created_at, updated_at, meta) \
+    VALUES ($1, $2, $3, $4, $5) \
+    ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, created_at = EXCLUDED.created_at, \
+    updated_at = EXCLUDED.updated_at, meta = EXCLUDED.meta";
+const UPSERT_FLOW: &str = "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta) \
+    VALUES ($1, $2, $3, $4, $5) \
+    ON CONFLICT (uuid) DO UPDATE SET book_uuid = EXCLUDED.book_uuid, name = EXCLUDED.name, \
+    state = EXCLUDED.state, meta = EXCLUDED.meta";
+const DELETE_FLOW_ATOMS: &str = "DELETE FROM atomdetails WHERE flow_uuid = $1";
+const UPSERT_ATOM: &str = "INSERT INTO atomdetails \
+    (flow_uuid, uuid, name, kind, state, intention, body) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (flow_uuid, uuid) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, \
+    state = EXCLUDED.state, intention = EXCLUDED.intention, body = EXCLUDED.body";
+const UPDATE_ATOM_STATE: &str =
+    "UPDATE atomdetails SET state = $3, intention = $4 WHERE flow_uuid = $1 AND uuid = $2";
+const UPDATE_FLOW_STATE: &str = "UPDATE flowdetails SET state = $2 WHERE uuid = $1";
+const DELETE_BOOK: &str = "DELETE FROM logbooks WHERE uuid = $1";
+const DELETE_FLOW: &str = "DELETE FROM flowdetails WHERE uuid = $1";
+const SELECT_BOOK: &str =
+    "SELECT uuid, name, created_at, updated_at, meta FROM logbooks WHERE uuid = $1";
+const SELECT_BOOKS: &str =
+    "SELECT uuid, name, created_at, updated_at, meta FROM logbooks ORDER BY created_at, uuid";
+const SELECT_BOOK_FLOWS: &str = "SELECT book_uuid, uuid, name, state, meta FROM flowdetails \
+    WHERE book_uuid = $1 ORDER BY seq";
+const SELECT_FLOWS: &str =
+    "SELECT book_uuid, uuid, name, state, meta FROM flowdetails ORDER BY seq";
+const SELECT_FLOW: &str =
+    "SELECT book_uuid, uuid, name, state, meta FROM flowdetails WHERE uuid = $1";
+const SELECT_BOOK_ATOMS: &str =
+    "SELECT a.flow_uuid, a.uuid, a.name, a.kind, a.state, a.intention, a.body \
+    FROM atomdetails a JOIN flowdetails f ON f.uuid = a.flow_uuid \
+    WHERE f.book_uuid = $1 ORDER BY a.seq";
+const SELECT_ATOMS: &str = "SELECT flow_uuid, uuid, name, kind, state, intention, body \
+    FROM atomdetails ORDER BY seq";
+const SELECT_FLOW_ATOMS: &str = "SELECT flow_uuid, uuid, name, kind, state, intention, body \
+    FROM atomdetails WHERE flow_uuid = $1 ORDER BY seq";
+const SELECT_ATOM: &str = "SELECT flow_uuid, uuid, name, kind, state, intention, body \
+    FROM atomdetails WHERE flow_uuid = $1 AND uuid = $2";
+
+/// Column `i` of a row of record `kind` `id`; a value of the wrong type is
+/// corrupt.
+fn col<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+    kind: RecordKind,
+    id: &dyn fmt::Display,
+    column: &str,
+) -> Result<T, PersistenceError> {
+    row.try_get(i)
+        .map_err(|e| codec::corrupt(kind, id, format_args!("{column}: {e}")))
+}
+
+/// The id column `i` of a row of record `kind`.
+fn row_id(row: &Row, i: usize, kind: RecordKind) -> Result<Uuid, PersistenceError> {
+    col(row, i, kind, &"(unreadable id)", "uuid")
+}
+
+/// A logbook header (no flows) from `uuid, name, created_at, updated_at, meta`.
+fn decode_book(row: &Row) -> Result<LogBook, PersistenceError> {
+    let kind = RecordKind::LogBook;
+    let id = row_id(row, 0, kind)?;
+    let created: i64 = col(row, 2, kind, &id, "created_at")?;
+    let updated: i64 = col(row, 3, kind, &id, "updated_at")?;
+    let meta: &str = col(row, 4, kind, &id, "meta")?;
+    Ok(LogBook {
+        uuid: id,
+        name: col(row, 1, kind, &id, "name")?,
+        created_at: codec::decode_millis(kind, id, "created_at", created)?,
+        updated_at: codec::decode_millis(kind, id, "updated_at", updated)?,
+        meta: codec::decode_meta(kind, id, meta.as_bytes())?,
+        flow_details: Vec::new(),
+    })
+}
+
+/// A flow detail (no atoms) and its logbook id from
+/// `book_uuid, uuid, name, state, meta`.
+fn decode_flow(row: &Row) -> Result<(Uuid, FlowDetail), PersistenceError> {
+    let kind = RecordKind::FlowDetail;
+    let id = row_id(row, 1, kind)?;
+    let book: Uuid = col(row, 0, kind, &id, "book_uuid")?;
+    let state: &str = col(row, 3, kind, &id, "state")?;
+    let meta: &str = col(row, 4, kind, &id, "meta")?;
+    Ok((
+        book,
+        FlowDetail {
+            uuid: id,
+            name: col(row, 2, kind, &id, "name")?,
+            state: codec::decode_flow_state(id, state)?,
+            meta: codec::decode_meta(kind, id, meta.as_bytes())?,
+            atom_details: Vec::new(),
+        },
+    ))
+}
+
+/// An atom detail and its flow id from
+/// `flow_uuid, uuid, name, kind, state, intention, body`.
+fn decode_atom(row: &Row) -> Result<(Uuid, AtomDetail), PersistenceError> {
+    let kind = RecordKind::AtomDetail;
+    let id = row_id(row, 1, kind)?;
+    let flow: Uuid = col(row, 0, kind, &id, "flow_uuid")?;
+    let body: &str = col(row, 6, kind, &id, "body")?;
+    let atom = codec::decode_atom(AtomColumns {
+        uuid: id,
+        name: col(row, 2, kind, &id, "name")?,
+        kind: col(row, 3, kind, &id, "kind")?,
+        state: col(row, 4, kind, &id, "state")?,
+        intention: col(row, 5, kind, &id, "intention")?,
+        body: body.as_bytes(),
+    })?;
+    Ok((flow, atom))
+}
+
+/// Runs a prepared query.
+fn query<C: GenericClient>(
+    client: &mut C,
+    cache: &mut Cache,
+    sql: &'static str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    what: impl fmt::Display,
+) -> Result<Vec<Row>, PersistenceError> {
+    let statement = prepared(cache, client, sql)?;
+    client
+        .query(&statement, params)
+        .map_err(|e| pg_err(e, what))
+}
+
+/// Atoms of `rows`, grouped by flow id, in row order.
+fn atoms_by_flow(rows: &[Row]) -> Result<HashMap<Uuid, Vec<AtomDetail>>, PersistenceError> {
+    let mut atoms: HashMap<Uuid, Vec<AtomDetail>> = HashMap::new();
+    for row in rows {
+        let (flow, atom) = decode_atom(row)?;
+        atoms.entry(flow).or_default().push(atom);
+    }
+    Ok(atoms)
+}
+
+/// Flows of `rows` with their atoms, grouped by logbook id, in row order.
+fn flows_by_book(
+    rows: &[Row],
+    mut atoms: HashMap<Uuid, Vec<AtomDetail>>,
+) -> Result<HashMap<Uuid, Vec<FlowDetail>>, PersistenceError> {
+    let mut flows: HashMap<Uuid, Vec<FlowDetail>> = HashMap::new();
+    for row in rows {
+        let (book, mut flow) = decode_flow(row)?;
+        flow.atom_details = atoms.remove(&flow.uuid).unwrap_or_default();
+        flows.entry(book).or_default().push(flow);
+    }
+    Ok(flows)
+}
+
+fn put_atom<C: GenericClient>(
+    client: &mut C,
+    cache: &mut Cache,
+    flow: Uuid,
+    atom: &AtomDetail,
+) -> Result<(), PersistenceError> {
+    let body = codec::encode_atom_body(atom)?;
+    let statement = prepared(cache, client, UPSERT_ATOM)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &flow,
+                &atom.uuid,
+                &atom.name,
+                &codec::atom_kind_str(atom.kind),
+                &codec::atom_state_str(atom.state),
+                &codec::intention_str(atom.intention),
+                &body,
+            ],
+        )
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                not_found(RecordKind::FlowDetail, flow)
+            } else {
+                pg_err(
+                    e,
+                    format_args!("saving atom detail {} of flow detail {flow}", atom.uuid),
+                )
+            }
+        })?;
+    Ok(())
+}
+
+/// Writes a flow detail and replaces its atoms (inside a transaction).
+fn put_flow<C: GenericClient>(
+    client: &mut C,
+    cache: &mut Cache,
+    book: Uuid,
+    flow: &FlowDetail,
+) -> Result<(), PersistenceError> {
+    let meta = codec::encode_json(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let statement = prepared(cache, client, UPSERT_FLOW)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &flow.uuid,
+                &book,
+                &flow.name,
+                &codec::flow_state_str(flow.state),
+                &meta,
+            ],
+        )
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                not_found(RecordKind::LogBook, book)
+            } else {
+                pg_err(e, format_args!("saving flow detail {}", flow.uuid))
+            }
+        })?;
+    let statement = prepared(cache, client, DELETE_FLOW_ATOMS)?;
+    client.execute(&statement, &[&flow.uuid]).map_err(|e| {
+        pg_err(
+            e,
+            format_args!("replacing the atoms of flow detail {}", flow.uuid),
+        )
+    })?;
+    for atom in &flow.atom_details {
+        put_atom(client, cache, flow.uuid, atom)?;
+    }
+    Ok(())
+}
+
+fn exists(
+    conn: &mut Conn,
+    sql: &'static str,
+    id: Uuid,
+    kind: RecordKind,
+) -> Result<bool, PersistenceError> {
+    let (client, cache) = conn.parts();
+    Ok(!query(
+        client,
+        cache,
+        sql,
+        &[&id],
+        format_args!("looking up {kind} {id}"),
+    )?
+    .is_empty())
+}
+
+impl PostgresBackend {
+    /// Runs `f` in a read-only snapshot transaction.
+    fn read<T>(
+        &self,
+        what: &dyn fmt::Display,
+        mut f: impl FnMut(&mut postgres::Transaction<'_>, &mut Cache) -> Result<T, PersistenceError>,
+    ) -> Result<T, PersistenceError> {
+        self.pool.run(|conn| {
+            let (client, cache) = conn.parts();
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(|e| pg_err(e, format_args!("starting to read {what}")))?;
+            let value = f(&mut tx, cache)?;
+            tx.commit()
+                .map_err(|e| pg_err(e, format_args!("finishing reading {what}")))?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `f` in a read-write transaction.
+    fn write(
+        &self,
+        what: &dyn fmt::Display,
+        mut f: impl FnMut(&mut postgres::Transaction<'_>, &mut Cache) -> Result<(), PersistenceError>,
+    ) -> Result<(), PersistenceError> {
+        self.pool.run(|conn| {
+            let (client, cache) = conn.parts();
+            let mut tx = client
+                .transaction()
+                .map_err(|e| pg_err(e, format_args!("starting to save {what}")))?;
+            f(&mut tx, cache)?;
+            tx.commit()
+                .map_err(|e| pg_err(e, format_args!("committing {what}")))
+        })
+    }
+
+    /// Runs one prepared statement that changes rows; returns how many.
+    fn execute(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        what: &dyn fmt::Display,
+    ) -> Result<u64, PersistenceError> {
+        self.pool.run(|conn| {
+            let statement = conn.statement(sql)?;
+            conn.client
+                .execute(&statement, params)
+                .map_err(|e| pg_err(e, what))
+        })
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        let kind = RecordKind::LogBook;
+        let meta = codec::encode_json(kind, book.uuid, &book.meta)?;
+        let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
+        let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
+        let what = format!("logbook {}", book.uuid);
+        self.write(&what, |tx, cache| {
+            let statement = prepared(cache, tx, UPSERT_BOOK)?;
+            tx.execute(
+                &statement,
+                &[&book.uuid, &book.name, &created, &updated, &meta],
+            )
+            .map_err(|e| pg_err(e, format_args!("saving logbook {}", book.uuid)))?;
+            for flow in &book.flow_details {
+                put_flow(tx, cache, book.uuid, flow)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+        let what = format!("logbook {id}");
+        self.read(&what, |tx, cache| {
+            let rows = query(
+                tx,
+                cache,
+                SELECT_BOOK,
+                &[&id],
+                format_args!("reading logbook {id}"),
+            )?;
+            let mut book = match rows.first() {
+                Some(row) => decode_book(row)?,
+                None => return Err(not_found(RecordKind::LogBook, id)),
+            };
+            let atoms = query(tx, cache, SELECT_BOOK_ATOMS, &[&id], "reading atom details")?;
+            let flows = query(tx, cache, SELECT_BOOK_FLOWS, &[&id], "reading flow details")?;
+            let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms)?)?;
+            book.flow_details = flows.remove(&id).unwrap_or_default();
+            Ok(book)
+        })
+    }
+
+    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+        self.read(&"logbooks", |tx, cache| {
+            let atoms = query(tx, cache, SELECT_ATOMS, &[], "reading atom details")?;
+            let flows = query(tx, cache, SELECT_FLOWS, &[], "reading flow details")?;
+            let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms)?)?;
+            let rows = query(tx, cache, SELECT_BOOKS, &[], "listing logbooks")?;
+            rows.iter()
+                .map(|row| {
+                    let mut book = decode_book(row)?;
+                    book.flow_details = flows.remove(&book.uuid).unwrap_or_default();
+                    Ok(book)
+                })
+                .collect()
+        })
+    }
+
+    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let n = self.execute(
+            DELETE_BOOK,
+            &[&id],
+            &format_args!("destroying logbook {id}"),
+        )?;
+        if n == 0 {
+            return Err(not_found(RecordKind::LogBook, id));
+        }
+        Ok(())
+    }
+
+    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        let what = format!("flow detail {}", flow.uuid);
+        self.write(&what, |tx, cache| {
+            let found = query(
+                tx,
+                cache,
+                BOOK_EXISTS,
+                &[&book],
+                format_args!("looking up logbook {book}"),
+            )?;
+            if found.is_empty() {
+                return Err(not_found(RecordKind::LogBook, book));
+            }
+            put_flow(tx, cache, book, flow)
+        })
+    }
+
+    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+        let what = format!("flow detail {id}");
+        self.read(&what, |tx, cache| {
+            let rows = query(
+                tx,
+                cache,
+                SELECT_FLOW,
+                &[&id],
+                format_args!("reading flow detail {id}"),
+            )?;
+            if rows.is_empty() {
+                return Err(not_found(RecordKind::FlowDetail, id));
+            }
+            let atoms = query(tx, cache, SELECT_FLOW_ATOMS, &[&id], "reading atom details")?;
+            flows_by_book(&rows, atoms_by_flow(&atoms)?)?
+                .into_values()
+                .flatten()
+                .next()
+                .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
+        })
+    }
+
+    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+        let n = self.execute(
+            UPDATE_FLOW_STATE,
+            &[&flow, &codec::flow_state_str(state)],
+            &format_args!("updating the state of flow detail {flow}"),
+        )?;
+        if n == 0 {
+            return Err(not_found(RecordKind::FlowDetail, flow));
+        }
+        Ok(())
+    }
+
+    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let n = self.execute(
+            DELETE_FLOW,
+            &[&id],
+            &format_args!("destroying flow detail {id}"),
+        )?;
+        if n == 0 {
+            return Err(not_found(RecordKind::FlowDetail, id));
+        }
+        Ok(())
+    }
+
+    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+        self.pool.run(|conn| {
+            let (client, cache) = conn.parts();
+            put_atom(client, cache, flow, atom)
+        })
+    }
+
+    fn update_atom_state(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        state: AtomState,
+        intention: Intention,
+    ) -> Result<(), PersistenceError> {
+        self.pool.run(|conn| {
+            let statement = conn.statement(UPDATE_ATOM_STATE)?;
+            let n = conn
+                .client
+                .execute(
+                    &statement,
+                    &[
+                        &flow,
+                        &atom,
+                        &codec::atom_state_str(state),
+                        &codec::intention_str(intention),
+                    ],
+                )
+                .map_err(|e| pg_err(e, format_args!("updating the state of atom detail {atom}")))?;
+            if n > 0 {
+                Ok(())
+            } else if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? {
+                Err(not_found(RecordKind::AtomDetail, atom))
+            } else {
+                Err(not_found(RecordKind::FlowDetail, flow))
+            }
+        })
+    }
+
+    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+        self.pool.run(|conn| {
+            let (client, cache) = conn.parts();
+            let rows = query(
+                client,
+                cache,
+                SELECT_ATOM,
+                &[&flow, &atom],
+                format_args!("reading atom detail {atom}"),
+            )?;
+            match rows.first() {
+                Some(row) => decode_atom(row).map(|(_, detail)| detail),
+                None if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? => {
+                    Err(not_found(RecordKind::AtomDetail, atom))
+                }
+                None => Err(not_found(RecordKind::FlowDetail, flow)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

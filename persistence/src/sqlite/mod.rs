@@ -1,0 +1,734 @@
+//! The SQLite backend: the embedded default, one database file shared by
+//! every process on a host. See [`SqliteBackend`].
+
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, Row, TransactionBehavior};
+use taskflow_patterns::{AtomState, FlowState, Intention};
+use uuid::Uuid;
+
+use crate::codec::{self, AtomColumns};
+use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+
+const BACKEND: &str = "sqlite";
+
+/// How hard a [`SqliteBackend`] works to keep the last checkpoints across a
+/// power loss. Both modes survive a crash of the process; they differ only
+/// when the machine itself stops (power loss, kernel panic, hard reset).
+///
+/// | mode | `PRAGMA synchronous` | process crash | power loss / OS crash | cost |
+/// | --- | --- | --- | --- | --- |
+/// | [`Full`](Durability::Full) | `FULL` | loses nothing | loses nothing | one fsync of the WAL per write |
+/// | [`Normal`](Durability::Normal) | `NORMAL` | loses nothing | may lose the latest writes, never corrupts | fsyncs only at WAL checkpoints |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// `synchronous = FULL`: every write (every checkpoint the engine takes)
+    /// is fsynced to the write-ahead log before it returns. Once a save
+    /// returns, the record survives a process crash, an OS crash and a power
+    /// loss (on storage that honours fsync). The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL` (in WAL mode): writes reach the operating
+    /// system before they return, but the log is fsynced only when SQLite
+    /// checkpoints it into the database file. A crash of the process (even
+    /// `kill -9`) loses nothing, since the OS still holds the data. A power
+    /// loss or OS crash may lose the latest writes: the database then opens
+    /// as it was at some earlier write, never corrupt, and a resumed flow
+    /// may redo atoms whose last checkpoints were lost (at-least-once, as
+    /// for atoms found `RUNNING`). Markedly faster on disks with slow fsync.
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Stores records in a SQLite database file: the embedded default, one
+/// file shared by every process on a host.
+///
+/// # How it stores records
+///
+/// Three tables (`logbooks`, `flowdetails`, `atomdetails`; the DDL is in
+/// `src/sqlite/v1.sql`) plus `meta`, which holds the schema version (see
+/// [`SqliteBackend::SCHEMA_VERSION`]).
+/// Identity and the small, often-updated fields are columns; the rest of a
+/// record is JSON text. The two hot writes are single statements:
+/// [`update_atom_state`](Backend::update_atom_state) is one `UPDATE` of the
+/// `state` and `intention` columns (the result is not re-serialized), and
+/// [`save_atom_detail`](Backend::save_atom_detail) one
+/// `INSERT ... ON CONFLICT DO UPDATE`. Multi-record writes (a logbook, a flow
+/// detail with its atoms) are one `BEGIN IMMEDIATE` transaction; reads of
+/// several rows run in one read transaction, so they see one snapshot.
+///
+/// # Sharing a file
+///
+/// The database runs in WAL mode: readers never block the writer nor the
+/// writer the readers, and several processes (or several
+/// [`SqliteBackend`]s in one process) may use one file. Writers take turns;
+/// a writer waits up to [`SqliteBackend::BUSY_TIMEOUT`] for the others
+/// before failing with a backend error (`database is locked`). WAL needs
+/// shared memory between the processes, so the file must be on a local file
+/// system, not a network share. Within one [`SqliteBackend`] the connection
+/// sits behind a mutex: share one backend between threads (it is `Sync`).
+///
+/// # Example
+///
+/// ```
+/// use taskflow_persistence::{Backend, LogBook, SqliteBackend};
+/// # let dir = std::env::temp_dir().join(format!("tf-doc-{}", uuid::Uuid::new_v4()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let backend = SqliteBackend::open(dir.join("flows.db"))?;
+/// let book = LogBook::new("nightly");
+/// backend.save_logbook(&book)?;
+/// assert_eq!(backend.get_logbook(book.uuid)?.name, "nightly");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), taskflow_persistence::PersistenceError>(())
+/// ```
+pub struct SqliteBackend {
+    conn: Mutex<Connection>,
+    location: String,
+}
+
+impl fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteBackend {
+    /// The schema version this build reads and writes. A database with a
+    /// newer version is refused ([`PersistenceError::SchemaTooNew`]); an
+    /// older one is migrated when opened.
+    pub const SCHEMA_VERSION: u32 = schema::VERSION;
+
+    /// How long a write waits for other writers of the same file (other
+    /// processes or other backends) before failing.
+    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Opens (creating it if needed) the database at `path` with
+    /// [`Durability::Full`], creating or migrating its schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, PersistenceError> {
+        SqliteBackend::open_with(path, Durability::Full)
+    }
+
+    /// Opens (creating it if needed) the database at `path` with the
+    /// durability given, creating or migrating its schema.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<Self, PersistenceError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let conn =
+            Connection::open(path).map_err(|e| db_err(e, format_args!("opening {location}")))?;
+        conn.busy_timeout(SqliteBackend::BUSY_TIMEOUT)
+            .map_err(|e| db_err(e, "setting busy_timeout"))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| db_err(e, format_args!("switching {location} to WAL mode")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(PersistenceError::Backend {
+                backend: BACKEND,
+                message: format!("{location}: cannot use WAL mode (journal_mode is {mode})"),
+                source: None,
+            });
+        }
+        conn.pragma_update(None, "synchronous", durability.pragma())
+            .map_err(|e| db_err(e, "setting synchronous"))?;
+        SqliteBackend::finish(conn, location)
+    }
+
+    /// A private in-memory database, for tests: gone when the value is.
+    pub fn in_memory() -> Result<Self, PersistenceError> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| db_err(e, "opening an in-memory database"))?;
+        SqliteBackend::finish(conn, ":memory:".to_owned())
+    }
+
+    fn finish(mut conn: Connection, location: String) -> Result<Self, PersistenceError> {
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(|e| db_err(e, "enabling foreign keys"))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        schema::prepare(&mut conn, &location)?;
+        Ok(SqliteBackend {
+            conn: Mutex::new(conn),
+            location,
+        })
+    }
+
+    /// Where the database is (its path, or `:memory:`).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock is held cannot leave a write half-done: an
+        // open transaction is rolled back when it is dropped.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A backend error for a failed SQLite call.
+fn db_err(e: rusqlite::Error, what: impl fmt::Display) -> PersistenceError {
+    PersistenceError::backend(BACKEND, what.to_string(), e)
+}
+
+fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
+    PersistenceError::NotFound { kind, id }
+}
+
+fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error()
+        .is_some_and(|e| e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
+
+/// The canonical text of an id (lower-case, hyphenated), without allocating.
+fn id_text(id: Uuid, buf: &mut [u8; 45]) -> &str {
+    id.hyphenated().encode_lower(buf)
+}
+
+/// What a stored value is, for messages.
+fn type_name(value: ValueRef<'_>) -> &'static str {
+    match value {
+        ValueRef::Null => "null",
+        ValueRef::Integer(_) => "an integer",
+        ValueRef::Real(_) => "a real",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "a blob",
+    }
+}
+
+/// A text column of a row of record `kind` `id`: anything else is corrupt.
+fn text<'r>(
+    row: &'r Row<'_>,
+    i: usize,
+    kind: RecordKind,
+    id: &dyn fmt::Display,
+    column: &str,
+) -> Result<&'r str, PersistenceError> {
+    std::str::from_utf8(bytes(row, i, kind, id, column)?)
+        .map_err(|e| codec::corrupt(kind, id, format_args!("{column} is not UTF-8: {e}")))
+}
+
+/// The bytes of a text column (JSON is parsed from them directly).
+fn bytes<'r>(
+    row: &'r Row<'_>,
+    i: usize,
+    kind: RecordKind,
+    id: &dyn fmt::Display,
+    column: &str,
+) -> Result<&'r [u8], PersistenceError> {
+    match row.get_ref(i) {
+        Ok(ValueRef::Text(b)) => Ok(b),
+        Ok(other) => Err(codec::corrupt(
+            kind,
+            id,
+            format_args!("{column} is {}, not text", type_name(other)),
+        )),
+        Err(e) => Err(db_err(e, format_args!("reading {column} of {kind} {id}"))),
+    }
+}
+
+fn integer(
+    row: &Row<'_>,
+    i: usize,
+    kind: RecordKind,
+    id: Uuid,
+    column: &str,
+) -> Result<i64, PersistenceError> {
+    match row.get_ref(i) {
+        Ok(ValueRef::Integer(v)) => Ok(v),
+        Ok(other) => Err(codec::corrupt(
+            kind,
+            id,
+            format_args!("{column} is {}, not an integer", type_name(other)),
+        )),
+        Err(e) => Err(db_err(e, format_args!("reading {column} of {kind} {id}"))),
+    }
+}
+
+/// The id column (0) of a row of record `kind`.
+fn row_id(row: &Row<'_>, i: usize, kind: RecordKind) -> Result<Uuid, PersistenceError> {
+    let raw = text(row, i, kind, &"(unreadable id)", "uuid")?;
+    codec::decode_uuid(kind, raw)
+}
+
+const BOOK_COLUMNS: &str = "uuid, name, created_at, updated_at, meta";
+
+/// A logbook header (no flows) from columns [`BOOK_COLUMNS`].
+fn decode_book(row: &Row<'_>) -> Result<LogBook, PersistenceError> {
+    let kind = RecordKind::LogBook;
+    let id = row_id(row, 0, kind)?;
+    Ok(LogBook {
+        uuid: id,
+        name: text(row, 1, kind, &id, "name")?.to_owned(),
+        created_at: codec::decode_millis(
+            kind,
+            id,
+            "created_at",
+            integer(row, 2, kind, id, "created_at")?,
+        )?,
+        updated_at: codec::decode_millis(
+            kind,
+            id,
+            "updated_at",
+            integer(row, 3, kind, id, "updated_at")?,
+        )?,
+        meta: codec::decode_meta(kind, id, bytes(row, 4, kind, &id, "meta")?)?,
+        flow_details: Vec::new(),
+    })
+}
+
+/// A flow detail (no atoms) from columns `uuid, name, state, meta` at `at`.
+fn decode_flow(row: &Row<'_>, at: usize) -> Result<FlowDetail, PersistenceError> {
+    let kind = RecordKind::FlowDetail;
+    let id = row_id(row, at, kind)?;
+    Ok(FlowDetail {
+        uuid: id,
+        name: text(row, at + 1, kind, &id, "name")?.to_owned(),
+        state: codec::decode_flow_state(id, text(row, at + 2, kind, &id, "state")?)?,
+        meta: codec::decode_meta(kind, id, bytes(row, at + 3, kind, &id, "meta")?)?,
+        atom_details: Vec::new(),
+    })
+}
+
+const ATOM_COLUMNS: &str = "uuid, name, kind, state, intention, body";
+
+/// An atom detail from columns [`ATOM_COLUMNS`] at `at`.
+fn decode_atom(row: &Row<'_>, at: usize) -> Result<AtomDetail, PersistenceError> {
+    let kind = RecordKind::AtomDetail;
+    let id = row_id(row, at, kind)?;
+    codec::decode_atom(AtomColumns {
+        uuid: id,
+        name: text(row, at + 1, kind, &id, "name")?.to_owned(),
+        kind: text(row, at + 2, kind, &id, "kind")?,
+        state: text(row, at + 3, kind, &id, "state")?,
+        intention: text(row, at + 4, kind, &id, "intention")?,
+        body: bytes(row, at + 5, kind, &id, "body")?,
+    })
+}
+
+/// The raw text of a parent-id column, used only to group children.
+fn parent_key(
+    row: &Row<'_>,
+    i: usize,
+    kind: RecordKind,
+    column: &str,
+) -> Result<String, PersistenceError> {
+    Ok(text(
+        row,
+        i,
+        kind,
+        &format_args!("(row with bad {column})"),
+        column,
+    )?
+    .to_owned())
+}
+
+fn put_atom(conn: &Connection, flow: &str, atom: &AtomDetail) -> Result<(), PersistenceError> {
+    let body = codec::encode_atom_body(atom)?;
+    let mut buf = Uuid::encode_buffer();
+    let id = id_text(atom.uuid, &mut buf);
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO atomdetails (flow_uuid, uuid, name, kind, state, intention, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (flow_uuid, uuid) DO UPDATE SET name = excluded.name, \
+             kind = excluded.kind, state = excluded.state, \
+             intention = excluded.intention, body = excluded.body",
+        )
+        .map_err(|e| db_err(e, "preparing the atom upsert"))?;
+    stmt.execute(params![
+        flow,
+        id,
+        atom.name,
+        codec::atom_kind_str(atom.kind),
+        codec::atom_state_str(atom.state),
+        codec::intention_str(atom.intention),
+        body
+    ])
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
+            // The only foreign key of an atom is its flow.
+            match Uuid::parse_str(flow) {
+                Ok(flow) => not_found(RecordKind::FlowDetail, flow),
+                Err(_) => db_err(e, format_args!("saving atom detail {id}")),
+            }
+        } else {
+            db_err(
+                e,
+                format_args!("saving atom detail {id} of flow detail {flow}"),
+            )
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes a flow detail and replaces its atoms, inside a transaction.
+fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    let meta = codec::encode_json(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let mut buf = Uuid::encode_buffer();
+    let id = id_text(flow.uuid, &mut buf);
+    conn.prepare_cached(
+        "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (uuid) DO UPDATE SET book_uuid = excluded.book_uuid, name = excluded.name, \
+         state = excluded.state, meta = excluded.meta",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            book,
+            flow.name,
+            codec::flow_state_str(flow.state),
+            meta
+        ])
+    })
+    .map_err(|e| db_err(e, format_args!("saving flow detail {id}")))?;
+    conn.prepare_cached("DELETE FROM atomdetails WHERE flow_uuid = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(|e| db_err(e, format_args!("replacing the atoms of flow detail {id}")))?;
+    for atom in &flow.atom_details {
+        put_atom(conn, id, atom)?;
+    }
+    Ok(())
+}
+
+fn book_exists(conn: &Connection, book: &str) -> Result<bool, PersistenceError> {
+    conn.prepare_cached("SELECT 1 FROM logbooks WHERE uuid = ?1")
+        .and_then(|mut s| s.exists([book]))
+        .map_err(|e| db_err(e, format_args!("looking up logbook {book}")))
+}
+
+fn flow_exists(conn: &Connection, flow: &str) -> Result<bool, PersistenceError> {
+    conn.prepare_cached("SELECT 1 FROM flowdetails WHERE uuid = ?1")
+        .and_then(|mut s| s.exists([flow]))
+        .map_err(|e| db_err(e, format_args!("looking up flow detail {flow}")))
+}
+
+/// The atoms of the flows selected by `sql` (first column the flow id, then
+/// [`ATOM_COLUMNS`]), grouped by the text of the flow id, in saved order.
+fn atoms_by_flow(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<HashMap<String, Vec<AtomDetail>>, PersistenceError> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| db_err(e, "preparing an atom query"))?;
+    let mut rows = stmt
+        .query(params)
+        .map_err(|e| db_err(e, "reading atom details"))?;
+    let mut atoms: HashMap<String, Vec<AtomDetail>> = HashMap::new();
+    while let Some(row) = rows.next().map_err(|e| db_err(e, "reading atom details"))? {
+        let flow = parent_key(row, 0, RecordKind::AtomDetail, "flow_uuid")?;
+        let atom = decode_atom(row, 1)?;
+        atoms.entry(flow).or_default().push(atom);
+    }
+    Ok(atoms)
+}
+
+/// Flow details (with atoms) of the flows selected by `sql` (first column
+/// the logbook id, then `uuid, name, state, meta`), grouped by logbook id.
+fn flows_by_book(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut atoms: HashMap<String, Vec<AtomDetail>>,
+) -> Result<HashMap<String, Vec<FlowDetail>>, PersistenceError> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| db_err(e, "preparing a flow query"))?;
+    let mut rows = stmt
+        .query(params)
+        .map_err(|e| db_err(e, "reading flow details"))?;
+    let mut flows: HashMap<String, Vec<FlowDetail>> = HashMap::new();
+    while let Some(row) = rows.next().map_err(|e| db_err(e, "reading flow details"))? {
+        let book = parent_key(row, 0, RecordKind::FlowDetail, "book_uuid")?;
+        let mut flow = decode_flow(row, 1)?;
+        let key = text(row, 1, RecordKind::FlowDetail, &flow.uuid, "uuid")?;
+        flow.atom_details = atoms.remove(key).unwrap_or_default();
+        flows.entry(book).or_default().push(flow);
+    }
+    Ok(flows)
+}
+
+impl Backend for SqliteBackend {
+    fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        let kind = RecordKind::LogBook;
+        let meta = codec::encode_json(kind, book.uuid, &book.meta)?;
+        let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
+        let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
+        let mut buf = Uuid::encode_buffer();
+        let id = id_text(book.uuid, &mut buf);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(e, format_args!("starting to save logbook {id}")))?;
+        tx.prepare_cached(
+            "INSERT INTO logbooks (uuid, name, created_at, updated_at, meta) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at, \
+             meta = excluded.meta",
+        )
+        .and_then(|mut s| s.execute(params![id, book.name, created, updated, meta]))
+        .map_err(|e| db_err(e, format_args!("saving logbook {id}")))?;
+        for flow in &book.flow_details {
+            put_flow(&tx, id, flow)?;
+        }
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing logbook {id}")))
+    }
+
+    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(id, &mut buf);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(|e| db_err(e, format_args!("starting to read logbook {id}")))?;
+        let mut book = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT uuid, name, created_at, updated_at, meta FROM logbooks WHERE uuid = ?1",
+                )
+                .map_err(|e| db_err(e, "preparing the logbook query"))?;
+            let mut rows = stmt
+                .query([key])
+                .map_err(|e| db_err(e, format_args!("reading logbook {id}")))?;
+            match rows
+                .next()
+                .map_err(|e| db_err(e, format_args!("reading logbook {id}")))?
+            {
+                Some(row) => decode_book(row)?,
+                None => return Err(not_found(RecordKind::LogBook, id)),
+            }
+        };
+        let atoms = atoms_by_flow(
+            &tx,
+            "SELECT a.flow_uuid, a.uuid, a.name, a.kind, a.state, a.intention, a.body \
+             FROM atomdetails a JOIN flowdetails f ON f.uuid = a.flow_uuid \
+             WHERE f.book_uuid = ?1 ORDER BY a.seq",
+            [key],
+        )?;
+        let mut flows = flows_by_book(
+            &tx,
+            "SELECT book_uuid, uuid, name, state, meta FROM flowdetails \
+             WHERE book_uuid = ?1 ORDER BY seq",
+            [key],
+            atoms,
+        )?;
+        book.flow_details = flows.remove(key).unwrap_or_default();
+        Ok(book)
+    }
+
+    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(|e| db_err(e, "starting to list logbooks"))?;
+        let atoms = atoms_by_flow(
+            &tx,
+            "SELECT flow_uuid, uuid, name, kind, state, intention, body \
+             FROM atomdetails ORDER BY seq",
+            [],
+        )?;
+        let mut flows = flows_by_book(
+            &tx,
+            "SELECT book_uuid, uuid, name, state, meta FROM flowdetails ORDER BY seq",
+            [],
+            atoms,
+        )?;
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {BOOK_COLUMNS} FROM logbooks ORDER BY created_at, uuid"
+            ))
+            .map_err(|e| db_err(e, "preparing the logbook list"))?;
+        let mut rows = stmt.query([]).map_err(|e| db_err(e, "listing logbooks"))?;
+        let mut books = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| db_err(e, "listing logbooks"))? {
+            let mut book = decode_book(row)?;
+            let key = text(row, 0, RecordKind::LogBook, &book.uuid, "uuid")?;
+            book.flow_details = flows.remove(key).unwrap_or_default();
+            books.push(book);
+        }
+        Ok(books)
+    }
+
+    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(id, &mut buf);
+        let conn = self.lock();
+        let n = conn
+            .prepare_cached("DELETE FROM logbooks WHERE uuid = ?1")
+            .and_then(|mut s| s.execute([key]))
+            .map_err(|e| db_err(e, format_args!("destroying logbook {id}")))?;
+        if n == 0 {
+            return Err(not_found(RecordKind::LogBook, id));
+        }
+        Ok(())
+    }
+
+    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(book, &mut buf);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format_args!("starting to save flow detail {}", flow.uuid),
+                )
+            })?;
+        if !book_exists(&tx, key)? {
+            return Err(not_found(RecordKind::LogBook, book));
+        }
+        put_flow(&tx, key, flow)?;
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing flow detail {}", flow.uuid)))
+    }
+
+    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(id, &mut buf);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(|e| db_err(e, format_args!("starting to read flow detail {id}")))?;
+        let atoms = atoms_by_flow(
+            &tx,
+            "SELECT flow_uuid, uuid, name, kind, state, intention, body \
+             FROM atomdetails WHERE flow_uuid = ?1 ORDER BY seq",
+            [key],
+        )?;
+        let flows = flows_by_book(
+            &tx,
+            "SELECT book_uuid, uuid, name, state, meta FROM flowdetails WHERE uuid = ?1",
+            [key],
+            atoms,
+        )?;
+        flows
+            .into_values()
+            .flatten()
+            .next()
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
+    }
+
+    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        let conn = self.lock();
+        let n = conn
+            .prepare_cached("UPDATE flowdetails SET state = ?2 WHERE uuid = ?1")
+            .and_then(|mut s| s.execute([key, codec::flow_state_str(state)]))
+            .map_err(|e| db_err(e, format_args!("updating the state of flow detail {flow}")))?;
+        if n == 0 {
+            return Err(not_found(RecordKind::FlowDetail, flow));
+        }
+        Ok(())
+    }
+
+    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(id, &mut buf);
+        let conn = self.lock();
+        let n = conn
+            .prepare_cached("DELETE FROM flowdetails WHERE uuid = ?1")
+            .and_then(|mut s| s.execute([key]))
+            .map_err(|e| db_err(e, format_args!("destroying flow detail {id}")))?;
+        if n == 0 {
+            return Err(not_found(RecordKind::FlowDetail, id));
+        }
+        Ok(())
+    }
+
+    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        put_atom(&self.lock(), key, atom)
+    }
+
+    fn update_atom_state(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        state: AtomState,
+        intention: Intention,
+    ) -> Result<(), PersistenceError> {
+        let mut fbuf = Uuid::encode_buffer();
+        let mut abuf = Uuid::encode_buffer();
+        let flow_key = id_text(flow, &mut fbuf);
+        let atom_key = id_text(atom, &mut abuf);
+        let conn = self.lock();
+        let n = conn
+            .prepare_cached(
+                "UPDATE atomdetails SET state = ?3, intention = ?4 \
+                 WHERE flow_uuid = ?1 AND uuid = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute([
+                    flow_key,
+                    atom_key,
+                    codec::atom_state_str(state),
+                    codec::intention_str(intention),
+                ])
+            })
+            .map_err(|e| db_err(e, format_args!("updating the state of atom detail {atom}")))?;
+        if n == 0 {
+            return Err(if flow_exists(&conn, flow_key)? {
+                not_found(RecordKind::AtomDetail, atom)
+            } else {
+                not_found(RecordKind::FlowDetail, flow)
+            });
+        }
+        Ok(())
+    }
+
+    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+        let mut fbuf = Uuid::encode_buffer();
+        let mut abuf = Uuid::encode_buffer();
+        let flow_key = id_text(flow, &mut fbuf);
+        let atom_key = id_text(atom, &mut abuf);
+        let conn = self.lock();
+        let found = {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {ATOM_COLUMNS} FROM atomdetails WHERE flow_uuid = ?1 AND uuid = ?2"
+                ))
+                .map_err(|e| db_err(e, "preparing the atom query"))?;
+            let mut rows = stmt
+                .query([flow_key, atom_key])
+                .map_err(|e| db_err(e, format_args!("reading atom detail {atom}")))?;
+            match rows
+                .next()
+                .map_err(|e| db_err(e, format_args!("reading atom detail {atom}")))?
+            {
+                Some(row) => Some(decode_atom(row, 0)?),
+                None => None,
+            }
+        };
+        match found {
+            Some(detail) => Ok(detail),
+            None if flow_exists(&conn, flow_key)? => Err(not_found(RecordKind::AtomDetail, atom)),
+            None => Err(not_found(RecordKind::FlowDetail, flow)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
