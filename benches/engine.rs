@@ -13,27 +13,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use taskflow::prelude::*;
 use taskflow::{Inputs, MemoryBackend};
 
+mod common;
+use common::{step, w1_flow};
+
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
-
-/// The task every atom runs: the previous output plus one.
-fn step() -> taskflow::FnTask {
-    task_fn(|ctx| Ok(json!(ctx.input::<i64>("x")? + 1)))
-}
-
-/// `t0` has `x` from the store; `ti` requires `x{i-1}` (rebound to `x`) and provides `x{i}`.
-fn w1_flow(n: usize, task: &taskflow::FnTask) -> Flow {
-    let mut flow = Linear::new("w1");
-    for i in 0..n {
-        let mut a = atom(format!("t{i}"), task.clone())
-            .requires(["x"])
-            .provides(format!("x{i}"));
-        if i > 0 {
-            a = a.rebind("x", format!("x{}", i - 1));
-        }
-        flow = flow.add(a);
-    }
-    flow.into()
-}
 
 fn w1(c: &mut Criterion) {
     let mut group = c.benchmark_group("w1_linear_serial_memory");

@@ -56,8 +56,11 @@ pub use taskflow_engine::{
     Listener, LoggingListener, ProgressListener, Serial, Storage, SuspendHandle, TimingListener,
 };
 pub use taskflow_patterns::*;
+#[cfg(feature = "postgres")]
+pub use taskflow_persistence::PostgresBackend;
 pub use taskflow_persistence::{
-    AtomDetail, Backend, FlowDetail, LogBook, MemoryBackend, PersistenceError,
+    AtomDetail, Backend, DirBackend, Durability, FlowDetail, LogBook, MemoryBackend,
+    PersistenceError, SqliteBackend,
 };
 
 /// Re-exported so `#[typetag::serde]` works with only this crate as a dependency.
@@ -70,8 +73,8 @@ pub mod prelude {
 
     pub use crate::{
         atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Backend, Context,
-        Decision, Depth, Engine, EngineError, Flow, FlowState, ForEach, Graph, History, Linear,
-        Listener, MemoryBackend, ParameterizedForEach, Retry, Task, TaskError, Times, Unordered,
-        Value,
+        Decision, Depth, Engine, EngineError, Flow, FlowRegistry, FlowState, ForEach, Graph,
+        History, Linear, Listener, MemoryBackend, ParameterizedForEach, Retry, SqliteBackend, Task,
+        TaskError, Times, Unordered, Value,
     };
 }

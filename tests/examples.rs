@@ -57,3 +57,28 @@ fn retry_retries_inner_then_outer_scope() {
         "{out}"
     );
 }
+
+#[test]
+fn crash_resume_skips_done_steps_and_reruns_the_interrupted_one() {
+    let (ok, out) = example("crash_resume");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("child process ended: signal: 6 (SIGABRT)"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("skipped: done before the crash").count(),
+        5,
+        "{out}"
+    );
+    assert!(out.contains("charge_card     RUNNING  -> re-run"), "{out}");
+    assert_eq!(
+        out.matches("finished: run after the resume").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains("flow ended SUCCESS") && out.contains("result: 9 steps done"),
+        "{out}"
+    );
+}

@@ -1,16 +1,41 @@
 //! Configuring an engine: [`EngineBuilder`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-use taskflow_patterns::{compile, Flow};
-use taskflow_persistence::{AtomDetail, Backend, FlowDetail, LogBook, MemoryBackend};
+use serde_json::{json, Map, Value};
+use taskflow_patterns::{compile, Compilation, Flow, FlowRegistry};
+use taskflow_persistence::{
+    AtomDetail, Backend, FlowDetail, LogBook, MemoryBackend, PersistenceError, RecordKind,
+};
+use uuid::Uuid;
 
 use crate::engine::{Engine, SuspendHandle};
 use crate::executor::{Executor, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
 use crate::EngineError;
+
+/// Keys of the flow detail's `meta` written by the engine.
+pub(crate) mod meta {
+    /// The serialized flow definition.
+    pub(crate) const FLOW: &str = "flow";
+    /// `{ "name": ..., "args": ... }` of the flow factory that built the flow.
+    pub(crate) const FACTORY: &str = "factory";
+    /// The initial store.
+    pub(crate) const STORE: &str = "store";
+    /// The id of the logbook holding the flow detail.
+    pub(crate) const LOGBOOK: &str = "logbook";
+}
+
+/// How the flow is recorded, so another process can rebuild it.
+#[derive(Clone)]
+enum Definition {
+    /// Serialized, if every task is serializable.
+    Inline,
+    /// By the name and arguments of a registered factory.
+    Factory { name: String, args: Value },
+}
 
 /// Configures an [`Engine`]; [`build`](EngineBuilder::build) compiles the
 /// flow, validates it against the store and returns the engine or every
@@ -43,6 +68,9 @@ pub struct EngineBuilder {
     listeners: Vec<Arc<dyn Listener>>,
     suspend: SuspendHandle,
     logbook_name: Option<String>,
+    definition: Definition,
+    resume: Option<FlowDetail>,
+    accept_changes: bool,
 }
 
 impl EngineBuilder {
@@ -55,11 +83,90 @@ impl EngineBuilder {
             listeners: Vec::new(),
             suspend: SuspendHandle::new(),
             logbook_name: None,
+            definition: Definition::Inline,
+            resume: None,
+            accept_changes: false,
         }
     }
 
+    /// A builder for the flow the factory `name` of `registry` builds from
+    /// `args`; the records name the factory, so [`Engine::load_with`] can
+    /// rebuild the flow in another process.
+    pub(crate) fn from_factory(
+        registry: &FlowRegistry,
+        name: &str,
+        args: Value,
+    ) -> Result<Self, EngineError> {
+        let flow = registry
+            .build(name, &args)
+            .map_err(|e| EngineError::Definition {
+                flow_detail: Uuid::nil(),
+                reason: e.to_string(),
+            })?;
+        let mut builder = EngineBuilder::new(flow);
+        builder.definition = Definition::Factory {
+            name: name.to_owned(),
+            args,
+        };
+        Ok(builder)
+    }
+
+    /// A builder that resumes the flow detail `id` of `backend`, rebuilding
+    /// its flow from the records (a stored definition, or a factory of
+    /// `registry`).
+    pub(crate) fn load(
+        backend: Arc<dyn Backend>,
+        id: Uuid,
+        registry: Option<&FlowRegistry>,
+    ) -> Result<Self, EngineError> {
+        let detail = backend.get_flow_detail(id)?;
+        let definition_error = |reason: String| EngineError::Definition {
+            flow_detail: id,
+            reason,
+        };
+        let (flow, definition) = if let Some(factory) = detail.meta.get(meta::FACTORY) {
+            let name = factory["name"]
+                .as_str()
+                .ok_or_else(|| definition_error("its factory record has no name".into()))?;
+            let args = factory.get("args").cloned().unwrap_or(Value::Null);
+            let registry = registry.ok_or_else(|| {
+                definition_error(format!(
+                    "it was built by the flow factory `{name}`; load it with a FlowRegistry \
+                     holding that factory (Engine::load_with)"
+                ))
+            })?;
+            let flow = registry
+                .build(name, &args)
+                .map_err(|e| definition_error(e.to_string()))?;
+            (
+                flow,
+                Definition::Factory {
+                    name: name.to_owned(),
+                    args,
+                },
+            )
+        } else if let Some(stored) = detail.meta.get(meta::FLOW) {
+            let flow: Flow = serde_json::from_value(stored.clone())
+                .map_err(|e| definition_error(format!("the stored flow cannot be decoded: {e}")))?;
+            (flow, Definition::Inline)
+        } else {
+            return Err(definition_error(
+                "its records hold no flow definition (it has tasks made of closures): build \
+                 it through a flow factory, and load it with Engine::load_with"
+                    .into(),
+            ));
+        };
+        let mut builder = EngineBuilder::new(flow);
+        builder.store = detail.meta.get(meta::STORE).cloned().unwrap_or(Value::Null);
+        builder.backend = Some(backend);
+        builder.definition = definition;
+        builder.resume = Some(detail);
+        Ok(builder)
+    }
+
     /// The initial store: a JSON object of symbol to value, available to
-    /// every atom that requires one of its symbols.
+    /// every atom that requires one of its symbols. A resumed flow starts
+    /// with the store it was first run with.
     pub fn store(mut self, store: Value) -> Self {
         self.store = store;
         self
@@ -101,6 +208,14 @@ impl EngineBuilder {
         self
     }
 
+    /// When resuming: accept a flow that changed since its records were
+    /// written. Atoms new in the flow start `PENDING`, records of atoms no
+    /// longer in it are left alone, and version changes are accepted.
+    pub fn accept_changed_flow(mut self) -> Self {
+        self.accept_changes = true;
+        self
+    }
+
     /// Compiles the flow and validates it against the store. Errors list
     /// every problem found, each naming the atom and symbol at fault.
     pub fn build(self) -> Result<Engine, EngineError> {
@@ -111,36 +226,50 @@ impl EngineBuilder {
         };
         let compilation = Arc::new(compile(&self.flow)?);
         let resolution = Arc::new(compilation.resolve(&store)?);
-        let name = self.flow.name().to_owned();
-        let mut flow_detail = FlowDetail::new(name.clone());
-        if let Ok(definition) = serde_json::to_value(&self.flow) {
-            flow_detail.meta.insert("flow".into(), definition);
-        }
-        flow_detail
-            .meta
-            .insert("store".into(), Value::Object(store.clone()));
-        let details = compilation
-            .atoms()
-            .iter()
-            .map(|a| {
-                let mut d = AtomDetail::new(&*a.name, a.kind());
-                d.version = a.spec.version;
-                d
-            })
-            .collect();
-        let logbook = LogBook::new(self.logbook_name.unwrap_or(name));
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
-        let storage = Storage::new(
-            backend,
-            compilation.clone(),
-            logbook,
-            flow_detail,
-            details,
-            &store,
-            false,
-        );
+        let name = self.flow.name().to_owned();
+        let storage = match self.resume {
+            Some(flow_detail) => resumed_storage(
+                backend,
+                compilation.clone(),
+                flow_detail,
+                &store,
+                self.accept_changes,
+            )?,
+            None => {
+                let logbook = LogBook::new(self.logbook_name.unwrap_or_else(|| name.clone()));
+                let mut flow_detail = FlowDetail::new(name);
+                let definition = match &self.definition {
+                    Definition::Factory { name, args } => {
+                        Some((meta::FACTORY, json!({ "name": name, "args": args })))
+                    }
+                    Definition::Inline => serde_json::to_value(&self.flow)
+                        .ok()
+                        .map(|flow| (meta::FLOW, flow)),
+                };
+                if let Some((key, value)) = definition {
+                    flow_detail.meta.insert(key.into(), value);
+                }
+                flow_detail
+                    .meta
+                    .insert(meta::STORE.into(), Value::Object(store.clone()));
+                flow_detail
+                    .meta
+                    .insert(meta::LOGBOOK.into(), Value::from(logbook.uuid.to_string()));
+                let details = compilation.atoms().iter().map(new_detail).collect();
+                Storage::new(
+                    backend,
+                    compilation.clone(),
+                    logbook,
+                    flow_detail,
+                    details,
+                    &store,
+                    false,
+                )
+            }
+        };
         Ok(Engine::assemble(
             compilation,
             resolution,
@@ -151,4 +280,106 @@ impl EngineBuilder {
             store,
         ))
     }
+}
+
+fn new_detail(atom: &taskflow_patterns::CompiledAtom) -> AtomDetail {
+    let mut d = AtomDetail::new(&*atom.name, atom.kind());
+    d.version = atom.spec.version;
+    d
+}
+
+/// Matches the records of `flow_detail` to the compiled flow, refusing an
+/// incompatible change unless `accept_changes`.
+fn resumed_storage(
+    backend: Arc<dyn Backend>,
+    compilation: Arc<Compilation>,
+    mut flow_detail: FlowDetail,
+    store: &Map<String, Value>,
+    accept_changes: bool,
+) -> Result<Storage, EngineError> {
+    let id = flow_detail.uuid;
+    let mismatch = |atom: &str, reason: String| EngineError::Mismatch {
+        flow_detail: id,
+        atom: atom.to_owned(),
+        reason,
+    };
+    let mut stored: HashMap<String, AtomDetail> = std::mem::take(&mut flow_detail.atom_details)
+        .into_iter()
+        .map(|d| (d.name.clone(), d))
+        .collect();
+    let mut details = Vec::with_capacity(compilation.len());
+    let mut added = Vec::new();
+    for atom in compilation.atoms() {
+        let Some(detail) = stored.remove(&*atom.name) else {
+            if !accept_changes {
+                return Err(mismatch(
+                    &atom.name,
+                    "is in the flow but not in its records (added since they were written)".into(),
+                ));
+            }
+            added.push(details.len());
+            details.push(new_detail(atom));
+            continue;
+        };
+        if detail.kind != atom.kind() {
+            return Err(mismatch(
+                &atom.name,
+                format!(
+                    "is a {:?} in the flow but a {:?} in the records",
+                    atom.kind(),
+                    detail.kind
+                ),
+            ));
+        }
+        if detail.version.0 != atom.spec.version.0 && !accept_changes {
+            return Err(mismatch(
+                &atom.name,
+                format!(
+                    "is version {} in the flow but its records were written by version {}",
+                    atom.spec.version, detail.version
+                ),
+            ));
+        }
+        if detail.state == taskflow_patterns::AtomState::Success
+            && detail.result.is_none()
+            && atom.spec.provides.names().next().is_some()
+        {
+            return Err(PersistenceError::Corrupt {
+                kind: RecordKind::AtomDetail,
+                id: detail.uuid.to_string(),
+                reason: format!("atom `{}` is SUCCESS but its result is missing", atom.name),
+            }
+            .into());
+        }
+        details.push(detail);
+    }
+    if let Some(name) = stored.keys().next() {
+        if !accept_changes {
+            return Err(mismatch(
+                name,
+                "is in the records but not in the flow (removed or renamed since)".into(),
+            ));
+        }
+    }
+    for i in added {
+        backend.save_atom_detail(id, &details[i])?;
+    }
+    let mut logbook = LogBook::new(flow_detail.name.clone());
+    if let Some(book) = flow_detail
+        .meta
+        .get(meta::LOGBOOK)
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+    {
+        logbook.uuid = book;
+    }
+    Ok(Storage::new(
+        backend,
+        compilation,
+        logbook,
+        flow_detail,
+        details,
+        store,
+        true,
+    ))
 }

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use taskflow_patterns::{Compilation, Flow, FlowState, Resolution};
+use taskflow_patterns::{Compilation, Flow, FlowRegistry, FlowState, Resolution};
+use taskflow_persistence::Backend;
+use uuid::Uuid;
 
 use crate::builder::EngineBuilder;
 use crate::executor::Executor;
@@ -52,6 +54,65 @@ impl Engine {
     /// [`EngineBuilder::executor`].
     pub fn builder(flow: impl Into<Flow>) -> EngineBuilder {
         EngineBuilder::new(flow.into())
+    }
+
+    /// A builder for the flow that the factory `name` of `registry` builds
+    /// from `args`. The records name the factory and its arguments, so
+    /// [`load_with`](Self::load_with) rebuilds the flow in another process.
+    pub fn from_factory(
+        registry: &FlowRegistry,
+        name: &str,
+        args: Value,
+    ) -> Result<EngineBuilder, EngineError> {
+        EngineBuilder::from_factory(registry, name, args)
+    }
+
+    /// A builder that resumes the flow detail `flow_detail` from `backend`,
+    /// in this or another process: the flow is rebuilt from its stored
+    /// definition, atoms already `SUCCESS` are not run again, an atom found
+    /// `RUNNING` runs again, a revert in progress continues, and retry
+    /// histories carry on. A flow whose atoms changed incompatibly since the
+    /// records were written is refused at `build`, naming the atom.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde::{Deserialize, Serialize};
+    /// use taskflow_engine::Engine;
+    /// use taskflow_patterns::{atom, Context, FlowState, Linear, Task, TaskError, Value};
+    /// use taskflow_persistence::{Backend, MemoryBackend};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Hello;
+    /// #[typetag::serde]
+    /// impl Task for Hello {
+    ///     fn execute(&self, _: &mut Context) -> Result<Value, TaskError> { Ok("hi".into()) }
+    /// }
+    ///
+    /// let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    /// let mut first = Engine::serial(Linear::new("f").add(atom("hello", Hello)))
+    ///     .shared_persistence(backend.clone())
+    ///     .build()?;
+    /// first.prepare()?; // records written, e.g. by a process that then died
+    /// let id = first.storage().flow_detail_id();
+    ///
+    /// let mut resumed = Engine::load(backend, id)?.build()?;
+    /// assert_eq!(resumed.run()?, FlowState::Success);
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// ```
+    pub fn load(
+        backend: Arc<dyn Backend>,
+        flow_detail: Uuid,
+    ) -> Result<EngineBuilder, EngineError> {
+        EngineBuilder::load(backend, flow_detail, None)
+    }
+
+    /// Like [`load`](Self::load), for flows built by a factory of `registry`.
+    pub fn load_with(
+        backend: Arc<dyn Backend>,
+        flow_detail: Uuid,
+        registry: &FlowRegistry,
+    ) -> Result<EngineBuilder, EngineError> {
+        EngineBuilder::load(backend, flow_detail, Some(registry))
     }
 
     pub(crate) fn assemble(

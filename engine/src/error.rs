@@ -4,6 +4,7 @@ use std::fmt;
 
 use taskflow_patterns::{CompileErrors, Failure, FlowState, TransitionError};
 use taskflow_persistence::PersistenceError;
+use uuid::Uuid;
 
 /// What can go wrong building or running an engine.
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +23,26 @@ pub enum EngineError {
     /// The initial store is not a JSON object.
     #[error("the store must be a JSON object of symbol to value, got {0}")]
     InvalidStore(String),
-    /// The records do not match the flow being run.
-    #[error("the records of flow detail {flow_detail} do not match the flow: {reason}")]
+    /// The records do not match the flow being resumed (it changed
+    /// incompatibly since they were written).
+    #[error(
+        "flow detail {flow_detail} cannot be resumed with this flow: atom `{atom}` {reason} \
+         (build with accept_changed_flow() to resume anyway)"
+    )]
     Mismatch {
         /// The flow detail's id.
-        flow_detail: String,
+        flow_detail: Uuid,
+        /// The atom that does not match.
+        atom: String,
         /// What does not match.
+        reason: String,
+    },
+    /// The flow of a flow detail cannot be rebuilt from its records.
+    #[error("flow detail {flow_detail}: cannot rebuild its flow: {reason}")]
+    Definition {
+        /// The flow detail's id.
+        flow_detail: Uuid,
+        /// Why.
         reason: String,
     },
     /// The flow failed: it was reverted (state `REVERTED`), or a revert

@@ -9,15 +9,16 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use taskflow_patterns::{
     atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, AtomState, CompileError,
-    Depth, Flow, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError, Times,
-    Unordered,
+    Depth, Flow, FlowRegistry, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError,
+    Times, Unordered,
 };
 use taskflow_persistence::{Backend, MemoryBackend};
 
-use crate::{CapturingListener, EngineBuilder, EngineError, Event, Listener};
+use crate::{CapturingListener, Engine, EngineBuilder, EngineError, Event, Listener};
 
-/// Turns a flow into a builder for the engine under test.
-pub type Factory<'a> = &'a dyn Fn(Flow) -> EngineBuilder;
+/// Configures a builder (fresh, or loaded from records) as the engine
+/// under test, e.g. `|b| b` for the serial engine.
+pub type Factory<'a> = &'a dyn Fn(EngineBuilder) -> EngineBuilder;
 
 /// A shared log that test tasks write to: `name` on execute, `~name` on revert.
 #[derive(Clone, Default)]
@@ -116,7 +117,7 @@ fn run(
     flow: impl Into<Flow>,
 ) -> (Result<FlowState, EngineError>, Arc<CapturingListener>) {
     let capture = Arc::new(CapturingListener::new());
-    let mut engine = factory(flow.into())
+    let mut engine = factory(Engine::builder(flow))
         .listener(capture.clone())
         .build()
         .expect("builds");
@@ -148,7 +149,7 @@ pub fn linear_passes_data_in_order(factory: Factory<'_>) {
             .provides("y"),
         )
         .add(atom("c", log.task("c")).requires(["y"]));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(log.entries(), ["a", "b", "c"]);
     assert_eq!(engine.storage().fetch("y"), Some(&json!("a+b")));
@@ -195,7 +196,7 @@ pub fn graph_and_nesting(factory: Factory<'_>) {
         )
         .add(atom("last", log.task("last")))
         .link("sum", "last");
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     engine.run().unwrap();
     assert_eq!(engine.storage().fetch("total"), Some(&json!(3)));
     assert!(log.position("b0") < log.position("sum"));
@@ -229,7 +230,7 @@ pub fn argument_binding(factory: Factory<'_>) {
             .optional("missing", "dflt")
             .optional("one", 0),
         );
-    let mut engine = factory(flow.into())
+    let mut engine = factory(Engine::builder(flow))
         .store(json!({"region": "eu"}))
         .build()
         .unwrap();
@@ -340,7 +341,7 @@ pub fn revert_failure_keeps_both_failures(factory: Factory<'_>) {
             "bad",
             task_fn(|_| Err(TaskError::new("Boom", "exploded"))),
         ));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     let err = engine.run().unwrap_err();
     assert!(
         matches!(
@@ -377,7 +378,7 @@ pub fn times_retries_until_success(factory: Factory<'_>) {
                 .with_retry(retry("r", Times::new(3)).provides("attempt")),
         )
         .add(atom("after", log.task("after")));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(
         log.entries(),
@@ -451,7 +452,7 @@ pub fn for_each_tries_each_value(factory: Factory<'_>) {
                 retry("hosts", ForEach::new([json!("a"), json!("b"), json!("c")])).provides("host"),
             ),
     );
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     engine.run().unwrap();
     assert_eq!(log.entries(), ["a", "b", "c"]);
     assert_eq!(engine.storage().fetch("connected"), Some(&json!("c")));
@@ -476,7 +477,7 @@ pub fn parameterized_for_each_uses_its_argument(factory: Factory<'_>) {
             )
             .with_retry(retry("each", ParameterizedForEach::new()).provides("v")),
     );
-    let (result, _) = run(&|f| factory(f).store(json!({"values": [3, 1, 2]})), flow);
+    let (result, _) = run(&|b| factory(b).store(json!({"values": [3, 1, 2]})), flow);
     assert_eq!(failed_state(&result), FlowState::Reverted);
     assert_eq!(log.entries(), ["3", "1", "2"]);
 }
@@ -494,7 +495,7 @@ pub fn nested_retry_revert_passes_outward(factory: Factory<'_>) {
                 .with_retry(retry("inner_r", AlwaysRevert)),
         )
         .with_retry(retry("outer_r", Times::new(2)));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(
         log.entries(),
@@ -516,7 +517,7 @@ pub fn nested_retry_inner_retries_first(factory: Factory<'_>) {
                 .with_retry(retry("inner_r", Times::new(2))),
         )
         .with_retry(retry("outer_r", Times::new(2)));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     // Inner: 2 attempts, then outer retries everything; inner starts afresh.
     assert_eq!(
@@ -606,7 +607,7 @@ pub fn suspend_and_resume(factory: Factory<'_>) {
     let flow =
         Linear::new("f").add_all((0..5).map(|i| atom(format!("a{i}"), log.task(&format!("a{i}")))));
     let handle = crate::SuspendHandle::new();
-    let mut engine = factory(flow.into())
+    let mut engine = factory(Engine::builder(flow))
         .suspend_handle(handle.clone())
         .listener(SuspendAfter("a1".into(), handle))
         .build()
@@ -624,7 +625,7 @@ pub fn run_iter_yields_state_changes(factory: Factory<'_>) {
     let flow = Linear::new("f")
         .add(atom("a", log.task("a")))
         .add(atom("b", log.failing("b")));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     let items: Vec<Result<Event, EngineError>> = engine.run_iter().collect();
     let (last, events) = items.split_last().unwrap();
     assert!(matches!(
@@ -702,14 +703,14 @@ pub fn build_reports_every_error(factory: Factory<'_>) {
     let flow = Linear::new("f")
         .add(atom("a", task_fn(|_| Ok(Value::Null))).requires(["nowhere"]))
         .add(atom("b", task_fn(|_| Ok(Value::Null))).requires(["also_nowhere"]));
-    let Err(EngineError::Compile(errors)) = factory(flow.into()).build() else {
+    let Err(EngineError::Compile(errors)) = factory(Engine::builder(flow)).build() else {
         panic!("should not build")
     };
     assert_eq!(errors.errors().len(), 2);
     assert!(
         matches!(&errors.errors()[1], CompileError::MissingRequirement { atom, symbol, .. } if atom == "b" && symbol == "also_nowhere")
     );
-    let err = factory(Linear::new("f").into())
+    let err = factory(Engine::builder(Linear::new("f")))
         .store(json!([1]))
         .build()
         .err()
@@ -729,7 +730,7 @@ pub fn records_hold_every_transition(factory: Factory<'_>) {
                 .add(atom("b", log.flaky("b", 1)))
                 .with_retry(Times::new(2)),
         );
-    let mut engine = factory(flow.into())
+    let mut engine = factory(Engine::builder(flow))
         .shared_persistence(backend.clone())
         .build()
         .unwrap();
@@ -755,7 +756,7 @@ pub fn reverted_flow_runs_again(factory: Factory<'_>) {
     let flow = Linear::new("f")
         .add(atom("a", log.task("a")))
         .add(atom("b", log.flaky("b", 1)));
-    let mut engine = factory(flow.into()).build().unwrap();
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
     assert!(engine.run().is_err());
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(log.entries(), ["a", "b", "~b", "~a", "a", "b"]);
@@ -779,11 +780,230 @@ pub fn progress_reaches_listeners(factory: Factory<'_>) {
     );
 }
 
+/// Suspends its engine when `atom` enters `state`.
+struct SuspendOn(&'static str, AtomState, crate::SuspendHandle);
+
+impl Listener for SuspendOn {
+    fn on_atom(&self, e: &crate::AtomEvent) {
+        if *e.atom == *self.0 && e.to == self.1 {
+            self.2.suspend();
+        }
+    }
+}
+
+/// Runs `factory_name` of `registry` on `backend` until `atom` enters
+/// `state`, as a process that stops there would; returns the flow detail id.
+fn run_until(
+    factory: Factory<'_>,
+    registry: &FlowRegistry,
+    backend: &Arc<dyn Backend>,
+    atom: &'static str,
+    state: AtomState,
+) -> uuid::Uuid {
+    let handle = crate::SuspendHandle::new();
+    let builder = Engine::from_factory(registry, "flow", Value::Null).unwrap();
+    let mut engine = factory(builder)
+        .shared_persistence(backend.clone())
+        .suspend_handle(handle.clone())
+        .listener(SuspendOn(atom, state, handle))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Suspended);
+    engine.storage().flow_detail_id()
+}
+
+fn resume(
+    factory: Factory<'_>,
+    registry: &FlowRegistry,
+    backend: &Arc<dyn Backend>,
+    id: uuid::Uuid,
+) -> crate::Engine {
+    factory(Engine::load_with(backend.clone(), id, registry).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A registry whose factory `flow` builds `build()`.
+fn registry_of(build: impl Fn() -> Flow + Send + Sync + 'static) -> FlowRegistry {
+    let mut registry = FlowRegistry::new();
+    registry.register("flow", move |_| Ok(build()));
+    registry
+}
+
+/// A flow resumed from its records in a new engine skips atoms already
+/// `SUCCESS` and runs again an atom found `RUNNING`.
+pub fn resume_skips_finished_atoms(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry =
+        registry_of(move || {
+            Linear::new("f")
+                .add_all((0..5).map(|i| {
+                    atom(format!("a{i}"), l.task(&format!("a{i}"))).provides(format!("x{i}"))
+                }))
+                .into()
+        });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let id = run_until(factory, &registry, &backend, "a1", AtomState::Success);
+    // As if the process had died while a2 ran.
+    let a2 = backend
+        .get_flow_detail(id)
+        .unwrap()
+        .atom_detail("a2")
+        .unwrap()
+        .uuid;
+    backend
+        .update_atom_state(
+            id,
+            a2,
+            AtomState::Running,
+            taskflow_patterns::Intention::Execute,
+        )
+        .unwrap();
+    let mut engine = resume(factory, &registry, &backend, id);
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a0", "a1", "a2", "a3", "a4"]);
+    assert_eq!(engine.storage().fetch("x0"), Some(&json!("a0")));
+    assert_eq!(
+        backend.get_flow_detail(id).unwrap().state,
+        FlowState::Success
+    );
+}
+
+/// A revert in progress continues after a resume; nothing runs forward again.
+pub fn resume_continues_a_revert(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("b", l.task("b")))
+            .add(atom("c", l.task("c")))
+            .add(atom("boom", l.failing("boom")))
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let id = run_until(factory, &registry, &backend, "c", AtomState::Reverted);
+    assert_eq!(log.entries(), ["a", "b", "c", "boom", "~boom", "~c"]);
+    let mut engine = resume(factory, &registry, &backend, id);
+    let err = engine.run().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Failed {
+                state: FlowState::Reverted,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.failures()[0].atom.as_deref(), Some("boom"));
+    assert_eq!(
+        log.entries(),
+        ["a", "b", "c", "boom", "~boom", "~c", "~b", "~a"]
+    );
+}
+
+/// A retry controller's history carries on after a resume.
+pub fn resume_keeps_retry_history(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let flaky = log.flaky("flaky", 2);
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(
+                Linear::new("s")
+                    .add(atom("flaky", flaky.clone()))
+                    .with_retry(retry("r", Times::new(3))),
+            )
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let id = run_until(factory, &registry, &backend, "r", AtomState::Retrying);
+    let mut engine = resume(factory, &registry, &backend, id);
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(
+        log.entries(),
+        ["a", "flaky", "~flaky", "flaky", "~flaky", "flaky"]
+    );
+    assert_eq!(engine.storage().atom_detail("r").unwrap().history.len(), 3);
+}
+
+/// Records of a flow that changed incompatibly are refused, naming the
+/// atom, unless the user accepts the change.
+pub fn resume_refuses_a_changed_flow(factory: Factory<'_>) {
+    let log = Log::new();
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let l = log.clone();
+    let v1 = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("b", l.task("b")))
+            .into()
+    });
+    let id = run_until(factory, &v1, &backend, "a", AtomState::Success);
+    for (flow, atom, reason) in [
+        (
+            Linear::new("f")
+                .add(atom("a", log.task("a")))
+                .add(atom("b2", log.task("b"))),
+            "b2",
+            "is in the flow but not in its records",
+        ),
+        (
+            Linear::new("f").add(atom("a", log.task("a"))),
+            "b",
+            "is in the records but not in the flow",
+        ),
+        (
+            Linear::new("f")
+                .add(atom("a", log.task("a")).version(2, 0))
+                .add(atom("b", log.task("b"))),
+            "a",
+            "is version 2.0 in the flow but its records were written by version 1.0",
+        ),
+    ] {
+        let flow: Flow = flow.into();
+        let v2 = registry_of(move || flow.clone());
+        let err = factory(Engine::load_with(backend.clone(), id, &v2).unwrap())
+            .build()
+            .err()
+            .unwrap();
+        let EngineError::Mismatch {
+            atom: culprit,
+            reason: why,
+            ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!(culprit, atom);
+        assert!(why.starts_with(reason), "{err}");
+        assert!(err.to_string().contains("accept_changed_flow"), "{err}");
+    }
+    let l = log.clone();
+    let v3 = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("c", l.task("c")))
+            .into()
+    });
+    let mut engine = factory(Engine::load_with(backend.clone(), id, &v3).unwrap())
+        .accept_changed_flow()
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "c"]);
+    let err = Engine::load(backend, id).err().unwrap();
+    assert!(err.to_string().contains("flow factory `flow`"), "{err}");
+}
+
 /// Makes one `#[test]` per conformance case for an engine factory
-/// expression of type `Fn(Flow) -> EngineBuilder`.
+/// expression of type `Fn(EngineBuilder) -> EngineBuilder`.
 ///
 /// ```ignore
-/// taskflow_engine::engine_conformance!(|flow| Engine::serial(flow));
+/// taskflow_engine::engine_conformance!(|builder: EngineBuilder| builder);
 /// ```
 #[macro_export]
 macro_rules! engine_conformance {
@@ -798,7 +1018,9 @@ macro_rules! engine_conformance {
             revert_all_overrides_outer_controllers deciders_ignore_by_depth
             suspend_and_resume run_iter_yields_state_changes bad_input_becomes_failures
             build_reports_every_error records_hold_every_transition
-            reverted_flow_runs_again progress_reaches_listeners);
+            reverted_flow_runs_again progress_reaches_listeners
+            resume_skips_finished_atoms resume_continues_a_revert resume_keeps_retry_history
+            resume_refuses_a_changed_flow);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(
@@ -812,6 +1034,6 @@ macro_rules! engine_conformance {
 
 #[cfg(test)]
 mod serial {
-    use crate::Engine;
-    crate::engine_conformance!(|flow| Engine::serial(flow));
+    use crate::EngineBuilder;
+    crate::engine_conformance!(|builder: EngineBuilder| builder);
 }

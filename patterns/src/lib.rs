@@ -25,6 +25,7 @@ mod compile;
 mod error;
 mod failure;
 mod flow;
+mod registry;
 mod retry;
 mod state;
 mod task;
@@ -37,6 +38,7 @@ pub use compile::{
 pub use error::{CompileError, CompileErrors};
 pub use failure::{Cause, Failure, TaskError};
 pub use flow::{decider_fn, Decider, Depth, Flow, FnDecider, Graph, Linear, Link, Node, Unordered};
+pub use registry::{FactoryError, FlowRegistry};
 pub use retry::{
     AlwaysRevert, AlwaysRevertAll, Attempt, Decision, ForEach, History, OnExhausted,
     ParameterizedForEach, Retry, Times,
