@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use taskflow::prelude::*;
-use taskflow::DirBackend;
+use taskflow::{DirBackend, EngineBuilder};
 
 const N: usize = 100;
 
@@ -71,24 +71,38 @@ impl Task for Step {
     }
 }
 
-fn chain(fail_last: bool) -> Flow {
-    let mut flow = Linear::new("chain");
-    for i in 0..N {
-        let mut a = atom(
-            format!("s{i}"),
-            Step {
+/// `width` independent chains of `N / width` steps (one chain: a linear
+/// flow of N). Step `i` provides `x{i}` = its position in its chain + 1.
+fn chains(width: usize, fail_last: bool) -> Flow {
+    let len = N / width;
+    let mut all = Unordered::new("chains");
+    for c in 0..width {
+        let mut chain = Linear::new(format!("chain{c}"));
+        for s in 0..len {
+            let i = c * len + s;
+            let step = Step {
                 index: i,
                 fail: fail_last && i == N - 1,
-            },
-        )
-        .requires(["x"])
-        .provides(format!("x{i}"));
-        if i > 0 {
-            a = a.rebind("x", format!("x{}", i - 1));
+            };
+            let mut a = atom(format!("s{i}"), step)
+                .requires(["x"])
+                .provides(format!("x{i}"));
+            if s > 0 {
+                a = a.rebind("x", format!("x{}", i - 1));
+            }
+            chain = chain.add(a);
         }
-        flow = flow.add(a);
+        all = all.add(chain);
     }
-    flow.into()
+    all.into()
+}
+
+/// The engine the child runs: serial, or parallel with 4 workers.
+fn engine_for(builder: EngineBuilder) -> EngineBuilder {
+    match std::env::var("CRASH_ENGINE").as_deref() {
+        Ok("parallel") => builder.max_workers(4),
+        _ => builder,
+    }
 }
 
 /// Opens the backend described by `spec`: `sqlite:PATH`, `dir:PATH` or
@@ -120,7 +134,8 @@ fn child_process() {
     let mut engine = match mode.as_str() {
         "run" => {
             let fail_last = std::env::var("CRASH_FAIL_LAST").is_ok();
-            let mut engine = Engine::serial(chain(fail_last))
+            let width = std::env::var("CRASH_WIDTH").map_or(1, |w| w.parse().expect("a width"));
+            let mut engine = engine_for(Engine::builder(chains(width, fail_last)))
                 .store(json!({ "x": 0 }))
                 .shared_persistence(backend)
                 .build()
@@ -157,7 +172,15 @@ fn child_process() {
     ));
 }
 
-fn child(mode: &str, backend: &str, dir: &Path, block: Option<&str>, fail_last: bool) -> Command {
+/// How the child runs the flow.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    fail_last: bool,
+    width: usize,
+    parallel: bool,
+}
+
+fn child(mode: &str, backend: &str, dir: &Path, block: Option<&str>, run: Run) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args([
         "--exact",
@@ -173,9 +196,13 @@ fn child(mode: &str, backend: &str, dir: &Path, block: Option<&str>, fail_last: 
     if let Some(point) = block {
         cmd.env("CRASH_BLOCK", point);
     }
-    if fail_last {
+    if run.fail_last {
         cmd.env("CRASH_FAIL_LAST", "1");
     }
+    if run.parallel {
+        cmd.env("CRASH_ENGINE", "parallel");
+    }
+    cmd.env("CRASH_WIDTH", run.width.max(1).to_string());
     cmd
 }
 
@@ -189,8 +216,20 @@ fn side_log(dir: &Path) -> Vec<String> {
 
 /// Runs the child until it blocks at `block`, SIGKILLs it, resumes in a new
 /// process, and returns the side log.
-fn crash_and_resume(backend: &str, dir: &Path, block: &str, fail_last: bool) -> Vec<String> {
-    let mut running = child("run", backend, dir, Some(block), fail_last)
+fn crash_and_resume(backend: &str, dir: &Path, block: &str, run: Run) -> Vec<String> {
+    crash_then(backend, dir, block, run, |_| {})
+}
+
+/// Like [`crash_and_resume`], calling `after_kill` between the kill and the
+/// resume (to read the records as the crash left them).
+fn crash_then(
+    backend: &str,
+    dir: &Path,
+    block: &str,
+    run: Run,
+    after_kill: impl FnOnce(&Path),
+) -> Vec<String> {
+    let mut running = child("run", backend, dir, Some(block), run)
         .stdout(Stdio::null())
         .spawn()
         .expect("child starts");
@@ -209,7 +248,8 @@ fn crash_and_resume(backend: &str, dir: &Path, block: &str, fail_last: bool) -> 
     running.kill().expect("SIGKILL sent");
     let status = running.wait().expect("child reaped");
     assert_eq!(status.signal(), Some(9), "the child died of SIGKILL");
-    let out = child("resume", backend, dir, None, false)
+    after_kill(dir);
+    let out = child("resume", backend, dir, None, run)
         .output()
         .expect("resume process runs");
     assert!(
@@ -227,7 +267,7 @@ fn count(log: &[String], entry: &str) -> usize {
 /// Killed after atom `k` finished (atom `k + 1` had started): atoms up to
 /// `k` never run again, `k + 1` runs again (it was RUNNING), the rest once.
 fn killed_after(backend: &str, dir: &Path, k: usize) {
-    let log = crash_and_resume(backend, dir, &format!("exec:{}", k + 1), false);
+    let log = crash_and_resume(backend, dir, &format!("exec:{}", k + 1), Run::default());
     let resumed_at = log.iter().position(|l| l == "resumed").expect("resumed");
     for i in 0..N {
         let runs = count(&log, &format!("exec {i}"));
@@ -250,7 +290,11 @@ fn killed_after(backend: &str, dir: &Path, k: usize) {
 /// Killed while reverting atom `j` (the last atom failed): no atom executes
 /// again; atoms after `j` revert once, `j` again, atoms before once.
 fn killed_while_reverting(backend: &str, dir: &Path, j: usize) {
-    let log = crash_and_resume(backend, dir, &format!("revert:{j}"), true);
+    let run = Run {
+        fail_last: true,
+        ..Run::default()
+    };
+    let log = crash_and_resume(backend, dir, &format!("revert:{j}"), run);
     let resumed_at = log.iter().position(|l| l == "resumed").expect("resumed");
     assert!(
         log[resumed_at..].iter().all(|l| !l.starts_with("exec ")),
@@ -306,6 +350,52 @@ fn sqlite_killed_before_the_last_atom() {
 fn sqlite_killed_while_reverting() {
     let dir = tempfile::tempdir().expect("temp dir");
     killed_while_reverting(&sqlite(dir.path()), dir.path(), 50);
+}
+
+/// A parallel run of four chains killed while several atoms run: after the
+/// resume, no atom the records held as `SUCCESS` at the kill runs again,
+/// every atom ran, and every chain's result is right.
+#[test]
+fn sqlite_parallel_killed_mid_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = sqlite(dir.path());
+    let run = Run {
+        width: 4,
+        parallel: true,
+        ..Run::default()
+    };
+    let mut done_at_kill = Vec::new();
+    let log = crash_then(&backend, dir.path(), "exec:62", run, |dir| {
+        let records = open(&sqlite(dir));
+        let id = std::fs::read_to_string(dir.join("flow.id"))
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        let flow = records
+            .get_flow_detail(id)
+            .expect("records readable after the kill");
+        done_at_kill = flow
+            .atom_details
+            .iter()
+            .filter(|d| d.state == taskflow::AtomState::Success)
+            .map(|d| d.name.trim_start_matches('s').to_owned())
+            .collect();
+    });
+    assert!(
+        done_at_kill.len() >= 12,
+        "chain 2 had finished 12 steps: {done_at_kill:?}"
+    );
+    let resumed_at = log.iter().position(|l| l == "resumed").expect("resumed");
+    for i in &done_at_kill {
+        assert!(
+            !log[resumed_at..].contains(&format!("exec {i}")),
+            "atom {i} was SUCCESS at the kill but ran again"
+        );
+    }
+    for i in 0..N {
+        assert!(log.contains(&format!("exec {i}")), "atom {i} never ran");
+    }
+    assert_eq!(log.last().map(String::as_str), Some("final SUCCESS 25"));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use taskflow_persistence::{
 use uuid::Uuid;
 
 use crate::engine::{Engine, SuspendHandle};
-use crate::executor::{Executor, Serial};
+use crate::executor::{Executor, Parallel, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
 use crate::EngineError;
@@ -71,6 +71,8 @@ pub struct EngineBuilder {
     definition: Definition,
     resume: Option<FlowDetail>,
     accept_changes: bool,
+    /// When set and no executor was given: a parallel executor of this size.
+    max_workers: Option<usize>,
 }
 
 impl EngineBuilder {
@@ -86,6 +88,7 @@ impl EngineBuilder {
             definition: Definition::Inline,
             resume: None,
             accept_changes: false,
+            max_workers: None,
         }
     }
 
@@ -184,6 +187,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Runs atoms on a [`Parallel`] executor of `n` threads (the thread
+    /// count is the number of atoms that may run, or wait on I/O, at once).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
     /// Runs atoms on this executor instead of the engine kind's default.
     pub fn executor(mut self, executor: impl Executor + 'static) -> Self {
         self.executor = Some(Box::new(executor));
@@ -223,6 +233,11 @@ impl EngineBuilder {
             Value::Object(map) => map,
             Value::Null => Map::new(),
             other => return Err(EngineError::InvalidStore(other.to_string())),
+        };
+        let executor: Box<dyn Executor> = match (self.executor, self.max_workers) {
+            (Some(executor), _) => executor,
+            (None, Some(n)) => Box::new(Parallel::new(n)?),
+            (None, None) => Box::new(Serial::new()),
         };
         let compilation = Arc::new(compile(&self.flow)?);
         let resolution = Arc::new(compilation.resolve(&store)?);
@@ -274,7 +289,7 @@ impl EngineBuilder {
             compilation,
             resolution,
             storage,
-            self.executor.unwrap_or_else(|| Box::new(Serial::new())),
+            executor,
             Listeners::new(self.listeners),
             self.suspend,
             store,

@@ -50,6 +50,14 @@ impl Engine {
         EngineBuilder::new(flow.into())
     }
 
+    /// An engine that runs independent atoms at the same time on a rayon
+    /// pool, one thread per available core unless
+    /// [`max_workers`](EngineBuilder::max_workers) says otherwise.
+    pub fn parallel(flow: impl Into<Flow>) -> EngineBuilder {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        EngineBuilder::new(flow.into()).max_workers(cores)
+    }
+
     /// A builder with the default (serial) executor; set another with
     /// [`EngineBuilder::executor`].
     pub fn builder(flow: impl Into<Flow>) -> EngineBuilder {

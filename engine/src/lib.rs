@@ -40,7 +40,7 @@ pub mod testkit;
 pub use builder::EngineBuilder;
 pub use engine::{Engine, RunIter, SuspendHandle};
 pub use error::EngineError;
-pub use executor::{Action, AtomOutcome, AtomWork, Executor, Serial};
+pub use executor::{worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial};
 pub use listener::{
     AtomEvent, CapturingListener, Event, FlowEvent, Listener, Listeners, LoggingListener,
     ProgressListener, TimingListener,

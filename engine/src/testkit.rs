@@ -1037,3 +1037,11 @@ mod serial {
     use crate::EngineBuilder;
     crate::engine_conformance!(|builder: EngineBuilder| builder);
 }
+
+#[cfg(test)]
+mod parallel {
+    use crate::{EngineBuilder, Parallel};
+    crate::engine_conformance!(
+        |builder: EngineBuilder| builder.executor(Parallel::new(4).expect("pool starts"))
+    );
+}

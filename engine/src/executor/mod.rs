@@ -6,7 +6,9 @@
 //! work inline on the caller's thread; parallel and worker executors run it
 //! elsewhere and report back.
 
+mod parallel;
 mod serial;
+pub mod worker;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
@@ -16,6 +18,7 @@ use taskflow_patterns::{AtomImpl, AtomIndex, Context, Failure, History, Inputs, 
 
 use crate::listener::Listeners;
 
+pub use parallel::Parallel;
 pub use serial::Serial;
 
 /// Whether work executes or reverts its atom.

@@ -1,0 +1,2 @@
+//! The worker executor: atoms run in worker processes reached over a
+//! transport.
