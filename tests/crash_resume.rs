@@ -36,7 +36,9 @@ fn log(line: String) {
         .append(true)
         .open(path)
         .expect("side log opens");
-    writeln!(f, "{line}").expect("side log writes");
+    // One write per line: with O_APPEND, lines of parallel workers never interleave.
+    f.write_all(format!("{line}\n").as_bytes())
+        .expect("side log writes");
 }
 
 /// Blocks forever if the child was told to stop at `point` (the parent

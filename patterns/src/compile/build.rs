@@ -239,19 +239,21 @@ impl<'f> Builder<'f> {
         children: &[Part],
     ) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
         let symbols: Vec<Symbols<'_>> = children.iter().map(|c| self.symbols(c)).collect();
+        let providers = providers_of(&symbols);
         let mut errors = Vec::new();
         for (i, needy) in symbols.iter().enumerate() {
-            for (j, giver) in symbols.iter().enumerate() {
-                if i == j {
-                    continue;
-                }
-                if let Some(symbol) = needy.requires.intersection(&giver.provides).next() {
-                    errors.push(CompileError::UnorderedDependency {
-                        flow: flow.to_owned(),
-                        atom: nodes[i].name().to_owned(),
-                        symbol: (*symbol).to_owned(),
-                        provider: nodes[j].name().to_owned(),
-                    });
+            // One error per sibling pair, naming the first shared symbol.
+            let mut reported = HashSet::new();
+            for symbol in &needy.requires {
+                for &j in providers.get(symbol).map_or(&[][..], Vec::as_slice) {
+                    if j != i && reported.insert(j) {
+                        errors.push(CompileError::UnorderedDependency {
+                            flow: flow.to_owned(),
+                            atom: nodes[i].name().to_owned(),
+                            symbol: (*symbol).to_owned(),
+                            provider: nodes[j].name().to_owned(),
+                        });
+                    }
                 }
             }
         }
@@ -321,18 +323,14 @@ impl<'f> Builder<'f> {
         // Links inferred from data: a child that requires what another
         // provides runs after it.
         let symbols: Vec<Symbols<'_>> = children.iter().map(|c| self.symbols(c)).collect();
+        let providers = providers_of(&symbols);
         let mut inferred = Vec::new();
         for (to, needy) in symbols.iter().enumerate() {
-            for (from, giver) in symbols.iter().enumerate() {
-                if from != to
-                    && !linked.contains(&(from, to))
-                    && needy
-                        .requires
-                        .intersection(&giver.provides)
-                        .next()
-                        .is_some()
-                {
-                    inferred.push((from, to));
+            for symbol in &needy.requires {
+                for &from in providers.get(symbol).map_or(&[][..], Vec::as_slice) {
+                    if from != to && linked.insert((from, to)) {
+                        inferred.push((from, to));
+                    }
                 }
             }
         }
@@ -343,7 +341,6 @@ impl<'f> Builder<'f> {
                 children[to].sources.as_slice(),
                 None,
             );
-            linked.insert((from, to));
         }
         let has_in: HashSet<usize> = linked.iter().map(|&(_, t)| t).collect();
         let has_out: HashSet<usize> = linked.iter().map(|&(f, _)| f).collect();
@@ -427,6 +424,17 @@ impl<'f> Builder<'f> {
             incoming_deciders,
         })
     }
+}
+
+/// Symbol to the children (by position) that provide it.
+fn providers_of<'a>(symbols: &[Symbols<'a>]) -> HashMap<&'a str, Vec<usize>> {
+    let mut providers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, part) in symbols.iter().enumerate() {
+        for symbol in &part.provides {
+            providers.entry(*symbol).or_default().push(i);
+        }
+    }
+    providers
 }
 
 /// Kahn's algorithm: whether every atom can be ordered.

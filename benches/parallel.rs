@@ -1,0 +1,171 @@
+#![allow(missing_docs)] // criterion_group! makes an undocumented public fn
+
+//! W2, W3 and W5 of shared/BENCHMARKS.md on every engine, so engines can be
+//! compared on the same flows (memory backend, checkpoints included):
+//!
+//! * W2: an unordered flow of N independent no-op tasks;
+//! * W3: a layered random DAG (width 10, 1-3 dependencies on the layer
+//!   before), beside a bare rayon DAG executor (in-degree counters, ready
+//!   successors spawned, no state, no records): the floor;
+//! * W5: 100 tasks that each sleep 10 ms, on the parallel engine with
+//!   `max_workers` 1, 2, 8 and 32.
+//!
+//! `cargo bench --bench parallel`
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use taskflow::prelude::*;
+use taskflow::{EngineBuilder, MemoryBackend};
+
+mod common;
+use common::{layered_dag, w2_flow, w3_flow};
+
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+const WORKERS: usize = 2;
+
+/// The engines compared: a name and how to configure a builder.
+fn engines() -> Vec<(&'static str, fn(EngineBuilder) -> EngineBuilder)> {
+    vec![("serial", |b| b), ("parallel", |b| b.max_workers(WORKERS))]
+}
+
+/// Times `run()` of `flow` on each engine; building is not timed.
+fn run_on_engines(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    flow: &Flow,
+    n: usize,
+) {
+    for (name, configure) in engines() {
+        group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    let mut engine = configure(Engine::builder(flow.clone()))
+                        .persistence(MemoryBackend::new())
+                        .build()
+                        .expect("builds");
+                    engine.prepare().expect("records written");
+                    engine
+                },
+                |mut engine| {
+                    engine.run().expect("runs");
+                    engine
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+}
+
+fn w2(c: &mut Criterion) {
+    let mut group = c.benchmark_group("w2_unordered");
+    group.sample_size(10);
+    for n in SIZES {
+        group.throughput(Throughput::Elements(n as u64));
+        run_on_engines(&mut group, &w2_flow(n), n);
+    }
+    group.finish();
+}
+
+/// The floor for W3: a bare DAG executor on rayon.
+struct Bare<'a> {
+    succ: &'a [Vec<usize>],
+    preds: &'a [Vec<usize>],
+    waiting: Vec<AtomicUsize>,
+    values: Vec<AtomicI64>,
+}
+
+impl<'a> Bare<'a> {
+    fn visit<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
+        let sum: i64 = 1 + self.preds[i]
+            .iter()
+            .map(|&p| self.values[p].load(Ordering::Acquire))
+            .sum::<i64>();
+        self.values[i].store(sum, Ordering::Release);
+        for &s in &self.succ[i] {
+            if self.waiting[s].fetch_sub(1, Ordering::AcqRel) == 1 {
+                scope.spawn(move |scope| self.visit(scope, s));
+            }
+        }
+    }
+}
+
+fn w3(c: &mut Criterion) {
+    let mut group = c.benchmark_group("w3_layered_dag");
+    group.sample_size(10);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .expect("pool");
+    for n in SIZES {
+        group.throughput(Throughput::Elements(n as u64));
+        let preds = layered_dag(n);
+        run_on_engines(&mut group, &w3_flow(&preds), n);
+        let mut succ = vec![Vec::new(); n];
+        for (i, ps) in preds.iter().enumerate() {
+            for &p in ps {
+                succ[p].push(i);
+            }
+        }
+        group.bench_with_input(BenchmarkId::new("bare_rayon", n), &n, |b, _| {
+            b.iter(|| {
+                let bare = Bare {
+                    succ: &succ,
+                    preds: &preds,
+                    waiting: preds.iter().map(|p| AtomicUsize::new(p.len())).collect(),
+                    values: (0..n).map(|_| AtomicI64::new(0)).collect(),
+                };
+                pool.scope(|scope| {
+                    for i in (0..n).filter(|&i| preds[i].is_empty()) {
+                        let bare = &bare;
+                        scope.spawn(move |scope| bare.visit(scope, i));
+                    }
+                });
+                black_box(bare.values[n - 1].load(Ordering::Relaxed))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn w5(c: &mut Criterion) {
+    let mut group = c.benchmark_group("w5_sleeping_tasks");
+    group.sample_size(10);
+    let sleeper = task_fn(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        Ok(json!(1))
+    });
+    let flow: Flow = Unordered::new("w5")
+        .add_all((0..100).map(|i| atom(format!("t{i}"), sleeper.clone())))
+        .into();
+    for workers in [1, 2, 8, 32] {
+        group.bench_with_input(
+            BenchmarkId::new("parallel_max_workers", workers),
+            &workers,
+            |b, &workers| {
+                b.iter_batched(
+                    || {
+                        Engine::parallel(flow.clone())
+                            .max_workers(workers)
+                            .build()
+                            .expect("builds")
+                    },
+                    |mut engine| {
+                        engine.run().expect("runs");
+                        engine
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3));
+    targets = w2, w3, w5
+}
+criterion_main!(benches);
