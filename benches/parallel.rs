@@ -26,8 +26,11 @@ use common::{layered_dag, w2_flow, w3_flow};
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
 const WORKERS: usize = 2;
 
+/// How to configure a builder as one engine kind.
+type Configure = fn(EngineBuilder) -> EngineBuilder;
+
 /// The engines compared: a name and how to configure a builder.
-fn engines() -> Vec<(&'static str, fn(EngineBuilder) -> EngineBuilder)> {
+fn engines() -> Vec<(&'static str, Configure)> {
     vec![("serial", |b| b), ("parallel", |b| b.max_workers(WORKERS))]
 }
 
