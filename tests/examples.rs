@@ -82,3 +82,13 @@ fn crash_resume_skips_done_steps_and_reruns_the_interrupted_one() {
         "{out}"
     );
 }
+
+#[test]
+fn parallel_runs_the_same_flow_on_both_engines() {
+    let (ok, out) = example("parallel");
+    assert!(ok, "{out}");
+    assert!(out.contains("serial engine: SUCCESS"), "{out}");
+    assert!(out.contains("parallel engine, 4 workers: SUCCESS"), "{out}");
+    assert_eq!(out.matches("(fetched on main)").count(), 4, "{out}");
+    assert_eq!(out.matches("(fetched on taskflow-worker-").count(), 4, "{out}");
+}
