@@ -1,0 +1,173 @@
+//! Jobs, their states, and the claims on them.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The state of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Posted, waiting for a conductor.
+    Unclaimed,
+    /// Claimed by an owner whose lease has not lapsed.
+    Claimed,
+    /// Consumed (done) or trashed (can never run).
+    Complete,
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobState::Unclaimed => "UNCLAIMED",
+            JobState::Claimed => "CLAIMED",
+            JobState::Complete => "COMPLETE",
+        })
+    }
+}
+
+/// How a complete job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Its flow ran to its end and the owner consumed it.
+    Consumed,
+    /// It can never run (unknown flow factory, undecodable records, ...).
+    Trashed {
+        /// Why, as the owner recorded it.
+        reason: String,
+    },
+}
+
+/// What is posted: a name, free-form details, the records of the flow to
+/// run, and a priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// A name for people (need not be unique).
+    pub name: String,
+    /// Free-form details (JSON).
+    #[serde(default)]
+    pub details: Value,
+    /// The logbook holding the flow to run.
+    pub logbook: Option<Uuid>,
+    /// The flow detail to run, in that logbook.
+    pub flow_detail: Option<Uuid>,
+    /// Higher runs first; equal priorities run in posting order.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+impl NewJob {
+    /// A job named `name` with no records, details `null`, priority 0.
+    pub fn new(name: impl Into<String>) -> Self {
+        NewJob {
+            name: name.into(),
+            details: Value::Null,
+            logbook: None,
+            flow_detail: None,
+            priority: 0,
+        }
+    }
+}
+
+/// A job on a board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id.
+    pub id: Uuid,
+    /// A name for people.
+    pub name: String,
+    /// Free-form details.
+    #[serde(default)]
+    pub details: Value,
+    /// The logbook holding the flow to run.
+    pub logbook: Option<Uuid>,
+    /// The flow detail to run.
+    pub flow_detail: Option<Uuid>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// When it was posted (ms since the epoch).
+    pub created_at: u64,
+    /// Its place in posting order on its board.
+    pub sequence: u64,
+    /// Its state.
+    pub state: JobState,
+    /// Its current owner, while claimed.
+    pub owner: Option<String>,
+    /// The epoch of its latest claim (0 before the first).
+    pub epoch: u64,
+    /// When the current lease lapses (ms since the epoch), while claimed.
+    pub lease_expires_at: Option<u64>,
+    /// How it ended, once complete.
+    pub outcome: Option<Outcome>,
+}
+
+/// A claim on a job: proof of ownership until its lease lapses.
+///
+/// Every claim of a job has a higher `epoch` than the one before, so a
+/// claim whose lease lapsed (its owner paused, partitioned, or dead) is
+/// recognisably stale: the board refuses it, and so does persistence when
+/// the engine writes checkpoints with it (fencing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The job.
+    pub job: Uuid,
+    /// The owner.
+    pub owner: String,
+    /// The claim's epoch (fencing token).
+    pub epoch: u64,
+    /// When the lease lapses unless renewed (ms since the epoch).
+    pub expires_at: u64,
+}
+
+/// A party using a board (a conductor), registered so others can see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    /// Its name (the owner name it claims with).
+    pub name: String,
+    /// Free-form metadata (host, pid, version, ...).
+    #[serde(default)]
+    pub meta: Value,
+}
+
+/// How long claims last and how finished jobs are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardOptions {
+    /// How long a claim lasts unless renewed (default 1 s: a dead owner's
+    /// job is taken over within about that time).
+    pub lease: Duration,
+    /// How finished jobs are removed.
+    pub retention: Retention,
+}
+
+impl Default for BoardOptions {
+    fn default() -> Self {
+        BoardOptions {
+            lease: Duration::from_secs(1),
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// How long complete jobs (consumed or trashed) are kept before
+/// [`JobBoard::purge`](crate::JobBoard::purge) removes them (and, through
+/// the conductor, the logbooks of consumed jobs). A claimed job is never
+/// removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep each complete job for this long after it completed (default: 7 days).
+    For(Duration),
+    /// Keep only the `n` most recently completed jobs.
+    Last(usize),
+    /// Keep everything.
+    Forever,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::For(Duration::from_secs(7 * 24 * 3600))
+    }
+}

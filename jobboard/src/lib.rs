@@ -1,0 +1,17 @@
+//! Who runs it: jobs, jobboards with leased claims, and conductors.
+//!
+//! A producer posts a [`Job`] (a reference to a logbook and flow detail
+//! holding a flow to run) on a [`JobBoard`]; any conductor on any machine
+//! claims it for a lease, runs the flow, renews the lease meanwhile, and
+//! consumes the job. If the conductor dies its lease lapses, another
+//! conductor claims the job with a higher epoch and resumes the flow from
+//! its last checkpoint; the dead owner's epoch is then refused by the board
+//! and by persistence (fencing), so it can no longer write.
+
+mod board;
+mod error;
+mod job;
+
+pub use board::JobBoard;
+pub use error::JobBoardError;
+pub use job::{BoardOptions, Claim, Entity, Job, JobState, NewJob, Outcome, Retention};
