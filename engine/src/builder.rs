@@ -73,6 +73,8 @@ pub struct EngineBuilder {
     accept_changes: bool,
     /// When set and no executor was given: a parallel executor of this size.
     max_workers: Option<usize>,
+    /// The owner epoch to write at (and, when resuming, to fence at).
+    owner_epoch: Option<u64>,
 }
 
 impl EngineBuilder {
@@ -89,6 +91,7 @@ impl EngineBuilder {
             resume: None,
             accept_changes: false,
             max_workers: None,
+            owner_epoch: None,
         }
     }
 
@@ -226,6 +229,71 @@ impl EngineBuilder {
         self
     }
 
+    /// The owner epoch this engine writes at: how the conductor that holds
+    /// a job's claim keeps an earlier owner from overwriting its work.
+    ///
+    /// A job board gives each claim of a job an epoch higher than every
+    /// earlier claim's. The conductor passes the epoch of its claim here:
+    ///
+    /// * a fresh flow's new flow detail is saved owned at `epoch`;
+    /// * a resumed one ([`Engine::load`]): `build` fences its records at
+    ///   `epoch` ([`Backend::fence_flow_detail`]), then reads them again, so
+    ///   the run starts from the last checkpoint any earlier owner managed to
+    ///   write. If the records are owned at a higher epoch (a newer claim
+    ///   exists), `build` fails with
+    ///   [`PersistenceError::Fenced`] (as [`EngineError::Persistence`]).
+    ///
+    /// Every checkpoint presents the epoch. Once a newer owner has fenced
+    /// the flow detail, a stale owner (a conductor that was paused or
+    /// partitioned while its lease expired) fails at its next checkpoint:
+    /// its [`run`](Engine::run) schedules nothing more and returns that
+    /// `Fenced` error, and the conductor should drop the job without
+    /// touching it further (it is no longer its own). Atoms it had already
+    /// started may still finish, but their outcomes are never recorded.
+    ///
+    /// Without it, a fresh flow is written at epoch 0, and a resumed one at
+    /// the epoch stored in its records (it takes over at that epoch).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::Value;
+    /// use taskflow_engine::{Engine, EngineError};
+    /// use taskflow_patterns::{atom, task_fn, FlowRegistry, FlowState, Linear};
+    /// use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
+    ///
+    /// let mut registry = FlowRegistry::new();
+    /// registry.register("job", |_| {
+    ///     Ok(Linear::new("f").add(atom("a", task_fn(|_| Ok(Value::Null)))).into())
+    /// });
+    /// let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    ///
+    /// // Conductor A claims the job at epoch 1, writes its records, stalls.
+    /// let mut stale = Engine::from_factory(&registry, "job", Value::Null)?
+    ///     .shared_persistence(backend.clone())
+    ///     .owner_epoch(1)
+    ///     .build()?;
+    /// stale.prepare()?;
+    /// let id = stale.storage().flow_detail_id();
+    ///
+    /// // Its lease expires; conductor B claims the job at epoch 2.
+    /// let mut owner = Engine::load_with(backend.clone(), id, &registry)?
+    ///     .owner_epoch(2)
+    ///     .build()?;
+    ///
+    /// // A wakes up: its first checkpoint is refused and its run stops.
+    /// let err = stale.run().unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     EngineError::Persistence(PersistenceError::Fenced { held: 2, presented: 1, .. })
+    /// ));
+    /// assert_eq!(owner.run()?, FlowState::Success);
+    /// # Ok::<(), EngineError>(())
+    /// ```
+    pub fn owner_epoch(mut self, epoch: u64) -> Self {
+        self.owner_epoch = Some(epoch);
+        self
+    }
+
     /// Compiles the flow and validates it against the store. Errors list
     /// every problem found, each naming the atom and symbol at fault.
     pub fn build(self) -> Result<Engine, EngineError> {
@@ -246,16 +314,24 @@ impl EngineBuilder {
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let name = self.flow.name().to_owned();
         let storage = match self.resume {
-            Some(flow_detail) => resumed_storage(
-                backend,
-                compilation.clone(),
-                flow_detail,
-                &store,
-                self.accept_changes,
-            )?,
+            Some(flow_detail) => {
+                // Without an epoch, the engine takes over at the stored one.
+                let flow_detail = match self.owner_epoch {
+                    Some(epoch) => claim(&*backend, flow_detail.uuid, epoch)?,
+                    None => flow_detail,
+                };
+                resumed_storage(
+                    backend,
+                    compilation.clone(),
+                    flow_detail,
+                    &store,
+                    self.accept_changes,
+                )?
+            }
             None => {
                 let logbook = LogBook::new(self.logbook_name.unwrap_or_else(|| name.clone()));
                 let mut flow_detail = FlowDetail::new(name);
+                flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
                 let definition = match &self.definition {
                     Definition::Factory { name, args } => {
                         Some((meta::FACTORY, json!({ "name": name, "args": args })))
@@ -297,6 +373,26 @@ impl EngineBuilder {
     }
 }
 
+/// Fences the flow detail `id` at `epoch`, then reads it again: an earlier
+/// owner may have checkpointed since it was loaded, and from now on nothing
+/// it writes lands. Refused with `Fenced` if it is owned at a higher epoch.
+/// The detail returned is owned at `epoch`, which the engine writes at.
+fn claim(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, EngineError> {
+    backend.fence_flow_detail(id, epoch)?;
+    let mut detail = backend.get_flow_detail(id)?;
+    if detail.owner_epoch > epoch {
+        // Fenced again by a newer owner in between.
+        return Err(PersistenceError::Fenced {
+            flow: id,
+            held: detail.owner_epoch,
+            presented: epoch,
+        }
+        .into());
+    }
+    detail.owner_epoch = epoch;
+    Ok(detail)
+}
+
 fn new_detail(atom: &taskflow_patterns::CompiledAtom) -> AtomDetail {
     let mut d = AtomDetail::new(&*atom.name, atom.kind());
     d.version = atom.spec.version;
@@ -304,7 +400,10 @@ fn new_detail(atom: &taskflow_patterns::CompiledAtom) -> AtomDetail {
 }
 
 /// Matches the records of `flow_detail` to the compiled flow, refusing an
-/// incompatible change unless `accept_changes`.
+/// incompatible change unless `accept_changes`; the engine writes at the
+/// detail's owner epoch. A flow detail with no atom details at all was
+/// posted (e.g. to a job board) and never run: its atoms start `PENDING`,
+/// as in TaskFlow.
 fn resumed_storage(
     backend: Arc<dyn Backend>,
     compilation: Arc<Compilation>,
@@ -318,6 +417,7 @@ fn resumed_storage(
         atom: atom.to_owned(),
         reason,
     };
+    let never_run = flow_detail.atom_details.is_empty();
     let mut stored: HashMap<String, AtomDetail> = std::mem::take(&mut flow_detail.atom_details)
         .into_iter()
         .map(|d| (d.name.clone(), d))
@@ -326,7 +426,7 @@ fn resumed_storage(
     let mut added = Vec::new();
     for atom in compilation.atoms() {
         let Some(detail) = stored.remove(&*atom.name) else {
-            if !accept_changes {
+            if !accept_changes && !never_run {
                 return Err(mismatch(
                     &atom.name,
                     "is in the flow but not in its records (added since they were written)".into(),
@@ -377,7 +477,7 @@ fn resumed_storage(
         }
     }
     for i in added {
-        backend.save_atom_detail(id, &details[i])?;
+        backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
     }
     let mut logbook = LogBook::new(flow_detail.name.clone());
     if let Some(book) = flow_detail

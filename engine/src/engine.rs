@@ -81,6 +81,8 @@ impl Engine {
     /// `RUNNING` runs again, a revert in progress continues, and retry
     /// histories carry on. A flow whose atoms changed incompatibly since the
     /// records were written is refused at `build`, naming the atom.
+    /// A flow detail with no atom details yet (posted to a job board, never
+    /// run) starts from the beginning.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -165,6 +167,11 @@ impl Engine {
     ///
     /// Returns `SUCCESS`, or `SUSPENDED` after [`suspend`](Self::suspend);
     /// a flow that failed is [`EngineError::Failed`], with every failure.
+    /// A checkpoint the backend refuses ends the run with that error, with
+    /// nothing more scheduled: notably
+    /// [`PersistenceError::Fenced`](taskflow_persistence::PersistenceError::Fenced)
+    /// when another owner claimed the flow at a higher epoch (see
+    /// [`EngineBuilder::owner_epoch`]).
     /// Running again resumes a suspended or failed flow, and re-runs a
     /// reverted one from the start.
     pub fn run(&mut self) -> Result<FlowState, EngineError> {

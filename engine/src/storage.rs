@@ -31,6 +31,9 @@ pub struct Storage {
     details: Vec<AtomDetail>,
     store: HashMap<Arc<str>, Arc<Value>>,
     saved: bool,
+    /// The owner epoch every write presents: the flow detail's when the
+    /// engine was built (see [`Storage::owner_epoch`]).
+    epoch: u64,
 }
 
 impl Storage {
@@ -44,6 +47,7 @@ impl Storage {
         saved: bool,
     ) -> Self {
         Storage {
+            epoch: flow.owner_epoch,
             backend,
             compilation,
             logbook,
@@ -137,7 +141,18 @@ impl Storage {
         &self.backend
     }
 
-    /// Writes the logbook, flow detail and atom details if not yet written.
+    /// The owner epoch this engine writes at: every checkpoint presents it,
+    /// and the backend refuses it with
+    /// [`PersistenceError::Fenced`](taskflow_persistence::PersistenceError::Fenced)
+    /// once another owner fenced the flow detail at a higher epoch. See
+    /// [`EngineBuilder::owner_epoch`](crate::EngineBuilder::owner_epoch).
+    pub fn owner_epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Writes the logbook, flow detail and atom details if not yet written
+    /// (the flow detail carries the owner epoch, so the first write claims
+    /// it).
     pub(crate) fn ensure_saved(&mut self) -> Result<(), EngineError> {
         if self.saved {
             return Ok(());
@@ -168,21 +183,22 @@ impl Storage {
     pub(crate) fn write_state(&self, atom: AtomIndex) -> Result<(), EngineError> {
         let d = &self.details[atom.index()];
         self.backend
-            .update_atom_state(self.flow.uuid, d.uuid, d.state, d.intention)?;
+            .update_atom_state(self.flow.uuid, d.uuid, d.state, d.intention, self.epoch)?;
         Ok(())
     }
 
     /// Checkpoints the whole atom detail (a result, failure or history changed).
     pub(crate) fn write_detail(&self, atom: AtomIndex) -> Result<(), EngineError> {
         self.backend
-            .save_atom_detail(self.flow.uuid, &self.details[atom.index()])?;
+            .save_atom_detail(self.flow.uuid, &self.details[atom.index()], self.epoch)?;
         Ok(())
     }
 
     /// Checkpoints a flow state change.
     pub(crate) fn set_flow_state(&mut self, state: FlowState) -> Result<(), EngineError> {
         self.flow.state = state;
-        self.backend.update_flow_state(self.flow.uuid, state)?;
+        self.backend
+            .update_flow_state(self.flow.uuid, state, self.epoch)?;
         Ok(())
     }
 
@@ -197,6 +213,7 @@ impl std::fmt::Debug for Storage {
             .field("logbook", &self.logbook.uuid)
             .field("flow_detail", &self.flow.uuid)
             .field("state", &self.flow.state)
+            .field("owner_epoch", &self.epoch)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use taskflow_patterns::{
     Depth, Flow, FlowRegistry, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError,
     Times, Unordered,
 };
-use taskflow_persistence::{Backend, MemoryBackend};
+use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
 
 use crate::{CapturingListener, Engine, EngineBuilder, EngineError, Event, Listener};
 
@@ -858,6 +858,7 @@ pub fn resume_skips_finished_atoms(factory: Factory<'_>) {
             a2,
             AtomState::Running,
             taskflow_patterns::Intention::Execute,
+            0,
         )
         .unwrap();
     let mut engine = resume(factory, &registry, &backend, id);
@@ -999,6 +1000,184 @@ pub fn resume_refuses_a_changed_flow(factory: Factory<'_>) {
     assert!(err.to_string().contains("flow factory `flow`"), "{err}");
 }
 
+/// Whether `err` is the `Fenced` refusal of a write at `presented` to the
+/// flow detail `flow` owned at `held`.
+fn is_fenced(err: &EngineError, flow: uuid::Uuid, held: u64, presented: u64) -> bool {
+    matches!(
+        err,
+        EngineError::Persistence(PersistenceError::Fenced { flow: f, held: h, presented: p })
+            if *f == flow && *h == held && *p == presented
+    )
+}
+
+/// Two engines on one flow detail, as two conductors whose claims
+/// overlapped: while the first (epoch 1) runs, the second is loaded with
+/// epoch 2 and fences the records. The first engine's next checkpoint is
+/// refused, and its run returns that `Fenced` error without running more
+/// atoms; the second resumes from the first's last checkpoint and
+/// completes the flow.
+pub fn stale_owner_is_fenced_out(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry =
+        registry_of(move || {
+            Linear::new("f")
+                .add_all((0..4).map(|i| {
+                    atom(format!("a{i}"), l.task(&format!("a{i}"))).provides(format!("x{i}"))
+                }))
+                .into()
+        });
+    // When a1 has succeeded (and is checkpointed), the second owner claims
+    // the flow: it is loaded, and fences the records at build.
+    struct TakeOver {
+        second: Mutex<Option<EngineBuilder>>,
+        built: Mutex<Option<Engine>>,
+    }
+    impl Listener for TakeOver {
+        fn on_atom(&self, e: &crate::AtomEvent) {
+            if &*e.atom == "a1" && e.to == AtomState::Success {
+                let second = self.second.lock().unwrap().take();
+                if let Some(second) = second {
+                    *self.built.lock().unwrap() = Some(second.build().unwrap());
+                }
+            }
+        }
+    }
+    let take_over = Arc::new(TakeOver {
+        second: Mutex::new(None),
+        built: Mutex::new(None),
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let builder = Engine::from_factory(&registry, "flow", Value::Null).unwrap();
+    let mut first = factory(builder)
+        .shared_persistence(backend.clone())
+        .owner_epoch(1)
+        .listener(take_over.clone())
+        .build()
+        .unwrap();
+    assert_eq!(first.storage().owner_epoch(), 1);
+    first.prepare().unwrap();
+    let id = first.storage().flow_detail_id();
+    assert_eq!(backend.get_flow_detail(id).unwrap().owner_epoch, 1);
+    *take_over.second.lock().unwrap() =
+        Some(factory(Engine::load_with(backend.clone(), id, &registry).unwrap()).owner_epoch(2));
+
+    let err = first.run().unwrap_err();
+    assert!(is_fenced(&err, id, 2, 1), "{err}");
+    assert!(err.to_string().contains("lost its claim"), "{err}");
+    // Nothing ran after the refused checkpoint (a2 RUNNING).
+    assert_eq!(log.entries(), ["a0", "a1"]);
+    let stored = backend.get_flow_detail(id).unwrap();
+    assert_eq!(stored.owner_epoch, 2);
+    assert_eq!(stored.atom_detail("a2").unwrap().state, AtomState::Pending);
+    // Running the stale engine again is refused at once, too.
+    let err = first.run().unwrap_err();
+    assert!(is_fenced(&err, id, 2, 1), "{err}");
+    assert_eq!(log.entries(), ["a0", "a1"]);
+
+    let mut second = take_over
+        .built
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the second engine was built");
+    assert_eq!(second.storage().owner_epoch(), 2);
+    assert_eq!(second.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a0", "a1", "a2", "a3"]);
+    assert_eq!(second.storage().fetch("x1"), Some(&json!("a1")));
+    let stored = backend.get_flow_detail(id).unwrap();
+    assert_eq!(stored.state, FlowState::Success);
+    assert_eq!(stored.owner_epoch, 2);
+}
+
+/// Loading records owned at a higher epoch than the one given is refused
+/// at build, naming both epochs; loading at the same or a higher epoch
+/// fences them there; loading without an epoch takes over at the stored one.
+pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("b", l.task("b")))
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let builder = Engine::from_factory(&registry, "flow", Value::Null).unwrap();
+    let mut engine = factory(builder)
+        .shared_persistence(backend.clone())
+        .owner_epoch(5)
+        .build()
+        .unwrap();
+    engine.prepare().unwrap();
+    let id = engine.storage().flow_detail_id();
+    let load = || factory(Engine::load_with(backend.clone(), id, &registry).unwrap());
+
+    let err = load().owner_epoch(4).build().err().unwrap();
+    assert!(is_fenced(&err, id, 5, 4), "{err}");
+    assert!(err.to_string().contains("epoch 5"), "{err}");
+    assert_eq!(backend.get_flow_detail(id).unwrap().owner_epoch, 5);
+
+    assert_eq!(load().build().unwrap().storage().owner_epoch(), 5);
+    assert_eq!(
+        load()
+            .owner_epoch(5)
+            .build()
+            .unwrap()
+            .storage()
+            .owner_epoch(),
+        5
+    );
+    let mut newer = load().owner_epoch(6).build().unwrap();
+    assert_eq!(backend.get_flow_detail(id).unwrap().owner_epoch, 6);
+    // The first engine lost its claim: its first checkpoint is refused.
+    let err = engine.run().unwrap_err();
+    assert!(is_fenced(&err, id, 6, 5), "{err}");
+    assert!(log.entries().is_empty());
+    assert_eq!(newer.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "b"]);
+}
+
+/// A flow detail posted with no atom details (as a job board posts one:
+/// the flow's definition and store, nothing run) is loaded as a fresh run:
+/// every atom runs once, and the records get every atom's detail.
+pub fn load_of_a_posted_flow_detail_runs_it(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")).provides("x"))
+            .add(atom("b", l.task("b")).requires(["x"]))
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut book = taskflow_persistence::LogBook::new("posted");
+    let mut posted = taskflow_persistence::FlowDetail::new("f");
+    posted
+        .meta
+        .insert("factory".into(), json!({ "name": "flow", "args": null }));
+    posted.meta.insert("store".into(), json!({}));
+    posted
+        .meta
+        .insert("logbook".into(), json!(book.uuid.to_string()));
+    let id = posted.uuid;
+    book.flow_details.push(posted);
+    backend.save_logbook(&book).unwrap();
+    let mut engine = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
+        .owner_epoch(1)
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "b"]);
+    let stored = backend.get_flow_detail(id).unwrap();
+    assert_eq!(stored.owner_epoch, 1);
+    assert_eq!(stored.atom_details, engine.storage().atom_details());
+    assert!(stored
+        .atom_details
+        .iter()
+        .all(|d| d.state == AtomState::Success));
+}
+
 /// Makes one `#[test]` per conformance case for an engine factory
 /// expression of type `Fn(EngineBuilder) -> EngineBuilder`.
 ///
@@ -1020,7 +1199,8 @@ macro_rules! engine_conformance {
             build_reports_every_error records_hold_every_transition
             reverted_flow_runs_again progress_reaches_listeners
             resume_skips_finished_atoms resume_continues_a_revert resume_keeps_retry_history
-            resume_refuses_a_changed_flow);
+            resume_refuses_a_changed_flow stale_owner_is_fenced_out
+            load_below_the_stored_epoch_is_refused load_of_a_posted_flow_detail_runs_it);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

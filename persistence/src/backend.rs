@@ -17,8 +17,30 @@ use crate::{AtomDetail, FlowDetail, LogBook, PersistenceError};
 /// it, never a panic and never skipped.
 ///
 /// The API is synchronous; a network backend may drive its own runtime inside.
+///
+/// # Owner fencing
+///
+/// A flow detail carries an [`owner_epoch`](FlowDetail::owner_epoch): the
+/// epoch of the claim its current owner holds (a conductor gets a higher
+/// epoch each time it claims a job; 0 means never claimed). The writes an
+/// engine makes while it runs ([`save_atom_detail`](Backend::save_atom_detail),
+/// [`update_atom_state`](Backend::update_atom_state),
+/// [`update_flow_state`](Backend::update_flow_state)) present the writer's
+/// epoch, and are refused with [`PersistenceError::Fenced`] when the stored
+/// epoch is higher. A new owner raises the stored epoch with
+/// [`fence_flow_detail`](Backend::fence_flow_detail) before it resumes the
+/// flow; from then on, a previous owner that lost its claim (paused,
+/// partitioned) cannot overwrite the new owner's work: its next checkpoint
+/// fails. In every backend the check and the write are one atomic
+/// operation, so no write at a lower epoch lands once a fence has returned.
+/// Saving a whole flow detail ([`save_flow_detail`](Backend::save_flow_detail),
+/// or in [`save_logbook`](Backend::save_logbook)) is a write at that
+/// detail's own `owner_epoch`, fenced the same way.
 pub trait Backend: Send + Sync {
     /// Saves a logbook and every flow and atom detail in it (insert or update).
+    /// Each flow detail is written at its own `owner_epoch`: if one is
+    /// stored with a higher epoch, nothing is saved and the error is
+    /// [`PersistenceError::Fenced`].
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError>;
 
     /// Loads a logbook with its flow and atom details.
@@ -31,28 +53,58 @@ pub trait Backend: Send + Sync {
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError>;
 
     /// Saves a flow detail and its atom details into the logbook `book`
-    /// (which must exist).
+    /// (which must exist), replacing its stored atom details. It is written
+    /// at its own `owner_epoch`, which it stores: if the flow detail is
+    /// stored with a higher epoch, nothing is saved and the error is
+    /// [`PersistenceError::Fenced`].
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError>;
 
     /// Loads a flow detail with its atom details.
     fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError>;
 
-    /// Changes the state of a flow detail.
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError>;
+    /// Changes the state of a flow detail, as a writer at `epoch`: refused
+    /// with [`PersistenceError::Fenced`] if the flow detail is owned at a
+    /// higher epoch.
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError>;
+
+    /// Raises the owner epoch of the flow detail `flow` to `epoch`, if
+    /// `epoch` is at least the one stored, and returns the epoch now held
+    /// (`epoch`). If the stored epoch is higher, nothing changes and the
+    /// error is [`PersistenceError::Fenced`] (someone claimed the flow after
+    /// the caller did). Atomic: of concurrent fences, the highest wins.
+    ///
+    /// Once it returns, every write presenting a lower epoch is refused.
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError>;
 
     /// Removes a flow detail and its atom details.
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError>;
 
-    /// Saves an atom detail (insert or update) into the flow detail `flow`.
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError>;
+    /// Saves an atom detail (insert or update) into the flow detail `flow`,
+    /// as a writer at `epoch`: refused with [`PersistenceError::Fenced`] if
+    /// the flow detail is owned at a higher epoch.
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError>;
 
-    /// Changes the state and intention of an atom detail, leaving its data alone.
+    /// Changes the state and intention of an atom detail, leaving its data
+    /// alone, as a writer at `epoch`: refused with
+    /// [`PersistenceError::Fenced`] if the flow detail is owned at a higher
+    /// epoch (whether or not the atom exists).
     fn update_atom_state(
         &self,
         flow: Uuid,
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError>;
 
     /// Loads one atom detail.
@@ -78,14 +130,27 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
         (**self).get_flow_detail(id)
     }
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
-        (**self).update_flow_state(flow, state)
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        (**self).update_flow_state(flow, state, epoch)
+    }
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+        (**self).fence_flow_detail(flow, epoch)
     }
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
         (**self).destroy_flow_detail(id)
     }
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
-        (**self).save_atom_detail(flow, atom)
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        (**self).save_atom_detail(flow, atom, epoch)
     }
     fn update_atom_state(
         &self,
@@ -93,8 +158,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError> {
-        (**self).update_atom_state(flow, atom, state, intention)
+        (**self).update_atom_state(flow, atom, state, intention, epoch)
     }
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
         (**self).get_atom_detail(flow, atom)

@@ -86,6 +86,26 @@ pub(crate) fn decode_millis(
         .map_err(|_| corrupt(kind, id, format_args!("{column} {value} is negative")))
 }
 
+/// An owner epoch as a signed 64-bit column value.
+pub(crate) fn encode_epoch(flow: Uuid, epoch: u64) -> Result<i64, PersistenceError> {
+    i64::try_from(epoch).map_err(|_| PersistenceError::Encode {
+        kind: RecordKind::FlowDetail,
+        id: flow,
+        reason: format!("owner epoch {epoch} does not fit a signed 64-bit column"),
+    })
+}
+
+/// An owner epoch column value back as an epoch.
+pub(crate) fn decode_epoch(flow: Uuid, value: i64) -> Result<u64, PersistenceError> {
+    u64::try_from(value).map_err(|_| {
+        corrupt(
+            RecordKind::FlowDetail,
+            flow,
+            format_args!("owner_epoch {value} is negative"),
+        )
+    })
+}
+
 /// The stored name of an atom state (TaskFlow's, e.g. `REVERT_FAILURE`).
 pub(crate) fn atom_state_str(state: AtomState) -> &'static str {
     state.as_str()

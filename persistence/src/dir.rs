@@ -14,6 +14,7 @@ use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
 use crate::codec;
+use crate::error::check_epoch;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "dir";
@@ -28,13 +29,14 @@ const TEMP_PREFIX: &str = ".tmp-";
 ///
 /// ```text
 /// <root>/
-///   FORMAT.json                          {"format": "taskflow-dir", "version": 1}
+///   FORMAT.json                          {"format": "taskflow-dir", "version": 2}
 ///   logbooks/<book id>.json              logbook header: uuid, name, created_at,
 ///                                        updated_at, meta, and "flows": the ids
 ///                                        of its flow details in saved order
 ///   flows/<flow id>/flow.json            flow detail header: uuid, "book" (its
-///                                        logbook's id), name, state, meta, and
-///                                        "atoms": its atom ids in saved order
+///                                        logbook's id), name, state, meta,
+///                                        "atoms": its atom ids in saved order,
+///                                        and "owner_epoch" (absent: 0)
 ///   flows/<flow id>/atoms/<atom id>.json one atom detail, as `AtomDetail`
 ///                                        serializes (pretty-printed JSON)
 /// ```
@@ -56,7 +58,14 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// can leave an unlisted file behind (invisible to logbook reads; a flow
 /// detail left so is still found by its id) but never a list naming a
 /// missing file. `FORMAT.json` carries the layout version: a newer one is
-/// refused with [`PersistenceError::SchemaTooNew`].
+/// refused with [`PersistenceError::SchemaTooNew`]; an older one is
+/// migrated on open (version 1 lacks `owner_epoch`, read as 0: only
+/// `FORMAT.json` is rewritten).
+///
+/// Owner fencing (see [`Backend`]): every write that presents an epoch
+/// reads the flow header and compares its `owner_epoch` under the
+/// backend's write lock, so the check and the write are one step for the
+/// threads of this process.
 ///
 /// One process at a time: a [`DirBackend`] serializes its own threads (reads
 /// share a lock, writes take it alone) but takes no lock between processes.
@@ -111,6 +120,9 @@ struct FlowFile<'a> {
     #[serde(default)]
     meta: Cow<'a, Map<String, Value>>,
     atoms: Vec<Uuid>,
+    /// Absent in format version 1.
+    #[serde(default)]
+    owner_epoch: u64,
 }
 
 fn io_err(e: io::Error, what: impl std::fmt::Display) -> PersistenceError {
@@ -221,6 +233,20 @@ fn remove(path: &Path, tree: bool) -> Result<(), PersistenceError> {
     }
 }
 
+/// Writes `FORMAT.json` of the current version.
+fn write_format(path: &Path) -> Result<(), PersistenceError> {
+    let format = Format {
+        format: FORMAT_NAME.to_owned(),
+        version: DirBackend::FORMAT_VERSION,
+    };
+    let bytes = serde_json::to_vec_pretty(&format).map_err(|e| PersistenceError::Backend {
+        backend: BACKEND,
+        message: format!("encoding {FORMAT_FILE}: {e}"),
+        source: None,
+    })?;
+    write_atomic(path, &bytes)
+}
+
 /// Checks that a record's file names the id its path does.
 fn check_id(kind: RecordKind, expected: Uuid, found: Uuid) -> Result<(), PersistenceError> {
     if expected == found {
@@ -236,11 +262,13 @@ fn check_id(kind: RecordKind, expected: Uuid, found: Uuid) -> Result<(), Persist
 
 impl DirBackend {
     /// The layout version this build reads and writes (in `FORMAT.json`).
-    pub const FORMAT_VERSION: u32 = 1;
+    /// Version 2 added the flow headers' `owner_epoch`.
+    pub const FORMAT_VERSION: u32 = 2;
 
     /// Opens the store under `root`, creating the directory and its layout
     /// if needed. A store whose `FORMAT.json` is newer than
-    /// [`FORMAT_VERSION`](Self::FORMAT_VERSION) is refused.
+    /// [`FORMAT_VERSION`](Self::FORMAT_VERSION) is refused; an older one is
+    /// migrated.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, PersistenceError> {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(&root)
@@ -273,20 +301,13 @@ impl DirBackend {
                         supported: Self::FORMAT_VERSION,
                     });
                 }
+                if format.version < Self::FORMAT_VERSION {
+                    // Version 1 -> 2: flow headers without `owner_epoch`
+                    // read as 0, so only the version changes.
+                    write_format(&format_path)?;
+                }
             }
-            None => {
-                let format = Format {
-                    format: FORMAT_NAME.to_owned(),
-                    version: Self::FORMAT_VERSION,
-                };
-                let bytes =
-                    serde_json::to_vec_pretty(&format).map_err(|e| PersistenceError::Backend {
-                        backend: BACKEND,
-                        message: format!("encoding {FORMAT_FILE}: {e}"),
-                        source: None,
-                    })?;
-                write_atomic(&format_path, &bytes)?;
-            }
+            None => write_format(&format_path)?,
         }
         ensure_dir(&root.join("logbooks"))?;
         ensure_dir(&root.join("flows"))?;
@@ -378,6 +399,7 @@ impl DirBackend {
                 state: header.state,
                 meta: header.meta.into_owned(),
                 atom_details,
+                owner_epoch: header.owner_epoch,
             },
         )))
     }
@@ -414,11 +436,26 @@ impl DirBackend {
         }))
     }
 
-    /// Writes a flow detail (its atoms, then its header) into `book`, and
-    /// removes the atoms it no longer has. Returns the logbook it belonged
-    /// to before, if that was another one.
-    fn put_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<Option<Uuid>, PersistenceError> {
+    /// The stored header of `flow`, if any, once checked that `flow` may be
+    /// saved over it (a write at its own owner epoch).
+    fn old_flow(&self, flow: &FlowDetail) -> Result<Option<FlowFile<'static>>, PersistenceError> {
         let old = self.read_flow(flow.uuid)?;
+        if let Some(old) = &old {
+            check_epoch(flow.uuid, old.owner_epoch, flow.owner_epoch)?;
+        }
+        Ok(old)
+    }
+
+    /// Writes a flow detail (its atoms, then its header) into `book`, and
+    /// removes the atoms it no longer has; `old` is its stored header (see
+    /// [`old_flow`](Self::old_flow)). Returns the logbook it belonged to
+    /// before, if that was another one.
+    fn put_flow(
+        &self,
+        book: Uuid,
+        flow: &FlowDetail,
+        old: Option<FlowFile<'static>>,
+    ) -> Result<Option<Uuid>, PersistenceError> {
         let dir = self.flow_dir(flow.uuid);
         ensure_dir(&dir)?;
         ensure_dir(&dir.join("atoms"))?;
@@ -441,6 +478,7 @@ impl DirBackend {
             state: flow.state,
             meta: Cow::Borrowed(&flow.meta),
             atoms,
+            owner_epoch: flow.owner_epoch,
         };
         write_json(
             &self.flow_path(flow.uuid),
@@ -482,6 +520,18 @@ impl DirBackend {
         self.read_flow(flow)?
             .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))
     }
+
+    /// The header of flow `flow`, for a write at `epoch`: `NotFound`, or
+    /// `Fenced` if the flow is owned at a higher epoch.
+    fn writable_header(
+        &self,
+        flow: Uuid,
+        epoch: u64,
+    ) -> Result<FlowFile<'static>, PersistenceError> {
+        let header = self.flow_header(flow)?;
+        check_epoch(flow, header.owner_epoch, epoch)?;
+        Ok(header)
+    }
 }
 
 impl Backend for DirBackend {
@@ -491,8 +541,14 @@ impl Backend for DirBackend {
             .read_book(book.uuid)?
             .map(|old| old.flows)
             .unwrap_or_default();
-        for flow in &book.flow_details {
-            if let Some(previous) = self.put_flow(book.uuid, flow)? {
+        // Nothing is written if one flow detail is fenced.
+        let olds = book
+            .flow_details
+            .iter()
+            .map(|flow| self.old_flow(flow))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (flow, old) in book.flow_details.iter().zip(olds) {
+            if let Some(previous) = self.put_flow(book.uuid, flow, old)? {
                 self.unlist_flow(previous, flow.uuid)?;
             }
             if !flows.contains(&flow.uuid) {
@@ -566,7 +622,8 @@ impl Backend for DirBackend {
         let mut header = self
             .read_book(book)?
             .ok_or_else(|| not_found(RecordKind::LogBook, book))?;
-        if let Some(previous) = self.put_flow(book, flow)? {
+        let old = self.old_flow(flow)?;
+        if let Some(previous) = self.put_flow(book, flow, old)? {
             self.unlist_flow(previous, flow.uuid)?;
         }
         if !header.flows.contains(&flow.uuid) {
@@ -583,11 +640,26 @@ impl Backend for DirBackend {
             .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
     }
 
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
         let _guard = self.write_lock();
-        let mut header = self.flow_header(flow)?;
+        let mut header = self.writable_header(flow, epoch)?;
         header.state = state;
         write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)
+    }
+
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+        let _guard = self.write_lock();
+        let mut header = self.writable_header(flow, epoch)?;
+        if header.owner_epoch < epoch {
+            header.owner_epoch = epoch;
+            write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
+        }
+        Ok(epoch)
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
@@ -599,9 +671,14 @@ impl Backend for DirBackend {
         remove(&self.flow_dir(id), true)
     }
 
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
         let _guard = self.write_lock();
-        let mut header = self.flow_header(flow)?;
+        let mut header = self.writable_header(flow, epoch)?;
         write_json(
             &self.atom_path(flow, atom.uuid),
             RecordKind::AtomDetail,
@@ -621,9 +698,10 @@ impl Backend for DirBackend {
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError> {
         let _guard = self.write_lock();
-        let header = self.flow_header(flow)?;
+        let header = self.writable_header(flow, epoch)?;
         if !header.atoms.contains(&atom) {
             return Err(not_found(RecordKind::AtomDetail, atom));
         }
@@ -679,6 +757,7 @@ mod tests {
             flow.atom_details[0].uuid,
             AtomState::Running,
             Intention::Execute,
+            0,
         )
         .unwrap();
         let mut stack = vec![b.root().to_path_buf()];

@@ -74,6 +74,22 @@ pub enum PersistenceError {
         /// The newest version this build reads and writes.
         supported: u32,
     },
+    /// A write was refused because the flow detail is owned at a higher
+    /// epoch than the writer's: another owner (a conductor that claimed the
+    /// job after this writer lost its claim) fenced it. Nothing was written.
+    /// The writer should stop: its work is no longer its own.
+    #[error(
+        "flow detail {flow} is owned at epoch {held}; a write at epoch {presented} was \
+         refused (the writer lost its claim)"
+    )]
+    Fenced {
+        /// The flow detail's id.
+        flow: Uuid,
+        /// The owner epoch stored in the flow detail.
+        held: u64,
+        /// The epoch the writer presented.
+        presented: u64,
+    },
     /// The backend failed (I/O, connection, server error).
     #[error("{backend} backend: {message}")]
     Backend {
@@ -104,5 +120,24 @@ impl PersistenceError {
     /// Whether this is a `NotFound`.
     pub fn is_not_found(&self) -> bool {
         matches!(self, PersistenceError::NotFound { .. })
+    }
+
+    /// Whether this is a `Fenced`: the writer lost its claim on the flow.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, PersistenceError::Fenced { .. })
+    }
+}
+
+/// Refuses a write at epoch `presented` to the flow detail `flow` owned at
+/// epoch `held`, if `held` is higher.
+pub(crate) fn check_epoch(flow: Uuid, held: u64, presented: u64) -> Result<(), PersistenceError> {
+    if held > presented {
+        Err(PersistenceError::Fenced {
+            flow,
+            held,
+            presented,
+        })
+    } else {
+        Ok(())
     }
 }

@@ -22,6 +22,16 @@
 //! [`PersistenceError::Corrupt`] naming the record. Stored schemas carry a
 //! version; a store written by a newer version is refused with
 //! [`PersistenceError::SchemaTooNew`], an older one is migrated on connect.
+//!
+//! # Owner fencing
+//!
+//! Beyond TaskFlow, a [`FlowDetail`] carries an
+//! [`owner_epoch`](FlowDetail::owner_epoch): the epoch of the claim its
+//! current owner holds. The writes an engine makes present its epoch and
+//! are refused with [`PersistenceError::Fenced`] once the flow detail was
+//! fenced at a higher one ([`Backend::fence_flow_detail`]), so a conductor
+//! that lost its claim (paused, partitioned) cannot overwrite the work of
+//! the one that took over. See [`Backend`] for the rules.
 
 mod backend;
 mod codec;

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
+use crate::error::check_epoch;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 /// Keeps records in memory, for tests and for flows that need no durability.
@@ -78,13 +79,28 @@ fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
 }
 
 impl Inner {
-    fn flow_mut(&mut self, id: Uuid) -> Result<&mut FlowRecord, PersistenceError> {
-        self.flows
+    /// The flow `id`, for a write at `epoch`: `Fenced` if it is owned at a
+    /// higher one.
+    fn writable(&mut self, id: Uuid, epoch: u64) -> Result<&mut FlowRecord, PersistenceError> {
+        let record = self
+            .flows
             .get_mut(&id)
-            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, id))?;
+        check_epoch(id, record.detail.owner_epoch, epoch)?;
+        Ok(record)
+    }
+
+    /// Refuses to save `flow` (a write at its own epoch) over a stored flow
+    /// detail owned at a higher epoch.
+    fn check_put(&self, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        match self.flows.get(&flow.uuid) {
+            Some(stored) => check_epoch(flow.uuid, stored.detail.owner_epoch, flow.owner_epoch),
+            None => Ok(()),
+        }
     }
 
     fn put_flow(&mut self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        self.check_put(flow)?;
         let (_, order) = self
             .books
             .get_mut(&book)
@@ -126,6 +142,10 @@ impl Inner {
 impl Backend for MemoryBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         let mut inner = self.lock();
+        // Nothing is saved if one flow detail is fenced.
+        for flow in &book.flow_details {
+            inner.check_put(flow)?;
+        }
         let mut header = book.clone();
         header.flow_details.clear();
         let order = inner
@@ -180,9 +200,21 @@ impl Backend for MemoryBackend {
             .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
     }
 
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
-        self.lock().flow_mut(flow)?.detail.state = state;
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        self.lock().writable(flow, epoch)?.detail.state = state;
         Ok(())
+    }
+
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+        let mut inner = self.lock();
+        let record = inner.writable(flow, epoch)?;
+        record.detail.owner_epoch = epoch;
+        Ok(epoch)
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
@@ -197,9 +229,14 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
         let mut inner = self.lock();
-        let record = inner.flow_mut(flow)?;
+        let record = inner.writable(flow, epoch)?;
         match record.positions.get(&atom.uuid) {
             Some(&i) => record.detail.atom_details[i].clone_from(atom),
             None => {
@@ -218,9 +255,10 @@ impl Backend for MemoryBackend {
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError> {
         let mut inner = self.lock();
-        let record = inner.flow_mut(flow)?;
+        let record = inner.writable(flow, epoch)?;
         let i = *record
             .positions
             .get(&atom)

@@ -78,6 +78,12 @@ pub struct FlowDetail {
     /// The details of its atoms.
     #[serde(default)]
     pub atom_details: Vec<AtomDetail>,
+    /// The epoch of its current owner (0: never claimed). Writes that
+    /// present a lower epoch are refused with
+    /// [`PersistenceError::Fenced`](crate::PersistenceError::Fenced); see
+    /// [`Backend::fence_flow_detail`](crate::Backend::fence_flow_detail).
+    #[serde(default)]
+    pub owner_epoch: u64,
 }
 
 impl FlowDetail {
@@ -89,6 +95,7 @@ impl FlowDetail {
             state: FlowState::Pending,
             meta: Map::new(),
             atom_details: Vec::new(),
+            owner_epoch: 0,
         }
     }
 

@@ -97,7 +97,8 @@ pub fn flow_detail_lifecycle(b: &dyn Backend) {
     let mut flow = FlowDetail::new("f");
     flow.atom_details.push(AtomDetail::new("a", AtomKind::Task));
     b.save_flow_detail(book.uuid, &flow).unwrap();
-    b.update_flow_state(flow.uuid, FlowState::Running).unwrap();
+    b.update_flow_state(flow.uuid, FlowState::Running, 0)
+        .unwrap();
     flow.state = FlowState::Running;
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), flow);
     assert_eq!(
@@ -128,15 +129,16 @@ pub fn atom_detail_lifecycle(b: &dyn Backend) {
     let flow = FlowDetail::new("f");
     b.save_flow_detail(book.uuid, &flow).unwrap();
     let mut atom = AtomDetail::new("a", AtomKind::Task);
-    b.save_atom_detail(flow.uuid, &atom).unwrap();
+    b.save_atom_detail(flow.uuid, &atom, 0).unwrap();
     atom.state = AtomState::Success;
     atom.result = Some(Arc::new(json!([1, 2, 3])));
-    b.save_atom_detail(flow.uuid, &atom).unwrap();
+    b.save_atom_detail(flow.uuid, &atom, 0).unwrap();
     b.update_atom_state(
         flow.uuid,
         atom.uuid,
         AtomState::Reverting,
         Intention::Revert,
+        0,
     )
     .unwrap();
     let got = b.get_atom_detail(flow.uuid, atom.uuid).unwrap();
@@ -150,6 +152,7 @@ pub fn atom_detail_lifecycle(b: &dyn Backend) {
             uuid::Uuid::new_v4(),
             AtomState::Running,
             Intention::Execute,
+            0,
         )
         .unwrap_err();
     assert!(
@@ -162,7 +165,9 @@ pub fn atom_detail_lifecycle(b: &dyn Backend) {
         ),
         "{err}"
     );
-    let err = b.save_atom_detail(uuid::Uuid::new_v4(), &atom).unwrap_err();
+    let err = b
+        .save_atom_detail(uuid::Uuid::new_v4(), &atom, 0)
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -185,7 +190,7 @@ pub fn atom_details_keep_their_order(b: &dyn Backend) {
         .map(|i| AtomDetail::new(format!("a{i:02}"), AtomKind::Task))
         .collect();
     for a in atoms.iter().rev() {
-        b.save_atom_detail(flow.uuid, a).unwrap();
+        b.save_atom_detail(flow.uuid, a, 0).unwrap();
     }
     let names: Vec<String> = b
         .get_flow_detail(flow.uuid)
@@ -222,10 +227,10 @@ pub fn concurrent_writers(b: &(dyn Backend + Sync)) {
             s.spawn(move || {
                 for i in 0..50 {
                     let mut a = AtomDetail::new(format!("t{t}-{i}"), AtomKind::Task);
-                    b.save_atom_detail(flow.uuid, &a).unwrap();
+                    b.save_atom_detail(flow.uuid, &a, 0).unwrap();
                     a.state = AtomState::Success;
                     a.result = Some(Arc::new(json!(i)));
-                    b.save_atom_detail(flow.uuid, &a).unwrap();
+                    b.save_atom_detail(flow.uuid, &a, 0).unwrap();
                 }
             });
         }
@@ -256,7 +261,8 @@ pub fn missing_records_are_not_found(b: &dyn Backend) {
         flow,
     );
     is(
-        b.update_flow_state(flow, FlowState::Running).unwrap_err(),
+        b.update_flow_state(flow, FlowState::Running, 0)
+            .unwrap_err(),
         RecordKind::FlowDetail,
         flow,
     );
@@ -271,7 +277,7 @@ pub fn missing_records_are_not_found(b: &dyn Backend) {
         flow,
     );
     is(
-        b.update_atom_state(flow, atom, AtomState::Running, Intention::Execute)
+        b.update_atom_state(flow, atom, AtomState::Running, Intention::Execute, 0)
             .unwrap_err(),
         RecordKind::FlowDetail,
         flow,
@@ -285,7 +291,7 @@ pub fn missing_records_are_not_found(b: &dyn Backend) {
         atom,
     );
     is(
-        b.update_atom_state(real_flow, atom, AtomState::Running, Intention::Execute)
+        b.update_atom_state(real_flow, atom, AtomState::Running, Intention::Execute, 0)
             .unwrap_err(),
         RecordKind::AtomDetail,
         atom,
@@ -374,6 +380,235 @@ pub fn awkward_values(b: &dyn Backend) {
     assert_eq!(b.list_logbooks().unwrap(), vec![book]);
 }
 
+/// A logbook holding one flow detail with one atom detail, saved.
+fn saved_flow(b: &dyn Backend) -> (FlowDetail, AtomDetail) {
+    let mut book = LogBook::new("b");
+    let mut flow = FlowDetail::new("f");
+    let mut atom = AtomDetail::new("a", AtomKind::Task);
+    atom.result = Some(Arc::new(json!({"n": 1})));
+    flow.atom_details.push(atom.clone());
+    book.flow_details.push(flow.clone());
+    b.save_logbook(&book).unwrap();
+    (flow, atom)
+}
+
+/// Asserts `err` is `Fenced` for `flow`, held at `held`, presented `presented`,
+/// and that its message names all three.
+#[track_caller]
+fn assert_fenced(err: PersistenceError, flow: Uuid, held: u64, presented: u64) {
+    assert!(
+        matches!(&err, PersistenceError::Fenced { flow: f, held: h, presented: p }
+            if *f == flow && *h == held && *p == presented),
+        "expected flow detail {flow} fenced at {held} against {presented}, got {err}"
+    );
+    assert!(err.is_fenced());
+    let text = err.to_string();
+    for part in [
+        flow.to_string(),
+        format!("epoch {held}"),
+        format!("epoch {presented}"),
+    ] {
+        assert!(text.contains(&part), "{text} names {part}");
+    }
+}
+
+/// A flow detail starts at epoch 0; a fence raises its owner epoch (and
+/// returns it), a fence at the same epoch is accepted, and a fence below
+/// the stored epoch is refused with `Fenced`, leaving it alone.
+pub fn fence_raises_the_owner_epoch(b: &dyn Backend) {
+    let (flow, _) = saved_flow(b);
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 0);
+    assert_eq!(b.fence_flow_detail(flow.uuid, 5).unwrap(), 5);
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 5);
+    assert_eq!(b.fence_flow_detail(flow.uuid, 5).unwrap(), 5);
+    assert_fenced(
+        b.fence_flow_detail(flow.uuid, 3).unwrap_err(),
+        flow.uuid,
+        5,
+        3,
+    );
+    assert_eq!(b.fence_flow_detail(flow.uuid, 9).unwrap(), 9);
+    let stored = b.get_flow_detail(flow.uuid).unwrap();
+    assert_eq!(stored.owner_epoch, 9);
+    // Fencing changes nothing else.
+    assert_eq!(
+        stored,
+        FlowDetail {
+            owner_epoch: 9,
+            ..flow
+        }
+    );
+}
+
+/// Once fenced, every write at a lower epoch is refused with `Fenced`
+/// (even one naming an atom that does not exist) and changes nothing.
+pub fn stale_writes_are_fenced(b: &dyn Backend) {
+    let (flow, atom) = saved_flow(b);
+    b.fence_flow_detail(flow.uuid, 7).unwrap();
+    let before = b.get_flow_detail(flow.uuid).unwrap();
+    let mut changed = atom.clone();
+    changed.state = AtomState::Success;
+    changed.result = Some(Arc::new(json!("stale")));
+    for stale in [0, 6] {
+        assert_fenced(
+            b.save_atom_detail(flow.uuid, &changed, stale).unwrap_err(),
+            flow.uuid,
+            7,
+            stale,
+        );
+        assert_fenced(
+            b.save_atom_detail(flow.uuid, &AtomDetail::new("new", AtomKind::Task), stale)
+                .unwrap_err(),
+            flow.uuid,
+            7,
+            stale,
+        );
+        assert_fenced(
+            b.update_atom_state(
+                flow.uuid,
+                atom.uuid,
+                AtomState::Running,
+                Intention::Execute,
+                stale,
+            )
+            .unwrap_err(),
+            flow.uuid,
+            7,
+            stale,
+        );
+        assert_fenced(
+            b.update_atom_state(
+                flow.uuid,
+                Uuid::new_v4(),
+                AtomState::Running,
+                Intention::Execute,
+                stale,
+            )
+            .unwrap_err(),
+            flow.uuid,
+            7,
+            stale,
+        );
+        assert_fenced(
+            b.update_flow_state(flow.uuid, FlowState::Running, stale)
+                .unwrap_err(),
+            flow.uuid,
+            7,
+            stale,
+        );
+    }
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
+}
+
+/// Writes at the stored epoch or a higher one succeed; they do not change
+/// the stored epoch (only a fence or a save of the whole flow detail does).
+pub fn current_and_newer_epochs_may_write(b: &dyn Backend) {
+    let (flow, mut atom) = saved_flow(b);
+    b.fence_flow_detail(flow.uuid, 4).unwrap();
+    for epoch in [4, 5] {
+        atom.state = AtomState::Success;
+        atom.result = Some(Arc::new(json!(epoch)));
+        b.save_atom_detail(flow.uuid, &atom, epoch).unwrap();
+        b.update_atom_state(
+            flow.uuid,
+            atom.uuid,
+            AtomState::Reverting,
+            Intention::Revert,
+            epoch,
+        )
+        .unwrap();
+        b.update_flow_state(flow.uuid, FlowState::Reverted, epoch)
+            .unwrap();
+        let stored = b.get_flow_detail(flow.uuid).unwrap();
+        assert_eq!(stored.owner_epoch, 4);
+        assert_eq!(stored.state, FlowState::Reverted);
+        let got = &stored.atom_details[0];
+        assert_eq!(got.state, AtomState::Reverting);
+        assert_eq!(got.result.as_deref(), Some(&json!(epoch)));
+    }
+    let added = AtomDetail::new("added", AtomKind::Task);
+    b.save_atom_detail(flow.uuid, &added, 4).unwrap();
+    assert_eq!(b.get_atom_detail(flow.uuid, added.uuid).unwrap(), added);
+    // Missing records are still `NotFound` for a writer that may write.
+    assert!(b
+        .update_atom_state(
+            flow.uuid,
+            Uuid::new_v4(),
+            AtomState::Running,
+            Intention::Execute,
+            4
+        )
+        .unwrap_err()
+        .is_not_found());
+}
+
+/// Saving a whole flow detail is a write at its own `owner_epoch`: refused
+/// with `Fenced` (saving nothing) over a flow detail owned at a higher
+/// epoch, through `save_flow_detail` and `save_logbook` alike; accepted at
+/// the same or a higher epoch, which it stores.
+pub fn saving_a_flow_detail_is_fenced_by_its_epoch(b: &dyn Backend) {
+    let mut book = sample_book();
+    b.save_logbook(&book).unwrap();
+    let id = book.flow_details[1].uuid;
+    b.fence_flow_detail(id, 3).unwrap();
+    let before = b.get_logbook(book.uuid).unwrap();
+    let mut stale = book.flow_details[1].clone();
+    stale.state = FlowState::Running;
+    stale.owner_epoch = 2;
+    assert_fenced(b.save_flow_detail(book.uuid, &stale).unwrap_err(), id, 3, 2);
+    book.name = "renamed".into();
+    book.flow_details[0].state = FlowState::Success;
+    book.flow_details[1] = stale.clone();
+    assert_fenced(b.save_logbook(&book).unwrap_err(), id, 3, 2);
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), before);
+    for epoch in [3, 8] {
+        stale.owner_epoch = epoch;
+        b.save_flow_detail(book.uuid, &stale).unwrap();
+        assert_eq!(b.get_flow_detail(id).unwrap(), stale);
+    }
+    book.flow_details[1] = stale;
+    b.save_logbook(&book).unwrap();
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
+}
+
+/// Fencing a flow detail that does not exist is `NotFound` naming it.
+pub fn fencing_a_missing_flow_is_not_found(b: &dyn Backend) {
+    let missing = Uuid::new_v4();
+    let err = b.fence_flow_detail(missing, 1).unwrap_err();
+    assert!(
+        matches!(err, PersistenceError::NotFound { kind: RecordKind::FlowDetail, id } if id == missing),
+        "{err}"
+    );
+    assert!(b.list_logbooks().unwrap().is_empty());
+}
+
+/// Eight threads fencing one flow detail with interleaved epochs: each
+/// fence either wins (returns its epoch) or is refused naming a higher
+/// one, and the stored epoch ends at the highest.
+pub fn concurrent_fences_end_at_the_highest(b: &(dyn Backend + Sync)) {
+    let (flow, _) = saved_flow(b);
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            s.spawn(move || {
+                for i in 0..25u64 {
+                    let epoch = i * 8 + (t * 5) % 8 + 1;
+                    match b.fence_flow_detail(flow.uuid, epoch) {
+                        Ok(held) => assert_eq!(held, epoch),
+                        Err(PersistenceError::Fenced {
+                            held, presented, ..
+                        }) => {
+                            assert_eq!(presented, epoch);
+                            assert!(held > epoch, "refused at {held} <= {epoch}");
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 200);
+}
+
 /// Makes one `#[test]` per conformance case, each on a fresh backend built by
 /// the expression given (called once per test).
 ///
@@ -389,7 +624,9 @@ macro_rules! backend_conformance {
             atom_details_keep_their_order large_values concurrent_writers
             missing_records_are_not_found save_flow_detail_replaces_its_atoms
             destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
-            awkward_values);
+            awkward_values fence_raises_the_owner_epoch stale_writes_are_fenced
+            current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
+            fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
@@ -460,14 +697,27 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
     fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
         self.backend.get_flow_detail(id)
     }
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
-        self.backend.update_flow_state(flow, state)
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        self.backend.update_flow_state(flow, state, epoch)
+    }
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+        self.backend.fence_flow_detail(flow, epoch)
     }
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
         self.backend.destroy_flow_detail(id)
     }
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
-        self.backend.save_atom_detail(flow, atom)
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        self.backend.save_atom_detail(flow, atom, epoch)
     }
     fn update_atom_state(
         &self,
@@ -475,8 +725,10 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError> {
-        self.backend.update_atom_state(flow, atom, state, intention)
+        self.backend
+            .update_atom_state(flow, atom, state, intention, epoch)
     }
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
         self.backend.get_atom_detail(flow, atom)

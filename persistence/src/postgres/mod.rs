@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use self::pool::{prepared, Conn, Pool};
 use crate::codec::{self, AtomColumns};
+use crate::error::check_epoch;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "postgres";
@@ -41,13 +42,20 @@ fn is_foreign_key_violation(e: &postgres::Error) -> bool {
 ///
 /// Each backend works in one PostgreSQL schema (namespace), `taskflow` by
 /// default, created on connect with its tables (`logbooks`, `flowdetails`,
-/// `atomdetails`; the DDL is in `src/postgres/v1.sql`) and a `meta` table
+/// `atomdetails`; the DDL is in `src/postgres/v1.sql`, and `v2.sql` adds
+/// `flowdetails.owner_epoch`) and a `meta` table
 /// holding the schema version (see [`PostgresBackend::SCHEMA_VERSION`]). As in the SQLite
 /// backend, identity and the small, often-updated fields are columns and the
 /// rest of a record is JSON text: [`update_atom_state`](Backend::update_atom_state)
 /// is one `UPDATE` of two columns and [`save_atom_detail`](Backend::save_atom_detail)
 /// one `INSERT ... ON CONFLICT DO UPDATE`, each a single round trip on a
-/// prepared statement. Multi-record writes are one transaction; reads of
+/// prepared statement. Each checks the writer's epoch against the flow
+/// detail's `owner_epoch` in the same statement (see
+/// [owner fencing](Backend#owner-fencing)), reading it `FOR SHARE`: a fence
+/// (an `UPDATE` of that row) waits for the writes in flight, and a write
+/// waits for a fence in flight and then sees its epoch. Only a write that
+/// changed no row makes a second query, to tell a missing record from a
+/// fenced one. Multi-record writes are one transaction; reads of
 /// several rows run in one `REPEATABLE READ` read-only transaction, so they
 /// see one snapshot.
 ///
@@ -199,30 +207,43 @@ const UPSERT_BOOK: &str = "INSERT INTO logbooks (uuid, name, created_at, updated
     VALUES ($1, $2, $3, $4, $5) \
     ON CONFLICT (uuid) DO UPDATE SET name = EXCLUDED.name, created_at = EXCLUDED.created_at, \
     updated_at = EXCLUDED.updated_at, meta = EXCLUDED.meta";
-const UPSERT_FLOW: &str = "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta) \
-    VALUES ($1, $2, $3, $4, $5) \
+const FLOW_EPOCH: &str = "SELECT owner_epoch FROM flowdetails WHERE uuid = $1";
+/// A save of a flow detail is a write at its own epoch: the update is
+/// skipped (no row) when the stored epoch is higher.
+const UPSERT_FLOW: &str =
+    "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta, owner_epoch) \
+    VALUES ($1, $2, $3, $4, $5, $6) \
     ON CONFLICT (uuid) DO UPDATE SET book_uuid = EXCLUDED.book_uuid, name = EXCLUDED.name, \
-    state = EXCLUDED.state, meta = EXCLUDED.meta";
+    state = EXCLUDED.state, meta = EXCLUDED.meta, owner_epoch = EXCLUDED.owner_epoch \
+    WHERE flowdetails.owner_epoch <= EXCLUDED.owner_epoch";
 const DELETE_FLOW_ATOMS: &str = "DELETE FROM atomdetails WHERE flow_uuid = $1";
+/// Inserts nothing when the flow is missing or owned at a higher epoch than
+/// `$8`.
 const UPSERT_ATOM: &str = "INSERT INTO atomdetails \
-    (flow_uuid, uuid, name, kind, state, intention, body) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    (flow_uuid, uuid, name, kind, state, intention, body) \
+    SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::text \
+    WHERE (SELECT owner_epoch FROM flowdetails WHERE uuid = $1 FOR SHARE) <= $8::bigint \
     ON CONFLICT (flow_uuid, uuid) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, \
     state = EXCLUDED.state, intention = EXCLUDED.intention, body = EXCLUDED.body";
-const UPDATE_ATOM_STATE: &str =
-    "UPDATE atomdetails SET state = $3, intention = $4 WHERE flow_uuid = $1 AND uuid = $2";
-const UPDATE_FLOW_STATE: &str = "UPDATE flowdetails SET state = $2 WHERE uuid = $1";
+const UPDATE_ATOM_STATE: &str = "UPDATE atomdetails SET state = $3, intention = $4 \
+    WHERE flow_uuid = $1 AND uuid = $2 \
+    AND (SELECT owner_epoch FROM flowdetails WHERE uuid = $1 FOR SHARE) <= $5";
+const UPDATE_FLOW_STATE: &str =
+    "UPDATE flowdetails SET state = $2 WHERE uuid = $1 AND owner_epoch <= $3";
+const FENCE_FLOW: &str =
+    "UPDATE flowdetails SET owner_epoch = $2 WHERE uuid = $1 AND owner_epoch <= $2";
 const DELETE_BOOK: &str = "DELETE FROM logbooks WHERE uuid = $1";
 const DELETE_FLOW: &str = "DELETE FROM flowdetails WHERE uuid = $1";
 const SELECT_BOOK: &str =
     "SELECT uuid, name, created_at, updated_at, meta FROM logbooks WHERE uuid = $1";
 const SELECT_BOOKS: &str =
     "SELECT uuid, name, created_at, updated_at, meta FROM logbooks ORDER BY created_at, uuid";
-const SELECT_BOOK_FLOWS: &str = "SELECT book_uuid, uuid, name, state, meta FROM flowdetails \
-    WHERE book_uuid = $1 ORDER BY seq";
+const SELECT_BOOK_FLOWS: &str = "SELECT book_uuid, uuid, name, state, meta, owner_epoch \
+    FROM flowdetails WHERE book_uuid = $1 ORDER BY seq";
 const SELECT_FLOWS: &str =
-    "SELECT book_uuid, uuid, name, state, meta FROM flowdetails ORDER BY seq";
+    "SELECT book_uuid, uuid, name, state, meta, owner_epoch FROM flowdetails ORDER BY seq";
 const SELECT_FLOW: &str =
-    "SELECT book_uuid, uuid, name, state, meta FROM flowdetails WHERE uuid = $1";
+    "SELECT book_uuid, uuid, name, state, meta, owner_epoch FROM flowdetails WHERE uuid = $1";
 const SELECT_BOOK_ATOMS: &str =
     "SELECT a.flow_uuid, a.uuid, a.name, a.kind, a.state, a.intention, a.body \
     FROM atomdetails a JOIN flowdetails f ON f.uuid = a.flow_uuid \
@@ -270,13 +291,14 @@ fn decode_book(row: &Row) -> Result<LogBook, PersistenceError> {
 }
 
 /// A flow detail (no atoms) and its logbook id from
-/// `book_uuid, uuid, name, state, meta`.
+/// `book_uuid, uuid, name, state, meta, owner_epoch`.
 fn decode_flow(row: &Row) -> Result<(Uuid, FlowDetail), PersistenceError> {
     let kind = RecordKind::FlowDetail;
     let id = row_id(row, 1, kind)?;
     let book: Uuid = col(row, 0, kind, &id, "book_uuid")?;
     let state: &str = col(row, 3, kind, &id, "state")?;
     let meta: &str = col(row, 4, kind, &id, "meta")?;
+    let epoch: i64 = col(row, 5, kind, &id, "owner_epoch")?;
     Ok((
         book,
         FlowDetail {
@@ -285,6 +307,7 @@ fn decode_flow(row: &Row) -> Result<(Uuid, FlowDetail), PersistenceError> {
             state: codec::decode_flow_state(id, state)?,
             meta: codec::decode_meta(kind, id, meta.as_bytes())?,
             atom_details: Vec::new(),
+            owner_epoch: codec::decode_epoch(id, epoch)?,
         },
     ))
 }
@@ -345,15 +368,41 @@ fn flows_by_book(
     Ok(flows)
 }
 
+/// Why a fenced write to the flow `flow` at `epoch` changed no row: the
+/// flow is missing (`NotFound`) or owned at a higher epoch (`Fenced`);
+/// `None` when neither (the row written to is what is missing).
+fn refusal<C: GenericClient>(
+    client: &mut C,
+    cache: &mut Cache,
+    flow: Uuid,
+    epoch: u64,
+) -> Result<Option<PersistenceError>, PersistenceError> {
+    let rows = query(
+        client,
+        cache,
+        FLOW_EPOCH,
+        &[&flow],
+        format_args!("reading the owner epoch of flow detail {flow}"),
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(Some(not_found(RecordKind::FlowDetail, flow)));
+    };
+    let held: i64 = col(row, 0, RecordKind::FlowDetail, &flow, "owner_epoch")?;
+    Ok(check_epoch(flow, codec::decode_epoch(flow, held)?, epoch).err())
+}
+
+/// Upserts an atom detail of the flow `flow` as a writer at `epoch`.
 fn put_atom<C: GenericClient>(
     client: &mut C,
     cache: &mut Cache,
     flow: Uuid,
     atom: &AtomDetail,
+    epoch: u64,
 ) -> Result<(), PersistenceError> {
     let body = codec::encode_atom_body(atom)?;
+    let presented = codec::encode_epoch(flow, epoch)?;
     let statement = prepared(cache, client, UPSERT_ATOM)?;
-    client
+    let n = client
         .execute(
             &statement,
             &[
@@ -364,6 +413,7 @@ fn put_atom<C: GenericClient>(
                 &codec::atom_state_str(atom.state),
                 &codec::intention_str(atom.intention),
                 &body,
+                &presented,
             ],
         )
         .map_err(|e| {
@@ -376,10 +426,15 @@ fn put_atom<C: GenericClient>(
                 )
             }
         })?;
+    if n == 0 {
+        return Err(refusal(client, cache, flow, epoch)?
+            .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
+    }
     Ok(())
 }
 
-/// Writes a flow detail and replaces its atoms (inside a transaction).
+/// Writes a flow detail (at its own owner epoch) and replaces its atoms
+/// (inside a transaction).
 fn put_flow<C: GenericClient>(
     client: &mut C,
     cache: &mut Cache,
@@ -387,8 +442,9 @@ fn put_flow<C: GenericClient>(
     flow: &FlowDetail,
 ) -> Result<(), PersistenceError> {
     let meta = codec::encode_json(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let statement = prepared(cache, client, UPSERT_FLOW)?;
-    client
+    let n = client
         .execute(
             &statement,
             &[
@@ -397,6 +453,7 @@ fn put_flow<C: GenericClient>(
                 &flow.name,
                 &codec::flow_state_str(flow.state),
                 &meta,
+                &epoch,
             ],
         )
         .map_err(|e| {
@@ -406,6 +463,10 @@ fn put_flow<C: GenericClient>(
                 pg_err(e, format_args!("saving flow detail {}", flow.uuid))
             }
         })?;
+    if n == 0 {
+        return Err(refusal(client, cache, flow.uuid, flow.owner_epoch)?
+            .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow.uuid)));
+    }
     let statement = prepared(cache, client, DELETE_FLOW_ATOMS)?;
     client.execute(&statement, &[&flow.uuid]).map_err(|e| {
         pg_err(
@@ -414,7 +475,7 @@ fn put_flow<C: GenericClient>(
         )
     })?;
     for atom in &flow.atom_details {
-        put_atom(client, cache, flow.uuid, atom)?;
+        put_atom(client, cache, flow.uuid, atom, flow.owner_epoch)?;
     }
     Ok(())
 }
@@ -472,6 +533,32 @@ impl PostgresBackend {
             f(&mut tx, cache)?;
             tx.commit()
                 .map_err(|e| pg_err(e, format_args!("committing {what}")))
+        })
+    }
+
+    /// Runs one prepared statement that changes the row of flow detail
+    /// `flow` only if it is owned at no more than `epoch`; if it changed
+    /// nothing, says why (`NotFound` or `Fenced`).
+    fn fenced_write(
+        &self,
+        flow: Uuid,
+        epoch: u64,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        what: &dyn fmt::Display,
+    ) -> Result<(), PersistenceError> {
+        self.pool.run(|conn| {
+            let statement = conn.statement(sql)?;
+            let n = conn
+                .client
+                .execute(&statement, params)
+                .map_err(|e| pg_err(e, what))?;
+            if n > 0 {
+                return Ok(());
+            }
+            let (client, cache) = conn.parts();
+            Err(refusal(client, cache, flow, epoch)?
+                .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)))
         })
     }
 
@@ -601,16 +688,33 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
-        let n = self.execute(
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        let presented = codec::encode_epoch(flow, epoch)?;
+        self.fenced_write(
+            flow,
+            epoch,
             UPDATE_FLOW_STATE,
-            &[&flow, &codec::flow_state_str(state)],
+            &[&flow, &codec::flow_state_str(state), &presented],
             &format_args!("updating the state of flow detail {flow}"),
+        )
+        .map(drop)
+    }
+
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+        let presented = codec::encode_epoch(flow, epoch)?;
+        self.fenced_write(
+            flow,
+            epoch,
+            FENCE_FLOW,
+            &[&flow, &presented],
+            &format_args!("fencing flow detail {flow} at epoch {epoch}"),
         )?;
-        if n == 0 {
-            return Err(not_found(RecordKind::FlowDetail, flow));
-        }
-        Ok(())
+        Ok(epoch)
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
@@ -625,10 +729,15 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
         self.pool.run(|conn| {
             let (client, cache) = conn.parts();
-            put_atom(client, cache, flow, atom)
+            put_atom(client, cache, flow, atom, epoch)
         })
     }
 
@@ -638,7 +747,9 @@ impl Backend for PostgresBackend {
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError> {
+        let presented = codec::encode_epoch(flow, epoch)?;
         self.pool.run(|conn| {
             let statement = conn.statement(UPDATE_ATOM_STATE)?;
             let n = conn
@@ -650,16 +761,16 @@ impl Backend for PostgresBackend {
                         &atom,
                         &codec::atom_state_str(state),
                         &codec::intention_str(intention),
+                        &presented,
                     ],
                 )
                 .map_err(|e| pg_err(e, format_args!("updating the state of atom detail {atom}")))?;
             if n > 0 {
-                Ok(())
-            } else if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? {
-                Err(not_found(RecordKind::AtomDetail, atom))
-            } else {
-                Err(not_found(RecordKind::FlowDetail, flow))
+                return Ok(());
             }
+            let (client, cache) = conn.parts();
+            Err(refusal(client, cache, flow, epoch)?
+                .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)))
         })
     }
 

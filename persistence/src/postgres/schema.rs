@@ -15,10 +15,11 @@ use super::{pg_err, BACKEND};
 use crate::PersistenceError;
 
 /// The schema version this build reads and writes.
-pub(super) const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 2;
 
-/// `MIGRATIONS[v]` takes a schema from version `v` to `v + 1`.
-const MIGRATIONS: [&str; VERSION as usize] = [include_str!("v1.sql")];
+/// `MIGRATIONS[v]` takes a schema from version `v` to `v + 1`: `v1.sql`
+/// creates the tables, `v2.sql` adds the owner epoch of flow details.
+const MIGRATIONS: [&str; VERSION as usize] = [include_str!("v1.sql"), include_str!("v2.sql")];
 
 /// Arbitrary first key of the advisory lock taken while preparing a schema.
 const LOCK_CLASS: i32 = 0x7466_6c77; // "tflw"

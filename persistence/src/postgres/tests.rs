@@ -247,7 +247,13 @@ fn reconnects_after_its_connections_are_killed() {
     assert!(!killed.is_empty());
     for _ in 0..5 {
         t.backend
-            .update_atom_state(flow.uuid, atom.uuid, AtomState::Running, Intention::Execute)
+            .update_atom_state(
+                flow.uuid,
+                atom.uuid,
+                AtomState::Running,
+                Intention::Execute,
+                0,
+            )
             .unwrap();
         assert_eq!(
             t.backend
@@ -296,4 +302,87 @@ fn odd_schema_names_are_quoted() {
     let b = PostgresBackend::connect_in_schema(&t.guard.url, &schema).unwrap();
     let (book, _, _) = saved_flow(&b);
     assert_eq!(b.list_logbooks().unwrap(), vec![book]);
+}
+
+#[test]
+fn a_version_1_schema_is_migrated_and_fenced() {
+    let Some(t) = fresh() else { return };
+    let (book, flow, atom) = saved_flow(&t.backend);
+    // Back to version 1, as an older build left it.
+    t.guard.raw(
+        "ALTER TABLE flowdetails DROP COLUMN owner_epoch; \
+         UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+    );
+    let b = PostgresBackend::connect_in_schema(&t.guard.url, &t.guard.schema).unwrap();
+    let mut client = t.guard.client();
+    let version: String = client
+        .query_one(
+            &format!(
+                "SELECT value FROM {}.meta WHERE key = 'schema_version'",
+                quote_ident(&t.guard.schema)
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PostgresBackend::SCHEMA_VERSION.to_string());
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
+    assert_eq!(b.fence_flow_detail(flow.uuid, 2).unwrap(), 2);
+    let err = b
+        .update_atom_state(
+            flow.uuid,
+            atom.uuid,
+            AtomState::Running,
+            Intention::Execute,
+            1,
+        )
+        .unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+}
+
+#[test]
+fn a_write_waits_for_a_fence_in_flight_and_is_then_refused() {
+    let Some(t) = fresh() else { return };
+    let (_, flow, atom) = saved_flow(&t.backend);
+    // A fence in flight: the flow row is updated by an open transaction.
+    let mut fencer = t.guard.client();
+    let mut tx = fencer.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO {}; \
+         UPDATE flowdetails SET owner_epoch = 5 WHERE uuid = '{}'",
+        quote_ident(&t.guard.schema),
+        flow.uuid
+    ))
+    .unwrap();
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            t.backend.update_atom_state(
+                flow.uuid,
+                atom.uuid,
+                AtomState::Running,
+                Intention::Execute,
+                4,
+            )
+        });
+        // The writer blocks on the row lock until the fence commits.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!writer.is_finished());
+        tx.commit().unwrap();
+        let err = writer.join().unwrap().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PersistenceError::Fenced {
+                    held: 5,
+                    presented: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    });
+    assert_eq!(
+        t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap(),
+        atom
+    );
 }

@@ -10,11 +10,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
 use crate::codec::{self, AtomColumns};
+use crate::error::check_epoch;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "sqlite";
@@ -61,16 +62,21 @@ impl Durability {
 /// # How it stores records
 ///
 /// Three tables (`logbooks`, `flowdetails`, `atomdetails`; the DDL is in
-/// `src/sqlite/v1.sql`) plus `meta`, which holds the schema version (see
+/// `src/sqlite/v1.sql`, and `v2.sql` adds `flowdetails.owner_epoch`) plus
+/// `meta`, which holds the schema version (see
 /// [`SqliteBackend::SCHEMA_VERSION`]).
 /// Identity and the small, often-updated fields are columns; the rest of a
 /// record is JSON text. The two hot writes are single statements:
 /// [`update_atom_state`](Backend::update_atom_state) is one `UPDATE` of the
 /// `state` and `intention` columns (the result is not re-serialized), and
 /// [`save_atom_detail`](Backend::save_atom_detail) one
-/// `INSERT ... ON CONFLICT DO UPDATE`. Multi-record writes (a logbook, a flow
-/// detail with its atoms) are one `BEGIN IMMEDIATE` transaction; reads of
-/// several rows run in one read transaction, so they see one snapshot.
+/// `INSERT ... ON CONFLICT DO UPDATE`. Each checks the writer's epoch
+/// against the flow detail's `owner_epoch` in the same statement (see
+/// [owner fencing](Backend#owner-fencing)); only a write that changed no
+/// row makes a second query, to tell a missing record from a fenced one.
+/// Multi-record writes (a logbook, a flow detail with its atoms) are one
+/// `BEGIN IMMEDIATE` transaction; reads of several rows run in one read
+/// transaction, so they see one snapshot.
 ///
 /// # Sharing a file
 ///
@@ -293,7 +299,8 @@ fn decode_book(row: &Row<'_>) -> Result<LogBook, PersistenceError> {
     })
 }
 
-/// A flow detail (no atoms) from columns `uuid, name, state, meta` at `at`.
+/// A flow detail (no atoms) from columns `uuid, name, state, meta,
+/// owner_epoch` at `at`.
 fn decode_flow(row: &Row<'_>, at: usize) -> Result<FlowDetail, PersistenceError> {
     let kind = RecordKind::FlowDetail;
     let id = row_id(row, at, kind)?;
@@ -303,6 +310,7 @@ fn decode_flow(row: &Row<'_>, at: usize) -> Result<FlowDetail, PersistenceError>
         state: codec::decode_flow_state(id, text(row, at + 2, kind, &id, "state")?)?,
         meta: codec::decode_meta(kind, id, bytes(row, at + 3, kind, &id, "meta")?)?,
         atom_details: Vec::new(),
+        owner_epoch: codec::decode_epoch(id, integer(row, at + 4, kind, id, "owner_epoch")?)?,
     })
 }
 
@@ -339,70 +347,119 @@ fn parent_key(
     .to_owned())
 }
 
-fn put_atom(conn: &Connection, flow: &str, atom: &AtomDetail) -> Result<(), PersistenceError> {
+/// Upserts an atom detail of the flow `flow` (text `key`) as a writer at
+/// `epoch`: one statement, which inserts nothing when the flow is missing
+/// or owned at a higher epoch.
+fn put_atom(
+    conn: &Connection,
+    flow: Uuid,
+    key: &str,
+    atom: &AtomDetail,
+    epoch: u64,
+) -> Result<(), PersistenceError> {
     let body = codec::encode_atom_body(atom)?;
+    let presented = codec::encode_epoch(flow, epoch)?;
     let mut buf = Uuid::encode_buffer();
     let id = id_text(atom.uuid, &mut buf);
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO atomdetails (flow_uuid, uuid, name, kind, state, intention, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+             WHERE (SELECT owner_epoch FROM flowdetails WHERE uuid = ?1) <= ?8 \
              ON CONFLICT (flow_uuid, uuid) DO UPDATE SET name = excluded.name, \
              kind = excluded.kind, state = excluded.state, \
              intention = excluded.intention, body = excluded.body",
         )
         .map_err(|e| db_err(e, "preparing the atom upsert"))?;
-    stmt.execute(params![
-        flow,
-        id,
-        atom.name,
-        codec::atom_kind_str(atom.kind),
-        codec::atom_state_str(atom.state),
-        codec::intention_str(atom.intention),
-        body
-    ])
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) {
-            // The only foreign key of an atom is its flow.
-            match Uuid::parse_str(flow) {
-                Ok(flow) => not_found(RecordKind::FlowDetail, flow),
-                Err(_) => db_err(e, format_args!("saving atom detail {id}")),
+    let n = stmt
+        .execute(params![
+            key,
+            id,
+            atom.name,
+            codec::atom_kind_str(atom.kind),
+            codec::atom_state_str(atom.state),
+            codec::intention_str(atom.intention),
+            body,
+            presented
+        ])
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                // The only foreign key of an atom is its flow.
+                not_found(RecordKind::FlowDetail, flow)
+            } else {
+                db_err(
+                    e,
+                    format_args!("saving atom detail {id} of flow detail {flow}"),
+                )
             }
-        } else {
-            db_err(
-                e,
-                format_args!("saving atom detail {id} of flow detail {flow}"),
-            )
-        }
-    })?;
+        })?;
+    if n == 0 {
+        return Err(refusal(conn, flow, key, epoch)?
+            .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
+    }
     Ok(())
 }
 
-/// Writes a flow detail and replaces its atoms, inside a transaction.
+/// Why a fenced write to the flow `flow` (text `key`) at `epoch` changed no
+/// row: the flow is missing (`NotFound`) or owned at a higher epoch
+/// (`Fenced`); `None` when neither (the row written to is what is missing).
+fn refusal(
+    conn: &Connection,
+    flow: Uuid,
+    key: &str,
+    epoch: u64,
+) -> Result<Option<PersistenceError>, PersistenceError> {
+    let held: Option<i64> = conn
+        .prepare_cached("SELECT owner_epoch FROM flowdetails WHERE uuid = ?1")
+        .and_then(|mut s| s.query_row([key], |row| row.get(0)).optional())
+        .map_err(|e| {
+            db_err(
+                e,
+                format_args!("reading the owner epoch of flow detail {flow}"),
+            )
+        })?;
+    let Some(held) = held else {
+        return Ok(Some(not_found(RecordKind::FlowDetail, flow)));
+    };
+    Ok(check_epoch(flow, codec::decode_epoch(flow, held)?, epoch).err())
+}
+
+/// Writes a flow detail (at its own owner epoch) and replaces its atoms,
+/// inside a transaction.
 fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), PersistenceError> {
     let meta = codec::encode_json(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let mut buf = Uuid::encode_buffer();
     let id = id_text(flow.uuid, &mut buf);
-    conn.prepare_cached(
-        "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (uuid) DO UPDATE SET book_uuid = excluded.book_uuid, name = excluded.name, \
-         state = excluded.state, meta = excluded.meta",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            id,
-            book,
-            flow.name,
-            codec::flow_state_str(flow.state),
-            meta
-        ])
-    })
-    .map_err(|e| db_err(e, format_args!("saving flow detail {id}")))?;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta, owner_epoch) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (uuid) DO UPDATE SET book_uuid = excluded.book_uuid, \
+             name = excluded.name, state = excluded.state, meta = excluded.meta, \
+             owner_epoch = excluded.owner_epoch \
+             WHERE flowdetails.owner_epoch <= excluded.owner_epoch",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                book,
+                flow.name,
+                codec::flow_state_str(flow.state),
+                meta,
+                epoch
+            ])
+        })
+        .map_err(|e| db_err(e, format_args!("saving flow detail {id}")))?;
+    if n == 0 {
+        return Err(refusal(conn, flow.uuid, id, flow.owner_epoch)?
+            .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow.uuid)));
+    }
     conn.prepare_cached("DELETE FROM atomdetails WHERE flow_uuid = ?1")
         .and_then(|mut s| s.execute([id]))
         .map_err(|e| db_err(e, format_args!("replacing the atoms of flow detail {id}")))?;
     for atom in &flow.atom_details {
-        put_atom(conn, id, atom)?;
+        put_atom(conn, flow.uuid, id, atom, flow.owner_epoch)?;
     }
     Ok(())
 }
@@ -442,7 +499,8 @@ fn atoms_by_flow(
 }
 
 /// Flow details (with atoms) of the flows selected by `sql` (first column
-/// the logbook id, then `uuid, name, state, meta`), grouped by logbook id.
+/// the logbook id, then `uuid, name, state, meta, owner_epoch`), grouped by
+/// logbook id.
 fn flows_by_book(
     conn: &Connection,
     sql: &str,
@@ -527,7 +585,7 @@ impl Backend for SqliteBackend {
         )?;
         let mut flows = flows_by_book(
             &tx,
-            "SELECT book_uuid, uuid, name, state, meta FROM flowdetails \
+            "SELECT book_uuid, uuid, name, state, meta, owner_epoch FROM flowdetails \
              WHERE book_uuid = ?1 ORDER BY seq",
             [key],
             atoms,
@@ -549,7 +607,7 @@ impl Backend for SqliteBackend {
         )?;
         let mut flows = flows_by_book(
             &tx,
-            "SELECT book_uuid, uuid, name, state, meta FROM flowdetails ORDER BY seq",
+            "SELECT book_uuid, uuid, name, state, meta, owner_epoch FROM flowdetails ORDER BY seq",
             [],
             atoms,
         )?;
@@ -618,7 +676,7 @@ impl Backend for SqliteBackend {
         )?;
         let flows = flows_by_book(
             &tx,
-            "SELECT book_uuid, uuid, name, state, meta FROM flowdetails WHERE uuid = ?1",
+            "SELECT book_uuid, uuid, name, state, meta, owner_epoch FROM flowdetails WHERE uuid = ?1",
             [key],
             atoms,
         )?;
@@ -629,18 +687,50 @@ impl Backend for SqliteBackend {
             .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
     }
 
-    fn update_flow_state(&self, flow: Uuid, state: FlowState) -> Result<(), PersistenceError> {
+    fn update_flow_state(
+        &self,
+        flow: Uuid,
+        state: FlowState,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        let presented = codec::encode_epoch(flow, epoch)?;
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
         let conn = self.lock();
         let n = conn
-            .prepare_cached("UPDATE flowdetails SET state = ?2 WHERE uuid = ?1")
-            .and_then(|mut s| s.execute([key, codec::flow_state_str(state)]))
+            .prepare_cached(
+                "UPDATE flowdetails SET state = ?2 WHERE uuid = ?1 AND owner_epoch <= ?3",
+            )
+            .and_then(|mut s| s.execute(params![key, codec::flow_state_str(state), presented]))
             .map_err(|e| db_err(e, format_args!("updating the state of flow detail {flow}")))?;
         if n == 0 {
-            return Err(not_found(RecordKind::FlowDetail, flow));
+            return Err(refusal(&conn, flow, key, epoch)?
+                .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
         }
         Ok(())
+    }
+
+    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+        let presented = codec::encode_epoch(flow, epoch)?;
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        let conn = self.lock();
+        let n = conn
+            .prepare_cached(
+                "UPDATE flowdetails SET owner_epoch = ?2 WHERE uuid = ?1 AND owner_epoch <= ?2",
+            )
+            .and_then(|mut s| s.execute(params![key, presented]))
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format_args!("fencing flow detail {flow} at epoch {epoch}"),
+                )
+            })?;
+        if n == 0 {
+            return Err(refusal(&conn, flow, key, epoch)?
+                .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
+        }
+        Ok(epoch)
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
@@ -657,10 +747,15 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn save_atom_detail(&self, flow: Uuid, atom: &AtomDetail) -> Result<(), PersistenceError> {
+    fn save_atom_detail(
+        &self,
+        flow: Uuid,
+        atom: &AtomDetail,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        put_atom(&self.lock(), key, atom)
+        put_atom(&self.lock(), flow, key, atom, epoch)
     }
 
     fn update_atom_state(
@@ -669,7 +764,9 @@ impl Backend for SqliteBackend {
         atom: Uuid,
         state: AtomState,
         intention: Intention,
+        epoch: u64,
     ) -> Result<(), PersistenceError> {
+        let presented = codec::encode_epoch(flow, epoch)?;
         let mut fbuf = Uuid::encode_buffer();
         let mut abuf = Uuid::encode_buffer();
         let flow_key = id_text(flow, &mut fbuf);
@@ -678,23 +775,22 @@ impl Backend for SqliteBackend {
         let n = conn
             .prepare_cached(
                 "UPDATE atomdetails SET state = ?3, intention = ?4 \
-                 WHERE flow_uuid = ?1 AND uuid = ?2",
+                 WHERE flow_uuid = ?1 AND uuid = ?2 \
+                 AND (SELECT owner_epoch FROM flowdetails WHERE uuid = ?1) <= ?5",
             )
             .and_then(|mut s| {
-                s.execute([
+                s.execute(params![
                     flow_key,
                     atom_key,
                     codec::atom_state_str(state),
                     codec::intention_str(intention),
+                    presented
                 ])
             })
             .map_err(|e| db_err(e, format_args!("updating the state of atom detail {atom}")))?;
         if n == 0 {
-            return Err(if flow_exists(&conn, flow_key)? {
-                not_found(RecordKind::AtomDetail, atom)
-            } else {
-                not_found(RecordKind::FlowDetail, flow)
-            });
+            return Err(refusal(&conn, flow, flow_key, epoch)?
+                .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)));
         }
         Ok(())
     }

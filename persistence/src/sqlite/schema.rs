@@ -14,10 +14,11 @@ use super::db_err;
 use crate::PersistenceError;
 
 /// The schema version this build reads and writes.
-pub(super) const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 2;
 
-/// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`.
-const MIGRATIONS: [&str; VERSION as usize] = [include_str!("v1.sql")];
+/// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`: `v1.sql`
+/// creates the tables, `v2.sql` adds the owner epoch of flow details.
+const MIGRATIONS: [&str; VERSION as usize] = [include_str!("v1.sql"), include_str!("v2.sql")];
 
 /// Creates or migrates the schema, or refuses a database that is too new.
 pub(super) fn prepare(conn: &mut Connection, location: &str) -> Result<(), PersistenceError> {

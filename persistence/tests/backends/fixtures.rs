@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use taskflow_patterns::{AtomState, Intention};
-use taskflow_persistence::{Backend, DirBackend, SqliteBackend};
+use taskflow_patterns::{AtomState, FlowState, Intention};
+use taskflow_persistence::{Backend, DirBackend, LogBook, SqliteBackend};
 
 use crate::support::{copy_tree, fixture_book};
 
@@ -35,9 +35,32 @@ fn versions() -> Vec<PathBuf> {
     found
 }
 
+/// The number `N` of a fixture folder `v<N>`.
+fn number(version: &Path) -> u32 {
+    version
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix('v'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{} is not a v<N> folder", version.display()))
+}
+
+/// What the fixture of `version` reads back as: [`fixture_book`], less what
+/// its format did not record yet.
+fn expected(version: &Path) -> LogBook {
+    let mut book = fixture_book();
+    if number(version) < 2 {
+        // Format 1 had no owner epochs: they read as 0 (never claimed).
+        for flow in &mut book.flow_details {
+            flow.owner_epoch = 0;
+        }
+    }
+    book
+}
+
 /// Reads, then writes, through a backend opened on a copy of a fixture.
 fn check(backend: &dyn Backend, version: &Path) {
-    let expected = fixture_book();
+    let expected = expected(version);
     let got = backend.get_logbook(expected.uuid).unwrap_or_else(|e| {
         panic!("{}: {e}", version.display());
     });
@@ -47,12 +70,39 @@ fn check(backend: &dyn Backend, version: &Path) {
     let flow = &expected.flow_details[1];
     let atom = &flow.atom_details[0];
     backend
-        .update_atom_state(flow.uuid, atom.uuid, AtomState::Pending, Intention::Execute)
+        .update_atom_state(
+            flow.uuid,
+            atom.uuid,
+            AtomState::Pending,
+            Intention::Execute,
+            0,
+        )
         .unwrap();
     assert_eq!(
         backend.get_atom_detail(flow.uuid, atom.uuid).unwrap().state,
         AtomState::Pending
     );
+    // And fenced: the stored epochs hold against stale writers, and a fence
+    // raises them.
+    let first = &expected.flow_details[0];
+    if first.owner_epoch > 0 {
+        let err = backend
+            .update_flow_state(first.uuid, FlowState::Running, first.owner_epoch - 1)
+            .unwrap_err();
+        assert!(err.is_fenced(), "{}: {err}", version.display());
+    }
+    backend.fence_flow_detail(flow.uuid, 3).unwrap();
+    let err = backend
+        .update_atom_state(
+            flow.uuid,
+            atom.uuid,
+            AtomState::Running,
+            Intention::Execute,
+            2,
+        )
+        .unwrap_err();
+    assert!(err.is_fenced(), "{}: {err}", version.display());
+    assert_eq!(backend.get_flow_detail(flow.uuid).unwrap().owner_epoch, 3);
 }
 
 #[test]
@@ -63,6 +113,16 @@ fn sqlite_reads_every_recorded_version() {
         std::fs::copy(version.join("sqlite/flows.db"), &db).unwrap();
         let backend = SqliteBackend::open(&db).unwrap();
         check(&backend, &version);
+        drop(backend);
+        let migrated: String = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(migrated, SqliteBackend::SCHEMA_VERSION.to_string());
     }
 }
 
@@ -73,6 +133,10 @@ fn dir_reads_every_recorded_version() {
         copy_tree(&version.join("dir"), dir.path());
         let backend = DirBackend::open(dir.path()).unwrap();
         check(&backend, &version);
+        let format: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("FORMAT.json")).unwrap())
+                .unwrap();
+        assert_eq!(format["version"], DirBackend::FORMAT_VERSION);
     }
 }
 

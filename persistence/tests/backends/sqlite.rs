@@ -43,17 +43,18 @@ fn two_handles_on_one_file_see_each_others_writes() {
                 s.spawn(move || {
                     for i in 0..50 {
                         let mut atom = AtomDetail::new(format!("h{h}-t{t}-{i}"), AtomKind::Task);
-                        backend.save_atom_detail(flow.uuid, &atom).unwrap();
+                        backend.save_atom_detail(flow.uuid, &atom, 0).unwrap();
                         backend
                             .update_atom_state(
                                 flow.uuid,
                                 atom.uuid,
                                 AtomState::Running,
                                 Intention::Execute,
+                                0,
                             )
                             .unwrap();
                         atom.state = AtomState::Success;
-                        backend.save_atom_detail(flow.uuid, &atom).unwrap();
+                        backend.save_atom_detail(flow.uuid, &atom, 0).unwrap();
                     }
                 });
             }
@@ -91,9 +92,9 @@ fn child_process_writer() {
     let backend = SqliteBackend::open(path).unwrap();
     for i in 0..50 {
         let mut atom = AtomDetail::new(format!("{name}-{i}"), AtomKind::Task);
-        backend.save_atom_detail(flow, &atom).unwrap();
+        backend.save_atom_detail(flow, &atom, 0).unwrap();
         atom.state = AtomState::Success;
-        backend.save_atom_detail(flow, &atom).unwrap();
+        backend.save_atom_detail(flow, &atom, 0).unwrap();
     }
 }
 
@@ -125,7 +126,7 @@ fn processes_share_one_file() {
         .collect();
     for i in 0..50 {
         let atom = AtomDetail::new(format!("parent-{i}"), AtomKind::Task);
-        parent.save_atom_detail(flow.uuid, &atom).unwrap();
+        parent.save_atom_detail(flow.uuid, &atom, 0).unwrap();
     }
     for mut child in children {
         assert!(child.wait().unwrap().success());
@@ -262,8 +263,14 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
     raw(&path, "UPDATE atomdetails SET state = 'EXPLODED'");
     atom_reads_fail(&b, &book, &flow, &atom, "EXPLODED");
     // The state can still be repaired through the API.
-    b.update_atom_state(flow.uuid, atom.uuid, AtomState::Success, Intention::Execute)
-        .unwrap();
+    b.update_atom_state(
+        flow.uuid,
+        atom.uuid,
+        AtomState::Success,
+        Intention::Execute,
+        0,
+    )
+    .unwrap();
     assert_eq!(b.get_atom_detail(flow.uuid, atom.uuid).unwrap(), atom);
 }
 

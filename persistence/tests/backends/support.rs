@@ -33,7 +33,8 @@ pub(crate) fn assert_corrupt(err: PersistenceError, kind: RecordKind, id: &str, 
 }
 
 /// The logbook recorded in the fixtures of every version: fixed ids and
-/// times, and a bit of everything a record holds.
+/// times, and a bit of everything a record holds (as of the current
+/// version: see `fixtures::expected` for what older versions hold).
 pub(crate) fn fixture_book() -> LogBook {
     let id = |n: u128| Uuid::from_u128(0x7466_0000_0000_4000_8000_0000_0000_0000 | n);
     let mut book = LogBook {
@@ -75,6 +76,8 @@ pub(crate) fn fixture_book() -> LogBook {
         .record_failure("attach", Failure::new("Timeout", "no answer in 5 s"));
     retry.history.push(json!(2));
     first.atom_details = vec![volume, attach, retry];
+    // Format 2 records an owner epoch; format 1 had none (read as 0).
+    first.owner_epoch = 7;
 
     let mut second = FlowDetail::new("cleanup");
     second.uuid = id(6);
