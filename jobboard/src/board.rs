@@ -12,6 +12,33 @@ use crate::{Claim, Entity, Job, JobBoardError, NewJob};
 /// lease makes the job claimable again, and the next claim gets a higher
 /// epoch. Claiming is atomic: of any number of racing claimers, one wins.
 /// Only the current claim may renew, consume, abandon or trash a job.
+///
+/// # Leases
+///
+/// Every board applies the same rules (the conformance suite,
+/// `testkit`, checks them). Times are milliseconds since the Unix epoch,
+/// from [`BoardOptions::clock`](crate::BoardOptions::clock) (or the
+/// server's clock, for boards that say so).
+///
+/// - A job is *claimable* at `now` when it is unclaimed, or claimed with a
+///   lapsed lease (`lease_expires_at <= now`). Claiming it sets its owner,
+///   raises its epoch by one and sets `lease_expires_at = now + lease`.
+/// - A claim is *current* while the job is not complete and is claimed
+///   with the claim's epoch and owner. Renew, consume, abandon and trash
+///   refuse any other claim with [`JobBoardError::NotOwner`] (and an
+///   unknown job with `NotFound`).
+/// - A lapsed lease does not end a claim by itself: until someone else
+///   claims the job (raising the epoch), the lapsed claim is still
+///   current, and its owner may renew it (taking the lease back) or
+///   consume, abandon or trash the job. An owner that was merely slow loses
+///   nothing unless another owner took over; once one did, the old epoch
+///   is refused everywhere (here and, through fencing, by persistence).
+/// - Readers ([`get`](JobBoard::get), [`iterjobs`](JobBoard::iterjobs))
+///   see a job whose lease lapsed as [`Unclaimed`](crate::JobState::Unclaimed)
+///   (it is claimable), its last owner and lease time still filled in.
+/// - Abandoning clears the owner and keeps the epoch; consuming and
+///   trashing complete the job, recording its outcome and completion time
+///   (which [`purge`](JobBoard::purge) measures retention from).
 pub trait JobBoard: Send + Sync {
     /// Posts a job; returns it as stored (id, sequence, created time).
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError>;

@@ -32,6 +32,14 @@ pub enum JobBoardError {
         /// The epoch of the stale claim.
         epoch: u64,
     },
+    /// A job cannot be posted as asked.
+    #[error("job `{name}` cannot be posted: {reason}")]
+    InvalidJob {
+        /// The job's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A record of the board could not be decoded.
     #[error("{board} board: job {id} is corrupt: {reason}")]
     Corrupt {

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::Clock;
+
 /// The state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -141,6 +143,11 @@ pub struct BoardOptions {
     pub lease: Duration,
     /// How finished jobs are removed.
     pub retention: Retention,
+    /// Where lease and completion times are read (default: the system
+    /// clock). Tests pass a [`ManualClock`](crate::ManualClock) to lapse
+    /// leases without sleeping. Boards that keep time on a server may
+    /// use the server's clock instead (their documentation says so).
+    pub clock: Clock,
 }
 
 impl Default for BoardOptions {
@@ -148,6 +155,7 @@ impl Default for BoardOptions {
         BoardOptions {
             lease: Duration::from_secs(1),
             retention: Retention::default(),
+            clock: Clock::system(),
         }
     }
 }

@@ -9,9 +9,28 @@
 //! and by persistence (fencing), so it can no longer write.
 
 mod board;
+#[cfg(feature = "conductor")]
+pub mod conductor;
 mod error;
 mod job;
+mod lease;
+mod memory;
+mod post;
+#[cfg(feature = "redis")]
+mod redis;
+mod sqlite;
+#[cfg(any(test, feature = "testkit"))]
+#[allow(clippy::unwrap_used)]
+pub mod testkit;
 
 pub use board::JobBoard;
+#[cfg(feature = "conductor")]
+pub use conductor::{Conductor, ConductorBuilder, ConductorEvent, ConductorListener, StopHandle};
 pub use error::JobBoardError;
 pub use job::{BoardOptions, Claim, Entity, Job, JobState, NewJob, Outcome, Retention};
+pub use lease::{Clock, ManualClock};
+pub use memory::MemoryBoard;
+pub use post::{post_flow, FlowSource, PostFlow};
+#[cfg(feature = "redis")]
+pub use redis::RedisBoard;
+pub use sqlite::SqliteBoard;

@@ -1,0 +1,61 @@
+use taskflow_patterns::FlowState;
+use uuid::Uuid;
+
+/// What a conductor did with a job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConductorEvent {
+    /// It claimed the job at this epoch.
+    Claimed {
+        /// The job.
+        job: Uuid,
+        /// The claim's epoch.
+        epoch: u64,
+    },
+    /// The job's flow ran to its end (in this state) and the job was consumed.
+    Consumed {
+        /// The job.
+        job: Uuid,
+        /// How the flow ended: `SUCCESS`, or `REVERTED` / `FAILURE` for a flow
+        /// that failed (its failures are in its records).
+        flow_state: FlowState,
+    },
+    /// It gave the job back for another conductor.
+    Abandoned {
+        /// The job.
+        job: Uuid,
+        /// Why (shutdown, lost resources).
+        reason: String,
+    },
+    /// The job can never run; it was marked complete with the reason.
+    Trashed {
+        /// The job.
+        job: Uuid,
+        /// Why.
+        reason: String,
+    },
+    /// Its claim lapsed and another owner took the job; its run stopped.
+    LeaseLost {
+        /// The job.
+        job: Uuid,
+        /// The epoch of the lost claim.
+        epoch: u64,
+    },
+    /// Retention removed complete jobs (and the logbooks of consumed ones).
+    Purged {
+        /// The jobs removed.
+        jobs: Vec<Uuid>,
+    },
+}
+
+/// Hears a conductor's events. Any `Fn(&ConductorEvent) + Send + Sync` is one.
+pub trait ConductorListener: Send + Sync {
+    /// Something happened to a job.
+    fn on_event(&self, event: &ConductorEvent);
+}
+
+impl<F: Fn(&ConductorEvent) + Send + Sync> ConductorListener for F {
+    fn on_event(&self, event: &ConductorEvent) {
+        self(event);
+    }
+}

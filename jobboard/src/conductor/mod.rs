@@ -1,0 +1,489 @@
+//! Conductors: claim jobs, run their flows, keep the claims alive.
+//!
+//! The loop: wait for a claimable job, claim it (a new epoch), rebuild its
+//! flow from its records (a stored definition or a registered factory),
+//! build an engine that writes at the claim's epoch, run it while a
+//! renewer thread extends the lease, then:
+//!
+//! | the run | the job |
+//! | --- | --- |
+//! | flow `SUCCESS`, or a failed flow that was reverted (`REVERTED` / `FAILURE`) | consumed (the outcome is in the flow's records) |
+//! | stopped because the conductor is stopping | abandoned, for another conductor |
+//! | the records or the backend failed (I/O, connection) | abandoned |
+//! | unknown flow factory, undecodable or incompatible records, no records | trashed, with the reason |
+//! | the lease was lost (renewal refused, or a checkpoint fenced) | left alone: it is someone else's now |
+//!
+//! A conductor that dies holds its claim only until the lease lapses
+//! (default 1 s); another conductor then claims the job at a higher epoch
+//! and resumes the flow at its last checkpoint. Should the first conductor
+//! wake up (a long pause, a partition), the board refuses its claim and
+//! persistence refuses its checkpoints: its run stops with `LeaseLost`.
+
+mod events;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use taskflow_engine::{Engine, EngineBuilder, EngineError, SuspendHandle};
+use taskflow_patterns::{FlowRegistry, FlowState};
+use taskflow_persistence::{Backend, PersistenceError};
+use uuid::Uuid;
+
+use crate::{Claim, Entity, Job, JobBoard, JobBoardError, Outcome};
+
+pub use events::{ConductorEvent, ConductorListener};
+
+type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
+
+/// Runs jobs from a board: up to `max_concurrent_jobs` at once (1 by
+/// default: a blocking conductor).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use taskflow_jobboard::{BoardOptions, Conductor, SqliteBoard};
+/// use taskflow_persistence::SqliteBackend;
+///
+/// let board = Arc::new(SqliteBoard::open("jobs.db", BoardOptions::default())?);
+/// let records = Arc::new(SqliteBackend::open("flows.db")?);
+/// let conductor = Conductor::builder("conductor-1", board, records)
+///     .max_concurrent_jobs(4)
+///     .configure_engine(|engine| engine.max_workers(8))
+///     .build();
+/// let stop = conductor.stop_handle();
+/// # stop.stop();
+/// conductor.run(); // until stop.stop() is called
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Conductor {
+    name: String,
+    board: Arc<dyn JobBoard>,
+    records: Arc<dyn Backend>,
+    registry: FlowRegistry,
+    configure: Arc<Configure>,
+    max_concurrent_jobs: usize,
+    listeners: Vec<Arc<dyn ConductorListener>>,
+    wait_timeout: Duration,
+    renew_every: Duration,
+    purge_every: Duration,
+    stop: StopHandle,
+}
+
+/// Configures a [`Conductor`].
+pub struct ConductorBuilder {
+    conductor: Conductor,
+}
+
+impl Conductor {
+    /// A conductor named `name` (the owner name of its claims) taking jobs
+    /// from `board` and running their flows on `records`.
+    pub fn builder(
+        name: impl Into<String>,
+        board: Arc<dyn JobBoard>,
+        records: Arc<dyn Backend>,
+    ) -> ConductorBuilder {
+        ConductorBuilder {
+            conductor: Conductor {
+                name: name.into(),
+                board,
+                records,
+                registry: FlowRegistry::new(),
+                configure: Arc::new(|b| b),
+                max_concurrent_jobs: 1,
+                listeners: Vec::new(),
+                wait_timeout: Duration::from_millis(500),
+                renew_every: Duration::from_millis(250),
+                purge_every: Duration::from_secs(60),
+                stop: StopHandle::default(),
+            },
+        }
+    }
+
+    /// A handle that stops the conductor: it claims nothing more, suspends
+    /// the flows it runs after their atoms in flight, abandons their jobs
+    /// (another conductor resumes them) and returns from `run`.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// The conductor's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs jobs until stopped. Board errors (a server restarting) are
+    /// logged and retried after a pause; they do not end the loop.
+    pub fn run(&self) {
+        let entity = Entity {
+            name: self.name.clone(),
+            meta: json!({ "pid": std::process::id(), "max_concurrent_jobs": self.max_concurrent_jobs }),
+        };
+        if let Err(e) = self.board.register_entity(&entity) {
+            tracing::warn!(conductor = %self.name, error = %e, "cannot register on the board");
+        }
+        let mut last_purge = Instant::now();
+        std::thread::scope(|scope| {
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let mut active = 0usize;
+            while !self.stop.is_stopped() {
+                while done_rx.try_recv().is_ok() {
+                    active -= 1;
+                }
+                if active >= self.max_concurrent_jobs {
+                    if done_rx.recv_timeout(self.wait_timeout).is_ok() {
+                        active -= 1;
+                    }
+                    continue;
+                }
+                if last_purge.elapsed() >= self.purge_every {
+                    last_purge = Instant::now();
+                    self.purge();
+                }
+                match self.claim_next() {
+                    Ok(Some((job, claim))) => {
+                        active += 1;
+                        let done = done_tx.clone();
+                        scope.spawn(move || {
+                            self.run_job(&job, claim);
+                            let _ = done.send(());
+                        });
+                    }
+                    Ok(None) => {
+                        if let Err(e) = self.board.wait(self.wait_timeout) {
+                            self.backoff(&e);
+                        }
+                    }
+                    Err(e) => self.backoff(&e),
+                }
+            }
+            while active > 0 && done_rx.recv().is_ok() {
+                active -= 1;
+            }
+        });
+    }
+
+    /// Claims and runs one job if one is claimable now; returns whether it
+    /// did. For tests and for a caller driving its own loop.
+    pub fn run_once(&self) -> Result<bool, JobBoardError> {
+        match self.claim_next()? {
+            Some((job, claim)) => {
+                self.run_job(&job, claim);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Removes complete jobs the board's retention no longer keeps, and the
+    /// logbooks of the consumed ones.
+    pub fn purge(&self) {
+        let purged = match self.board.purge() {
+            Ok(purged) => purged,
+            Err(e) => {
+                tracing::warn!(conductor = %self.name, error = %e, "purge failed");
+                return;
+            }
+        };
+        if purged.is_empty() {
+            return;
+        }
+        for job in &purged {
+            if let (Some(Outcome::Consumed), Some(book)) = (&job.outcome, job.logbook) {
+                match self.records.destroy_logbook(book) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, error = %e, "cannot remove the logbook")
+                    }
+                }
+            }
+        }
+        self.emit(&ConductorEvent::Purged {
+            jobs: purged.iter().map(|j| j.id).collect(),
+        });
+    }
+
+    fn backoff(&self, error: &JobBoardError) {
+        tracing::warn!(conductor = %self.name, error = %error, "board unavailable; retrying");
+        std::thread::sleep(self.wait_timeout);
+    }
+
+    /// The first claimable job this conductor wins, in board order.
+    fn claim_next(&self) -> Result<Option<(Job, Claim)>, JobBoardError> {
+        for job in self.board.iterjobs(true)? {
+            match self.board.claim(job.id, &self.name) {
+                Ok(claim) => return Ok(Some((job, claim))),
+                Err(
+                    JobBoardError::AlreadyClaimed { .. }
+                    | JobBoardError::Complete(_)
+                    | JobBoardError::NotFound(_),
+                ) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    fn emit(&self, event: &ConductorEvent) {
+        tracing::info!(conductor = %self.name, ?event, "conductor event");
+        for l in &self.listeners {
+            l.on_event(event);
+        }
+    }
+
+    /// Runs one claimed job to its end and settles it on the board.
+    fn run_job(&self, job: &Job, claim: Claim) {
+        self.emit(&ConductorEvent::Claimed {
+            job: job.id,
+            epoch: claim.epoch,
+        });
+        let settled = match self.prepare(job, &claim) {
+            Ok(engine) => self.drive(job, claim, engine),
+            Err(settle) => settle,
+        };
+        self.settle(job, settled);
+    }
+
+    /// Rebuilds the job's flow and engine from its records.
+    fn prepare(&self, job: &Job, claim: &Claim) -> Result<(Engine, SuspendHandle), Settle> {
+        let Some(flow_detail) = job.flow_detail else {
+            return Err(Settle::Trash(
+                claim.clone(),
+                "the job names no flow detail".into(),
+            ));
+        };
+        let builder = Engine::load_with(self.records.clone(), flow_detail, &self.registry)
+            .map_err(|e| settle_error(claim, e))?;
+        let suspend = SuspendHandle::new();
+        let builder = (self.configure)(builder)
+            .owner_epoch(claim.epoch)
+            .suspend_handle(suspend.clone());
+        let engine = builder.build().map_err(|e| settle_error(claim, e))?;
+        Ok((engine, suspend))
+    }
+
+    /// Runs the engine while a renewer keeps the lease; says how to settle.
+    fn drive(
+        &self,
+        job: &Job,
+        claim: Claim,
+        (mut engine, suspend): (Engine, SuspendHandle),
+    ) -> Settle {
+        self.stop.register(job.id, suspend.clone());
+        let lost = AtomicBool::new(false);
+        let (stop_renewing, renew_stop) = mpsc::channel::<()>();
+        let latest = Mutex::new(claim.clone());
+        let result = std::thread::scope(|scope| {
+            let (lost, latest, suspend) = (&lost, &latest, &suspend);
+            scope.spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    renew_stop.recv_timeout(self.renew_every)
+                {
+                    let current = lock(latest).clone();
+                    match self.board.renew(&current) {
+                        Ok(renewed) => *lock(latest) = renewed,
+                        Err(JobBoardError::NotOwner { .. } | JobBoardError::Complete(_)) => {
+                            lost.store(true, Ordering::SeqCst);
+                            suspend.suspend();
+                            return;
+                        }
+                        // A transient board error: the lease may still
+                        // hold; try again at the next tick.
+                        Err(e) => {
+                            tracing::warn!(job = %claim.job, error = %e, "lease renewal failed")
+                        }
+                    }
+                }
+            });
+            let result = engine.run();
+            let _ = stop_renewing.send(());
+            result
+        });
+        self.stop.unregister(job.id);
+        let claim = lock(&latest).clone();
+        if lost.load(Ordering::SeqCst) {
+            return Settle::Lost(claim);
+        }
+        match result {
+            Ok(FlowState::Suspended) if self.stop.is_stopped() => {
+                Settle::Abandon(claim, "the conductor is stopping".into())
+            }
+            Ok(FlowState::Suspended) => Settle::Abandon(claim, "the flow was suspended".into()),
+            Ok(state) => Settle::Consume(claim, state),
+            Err(EngineError::Failed { state, .. }) => Settle::Consume(claim, state),
+            Err(e) => settle_error(&claim, e),
+        }
+    }
+
+    fn settle(&self, job: &Job, settle: Settle) {
+        let (done, event) = match settle {
+            Settle::Consume(claim, flow_state) => (
+                self.board.consume(&claim).map(|()| claim),
+                ConductorEvent::Consumed {
+                    job: job.id,
+                    flow_state,
+                },
+            ),
+            Settle::Abandon(claim, reason) => (
+                self.board.abandon(&claim).map(|()| claim),
+                ConductorEvent::Abandoned {
+                    job: job.id,
+                    reason,
+                },
+            ),
+            Settle::Trash(claim, reason) => (
+                self.board.trash(&claim, &reason).map(|()| claim),
+                ConductorEvent::Trashed {
+                    job: job.id,
+                    reason,
+                },
+            ),
+            Settle::Lost(claim) => {
+                self.emit(&ConductorEvent::LeaseLost {
+                    job: job.id,
+                    epoch: claim.epoch,
+                });
+                return;
+            }
+        };
+        match done {
+            Ok(_) => self.emit(&event),
+            Err(JobBoardError::NotOwner { epoch, .. }) => {
+                self.emit(&ConductorEvent::LeaseLost { job: job.id, epoch });
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "cannot settle the job; its lease will lapse");
+            }
+        }
+    }
+}
+
+/// How a job ends on the board.
+enum Settle {
+    Consume(Claim, FlowState),
+    Abandon(Claim, String),
+    Trash(Claim, String),
+    Lost(Claim),
+}
+
+/// What an engine error means for the job.
+fn settle_error(claim: &Claim, error: EngineError) -> Settle {
+    match &error {
+        EngineError::Persistence(PersistenceError::Fenced { .. }) => Settle::Lost(claim.clone()),
+        EngineError::Persistence(
+            PersistenceError::Corrupt { .. } | PersistenceError::NotFound { .. },
+        )
+        | EngineError::Definition { .. }
+        | EngineError::Compile(_)
+        | EngineError::Mismatch { .. }
+        | EngineError::InvalidStore(_) => Settle::Trash(claim.clone(), error.to_string()),
+        _ => Settle::Abandon(claim.clone(), error.to_string()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ConductorBuilder {
+    /// Flow factories for jobs whose flows are built by one.
+    pub fn registry(mut self, registry: FlowRegistry) -> Self {
+        self.conductor.registry = registry;
+        self
+    }
+
+    /// Configures every engine the conductor builds, e.g.
+    /// `|b| b.max_workers(8)` for a parallel engine, or listeners.
+    pub fn configure_engine<F>(mut self, configure: F) -> Self
+    where
+        F: Fn(EngineBuilder) -> EngineBuilder + Send + Sync + 'static,
+    {
+        self.conductor.configure = Arc::new(configure);
+        self
+    }
+
+    /// How many jobs run at once (default 1).
+    pub fn max_concurrent_jobs(mut self, n: usize) -> Self {
+        self.conductor.max_concurrent_jobs = n.max(1);
+        self
+    }
+
+    /// Adds a listener of conductor events.
+    pub fn listener(mut self, listener: impl ConductorListener + 'static) -> Self {
+        self.conductor.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// How often leases are renewed (default 250 ms; keep it well under the
+    /// board's lease).
+    pub fn renew_every(mut self, every: Duration) -> Self {
+        self.conductor.renew_every = every;
+        self
+    }
+
+    /// How long to wait for a job before looking again (default 500 ms).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.conductor.wait_timeout = timeout;
+        self
+    }
+
+    /// How often retention runs (default 60 s).
+    pub fn purge_every(mut self, every: Duration) -> Self {
+        self.conductor.purge_every = every;
+        self
+    }
+
+    /// The conductor.
+    pub fn build(self) -> Conductor {
+        self.conductor
+    }
+}
+
+/// Stops a conductor from anywhere (a signal handler thread, a test).
+#[derive(Clone, Default)]
+pub struct StopHandle {
+    inner: Arc<StopInner>,
+}
+
+#[derive(Default)]
+struct StopInner {
+    stopped: AtomicBool,
+    running: Mutex<HashMap<Uuid, SuspendHandle>>,
+}
+
+impl StopHandle {
+    /// Stops the conductor gracefully (see [`Conductor::stop_handle`]).
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        for suspend in lock(&self.inner.running).values() {
+            suspend.suspend();
+        }
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, job: Uuid, suspend: SuspendHandle) {
+        if self.is_stopped() {
+            suspend.suspend();
+        }
+        lock(&self.inner.running).insert(job, suspend);
+    }
+
+    fn unregister(&self, job: Uuid) {
+        lock(&self.inner.running).remove(&job);
+    }
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}

@@ -1,0 +1,438 @@
+//! The in-memory board: jobs in a map behind a mutex, for tests and for
+//! conductors and producers that live in one process. See [`MemoryBoard`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::lease::{self, millis};
+use crate::{
+    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, NewJob, Outcome, Retention,
+};
+
+/// How often a waiter looks again at the time when nothing wakes it: it
+/// also wakes exactly when the earliest running lease lapses, so this only
+/// matters for a clock that jumps (a [`ManualClock`](crate::ManualClock)
+/// moved forward, or the system clock set forward).
+const RECHECK_SYSTEM: Duration = Duration::from_millis(250);
+const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
+
+/// A board in memory: jobs in a map behind a mutex, shared by the threads
+/// of one process and gone with the value.
+///
+/// Claims follow the [lease rules](JobBoard#leases) of every board: a claim
+/// lasts [`BoardOptions::lease`] unless renewed, and a lapsed claim is the
+/// job's claim until someone else claims the job.
+///
+/// [`wait`](JobBoard::wait) sleeps on a condition variable that
+/// [`post`](JobBoard::post) and [`abandon`](JobBoard::abandon) notify, with
+/// a timeout set to when the earliest running lease lapses, so it returns
+/// as soon as a job becomes claimable either way.
+///
+/// ```
+/// use taskflow_jobboard::{BoardOptions, JobBoard, MemoryBoard, NewJob};
+///
+/// let board = MemoryBoard::new(BoardOptions::default());
+/// let job = board.post(NewJob::new("nightly"))?;
+/// let claim = board.claim(job.id, "conductor-1")?;
+/// assert_eq!(claim.epoch, 1);
+/// board.consume(&claim)?;
+/// # Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// ```
+pub struct MemoryBoard {
+    options: BoardOptions,
+    state: Mutex<State>,
+    /// Notified when a job may have become claimable (posted, abandoned).
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<Uuid, Stored>,
+    /// The sequence of the last job posted.
+    last_sequence: u64,
+    entities: BTreeMap<String, Entity>,
+}
+
+struct Stored {
+    job: Job,
+    /// When it completed (ms since the epoch), once complete.
+    completed_at: Option<u64>,
+}
+
+impl fmt::Debug for MemoryBoard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("MemoryBoard")
+            .field("options", &self.options)
+            .field("jobs", &state.jobs.len())
+            .field("entities", &state.entities.len())
+            .finish()
+    }
+}
+
+impl MemoryBoard {
+    /// An empty board with the lease, retention and clock of `options`.
+    pub fn new(options: BoardOptions) -> Self {
+        MemoryBoard {
+            options,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &BoardOptions {
+        &self.options
+    }
+
+    /// The entities registered, by name.
+    pub fn entities(&self) -> Vec<Entity> {
+        self.lock().entities.values().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change below is made in a few assignments that cannot
+        // panic half-way, so a poisoned lock still guards consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.options.clock.now_millis()
+    }
+
+    fn expiry(&self, now: u64) -> u64 {
+        now.saturating_add(millis(self.options.lease))
+    }
+
+    /// Runs `f` on the job of `claim` if `claim` is its current claim.
+    fn with_current<T>(
+        &self,
+        claim: &Claim,
+        f: impl FnOnce(&mut Stored, u64) -> T,
+    ) -> Result<T, JobBoardError> {
+        let mut state = self.lock();
+        let now = self.now();
+        let stored = state
+            .jobs
+            .get_mut(&claim.job)
+            .ok_or(JobBoardError::NotFound(claim.job))?;
+        lease::check_current(&stored.job, claim)?;
+        Ok(f(stored, now))
+    }
+
+    fn complete(&self, claim: &Claim, outcome: Outcome) -> Result<(), JobBoardError> {
+        self.with_current(claim, |stored, now| {
+            stored.job.state = JobState::Complete;
+            stored.job.lease_expires_at = None;
+            stored.job.outcome = Some(outcome);
+            stored.completed_at = Some(now);
+        })
+    }
+}
+
+impl JobBoard for MemoryBoard {
+    fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
+        let mut state = self.lock();
+        state.last_sequence += 1;
+        let job = Job {
+            id: Uuid::new_v4(),
+            name: new.name,
+            details: new.details,
+            logbook: new.logbook,
+            flow_detail: new.flow_detail,
+            priority: new.priority,
+            created_at: self.now(),
+            sequence: state.last_sequence,
+            state: JobState::Unclaimed,
+            owner: None,
+            epoch: 0,
+            lease_expires_at: None,
+            outcome: None,
+        };
+        state.jobs.insert(
+            job.id,
+            Stored {
+                job: job.clone(),
+                completed_at: None,
+            },
+        );
+        drop(state);
+        self.changed.notify_all();
+        Ok(job)
+    }
+
+    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+        let state = self.lock();
+        let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
+        Ok(lease::view(stored.job.clone(), self.now()))
+    }
+
+    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+        let mut state = self.lock();
+        let now = self.now();
+        let job = &mut state
+            .jobs
+            .get_mut(&id)
+            .ok_or(JobBoardError::NotFound(id))?
+            .job;
+        if !lease::claimable(job, now) {
+            return Err(lease::refusal(job));
+        }
+        let expires_at = self.expiry(now);
+        job.state = JobState::Claimed;
+        job.owner = Some(owner.to_owned());
+        job.epoch += 1;
+        job.lease_expires_at = Some(expires_at);
+        Ok(Claim {
+            job: id,
+            owner: owner.to_owned(),
+            epoch: job.epoch,
+            expires_at,
+        })
+    }
+
+    fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
+        self.with_current(claim, |stored, now| {
+            let expires_at = self.expiry(now);
+            stored.job.lease_expires_at = Some(expires_at);
+            Claim {
+                expires_at,
+                ..claim.clone()
+            }
+        })
+    }
+
+    fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.complete(claim, Outcome::Consumed)
+    }
+
+    fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.with_current(claim, |stored, _| {
+            stored.job.state = JobState::Unclaimed;
+            stored.job.owner = None;
+            stored.job.lease_expires_at = None;
+        })?;
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
+        self.complete(
+            claim,
+            Outcome::Trashed {
+                reason: reason.to_owned(),
+            },
+        )
+    }
+
+    fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
+        let state = self.lock();
+        let now = self.now();
+        let mut jobs: Vec<Job> = state
+            .jobs
+            .values()
+            .map(|s| &s.job)
+            .filter(|job| {
+                if only_unclaimed {
+                    lease::claimable(job, now)
+                } else {
+                    job.state != JobState::Complete
+                }
+            })
+            .map(|job| lease::view(job.clone(), now))
+            .collect();
+        drop(state);
+        jobs.sort_by(lease::iter_order);
+        Ok(jobs)
+    }
+
+    fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let recheck = if self.options.clock.is_system() {
+            RECHECK_SYSTEM
+        } else {
+            RECHECK_CUSTOM
+        };
+        let mut state = self.lock();
+        loop {
+            let now = self.now();
+            let mut next_lapse: Option<u64> = None;
+            for stored in state.jobs.values() {
+                let job = &stored.job;
+                if lease::claimable(job, now) {
+                    return Ok(true);
+                }
+                if let (JobState::Claimed, Some(at)) = (job.state, job.lease_expires_at) {
+                    next_lapse = Some(next_lapse.map_or(at, |n| n.min(at)));
+                }
+            }
+            let remaining = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => recheck,
+            };
+            if remaining.is_zero() {
+                return Ok(false);
+            }
+            let mut slice = remaining.min(recheck);
+            if let Some(at) = next_lapse {
+                // Not claimable yet, so the lease lapses after `now`.
+                slice = slice.min(Duration::from_millis(at.saturating_sub(now)));
+            }
+            state = match self.changed.wait_timeout(state, slice) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+        let state = self.lock();
+        let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
+        Ok(lease::running_owner(&stored.job, self.now()))
+    }
+
+    fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
+        self.lock()
+            .entities
+            .insert(entity.name.clone(), entity.clone());
+        Ok(())
+    }
+
+    fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
+        let mut state = self.lock();
+        let now = self.now();
+        // Complete jobs, most recently completed first.
+        let mut complete: Vec<(u64, u64, Uuid)> = state
+            .jobs
+            .values()
+            .filter_map(|s| match (s.job.state, s.completed_at) {
+                (JobState::Complete, Some(at)) => Some((at, s.job.sequence, s.job.id)),
+                _ => None,
+            })
+            .collect();
+        complete.sort_unstable_by(|a, b| b.cmp(a));
+        let doomed: Vec<Uuid> = match &self.options.retention {
+            Retention::Forever => Vec::new(),
+            Retention::Last(n) => complete.iter().skip(*n).map(|c| c.2).collect(),
+            Retention::For(keep) => {
+                let keep = millis(*keep);
+                complete
+                    .iter()
+                    .filter(|(at, _, _)| at.saturating_add(keep) < now)
+                    .map(|c| c.2)
+                    .collect()
+            }
+        };
+        // Oldest first.
+        Ok(doomed
+            .iter()
+            .rev()
+            .filter_map(|id| state.jobs.remove(id))
+            .map(|s| s.job)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    mod conformance {
+        crate::board_conformance!(super::MemoryBoard::new);
+    }
+
+    fn manual(lease_ms: u64) -> (MemoryBoard, crate::ManualClock) {
+        let clock = crate::ManualClock::new(1_000_000);
+        let board = MemoryBoard::new(BoardOptions {
+            lease: Duration::from_millis(lease_ms),
+            clock: clock.clock(),
+            ..BoardOptions::default()
+        });
+        (board, clock)
+    }
+
+    #[test]
+    fn leases_lapse_on_the_boards_clock() {
+        let (board, clock) = manual(10_000);
+        let job = board.post(NewJob::new("j")).unwrap();
+        assert_eq!(job.created_at, 1_000_000);
+        let first = board.claim(job.id, "A").unwrap();
+        assert_eq!(first.expires_at, 1_010_000);
+        clock.advance(Duration::from_millis(9_999));
+        assert!(board.claim(job.id, "B").is_err());
+        assert_eq!(board.find_owner(job.id).unwrap().as_deref(), Some("A"));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(board.find_owner(job.id).unwrap(), None);
+        let second = board.claim(job.id, "B").unwrap();
+        assert_eq!(second.epoch, 2);
+        assert!(matches!(
+            board.renew(&first),
+            Err(JobBoardError::NotOwner { .. })
+        ));
+    }
+
+    #[test]
+    fn wait_notices_a_clock_moved_forward() {
+        let (board, clock) = manual(10_000);
+        let job = board.post(NewJob::new("j")).unwrap();
+        board.claim(job.id, "A").unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                clock.advance(Duration::from_secs(11));
+            });
+            let start = Instant::now();
+            assert!(board.wait(Duration::from_secs(5)).unwrap());
+            assert!(start.elapsed() < Duration::from_secs(1));
+        });
+    }
+
+    #[test]
+    fn purge_by_age_uses_completion_time() {
+        let clock = crate::ManualClock::new(0);
+        let board = MemoryBoard::new(BoardOptions {
+            lease: Duration::from_secs(60),
+            retention: Retention::For(Duration::from_secs(3600)),
+            clock: clock.clock(),
+        });
+        // Posted long ago, completed just now: kept.
+        let job = board.post(NewJob::new("j")).unwrap();
+        clock.advance(Duration::from_secs(7200));
+        let claim = board.claim(job.id, "A").unwrap();
+        board.consume(&claim).unwrap();
+        assert!(board.purge().unwrap().is_empty());
+        clock.advance(Duration::from_secs(3600));
+        assert!(board.purge().unwrap().is_empty(), "exactly the retention");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(board.purge().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn entities_are_kept_by_name() {
+        let board = MemoryBoard::new(BoardOptions::default());
+        let a = Entity {
+            name: "a".into(),
+            meta: serde_json::json!(1),
+        };
+        board.register_entity(&a).unwrap();
+        board
+            .register_entity(&Entity {
+                name: "b".into(),
+                meta: serde_json::Value::Null,
+            })
+            .unwrap();
+        board
+            .register_entity(&Entity {
+                meta: serde_json::json!(2),
+                ..a
+            })
+            .unwrap();
+        let got = board.entities();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].meta, serde_json::json!(2));
+    }
+}

@@ -1,0 +1,145 @@
+//! Posting a flow as a job in one call: its logbook and flow detail are
+//! written, then the job is posted pointing at them.
+
+use serde_json::{json, Map, Value};
+use taskflow_patterns::Flow;
+use taskflow_persistence::{Backend, FlowDetail, LogBook};
+
+use crate::{Job, JobBoard, JobBoardError, NewJob};
+
+/// Keys of a flow detail's `meta`, as the engine writes and reads them.
+mod meta {
+    pub(super) const FLOW: &str = "flow";
+    pub(super) const FACTORY: &str = "factory";
+    pub(super) const STORE: &str = "store";
+    pub(super) const LOGBOOK: &str = "logbook";
+}
+
+/// The flow a job runs: stored whole (every task serializable), or by the
+/// name and arguments of a flow factory every conductor registers.
+#[derive(Debug, Clone, Copy)]
+pub enum FlowSource<'a> {
+    /// A flow of `#[typetag::serde]` tasks, stored in its flow detail.
+    Flow(&'a Flow),
+    /// A flow built by the registered factory `name` from `args`.
+    Factory {
+        /// The factory's name.
+        name: &'a str,
+        /// Its arguments.
+        args: &'a Value,
+    },
+}
+
+/// What to post: the flow, its initial store, and the job's name, priority
+/// and details.
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde_json::json;
+/// use taskflow_jobboard::{post_flow, BoardOptions, FlowSource, JobBoard, MemoryBoard, PostFlow};
+/// use taskflow_persistence::MemoryBackend;
+///
+/// let board = MemoryBoard::new(BoardOptions::default());
+/// let records = MemoryBackend::new();
+/// let args = json!({ "volume": "vol-1" });
+/// let job = post_flow(&board, &records, PostFlow::new("backup", FlowSource::Factory {
+///     name: "backup", args: &args,
+/// }))?;
+/// assert_eq!(board.get(job.id)?.name, "backup");
+/// # Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostFlow<'a> {
+    /// The job's name.
+    pub name: String,
+    /// The flow to run.
+    pub flow: FlowSource<'a>,
+    /// The flow's initial store (a JSON object, or null).
+    pub store: Value,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Free-form job details.
+    pub details: Value,
+}
+
+impl<'a> PostFlow<'a> {
+    /// A job named `name` running `flow` with an empty store, priority 0.
+    pub fn new(name: impl Into<String>, flow: FlowSource<'a>) -> Self {
+        PostFlow {
+            name: name.into(),
+            flow,
+            store: Value::Null,
+            priority: 0,
+            details: Value::Null,
+        }
+    }
+
+    /// Sets the initial store.
+    pub fn store(mut self, store: Value) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the details.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Writes a logbook and flow detail for the flow, then posts a job that
+/// points at them; returns the job (its id tracks it). A conductor rebuilds
+/// the flow from these records alone.
+pub fn post_flow(
+    board: &dyn JobBoard,
+    records: &dyn Backend,
+    post: PostFlow<'_>,
+) -> Result<Job, JobBoardError> {
+    let store = match post.store {
+        Value::Null => Map::new(),
+        Value::Object(map) => map,
+        other => {
+            return Err(JobBoardError::InvalidJob {
+                name: post.name,
+                reason: format!("the store must be a JSON object, got {other}"),
+            })
+        }
+    };
+    let (flow_name, definition) = match post.flow {
+        FlowSource::Flow(flow) => {
+            let stored = serde_json::to_value(flow).map_err(|e| JobBoardError::InvalidJob {
+                name: post.name.clone(),
+                reason: format!(
+                    "flow `{}` cannot be stored ({e}); post it through a flow factory instead",
+                    flow.name()
+                ),
+            })?;
+            (flow.name().to_owned(), (meta::FLOW, stored))
+        }
+        FlowSource::Factory { name, args } => (
+            name.to_owned(),
+            (meta::FACTORY, json!({ "name": name, "args": args })),
+        ),
+    };
+    let mut book = LogBook::new(post.name.clone());
+    let mut flow = FlowDetail::new(flow_name);
+    flow.meta.insert(definition.0.into(), definition.1);
+    flow.meta.insert(meta::STORE.into(), Value::Object(store));
+    flow.meta
+        .insert(meta::LOGBOOK.into(), Value::from(book.uuid.to_string()));
+    let flow_id = flow.uuid;
+    book.flow_details.push(flow);
+    records.save_logbook(&book)?;
+    let mut job = NewJob::new(post.name);
+    job.logbook = Some(book.uuid);
+    job.flow_detail = Some(flow_id);
+    job.priority = post.priority;
+    job.details = post.details;
+    board.post(job)
+}

@@ -1,0 +1,31 @@
+-- claim: takes a job that is unclaimed, or claimed with a lapsed lease
+-- (lease_expires_at <= now); raises its epoch by one, sets its owner and
+-- lease, and indexes the lease's expiry for wait. Two racing claimers: the
+-- first script to run wins, the second sees a running lease.
+--
+-- KEYS: 1 job hash, 2 leases zset
+-- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 lease (ms), 5 op token
+-- Returns {'ok', epoch, expires_at} | {'not_found'} | {'complete'} |
+--         {'claimed', owner}. A retry of this very call (same op token,
+-- after a lost reply) returns the claim it made.
+
+local now = now_ms(ARGV[1])
+local j = load_claim(KEYS[1])
+if not j then
+  return { 'not_found' }
+end
+if j.op == ARGV[5] then
+  return { 'ok', j.epoch, j.lease }
+end
+if j.state == 'COMPLETE' then
+  return { 'complete' }
+end
+if j.state == 'CLAIMED' and (tonumber(j.lease) or 0) > now then
+  return { 'claimed', j.owner or '' }
+end
+local epoch = (tonumber(j.epoch) or 0) + 1
+local expires = now + tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'CLAIMED', 'owner', ARGV[3], 'epoch', int(epoch),
+  'lease_expires_at', int(expires), 'op', ARGV[5])
+redis.call('ZADD', KEYS[2], int(expires), ARGV[2])
+return { 'ok', int(epoch), int(expires) }

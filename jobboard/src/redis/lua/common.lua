@@ -1,0 +1,39 @@
+-- Prepended to every script of the Redis board (see ../README.md).
+--
+-- Every script takes ARGV[1] = the time to use, in ms since the Unix epoch,
+-- or '' for the Redis server's own clock (the default: clients' clocks then
+-- play no part in leases). Numbers are written back as integers formatted
+-- with '%d', never through Lua's float formatting.
+
+local function now_ms(given)
+  if given ~= nil and given ~= '' then
+    return tonumber(given)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- The member of a job in the pending sorted set: its sequence, zero-padded
+-- so that members of equal score (priority) sort in posting order.
+local function member(sequence, id)
+  return string.format('%020d', tonumber(sequence)) .. ':' .. id
+end
+
+-- Reads what the ownership scripts check: state, owner, epoch, lease, op.
+-- Returns nil when the job does not exist.
+local function load_claim(job)
+  local j = redis.call('HMGET', job, 'state', 'owner', 'epoch', 'lease_expires_at', 'op')
+  if not j[1] then
+    return nil
+  end
+  return { state = j[1], owner = j[2], epoch = j[3], lease = j[4], op = j[5] }
+end
+
+-- Whether the claim (owner, epoch) presented is the job's current claim.
+local function is_current(j, owner, epoch)
+  return j.state == 'CLAIMED' and j.owner == owner and j.epoch == epoch
+end

@@ -1,0 +1,641 @@
+//! The Redis board: the distributed board, for conductors on many hosts.
+//!
+//! Every state change is one Lua script run atomically by the server
+//! (`lua/*.lua`), so two claimers racing for a job from any number of
+//! hosts get one winner. Lease times come from the Redis server's clock
+//! (`TIME` inside the scripts), so the clients' clocks do not matter. Each
+//! claim raises the job's epoch, the fencing token that lets the board (and
+//! persistence) refuse an owner whose lease lapsed and whose job was taken
+//! over. `wait` blocks on a stream that post and abandon append to, and
+//! wakes by itself when the next lease lapses. The key layout, what each
+//! script makes atomic, and what survives a restart are in `README.md`
+//! beside this file.
+
+mod codec;
+mod pool;
+mod script;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, RedisResult, Value};
+use uuid::Uuid;
+
+use self::codec::{corrupt, items, text, text_at, u64_at};
+use self::pool::{Pool, BOARD, IO_TIMEOUT};
+use self::script::{Keys, Scripts};
+use crate::{
+    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, NewJob, Outcome, Retention,
+};
+
+/// How many events the events stream keeps (approximately): waiters only
+/// need the newest id, so a short stream is enough.
+const EVENTS_KEPT: u64 = 1000;
+
+/// How many complete jobs one purge script removes; purge repeats it until
+/// a batch comes back short.
+const PURGE_BATCH: usize = 500;
+
+/// How many jobs one `list` script reads: a long board is read in pages
+/// so that the server is never held for long.
+const LIST_PAGE: usize = 256;
+
+/// How often `wait` looks again when the board's clock is not the server's
+/// (a custom [`Clock`](crate::Clock) in tests), since the server cannot
+/// know when such a clock passes a lease's expiry.
+const CUSTOM_CLOCK_POLL: Duration = Duration::from_millis(50);
+
+/// The longest duration passed to a script (2^50 ms, about 35,000 years):
+/// Lua numbers are doubles, exact only below 2^53, and `now + lease` must
+/// stay exact.
+const MAX_SCRIPT_MS: u64 = 1 << 50;
+
+/// `d` in whole milliseconds, capped at [`MAX_SCRIPT_MS`].
+fn script_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).map_or(MAX_SCRIPT_MS, |ms| ms.min(MAX_SCRIPT_MS))
+}
+
+/// A [`JobBoard`] kept in Redis (or any server speaking its protocol, such
+/// as Valkey), for conductors on many hosts. Feature `redis`.
+///
+/// Every change is one atomic Lua script, so of any number of claimers on
+/// any hosts one wins. Lease times are the Redis server's clock (`TIME` in
+/// the scripts), so the clients' clocks do not matter, unless
+/// [`BoardOptions::clock`] is a custom clock (tests): that clock's time is
+/// then passed to every script instead. All keys start with the prefix
+/// given to [`connect`](Self::connect), so several boards (and tests)
+/// share one server. Connections are pooled; after the server restarts the
+/// next call reconnects, and calls cut off by a failing connection are
+/// retried safely (each carries a token that makes it idempotent). The
+/// design (key layout, scripts, leases, `wait`, restarts) is in
+/// `src/redis/README.md`.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use taskflow_jobboard::{BoardOptions, JobBoard, NewJob, RedisBoard};
+///
+/// let board = RedisBoard::connect("redis://127.0.0.1:6379", "taskflow", BoardOptions::default())?;
+/// let job = board.post(NewJob::new("provision"))?;
+/// if board.wait(Duration::from_secs(5))? {
+///     let claim = board.claim(job.id, "conductor-1")?;
+///     board.consume(&claim)?;
+/// }
+/// # Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// ```
+pub struct RedisBoard {
+    pool: Pool,
+    keys: Keys,
+    scripts: Scripts,
+    options: BoardOptions,
+    url: String,
+}
+
+impl fmt::Debug for RedisBoard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBoard")
+            .field("url", &self.url)
+            .field("key_prefix", &self.keys.prefix())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBoard {
+    /// Connects to the Redis server at `url`
+    /// (`redis://[user:password@]host[:port][/db]`, or
+    /// `redis+unix:///path/to/socket`; TLS is not compiled in), keeping
+    /// every key of the board under `key_prefix` (`<key_prefix>:...`).
+    ///
+    /// Fails if the server cannot be reached. Connections are pooled and
+    /// reopened as needed: after the server restarts, the next call
+    /// reconnects.
+    pub fn connect(
+        url: &str,
+        key_prefix: &str,
+        options: BoardOptions,
+    ) -> Result<Self, JobBoardError> {
+        let pool = Pool::new(url)?;
+        let url = pool::redact(url);
+        pool.run(&format!("connecting to {url}"), |c| {
+            redis::cmd("PING").query::<String>(c)
+        })?;
+        Ok(RedisBoard {
+            pool,
+            keys: Keys::new(key_prefix),
+            scripts: Scripts::new(),
+            options,
+            url,
+        })
+    }
+
+    /// The prefix of every key of this board.
+    pub fn key_prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// The options the board was connected with.
+    pub fn options(&self) -> &BoardOptions {
+        &self.options
+    }
+
+    /// The entities registered on the board (with
+    /// [`register_entity`](JobBoard::register_entity)), by name.
+    pub fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        let key = self.keys.entities();
+        let all: Vec<(String, String)> = self.pool.run("reading entities", |c| {
+            redis::cmd("HGETALL").arg(&key).query(c)
+        })?;
+        let mut entities = all
+            .into_iter()
+            .map(|(name, json)| {
+                serde_json::from_str::<Entity>(&json).map_err(|e| {
+                    corrupt(
+                        format!("{key} field `{name}`"),
+                        format!("not an entity: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        entities.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entities)
+    }
+
+    /// Deletes every key of the board (every job, claim, entity and
+    /// counter under its prefix); returns how many keys it deleted. For
+    /// tests and for tearing a board down: claims held elsewhere are lost.
+    pub fn destroy(&self) -> Result<u64, JobBoardError> {
+        let pattern = self.keys.pattern();
+        let mut deleted = 0;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) =
+                self.pool.run("listing keys to destroy", |c| {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(c)
+                })?;
+            if !keys.is_empty() {
+                deleted += self.pool.run("destroying keys", |c| {
+                    redis::cmd("DEL").arg(&keys).query::<u64>(c)
+                })?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    /// The time argument of the scripts: empty for the server's clock, or
+    /// the custom clock's time.
+    fn now_arg(&self) -> String {
+        if self.options.clock.is_system() {
+            String::new()
+        } else {
+            self.options.clock.now_millis().to_string()
+        }
+    }
+
+    fn lease_ms(&self) -> u64 {
+        script_ms(self.options.lease)
+    }
+
+    /// Decodes a `{now, HGETALL}` reply: the job (`None` if missing) and
+    /// the time it was read at.
+    fn job_reply(&self, reply: Value, key: &str) -> Result<(Option<Job>, u64), JobBoardError> {
+        let mut items = items(reply, key)?;
+        let now = u64_at(&items, 0, key)?;
+        if items.len() != 2 {
+            return Err(corrupt(key, "reply is not {now, fields}"));
+        }
+        let fields = codec::fields(items.remove(1), key)?;
+        if fields.is_empty() {
+            return Ok((None, now));
+        }
+        Ok((Some(codec::job(&fields, now, key)?), now))
+    }
+
+    /// Job `id` and the time it was read at.
+    fn read(&self, id: Uuid) -> Result<(Job, u64), JobBoardError> {
+        let key = self.keys.job(id);
+        let now = self.now_arg();
+        let reply: Value = self.pool.run("reading a job", |c| {
+            self.scripts.read.key(&key).arg(&now).invoke(c)
+        })?;
+        match self.job_reply(reply, &key)? {
+            (Some(job), at) => Ok((job, at)),
+            (None, _) => Err(JobBoardError::NotFound(id)),
+        }
+    }
+
+    /// Runs one of the scripts that check a claim (renew, consume, abandon,
+    /// trash) and maps its status word to the trait's errors.
+    fn release(
+        &self,
+        what: &str,
+        claim: &Claim,
+        run: impl FnMut(&mut Connection) -> RedisResult<Value>,
+    ) -> Result<Vec<Value>, JobBoardError> {
+        let key = self.keys.job(claim.job);
+        let reply = items(self.pool.run(what, run)?, &key)?;
+        match text_at(&reply, 0, &key)?.as_str() {
+            "ok" => Ok(reply),
+            "not_found" => Err(JobBoardError::NotFound(claim.job)),
+            "not_owner" => Err(JobBoardError::NotOwner {
+                job: claim.job,
+                owner: claim.owner.clone(),
+                epoch: claim.epoch,
+            }),
+            other => Err(corrupt(key, format!("{what}: unexpected reply `{other}`"))),
+        }
+    }
+
+    /// Marks the job of `claim` complete with `outcome`.
+    fn finish(
+        &self,
+        what: &str,
+        claim: &Claim,
+        outcome: &Outcome,
+        script: &redis::Script,
+    ) -> Result<(), JobBoardError> {
+        let outcome = serde_json::to_string(outcome).map_err(|e| {
+            JobBoardError::backend(BOARD, format!("{what}: encoding the outcome: {e}"), e)
+        })?;
+        let (job, pending, leases, complete) = (
+            self.keys.job(claim.job),
+            self.keys.pending(),
+            self.keys.leases(),
+            self.keys.complete(),
+        );
+        let (now, id, epoch, op) = (
+            self.now_arg(),
+            claim.job.to_string(),
+            claim.epoch.to_string(),
+            Uuid::new_v4().to_string(),
+        );
+        self.release(what, claim, |c| {
+            script
+                .key(&job)
+                .key(&pending)
+                .key(&leases)
+                .key(&complete)
+                .arg(&now)
+                .arg(&id)
+                .arg(&claim.owner)
+                .arg(&epoch)
+                .arg(&op)
+                .arg(&outcome)
+                .invoke(c)
+        })
+        .map(drop)
+    }
+
+    /// What `wait` needs: whether a job is claimable now, when the next
+    /// running lease lapses, the time, and the newest event's id.
+    fn probe(&self) -> Result<(bool, Option<u64>, u64, String), JobBoardError> {
+        let (pending, leases, events) =
+            (self.keys.pending(), self.keys.leases(), self.keys.events());
+        let now = self.now_arg();
+        let what = "waiting";
+        let reply = items(
+            self.pool.run(what, |c| {
+                self.scripts
+                    .probe
+                    .key(&pending)
+                    .key(&leases)
+                    .key(&events)
+                    .arg(&now)
+                    .invoke(c)
+            })?,
+            &pending,
+        )?;
+        let claimable = text_at(&reply, 0, &pending)? == "1";
+        let next = text_at(&reply, 1, &pending)?;
+        let next = if next.is_empty() {
+            None
+        } else {
+            Some(codec::parse_u64(&next).ok_or_else(|| {
+                corrupt(&leases, format!("lease expiry `{next}` is not a number"))
+            })?)
+        };
+        let now = u64_at(&reply, 2, &pending)?;
+        let last = text_at(&reply, 3, &pending)?;
+        Ok((claimable, next, now, last))
+    }
+
+    /// Blocks until an event after `last` is appended to the events stream,
+    /// or until `until`.
+    fn block_on_events(&self, last: &str, until: Instant) -> Result<(), JobBoardError> {
+        let events = self.keys.events();
+        self.pool.run("waiting for events", |c| {
+            let left = until.saturating_duration_since(Instant::now());
+            // BLOCK 0 would block forever: at least 1 ms.
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            c.set_read_timeout(Some(left + IO_TIMEOUT))?;
+            let result = redis::cmd("XREAD")
+                .arg("BLOCK")
+                .arg(ms)
+                .arg("COUNT")
+                .arg(1)
+                .arg("STREAMS")
+                .arg(&events)
+                .arg(last)
+                .query::<Value>(c);
+            c.set_read_timeout(Some(IO_TIMEOUT))?;
+            result.map(drop)
+        })
+    }
+}
+
+impl JobBoard for RedisBoard {
+    fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
+        let id = Uuid::new_v4();
+        let details = serde_json::to_string(&job.details).map_err(|e| {
+            JobBoardError::backend(BOARD, format!("posting: encoding the details: {e}"), e)
+        })?;
+        let key = self.keys.job(id);
+        let (seq, pending, events) = (self.keys.seq(), self.keys.pending(), self.keys.events());
+        let now = self.now_arg();
+        let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+        let (logbook, flow_detail) = (opt(job.logbook), opt(job.flow_detail));
+        let reply: Value = self.pool.run("posting", |c| {
+            self.scripts
+                .post
+                .key(&key)
+                .key(&seq)
+                .key(&pending)
+                .key(&events)
+                .arg(&now)
+                .arg(id.to_string())
+                .arg(&job.name)
+                .arg(&details)
+                .arg(&logbook)
+                .arg(&flow_detail)
+                .arg(job.priority)
+                .arg(-i64::from(job.priority))
+                .arg(EVENTS_KEPT)
+                .invoke(c)
+        })?;
+        self.job_reply(reply, &key)?
+            .0
+            .ok_or_else(|| corrupt(&key, "posted job is missing"))
+    }
+
+    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+        self.read(id).map(|(job, _)| job)
+    }
+
+    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+        let (key, leases) = (self.keys.job(id), self.keys.leases());
+        let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
+        let lease = self.lease_ms();
+        let reply = items(
+            self.pool.run("claiming", |c| {
+                self.scripts
+                    .claim
+                    .key(&key)
+                    .key(&leases)
+                    .arg(&now)
+                    .arg(id.to_string())
+                    .arg(owner)
+                    .arg(lease)
+                    .arg(&op)
+                    .invoke(c)
+            })?,
+            &key,
+        )?;
+        match text_at(&reply, 0, &key)?.as_str() {
+            "ok" => Ok(Claim {
+                job: id,
+                owner: owner.to_owned(),
+                epoch: u64_at(&reply, 1, &key)?,
+                expires_at: u64_at(&reply, 2, &key)?,
+            }),
+            "not_found" => Err(JobBoardError::NotFound(id)),
+            "complete" => Err(JobBoardError::Complete(id)),
+            "claimed" => Err(JobBoardError::AlreadyClaimed {
+                job: id,
+                owner: text_at(&reply, 1, &key)?,
+            }),
+            other => Err(corrupt(
+                key,
+                format!("claiming: unexpected reply `{other}`"),
+            )),
+        }
+    }
+
+    fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
+        let (key, leases) = (self.keys.job(claim.job), self.keys.leases());
+        let (now, id, epoch, op) = (
+            self.now_arg(),
+            claim.job.to_string(),
+            claim.epoch.to_string(),
+            Uuid::new_v4().to_string(),
+        );
+        let lease = self.lease_ms();
+        let reply = self.release("renewing", claim, |c| {
+            self.scripts
+                .renew
+                .key(&key)
+                .key(&leases)
+                .arg(&now)
+                .arg(&id)
+                .arg(&claim.owner)
+                .arg(&epoch)
+                .arg(lease)
+                .arg(&op)
+                .invoke(c)
+        })?;
+        Ok(Claim {
+            expires_at: u64_at(&reply, 1, &key)?,
+            ..claim.clone()
+        })
+    }
+
+    fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.finish(
+            "consuming",
+            claim,
+            &Outcome::Consumed,
+            &self.scripts.consume,
+        )
+    }
+
+    fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        let (key, leases, events) = (
+            self.keys.job(claim.job),
+            self.keys.leases(),
+            self.keys.events(),
+        );
+        let (now, id, epoch, op) = (
+            self.now_arg(),
+            claim.job.to_string(),
+            claim.epoch.to_string(),
+            Uuid::new_v4().to_string(),
+        );
+        self.release("abandoning", claim, |c| {
+            self.scripts
+                .abandon
+                .key(&key)
+                .key(&leases)
+                .key(&events)
+                .arg(&now)
+                .arg(&id)
+                .arg(&claim.owner)
+                .arg(&epoch)
+                .arg(&op)
+                .arg(EVENTS_KEPT)
+                .invoke(c)
+        })
+        .map(drop)
+    }
+
+    fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
+        let outcome = Outcome::Trashed {
+            reason: reason.to_owned(),
+        };
+        self.finish("trashing", claim, &outcome, &self.scripts.trash)
+    }
+
+    fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
+        let pending = self.keys.pending();
+        let members: Vec<String> = self.pool.run("listing jobs", |c| {
+            redis::cmd("ZRANGE").arg(&pending).arg(0).arg(-1).query(c)
+        })?;
+        let keys = members
+            .iter()
+            .map(
+                |m| match m.split_once(':').map(|(_, id)| Uuid::parse_str(id)) {
+                    Some(Ok(id)) => Ok(self.keys.job(id)),
+                    _ => Err(corrupt(
+                        &pending,
+                        format!("member `{m}` is not `<sequence>:<id>`"),
+                    )),
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = if only_unclaimed { "1" } else { "0" };
+        let mut jobs = Vec::with_capacity(keys.len());
+        for page in keys.chunks(LIST_PAGE) {
+            let now = self.now_arg();
+            let reply = items(
+                self.pool.run("listing jobs", |c| {
+                    let mut call = self.scripts.list.prepare_invoke();
+                    for key in page {
+                        call.key(key);
+                    }
+                    call.arg(&now).arg(filter).invoke(c)
+                })?,
+                &pending,
+            )?;
+            let now = u64_at(&reply, 0, &pending)?;
+            for fields in reply.into_iter().skip(1) {
+                jobs.push(codec::job(
+                    &codec::fields(fields, &pending)?,
+                    now,
+                    &pending,
+                )?);
+            }
+        }
+        Ok(jobs)
+    }
+
+    fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (claimable, next_lapse, now, last) = self.probe()?;
+            if claimable {
+                return Ok(true);
+            }
+            let start = Instant::now();
+            if start >= deadline {
+                return Ok(false);
+            }
+            let mut until = deadline;
+            if let Some(at) = next_lapse {
+                // Measured on the server's clock: a duration, so the two
+                // clocks need not agree.
+                until = until.min(start + Duration::from_millis(at.saturating_sub(now)));
+            }
+            if !self.options.clock.is_system() {
+                until = until.min(start + CUSTOM_CLOCK_POLL);
+            }
+            self.block_on_events(&last, until)?;
+        }
+    }
+
+    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+        let (job, now) = self.read(id)?;
+        Ok(codec::running_owner(&job, now))
+    }
+
+    fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
+        let json = serde_json::to_string(entity).map_err(|e| {
+            JobBoardError::backend(BOARD, format!("registering: encoding the entity: {e}"), e)
+        })?;
+        let key = self.keys.entities();
+        self.pool.run("registering an entity", |c| {
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg(&entity.name)
+                .arg(&json)
+                .query::<u64>(c)
+        })?;
+        Ok(())
+    }
+
+    fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
+        let (mode, limit) = match &self.options.retention {
+            Retention::Forever => return Ok(Vec::new()),
+            Retention::For(age) => ("for", script_ms(*age)),
+            Retention::Last(n) => ("last", u64::try_from(*n).unwrap_or(MAX_SCRIPT_MS)),
+        };
+        let (complete, prefix) = (self.keys.complete(), self.keys.job_prefix());
+        let mut purged = Vec::new();
+        loop {
+            let op = Uuid::new_v4().to_string();
+            let kept = self.keys.purged(&op);
+            let now = self.now_arg();
+            let reply = items(
+                self.pool.run("purging", |c| {
+                    self.scripts
+                        .purge
+                        .key(&complete)
+                        .key(&kept)
+                        .arg(&now)
+                        .arg(&prefix)
+                        .arg(mode)
+                        .arg(limit)
+                        .arg(PURGE_BATCH)
+                        .invoke(c)
+                })?,
+                &complete,
+            )?;
+            let batch = reply.len();
+            for item in reply {
+                let json =
+                    text(&item).ok_or_else(|| corrupt(&complete, "purged job is not text"))?;
+                let flat: Vec<String> = serde_json::from_str(&json).map_err(|e| {
+                    corrupt(&complete, format!("purged job is not a JSON list: {e}"))
+                })?;
+                let fields = codec::fields_of(flat.into_iter().map(Some), &complete)?;
+                // Complete jobs read the same at any time.
+                purged.push(codec::job(&fields, 0, &complete)?);
+            }
+            if batch < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
+    }
+
+    fn close(&self) -> Result<(), JobBoardError> {
+        self.pool.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,717 @@
+//! The SQLite board: the embedded default, one database file shared by
+//! every process on a host. See [`SqliteBoard`].
+//!
+//! # How claims stay atomic across processes
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction, which takes the
+//! file's write lock before reading anything, so the writers of all
+//! processes take turns and none decides on a stale snapshot. A claim is a
+//! single conditional statement in that transaction:
+//!
+//! ```sql
+//! UPDATE jobboard_jobs
+//!    SET state = 'CLAIMED', owner = ?owner, epoch = epoch + 1,
+//!        lease_expires_at = ?now + lease
+//!  WHERE id = ?id
+//!    AND (state = 'UNCLAIMED' OR (state = 'CLAIMED' AND lease_expires_at <= ?now))
+//! RETURNING epoch
+//! ```
+//!
+//! Of any number of racing claimers exactly one finds the condition true;
+//! the others find the row claimed with a running lease (zero rows
+//! updated), and read the job back in the same transaction to say why
+//! (`AlreadyClaimed` naming the owner, `Complete`, or `NotFound`). Before
+//! taking the write lock, a claim reads the job's committed state: if that
+//! already shows it complete or claimed with a running lease, the claim is
+//! refused without queueing for the lock (a refusal from a committed
+//! snapshot is as true as one from inside the transaction; only an
+//! acceptance needs the lock). In a race of four processes for the same
+//! jobs this doubles the claims per second. Renew,
+//! consume, abandon and trash are single `UPDATE`s conditioned on
+//! `state = 'CLAIMED' AND epoch = ? AND owner = ?` (the claim is current),
+//! so a claim superseded by another owner's can never write.
+//!
+//! # How `wait` learns of new jobs
+//!
+//! Another process's commit cannot wake a thread here, so `wait` polls:
+//! every [`SqliteBoard::POLL_INTERVAL`] it reads `PRAGMA data_version`
+//! (which changes when another connection commits) and a counter of this
+//! board's own writes, and queries the jobs only when one of them changed or
+//! when the earliest running lease it saw has lapsed. Posts and abandons
+//! through the same [`SqliteBoard`] also wake it at once through a
+//! condition variable. So a waiter learns of a claimable job within one
+//! poll interval, and an idle waiter costs one cheap pragma per interval.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use taskflow_persistence::Durability;
+use uuid::Uuid;
+
+use crate::lease::{self, millis};
+use crate::{
+    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, NewJob, Outcome, Retention,
+};
+
+mod codec;
+mod schema;
+
+use codec::{corrupt, decode, JOB_COLUMNS};
+
+const BOARD: &str = "sqlite";
+
+/// A board in a SQLite database file: the embedded default, shared by every
+/// process (and every [`SqliteBoard`]) on one host that opens the file.
+///
+/// # Storage
+///
+/// Table `jobboard_jobs` (one row per job; details and outcome as JSON
+/// text), table `jobboard_entities`, and `jobboard_meta`, which holds the
+/// schema version ([`SqliteBoard::SCHEMA_VERSION`]; a newer one is refused,
+/// an older one migrated on open). The names leave room for a
+/// `taskflow_persistence::SqliteBackend` in the same file.
+///
+/// # Sharing a file
+///
+/// The database runs in WAL mode (readers never block the writer); writes
+/// are `BEGIN IMMEDIATE` transactions that wait up to
+/// [`SqliteBoard::BUSY_TIMEOUT`] for other writers. Claims are atomic
+/// across processes (the module's documentation says how). Leases are
+/// compared against the [`BoardOptions::clock`], so every process sharing a
+/// file must use the system clock. The file must be on a local file
+/// system (WAL needs shared memory between processes). Within one
+/// [`SqliteBoard`] the connection sits behind a mutex: share one board
+/// between threads.
+///
+/// Claims follow the [lease rules](JobBoard#leases) of every board; `wait`
+/// polls (see the module's documentation). Complete jobs keep their
+/// completion time in a column, for [`purge`](JobBoard::purge).
+///
+/// ```
+/// use taskflow_jobboard::{BoardOptions, JobBoard, NewJob, SqliteBoard};
+/// # let dir = std::env::temp_dir().join(format!("tf-board-doc-{}", uuid::Uuid::new_v4()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let board = SqliteBoard::open(dir.join("jobs.db"), BoardOptions::default())?;
+/// let job = board.post(NewJob::new("nightly"))?;
+/// let claim = board.claim(job.id, "conductor-1")?;
+/// board.consume(&claim)?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// ```
+pub struct SqliteBoard {
+    conn: Mutex<Connection>,
+    options: BoardOptions,
+    location: String,
+    /// How many posts and abandons went through this board (whose commits
+    /// `data_version` does not show to this connection), notified on each.
+    local_writes: Mutex<u64>,
+    local_changed: Condvar,
+}
+
+impl fmt::Debug for SqliteBoard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteBoard")
+            .field("location", &self.location)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteBoard {
+    /// The schema version this build reads and writes.
+    pub const SCHEMA_VERSION: u32 = schema::VERSION;
+
+    /// How long a write waits for the writers of other processes (or other
+    /// boards) on the same file before failing.
+    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// How often [`wait`](JobBoard::wait) looks for changes made by other
+    /// connections to the file.
+    pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+    /// Opens (creating it if needed) the board in the database at `path`,
+    /// with [`Durability::Full`]: a post or claim that returned survives a
+    /// power loss.
+    pub fn open(path: impl AsRef<Path>, options: BoardOptions) -> Result<Self, JobBoardError> {
+        SqliteBoard::open_with(path, options, Durability::Full)
+    }
+
+    /// Opens (creating it if needed) the board in the database at `path`,
+    /// with the durability given (see [`Durability`]; with
+    /// [`Durability::Normal`] a power loss may forget the latest posts and
+    /// claims, never corrupting the file).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: BoardOptions,
+        durability: Durability,
+    ) -> Result<Self, JobBoardError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let conn =
+            Connection::open(path).map_err(|e| db_err(e, format_args!("opening {location}")))?;
+        conn.busy_timeout(SqliteBoard::BUSY_TIMEOUT)
+            .map_err(|e| db_err(e, "setting busy_timeout"))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| db_err(e, format_args!("switching {location} to WAL mode")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JobBoardError::Backend {
+                board: BOARD,
+                message: format!("{location}: cannot use WAL mode (journal_mode is {mode})"),
+                source: None,
+            });
+        }
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(|e| db_err(e, "setting synchronous"))?;
+        SqliteBoard::finish(conn, location, options)
+    }
+
+    /// A private in-memory board, for tests: gone when the value is, and
+    /// not shared with any other connection.
+    pub fn in_memory(options: BoardOptions) -> Result<Self, JobBoardError> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| db_err(e, "opening an in-memory database"))?;
+        SqliteBoard::finish(conn, ":memory:".to_owned(), options)
+    }
+
+    fn finish(
+        mut conn: Connection,
+        location: String,
+        options: BoardOptions,
+    ) -> Result<Self, JobBoardError> {
+        conn.set_prepared_statement_cache_capacity(32);
+        schema::prepare(&mut conn, &location)?;
+        Ok(SqliteBoard {
+            conn: Mutex::new(conn),
+            options,
+            location,
+            local_writes: Mutex::new(0),
+            local_changed: Condvar::new(),
+        })
+    }
+
+    /// Where the database is (its path, or `:memory:`).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &BoardOptions {
+        &self.options
+    }
+
+    /// The entities registered on the board (by every process), by name.
+    pub fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT name, meta FROM jobboard_entities ORDER BY name")
+            .map_err(|e| db_err(e, "preparing the entity list"))?;
+        let mut rows = stmt.query([]).map_err(|e| db_err(e, "listing entities"))?;
+        let mut entities = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| db_err(e, "listing entities"))? {
+            let name = match row.get_ref(0) {
+                Ok(ValueRef::Text(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => {
+                    return Err(JobBoardError::Corrupt {
+                        board: BOARD,
+                        id: "(entity with a bad name)".into(),
+                        reason: "name is not text".into(),
+                    })
+                }
+            };
+            let meta = match row.get_ref(1) {
+                Ok(ValueRef::Text(b)) => {
+                    serde_json::from_slice(b).map_err(|e| JobBoardError::Corrupt {
+                        board: BOARD,
+                        id: format!("entity {name}"),
+                        reason: format!("meta is not JSON: {e}"),
+                    })?
+                }
+                _ => {
+                    return Err(JobBoardError::Corrupt {
+                        board: BOARD,
+                        id: format!("entity {name}"),
+                        reason: "meta is not text".into(),
+                    })
+                }
+            };
+            entities.push(Entity { name, meta });
+        }
+        Ok(entities)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock is held cannot leave a write half-done: an
+        // open transaction is rolled back when it is dropped.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.options.clock.now_millis()
+    }
+
+    fn expiry(&self, now: u64) -> u64 {
+        now.saturating_add(millis(self.options.lease))
+    }
+
+    /// Counts a post or abandon and wakes this board's waiters.
+    fn wrote(&self) {
+        let mut n = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.wrapping_add(1);
+        drop(n);
+        self.local_changed.notify_all();
+    }
+
+    fn local_write_count(&self) -> u64 {
+        *self.local_writes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `update` (an `UPDATE ... WHERE id = ?1 AND <claim is current>`
+    /// whose parameters 1 to 3 are the job, epoch and owner) with the extra
+    /// parameters given, in a `BEGIN IMMEDIATE` transaction; `NotFound` or
+    /// `NotOwner` when it changes no row.
+    fn update_current(
+        &self,
+        claim: &Claim,
+        what: &str,
+        update: &str,
+        extra: &[&dyn rusqlite::ToSql],
+    ) -> Result<(), JobBoardError> {
+        let mut conn = self.lock();
+        let tx = immediate(&mut conn, what, claim.job)?;
+        let mut buf = Uuid::encode_buffer();
+        let id = id_text(claim.job, &mut buf);
+        let epoch = sql_int(claim.epoch);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id, &epoch, &claim.owner];
+        values.extend_from_slice(extra);
+        let changed = tx
+            .prepare_cached(update)
+            .and_then(|mut s| s.execute(values.as_slice()))
+            .map_err(|e| db_err(e, format_args!("{what} job {}", claim.job)))?;
+        if changed == 0 {
+            return Err(if job_exists(&tx, id)? {
+                lease::not_owner(claim)
+            } else {
+                JobBoardError::NotFound(claim.job)
+            });
+        }
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing: {what} job {}", claim.job)))
+    }
+
+    fn complete(&self, claim: &Claim, outcome: &Outcome) -> Result<(), JobBoardError> {
+        let outcome = serde_json::to_string(outcome).map_err(|e| JobBoardError::Backend {
+            board: BOARD,
+            message: format!("encoding the outcome of job {}", claim.job),
+            source: Some(Box::new(e)),
+        })?;
+        let now = sql_int(self.now());
+        self.update_current(
+            claim,
+            "completing",
+            "UPDATE jobboard_jobs SET state = 'COMPLETE', lease_expires_at = NULL, \
+             outcome = ?4, completed_at = ?5 \
+             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
+            &[&outcome, &now],
+        )
+    }
+
+    /// Whether a job is claimable at `now`, and the earliest lease of a
+    /// claimed job that lapses after `now`.
+    fn claimable_now(&self, now: u64) -> Result<(bool, Option<u64>), JobBoardError> {
+        let conn = self.lock();
+        let now = sql_int(now);
+        conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM jobboard_jobs WHERE state = 'UNCLAIMED' \
+                 OR (state = 'CLAIMED' AND lease_expires_at <= ?1)), \
+             (SELECT min(lease_expires_at) FROM jobboard_jobs WHERE state = 'CLAIMED' \
+                 AND lease_expires_at > ?1)",
+        )
+        .and_then(|mut s| {
+            s.query_row([now], |row| {
+                Ok((row.get::<_, bool>(0)?, row.get::<_, Option<i64>>(1)?))
+            })
+        })
+        .map(|(any, next)| (any, next.and_then(|n| u64::try_from(n).ok())))
+        .map_err(|e| db_err(e, "looking for claimable jobs"))
+    }
+
+    fn data_version(&self) -> Result<i64, JobBoardError> {
+        self.lock()
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .map_err(|e| db_err(e, "reading data_version"))
+    }
+}
+
+impl JobBoard for SqliteBoard {
+    fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
+        let id = Uuid::new_v4();
+        let details = serde_json::to_string(&new.details).map_err(|e| JobBoardError::Backend {
+            board: BOARD,
+            message: format!("encoding the details of job {id} ({})", new.name),
+            source: Some(Box::new(e)),
+        })?;
+        let created_at = self.now();
+        let conn = self.lock();
+        let mut buf = Uuid::encode_buffer();
+        let sequence: i64 = conn
+            .prepare_cached(
+                "INSERT INTO jobboard_jobs (id, name, details, logbook, flow_detail, priority, \
+                 created_at, state, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'UNCLAIMED', 0) \
+                 RETURNING sequence",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        id_text(id, &mut buf),
+                        new.name,
+                        details,
+                        new.logbook.map(|u| u.hyphenated().to_string()),
+                        new.flow_detail.map(|u| u.hyphenated().to_string()),
+                        new.priority,
+                        sql_int(created_at),
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map_err(|e| db_err(e, format_args!("posting job {id} ({})", new.name)))?;
+        drop(conn);
+        self.wrote();
+        Ok(Job {
+            id,
+            name: new.name,
+            details: new.details,
+            logbook: new.logbook,
+            flow_detail: new.flow_detail,
+            priority: new.priority,
+            created_at,
+            sequence: u64::try_from(sequence).unwrap_or_default(),
+            state: JobState::Unclaimed,
+            owner: None,
+            epoch: 0,
+            lease_expires_at: None,
+            outcome: None,
+        })
+    }
+
+    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+        let conn = self.lock();
+        let mut buf = Uuid::encode_buffer();
+        let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
+        Ok(lease::view(job, self.now()))
+    }
+
+    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+        let mut conn = self.lock();
+        let mut buf = Uuid::encode_buffer();
+        let text = id_text(id, &mut buf);
+        if let Some(refusal) = quick_refusal(&conn, text, id, self.now())? {
+            return Err(refusal);
+        }
+        let tx = immediate(&mut conn, "claiming", id)?;
+        let now = self.now();
+        let expires_at = self.expiry(now);
+        let epoch: Option<i64> = tx
+            .prepare_cached(
+                "UPDATE jobboard_jobs SET state = 'CLAIMED', owner = ?2, epoch = epoch + 1, \
+                 lease_expires_at = ?4 \
+                 WHERE id = ?1 AND (state = 'UNCLAIMED' \
+                     OR (state = 'CLAIMED' AND lease_expires_at <= ?3)) \
+                 RETURNING epoch",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![text, owner, sql_int(now), sql_int(expires_at)],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
+        let Some(epoch) = epoch else {
+            // Not claimable: say why, from the same snapshot.
+            let job = read_job(&tx, text, id)?.ok_or(JobBoardError::NotFound(id))?;
+            return Err(lease::refusal(&job));
+        };
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing the claim of job {id}")))?;
+        Ok(Claim {
+            job: id,
+            owner: owner.to_owned(),
+            epoch: u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?,
+            expires_at,
+        })
+    }
+
+    fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
+        let expires_at = self.expiry(self.now());
+        self.update_current(
+            claim,
+            "renewing the claim on",
+            "UPDATE jobboard_jobs SET lease_expires_at = ?4 \
+             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
+            &[&sql_int(expires_at)],
+        )?;
+        Ok(Claim {
+            expires_at,
+            ..claim.clone()
+        })
+    }
+
+    fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.complete(claim, &Outcome::Consumed)
+    }
+
+    fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.update_current(
+            claim,
+            "abandoning",
+            "UPDATE jobboard_jobs SET state = 'UNCLAIMED', owner = NULL, \
+             lease_expires_at = NULL \
+             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
+            &[],
+        )?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
+        self.complete(
+            claim,
+            &Outcome::Trashed {
+                reason: reason.to_owned(),
+            },
+        )
+    }
+
+    fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
+        let now = self.now();
+        let conn = self.lock();
+        let now_param = sql_int(now);
+        let (sql, params): (String, &[&dyn rusqlite::ToSql]) = if only_unclaimed {
+            (
+                format!(
+                    "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE state = 'UNCLAIMED' \
+                     OR (state = 'CLAIMED' AND lease_expires_at <= ?1) \
+                     ORDER BY priority DESC, sequence"
+                ),
+                &[&now_param],
+            )
+        } else {
+            (
+                format!(
+                    "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE state != 'COMPLETE' \
+                     ORDER BY priority DESC, sequence"
+                ),
+                &[],
+            )
+        };
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(|e| db_err(e, "preparing the job list"))?;
+        let mut rows = stmt.query(params).map_err(|e| db_err(e, "listing jobs"))?;
+        let mut jobs = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| db_err(e, "listing jobs"))? {
+            jobs.push(lease::view(decode(row)?, now));
+        }
+        Ok(jobs)
+    }
+
+    fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
+        let deadline = Instant::now().checked_add(timeout);
+        // What the last full check saw; `None` forces one.
+        let mut seen: Option<(i64, u64)> = None;
+        let mut next_lapse: Option<u64> = None;
+        loop {
+            let local = self.local_write_count();
+            let version = self.data_version()?;
+            let now = self.now();
+            let lapsed = next_lapse.is_some_and(|at| at <= now);
+            if seen != Some((version, local)) || lapsed {
+                let (any, next) = self.claimable_now(now)?;
+                if any {
+                    return Ok(true);
+                }
+                seen = Some((version, local));
+                next_lapse = next;
+            }
+            let remaining = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => SqliteBoard::POLL_INTERVAL,
+            };
+            if remaining.is_zero() {
+                return Ok(false);
+            }
+            let mut slice = remaining.min(SqliteBoard::POLL_INTERVAL);
+            if let Some(at) = next_lapse {
+                slice = slice.min(Duration::from_millis(at.saturating_sub(now)));
+            }
+            let count = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
+            if *count == local {
+                drop(
+                    self.local_changed
+                        .wait_timeout(count, slice)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+        }
+    }
+
+    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+        let now = self.now();
+        let conn = self.lock();
+        let mut buf = Uuid::encode_buffer();
+        let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
+        Ok(lease::running_owner(&job, now))
+    }
+
+    fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
+        let meta = serde_json::to_string(&entity.meta).map_err(|e| JobBoardError::Backend {
+            board: BOARD,
+            message: format!("encoding the metadata of entity {}", entity.name),
+            source: Some(Box::new(e)),
+        })?;
+        let now = sql_int(self.now());
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO jobboard_entities (name, meta, registered_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET meta = excluded.meta, \
+                 registered_at = excluded.registered_at",
+            )
+            .and_then(|mut s| s.execute(params![entity.name, meta, now]))
+            .map_err(|e| db_err(e, format_args!("registering entity {}", entity.name)))?;
+        Ok(())
+    }
+
+    fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
+        let now = self.now();
+        let returning = format!("RETURNING {JOB_COLUMNS}, completed_at");
+        let (sql, bound) = match &self.options.retention {
+            Retention::Forever => return Ok(Vec::new()),
+            Retention::For(keep) => (
+                // completed_at + keep < now
+                format!(
+                    "DELETE FROM jobboard_jobs WHERE state = 'COMPLETE' \
+                     AND completed_at < ?1 {returning}"
+                ),
+                sql_int(now).saturating_sub(sql_int(millis(*keep))),
+            ),
+            Retention::Last(n) => (
+                format!(
+                    "DELETE FROM jobboard_jobs WHERE sequence IN (SELECT sequence \
+                     FROM jobboard_jobs WHERE state = 'COMPLETE' \
+                     ORDER BY completed_at DESC, sequence DESC LIMIT -1 OFFSET ?1) {returning}"
+                ),
+                i64::try_from(*n).unwrap_or(i64::MAX),
+            ),
+        };
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(e, "starting the purge"))?;
+        let mut purged = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(&sql)
+                .map_err(|e| db_err(e, "preparing the purge"))?;
+            let mut rows = stmt.query([bound]).map_err(|e| db_err(e, "purging"))?;
+            while let Some(row) = rows.next().map_err(|e| db_err(e, "purging"))? {
+                let job = decode(row)?;
+                let at: Option<i64> = row.get(13).map_err(|e| db_err(e, "purging"))?;
+                purged.push((at, job));
+            }
+        }
+        // A corrupt row returned an error above: the transaction rolls back
+        // and nothing is removed.
+        tx.commit().map_err(|e| db_err(e, "committing the purge"))?;
+        purged.sort_by_key(|(at, job)| (*at, job.sequence));
+        Ok(purged.into_iter().map(|(_, job)| job).collect())
+    }
+}
+
+/// The canonical text of an id (lower-case, hyphenated), without allocating.
+fn id_text(id: Uuid, buf: &mut [u8; 45]) -> &str {
+    id.hyphenated().encode_lower(buf)
+}
+
+/// A backend error for a failed SQLite call.
+fn db_err(e: rusqlite::Error, what: impl fmt::Display) -> JobBoardError {
+    JobBoardError::backend(BOARD, what.to_string(), e)
+}
+
+/// A time, epoch or count as SQLite stores it (saturating: times in ms fit
+/// for the next 290 million years).
+fn sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn immediate<'c>(
+    conn: &'c mut Connection,
+    what: &str,
+    id: Uuid,
+) -> Result<Transaction<'c>, JobBoardError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| db_err(e, format_args!("locking the board for {what} job {id}")))
+}
+
+/// Why job `text` cannot be claimed at `now`, if its latest committed
+/// state already says so (read without taking the write lock, so losers of
+/// a race do not queue for it). `None` means "maybe claimable": only the
+/// conditional `UPDATE` decides.
+fn quick_refusal(
+    conn: &Connection,
+    text: &str,
+    id: Uuid,
+    now: u64,
+) -> Result<Option<JobBoardError>, JobBoardError> {
+    let row: Option<(String, Option<String>, Option<i64>)> = conn
+        .prepare_cached("SELECT state, owner, lease_expires_at FROM jobboard_jobs WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([text], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()
+        })
+        .map_err(|e| db_err(e, format_args!("looking up job {id}")))?;
+    Ok(match row {
+        None => Some(JobBoardError::NotFound(id)),
+        Some((state, _, _)) if state == "COMPLETE" => Some(JobBoardError::Complete(id)),
+        Some((state, Some(owner), Some(at))) if state == "CLAIMED" && at > sql_int(now) => {
+            Some(JobBoardError::AlreadyClaimed { job: id, owner })
+        }
+        Some(_) => None,
+    })
+}
+
+fn job_exists(conn: &Connection, id: &str) -> Result<bool, JobBoardError> {
+    conn.prepare_cached("SELECT 1 FROM jobboard_jobs WHERE id = ?1")
+        .and_then(|mut s| s.exists([id]))
+        .map_err(|e| db_err(e, format_args!("looking up job {id}")))
+}
+
+/// The job with id `text` (`id` as text), as stored.
+fn read_job(conn: &Connection, text: &str, id: Uuid) -> Result<Option<Job>, JobBoardError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE id = ?1"
+        ))
+        .map_err(|e| db_err(e, "preparing the job lookup"))?;
+    let mut rows = stmt
+        .query([text])
+        .map_err(|e| db_err(e, format_args!("reading job {id}")))?;
+    match rows
+        .next()
+        .map_err(|e| db_err(e, format_args!("reading job {id}")))?
+    {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,282 @@
+//! Processes sharing one SQLite board file.
+//!
+//! - Four child processes race to claim the same 1,000 jobs; each writes
+//!   the ids it won to its own file, and the parent checks that every job
+//!   was won exactly once (and prints the claims per second it saw).
+//! - A child claims a job and is killed with SIGKILL; its lease lapses,
+//!   the parent claims the job with the next epoch, and the dead child's
+//!   claim is refused.
+//!
+//! The children are this test binary run again on the ignored test
+//! `child_process`, told what to do through environment variables.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use taskflow_jobboard::{BoardOptions, Claim, JobBoard, JobBoardError, NewJob, SqliteBoard};
+use taskflow_persistence::Durability;
+use uuid::Uuid;
+
+const JOBS: usize = 1000;
+const CHILDREN: usize = 4;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set in the child"))
+}
+
+/// Opens the board at `db`, with `Durability::Normal` when
+/// `BOARD_DURABILITY=normal` (to compare claim rates; the default is full).
+fn open(db: &Path, lease: Duration) -> SqliteBoard {
+    let durability = match std::env::var("BOARD_DURABILITY").as_deref() {
+        Ok("normal") => Durability::Normal,
+        _ => Durability::Full,
+    };
+    SqliteBoard::open_with(db, options(lease), durability).expect("board opens")
+}
+
+fn options(lease: Duration) -> BoardOptions {
+    BoardOptions {
+        lease,
+        ..BoardOptions::default()
+    }
+}
+
+/// The children's entry point (ignored in normal runs).
+#[test]
+#[ignore = "entry point of the child processes of the SQLite board tests"]
+fn child_process() {
+    let mode = env("BOARD_CHILD");
+    let db = PathBuf::from(env("BOARD_DB"));
+    let out = PathBuf::from(env("BOARD_OUT"));
+    let owner = env("BOARD_OWNER");
+    match mode.as_str() {
+        "race" => {
+            let board = open(&db, Duration::from_secs(600));
+            let mut ids: Vec<Uuid> = board
+                .iterjobs(false)
+                .expect("lists")
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            assert_eq!(ids.len(), JOBS);
+            if std::env::var("BOARD_REVERSE").is_ok() {
+                ids.reverse();
+            }
+            // Start together: wait for the parent's go file.
+            let go = PathBuf::from(env("BOARD_GO"));
+            std::fs::write(out.with_extension("ready"), "").expect("ready written");
+            while !go.exists() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let start = now_ms();
+            let mut won = Vec::new();
+            for id in &ids {
+                match board.claim(*id, &owner) {
+                    Ok(claim) => {
+                        assert_eq!(claim.epoch, 1);
+                        won.push(id.to_string());
+                    }
+                    Err(JobBoardError::AlreadyClaimed { .. }) => {}
+                    Err(e) => panic!("{owner} claiming {id}: {e}"),
+                }
+            }
+            let end = now_ms();
+            std::fs::write(&out, won.join("\n")).expect("wins written");
+            std::fs::write(
+                out.with_extension("time"),
+                format!("{start} {end} {}", ids.len()),
+            )
+            .expect("times written");
+        }
+        "claim_and_hang" => {
+            let board = open(&db, Duration::from_millis(400));
+            let job = board.iterjobs(true).expect("lists")[0].id;
+            let claim = board.claim(job, &owner).expect("claims");
+            std::fs::write(&out, serde_json::to_string(&claim).expect("encodes"))
+                .expect("claim written");
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+fn child(mode: &str, db: &Path, out: &Path, owner: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        "child_process",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("BOARD_CHILD", mode)
+    .env("BOARD_DB", db)
+    .env("BOARD_OUT", out)
+    .env("BOARD_OWNER", owner)
+    .stdout(Stdio::null());
+    cmd
+}
+
+fn wait_for(path: &Path, children: &mut [Child]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        for c in children.iter_mut() {
+            if let Some(status) = c.try_wait().expect("child status") {
+                panic!("a child ended early: {status}");
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn four_processes_race_for_1000_jobs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("jobs.db");
+    let board = open(&db, Duration::from_secs(600));
+    let posted: Vec<Uuid> = (0..JOBS)
+        .map(|i| board.post(NewJob::new(format!("j{i}"))).expect("posts").id)
+        .collect();
+    let go = dir.path().join("go");
+    let outs: Vec<PathBuf> = (0..CHILDREN)
+        .map(|c| dir.path().join(format!("child{c}.wins")))
+        .collect();
+    let mut children: Vec<Child> = outs
+        .iter()
+        .enumerate()
+        .map(|(c, out)| {
+            let mut cmd = child("race", &db, out, &format!("process-{c}"));
+            cmd.env("BOARD_GO", &go);
+            if c % 2 == 1 {
+                cmd.env("BOARD_REVERSE", "1");
+            }
+            cmd.spawn().expect("child starts")
+        })
+        .collect();
+    for out in &outs {
+        wait_for(&out.with_extension("ready"), &mut children);
+    }
+    std::fs::write(&go, "").expect("go written");
+    for mut c in children {
+        let status = c.wait().expect("child reaped");
+        assert!(status.success(), "a child failed: {status}");
+    }
+
+    let mut wins: HashMap<Uuid, Vec<usize>> = HashMap::new();
+    let (mut first, mut last) = (u64::MAX, 0);
+    for (c, out) in outs.iter().enumerate() {
+        let text = std::fs::read_to_string(out).expect("wins file");
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            wins.entry(line.parse().expect("a uuid"))
+                .or_default()
+                .push(c);
+        }
+        let times = std::fs::read_to_string(out.with_extension("time")).expect("times");
+        let t: Vec<u64> = times
+            .split(' ')
+            .map(|n| n.parse().expect("a number"))
+            .collect();
+        first = first.min(t[0]);
+        last = last.max(t[1]);
+    }
+    for id in &posted {
+        let winners = wins.get(id).map_or(&[][..], Vec::as_slice);
+        assert_eq!(
+            winners.len(),
+            1,
+            "job {id} was won by processes {winners:?}"
+        );
+    }
+    assert_eq!(wins.len(), JOBS, "wins of jobs that were never posted");
+    let per_child: Vec<usize> = (0..CHILDREN)
+        .map(|c| wins.values().filter(|w| w[0] == c).count())
+        .collect();
+    let secs = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
+    eprintln!(
+        "{CHILDREN} processes claimed {JOBS} jobs in {:.0} ms: {:.0} claims/s, \
+         {:.0} claim attempts/s (wins per process {per_child:?}; durability {})",
+        secs * 1000.0,
+        JOBS as f64 / secs,
+        (JOBS * CHILDREN) as f64 / secs,
+        std::env::var("BOARD_DURABILITY").unwrap_or_else(|_| "full".into()),
+    );
+    // The board agrees: every job is claimed, by the process that won it.
+    assert!(board.iterjobs(true).expect("lists").is_empty());
+    for (id, winners) in &wins {
+        assert_eq!(
+            board.find_owner(*id).expect("owner"),
+            Some(format!("process-{}", winners[0]))
+        );
+    }
+}
+
+#[test]
+fn a_killed_owners_lease_lapses_and_its_claim_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("jobs.db");
+    let board = open(&db, Duration::from_secs(600));
+    let job = board.post(NewJob::new("j")).expect("posts");
+    let out = dir.path().join("claim.json");
+    let mut hung = child("claim_and_hang", &db, &out, "doomed")
+        .spawn()
+        .expect("child starts");
+    wait_for(&out, std::slice::from_mut(&mut hung));
+    // Written in one call, but read until it parses to be safe.
+    let dead: Claim = loop {
+        if let Ok(claim) = serde_json::from_str(&std::fs::read_to_string(&out).expect("claim")) {
+            break claim;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    hung.kill().expect("SIGKILL sent");
+    hung.wait().expect("child reaped");
+    assert_eq!(dead.job, job.id);
+    assert_eq!(dead.epoch, 1);
+    let early = board.claim(job.id, "heir");
+    let answered = now_ms();
+    let heir = match early {
+        Err(JobBoardError::AlreadyClaimed { owner, .. }) => {
+            assert_eq!(owner, "doomed");
+            assert!(board.wait(Duration::from_secs(10)).expect("waits"));
+            assert!(now_ms() >= dead.expires_at);
+            board.claim(job.id, "heir").expect("claims after the lapse")
+        }
+        Ok(claim) => {
+            assert!(
+                answered >= dead.expires_at,
+                "claimed before the lease lapsed"
+            );
+            claim
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(heir.epoch, 2);
+    for err in [
+        board.renew(&dead).map(|_| ()).unwrap_err(),
+        board.consume(&dead).unwrap_err(),
+        board.abandon(&dead).unwrap_err(),
+        board.trash(&dead, "x").unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, JobBoardError::NotOwner { epoch: 1, ref owner, .. } if owner == "doomed"),
+            "{err}"
+        );
+    }
+    board.consume(&heir).expect("the heir consumes");
+}
