@@ -18,8 +18,9 @@ fn download(part: usize) -> taskflow::FnTask {
 }
 
 fn flow() -> Flow {
-    let downloads = Unordered::new("downloads")
-        .add_all((0..4).map(|i| atom(format!("download_{i}"), download(i)).provides(format!("part_{i}"))));
+    let downloads = Unordered::new("downloads").add_all(
+        (0..4).map(|i| atom(format!("download_{i}"), download(i)).provides(format!("part_{i}"))),
+    );
     let merge = atom(
         "merge",
         task_fn(|ctx| {
@@ -39,7 +40,13 @@ fn run(label: &str, builder: EngineBuilder) -> Result<(), EngineError> {
     let started = Instant::now();
     let state = engine.run()?;
     println!("{label}: {state} in {} ms", started.elapsed().as_millis());
-    for part in engine.storage().fetch("merged").and_then(Value::as_array).into_iter().flatten() {
+    for part in engine
+        .storage()
+        .fetch("merged")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         println!("  {}", part.as_str().unwrap_or_default());
     }
     Ok(())
@@ -47,6 +54,9 @@ fn run(label: &str, builder: EngineBuilder) -> Result<(), EngineError> {
 
 fn main() -> Result<(), EngineError> {
     run("serial engine", Engine::serial(flow()))?;
-    run("parallel engine, 4 workers", Engine::parallel(flow()).max_workers(4))?;
+    run(
+        "parallel engine, 4 workers",
+        Engine::parallel(flow()).max_workers(4),
+    )?;
     Ok(())
 }

@@ -48,6 +48,7 @@
 //! ```
 
 pub use taskflow_engine as engine;
+pub use taskflow_jobboard as jobboard;
 pub use taskflow_patterns as patterns;
 pub use taskflow_persistence as persistence;
 

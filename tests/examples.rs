@@ -11,6 +11,15 @@ fn example(name: &str) -> (bool, String) {
         .and_then(|deps| deps.parent())
         .expect("target dir")
         .join("examples");
+    if !dir.join(name).exists() {
+        // Run alone (`cargo test --test examples`), cargo did not build the
+        // examples: build this one, with the same cargo and target dir.
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name])
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "cannot build example {name}");
+    }
     let out = Command::new(dir.join(name))
         .output()
         .unwrap_or_else(|e| panic!("cannot run example {name} from {}: {e}", dir.display()));
@@ -90,5 +99,30 @@ fn parallel_runs_the_same_flow_on_both_engines() {
     assert!(out.contains("serial engine: SUCCESS"), "{out}");
     assert!(out.contains("parallel engine, 4 workers: SUCCESS"), "{out}");
     assert_eq!(out.matches("(fetched on main)").count(), 4, "{out}");
-    assert_eq!(out.matches("(fetched on taskflow-worker-").count(), 4, "{out}");
+    assert_eq!(
+        out.matches("(fetched on taskflow-worker-").count(),
+        4,
+        "{out}"
+    );
+}
+
+#[test]
+fn jobboard_takes_over_the_killed_conductors_job() {
+    let (ok, out) = example("jobboard");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("conductor A killed (signal: 9 (SIGKILL))"),
+        "{out}"
+    );
+    assert!(
+        out.contains("epoch: 2 }"),
+        "the job was claimed again at a higher epoch: {out}"
+    );
+    assert_eq!(
+        out.matches("backup-db step 0").count(),
+        1,
+        "finished steps did not run again: {out}"
+    );
+    assert_eq!(out.matches("Consumed").count(), 3, "{out}");
+    assert!(out.contains("all jobs done"), "{out}");
 }

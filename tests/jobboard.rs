@@ -1,0 +1,481 @@
+//! Jobboards and conductors end to end, on the embedded SQLite board and
+//! records: jobs posted are run and consumed; a job that can never run is
+//! trashed; a stopping conductor hands its job over; a conductor killed
+//! with SIGKILL mid-flow has its job taken over and resumed at the last
+//! checkpoint with no finished atom run twice; a paused owner whose lease
+//! lapsed is fenced out; retention removes finished jobs and their records.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use taskflow::jobboard::{
+    post_flow, BoardOptions, Conductor, ConductorEvent, FlowSource, JobBoard, JobState, Outcome,
+    PostFlow, Retention, SqliteBoard,
+};
+use taskflow::prelude::*;
+
+const STEPS: usize = 20;
+
+/// A step of the jobs' flows: logs `exec <i>` to its job's side log, may
+/// block (in the child conductor, to be killed there) or pause once (to
+/// lose its lease), and returns `x + 1`.
+#[derive(Serialize, Deserialize)]
+struct Step {
+    index: usize,
+    /// The job's side log.
+    log: Option<PathBuf>,
+    /// When set, step 3 sleeps 1.5 s the first time (the file marks it done).
+    pause_marker: Option<PathBuf>,
+}
+
+fn append(log: &Path, line: &str) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+#[typetag::serde]
+impl Task for Step {
+    fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
+        if let Some(log) = &self.log {
+            append(log, &format!("exec {}", self.index));
+        }
+        let point = format!("step:{}", self.index);
+        if std::env::var("JOBS_BLOCK").ok().as_deref() == Some(point.as_str()) {
+            if let Some(log) = &self.log {
+                append(log, &format!("blocked {point}"));
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        }
+        if let Some(marker) = self.pause_marker.as_ref().filter(|_| self.index == 3) {
+            if !marker.exists() {
+                std::fs::write(marker, b"paused")?;
+                std::thread::sleep(Duration::from_millis(1_500));
+            }
+        }
+        Ok(json!(ctx.input::<i64>("x")? + 1))
+    }
+}
+
+fn chain(log: Option<&Path>, pause_marker: Option<&Path>) -> Flow {
+    let mut flow = Linear::new("chain");
+    for i in 0..STEPS {
+        let step = Step {
+            index: i,
+            log: log.map(Path::to_owned),
+            pause_marker: pause_marker.map(Path::to_owned),
+        };
+        let mut a = atom(format!("s{i}"), step)
+            .requires(["x"])
+            .provides(format!("x{i}"));
+        if i > 0 {
+            a = a.rebind("x", format!("x{}", i - 1));
+        }
+        flow = flow.add(a);
+    }
+    flow.into()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    board: Arc<SqliteBoard>,
+    records: Arc<SqliteBackend>,
+}
+
+fn setup(options: BoardOptions) -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let board = Arc::new(SqliteBoard::open(dir.path().join("jobs.db"), options).expect("board"));
+    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
+    Setup {
+        dir,
+        board,
+        records,
+    }
+}
+
+fn post_chain(s: &Setup, name: &str) -> uuid::Uuid {
+    post_flow_of(s, name, &chain(None, None))
+}
+
+fn post_flow_of(s: &Setup, name: &str, flow: &Flow) -> uuid::Uuid {
+    post_flow(
+        &*s.board,
+        &*s.records,
+        PostFlow::new(name, FlowSource::Flow(flow)).store(json!({"x": 0})),
+    )
+    .expect("posted")
+    .id
+}
+
+/// Collects a conductor's events.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<ConductorEvent>>>);
+
+impl Events {
+    fn listener(&self) -> impl Fn(&ConductorEvent) + Send + Sync + 'static {
+        let events = self.0.clone();
+        move |e: &ConductorEvent| events.lock().expect("events").push(e.clone())
+    }
+
+    fn all(&self) -> Vec<ConductorEvent> {
+        self.0.lock().expect("events").clone()
+    }
+
+    fn wait_for(
+        &self,
+        what: &str,
+        deadline: Duration,
+        pred: impl Fn(&ConductorEvent) -> bool,
+    ) -> ConductorEvent {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(e) = self.all().into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            assert!(
+                Instant::now() < until,
+                "no {what} within {deadline:?}: {:?}",
+                self.all()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Stops a conductor when dropped, so a failing assertion cannot leave a
+/// conductor thread running (and the test hanging in its scope).
+struct StopOnDrop(taskflow::jobboard::StopHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+fn conductor(s: &Setup, name: &str, events: &Events) -> Conductor {
+    Conductor::builder(name, s.board.clone(), s.records.clone())
+        .listener(events.listener())
+        .wait_timeout(Duration::from_millis(50))
+        .build()
+}
+
+#[test]
+fn conductors_run_posted_jobs_and_consume_them() {
+    let s = setup(BoardOptions::default());
+    let ids: Vec<_> = (0..6).map(|i| post_chain(&s, &format!("job{i}"))).collect();
+    let events = Events::default();
+    let c = Conductor::builder("c1", s.board.clone(), s.records.clone())
+        .listener(events.listener())
+        .max_concurrent_jobs(3)
+        .wait_timeout(Duration::from_millis(50))
+        .build();
+    let stop = StopOnDrop(c.stop_handle());
+    std::thread::scope(|scope| {
+        scope.spawn(|| c.run());
+        let _stop = &stop;
+        for id in &ids {
+            events.wait_for("consume", Duration::from_secs(30), |e| {
+                matches!(e, ConductorEvent::Consumed { job, flow_state: FlowState::Success } if job == id)
+            });
+        }
+        stop.0.stop();
+    });
+    for id in ids {
+        let job = s.board.get(id).expect("job");
+        assert_eq!(
+            (job.state, job.outcome),
+            (JobState::Complete, Some(Outcome::Consumed))
+        );
+        let flow = s
+            .records
+            .get_flow_detail(job.flow_detail.expect("flow detail"))
+            .expect("records");
+        assert_eq!(flow.state, FlowState::Success);
+        assert_eq!(
+            flow.atom_detail(&format!("s{}", STEPS - 1))
+                .and_then(|d| d.result.clone())
+                .as_deref(),
+            Some(&json!(STEPS))
+        );
+    }
+}
+
+#[test]
+fn a_job_that_can_never_run_is_trashed_with_the_reason() {
+    let s = setup(BoardOptions::default());
+    let args = json!({});
+    let job = post_flow(
+        &*s.board,
+        &*s.records,
+        PostFlow::new(
+            "mystery",
+            FlowSource::Factory {
+                name: "nobody-registered-this",
+                args: &args,
+            },
+        ),
+    )
+    .expect("posted");
+    let events = Events::default();
+    assert!(conductor(&s, "c1", &events).run_once().expect("runs"));
+    let job = s.board.get(job.id).expect("job");
+    let Some(Outcome::Trashed { reason }) = job.outcome else {
+        panic!("trashed: {job:?}")
+    };
+    assert!(reason.contains("nobody-registered-this"), "{reason}");
+    assert!(matches!(
+        events.all().last(),
+        Some(ConductorEvent::Trashed { .. })
+    ));
+}
+
+#[test]
+fn a_stopping_conductor_hands_its_job_over() {
+    let s = setup(BoardOptions::default());
+    let log = s.dir.path().join("handover.log");
+    let id = post_flow_of(&s, "handover", &chain(Some(&log), None));
+    let events = Events::default();
+    let first = Conductor::builder("first", s.board.clone(), s.records.clone())
+        .listener(events.listener())
+        .wait_timeout(Duration::from_millis(20))
+        .configure_engine(|b| {
+            // Slow each step a little so the stop lands mid-flow.
+            b.listener(SlowDown)
+        })
+        .build();
+    let stop = StopOnDrop(first.stop_handle());
+    std::thread::scope(|scope| {
+        scope.spawn(|| first.run());
+        events.wait_for("claim", Duration::from_secs(10), |e| {
+            matches!(e, ConductorEvent::Claimed { .. })
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        stop.0.stop();
+    });
+    assert!(
+        matches!(events.all().last(), Some(ConductorEvent::Abandoned { job, .. }) if *job == id),
+        "{:?}",
+        events.all()
+    );
+    assert_eq!(s.board.get(id).expect("job").state, JobState::Unclaimed);
+    let second = Events::default();
+    assert!(conductor(&s, "second", &second).run_once().expect("runs"));
+    assert!(matches!(
+        second.all().last(),
+        Some(ConductorEvent::Consumed {
+            flow_state: FlowState::Success,
+            ..
+        })
+    ));
+    let log = std::fs::read_to_string(&log).expect("log");
+    for i in 0..STEPS {
+        let runs = log.lines().filter(|l| *l == format!("exec {i}")).count();
+        assert!((1..=2).contains(&runs), "step {i} ran {runs} times");
+    }
+    assert!(
+        log.lines().filter(|l| l.starts_with("exec")).count() <= STEPS + 1,
+        "at most the interrupted step ran twice"
+    );
+}
+
+/// Makes each atom take a few ms, so a run lasts long enough to interrupt.
+struct SlowDown;
+
+impl Listener for SlowDown {
+    fn on_atom(&self, e: &taskflow::AtomEvent) {
+        if e.to == taskflow::AtomState::Running {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn a_paused_owner_is_fenced_out_after_its_lease_lapses() {
+    let s = setup(BoardOptions {
+        lease: Duration::from_millis(300),
+        ..BoardOptions::default()
+    });
+    let marker = s.dir.path().join("paused-once");
+    let id = post_flow_of(&s, "paused", &chain(None, Some(&marker)));
+    let (slow_events, fast_events) = (Events::default(), Events::default());
+    // The slow owner never renews (as if paused), and its step 3 sleeps
+    // 1.5 s: its lease lapses meanwhile.
+    let slow = Conductor::builder("paused-owner", s.board.clone(), s.records.clone())
+        .listener(slow_events.listener())
+        .renew_every(Duration::from_secs(3600))
+        .build();
+    let fast = conductor(&s, "new-owner", &fast_events);
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(|| slow.run_once().expect("runs"));
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(
+            fast.run_once().expect("runs"),
+            "the lapsed job is claimable"
+        );
+        handle.join().expect("joins");
+    });
+    assert!(
+        matches!(
+            fast_events.all().as_slice(),
+            [
+                ConductorEvent::Claimed { epoch: 2, .. },
+                ConductorEvent::Consumed {
+                    flow_state: FlowState::Success,
+                    ..
+                }
+            ]
+        ),
+        "{:?}",
+        fast_events.all()
+    );
+    assert!(
+        matches!(
+            slow_events.all().last(),
+            Some(ConductorEvent::LeaseLost { epoch: 1, .. })
+        ),
+        "{:?}",
+        slow_events.all()
+    );
+    let flow = s
+        .records
+        .get_flow_detail(s.board.get(id).expect("job").flow_detail.expect("fd"))
+        .expect("records");
+    assert_eq!(
+        flow.state,
+        FlowState::Success,
+        "the stale owner did not overwrite the new owner's records"
+    );
+    assert_eq!(flow.owner_epoch, 2);
+}
+
+#[test]
+fn retention_removes_consumed_jobs_and_their_logbooks() {
+    let s = setup(BoardOptions {
+        retention: Retention::Last(1),
+        ..BoardOptions::default()
+    });
+    let first = post_chain(&s, "first");
+    let second = post_chain(&s, "second");
+    let events = Events::default();
+    let c = conductor(&s, "c", &events);
+    assert!(c.run_once().expect("runs") && c.run_once().expect("runs"));
+    let book = s.board.get(first).expect("job").logbook.expect("logbook");
+    c.purge();
+    assert!(matches!(
+        s.board.get(first),
+        Err(taskflow::jobboard::JobBoardError::NotFound(_))
+    ));
+    assert!(s
+        .records
+        .get_logbook(book)
+        .expect_err("removed")
+        .is_not_found());
+    assert_eq!(s.board.get(second).expect("kept").state, JobState::Complete);
+    assert!(
+        matches!(events.all().last(), Some(ConductorEvent::Purged { jobs }) if jobs == &vec![first])
+    );
+}
+
+/// The child's entry point: a conductor on the given files, until killed.
+#[test]
+#[ignore = "entry point of the conductor child process"]
+fn conductor_process() {
+    let dir = PathBuf::from(std::env::var("JOBS_DIR").expect("run by the takeover test"));
+    let board =
+        Arc::new(SqliteBoard::open(dir.join("jobs.db"), BoardOptions::default()).expect("board"));
+    let records = Arc::new(SqliteBackend::open(dir.join("flows.db")).expect("records"));
+    Conductor::builder("doomed", board, records)
+        .wait_timeout(Duration::from_millis(20))
+        .build()
+        .run();
+}
+
+fn read_log(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_killed_conductors_job_is_taken_over_at_its_last_checkpoint() {
+    let s = setup(BoardOptions::default());
+    let log = s.dir.path().join("takeover.log");
+    let id = post_flow_of(&s, "takeover", &chain(Some(&log), None));
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "conductor_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("JOBS_DIR", s.dir.path())
+        .env("JOBS_BLOCK", "step:12")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("child conductor starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read_log(&log).contains(&"blocked step:12".to_owned()) {
+        assert!(Instant::now() < deadline, "the child never reached step 12");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let killed_at = Instant::now();
+    assert_eq!(child.wait().expect("reaped").signal(), Some(9));
+    assert_eq!(
+        s.board.find_owner(id).expect("owner").as_deref(),
+        Some("doomed")
+    );
+
+    let events = Events::default();
+    let rescuer = conductor(&s, "rescuer", &events);
+    let stop = StopOnDrop(rescuer.stop_handle());
+    let takeover = std::thread::scope(|scope| {
+        scope.spawn(|| rescuer.run());
+        events.wait_for("claim", Duration::from_secs(10), |e| {
+            matches!(e, ConductorEvent::Claimed { .. })
+        });
+        let takeover = killed_at.elapsed();
+        events.wait_for("consume", Duration::from_secs(30), |e| {
+            matches!(e, ConductorEvent::Consumed { .. })
+        });
+        stop.0.stop();
+        takeover
+    });
+    eprintln!(
+        "takeover after SIGKILL: {} ms (lease {:?})",
+        takeover.as_millis(),
+        BoardOptions::default().lease
+    );
+    assert!(
+        takeover <= Duration::from_secs(2),
+        "taken over in {takeover:?}"
+    );
+    assert!(matches!(
+        events.all()[0],
+        ConductorEvent::Claimed { epoch: 2, .. }
+    ));
+    let lines = read_log(&log);
+    for i in 0..STEPS {
+        let runs = lines.iter().filter(|l| **l == format!("exec {i}")).count();
+        assert_eq!(
+            runs,
+            if i == 12 { 2 } else { 1 },
+            "step {i} ran {runs} times: {lines:?}"
+        );
+    }
+    let job = s.board.get(id).expect("job");
+    assert_eq!(
+        (job.state, job.outcome),
+        (JobState::Complete, Some(Outcome::Consumed))
+    );
+}
