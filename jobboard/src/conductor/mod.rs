@@ -70,6 +70,9 @@ pub struct Conductor {
     renew_every: Duration,
     purge_every: Duration,
     stop: StopHandle,
+    /// Claimable jobs from the last listing, tried in board order before the
+    /// board is listed again (a listing per claim would cost O(jobs) each).
+    candidates: Mutex<std::collections::VecDeque<Job>>,
 }
 
 /// Configures a [`Conductor`].
@@ -98,6 +101,7 @@ impl Conductor {
                 renew_every: Duration::from_millis(250),
                 purge_every: Duration::from_secs(60),
                 stop: StopHandle::default(),
+                candidates: Mutex::new(std::collections::VecDeque::new()),
             },
         }
     }
@@ -211,17 +215,32 @@ impl Conductor {
         std::thread::sleep(self.wait_timeout);
     }
 
-    /// The first claimable job this conductor wins, in board order.
+    /// The first claimable job this conductor wins, in board order. Jobs
+    /// come from the last listing of the board; it is listed again when
+    /// they are used up, so a job posted meanwhile (even of a higher
+    /// priority) waits at most for the jobs already listed.
     fn claim_next(&self) -> Result<Option<(Job, Claim)>, JobBoardError> {
-        for job in self.board.iterjobs(true)? {
-            match self.board.claim(job.id, &self.name) {
-                Ok(claim) => return Ok(Some((job, claim))),
-                Err(
-                    JobBoardError::AlreadyClaimed { .. }
-                    | JobBoardError::Complete(_)
-                    | JobBoardError::NotFound(_),
-                ) => continue,
-                Err(e) => return Err(e),
+        for listed_now in [false, true] {
+            if listed_now {
+                let fresh = self.board.iterjobs(true)?;
+                if fresh.is_empty() {
+                    return Ok(None);
+                }
+                *lock(&self.candidates) = fresh.into();
+            }
+            loop {
+                let Some(job) = lock(&self.candidates).pop_front() else {
+                    break;
+                };
+                match self.board.claim(job.id, &self.name) {
+                    Ok(claim) => return Ok(Some((job, claim))),
+                    Err(
+                        JobBoardError::AlreadyClaimed { .. }
+                        | JobBoardError::Complete(_)
+                        | JobBoardError::NotFound(_),
+                    ) => continue,
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(None)
