@@ -213,7 +213,6 @@ impl Engine {
 
     fn runtime(&mut self, keep_events: bool) -> Result<Runtime<'_>, EngineError> {
         self.storage.ensure_saved()?;
-        self.suspend.0.store(false, Ordering::Relaxed);
         Ok(Runtime::new(
             &self.compilation,
             &self.resolution,
@@ -226,7 +225,8 @@ impl Engine {
     }
 
     /// Asks the running flow to stop after the atoms in flight; `run`
-    /// then returns `SUSPENDED`. Call it from a listener, a task, or another
+    /// then returns `SUSPENDED`. Asked before a run, it suspends that run
+    /// as soon as it starts; the suspension uses the request up. Call it from a listener, a task, or another
     /// thread through [`suspend_handle`](Self::suspend_handle).
     pub fn suspend(&self) {
         self.suspend.suspend();
@@ -244,6 +244,11 @@ impl Engine {
 }
 
 fn finish(runtime: &Runtime<'_>, state: FlowState) -> Result<FlowState, EngineError> {
+    if state == FlowState::Suspended {
+        // The request is used up by the suspension it caused; one made
+        // before a run (even before it started) takes effect in that run.
+        runtime.cancel.store(false, Ordering::Relaxed);
+    }
     match state {
         FlowState::Reverted | FlowState::Failure => Err(EngineError::Failed {
             flow: runtime.storage.flow_name().to_owned(),
