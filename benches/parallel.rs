@@ -7,16 +7,23 @@
 //! * W3: a layered random DAG (width 10, 1-3 dependencies on the layer
 //!   before), beside a bare rayon DAG executor (in-degree counters, ready
 //!   successors spawned, no state, no records): the floor;
-//! * W5: 100 tasks that each sleep 10 ms, on the parallel engine with
-//!   `max_workers` 1, 2, 8 and 32.
+//! * W5: 100 tasks that each sleep 10 ms, on the serial and worker engines
+//!   and on the parallel engine with `max_workers` 1, 2, 8 and 32.
+//!
+//! The worker engine runs over the in-process transport with two workers
+//! of 2 threads each, and only up to N = 1,000.
 //!
 //! `cargo bench --bench parallel`
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use taskflow::engine::worker::{
+    InProcess, Worker, WorkerConfig, WorkerExecutor, WorkerHandle, WorkerOptions, CLOSURE_TASK_TYPE,
+};
 use taskflow::prelude::*;
 use taskflow::{EngineBuilder, MemoryBackend};
 
@@ -29,9 +36,39 @@ const WORKERS: usize = 2;
 /// How to configure a builder as one engine kind.
 type Configure = fn(EngineBuilder) -> EngineBuilder;
 
-/// The engines compared: a name and how to configure a builder.
+/// One in-process transport with two workers of `WORKERS` threads each,
+/// shared by every worker-engine run.
+fn worker_transport() -> &'static InProcess {
+    static SHARED: OnceLock<(InProcess, Vec<WorkerHandle>)> = OnceLock::new();
+    &SHARED
+        .get_or_init(|| {
+            let transport = InProcess::new();
+            let workers = ["bench-1", "bench-2"]
+                .into_iter()
+                .map(|name| {
+                    let config = WorkerConfig::new(name, [CLOSURE_TASK_TYPE]).concurrency(WORKERS);
+                    Worker::new(&transport, config)
+                        .and_then(Worker::spawn)
+                        .expect("worker starts")
+                })
+                .collect();
+            (transport, workers)
+        })
+        .0
+}
+
+/// The engines compared: a name and how to configure a builder. The worker
+/// engine runs over the in-process transport (requests, replies and
+/// routing as over a broker, without the network).
 fn engines() -> Vec<(&'static str, Configure)> {
-    vec![("serial", |b| b), ("parallel", |b| b.max_workers(WORKERS))]
+    vec![
+        ("serial", |b| b),
+        ("parallel", |b| b.max_workers(WORKERS)),
+        ("worker_in_process", |b| {
+            let options = WorkerOptions::with_timeout(Duration::from_secs(60));
+            b.executor(WorkerExecutor::new(worker_transport(), options).expect("executor"))
+        }),
+    ]
 }
 
 /// Times `run()` of `flow` on each engine; building is not timed.
@@ -41,6 +78,10 @@ fn run_on_engines(
     n: usize,
 ) {
     for (name, configure) in engines() {
+        // Tens of µs per atom: 10,000 atoms would take seconds per sample.
+        if name == "worker_in_process" && n > 1_000 {
+            continue;
+        }
         group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
             b.iter_batched(
                 || {
@@ -142,6 +183,25 @@ fn w5(c: &mut Criterion) {
     let flow: Flow = Unordered::new("w5")
         .add_all((0..100).map(|i| atom(format!("t{i}"), sleeper.clone())))
         .into();
+    for (name, configure) in engines()
+        .into_iter()
+        .filter(|(name, _)| *name != "parallel")
+    {
+        group.bench_function(BenchmarkId::new(name, 100), |b| {
+            b.iter_batched(
+                || {
+                    configure(Engine::builder(flow.clone()))
+                        .build()
+                        .expect("builds")
+                },
+                |mut engine| {
+                    engine.run().expect("runs");
+                    engine
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     for workers in [1, 2, 8, 32] {
         group.bench_with_input(
             BenchmarkId::new("parallel_max_workers", workers),
