@@ -85,19 +85,40 @@ fn chain(log: Option<&Path>, pause_marker: Option<&Path>) -> Flow {
 
 struct Setup {
     dir: tempfile::TempDir,
-    board: Arc<SqliteBoard>,
+    board: Arc<dyn JobBoard>,
     records: Arc<SqliteBackend>,
+    /// How a child process opens the same board (`sqlite` or `redis:PREFIX`).
+    board_spec: String,
 }
 
 fn setup(options: BoardOptions) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
-    let board = Arc::new(SqliteBoard::open(dir.path().join("jobs.db"), options).expect("board"));
+    let board = open_board(dir.path(), "sqlite", options);
     let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
     Setup {
         dir,
         board,
         records,
+        board_spec: "sqlite".into(),
     }
+}
+
+/// The board `spec` names: the SQLite file in `dir`, or the Redis board
+/// under a key prefix.
+fn open_board(dir: &Path, spec: &str, options: BoardOptions) -> Arc<dyn JobBoard> {
+    match spec.split_once(':') {
+        #[cfg(feature = "redis")]
+        Some(("redis", prefix)) => Arc::new(
+            taskflow::jobboard::RedisBoard::connect(&redis_url(), prefix, options)
+                .expect("redis board"),
+        ),
+        _ => Arc::new(SqliteBoard::open(dir.join("jobs.db"), options).expect("sqlite board")),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_url() -> String {
+    std::env::var("TASKFLOW_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn post_chain(s: &Setup, name: &str) -> uuid::Uuid {
@@ -388,8 +409,8 @@ fn retention_removes_consumed_jobs_and_their_logbooks() {
 #[ignore = "entry point of the conductor child process"]
 fn conductor_process() {
     let dir = PathBuf::from(std::env::var("JOBS_DIR").expect("run by the takeover test"));
-    let board =
-        Arc::new(SqliteBoard::open(dir.join("jobs.db"), BoardOptions::default()).expect("board"));
+    let spec = std::env::var("JOBS_BOARD").unwrap_or_else(|_| "sqlite".into());
+    let board = open_board(&dir, &spec, BoardOptions::default());
     let records = Arc::new(SqliteBackend::open(dir.join("flows.db")).expect("records"));
     Conductor::builder("doomed", board, records)
         .wait_timeout(Duration::from_millis(20))
@@ -407,7 +428,43 @@ fn read_log(path: &Path) -> Vec<String> {
 
 #[test]
 fn a_killed_conductors_job_is_taken_over_at_its_last_checkpoint() {
-    let s = setup(BoardOptions::default());
+    takeover(setup(BoardOptions::default()));
+}
+
+/// The same on the Redis board (skipped, saying so, when Redis is
+/// unreachable, unless `TASKFLOW_REQUIRE_SERVICES=1`).
+#[cfg(feature = "redis")]
+#[test]
+fn a_killed_conductors_job_is_taken_over_on_the_redis_board() {
+    let prefix = format!("taskflow-test-takeover-{}", uuid::Uuid::new_v4().simple());
+    let board = match taskflow::jobboard::RedisBoard::connect(
+        &redis_url(),
+        &prefix,
+        BoardOptions::default(),
+    ) {
+        Ok(board) => Arc::new(board),
+        Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
+            eprintln!("skipping: redis at {} unreachable: {e}", redis_url());
+            return;
+        }
+        Err(e) => panic!(
+            "redis at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
+            redis_url()
+        ),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
+    let setup = Setup {
+        dir,
+        board: board.clone(),
+        records,
+        board_spec: format!("redis:{prefix}"),
+    };
+    takeover(setup);
+    board.destroy().expect("test keys removed");
+}
+
+fn takeover(s: Setup) {
     let log = s.dir.path().join("takeover.log");
     let id = post_flow_of(&s, "takeover", &chain(Some(&log), None));
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
@@ -419,6 +476,7 @@ fn a_killed_conductors_job_is_taken_over_at_its_last_checkpoint() {
             "--test-threads=1",
         ])
         .env("JOBS_DIR", s.dir.path())
+        .env("JOBS_BOARD", &s.board_spec)
         .env("JOBS_BLOCK", "step:12")
         .stdout(Stdio::null())
         .spawn()
