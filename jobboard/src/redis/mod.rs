@@ -463,7 +463,7 @@ impl JobBoard for RedisBoard {
             "consuming",
             claim,
             &Outcome::Consumed,
-            &self.scripts.consume,
+            &self.scripts.complete,
         )
     }
 
@@ -500,7 +500,7 @@ impl JobBoard for RedisBoard {
         let outcome = Outcome::Trashed {
             reason: reason.to_owned(),
         };
-        self.finish("trashing", claim, &outcome, &self.scripts.trash)
+        self.finish("trashing", claim, &outcome, &self.scripts.complete)
     }
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {

@@ -234,7 +234,7 @@ fn a_retried_script_call_returns_what_the_first_did() {
     let consume = |op: &str, conn: &mut redis::Connection| -> Vec<String> {
         board
             .scripts
-            .consume
+            .complete
             .key(&key)
             .key(board.keys.pending())
             .key(board.keys.leases())

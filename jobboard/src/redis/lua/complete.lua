@@ -1,10 +1,12 @@
--- consume: the current claim's owner marks its job complete (its flow ran
--- to its end). The job leaves the pending and lease indexes and enters the
--- complete index (scored by completion time, for purge) in one step.
+-- complete (consume and trash): the current claim's owner marks its job
+-- complete, with the outcome: consumed (its flow ran to its end) or trashed
+-- (it can never run, with the reason). The job leaves the pending and lease
+-- indexes and enters the complete index (scored by completion time, for
+-- purge) in one step.
 --
 -- KEYS: 1 job hash, 2 pending zset, 3 leases zset, 4 complete zset
 -- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 epoch, 5 op token,
---       6 outcome (JSON)
+--       6 outcome (JSON: consumed, or trashed with the reason)
 -- Returns {'ok'} | {'not_found'} | {'not_owner'}.
 
 local now = now_ms(ARGV[1])
