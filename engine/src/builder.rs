@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use taskflow_patterns::{compile, Compilation, Flow, FlowRegistry};
 use taskflow_persistence::{
-    AtomDetail, Backend, FlowDetail, LogBook, MemoryBackend, PersistenceError, RecordKind,
+    AtomDetail, Backend, FlowDefinition, FlowDetail, LogBook, MemoryBackend, PersistenceError,
+    RecordKind,
 };
 use uuid::Uuid;
 
@@ -15,27 +16,6 @@ use crate::executor::{Executor, Parallel, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
 use crate::EngineError;
-
-/// Keys of the flow detail's `meta` written by the engine.
-pub(crate) mod meta {
-    /// The serialized flow definition.
-    pub(crate) const FLOW: &str = "flow";
-    /// `{ "name": ..., "args": ... }` of the flow factory that built the flow.
-    pub(crate) const FACTORY: &str = "factory";
-    /// The initial store.
-    pub(crate) const STORE: &str = "store";
-    /// The id of the logbook holding the flow detail.
-    pub(crate) const LOGBOOK: &str = "logbook";
-}
-
-/// How the flow is recorded, so another process can rebuild it.
-#[derive(Clone)]
-enum Definition {
-    /// Serialized, if every task is serializable.
-    Inline,
-    /// By the name and arguments of a registered factory.
-    Factory { name: String, args: Value },
-}
 
 /// Configures an [`Engine`]; [`build`](EngineBuilder::build) compiles the
 /// flow, validates it against the store and returns the engine or every
@@ -68,7 +48,9 @@ pub struct EngineBuilder {
     listeners: Vec<Arc<dyn Listener>>,
     suspend: SuspendHandle,
     logbook_name: Option<String>,
-    definition: Definition,
+    /// How the records name the flow; `None`: serialize it at build, if
+    /// every task can be.
+    definition: Option<FlowDefinition>,
     resume: Option<FlowDetail>,
     accept_changes: bool,
     /// When set and no executor was given: a parallel executor of this size.
@@ -87,7 +69,7 @@ impl EngineBuilder {
             listeners: Vec::new(),
             suspend: SuspendHandle::new(),
             logbook_name: None,
-            definition: Definition::Inline,
+            definition: None,
             resume: None,
             accept_changes: false,
             max_workers: None,
@@ -110,10 +92,10 @@ impl EngineBuilder {
                 reason: e.to_string(),
             })?;
         let mut builder = EngineBuilder::new(flow);
-        builder.definition = Definition::Factory {
+        builder.definition = Some(FlowDefinition::Factory {
             name: name.to_owned(),
             args,
-        };
+        });
         Ok(builder)
     }
 
@@ -130,42 +112,31 @@ impl EngineBuilder {
             flow_detail: id,
             reason,
         };
-        let (flow, definition) = if let Some(factory) = detail.meta.get(meta::FACTORY) {
-            let name = factory["name"]
-                .as_str()
-                .ok_or_else(|| definition_error("its factory record has no name".into()))?;
-            let args = factory.get("args").cloned().unwrap_or(Value::Null);
-            let registry = registry.ok_or_else(|| {
-                definition_error(format!(
-                    "it was built by the flow factory `{name}`; load it with a FlowRegistry \
-                     holding that factory (Engine::load_with)"
+        let flow = match detail.definition().map_err(definition_error)? {
+            Some(FlowDefinition::Factory { name, args }) => {
+                let registry = registry.ok_or_else(|| {
+                    definition_error(format!(
+                        "it was built by the flow factory `{name}`; load it with a FlowRegistry \
+                         holding that factory (Engine::load_with)"
+                    ))
+                })?;
+                registry
+                    .build(&name, &args)
+                    .map_err(|e| definition_error(e.to_string()))?
+            }
+            Some(FlowDefinition::Stored(stored)) => serde_json::from_value::<Flow>(stored)
+                .map_err(|e| definition_error(format!("the stored flow cannot be decoded: {e}")))?,
+            None => {
+                return Err(definition_error(
+                    "its records hold no flow definition (it has tasks made of closures): build \
+                     it through a flow factory, and load it with Engine::load_with"
+                        .into(),
                 ))
-            })?;
-            let flow = registry
-                .build(name, &args)
-                .map_err(|e| definition_error(e.to_string()))?;
-            (
-                flow,
-                Definition::Factory {
-                    name: name.to_owned(),
-                    args,
-                },
-            )
-        } else if let Some(stored) = detail.meta.get(meta::FLOW) {
-            let flow: Flow = serde_json::from_value(stored.clone())
-                .map_err(|e| definition_error(format!("the stored flow cannot be decoded: {e}")))?;
-            (flow, Definition::Inline)
-        } else {
-            return Err(definition_error(
-                "its records hold no flow definition (it has tasks made of closures): build \
-                 it through a flow factory, and load it with Engine::load_with"
-                    .into(),
-            ));
+            }
         };
         let mut builder = EngineBuilder::new(flow);
-        builder.store = detail.meta.get(meta::STORE).cloned().unwrap_or(Value::Null);
+        builder.store = detail.initial_store();
         builder.backend = Some(backend);
-        builder.definition = definition;
         builder.resume = Some(detail);
         Ok(builder)
     }
@@ -330,25 +301,14 @@ impl EngineBuilder {
             }
             None => {
                 let logbook = LogBook::new(self.logbook_name.unwrap_or_else(|| name.clone()));
-                let mut flow_detail = FlowDetail::new(name);
-                flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
-                let definition = match &self.definition {
-                    Definition::Factory { name, args } => {
-                        Some((meta::FACTORY, json!({ "name": name, "args": args })))
-                    }
-                    Definition::Inline => serde_json::to_value(&self.flow)
+                let definition = self.definition.or_else(|| {
+                    serde_json::to_value(&self.flow)
                         .ok()
-                        .map(|flow| (meta::FLOW, flow)),
-                };
-                if let Some((key, value)) = definition {
-                    flow_detail.meta.insert(key.into(), value);
-                }
-                flow_detail
-                    .meta
-                    .insert(meta::STORE.into(), Value::Object(store.clone()));
-                flow_detail
-                    .meta
-                    .insert(meta::LOGBOOK.into(), Value::from(logbook.uuid.to_string()));
+                        .map(FlowDefinition::Stored)
+                });
+                let mut flow_detail =
+                    FlowDetail::for_run(name, definition, store.clone(), logbook.uuid);
+                flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
                 let details = compilation.atoms().iter().map(new_detail).collect();
                 Storage::new(
                     backend,
@@ -480,12 +440,7 @@ fn resumed_storage(
         backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
     }
     let mut logbook = LogBook::new(flow_detail.name.clone());
-    if let Some(book) = flow_detail
-        .meta
-        .get(meta::LOGBOOK)
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-    {
+    if let Some(book) = flow_detail.logbook_id() {
         logbook.uuid = book;
     }
     Ok(Storage::new(

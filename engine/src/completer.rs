@@ -114,10 +114,10 @@ impl Runtime<'_> {
         let Some(flow) = comp.atom(r).controls else {
             return self.start_revert_all();
         };
-        // A round of a controller inside this scope is superseded by this one.
+        // A round of a controller inside this scope (this controller's own
+        // included: its flow holds it) is superseded by this one.
         self.rounds
-            .retain(|(inner, _)| *inner == r || !comp.flow_contains(flow, *inner));
-        self.rounds.retain(|(other, _)| *other != r);
+            .retain(|(other, _)| !comp.flow_contains(flow, *other));
         intend(self.storage.detail_mut(r), Intention::Retry);
         self.storage.write_state(r)?;
         let mut remaining = 0;

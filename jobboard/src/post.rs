@@ -1,19 +1,11 @@
 //! Posting a flow as a job in one call: its logbook and flow detail are
 //! written, then the job is posted pointing at them.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use taskflow_patterns::Flow;
-use taskflow_persistence::{Backend, FlowDetail, LogBook};
+use taskflow_persistence::{Backend, FlowDefinition, FlowDetail, LogBook};
 
 use crate::{Job, JobBoard, JobBoardError, NewJob};
-
-/// Keys of a flow detail's `meta`, as the engine writes and reads them.
-mod meta {
-    pub(super) const FLOW: &str = "flow";
-    pub(super) const FACTORY: &str = "factory";
-    pub(super) const STORE: &str = "store";
-    pub(super) const LOGBOOK: &str = "logbook";
-}
 
 /// The flow a job runs: stored whole (every task serializable), or by the
 /// name and arguments of a flow factory every conductor registers.
@@ -120,19 +112,18 @@ pub fn post_flow(
                     flow.name()
                 ),
             })?;
-            (flow.name().to_owned(), (meta::FLOW, stored))
+            (flow.name().to_owned(), FlowDefinition::Stored(stored))
         }
         FlowSource::Factory { name, args } => (
             name.to_owned(),
-            (meta::FACTORY, json!({ "name": name, "args": args })),
+            FlowDefinition::Factory {
+                name: name.to_owned(),
+                args: args.clone(),
+            },
         ),
     };
     let mut book = LogBook::new(post.name.clone());
-    let mut flow = FlowDetail::new(flow_name);
-    flow.meta.insert(definition.0.into(), definition.1);
-    flow.meta.insert(meta::STORE.into(), Value::Object(store));
-    flow.meta
-        .insert(meta::LOGBOOK.into(), Value::from(book.uuid.to_string()));
+    let flow = FlowDetail::for_run(flow_name, Some(definition), store, book.uuid);
     let flow_id = flow.uuid;
     book.flow_details.push(flow);
     records.save_logbook(&book)?;

@@ -50,7 +50,7 @@ pub use backend::Backend;
 pub use dir::DirBackend;
 pub use error::{PersistenceError, RecordKind};
 pub use memory::MemoryBackend;
-pub use model::{now_millis, AtomDetail, FlowDetail, LogBook};
+pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
 pub use sqlite::{Durability, SqliteBackend};

@@ -158,3 +158,105 @@ impl AtomDetail {
         }
     }
 }
+
+/// How a flow detail names the flow it runs, so that any process can
+/// rebuild the flow from the records alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowDefinition {
+    /// The flow itself, serialized (every task a `#[typetag::serde]` type).
+    Stored(Value),
+    /// A flow factory registered in code, by name, with its arguments.
+    Factory {
+        /// The factory's name.
+        name: String,
+        /// Its arguments.
+        args: Value,
+    },
+}
+
+/// The keys of a flow detail's `meta` that describe its run. The engine
+/// writes them, jobboards write them when posting a flow, and both read
+/// them through [`FlowDetail`]'s methods: the format lives only here.
+mod run_meta {
+    pub(super) const FLOW: &str = "flow";
+    pub(super) const FACTORY: &str = "factory";
+    pub(super) const STORE: &str = "store";
+    pub(super) const LOGBOOK: &str = "logbook";
+}
+
+impl FlowDetail {
+    /// A flow detail for a run not started yet: the flow `name`, how to
+    /// rebuild it (`None` when it cannot be stored, e.g. closures), its
+    /// initial store, and the logbook that holds it.
+    ///
+    /// ```
+    /// use serde_json::{json, Map};
+    /// use taskflow_persistence::{FlowDefinition, FlowDetail, LogBook};
+    /// let book = LogBook::new("nightly");
+    /// let definition = FlowDefinition::Factory { name: "backup".into(), args: json!({"db": "main"}) };
+    /// let flow = FlowDetail::for_run("backup", Some(definition.clone()), Map::new(), book.uuid);
+    /// assert_eq!(flow.definition().unwrap(), Some(definition));
+    /// assert_eq!(flow.logbook_id(), Some(book.uuid));
+    /// ```
+    pub fn for_run(
+        name: impl Into<String>,
+        definition: Option<FlowDefinition>,
+        store: Map<String, Value>,
+        logbook: Uuid,
+    ) -> Self {
+        let mut flow = FlowDetail::new(name);
+        match definition {
+            Some(FlowDefinition::Stored(stored)) => {
+                flow.meta.insert(run_meta::FLOW.into(), stored);
+            }
+            Some(FlowDefinition::Factory { name, args }) => {
+                flow.meta.insert(
+                    run_meta::FACTORY.into(),
+                    serde_json::json!({ "name": name, "args": args }),
+                );
+            }
+            None => {}
+        }
+        flow.meta
+            .insert(run_meta::STORE.into(), Value::Object(store));
+        flow.meta
+            .insert(run_meta::LOGBOOK.into(), Value::from(logbook.to_string()));
+        flow
+    }
+
+    /// How to rebuild the flow, if the records say; a factory record
+    /// without a name is an error naming what is missing.
+    pub fn definition(&self) -> Result<Option<FlowDefinition>, String> {
+        if let Some(factory) = self.meta.get(run_meta::FACTORY) {
+            let name = factory["name"]
+                .as_str()
+                .ok_or("its factory record has no name")?;
+            let args = factory.get("args").cloned().unwrap_or(Value::Null);
+            return Ok(Some(FlowDefinition::Factory {
+                name: name.to_owned(),
+                args,
+            }));
+        }
+        Ok(self
+            .meta
+            .get(run_meta::FLOW)
+            .cloned()
+            .map(FlowDefinition::Stored))
+    }
+
+    /// The store the run started with (`null` if none was recorded).
+    pub fn initial_store(&self) -> Value {
+        self.meta
+            .get(run_meta::STORE)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// The logbook holding this flow detail, if recorded.
+    pub fn logbook_id(&self) -> Option<Uuid> {
+        self.meta
+            .get(run_meta::LOGBOOK)
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+    }
+}
