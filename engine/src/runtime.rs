@@ -13,6 +13,13 @@
 //! 3. **wait** for the executor's next outcome when work is in flight;
 //! 4. **finish** when nothing is in flight and nothing is ready.
 //!
+//! Work that is all there is to do (nothing in flight, nothing else ready,
+//! as along a linear flow) goes to the executor with `submit_alone` rather
+//! than `submit`: nothing could run beside it or complete before it, so an
+//! executor may run it on the engine's thread (the parallel one does)
+//! and spare a hand-off to a pool thread and back. The atom's transitions
+//! and checkpoints are the same either way.
+//!
 //! # What is checkpointed, and when
 //!
 //! Every atom transition is written to the backend before anything that

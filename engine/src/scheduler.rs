@@ -85,8 +85,13 @@ impl Runtime<'_> {
 
     fn submit(&mut self, work: AtomWork) {
         self.busy[work.atom.index()] = true;
+        let alone = self.in_flight == 0 && self.ready.is_empty() && self.revert_ready.is_empty();
         self.in_flight += 1;
-        self.executor.submit(work);
+        if alone {
+            self.executor.submit_alone(work);
+        } else {
+            self.executor.submit(work);
+        }
     }
 
     /// `atom` cannot run (a missing input, a panicking decider): it goes

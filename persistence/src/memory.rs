@@ -146,8 +146,7 @@ impl Backend for MemoryBackend {
         for flow in &book.flow_details {
             inner.check_put(flow)?;
         }
-        let mut header = book.clone();
-        header.flow_details.clear();
+        let header = header_of(book);
         let order = inner
             .books
             .remove(&book.uuid)
@@ -238,7 +237,7 @@ impl Backend for MemoryBackend {
         let mut inner = self.lock();
         let record = inner.writable(flow, epoch)?;
         match record.positions.get(&atom.uuid) {
-            Some(&i) => record.detail.atom_details[i].clone_from(atom),
+            Some(&i) => overwrite(&mut record.detail.atom_details[i], atom),
             None => {
                 record
                     .positions
@@ -280,6 +279,62 @@ impl Backend for MemoryBackend {
             .get(&atom)
             .map(|&i| record.detail.atom_details[i].clone())
             .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))
+    }
+}
+
+/// `book` without its flow details (not cloned only to be dropped).
+/// Destructured so that a new field of `LogBook` fails to compile here.
+fn header_of(book: &LogBook) -> LogBook {
+    let LogBook {
+        uuid,
+        name,
+        created_at,
+        updated_at,
+        meta,
+        flow_details: _,
+    } = book;
+    LogBook {
+        uuid: *uuid,
+        name: name.clone(),
+        created_at: *created_at,
+        updated_at: *updated_at,
+        meta: meta.clone(),
+        flow_details: Vec::new(),
+    }
+}
+
+/// Copies `src` over `dst` field by field, reusing what `dst` already
+/// holds (its name's buffer; an empty meta or history stays unallocated):
+/// a checkpoint of an atom detail costs no allocation beyond its data.
+/// Destructured so that a new field of `AtomDetail` fails to compile here.
+fn overwrite(dst: &mut AtomDetail, src: &AtomDetail) {
+    let AtomDetail {
+        uuid,
+        name,
+        kind,
+        state,
+        intention,
+        result,
+        failure,
+        revert_failure,
+        history,
+        version,
+        meta,
+    } = src;
+    dst.uuid = *uuid;
+    dst.name.clone_from(name);
+    dst.kind = *kind;
+    dst.state = *state;
+    dst.intention = *intention;
+    dst.result.clone_from(result);
+    dst.failure.clone_from(failure);
+    dst.revert_failure.clone_from(revert_failure);
+    if !(dst.history.is_empty() && history.is_empty()) {
+        dst.history.clone_from(history);
+    }
+    dst.version = *version;
+    if !(dst.meta.is_empty() && meta.is_empty()) {
+        dst.meta.clone_from(meta);
     }
 }
 

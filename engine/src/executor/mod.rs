@@ -110,6 +110,16 @@ pub trait Executor: Send {
     /// Starts the work. Only the serial executor runs it before returning.
     fn submit(&mut self, work: AtomWork);
 
+    /// Starts the work when it is all there is to do: nothing else is in
+    /// flight or ready, so nothing could run beside it and nothing can
+    /// complete before it. An executor may run it on the calling thread
+    /// (the engine's), sparing a hand-off to another thread and back; its
+    /// outcome is then ready at once. By default it is
+    /// [`submit`](Executor::submit)ted like any other work.
+    fn submit_alone(&mut self, work: AtomWork) {
+        self.submit(work);
+    }
+
     /// An outcome that is ready now, if any.
     fn try_outcome(&mut self) -> Option<AtomOutcome>;
 

@@ -1,14 +1,14 @@
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crossbeam_channel::{Receiver, Sender};
 use rayon::ThreadPool;
 
 use super::{AtomOutcome, AtomWork, Executor};
 use crate::EngineError;
 
-/// Runs atoms on a rayon thread pool; outcomes return to the runtime over a
-/// crossbeam channel. Independent atoms run at the same time, up to the
-/// pool's size.
+/// Runs atoms on a rayon thread pool; outcomes return to the runtime's
+/// thread through a queue it empties in one go. Independent atoms run at
+/// the same time, up to the pool's size.
 ///
 /// Tasks that block (I/O, sleeps) hold a pool thread while they wait, so
 /// the pool size is the number of atoms that can wait at once: size the
@@ -16,6 +16,13 @@ use crate::EngineError;
 /// not for the number of cores. A pool passed in with
 /// [`Parallel::with_pool`] is shared as it is; do not pass rayon's global
 /// pool if other code relies on it for CPU-bound work.
+///
+/// An atom that is all there is to do (nothing else in flight or ready, as
+/// in a linear flow) runs on the engine's thread instead
+/// ([`Executor::submit_alone`]): nothing could run beside it, and handing
+/// it to a pool thread and its outcome back would cost more than a no-op
+/// task. Such an atom does not run inside the pool (a `par_iter` in it
+/// uses rayon's global pool).
 ///
 /// ```
 /// use serde_json::json;
@@ -31,8 +38,135 @@ use crate::EngineError;
 /// ```
 pub struct Parallel {
     pool: Arc<ThreadPool>,
-    done_tx: Sender<AtomOutcome>,
-    done_rx: Receiver<AtomOutcome>,
+    shared: Arc<Shared>,
+    /// Outcomes taken from `shared` in one go, or of work run on the
+    /// engine's thread ([`Executor::submit_alone`]), not yet handed out.
+    outcomes: VecDeque<AtomOutcome>,
+    /// Work submitted whose outcome is not yet handed out.
+    outstanding: usize,
+}
+
+/// What the engine's thread and the pool's drain jobs share.
+///
+/// Submitting queues the work; a drain job on the pool runs queued work,
+/// one atom at a time, until the queue is empty. A new drain job is
+/// spawned only when queued work outnumbers the drain jobs free to take
+/// it, and at most the pool's size are alive, so at most that many atoms
+/// run at once, and a burst of ready atoms costs a spawn (and a thread
+/// wake-up) per pool thread rather than per atom. Outcomes go to one queue
+/// that the engine's thread empties in one go; it is woken only when it
+/// sleeps waiting for one.
+struct Shared {
+    work: Mutex<Work>,
+    done: Mutex<Done>,
+    /// Signalled when an outcome arrives while the engine's thread waits.
+    arrived: Condvar,
+    /// The most drain jobs at once: the pool's size.
+    max: usize,
+}
+
+#[derive(Default)]
+struct Work {
+    queue: VecDeque<AtomWork>,
+    /// Drain jobs spawned and not yet finished.
+    draining: usize,
+    /// Of those, the ones not running an atom (starting, or looking for
+    /// work).
+    free: usize,
+}
+
+#[derive(Default)]
+struct Done {
+    queue: VecDeque<AtomOutcome>,
+    /// The engine's thread sleeps on `arrived`.
+    waiting: bool,
+}
+
+/// How many times the engine's thread looks for an outcome before it
+/// sleeps: spinning in between for the first `SPINS`, then yielding its
+/// core (as crossbeam's channels do). A short task's outcome usually
+/// arrives in that time, which costs far less than a sleep and a wake-up.
+const SPINS: u32 = 7;
+const YIELDS: u32 = 4;
+
+/// Locks `m`; a panic elsewhere while it was held left its data whole
+/// (every change under these locks is a push, a pop, a swap or a count).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Queues `work`; true if a drain job must be spawned for it.
+    fn push(&self, work: AtomWork) -> bool {
+        let mut w = lock(&self.work);
+        w.queue.push_back(work);
+        let spawn = w.queue.len() > w.free && w.draining < self.max;
+        if spawn {
+            w.draining += 1;
+            w.free += 1;
+        }
+        spawn
+    }
+
+    /// A drain job: runs queued work until there is none.
+    fn drain(&self) {
+        loop {
+            let work = {
+                let mut w = lock(&self.work);
+                let work = w.queue.pop_front();
+                w.free -= 1;
+                if work.is_none() {
+                    w.draining -= 1;
+                }
+                work
+            };
+            let Some(work) = work else { return };
+            self.finish(work.run());
+            lock(&self.work).free += 1;
+        }
+    }
+
+    fn finish(&self, outcome: AtomOutcome) {
+        let wake = {
+            let mut d = lock(&self.done);
+            d.queue.push_back(outcome);
+            d.waiting
+        };
+        if wake {
+            self.arrived.notify_one();
+        }
+    }
+
+    /// Moves every outcome there is into `into`.
+    fn take(&self, into: &mut VecDeque<AtomOutcome>) {
+        let mut d = lock(&self.done);
+        std::mem::swap(&mut d.queue, into);
+    }
+
+    /// Moves every outcome there is into `into`, waiting for one if none
+    /// has arrived.
+    fn wait(&self, into: &mut VecDeque<AtomOutcome>) {
+        for step in 0..SPINS + YIELDS {
+            self.take(into);
+            if !into.is_empty() {
+                return;
+            }
+            if step < SPINS {
+                for _ in 0..1u32 << step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let mut d = lock(&self.done);
+        while d.queue.is_empty() {
+            d.waiting = true;
+            d = self.arrived.wait(d).unwrap_or_else(|e| e.into_inner());
+            d.waiting = false;
+        }
+        std::mem::swap(&mut d.queue, into);
+    }
 }
 
 impl Parallel {
@@ -48,11 +182,17 @@ impl Parallel {
 
     /// Runs atoms on a pool the caller owns.
     pub fn with_pool(pool: Arc<ThreadPool>) -> Self {
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            work: Mutex::default(),
+            done: Mutex::default(),
+            arrived: Condvar::new(),
+            max: pool.current_num_threads().max(1),
+        });
         Parallel {
             pool,
-            done_tx,
-            done_rx,
+            shared,
+            outcomes: VecDeque::new(),
+            outstanding: 0,
         }
     }
 
@@ -60,23 +200,42 @@ impl Parallel {
     pub fn max_workers(&self) -> usize {
         self.pool.current_num_threads()
     }
+
+    fn next(&mut self) -> Option<AtomOutcome> {
+        let outcome = self.outcomes.pop_front()?;
+        self.outstanding -= 1;
+        Some(outcome)
+    }
 }
 
 impl Executor for Parallel {
     fn submit(&mut self, work: AtomWork) {
-        let done = self.done_tx.clone();
-        self.pool.spawn(move || {
-            // The runtime owns the receiver for as long as work is in flight.
-            let _ = done.send(work.run());
-        });
+        self.outstanding += 1;
+        if self.shared.push(work) {
+            let shared = self.shared.clone();
+            self.pool.spawn(move || shared.drain());
+        }
+    }
+
+    /// Runs the work on the engine's thread: nothing could run beside it,
+    /// so a pool thread would only add a hand-off each way.
+    fn submit_alone(&mut self, work: AtomWork) {
+        self.outstanding += 1;
+        self.outcomes.push_back(work.run());
     }
 
     fn try_outcome(&mut self) -> Option<AtomOutcome> {
-        self.done_rx.try_recv().ok()
+        if self.outcomes.is_empty() && self.outstanding > 0 {
+            self.shared.take(&mut self.outcomes);
+        }
+        self.next()
     }
 
     fn wait_outcome(&mut self) -> Option<AtomOutcome> {
-        self.done_rx.recv().ok()
+        if self.outcomes.is_empty() && self.outstanding > 0 {
+            self.shared.wait(&mut self.outcomes);
+        }
+        self.next()
     }
 }
 
