@@ -14,8 +14,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use taskflow::prelude::*;
 use taskflow::{DirBackend, Durability};
 
-mod common;
-use common::{step, w1_flow};
+
+use taskflow_bench::workloads::{step, w1_flow};
 
 const SIZES: [usize; 2] = [100, 1_000];
 

@@ -12,47 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use taskflow::jobboard::{
-    post_flow, BoardOptions, Conductor, FlowSource, JobBoard, PostFlow, SqliteBoard,
-};
+use taskflow::jobboard::{BoardOptions, JobBoard, SqliteBoard};
 use taskflow::prelude::*;
+use taskflow_bench::workloads::{drain_board, post_noop_jobs};
 
 const JOBS: usize = 200;
-
-/// A one-task flow of a serializable task.
-#[derive(Serialize, Deserialize)]
-struct Noop;
-
-#[typetag::serde]
-impl Task for Noop {
-    fn execute(&self, _: &mut Context) -> Result<Value, TaskError> {
-        Ok(Value::Null)
-    }
-}
-
-fn post_all(board: &dyn JobBoard, records: &dyn Backend) {
-    let flow: Flow = Linear::new("noop").add(atom("noop", Noop)).into();
-    for i in 0..JOBS {
-        post_flow(
-            board,
-            records,
-            PostFlow::new(format!("job{i}"), FlowSource::Flow(&flow)),
-        )
-        .expect("posted");
-    }
-}
-
-/// Runs every posted job with `conductors` conductors, each in its own thread.
-fn drain(board: Arc<dyn JobBoard>, records: Arc<dyn Backend>, conductors: usize) {
-    std::thread::scope(|scope| {
-        for c in 0..conductors {
-            let conductor = Conductor::builder(format!("c{c}"), board.clone(), records.clone())
-                .wait_timeout(Duration::from_millis(1))
-                .build();
-            scope.spawn(move || while conductor.run_once().expect("board answers") {});
-        }
-    });
-}
 
 fn bench_board(
     c: &mut Criterion,
@@ -71,11 +35,11 @@ fn bench_board(
                     || {
                         let (board, guard) = make();
                         let records: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-                        post_all(&*board, &*records);
+                        post_noop_jobs(&*board, &*records, JOBS).expect("posted");
                         (board, records, guard)
                     },
                     |(board, records, guard)| {
-                        drain(board.clone(), records, n);
+                        drain_board(board.clone(), records, n).expect("drained");
                         assert!(board.iterjobs(false).expect("lists").is_empty());
                         guard
                     },

@@ -5,18 +5,19 @@
 //!
 //! * W2: an unordered flow of N independent no-op tasks;
 //! * W3: a layered random DAG (width 10, 1-3 dependencies on the layer
-//!   before), beside a bare rayon DAG executor (in-degree counters, ready
-//!   successors spawned, no state, no records): the floor;
+//!   before);
 //! * W5: 100 tasks that each sleep 10 ms, on the serial and worker engines
 //!   and on the parallel engine with `max_workers` 1, 2, 8 and 32.
 //!
 //! The worker engine runs over the in-process transport with two workers
 //! of 2 threads each, and only up to N = 1,000.
 //!
+//! The floor (a bare rayon DAG executor) and the peers (dagx, dagrs) run
+//! W1-W3 beside our serial and parallel engines in
+//! `cargo bench -p taskflow-bench --bench peers`.
+//!
 //! `cargo bench --bench parallel`
 
-use std::hint::black_box;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,8 +28,7 @@ use taskflow::engine::worker::{
 use taskflow::prelude::*;
 use taskflow::{EngineBuilder, MemoryBackend};
 
-mod common;
-use common::{layered_dag, w2_flow, w3_flow};
+use taskflow_bench::workloads::{layered_dag, w2_flow, w3_flow};
 
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
 const WORKERS: usize = 2;
@@ -112,63 +112,12 @@ fn w2(c: &mut Criterion) {
     group.finish();
 }
 
-/// The floor for W3: a bare DAG executor on rayon.
-struct Bare<'a> {
-    succ: &'a [Vec<usize>],
-    preds: &'a [Vec<usize>],
-    waiting: Vec<AtomicUsize>,
-    values: Vec<AtomicI64>,
-}
-
-impl<'a> Bare<'a> {
-    fn visit<'s>(&'s self, scope: &rayon::Scope<'s>, i: usize) {
-        let sum: i64 = 1 + self.preds[i]
-            .iter()
-            .map(|&p| self.values[p].load(Ordering::Acquire))
-            .sum::<i64>();
-        self.values[i].store(sum, Ordering::Release);
-        for &s in &self.succ[i] {
-            if self.waiting[s].fetch_sub(1, Ordering::AcqRel) == 1 {
-                scope.spawn(move |scope| self.visit(scope, s));
-            }
-        }
-    }
-}
-
 fn w3(c: &mut Criterion) {
     let mut group = c.benchmark_group("w3_layered_dag");
     group.sample_size(10);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(WORKERS)
-        .build()
-        .expect("pool");
     for n in SIZES {
         group.throughput(Throughput::Elements(n as u64));
-        let preds = layered_dag(n);
-        run_on_engines(&mut group, &w3_flow(&preds), n);
-        let mut succ = vec![Vec::new(); n];
-        for (i, ps) in preds.iter().enumerate() {
-            for &p in ps {
-                succ[p].push(i);
-            }
-        }
-        group.bench_with_input(BenchmarkId::new("bare_rayon", n), &n, |b, _| {
-            b.iter(|| {
-                let bare = Bare {
-                    succ: &succ,
-                    preds: &preds,
-                    waiting: preds.iter().map(|p| AtomicUsize::new(p.len())).collect(),
-                    values: (0..n).map(|_| AtomicI64::new(0)).collect(),
-                };
-                pool.scope(|scope| {
-                    for i in (0..n).filter(|&i| preds[i].is_empty()) {
-                        let bare = &bare;
-                        scope.spawn(move |scope| bare.visit(scope, i));
-                    }
-                });
-                black_box(bare.values[n - 1].load(Ordering::Relaxed))
-            })
-        });
+        run_on_engines(&mut group, &w3_flow(&layered_dag(n)), n);
     }
     group.finish();
 }

@@ -1,17 +1,25 @@
-#![allow(dead_code)] // each bench uses only the workloads it measures
+//! The workloads of `shared/BENCHMARKS.md` as flows of this library, shared
+//! by the criterion benches and the comparison command, so both measure the
+//! same flows. The peers ([`crate::peers`], [`crate::floor`]) run the same
+//! shapes: W3's DAG comes from [`layered_dag`] for every executor.
 
-//! Workloads shared by the benches (shared/BENCHMARKS.md).
+use std::sync::Arc;
+use std::time::Duration;
 
+use taskflow::jobboard::{post_flow, Conductor, FlowSource, JobBoard, PostFlow};
 use taskflow::prelude::*;
+use taskflow::{typetag, FnTask};
+
+use crate::BenchError;
 
 /// The task of W1: the previous output plus one.
-pub(crate) fn step() -> taskflow::FnTask {
+pub fn step() -> FnTask {
     task_fn(|ctx| Ok(json!(ctx.input::<i64>("x")? + 1)))
 }
 
 /// W1: a linear flow of `n` atoms running `task`; `t0` takes `x` from the
 /// store, `ti` requires `x{i-1}` (rebound to `x`) and provides `x{i}`.
-pub(crate) fn w1_flow(n: usize, task: &taskflow::FnTask) -> Flow {
+pub fn w1_flow(n: usize, task: &FnTask) -> Flow {
     let mut flow = Linear::new("w1");
     for i in 0..n {
         let mut a = atom(format!("t{i}"), task.clone())
@@ -28,7 +36,7 @@ pub(crate) fn w1_flow(n: usize, task: &taskflow::FnTask) -> Flow {
 /// W3's DAG: `n` nodes in layers of 10; each node after the first layer
 /// depends on 1 to 3 distinct nodes of the layer before, drawn from a fixed
 /// seed. Returns each node's predecessors.
-pub(crate) fn layered_dag(n: usize) -> Vec<Vec<usize>> {
+pub fn layered_dag(n: usize) -> Vec<Vec<usize>> {
     const WIDTH: usize = 10;
     let mut seed: u64 = 0x5eed_1234_abcd_ef01;
     let mut next = move |bound: usize| {
@@ -62,7 +70,7 @@ pub(crate) fn layered_dag(n: usize) -> Vec<Vec<usize>> {
 /// predecessors' values (arguments `p0`, `p1`, ... rebound to `v{pred}`);
 /// links are inferred from that data. Each task returns the sum of its
 /// inputs plus one.
-pub(crate) fn w3_flow(preds: &[Vec<usize>]) -> Flow {
+pub fn w3_flow(preds: &[Vec<usize>]) -> Flow {
     let task = task_fn(|ctx| {
         let mut sum = 1;
         for (_, v) in ctx.inputs().iter() {
@@ -84,9 +92,140 @@ pub(crate) fn w3_flow(preds: &[Vec<usize>]) -> Flow {
 }
 
 /// W2: an unordered flow of `n` independent no-op tasks.
-pub(crate) fn w2_flow(n: usize) -> Flow {
+pub fn w2_flow(n: usize) -> Flow {
     let task = task_fn(|_| Ok(json!(1)));
     Unordered::new("w2")
         .add_all((0..n).map(|i| atom(format!("t{i}"), task.clone())))
         .into()
+}
+
+/// W6: W1 with `n` atoms whose last one fails, so every atom before it
+/// reverts (each revert is a no-op).
+pub fn w6_flow(n: usize) -> Flow {
+    let step = step();
+    let boom = task_fn(|_| Err(TaskError::msg("the last atom of W6 fails")));
+    let mut flow = Linear::new("w6");
+    for i in 0..n {
+        let task = if i + 1 == n { &boom } else { &step };
+        let mut a = atom(format!("t{i}"), task.clone())
+            .requires(["x"])
+            .provides(format!("x{i}"));
+        if i > 0 {
+            a = a.rebind("x", format!("x{}", i - 1));
+        }
+        flow = flow.add(a);
+    }
+    flow.into()
+}
+
+/// The one-atom flow of W8's jobs: a serializable no-op task, so a
+/// conductor rebuilds it from the job's records.
+#[derive(Serialize, Deserialize)]
+pub struct Noop;
+
+#[typetag::serde(name = "taskflow_bench::Noop")]
+impl Task for Noop {
+    fn execute(&self, _: &mut Context) -> Result<Value, TaskError> {
+        Ok(Value::Null)
+    }
+}
+
+/// W8: posts `jobs` jobs, each a one-atom [`Noop`] flow whose records go
+/// to `records`.
+pub fn post_noop_jobs(
+    board: &dyn JobBoard,
+    records: &dyn Backend,
+    jobs: usize,
+) -> Result<(), BenchError> {
+    let flow: Flow = Linear::new("noop").add(atom("noop", Noop)).into();
+    for i in 0..jobs {
+        post_flow(
+            board,
+            records,
+            PostFlow::new(format!("job{i}"), FlowSource::Flow(&flow)),
+        )?;
+    }
+    Ok(())
+}
+
+/// W8: runs every posted job with `conductors` conductors, each on its own
+/// thread, until the board has none left to claim.
+pub fn drain_board(
+    board: Arc<dyn JobBoard>,
+    records: Arc<dyn Backend>,
+    conductors: usize,
+) -> Result<(), BenchError> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = (0..conductors)
+            .map(|c| {
+                let conductor = Conductor::builder(format!("c{c}"), board.clone(), records.clone())
+                    .wait_timeout(Duration::from_millis(1))
+                    .build();
+                scope.spawn(move || -> Result<(), BenchError> {
+                    while conductor.run_once()? {}
+                    Ok(())
+                })
+            })
+            .collect();
+        running.into_iter().try_for_each(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(BenchError::Setup("a conductor panicked".into())))
+        })
+    })
+}
+
+/// The environment variable naming the atom at which [`LoggedStep`] blocks.
+pub const BLOCK_AT_ENV: &str = "TASKFLOW_BENCH_BLOCK_AT";
+
+/// W9's task: the previous value plus one, appending its atom's name to a
+/// log file first, so the comparison sees which atoms ran in which
+/// process. In a process whose [`BLOCK_AT_ENV`] names its atom, it prints
+/// `blocked` and waits to be killed instead.
+#[derive(Serialize, Deserialize)]
+pub struct LoggedStep {
+    /// The file each execution appends its atom's name to.
+    pub log: std::path::PathBuf,
+}
+
+#[typetag::serde(name = "taskflow_bench::LoggedStep")]
+impl Task for LoggedStep {
+    fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
+        use std::io::Write as _;
+        let name = ctx.atom_name();
+        if std::env::var(BLOCK_AT_ENV).ok().as_deref() == Some(name) {
+            println!("blocked");
+            let _ = std::io::stdout().flush();
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| TaskError::msg(format!("{}: {e}", self.log.display())))?;
+        writeln!(log, "{name}").map_err(|e| TaskError::msg(e.to_string()))?;
+        Ok(json!(ctx.input::<i64>("x")? + 1))
+    }
+}
+
+/// W9: W1's shape with [`LoggedStep`] atoms logging to `log`.
+pub fn w9_flow(n: usize, log: &std::path::Path) -> Flow {
+    let mut flow = Linear::new("w9");
+    for i in 0..n {
+        let mut a = atom(
+            format!("t{i}"),
+            LoggedStep {
+                log: log.to_path_buf(),
+            },
+        )
+        .requires(["x"])
+        .provides(format!("x{i}"));
+        if i > 0 {
+            a = a.rebind("x", format!("x{}", i - 1));
+        }
+        flow = flow.add(a);
+    }
+    flow.into()
 }

@@ -1,0 +1,494 @@
+//! The comparison run: every workload on every executor, back to back, in
+//! one process (and its children), then one table.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::measure::{repeat, Measurement, Repeats, Summary, Unit};
+use crate::ours::{self, DurableBackend, OurEngine};
+use crate::peers::{self, dagx::DagxMode};
+use crate::python::{PyRun, PythonSide};
+use crate::report::{FLOOR, PYTHON};
+use crate::{floor, workloads, BenchError};
+
+/// What to compare, and where to write the results.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// The sizes of W1-W3 (W4 and W6 use those up to 1,000).
+    pub sizes: Vec<usize>,
+    /// The workloads to run, `W1` to `W10`.
+    pub workloads: Vec<String>,
+    /// Run Python TaskFlow too.
+    pub python: bool,
+    /// The virtualenv for Python TaskFlow (made if missing).
+    pub venv: PathBuf,
+    /// The interpreter that makes the virtualenv.
+    pub python3: String,
+    /// Python runs predicted to take longer than this are skipped (its
+    /// per-atom cost grows with N).
+    pub python_max_run: Duration,
+    /// Run dagx, dagrs and the floor on W1-W3.
+    pub peers: bool,
+    /// How often to repeat a figure of ours or a peer's.
+    pub repeats: Repeats,
+    /// How often to repeat a Python run (at most; long runs run once).
+    pub python_repeats: usize,
+    /// The Redis server for W8's Redis board, `None` to leave it out.
+    pub redis_url: Option<String>,
+    /// Where the Markdown, JSON and SVG go.
+    pub out: PathBuf,
+}
+
+/// Runs the comparison; returns every figure and notes on what was left out.
+pub fn compare(options: &CompareOptions) -> Result<(Vec<Measurement>, Vec<String>), BenchError> {
+    let mut run = Comparison {
+        options,
+        python: None,
+        all: Vec::new(),
+        notes: Vec::new(),
+        exe: ours::current_exe()?,
+    };
+    if options.python {
+        let side = PythonSide::prepare(&options.venv, &options.python3)?;
+        run.notes.push(format!(
+            "Python TaskFlow {} (from PyPI, in {})",
+            side.taskflow_version()?,
+            options.venv.display()
+        ));
+        run.python = Some(side);
+    }
+    for workload in &options.workloads {
+        let started = Instant::now();
+        match workload.as_str() {
+            "W1" | "W2" | "W3" => run.dag_workload(workload)?,
+            "W4" => run.w4()?,
+            "W5" => run.w5()?,
+            "W6" => run.w6()?,
+            "W7" => run.w7()?,
+            "W8" => run.w8()?,
+            "W9" => run.w9()?,
+            "W10" => run.w10()?,
+            other => return Err(BenchError::Setup(format!("unknown workload {other}"))),
+        }
+        eprintln!(
+            "compare: {workload} done in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok((run.all, run.notes))
+}
+
+struct Comparison<'a> {
+    options: &'a CompareOptions,
+    python: Option<PythonSide>,
+    all: Vec<Measurement>,
+    notes: Vec<String>,
+    exe: PathBuf,
+}
+
+impl Comparison<'_> {
+    /// Records `summary` (seconds per run) as µs per atom of `n` atoms.
+    fn per_atom(&mut self, workload: &str, n: usize, setting: &str, executor: &str, s: Summary) {
+        let scale = 1e6 / n as f64;
+        self.push(
+            workload,
+            n,
+            setting,
+            executor,
+            s,
+            scale,
+            Unit::MicrosPerAtom,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        workload: &str,
+        n: usize,
+        setting: &str,
+        executor: &str,
+        s: Summary,
+        scale: f64,
+        unit: Unit,
+    ) {
+        let m = Measurement {
+            workload: workload.into(),
+            n,
+            setting: setting.into(),
+            executor: executor.into(),
+            value: s.median * scale,
+            min: s.min * scale,
+            max: s.max * scale,
+            runs: s.count,
+            unit,
+        };
+        eprintln!(
+            "compare: {workload} N={n} {setting} {executor}: {:.3} {}",
+            m.value,
+            unit.label()
+        );
+        self.all.push(m);
+    }
+
+    /// Runs a Python workload unless its run is predicted to be too long
+    /// from the last size it ran (TaskFlow's cost per atom grows with N, so
+    /// the prediction is quadratic).
+    fn python_run(
+        &mut self,
+        run: &PyRun<'_>,
+        last: &mut Option<(usize, f64)>,
+    ) -> Result<Option<Summary>, BenchError> {
+        let Some(side) = &self.python else {
+            return Ok(None);
+        };
+        if let Some((prev_n, prev_s)) = *last {
+            let ratio = run.n as f64 / prev_n as f64;
+            let predicted = prev_s * ratio * ratio;
+            if predicted > self.options.python_max_run.as_secs_f64() {
+                self.notes.push(format!(
+                    "Python TaskFlow was not run on {} N={} {}: a run would take about {:.0} s \
+                     (N={} took {:.1} s, and its cost per atom grows with N).",
+                    run.workload,
+                    run.n,
+                    run.workers
+                        .map(|w| format!("parallel ({w} threads)"))
+                        .unwrap_or_default(),
+                    predicted,
+                    prev_n,
+                    prev_s
+                ));
+                return Ok(None);
+            }
+        }
+        let summary = side.run(run)?;
+        *last = Some((run.n, summary.median));
+        Ok(Some(summary))
+    }
+
+    fn dag_workload(&mut self, workload: &str) -> Result<(), BenchError> {
+        let number: u8 = workload[1..].parse().unwrap_or(0);
+        let dag_file = tempfile::NamedTempFile::new()?;
+        let mut python_serial = None;
+        let mut python_parallel = None;
+        for &n in &self.options.sizes {
+            let preds = match number {
+                1 => peers::chain(n),
+                2 => peers::independent(n),
+                _ => workloads::layered_dag(n),
+            };
+            std::fs::write(dag_file.path(), serde_json::to_string(&preds)?)?;
+            let base = PyRun {
+                workload,
+                n,
+                workers: None,
+                backend: "memory",
+                dag: (number == 3).then(|| dag_file.path()),
+                repeat: self.options.python_repeats,
+            };
+            if let Some(s) = self.python_run(&base, &mut python_serial)? {
+                self.per_atom(workload, n, "memory", PYTHON, s);
+            }
+            if number != 1 {
+                let parallel = PyRun {
+                    workers: Some(ours::WORKERS),
+                    ..base
+                };
+                if let Some(s) = self.python_run(&parallel, &mut python_parallel)? {
+                    self.per_atom(workload, n, "memory", &format!("{PYTHON} parallel"), s);
+                }
+            }
+            for engine in OurEngine::ALL {
+                // Tens of µs per atom over the in-process transport.
+                if engine == OurEngine::Worker && n > 10_000 {
+                    continue;
+                }
+                let s = ours::in_memory(number, n, engine, self.options.repeats)?;
+                self.per_atom(workload, n, "memory", engine.name(), s);
+            }
+            if self.options.peers {
+                self.peers(workload, n, &preds)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn peers(&mut self, workload: &str, n: usize, preds: &[Vec<usize>]) -> Result<(), BenchError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(ours::WORKERS)
+            .build()
+            .map_err(|e| BenchError::Setup(format!("rayon pool: {e}")))?;
+        let expected = floor::run(&pool, preds);
+        let check = |name: &str, got: i64| -> Result<(), BenchError> {
+            if got == expected {
+                Ok(())
+            } else {
+                Err(BenchError::Setup(format!(
+                    "{name} computed {got} on {workload} N={n}, the floor {expected}"
+                )))
+            }
+        };
+        let s = repeat::<BenchError>(self.options.repeats, || {
+            let start = Instant::now();
+            let got = floor::run(&pool, preds);
+            let elapsed = start.elapsed();
+            check(FLOOR, got)?;
+            Ok(elapsed)
+        })?;
+        self.per_atom(workload, n, "memory", FLOOR, s);
+        for (mode, name) in [
+            (DagxMode::Inline, "dagx inline"),
+            (DagxMode::Parallel, "dagx parallel"),
+        ] {
+            let s = repeat::<BenchError>(self.options.repeats, || {
+                let start = Instant::now();
+                let got = peers::dagx::run(preds, mode)?;
+                let elapsed = start.elapsed();
+                check(name, got)?;
+                Ok(elapsed)
+            })?;
+            self.per_atom(workload, n, "memory", name, s);
+        }
+        let rt = peers::runtime()?;
+        let s = repeat::<BenchError>(self.options.repeats, || {
+            let start = Instant::now();
+            let got = peers::dagrs::run(rt, preds)?;
+            let elapsed = start.elapsed();
+            check("dagrs", got)?;
+            Ok(elapsed)
+        })?;
+        self.per_atom(workload, n, "memory", "dagrs", s);
+        Ok(())
+    }
+
+    fn small_sizes(&self) -> Vec<usize> {
+        self.options
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&n| n <= 1_000)
+            .collect()
+    }
+
+    fn w4(&mut self) -> Result<(), BenchError> {
+        let mut last_sqlite = None;
+        let mut last_dir = None;
+        for n in self.small_sizes() {
+            for (backend, last) in [("sqlite", &mut last_sqlite), ("dir", &mut last_dir)] {
+                let run = PyRun {
+                    workload: "W4",
+                    n,
+                    workers: None,
+                    backend,
+                    dag: None,
+                    repeat: self.options.python_repeats,
+                };
+                if let Some(s) = self.python_run(&run, last)? {
+                    self.per_atom("W4", n, backend, PYTHON, s);
+                }
+            }
+            for backend in DurableBackend::ALL {
+                // fsync-bound: about 0.5-1.3 ms per atom, so N=100 tells it.
+                if backend != DurableBackend::SqliteNormal && n > 100 {
+                    continue;
+                }
+                let s = ours::checkpointed(n, backend, self.options.repeats)?;
+                self.per_atom("W4", n, backend.name(), OurEngine::Serial.name(), s);
+            }
+        }
+        Ok(())
+    }
+
+    fn w5(&mut self) -> Result<(), BenchError> {
+        for workers in [1, 2, 8, 32] {
+            let setting = format!("max_workers {workers}");
+            if let Some(side) = &self.python {
+                let s = side.run(&PyRun {
+                    workload: "W5",
+                    n: 100,
+                    workers: Some(workers),
+                    backend: "memory",
+                    dag: None,
+                    repeat: self.options.python_repeats,
+                })?;
+                self.push("W5", 100, &setting, PYTHON, s, 1.0, Unit::Seconds);
+            }
+            let s = ours::sleeping(workers, self.options.repeats)?;
+            let name = OurEngine::Parallel.name();
+            self.push("W5", 100, &setting, name, s, 1.0, Unit::Seconds);
+        }
+        Ok(())
+    }
+
+    fn w6(&mut self) -> Result<(), BenchError> {
+        let mut last = None;
+        for n in self.small_sizes() {
+            let run = PyRun {
+                workload: "W6",
+                n,
+                workers: None,
+                backend: "memory",
+                dag: None,
+                repeat: self.options.python_repeats,
+            };
+            if let Some(s) = self.python_run(&run, &mut last)? {
+                self.per_atom("W6", n, "memory", PYTHON, s);
+            }
+            let s = ours::all_revert(n, self.options.repeats)?;
+            self.per_atom("W6", n, "memory", OurEngine::Serial.name(), s);
+        }
+        Ok(())
+    }
+
+    fn w7(&mut self) -> Result<(), BenchError> {
+        if let Some(side) = &self.python {
+            let s = side.run(&PyRun {
+                workload: "W7",
+                n: 1,
+                workers: None,
+                backend: "memory",
+                dag: None,
+                repeat: self.options.python_repeats,
+            })?;
+            self.push("W7", 1, "memory", PYTHON, s, 1e6, Unit::MicrosPerAtom);
+        }
+        let s = ours::retried(self.options.repeats)?;
+        let name = OurEngine::Serial.name();
+        self.push("W7", 1, "memory", name, s, 1e6, Unit::MicrosPerAtom);
+        Ok(())
+    }
+
+    fn w8(&mut self) -> Result<(), BenchError> {
+        const JOBS: usize = 1_000;
+        let once = Repeats {
+            min_runs: 1,
+            max_runs: 3,
+            ..self.options.repeats
+        };
+        for conductors in [1, 4] {
+            let setting = format!("{conductors} conductor(s)");
+            if let (Some(side), Some(port)) = (&self.python, self.redis_port()) {
+                let jobs_per_s = side.jobboard(JOBS, conductors, port)?;
+                let s = one(jobs_per_s);
+                let name = format!("{PYTHON} (redis, claim + consume only)");
+                self.push("W8", JOBS, &setting, &name, s, 1.0, Unit::JobsPerSecond);
+            }
+            let s = ours::jobboard_sqlite(JOBS, conductors, once)?;
+            let name = "taskflow-rs conductor (sqlite board)";
+            self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
+            #[cfg(feature = "redis")]
+            if let Some(url) = self.options.redis_url.clone() {
+                match ours::jobboard_redis(&url, JOBS, conductors, once) {
+                    Ok(s) => {
+                        let name = "taskflow-rs conductor (redis board)";
+                        self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
+                    }
+                    Err(e) => self.notes.push(format!("W8 on Redis left out: {e}")),
+                }
+            }
+        }
+        self.notes.push(
+            "W8: our conductors claim, run a one-atom flow (records in memory) and consume; \
+             the Python consumers only claim and consume, running no flow."
+                .into(),
+        );
+        Ok(())
+    }
+
+    fn redis_port(&self) -> Option<u16> {
+        let url = self.options.redis_url.as_deref()?;
+        let port = url.rsplit(':').next()?.trim_end_matches('/');
+        port.parse().ok()
+    }
+
+    fn w9(&mut self) -> Result<(), BenchError> {
+        const N: usize = 100;
+        const CRASH_AT: usize = 50;
+        if let Some(side) = &self.python {
+            let py = side.resume(N, CRASH_AT)?;
+            if !py.ran_twice.is_empty() {
+                self.notes
+                    .push(format!("W9: Python TaskFlow ran {:?} twice", py.ran_twice));
+            }
+            self.push(
+                "W9",
+                N,
+                "resume process",
+                PYTHON,
+                one(py.process_s),
+                1.0,
+                Unit::Seconds,
+            );
+            let s = one(py.startup_s);
+            self.push(
+                "W9",
+                N,
+                "load + compile + prepare",
+                PYTHON,
+                s,
+                1.0,
+                Unit::Seconds,
+            );
+        }
+        let mut process = Vec::new();
+        let mut startup = Vec::new();
+        for _ in 0..self.options.repeats.min_runs.max(1) {
+            let report = ours::resume(&self.exe, N, CRASH_AT)?;
+            if !report.ran_twice.is_empty() || report.result != N as i64 {
+                return Err(BenchError::Setup(format!(
+                    "W9: after the resume, {:?} ran twice and the result is {} (expected none, {N})",
+                    report.ran_twice, report.result
+                )));
+            }
+            process.push(report.process_s);
+            startup.push(report.startup_s);
+        }
+        let name = OurEngine::Serial.name();
+        if let Some(s) = crate::measure::summarize(&process) {
+            self.push("W9", N, "resume process", name, s, 1.0, Unit::Seconds);
+        }
+        if let Some(s) = crate::measure::summarize(&startup) {
+            self.push(
+                "W9",
+                N,
+                "load + compile + prepare",
+                name,
+                s,
+                1.0,
+                Unit::Seconds,
+            );
+        }
+        Ok(())
+    }
+
+    fn w10(&mut self) -> Result<(), BenchError> {
+        if let Some(side) = &self.python {
+            let mib = side.peak_memory(1_000)?;
+            self.push(
+                "W10",
+                1_000,
+                "memory",
+                PYTHON,
+                one(mib),
+                1.0,
+                Unit::MebiBytes,
+            );
+        }
+        for n in [1_000, 100_000] {
+            let mib = ours::peak_memory(&self.exe, n)?;
+            let name = OurEngine::Serial.name();
+            self.push("W10", n, "memory", name, one(mib), 1.0, Unit::MebiBytes);
+        }
+        Ok(())
+    }
+}
+
+/// A single figure as a summary of one run.
+fn one(value: f64) -> Summary {
+    Summary {
+        median: value,
+        min: value,
+        max: value,
+        count: 1,
+    }
+}

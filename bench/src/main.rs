@@ -1,0 +1,175 @@
+//! `taskflow-bench`: the engine comparison command.
+//!
+//! ```sh
+//! cargo run --release -p taskflow-bench -- compare            # everything, about 10 minutes
+//! cargo run --release -p taskflow-bench -- compare --quick    # one run per figure, N up to 1,000
+//! cargo run --release -p taskflow-bench -- compare --workloads W1,W3 --no-python
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use taskflow_bench::compare::{compare, CompareOptions};
+use taskflow_bench::measure::Repeats;
+use taskflow_bench::{child, report};
+
+#[derive(Parser)]
+#[command(
+    name = "taskflow-bench",
+    about = "Compare taskflow-rs's engines with Python TaskFlow, dagx, dagrs and a bare rayon floor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the workloads of BENCHMARKS.md on every executor, back to back,
+    /// print one table, and write it as Markdown with a plot and the raw
+    /// figures.
+    Compare(CompareArgs),
+    /// A child process of W9 or W10 (the command runs itself).
+    #[command(hide = true)]
+    Child {
+        #[command(subcommand)]
+        child: ChildCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// Sizes of W1-W3 (W4 and W6 take those up to 1,000).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000,100000")]
+    sizes: Vec<usize>,
+    /// Workloads to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10"
+    )]
+    workloads: Vec<String>,
+    /// Leave Python TaskFlow out (no virtualenv, no PyPI).
+    #[arg(long)]
+    no_python: bool,
+    /// Leave dagx, dagrs and the floor out.
+    #[arg(long)]
+    no_peers: bool,
+    /// One run per figure and N up to 1,000 (unless --sizes says otherwise):
+    /// a smoke run, not figures to quote.
+    #[arg(long)]
+    quick: bool,
+    /// The virtualenv for Python TaskFlow (made, and TaskFlow installed from
+    /// PyPI, if missing).
+    #[arg(long, default_value = "target/taskflow-py-venv")]
+    venv: PathBuf,
+    /// The Python that makes the virtualenv.
+    #[arg(long, default_value = "python3")]
+    python3: String,
+    /// Skip a Python run predicted to take longer than this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    python_max_run: f64,
+    /// The Redis server of W8 (both sides); `none` to leave Redis out.
+    #[arg(
+        long,
+        env = "TASKFLOW_TEST_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// Where comparison.md, comparison.json and comparison.svg go.
+    #[arg(long, default_value = "target/bench-compare")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ChildCommand {
+    /// W9's first process: run until atom `t{block_at}`, then block.
+    W9Run {
+        db: PathBuf,
+        log: PathBuf,
+        n: usize,
+        block_at: usize,
+    },
+    /// W9's resume process.
+    W9Resume {
+        db: PathBuf,
+        n: usize,
+        flow_detail: String,
+    },
+    /// W10: run W1 with `n` atoms and report peak memory.
+    W10 { n: usize },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compare(args) => run_compare(args),
+        Command::Child { child } => match child {
+            ChildCommand::W9Run {
+                db,
+                log,
+                n,
+                block_at,
+            } => child::w9_run(&db, &log, n, block_at),
+            ChildCommand::W9Resume { db, n, flow_detail } => child::w9_resume(&db, n, &flow_detail),
+            ChildCommand::W10 { n } => child::w10(n),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taskflow-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_compare(args: CompareArgs) -> Result<(), taskflow_bench::BenchError> {
+    let quick_sizes = args.quick && args.sizes == [100, 1_000, 10_000, 100_000];
+    let options = CompareOptions {
+        sizes: if quick_sizes {
+            vec![100, 1_000]
+        } else {
+            args.sizes
+        },
+        workloads: args.workloads.iter().map(|w| w.to_uppercase()).collect(),
+        python: !args.no_python,
+        venv: args.venv,
+        python3: args.python3,
+        python_max_run: Duration::from_secs_f64(args.python_max_run),
+        peers: !args.no_peers,
+        repeats: if args.quick {
+            Repeats::once()
+        } else {
+            Repeats::standard()
+        },
+        python_repeats: if args.quick { 1 } else { 3 },
+        redis_url: (args.redis != "none").then_some(args.redis),
+        out: args.out,
+    };
+    let (all, notes) = compare(&options)?;
+    let mut context = vec![taskflow_bench::machine_line()];
+    context.push(format!(
+        "Medians of {} runs per figure (Python: up to {}; one where a run takes 10 s or more). \
+         A figure covers building the engine (compile, validate), writing its records and \
+         running, as Python TaskFlow's `engine.run()` does; dagx, dagrs and the floor build their \
+         graph and run it. Parallel executors use {} threads. `vs Python TaskFlow` compares with \
+         Python's best engine on the same row; `÷ floor` is the time over the bare rayon executor's.",
+        if args.quick { "1".to_string() } else { format!("{}-{}", options.repeats.min_runs, options.repeats.max_runs) },
+        options.python_repeats,
+        taskflow_bench::ours::WORKERS,
+    ));
+    context.extend(notes.into_iter().map(|n| format!("- {n}")));
+    report::print_table(&all);
+    for line in &context {
+        println!("{line}");
+    }
+    report::write_all(&options.out, &context, &all)?;
+    println!(
+        "\nwritten: {0}/comparison.md, {0}/comparison.json, {0}/comparison.svg",
+        options.out.display()
+    );
+    Ok(())
+}

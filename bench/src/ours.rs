@@ -1,0 +1,468 @@
+//! Our side of the comparison: each workload of `shared/BENCHMARKS.md` on
+//! this library's engines, timed as a user pays it.
+//!
+//! A figure covers building the engine from a flow (compile, validate),
+//! writing its records and running it, as Python TaskFlow's `engine.run()`
+//! covers compile, prepare and run; building the flow value itself is left
+//! out on both sides. W9 and W10 run in child processes (see
+//! [`crate::child`]), so process start, a real SIGKILL and peak memory are
+//! measured as they are.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use taskflow::engine::worker::{
+    InProcess, Worker, WorkerConfig, WorkerExecutor, WorkerHandle, WorkerOptions, CLOSURE_TASK_TYPE,
+};
+use taskflow::engine::Parallel;
+#[cfg(feature = "redis")]
+use taskflow::jobboard::RedisBoard;
+use taskflow::jobboard::{BoardOptions, JobBoard, SqliteBoard};
+use taskflow::prelude::*;
+use taskflow::{DirBackend, Durability, EngineBuilder, FnTask};
+
+use crate::measure::{repeat, Repeats, Summary};
+use crate::workloads;
+use crate::BenchError;
+
+/// The parallel engines run with this many workers (the machine class has
+/// two cores), as the Python side's parallel runs.
+pub const WORKERS: usize = crate::peers::WORKERS;
+
+/// One of this library's engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OurEngine {
+    /// The serial engine: atoms run on the caller's thread.
+    Serial,
+    /// The parallel engine on a rayon pool of [`WORKERS`] threads, made
+    /// once and passed in (as the Python side passes its executor in), so
+    /// starting threads is not inside every run.
+    Parallel,
+    /// The worker engine over the in-process transport, two workers of
+    /// [`WORKERS`] threads: requests, replies and routing as over a broker,
+    /// without the network.
+    Worker,
+}
+
+impl OurEngine {
+    /// Every engine, in table order.
+    pub const ALL: [OurEngine; 3] = [OurEngine::Serial, OurEngine::Parallel, OurEngine::Worker];
+
+    /// The name the table gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OurEngine::Serial => "taskflow-rs serial",
+            OurEngine::Parallel => "taskflow-rs parallel",
+            OurEngine::Worker => "taskflow-rs worker",
+        }
+    }
+
+    /// `builder` configured as this engine.
+    pub fn configure(self, builder: EngineBuilder) -> Result<EngineBuilder, BenchError> {
+        Ok(match self {
+            OurEngine::Serial => builder,
+            OurEngine::Parallel => builder.executor(Parallel::with_pool(shared_pool()?)),
+            OurEngine::Worker => {
+                let options = WorkerOptions::with_timeout(Duration::from_secs(60));
+                builder.executor(WorkerExecutor::new(worker_transport()?, options)?)
+            }
+        })
+    }
+}
+
+/// The rayon pool of [`WORKERS`] threads every parallel-engine run shares.
+fn shared_pool() -> Result<Arc<rayon::ThreadPool>, BenchError> {
+    static POOL: OnceLock<Result<Arc<rayon::ThreadPool>, String>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(WORKERS)
+            .build()
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|e| BenchError::Setup(format!("rayon pool: {e}")))
+}
+
+/// One in-process transport with two workers, started on first use and
+/// shared by every worker-engine run.
+fn worker_transport() -> Result<&'static InProcess, BenchError> {
+    static SHARED: OnceLock<Result<(InProcess, Vec<WorkerHandle>), String>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let transport = InProcess::new();
+        let workers = ["compare-1", "compare-2"]
+            .into_iter()
+            .map(|name| {
+                let config = WorkerConfig::new(name, [CLOSURE_TASK_TYPE]).concurrency(WORKERS);
+                Worker::new(&transport, config).and_then(Worker::spawn)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok((transport, workers))
+    });
+    match shared {
+        Ok((transport, _)) => Ok(transport),
+        Err(e) => Err(BenchError::Setup(format!("in-process workers: {e}"))),
+    }
+}
+
+/// Builds `flow` on `engine` with `store` and a memory backend, writes its
+/// records and runs it; returns the time that took.
+fn build_and_run(
+    engine: OurEngine,
+    flow: &Flow,
+    store: Value,
+    backend: impl Backend + 'static,
+) -> Result<(Duration, Result<FlowState, EngineError>), BenchError> {
+    let start = Instant::now();
+    let mut built = engine
+        .configure(Engine::builder(flow.clone()))?
+        .store(store)
+        .persistence(backend)
+        .build()?;
+    built.prepare()?;
+    let outcome = built.run();
+    let elapsed = start.elapsed();
+    drop(built);
+    Ok((elapsed, outcome))
+}
+
+fn expect_success(outcome: Result<FlowState, EngineError>) -> Result<(), BenchError> {
+    match outcome? {
+        FlowState::Success => Ok(()),
+        other => Err(BenchError::Setup(format!("the flow ended {other}"))),
+    }
+}
+
+/// W1, W2 or W3 (`workload` 1, 2 or 3) with `n` atoms on `engine`, memory
+/// backend: the median seconds of whole runs.
+pub fn in_memory(
+    workload: u8,
+    n: usize,
+    engine: OurEngine,
+    repeats: Repeats,
+) -> Result<Summary, BenchError> {
+    let (flow, store) = match workload {
+        1 => (workloads::w1_flow(n, &workloads::step()), json!({ "x": 0 })),
+        2 => (workloads::w2_flow(n), json!({})),
+        3 => (workloads::w3_flow(&workloads::layered_dag(n)), json!({})),
+        other => {
+            return Err(BenchError::Setup(format!(
+                "W{other} is not an in-memory DAG"
+            )))
+        }
+    };
+    repeat(repeats, || {
+        let (elapsed, outcome) = build_and_run(engine, &flow, store.clone(), MemoryBackend::new())?;
+        expect_success(outcome)?;
+        Ok(elapsed)
+    })
+}
+
+/// A durable backend of W4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurableBackend {
+    /// SQLite file, `Durability::Normal` (WAL, no fsync per commit).
+    SqliteNormal,
+    /// SQLite file, `Durability::Full` (fsync per commit).
+    SqliteFull,
+    /// One file per record, written with fsync and rename.
+    Dir,
+}
+
+impl DurableBackend {
+    /// Every durable backend, in table order.
+    pub const ALL: [DurableBackend; 3] = [
+        DurableBackend::SqliteNormal,
+        DurableBackend::SqliteFull,
+        DurableBackend::Dir,
+    ];
+
+    /// The setting the table shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            DurableBackend::SqliteNormal => "sqlite (Normal)",
+            DurableBackend::SqliteFull => "sqlite (Full)",
+            DurableBackend::Dir => "dir",
+        }
+    }
+}
+
+/// W4: W1 with `n` atoms on the serial engine, every checkpoint in `backend`
+/// in a fresh temp dir.
+pub fn checkpointed(
+    n: usize,
+    backend: DurableBackend,
+    repeats: Repeats,
+) -> Result<Summary, BenchError> {
+    let flow = workloads::w1_flow(n, &workloads::step());
+    repeat(repeats, || {
+        let dir = tempfile::tempdir()?;
+        let (elapsed, outcome) = match backend {
+            DurableBackend::SqliteNormal | DurableBackend::SqliteFull => {
+                let durability = if backend == DurableBackend::SqliteFull {
+                    Durability::Full
+                } else {
+                    Durability::Normal
+                };
+                let sqlite = SqliteBackend::open_with(dir.path().join("tf.db"), durability)?;
+                build_and_run(OurEngine::Serial, &flow, json!({ "x": 0 }), sqlite)?
+            }
+            DurableBackend::Dir => {
+                let records = DirBackend::open(dir.path().join("records"))?;
+                build_and_run(OurEngine::Serial, &flow, json!({ "x": 0 }), records)?
+            }
+        };
+        expect_success(outcome)?;
+        Ok(elapsed)
+    })
+}
+
+/// W5: 100 atoms that each sleep 10 ms, on the parallel engine with
+/// `workers` threads; the whole run in seconds.
+pub fn sleeping(workers: usize, repeats: Repeats) -> Result<Summary, BenchError> {
+    let sleeper = task_fn(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        Ok(json!(1))
+    });
+    let flow: Flow = Unordered::new("w5")
+        .add_all((0..100).map(|i| atom(format!("t{i}"), sleeper.clone())))
+        .into();
+    repeat(repeats, || {
+        let start = Instant::now();
+        let mut engine = Engine::parallel(flow.clone())
+            .max_workers(workers)
+            .build()?;
+        expect_success(engine.run())?;
+        Ok(start.elapsed())
+    })
+}
+
+/// W6: a linear flow of `n` atoms whose last one fails, so every atom
+/// before it reverts; serial engine, memory backend.
+pub fn all_revert(n: usize, repeats: Repeats) -> Result<Summary, BenchError> {
+    let flow = workloads::w6_flow(n);
+    repeat(repeats, || {
+        let (elapsed, outcome) = build_and_run(
+            OurEngine::Serial,
+            &flow,
+            json!({ "x": 0 }),
+            MemoryBackend::new(),
+        )?;
+        match outcome {
+            Err(EngineError::Failed {
+                state: FlowState::Reverted,
+                ..
+            }) => Ok(elapsed),
+            Err(e) => Err(e.into()),
+            Ok(state) => Err(BenchError::Setup(format!(
+                "W6 should end REVERTED, it ended {state}"
+            ))),
+        }
+    })
+}
+
+/// W7: a `Times(5)` retry around a task that fails 4 times, then succeeds;
+/// serial engine, memory backend; the whole run in seconds.
+pub fn retried(repeats: Repeats) -> Result<Summary, BenchError> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let flaky: FnTask = {
+        let calls = calls.clone();
+        task_fn(move |_| {
+            let call = calls.fetch_add(1, Ordering::Relaxed) + 1;
+            if call < 5 {
+                Err(TaskError::msg(format!("flaky {call}")))
+            } else {
+                Ok(json!(call))
+            }
+        })
+    };
+    let flow: Flow = Linear::new("w7")
+        .add(atom("flaky", flaky))
+        .with_retry(Times::new(5))
+        .into();
+    repeat(repeats, || {
+        calls.store(0, Ordering::Relaxed);
+        let (elapsed, outcome) =
+            build_and_run(OurEngine::Serial, &flow, json!({}), MemoryBackend::new())?;
+        expect_success(outcome)?;
+        Ok(elapsed)
+    })
+}
+
+/// W8: `jobs` jobs posted to a SQLite board (`Normal` durability), then
+/// claimed, run and consumed by `conductors` conductors; jobs per second.
+pub fn jobboard_sqlite(
+    jobs: usize,
+    conductors: usize,
+    repeats: Repeats,
+) -> Result<Summary, BenchError> {
+    jobboard(jobs, conductors, repeats, || {
+        let dir = tempfile::tempdir()?;
+        let board = SqliteBoard::open_with(
+            dir.path().join("jobs.db"),
+            BoardOptions::default(),
+            Durability::Normal,
+        )?;
+        Ok((Arc::new(board), Box::new(dir)))
+    })
+}
+
+#[cfg(feature = "redis")]
+/// W8 on the Redis board at `url`, under a fresh key prefix per run
+/// (removed after it).
+pub fn jobboard_redis(
+    url: &str,
+    jobs: usize,
+    conductors: usize,
+    repeats: Repeats,
+) -> Result<Summary, BenchError> {
+    /// Removes the run's keys when dropped.
+    struct Cleanup(Arc<RedisBoard>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.destroy();
+        }
+    }
+    jobboard(jobs, conductors, repeats, || {
+        let prefix = format!("taskflow-compare-{}", uuid::Uuid::new_v4().simple());
+        let board = Arc::new(RedisBoard::connect(url, &prefix, BoardOptions::default())?);
+        Ok((board.clone(), Box::new(Cleanup(board))))
+    })
+}
+
+/// A board for one W8 run, and what must live as long as it.
+type BoardAndGuard = (Arc<dyn JobBoard>, Box<dyn std::any::Any>);
+
+fn jobboard(
+    jobs: usize,
+    conductors: usize,
+    repeats: Repeats,
+    make: impl Fn() -> Result<BoardAndGuard, BenchError>,
+) -> Result<Summary, BenchError> {
+    let per_run = repeat(repeats, || {
+        let (board, _guard) = make()?;
+        let records: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        workloads::post_noop_jobs(&*board, &*records, jobs)?;
+        let start = Instant::now();
+        workloads::drain_board(board.clone(), records, conductors)?;
+        let elapsed = start.elapsed();
+        if !board.iterjobs(false)?.is_empty() {
+            return Err(BenchError::Setup("W8: jobs left on the board".into()));
+        }
+        Ok(elapsed)
+    })?;
+    // Seconds per run become jobs per second (the median of a monotone map
+    // is the map of the median; min and max swap).
+    Ok(Summary {
+        median: jobs as f64 / per_run.median,
+        min: jobs as f64 / per_run.max,
+        max: jobs as f64 / per_run.min,
+        count: per_run.count,
+    })
+}
+
+/// What W9's resume process reported.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ResumeReport {
+    /// Seconds from spawning the resume process to its exit.
+    pub process_s: f64,
+    /// Seconds inside it to open the backend, load, compile and prepare.
+    pub startup_s: f64,
+    /// Seconds inside it to run the remaining atoms.
+    pub run_s: f64,
+    /// Tasks that ran in both processes (only the interrupted one may).
+    pub ran_twice: Vec<String>,
+    /// The flow's final value.
+    pub result: i64,
+}
+
+/// W9: a 100-atom linear flow on SQLite is SIGKILLed inside atom
+/// `crash_at`, then resumed by a new process; `exe` is this command's
+/// binary (it runs itself as both children).
+pub fn resume(exe: &Path, n: usize, crash_at: usize) -> Result<ResumeReport, BenchError> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("w9.db");
+    let log = dir.path().join("ran.log");
+    let mut first = Command::new(exe)
+        .args(["child", "w9-run"])
+        .arg(&db)
+        .arg(&log)
+        .args([n.to_string(), crash_at.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let lines = match first.stdout.take() {
+        Some(out) => crate::child::lines_until(out, "blocked")?,
+        None => Vec::new(),
+    };
+    let flow_detail = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("flow-detail "))
+        .map(str::to_string);
+    let (Some(flow_detail), true) = (flow_detail, lines.iter().any(|l| l == "blocked")) else {
+        let _ = first.kill();
+        return Err(BenchError::Setup(format!(
+            "W9: the first process did not reach atom t{crash_at} (it said {lines:?})"
+        )));
+    };
+    first.kill()?; // SIGKILL, mid-atom
+    first.wait()?;
+    let start = Instant::now();
+    let second = Command::new(exe)
+        .args(["child", "w9-resume"])
+        .arg(&db)
+        .args([n.to_string(), flow_detail])
+        .stderr(Stdio::inherit())
+        .output()?;
+    let process_s = start.elapsed().as_secs_f64();
+    if !second.status.success() {
+        return Err(BenchError::Setup(format!(
+            "W9: the resume process failed ({})",
+            second.status
+        )));
+    }
+    let inner: crate::child::ResumeInner = crate::child::last_json(&second.stdout)?;
+    let ran = std::fs::read_to_string(&log)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut ran_twice: Vec<String> = ran
+        .lines()
+        .filter(|name| !seen.insert(*name))
+        .map(str::to_string)
+        .collect();
+    ran_twice.sort();
+    ran_twice.dedup();
+    Ok(ResumeReport {
+        process_s,
+        startup_s: inner.startup_s,
+        run_s: inner.run_s,
+        ran_twice,
+        result: inner.result,
+    })
+}
+
+/// W10: the peak resident memory, in MiB, of a process that builds and
+/// runs W1 with `n` atoms on the serial engine (memory backend).
+pub fn peak_memory(exe: &Path, n: usize) -> Result<f64, BenchError> {
+    let out = Command::new(exe)
+        .args(["child", "w10"])
+        .arg(n.to_string())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(BenchError::Setup(format!(
+            "W10: the child failed ({})",
+            out.status
+        )));
+    }
+    let report: crate::child::MemoryReport = crate::child::last_json(&out.stdout)?;
+    Ok(report.peak_rss_kib as f64 / 1024.0)
+}
+
+/// Where this binary is, for the child processes of W9 and W10.
+pub fn current_exe() -> Result<PathBuf, BenchError> {
+    Ok(std::env::current_exe()?)
+}

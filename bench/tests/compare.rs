@@ -1,0 +1,76 @@
+//! The comparison command end to end, without Python (no virtualenv, no
+//! PyPI in tests): every executor runs, W9 really SIGKILLs and resumes a
+//! process (the command fails if an atom ran twice), and the Markdown,
+//! JSON and SVG are written.
+
+use std::process::Command;
+
+use taskflow_bench::measure::{Measurement, Unit};
+
+#[test]
+fn compare_writes_the_table_and_the_plot() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_taskflow-bench"))
+        .args(["compare", "--quick", "--no-python", "--redis", "none"])
+        .args([
+            "--sizes",
+            "100",
+            "--workloads",
+            "W1,W2,W3,W6,W7,W9,W10",
+            "--out",
+        ])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "compare failed: {status}");
+
+    let md = std::fs::read_to_string(out.path().join("comparison.md")).unwrap();
+    assert!(md.starts_with("# Engine comparison\n\nTaken on "), "{md}");
+    for executor in [
+        "taskflow-rs serial",
+        "taskflow-rs parallel",
+        "taskflow-rs worker",
+        "floor (bare rayon)",
+        "dagx inline",
+        "dagx parallel",
+        "dagrs",
+    ] {
+        for workload in ["W1 linear chain", "W2 unordered", "W3 layered DAG"] {
+            assert!(
+                md.lines()
+                    .any(|l| l.contains(workload) && l.contains(&format!("| {executor} |"))),
+                "no {executor} row for {workload}:\n{md}"
+            );
+        }
+    }
+
+    let all: Vec<Measurement> =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("comparison.json")).unwrap())
+            .unwrap();
+    let w9 = all
+        .iter()
+        .find(|m| m.workload == "W9" && m.setting == "resume process")
+        .expect("a W9 figure");
+    assert_eq!(w9.unit, Unit::Seconds);
+    assert!(w9.value > 0.0);
+    let w10: Vec<&Measurement> = all.iter().filter(|m| m.workload == "W10").collect();
+    assert_eq!(w10.len(), 2);
+    assert!(w10
+        .iter()
+        .all(|m| m.unit == Unit::MebiBytes && m.value > 1.0));
+
+    let svg = std::fs::read_to_string(out.path().join("comparison.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains("dagx inline") && svg.contains("taskflow-rs serial"));
+}
+
+#[test]
+fn an_unknown_workload_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_taskflow-bench"))
+        .args(["compare", "--quick", "--no-python", "--workloads", "W42"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown workload W42"), "{stderr}");
+}
