@@ -1,12 +1,11 @@
 //! Atoms: a task or retry controller with its declared inputs and outputs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Retry, Task, Value};
+use crate::{Retry, Task, Value, VecMap};
 
 /// What names an atom's result is stored under.
 ///
@@ -101,17 +100,17 @@ pub struct AtomSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
     /// Optional argument names with the default used when nothing provides them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub optional: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub optional: VecMap<String, Value>,
     /// Names the result is stored under.
     #[serde(default)]
     pub provides: Provides,
     /// Argument name to the symbol that feeds it (default: the same name).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rebind: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub rebind: VecMap<String, String>,
     /// Argument name to a constant value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub inject: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub inject: VecMap<String, Value>,
     /// The atom's version.
     #[serde(default)]
     pub version: Version,
@@ -229,6 +228,13 @@ impl<K> Atom<K> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        let names = names.into_iter();
+        // Exactly what is asked for: a flow may hold many atoms, and a
+        // vector grown one push at a time keeps room for four.
+        let expected = names.size_hint().0;
+        if expected > 0 {
+            self.spec_mut().requires.reserve_exact(expected);
+        }
         for name in names {
             let name = name.into();
             if !self.spec.requires.contains(&name) {
@@ -325,5 +331,36 @@ mod tests {
         };
         let syms: Vec<_> = spec.required_symbols().collect();
         assert_eq!(syms, vec![("x", false)]);
+    }
+
+    #[test]
+    fn bindings_serialize_as_sorted_objects() {
+        let a = atom("t", crate::task_fn(|_| Ok(Value::Null)))
+            .requires(["b", "a"])
+            .rebind("b", "y")
+            .rebind("a", "x")
+            .inject("c", 1)
+            .optional("d", "dflt");
+        let json = serde_json::to_value(&*a.spec).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "name": "t",
+                "requires": ["b", "a"],
+                "optional": {"d": "dflt"},
+                "provides": "nothing",
+                "rebind": {"a": "x", "b": "y"},
+                "inject": {"c": 1},
+                "version": [1, 0],
+            })
+        );
+        assert_eq!(
+            serde_json::to_string(&a.spec.rebind).unwrap(),
+            r#"{"a":"x","b":"y"}"#
+        );
+        let back: AtomSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, *a.spec);
+        assert_eq!(back.symbol_of("a"), Some("x"));
+        assert_eq!(back.symbol_of("c"), None);
     }
 }

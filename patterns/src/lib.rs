@@ -25,6 +25,7 @@ mod compile;
 mod error;
 mod failure;
 mod flow;
+mod map;
 mod registry;
 mod retry;
 mod state;
@@ -38,6 +39,7 @@ pub use compile::{
 pub use error::{CompileError, CompileErrors};
 pub use failure::{Cause, Failure, TaskError};
 pub use flow::{decider_fn, Decider, Depth, Flow, FnDecider, Graph, Linear, Link, Node, Unordered};
+pub use map::{VecMap, VecMapIter};
 pub use registry::{FactoryError, FlowRegistry};
 pub use retry::{
     AlwaysRevert, AlwaysRevertAll, Attempt, Decision, ForEach, History, OnExhausted,

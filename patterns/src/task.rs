@@ -245,8 +245,15 @@ type RevertFn = dyn Fn(&mut Context<'_>) -> Result<(), TaskError> + Send + Sync;
 /// A task made of closures (see [`task_fn`]). It runs anywhere in-process
 /// but cannot be serialized: a flow holding one is rebuilt in another
 /// process through a registered flow factory, not from its records.
+///
+/// One pointer wide: every atom built from a clone of it shares the closures.
 #[derive(Clone)]
 pub struct FnTask {
+    fns: Arc<TaskFns>,
+}
+
+#[derive(Clone)]
+struct TaskFns {
     execute: Arc<ExecuteFn>,
     revert: Option<Arc<RevertFn>>,
 }
@@ -264,8 +271,10 @@ where
     F: Fn(&mut Context<'_>) -> Result<Value, TaskError> + Send + Sync + 'static,
 {
     FnTask {
-        execute: Arc::new(execute),
-        revert: None,
+        fns: Arc::new(TaskFns {
+            execute: Arc::new(execute),
+            revert: None,
+        }),
     }
 }
 
@@ -275,7 +284,7 @@ impl FnTask {
     where
         F: Fn(&mut Context<'_>) -> Result<(), TaskError> + Send + Sync + 'static,
     {
-        self.revert = Some(Arc::new(revert));
+        Arc::make_mut(&mut self.fns).revert = Some(Arc::new(revert));
         self
     }
 }
@@ -283,7 +292,7 @@ impl FnTask {
 impl fmt::Debug for FnTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FnTask")
-            .field("revert", &self.revert.is_some())
+            .field("revert", &self.fns.revert.is_some())
             .finish()
     }
 }
@@ -306,11 +315,11 @@ impl<'de> Deserialize<'de> for FnTask {
 #[typetag::serde(name = "taskflow::FnTask")]
 impl Task for FnTask {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
-        (self.execute)(ctx)
+        (self.fns.execute)(ctx)
     }
 
     fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
-        match &self.revert {
+        match &self.fns.revert {
             Some(revert) => revert(ctx),
             None => Ok(()),
         }

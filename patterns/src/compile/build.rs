@@ -7,14 +7,14 @@
 //! sort (Tarjan's algorithm runs only to name the atoms of a cycle found).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{
-    Adjacency, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider, CompiledFlow,
-    FlowIndex,
+    provided_name, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider, CompiledFlow,
+    Csr, FlowIndex, Providers,
 };
 use crate::flow::{FlowParts, Node};
 use crate::{AtomSpec, CompileError, CompileErrors, Flow};
@@ -78,6 +78,7 @@ struct Builder<'f> {
 
 pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
     let mut b = Builder::default();
+    b.atoms.reserve_exact(atom_count(flow));
     b.flow(flow, None, None);
     b.finish()
 }
@@ -174,7 +175,7 @@ impl<'f> Builder<'f> {
             name: parts.name.clone(),
             parent,
             retry: None,
-            atoms: Vec::new(),
+            atoms: Vec::with_capacity(atom_count(flow)),
         });
         let first = self.atoms.len();
 
@@ -359,28 +360,36 @@ impl<'f> Builder<'f> {
 
     fn finish(mut self) -> Result<Compilation, CompileErrors> {
         let n = self.atoms.len();
-        let mut incoming_deciders = vec![Vec::new(); n];
-        for &(_, t, d) in &self.edges {
-            if let Some(d) = d {
-                if !incoming_deciders[t.index()].contains(&d) {
-                    incoming_deciders[t.index()].push(d);
+        let mut edges: Vec<(AtomIndex, AtomIndex, Option<u32>)> = std::mem::take(&mut self.edges);
+        // Of duplicate edges, the first declared is kept (a stable sort).
+        edges.sort_by_key(|&(f, t, _)| (f, t));
+        let mut incoming: Vec<(AtomIndex, u32)> = edges
+            .iter()
+            .filter_map(|&(_, t, d)| d.map(|d| (t, d)))
+            .collect();
+        incoming.sort_unstable();
+        incoming.dedup();
+        let incoming_deciders = csr(n, incoming.into_iter());
+        edges.dedup_by_key(|&mut (f, t, _)| (f, t));
+        edges.shrink_to_fit();
+        let conditional: Vec<(AtomIndex, AtomIndex, u32)> = edges
+            .iter()
+            .filter_map(|&(f, t, d)| d.map(|d| (f, t, d)))
+            .collect();
+
+        let succ = csr(n, edges.iter().map(|&(f, t, _)| (f, t)));
+        let pred = csr(n, edges.iter().map(|&(f, t, _)| (t, f)));
+        drop(edges);
+        if !is_acyclic(&succ, &pred, n) {
+            let mut graph: DiGraph<Arc<str>, ()> = DiGraph::with_capacity(n, succ.items.len());
+            for atom in &self.atoms {
+                graph.add_node(atom.name.clone());
+            }
+            for f in 0..n {
+                for &t in succ.of(AtomIndex::new(f)) {
+                    graph.add_edge(NodeIndex::new(f), t.node(), ());
                 }
             }
-        }
-        let mut edges: Vec<(AtomIndex, AtomIndex, Option<u32>)> = std::mem::take(&mut self.edges);
-        edges.sort_unstable_by_key(|&(f, t, _)| (f, t));
-        edges.dedup_by_key(|&mut (f, t, _)| (f, t));
-
-        let mut graph: DiGraph<Arc<str>, Option<u32>> = DiGraph::with_capacity(n, edges.len());
-        for atom in &self.atoms {
-            graph.add_node(atom.name.clone());
-        }
-        for &(f, t, d) in &edges {
-            graph.add_edge(f.node(), t.node(), d);
-        }
-        let succ = adjacency(n, edges.iter().map(|&(f, t, _)| (f, t)));
-        let pred = adjacency(n, edges.iter().map(|&(f, t, _)| (t, f)));
-        if !is_acyclic(&succ, &pred, n) {
             for scc in tarjan_scc(&graph) {
                 let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
                 if scc.len() > 1 || self_loop {
@@ -395,26 +404,13 @@ impl<'f> Builder<'f> {
         if !self.errors.is_empty() {
             return Err(CompileErrors(self.errors));
         }
-        let by_name = self
-            .atoms
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.name.clone(), AtomIndex::new(i)))
-            .collect();
-        let mut providers: HashMap<String, Vec<AtomIndex>> = HashMap::new();
-        for (i, atom) in self.atoms.iter().enumerate() {
-            for name in atom.spec.provides.names() {
-                match providers.get_mut(name) {
-                    Some(list) => list.push(AtomIndex::new(i)),
-                    None => {
-                        providers.insert(name.to_owned(), vec![AtomIndex::new(i)]);
-                    }
-                }
-            }
-        }
+        let atoms = self.atoms;
+        let mut by_name: Vec<AtomIndex> = (0..n).map(AtomIndex::new).collect();
+        by_name.sort_unstable_by(|&a, &b| atoms[a.index()].name.cmp(&atoms[b.index()].name));
+        let providers = providers(&atoms);
         Ok(Compilation {
-            graph,
-            atoms: self.atoms,
+            graph: OnceLock::new(),
+            atoms,
             flows: self.flows,
             deciders: self.deciders,
             by_name,
@@ -422,8 +418,40 @@ impl<'f> Builder<'f> {
             succ,
             pred,
             incoming_deciders,
+            conditional,
         })
     }
+}
+
+/// The providers of every provided name, sorted by (name, atom).
+fn providers(atoms: &[CompiledAtom]) -> Providers {
+    let mut entries: Vec<(AtomIndex, u32)> = Vec::with_capacity(atoms.len());
+    for (i, atom) in atoms.iter().enumerate() {
+        let count = atom.spec.provides.names().count();
+        entries.extend((0..count).map(|k| (AtomIndex::new(i), u32::try_from(k).unwrap_or(0))));
+    }
+    let name = |&(a, k): &(AtomIndex, u32)| provided_name(&atoms[a.index()].spec.provides, k);
+    // Stable: entries of one name stay in atom order.
+    entries.sort_by(|x, y| name(x).cmp(name(y)));
+    Providers {
+        atoms: entries.iter().map(|&(a, _)| a).collect(),
+        names: entries.iter().map(|&(_, k)| k).collect(),
+    }
+}
+
+/// How many atoms `flow` holds, nested flows and retry controllers included
+/// (to allocate exactly what compile needs).
+fn atom_count(flow: &Flow) -> usize {
+    let parts = flow.parts();
+    let children: usize = parts
+        .children
+        .iter()
+        .map(|c| match c {
+            Node::Task(_) => 1,
+            Node::Flow(f) => atom_count(f),
+        })
+        .sum();
+    children + usize::from(parts.retry.is_some())
 }
 
 /// Symbol to the children (by position) that provide it.
@@ -438,7 +466,7 @@ fn providers_of<'a>(symbols: &[Symbols<'a>]) -> HashMap<&'a str, Vec<usize>> {
 }
 
 /// Kahn's algorithm: whether every atom can be ordered.
-fn is_acyclic(succ: &Adjacency, pred: &Adjacency, n: usize) -> bool {
+fn is_acyclic(succ: &Csr<AtomIndex>, pred: &Csr<AtomIndex>, n: usize) -> bool {
     let mut indegree: Vec<u32> = (0..n)
         .map(|i| u32::try_from(pred.of(AtomIndex::new(i)).len()).unwrap_or(u32::MAX))
         .collect();
@@ -461,7 +489,7 @@ fn is_acyclic(succ: &Adjacency, pred: &Adjacency, n: usize) -> bool {
 
 /// One cycle through the first node of a strongly connected component, in
 /// edge order (a shortest one, found breadth first inside the component).
-fn cycle_path(graph: &DiGraph<Arc<str>, Option<u32>>, scc: &[NodeIndex]) -> Vec<NodeIndex> {
+fn cycle_path(graph: &DiGraph<Arc<str>, ()>, scc: &[NodeIndex]) -> Vec<NodeIndex> {
     let start = scc[0];
     let inside: HashSet<NodeIndex> = scc.iter().copied().collect();
     let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
@@ -489,23 +517,28 @@ fn cycle_path(graph: &DiGraph<Arc<str>, Option<u32>>, scc: &[NodeIndex]) -> Vec<
     scc.to_vec()
 }
 
-/// Compressed adjacency lists from edges sorted by their first element
-/// (the successor lists come out sorted; the predecessor ones are sorted too
-/// because edges are sorted by source).
-fn adjacency(n: usize, edges: impl Iterator<Item = (AtomIndex, AtomIndex)> + Clone) -> Adjacency {
+/// Compressed lists from pairs; each atom's list keeps the order its pairs
+/// come in. Empty when there are no pairs.
+fn csr<T: Copy>(n: usize, pairs: impl Iterator<Item = (AtomIndex, T)> + Clone) -> Csr<T> {
+    let Some((_, filler)) = pairs.clone().next() else {
+        return Csr {
+            start: Vec::new(),
+            items: Vec::new(),
+        };
+    };
     let mut start = vec![0u32; n + 1];
-    for (from, _) in edges.clone() {
+    for (from, _) in pairs.clone() {
         start[from.index() + 1] += 1;
     }
     for i in 0..n {
         start[i + 1] += start[i];
     }
     let mut fill = start.clone();
-    let mut targets = vec![AtomIndex::new(0); start[n] as usize];
-    for (from, to) in edges {
+    let mut items = vec![filler; start[n] as usize];
+    for (from, item) in pairs {
         let slot = &mut fill[from.index()];
-        targets[*slot as usize] = to;
+        items[*slot as usize] = item;
         *slot += 1;
     }
-    Adjacency { start, targets }
+    Csr { start, items }
 }

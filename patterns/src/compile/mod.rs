@@ -9,13 +9,12 @@
 mod build;
 mod resolve;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::{AtomKind, AtomSpec, CompileErrors, Decider, Depth, Flow, Retry, Task};
+use crate::{AtomKind, AtomSpec, CompileErrors, Decider, Depth, Flow, Provides, Retry, Task};
 
 pub use resolve::{ArgSource, Argument, Resolution};
 
@@ -152,29 +151,68 @@ impl fmt::Debug for CompiledDecider {
 /// assert_eq!(c.successors(a), &[b]);
 /// ```
 pub struct Compilation {
-    graph: DiGraph<Arc<str>, Option<u32>>,
+    /// Built on first use: the engine never asks for it.
+    graph: OnceLock<DiGraph<Arc<str>, Option<u32>>>,
     atoms: Vec<CompiledAtom>,
     flows: Vec<CompiledFlow>,
     deciders: Vec<CompiledDecider>,
-    by_name: HashMap<Arc<str>, AtomIndex>,
-    providers: HashMap<String, Vec<AtomIndex>>,
-    succ: Adjacency,
-    pred: Adjacency,
+    /// Every atom, sorted by name.
+    by_name: Vec<AtomIndex>,
+    providers: Providers,
+    succ: Csr<AtomIndex>,
+    pred: Csr<AtomIndex>,
     /// For each atom, the deciders on its incoming edges.
-    incoming_deciders: Vec<Vec<u32>>,
+    incoming_deciders: Csr<u32>,
+    /// The conditional edges `(from, to, decider)`, sorted.
+    conditional: Vec<(AtomIndex, AtomIndex, u32)>,
 }
 
-/// Compressed adjacency lists (one allocation for all atoms).
-struct Adjacency {
+/// Compressed per-atom lists (one allocation for all atoms): the items of
+/// atom `i` are `items[start[i]..start[i + 1]]`. With no items at all,
+/// `start` is empty too.
+struct Csr<T> {
     start: Vec<u32>,
-    targets: Vec<AtomIndex>,
+    items: Vec<T>,
 }
 
-impl Adjacency {
-    fn of(&self, atom: AtomIndex) -> &[AtomIndex] {
+impl<T> Csr<T> {
+    fn of(&self, atom: AtomIndex) -> &[T] {
         let i = atom.index();
-        &self.targets[self.start[i] as usize..self.start[i + 1] as usize]
+        match (self.start.get(i), self.start.get(i + 1)) {
+            (Some(&from), Some(&to)) => &self.items[from as usize..to as usize],
+            _ => &[],
+        }
     }
+}
+
+/// Symbol to the atoms that provide it, without a copy of the symbols: one
+/// entry per provided name, sorted by (name, atom); the name is read from
+/// the atom's [`Provides`].
+#[derive(Default)]
+struct Providers {
+    /// The providing atom of each entry.
+    atoms: Vec<AtomIndex>,
+    /// The position of the entry's name in its atom's `provides`.
+    names: Vec<u32>,
+}
+
+/// The first `i` in `lo..hi` for which `below(i)` is false (`below` holds
+/// for a prefix of the range).
+fn partition_point(mut lo: usize, mut hi: usize, below: impl Fn(usize) -> bool) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Name `position` of `provides`.
+fn provided_name(provides: &Provides, position: u32) -> &str {
+    provides.names().nth(position as usize).unwrap_or_default()
 }
 
 /// Compiles a flow, reporting every structural error found: duplicate names,
@@ -188,8 +226,26 @@ pub fn compile(flow: &Flow) -> Result<Compilation, CompileErrors> {
 impl Compilation {
     /// The DAG: node weights are atom names, edge weights the index of the
     /// link's decider, if conditional. Node `i` is atom `AtomIndex(i)`.
+    /// Built on the first call.
     pub fn graph(&self) -> &DiGraph<Arc<str>, Option<u32>> {
-        &self.graph
+        self.graph.get_or_init(|| {
+            let edges = self.succ.items.len();
+            let mut graph = DiGraph::with_capacity(self.atoms.len(), edges);
+            for atom in &self.atoms {
+                graph.add_node(atom.name.clone());
+            }
+            for from in self.indices() {
+                for &to in self.successors(from) {
+                    let decider = self
+                        .conditional
+                        .binary_search_by_key(&(from, to), |&(f, t, _)| (f, t))
+                        .ok()
+                        .map(|i| self.conditional[i].2);
+                    graph.add_edge(from.node(), to.node(), decider);
+                }
+            }
+            graph
+        })
     }
 
     /// How many atoms there are.
@@ -214,7 +270,10 @@ impl Compilation {
 
     /// The index of the atom named `name`.
     pub fn atom_index(&self, name: &str) -> Option<AtomIndex> {
-        self.by_name.get(name).copied()
+        self.by_name
+            .binary_search_by(|a| (*self.atom(*a).name).cmp(name))
+            .ok()
+            .map(|i| self.by_name[i])
     }
 
     /// Every atom index, in order.
@@ -275,12 +334,16 @@ impl Compilation {
 
     /// The deciders on the edges into `atom` (indices into [`deciders`](Self::deciders)).
     pub fn incoming_deciders(&self, atom: AtomIndex) -> &[u32] {
-        &self.incoming_deciders[atom.index()]
+        self.incoming_deciders.of(atom)
     }
 
     /// The atoms that provide `symbol`.
     pub fn providers(&self, symbol: &str) -> &[AtomIndex] {
-        self.providers.get(symbol).map_or(&[], Vec::as_slice)
+        let p = &self.providers;
+        let name = |i: usize| provided_name(&self.atom(p.atoms[i]).spec.provides, p.names[i]);
+        let first = partition_point(0, p.atoms.len(), |i| name(i) < symbol);
+        let end = partition_point(first, p.atoms.len(), |i| name(i) <= symbol);
+        &p.atoms[first..end]
     }
 
     /// Every atom reachable from `from` (not itself), following edges forward.
@@ -334,7 +397,7 @@ impl fmt::Debug for Compilation {
         f.debug_struct("Compilation")
             .field("flow", &self.name())
             .field("atoms", &self.atoms.len())
-            .field("edges", &self.graph.edge_count())
+            .field("edges", &self.succ.items.len())
             .finish()
     }
 }

@@ -1,7 +1,7 @@
 //! Resolving each atom's arguments: from an atom that runs before it, from
 //! the store, from an injected constant, or from an optional default.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::{AtomIndex, Compilation};
@@ -38,15 +38,40 @@ pub struct Argument {
 }
 
 /// Every atom's resolved arguments, by atom index.
+///
+/// Kept as one vector for all atoms (the arguments of atom `i` are
+/// `args[start[i]..start[i + 1]]`), and each distinct argument name or
+/// symbol is one shared `Arc<str>`: a flow of many atoms that all take `x`
+/// holds one `"x"`.
 #[derive(Debug, Clone, Default)]
 pub struct Resolution {
-    args: Vec<Vec<Argument>>,
+    start: Vec<u32>,
+    args: Vec<Argument>,
 }
 
 impl Resolution {
     /// The arguments of `atom`.
     pub fn arguments(&self, atom: AtomIndex) -> &[Argument] {
-        &self.args[atom.index()]
+        let i = atom.index();
+        match (self.start.get(i), self.start.get(i + 1)) {
+            (Some(&from), Some(&to)) => &self.args[from as usize..to as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// One `Arc<str>` per distinct string, while resolving.
+#[derive(Default)]
+struct Interner<'s> {
+    strings: HashMap<&'s str, Arc<str>>,
+}
+
+impl<'s> Interner<'s> {
+    fn get(&mut self, s: &'s str) -> Arc<str> {
+        self.strings
+            .entry(s)
+            .or_insert_with(|| Arc::from(s))
+            .clone()
     }
 }
 
@@ -58,15 +83,18 @@ impl Compilation {
         store: &serde_json::Map<String, Value>,
     ) -> Result<Resolution, CompileErrors> {
         let mut errors = Vec::new();
-        let mut args = Vec::with_capacity(self.atoms.len());
+        let total: usize = self.atoms.iter().map(|a| a.spec.arguments().count()).sum();
+        let mut args = Vec::with_capacity(total);
+        let mut start = Vec::with_capacity(self.atoms.len() + 1);
+        let mut names = Interner::default();
+        start.push(0);
         for index in self.indices() {
             let spec = &self.atom(index).spec;
-            let mut resolved = Vec::new();
             for arg in spec.arguments() {
                 let default = spec.optional.get(arg).map(|v| Arc::new(v.clone()));
-                let name: Arc<str> = Arc::from(arg);
+                let name = names.get(arg);
                 if let Some(value) = spec.inject.get(arg) {
-                    resolved.push(Argument {
+                    args.push(Argument {
                         symbol: name.clone(),
                         name,
                         source: ArgSource::Value(Arc::new(value.clone())),
@@ -74,21 +102,21 @@ impl Compilation {
                     });
                     continue;
                 }
-                let symbol = spec.rebind.get(arg).map_or(arg, String::as_str);
-                match self.source_of(index, symbol, store, default.as_ref()) {
-                    Ok(source) => resolved.push(Argument {
+                let symbol = names.get(spec.rebind.get(arg).map_or(arg, String::as_str));
+                match self.source_of(index, &symbol, store, default.as_ref()) {
+                    Ok(source) => args.push(Argument {
                         name,
-                        symbol: Arc::from(symbol),
+                        symbol,
                         source,
                         default,
                     }),
                     Err(e) => errors.push(e),
                 }
             }
-            args.push(resolved);
+            start.push(u32::try_from(args.len()).unwrap_or(u32::MAX));
         }
         if errors.is_empty() {
-            Ok(Resolution { args })
+            Ok(Resolution { start, args })
         } else {
             Err(CompileErrors(errors))
         }
@@ -97,10 +125,11 @@ impl Compilation {
     fn source_of(
         &self,
         atom: AtomIndex,
-        symbol: &str,
+        symbol_name: &Arc<str>,
         store: &serde_json::Map<String, Value>,
         default: Option<&Arc<Value>>,
     ) -> Result<ArgSource, CompileError> {
+        let symbol: &str = symbol_name;
         let all = self.providers(symbol);
         let before: Vec<AtomIndex> = all
             .iter()
@@ -139,7 +168,7 @@ impl Compilation {
             }
         }
         if store.contains_key(symbol) {
-            return Ok(ArgSource::Store(Arc::from(symbol)));
+            return Ok(ArgSource::Store(symbol_name.clone()));
         }
         if let Some(default) = default {
             return Ok(ArgSource::Value(default.clone()));

@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use petgraph::graph::NodeIndex;
+
 use crate::*;
 
 fn noop() -> FnTask {
@@ -226,6 +228,39 @@ fn deciders_are_compiled_onto_the_edges_into_their_target() {
     let d = &c.deciders()[ds[0] as usize];
     assert_eq!(names(&c, &d.sources), ["c1", "c2"]);
     assert_eq!(d.depth, Depth::Flow);
+    // The petgraph view, built on demand, carries the decider on its edge.
+    let g = c.graph();
+    assert_eq!(g.node_count(), 3);
+    let c2 = c.atom_index("c2").unwrap();
+    let edge = g
+        .find_edge(NodeIndex::new(c2.index()), NodeIndex::new(act.index()))
+        .unwrap();
+    assert_eq!(g[edge], Some(ds[0]));
+    assert_eq!(g.edge_count(), 2);
+    assert!(g.edge_weights().filter(|w| w.is_none()).count() == 1);
+}
+
+#[test]
+fn lookups_by_name_and_by_symbol() {
+    let flow: Flow = Linear::new("f")
+        .add(atom("z", noop()).provides("x"))
+        .add(atom("m", noop()).provides_seq(["y", "x"]))
+        .add(atom("a", noop()).provides_map(["w", "x"]))
+        .add(atom("b", noop()))
+        .into();
+    let c = compile(&flow).unwrap();
+    for (i, name) in ["z", "m", "a", "b"].into_iter().enumerate() {
+        assert_eq!(c.atom_index(name), Some(AtomIndex::new(i)));
+    }
+    assert_eq!(c.atom_index("f"), None);
+    assert_eq!(c.atom_index(""), None);
+    // In flow order, whatever the names sort as.
+    assert_eq!(names(&c, c.providers("x")), ["z", "m", "a"]);
+    assert_eq!(names(&c, c.providers("y")), ["m"]);
+    assert_eq!(names(&c, c.providers("w")), ["a"]);
+    assert!(c.providers("v").is_empty());
+    assert!(c.providers("zz").is_empty());
+    assert!(c.incoming_deciders(AtomIndex::new(1)).is_empty());
 }
 
 #[derive(Serialize, Deserialize)]
