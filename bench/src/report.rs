@@ -70,11 +70,15 @@ pub fn advantage(ours: &Measurement, theirs: &Measurement) -> f64 {
     }
 }
 
-fn ratio_text(advantage: f64) -> String {
+fn ratio_text(unit: Unit, advantage: f64) -> String {
+    let (better, worse) = match unit {
+        Unit::MebiBytes => ("less memory", "more memory"),
+        _ => ("faster", "slower"),
+    };
     if advantage >= 1.0 {
-        format!("{}× faster", figure(advantage))
+        format!("{}× {better}", figure(advantage))
     } else {
-        format!("{}× slower", figure(1.0 / advantage))
+        format!("{}× {worse}", figure(1.0 / advantage))
     }
 }
 
@@ -83,7 +87,7 @@ fn ratio_text(advantage: f64) -> String {
 fn python_for<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measurement> {
     all.iter()
         .filter(|p| {
-            p.executor == PYTHON
+            p.executor.starts_with(PYTHON)
                 && p.workload == m.workload
                 && p.n == m.n
                 && p.unit == m.unit
@@ -106,7 +110,7 @@ pub fn markdown_table(all: &[Measurement]) -> String {
     out.push_str("|---|---:|---|---|---:|---:|---:|---|---:|\n");
     for m in all {
         let vs_python = match python_for(m, all) {
-            Some(p) if m.executor != PYTHON => ratio_text(advantage(m, p)),
+            Some(p) if !m.executor.starts_with(PYTHON) => ratio_text(m.unit, advantage(m, p)),
             _ => String::new(),
         };
         let vs_floor = match floor_for(m, all) {
@@ -315,6 +319,7 @@ mod tests {
     fn table_rows_carry_ratios_to_python_and_the_floor() {
         let all = vec![
             m(PYTHON, "W1", 100, 3000.0),
+            m(&format!("{PYTHON} parallel"), "W1", 100, 6000.0),
             m(FLOOR, "W1", 100, 0.1),
             m("taskflow-rs serial", "W1", 100, 0.3),
         ];
@@ -325,8 +330,9 @@ mod tests {
             .unwrap();
         assert!(ours.contains("10,000× faster"), "{ours}");
         assert!(ours.contains("| 3.00× |"), "{ours}");
-        let python = table.lines().find(|l| l.contains(PYTHON)).unwrap();
-        assert!(!python.contains("faster"), "{python}");
+        for python in table.lines().filter(|l| l.contains(PYTHON)) {
+            assert!(!python.contains("faster") && !python.contains("slower"), "{python}");
+        }
     }
 
     #[test]
@@ -335,7 +341,12 @@ mod tests {
         py.unit = Unit::JobsPerSecond;
         let mut ours = m("taskflow-rs", "W8", 1000, 500.0);
         ours.unit = Unit::JobsPerSecond;
-        assert_eq!(ratio_text(advantage(&ours, &py)), "2.00× slower");
+        assert_eq!(ratio_text(ours.unit, advantage(&ours, &py)), "2.00× slower");
+        let mut py = m(PYTHON, "W10", 1000, 100.0);
+        py.unit = Unit::MebiBytes;
+        let mut ours = m("taskflow-rs", "W10", 1000, 10.0);
+        ours.unit = Unit::MebiBytes;
+        assert_eq!(ratio_text(ours.unit, advantage(&ours, &py)), "10.00× less memory");
     }
 
     #[test]

@@ -5,16 +5,21 @@
 //! graph flows), from the atoms of each child. The graph's adjacency is then
 //! laid out as compressed lists, and checked for cycles with a topological
 //! sort (Tarjan's algorithm runs only to name the atoms of a cycle found).
+//!
+//! Compile runs once per engine built, so it is on the path users time: a
+//! pattern's symbol table is one sorted vector built in one pass (no tree
+//! or hash node per child), the set of taken names hashes with `foldhash`,
+//! and names are sorted with their first bytes as a key.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{
-    provided_name, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider, CompiledFlow,
-    Csr, FlowIndex, Providers,
+    prefix, provided_name, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,
+    CompiledFlow, Csr, FlowIndex, Providers,
 };
 use crate::flow::{FlowParts, Node};
 use crate::{AtomSpec, CompileError, CompileErrors, Flow};
@@ -60,10 +65,28 @@ impl Part {
     }
 }
 
-/// The symbols a part provides, and those it requires from outside itself.
-struct Symbols<'a> {
-    provides: BTreeSet<&'a str>,
-    requires: BTreeSet<&'a str>,
+/// Every name the children of a pattern provide, with the child (by
+/// position) that provides it: sorted by (name, child), without repeats,
+/// each name with its [`prefix`] first (to compare numbers, not strings).
+struct Provided<'a>(Vec<(u64, &'a str, usize)>);
+
+impl Provided<'_> {
+    /// The children that provide `symbol`, in order.
+    fn of<'s>(&'s self, symbol: &'s str) -> impl Iterator<Item = usize> + 's {
+        let key = prefix(symbol);
+        let first = self.0.partition_point(|&(p, s, _)| (p, s) < (key, symbol));
+        self.0[first..]
+            .iter()
+            .take_while(move |&&(p, s, _)| p == key && s == symbol)
+            .map(|&(_, _, child)| child)
+    }
+
+    /// Whether child `child` provides `symbol` itself.
+    fn by(&self, symbol: &str, child: usize) -> bool {
+        self.0
+            .binary_search(&(prefix(symbol), symbol, child))
+            .is_ok()
+    }
 }
 
 #[derive(Default)]
@@ -72,13 +95,15 @@ struct Builder<'f> {
     flows: Vec<CompiledFlow>,
     edges: Vec<(AtomIndex, AtomIndex, Option<u32>)>,
     deciders: Vec<CompiledDecider>,
-    names: HashSet<&'f str>,
+    names: HashSet<&'f str, foldhash::fast::RandomState>,
     errors: Vec<CompileError>,
 }
 
 pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
     let mut b = Builder::default();
-    b.atoms.reserve_exact(atom_count(flow));
+    let atoms = atom_count(flow);
+    b.atoms.reserve_exact(atoms);
+    b.names.reserve(atoms + 1);
     b.flow(flow, None, None);
     b.finish()
 }
@@ -150,16 +175,32 @@ impl<'f> Builder<'f> {
         }
     }
 
-    /// The symbols of the atoms `first..end`.
-    fn symbols(&self, part: &Part) -> Symbols<'_> {
-        let atoms = &self.atoms[part.first..part.end];
-        let provides: BTreeSet<&str> = atoms.iter().flat_map(|a| a.spec.provides.names()).collect();
-        let requires = atoms
+    /// The names `children` provide, each with its providers.
+    fn provided(&self, children: &[Part]) -> Provided<'_> {
+        let mut entries = Vec::new();
+        for (i, c) in children.iter().enumerate() {
+            for a in &self.atoms[c.first..c.end] {
+                entries.extend(a.spec.provides.names().map(|s| (prefix(s), s, i)));
+            }
+        }
+        entries.sort_unstable();
+        entries.dedup();
+        Provided(entries)
+    }
+
+    /// The symbols `child` requires from outside itself (from its siblings
+    /// or the store), in no particular order, repeats included.
+    fn requires<'s>(
+        &'s self,
+        provided: &'s Provided<'_>,
+        children: &[Part],
+        child: usize,
+    ) -> impl Iterator<Item = &'s str> + 's {
+        let c = &children[child];
+        self.atoms[c.first..c.end]
             .iter()
             .flat_map(|a| a.spec.required_symbols().map(|(s, _)| s))
-            .filter(|s| !provides.contains(s))
-            .collect();
-        Symbols { provides, requires }
+            .filter(move |s| !provided.by(s, child))
     }
 
     fn flow(
@@ -239,26 +280,33 @@ impl<'f> Builder<'f> {
         nodes: &[Node],
         children: &[Part],
     ) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
-        let symbols: Vec<Symbols<'_>> = children.iter().map(|c| self.symbols(c)).collect();
-        let providers = providers_of(&symbols);
+        let provided = self.provided(children);
         let mut errors = Vec::new();
-        for (i, needy) in symbols.iter().enumerate() {
+        // `reported[j] == i + 1`: the pair (i, j) has its error.
+        let mut reported = vec![0usize; children.len()];
+        let mut needs: Vec<&str> = Vec::new();
+        for i in 0..children.len() {
             // One error per sibling pair, naming the first shared symbol.
-            let mut reported = HashSet::new();
-            for symbol in &needy.requires {
-                for &j in providers.get(symbol).map_or(&[][..], Vec::as_slice) {
-                    if j != i && reported.insert(j) {
+            needs.clear();
+            needs.extend(self.requires(&provided, children, i));
+            needs.sort_unstable();
+            needs.dedup();
+            for &symbol in &needs {
+                for j in provided.of(symbol) {
+                    if j != i && reported[j] != i + 1 {
+                        reported[j] = i + 1;
                         errors.push(CompileError::UnorderedDependency {
                             flow: flow.to_owned(),
                             atom: nodes[i].name().to_owned(),
-                            symbol: (*symbol).to_owned(),
+                            symbol: symbol.to_owned(),
                             provider: nodes[j].name().to_owned(),
                         });
                     }
                 }
             }
         }
-        drop(symbols);
+        drop(needs);
+        drop(provided);
         self.errors.extend(errors);
         let sources = children
             .iter()
@@ -280,19 +328,32 @@ impl<'f> Builder<'f> {
         children: &[Part],
         links: &[crate::Link],
     ) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
-        let by_name: HashMap<&str, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name(), i))
-            .collect();
-        let flow_name = self.flows[flow.index()].name.clone();
-        let mut linked: HashSet<(usize, usize)> = HashSet::new();
+        // Child names for the links, sorted; of repeated names (an error
+        // reported already) the last child is meant.
+        let mut by_name: Vec<(&str, usize)> = Vec::new();
+        if !links.is_empty() {
+            by_name = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name(), i))
+                .collect();
+            by_name.sort_unstable();
+        }
+        let find = |name: &str| {
+            let end = by_name.partition_point(|&(n, _)| n <= name);
+            end.checked_sub(1)
+                .map(|i| by_name[i])
+                .filter(|&(n, _)| n == name)
+                .map(|(_, i)| i)
+        };
+        // Linked pairs of children: declared, then inferred.
+        let mut linked: Vec<(usize, usize)> = Vec::with_capacity(links.len());
         for link in links {
             let ends = [&link.from, &link.to].map(|n| {
-                let found = by_name.get(n.as_str()).copied();
+                let found = find(n.as_str());
                 if found.is_none() {
                     self.errors.push(CompileError::UnknownLinkTarget {
-                        flow: flow_name.clone(),
+                        flow: self.flows[flow.index()].name.clone(),
                         name: n.clone(),
                     });
                 }
@@ -319,39 +380,46 @@ impl<'f> Builder<'f> {
                 children[to].sources.as_slice(),
                 decider,
             );
-            linked.insert((from, to));
+            linked.push((from, to));
         }
+        linked.sort_unstable();
+        linked.dedup();
         // Links inferred from data: a child that requires what another
-        // provides runs after it.
-        let symbols: Vec<Symbols<'_>> = children.iter().map(|c| self.symbols(c)).collect();
-        let providers = providers_of(&symbols);
+        // provides runs after it. (Edges are sorted by their ends when the
+        // graph is laid out, so the order found here does not show.)
+        let provided = self.provided(children);
         let mut inferred = Vec::new();
-        for (to, needy) in symbols.iter().enumerate() {
-            for symbol in &needy.requires {
-                for &from in providers.get(symbol).map_or(&[][..], Vec::as_slice) {
-                    if from != to && linked.insert((from, to)) {
-                        inferred.push((from, to));
-                    }
-                }
+        for to in 0..children.len() {
+            for symbol in self.requires(&provided, children, to) {
+                // `to` itself is not among the providers: `requires` left
+                // out what it provides.
+                inferred.extend(provided.of(symbol).map(|from| (from, to)));
             }
         }
-        drop(symbols);
-        for (from, to) in inferred {
+        drop(provided);
+        inferred.sort_unstable();
+        inferred.dedup();
+        inferred.retain(|pair| linked.binary_search(pair).is_err());
+        for &(from, to) in &inferred {
             self.link(
                 children[from].sinks.as_slice(),
                 children[to].sources.as_slice(),
                 None,
             );
         }
-        let has_in: HashSet<usize> = linked.iter().map(|&(_, t)| t).collect();
-        let has_out: HashSet<usize> = linked.iter().map(|&(f, _)| f).collect();
+        let mut has_in = vec![false; children.len()];
+        let mut has_out = vec![false; children.len()];
+        for &(from, to) in linked.iter().chain(&inferred) {
+            has_out[from] = true;
+            has_in[to] = true;
+        }
         let sources = (0..children.len())
-            .filter(|i| !has_in.contains(i))
+            .filter(|&i| !has_in[i])
             .flat_map(|i| children[i].sources.as_slice())
             .copied()
             .collect();
         let sinks = (0..children.len())
-            .filter(|i| !has_out.contains(i))
+            .filter(|&i| !has_out[i])
             .flat_map(|i| children[i].sinks.as_slice())
             .copied()
             .collect();
@@ -405,8 +473,7 @@ impl<'f> Builder<'f> {
             return Err(CompileErrors(self.errors));
         }
         let atoms = self.atoms;
-        let mut by_name: Vec<AtomIndex> = (0..n).map(AtomIndex::new).collect();
-        by_name.sort_unstable_by(|&a, &b| atoms[a.index()].name.cmp(&atoms[b.index()].name));
+        let by_name = sorted_by_name(&atoms);
         let providers = providers(&atoms);
         Ok(Compilation {
             graph: OnceLock::new(),
@@ -423,19 +490,41 @@ impl<'f> Builder<'f> {
     }
 }
 
+/// Every atom, sorted by name.
+fn sorted_by_name(atoms: &[CompiledAtom]) -> Vec<AtomIndex> {
+    let mut keyed: Vec<(u64, AtomIndex)> = atoms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (prefix(&a.name), AtomIndex::new(i)))
+        .collect();
+    keyed.sort_unstable_by(|x, y| {
+        x.0.cmp(&y.0)
+            .then_with(|| atoms[x.1.index()].name.cmp(&atoms[y.1.index()].name))
+    });
+    keyed.into_iter().map(|(_, a)| a).collect()
+}
+
 /// The providers of every provided name, sorted by (name, atom).
 fn providers(atoms: &[CompiledAtom]) -> Providers {
-    let mut entries: Vec<(AtomIndex, u32)> = Vec::with_capacity(atoms.len());
+    let mut entries: Vec<(u64, AtomIndex, u32)> = Vec::with_capacity(atoms.len());
     for (i, atom) in atoms.iter().enumerate() {
-        let count = atom.spec.provides.names().count();
-        entries.extend((0..count).map(|k| (AtomIndex::new(i), u32::try_from(k).unwrap_or(0))));
+        entries.extend(
+            (0u32..)
+                .zip(atom.spec.provides.names())
+                .map(|(k, name)| (prefix(name), AtomIndex::new(i), k)),
+        );
     }
-    let name = |&(a, k): &(AtomIndex, u32)| provided_name(&atoms[a.index()].spec.provides, k);
-    // Stable: entries of one name stay in atom order.
-    entries.sort_by(|x, y| name(x).cmp(name(y)));
+    let name =
+        |&(_, a, k): &(u64, AtomIndex, u32)| provided_name(&atoms[a.index()].spec.provides, k);
+    // Entries of one name stay in atom order (and an atom's own in order).
+    entries.sort_unstable_by(|x, y| {
+        x.0.cmp(&y.0)
+            .then_with(|| name(x).cmp(name(y)))
+            .then_with(|| (x.1, x.2).cmp(&(y.1, y.2)))
+    });
     Providers {
-        atoms: entries.iter().map(|&(a, _)| a).collect(),
-        names: entries.iter().map(|&(_, k)| k).collect(),
+        atoms: entries.iter().map(|&(_, a, _)| a).collect(),
+        names: entries.iter().map(|&(_, _, k)| k).collect(),
     }
 }
 
@@ -452,17 +541,6 @@ fn atom_count(flow: &Flow) -> usize {
         })
         .sum();
     children + usize::from(parts.retry.is_some())
-}
-
-/// Symbol to the children (by position) that provide it.
-fn providers_of<'a>(symbols: &[Symbols<'a>]) -> HashMap<&'a str, Vec<usize>> {
-    let mut providers: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, part) in symbols.iter().enumerate() {
-        for symbol in &part.provides {
-            providers.entry(*symbol).or_default().push(i);
-        }
-    }
-    providers
 }
 
 /// Kahn's algorithm: whether every atom can be ordered.

@@ -10,6 +10,7 @@ mod build;
 mod resolve;
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -210,9 +211,35 @@ fn partition_point(mut lo: usize, mut hi: usize, below: impl Fn(usize) -> bool) 
     lo
 }
 
+/// The first eight bytes of `s`, zero-padded, as a big-endian number:
+/// `prefix(a) < prefix(b)` implies `a < b`, so sorts and searches compare
+/// these first and read the strings only on a tie.
+fn prefix(s: &str) -> u64 {
+    let bytes = s.as_bytes();
+    match bytes
+        .get(..8)
+        .and_then(|head| <[u8; 8]>::try_from(head).ok())
+    {
+        Some(head) => u64::from_be_bytes(head),
+        None => {
+            let mut head = [0u8; 8];
+            for (to, from) in head.iter_mut().zip(bytes) {
+                *to = *from;
+            }
+            u64::from_be_bytes(head)
+        }
+    }
+}
+
 /// Name `position` of `provides`.
 fn provided_name(provides: &Provides, position: u32) -> &str {
-    provides.names().nth(position as usize).unwrap_or_default()
+    match provides {
+        Provides::Single(name) if position == 0 => name,
+        Provides::Sequence(names) | Provides::Mapping(names) => {
+            names.get(position as usize).map_or("", String::as_str)
+        }
+        _ => "",
+    }
 }
 
 /// Compiles a flow, reporting every structural error found: duplicate names,
@@ -342,8 +369,35 @@ impl Compilation {
         let p = &self.providers;
         let name = |i: usize| provided_name(&self.atom(p.atoms[i]).spec.provides, p.names[i]);
         let first = partition_point(0, p.atoms.len(), |i| name(i) < symbol);
-        let end = partition_point(first, p.atoms.len(), |i| name(i) <= symbol);
+        // A name has few providers: walk them rather than search again.
+        let end = (first..p.atoms.len())
+            .find(|&i| name(i) != symbol)
+            .unwrap_or(p.atoms.len());
         &p.atoms[first..end]
+    }
+
+    /// Each provided name with the range of its providers in the index
+    /// [`providers`](Self::providers) reads: one walk over the index, for
+    /// callers that look many names up.
+    fn provider_ranges(&self) -> impl Iterator<Item = (&str, Range<usize>)> + '_ {
+        let p = &self.providers;
+        let name = |i: usize| provided_name(&self.atom(p.atoms[i]).spec.provides, p.names[i]);
+        let mut first = 0;
+        (0..p.atoms.len()).filter_map(move |i| {
+            let here = name(i);
+            if i + 1 < p.atoms.len() && name(i + 1) == here {
+                return None;
+            }
+            let range = first..i + 1;
+            first = i + 1;
+            Some((here, range))
+        })
+    }
+
+    /// The providers at `range` of the index (from
+    /// [`provider_ranges`](Self::provider_ranges)).
+    fn providers_at(&self, range: Range<usize>) -> &[AtomIndex] {
+        self.providers.atoms.get(range).unwrap_or_default()
     }
 
     /// Every atom reachable from `from` (not itself), following edges forward.

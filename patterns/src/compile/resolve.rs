@@ -2,6 +2,7 @@
 //! the store, from an injected constant, or from an optional default.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::{AtomIndex, Compilation};
@@ -63,7 +64,7 @@ impl Resolution {
 /// One `Arc<str>` per distinct string, while resolving.
 #[derive(Default)]
 struct Interner<'s> {
-    strings: HashMap<&'s str, Arc<str>>,
+    strings: HashMap<&'s str, Arc<str>, foldhash::fast::RandomState>,
 }
 
 impl<'s> Interner<'s> {
@@ -72,6 +73,21 @@ impl<'s> Interner<'s> {
             .entry(s)
             .or_insert_with(|| Arc::from(s))
             .clone()
+    }
+}
+
+/// The nearest providers of a symbol.
+enum Nearest {
+    One(AtomIndex),
+    Many(Vec<AtomIndex>),
+}
+
+impl Nearest {
+    fn as_slice(&self) -> &[AtomIndex] {
+        match self {
+            Nearest::One(p) => std::slice::from_ref(p),
+            Nearest::Many(v) => v,
+        }
     }
 }
 
@@ -87,6 +103,15 @@ impl Compilation {
         let mut args = Vec::with_capacity(total);
         let mut start = Vec::with_capacity(self.atoms.len() + 1);
         let mut names = Interner::default();
+        names.strings.reserve(total.min(self.atoms.len()));
+        // Every provided name, hashed once: a search of the sorted index
+        // per argument cost more than all the rest of resolving.
+        let mut providers: HashMap<&str, Range<usize>, foldhash::fast::RandomState> =
+            HashMap::default();
+        if total > 0 {
+            providers.reserve(self.providers.atoms.len());
+            providers.extend(self.provider_ranges());
+        }
         start.push(0);
         for index in self.indices() {
             let spec = &self.atom(index).spec;
@@ -103,7 +128,10 @@ impl Compilation {
                     continue;
                 }
                 let symbol = names.get(spec.rebind.get(arg).map_or(arg, String::as_str));
-                match self.source_of(index, &symbol, store, default.as_ref()) {
+                let all = providers
+                    .get(&*symbol)
+                    .map_or(&[][..], |range| self.providers_at(range.clone()));
+                match self.source_of(index, &symbol, all, store, default.as_ref()) {
                     Ok(source) => args.push(Argument {
                         name,
                         symbol,
@@ -122,26 +150,37 @@ impl Compilation {
         }
     }
 
-    fn source_of(
-        &self,
-        atom: AtomIndex,
-        symbol_name: &Arc<str>,
-        store: &serde_json::Map<String, Value>,
-        default: Option<&Arc<Value>>,
-    ) -> Result<ArgSource, CompileError> {
-        let symbol: &str = symbol_name;
-        let all = self.providers(symbol);
-        let before: Vec<AtomIndex> = all
-            .iter()
-            .copied()
-            .filter(|&p| p != atom && self.is_ancestor(p, atom))
-            .collect();
-        // The nearest providers: those no other provider runs after.
-        let nearest: Vec<AtomIndex> = before
+    /// Of the providers `all` of a symbol, those that run before `atom` and
+    /// that no other such provider runs after.
+    fn nearest(&self, atom: AtomIndex, all: &[AtomIndex]) -> Nearest {
+        let runs_before = |p: AtomIndex| p != atom && self.is_ancestor(p, atom);
+        if let [p] = all {
+            // The common case, without allocating.
+            return if runs_before(*p) {
+                Nearest::One(*p)
+            } else {
+                Nearest::Many(Vec::new())
+            };
+        }
+        let before: Vec<AtomIndex> = all.iter().copied().filter(|&p| runs_before(p)).collect();
+        let nearest = before
             .iter()
             .copied()
             .filter(|&c| !before.iter().any(|&d| d != c && self.is_ancestor(c, d)))
             .collect();
+        Nearest::Many(nearest)
+    }
+
+    fn source_of(
+        &self,
+        atom: AtomIndex,
+        symbol_name: &Arc<str>,
+        all: &[AtomIndex],
+        store: &serde_json::Map<String, Value>,
+        default: Option<&Arc<Value>>,
+    ) -> Result<ArgSource, CompileError> {
+        let symbol: &str = symbol_name;
+        let nearest = self.nearest(atom, all);
         match nearest.as_slice() {
             [provider] => {
                 let pick = self

@@ -311,3 +311,76 @@ fn a_flow_of_serializable_tasks_round_trips_through_serde() {
         json!(42)
     );
 }
+
+#[test]
+fn name_prefixes_order_as_the_names_do() {
+    let words = [
+        "",
+        "\0",
+        "a",
+        "a\0",
+        "a\0\0b",
+        "ab",
+        "abcdefgh",
+        "abcdefgh\0",
+        "abcdefghi",
+        "abcdefgi",
+        "b",
+        "t1",
+        "t10",
+        "t2",
+        "\u{e9}",
+        "zzzzzzzzzz",
+    ];
+    for a in words {
+        for b in words {
+            if super::prefix(a) < super::prefix(b) {
+                assert!(a < b, "{a:?} {b:?}");
+            }
+            if a == b {
+                assert_eq!(super::prefix(a), super::prefix(b));
+            }
+        }
+    }
+}
+
+#[test]
+fn long_shared_prefixes_and_many_siblings_resolve_as_declared() {
+    // Names alike in their first eight bytes; a graph inferring every link
+    // from data, and an unordered flow with one error per sibling pair
+    // naming the first symbol they share.
+    let mut g = Graph::new("g");
+    for i in (0..12).rev() {
+        let mut a =
+            atom(format!("step-number-{i:02}"), noop()).provides(format!("value-of-{i:02}"));
+        if i > 0 {
+            a = a.requires([format!("value-of-{:02}", i - 1)]);
+        }
+        g = g.add(a);
+    }
+    let c = compile(&g.into()).unwrap();
+    let order: Vec<String> = (0..12).map(|i| format!("step-number-{i:02}")).collect();
+    for pair in order.windows(2) {
+        let from = c.atom_index(&pair[0]).unwrap();
+        let to = c.atom_index(&pair[1]).unwrap();
+        assert_eq!(c.successors(from), &[to]);
+    }
+    assert_eq!(names(&c, c.providers("value-of-03")), ["step-number-03"]);
+    c.resolve(&Default::default()).unwrap();
+
+    let errs = errors(
+        Unordered::new("u")
+            .add(atom("q", noop()).requires(["y", "x", "z"]))
+            .add(atom("p", noop()).provides_seq(["z", "y"]))
+            .add(atom("r", noop()).provides("x").requires(["x"])),
+    );
+    let pair = |atom: &str, symbol: &str, sibling: &str| {
+        format!(
+            "in unordered flow `u`, `{atom}` requires `{symbol}`, which its sibling `{sibling}` \
+             provides; children of an unordered flow cannot depend on each other (use a linear \
+             or graph flow)"
+        )
+    };
+    // `r` provides what it requires itself: no error for it.
+    assert_eq!(errs, [pair("q", "x", "r"), pair("q", "y", "p")]);
+}
