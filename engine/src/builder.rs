@@ -354,7 +354,7 @@ fn claim(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, Engi
 }
 
 fn new_detail(atom: &taskflow_patterns::CompiledAtom) -> AtomDetail {
-    let mut d = AtomDetail::new(&*atom.name, atom.kind());
+    let mut d = AtomDetail::new(atom.name.clone(), atom.kind());
     d.version = atom.spec.version;
     d
 }
@@ -378,7 +378,7 @@ fn resumed_storage(
         reason,
     };
     let never_run = flow_detail.atom_details.is_empty();
-    let mut stored: HashMap<String, AtomDetail> = std::mem::take(&mut flow_detail.atom_details)
+    let mut stored: HashMap<Arc<str>, AtomDetail> = std::mem::take(&mut flow_detail.atom_details)
         .into_iter()
         .map(|d| (d.name.clone(), d))
         .collect();

@@ -53,7 +53,7 @@ impl Runtime<'_> {
         failure: Failure,
     ) -> Result<(), EngineError> {
         let d = self.storage.detail_mut(atom);
-        d.failure = Some(failure.clone());
+        d.set_failure(Some(failure.clone()));
         d.result = None;
         self.transition(atom, AtomState::Failure, Write::Detail)?;
         self.add_failure(failure.clone());
@@ -69,7 +69,7 @@ impl Runtime<'_> {
     /// Asks the retry controllers around `atom`, innermost first, what to
     /// do about its failure, and does it.
     pub(crate) fn resolve(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
-        let failure = self.storage.detail(atom).failure.clone();
+        let failure = self.storage.detail(atom).failure().cloned();
         let name = self.comp.atom(atom).name.clone();
         let mut controller = self.comp.atom(atom).retry;
         while let Some(r) = controller {
@@ -208,7 +208,9 @@ impl Runtime<'_> {
     }
 
     fn revert_failed(&mut self, atom: AtomIndex, failure: Failure) -> Result<(), EngineError> {
-        self.storage.detail_mut(atom).revert_failure = Some(failure.clone());
+        self.storage
+            .detail_mut(atom)
+            .set_revert_failure(Some(failure.clone()));
         self.transition(atom, AtomState::RevertFailure, Write::Detail)?;
         self.add_failure(failure);
         self.halted = true;

@@ -280,7 +280,7 @@ impl<'e> Runtime<'e> {
                     "the engine stopped while the atom ran; it is reverted",
                 )
                 .with_atom(&*comp.atom(atom).name);
-                self.storage.detail_mut(atom).failure = Some(failure);
+                self.storage.detail_mut(atom).set_failure(Some(failure));
                 self.transition(atom, AtomState::Failure, Write::Detail)?;
             } else {
                 self.transition(atom, AtomState::Pending, Write::State)?;
@@ -288,12 +288,12 @@ impl<'e> Runtime<'e> {
         }
         for d in self.storage.atom_details() {
             if d.intention == Intention::Revert || d.state == AtomState::RevertFailure {
-                self.failures.extend(d.failure.iter().cloned());
+                self.failures.extend(d.failure().cloned());
             }
             self.halted |= d.state == AtomState::RevertFailure;
         }
         for d in self.storage.atom_details() {
-            self.failures.extend(d.revert_failure.iter().cloned());
+            self.failures.extend(d.revert_failure().cloned());
         }
         // Retry rounds in progress.
         for r in comp.indices() {
@@ -341,7 +341,7 @@ impl<'e> Runtime<'e> {
             })
             .collect();
         for atom in unresolved {
-            if let Some(f) = self.storage.detail(atom).failure.clone() {
+            if let Some(f) = self.storage.detail(atom).failure().cloned() {
                 self.failures.push(f);
             }
             if self.storage.detail(atom).intention == Intention::Execute {
@@ -390,8 +390,8 @@ impl<'e> Runtime<'e> {
                     None
                 },
                 failure: match to {
-                    AtomState::Failure => d.failure.clone(),
-                    AtomState::RevertFailure => d.revert_failure.clone(),
+                    AtomState::Failure => d.failure().cloned(),
+                    AtomState::RevertFailure => d.revert_failure().cloned(),
                     _ => None,
                 },
             };

@@ -74,7 +74,7 @@ impl Runtime<'_> {
             inputs,
             history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history.clone()),
             own_result: d.result.clone(),
-            own_failure: d.failure.clone(),
+            own_failure: d.failure().cloned(),
             flow_failures,
             listeners: self.listeners.clone(),
             cancel: self.cancel.clone(),

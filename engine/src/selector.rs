@@ -91,7 +91,7 @@ impl Runtime<'_> {
                         .result
                         .as_deref()
                         .filter(|_| d.state == AtomState::Success)?;
-                    Some((d.name.clone(), result.clone()))
+                    Some((d.name.to_string(), result.clone()))
                 })
                 .collect();
             let allowed = catch_unwind(AssertUnwindSafe(|| decider.decider.decide(&history)))

@@ -204,9 +204,9 @@ pub(crate) struct AtomBodyRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     result: &'a Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    failure: &'a Option<Failure>,
+    failure: &'a Option<Box<Failure>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    revert_failure: &'a Option<Failure>,
+    revert_failure: &'a Option<Box<Failure>>,
     #[serde(skip_serializing_if = "History::is_empty")]
     history: &'a History,
     version: &'a Version,
@@ -221,9 +221,9 @@ pub(crate) struct AtomBody {
     #[serde(default)]
     result: Option<Arc<Value>>,
     #[serde(default)]
-    failure: Option<Failure>,
+    failure: Option<Box<Failure>>,
     #[serde(default)]
-    revert_failure: Option<Failure>,
+    revert_failure: Option<Box<Failure>>,
     #[serde(default)]
     history: History,
     #[serde(default)]
@@ -264,7 +264,7 @@ pub(crate) fn decode_atom(columns: AtomColumns<'_>) -> Result<AtomDetail, Persis
     let body: AtomBody = decode_json(RecordKind::AtomDetail, id, "body", columns.body)?;
     Ok(AtomDetail {
         uuid: id,
-        name: columns.name,
+        name: columns.name.into(),
         kind,
         state,
         intention,
@@ -337,13 +337,13 @@ mod tests {
     fn atom_body_round_trips_and_rejects_truncation() {
         let mut atom = AtomDetail::new("a", AtomKind::Retry);
         atom.result = Some(Arc::new(json!({"x": [1, 2.5, null, "\u{0}"]})));
-        atom.failure = Some(Failure::new("Boom", "bang"));
+        atom.set_failure(Some(Failure::new("Boom", "bang")));
         atom.history.push(json!(3));
         atom.meta.insert("progress".into(), json!(0.5));
         let body = encode_atom_body(&atom).unwrap();
         let columns = |body: &'static str| AtomColumns {
             uuid: atom.uuid,
-            name: atom.name.clone(),
+            name: atom.name.to_string(),
             kind: "RETRY",
             state: "PENDING",
             intention: "EXECUTE",

@@ -1,10 +1,12 @@
 //! The in-memory backend: records live as long as the value does.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use taskflow_patterns::{AtomState, FlowState, Intention};
+use hashbrown::HashTable;
+use serde_json::{Map, Value};
+use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
 use uuid::Uuid;
 
 use crate::error::check_epoch;
@@ -56,9 +58,185 @@ struct Inner {
 #[derive(Debug)]
 struct FlowRecord {
     book: Uuid,
+    /// The flow detail without its atom details (they are in `atoms`).
     detail: FlowDetail,
-    /// Atom id to its position in `detail.atom_details`.
-    positions: UuidMap<usize>,
+    atoms: Vec<StoredAtom>,
+    /// Atom id to its position in `atoms`.
+    positions: Positions,
+}
+
+/// Atom id to position in a flow's `atoms`: a table of positions alone
+/// (4 bytes a slot), each hashed by the id of the record it points at, so
+/// the ids are not stored twice.
+#[derive(Debug, Default)]
+struct Positions(HashTable<u32>);
+
+fn hash_id(id: &Uuid) -> u64 {
+    BuildHasherDefault::<UuidHasher>::default().hash_one(id)
+}
+
+impl Positions {
+    /// The index of `atoms` (the list the table was built over), by id.
+    fn build(atoms: &[StoredAtom]) -> Result<Self, PersistenceError> {
+        let mut positions = Positions(HashTable::with_capacity(atoms.len()));
+        for i in 0..atoms.len() {
+            positions.insert(atoms, i)?;
+        }
+        Ok(positions)
+    }
+
+    /// The position of the atom `id` in `atoms`.
+    fn get(&self, atoms: &[StoredAtom], id: Uuid) -> Option<usize> {
+        self.0
+            .find(hash_id(&id), |&i| atoms[i as usize].uuid == id)
+            .map(|&i| i as usize)
+    }
+
+    /// Points the id of `atoms[i]` at `i` (a later duplicate id wins, as
+    /// in a map).
+    fn insert(&mut self, atoms: &[StoredAtom], i: usize) -> Result<(), PersistenceError> {
+        let id = atoms[i].uuid;
+        let position = u32::try_from(i).map_err(|_| PersistenceError::Corrupt {
+            kind: RecordKind::AtomDetail,
+            id: id.to_string(),
+            reason: format!(
+                "a flow detail of the memory backend holds at most {} atoms",
+                u32::MAX
+            ),
+        })?;
+        let entry = self.0.entry(
+            hash_id(&id),
+            |&j| atoms[j as usize].uuid == id,
+            |&j| hash_id(&atoms[j as usize].uuid),
+        );
+        *entry.or_insert(position).get_mut() = position;
+        Ok(())
+    }
+}
+
+impl FlowRecord {
+    /// The flow detail with its atom details, as saved.
+    fn to_detail(&self) -> FlowDetail {
+        let mut detail = self.detail.clone();
+        detail.atom_details = self.atoms.iter().map(StoredAtom::to_detail).collect();
+        detail
+    }
+}
+
+/// An atom detail as kept here: what every record has inline (64 bytes,
+/// the name shared with the saved detail), what few have (failures,
+/// history, metadata) behind one optional box. A flow holds one per atom,
+/// beside the engine's own copy, so this halves what the backend adds.
+#[derive(Debug)]
+struct StoredAtom {
+    uuid: Uuid,
+    name: Arc<str>,
+    result: Option<Arc<Value>>,
+    rare: Option<Box<RareParts>>,
+    version: Version,
+    kind: AtomKind,
+    state: AtomState,
+    intention: Intention,
+}
+
+/// The parts of an atom detail that are usually empty.
+#[derive(Debug, Default)]
+struct RareParts {
+    failure: Option<Box<Failure>>,
+    revert_failure: Option<Box<Failure>>,
+    history: History,
+    meta: Map<String, Value>,
+}
+
+impl StoredAtom {
+    /// Destructured so that a new field of `AtomDetail` fails to compile here.
+    fn new(src: &AtomDetail) -> Self {
+        let AtomDetail {
+            uuid,
+            name,
+            kind,
+            state,
+            intention,
+            result,
+            failure: _,
+            revert_failure: _,
+            history: _,
+            version,
+            meta: _,
+        } = src;
+        let mut stored = StoredAtom {
+            uuid: *uuid,
+            name: name.clone(),
+            result: result.clone(),
+            rare: None,
+            version: *version,
+            kind: *kind,
+            state: *state,
+            intention: *intention,
+        };
+        stored.overwrite_rare(src);
+        stored
+    }
+
+    /// Copies `src` over this record, reusing what it already holds.
+    fn overwrite(&mut self, src: &AtomDetail) {
+        self.uuid = src.uuid;
+        if !Arc::ptr_eq(&self.name, &src.name) {
+            self.name.clone_from(&src.name);
+        }
+        self.result.clone_from(&src.result);
+        self.version = src.version;
+        self.kind = src.kind;
+        self.state = src.state;
+        self.intention = src.intention;
+        self.overwrite_rare(src);
+    }
+
+    /// Copies the rare parts of `src`; none at all frees the box.
+    fn overwrite_rare(&mut self, src: &AtomDetail) {
+        let none = src.failure.is_none()
+            && src.revert_failure.is_none()
+            && src.history.is_empty()
+            && src.meta.is_empty();
+        if none {
+            self.rare = None;
+            return;
+        }
+        let rare = self.rare.get_or_insert_with(Box::default);
+        rare.failure.clone_from(&src.failure);
+        rare.revert_failure.clone_from(&src.revert_failure);
+        if !(rare.history.is_empty() && src.history.is_empty()) {
+            rare.history.clone_from(&src.history);
+        }
+        if !(rare.meta.is_empty() && src.meta.is_empty()) {
+            rare.meta.clone_from(&src.meta);
+        }
+    }
+
+    fn to_detail(&self) -> AtomDetail {
+        let (failure, revert_failure, history, meta) = match &self.rare {
+            Some(rare) => (
+                rare.failure.clone(),
+                rare.revert_failure.clone(),
+                rare.history.clone(),
+                rare.meta.clone(),
+            ),
+            None => (None, None, History::new(), Map::new()),
+        };
+        AtomDetail {
+            uuid: self.uuid,
+            name: self.name.clone(),
+            kind: self.kind,
+            state: self.state,
+            intention: self.intention,
+            result: self.result.clone(),
+            failure,
+            revert_failure,
+            history,
+            version: self.version,
+            meta,
+        }
+    }
 }
 
 impl MemoryBackend {
@@ -108,17 +286,14 @@ impl Inner {
         if !order.contains(&flow.uuid) {
             order.push(flow.uuid);
         }
-        let positions = flow
-            .atom_details
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.uuid, i))
-            .collect();
+        let atoms: Vec<StoredAtom> = flow.atom_details.iter().map(StoredAtom::new).collect();
+        let positions = Positions::build(&atoms)?;
         self.flows.insert(
             flow.uuid,
             FlowRecord {
                 book,
-                detail: flow.clone(),
+                detail: flow_header_of(flow),
+                atoms,
                 positions,
             },
         );
@@ -133,7 +308,7 @@ impl Inner {
         let mut book = header.clone();
         book.flow_details = order
             .iter()
-            .filter_map(|f| self.flows.get(f).map(|r| r.detail.clone()))
+            .filter_map(|f| self.flows.get(f).map(FlowRecord::to_detail))
             .collect();
         Ok(book)
     }
@@ -195,7 +370,7 @@ impl Backend for MemoryBackend {
         inner
             .flows
             .get(&id)
-            .map(|r| r.detail.clone())
+            .map(FlowRecord::to_detail)
             .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
     }
 
@@ -236,13 +411,15 @@ impl Backend for MemoryBackend {
     ) -> Result<(), PersistenceError> {
         let mut inner = self.lock();
         let record = inner.writable(flow, epoch)?;
-        match record.positions.get(&atom.uuid) {
-            Some(&i) => overwrite(&mut record.detail.atom_details[i], atom),
+        match record.positions.get(&record.atoms, atom.uuid) {
+            Some(i) => record.atoms[i].overwrite(atom),
             None => {
-                record
-                    .positions
-                    .insert(atom.uuid, record.detail.atom_details.len());
-                record.detail.atom_details.push(atom.clone());
+                record.atoms.push(StoredAtom::new(atom));
+                let i = record.atoms.len() - 1;
+                if let Err(e) = record.positions.insert(&record.atoms, i) {
+                    record.atoms.pop();
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -258,11 +435,11 @@ impl Backend for MemoryBackend {
     ) -> Result<(), PersistenceError> {
         let mut inner = self.lock();
         let record = inner.writable(flow, epoch)?;
-        let i = *record
+        let i = record
             .positions
-            .get(&atom)
+            .get(&record.atoms, atom)
             .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
-        let detail = &mut record.detail.atom_details[i];
+        let detail = &mut record.atoms[i];
         detail.state = state;
         detail.intention = intention;
         Ok(())
@@ -276,8 +453,8 @@ impl Backend for MemoryBackend {
             .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))?;
         record
             .positions
-            .get(&atom)
-            .map(|&i| record.detail.atom_details[i].clone())
+            .get(&record.atoms, atom)
+            .map(|i| record.atoms[i].to_detail())
             .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))
     }
 }
@@ -303,42 +480,34 @@ fn header_of(book: &LogBook) -> LogBook {
     }
 }
 
-/// Copies `src` over `dst` field by field, reusing what `dst` already
-/// holds (its name's buffer; an empty meta or history stays unallocated):
-/// a checkpoint of an atom detail costs no allocation beyond its data.
-/// Destructured so that a new field of `AtomDetail` fails to compile here.
-fn overwrite(dst: &mut AtomDetail, src: &AtomDetail) {
-    let AtomDetail {
+/// `flow` without its atom details (not cloned only to be dropped).
+/// Destructured so that a new field of `FlowDetail` fails to compile here.
+fn flow_header_of(flow: &FlowDetail) -> FlowDetail {
+    let FlowDetail {
         uuid,
         name,
-        kind,
         state,
-        intention,
-        result,
-        failure,
-        revert_failure,
-        history,
-        version,
         meta,
-    } = src;
-    dst.uuid = *uuid;
-    dst.name.clone_from(name);
-    dst.kind = *kind;
-    dst.state = *state;
-    dst.intention = *intention;
-    dst.result.clone_from(result);
-    dst.failure.clone_from(failure);
-    dst.revert_failure.clone_from(revert_failure);
-    if !(dst.history.is_empty() && history.is_empty()) {
-        dst.history.clone_from(history);
-    }
-    dst.version = *version;
-    if !(dst.meta.is_empty() && meta.is_empty()) {
-        dst.meta.clone_from(meta);
+        atom_details: _,
+        owner_epoch,
+    } = flow;
+    FlowDetail {
+        uuid: *uuid,
+        name: name.clone(),
+        state: *state,
+        meta: meta.clone(),
+        atom_details: Vec::new(),
+        owner_epoch: *owner_epoch,
     }
 }
 
 #[cfg(test)]
 mod tests {
     crate::backend_conformance!(super::MemoryBackend::new());
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_stored_atom_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<super::StoredAtom>(), 64);
+    }
 }

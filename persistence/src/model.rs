@@ -101,7 +101,7 @@ impl FlowDetail {
 
     /// The atom detail of the atom named `name`.
     pub fn atom_detail(&self, name: &str) -> Option<&AtomDetail> {
-        self.atom_details.iter().find(|a| a.name == name)
+        self.atom_details.iter().find(|a| &*a.name == name)
     }
 }
 
@@ -111,8 +111,9 @@ impl FlowDetail {
 pub struct AtomDetail {
     /// Its id.
     pub uuid: Uuid,
-    /// The atom's name.
-    pub name: String,
+    /// The atom's name (shared: the engine's record, the backend's copy
+    /// and the compiled atom can hold one allocation).
+    pub name: Arc<str>,
     /// Task or retry.
     pub kind: AtomKind,
     /// The atom's state.
@@ -123,12 +124,14 @@ pub struct AtomDetail {
     /// The result of its last successful execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Arc<Value>>,
-    /// The failure of its last execution.
+    /// The failure of its last execution (boxed: most records have none,
+    /// and a flow holds one record per atom; see [`AtomDetail::failure`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
-    /// The failure of its revert.
+    pub failure: Option<Box<Failure>>,
+    /// The failure of its revert (boxed, as `failure`; see
+    /// [`AtomDetail::revert_failure`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revert_failure: Option<Failure>,
+    pub revert_failure: Option<Box<Failure>>,
     /// For a retry controller, its attempts.
     #[serde(default, skip_serializing_if = "History::is_empty")]
     pub history: History,
@@ -142,7 +145,7 @@ pub struct AtomDetail {
 
 impl AtomDetail {
     /// A new detail in state `PENDING` with a fresh id.
-    pub fn new(name: impl Into<String>, kind: AtomKind) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, kind: AtomKind) -> Self {
         AtomDetail {
             uuid: Uuid::new_v4(),
             name: name.into(),
@@ -156,6 +159,34 @@ impl AtomDetail {
             version: Version::default(),
             meta: Map::new(),
         }
+    }
+
+    /// The failure of its last execution, if any.
+    ///
+    /// ```
+    /// use taskflow_patterns::{AtomKind, Failure};
+    /// use taskflow_persistence::AtomDetail;
+    /// let mut detail = AtomDetail::new("a", AtomKind::Task);
+    /// detail.set_failure(Some(Failure::new("Boom", "bang")));
+    /// assert_eq!(detail.failure().map(|f| f.kind.as_str()), Some("Boom"));
+    /// ```
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_deref()
+    }
+
+    /// The failure of its revert, if any.
+    pub fn revert_failure(&self) -> Option<&Failure> {
+        self.revert_failure.as_deref()
+    }
+
+    /// Sets (or with `None` clears) the failure of its last execution.
+    pub fn set_failure(&mut self, failure: Option<Failure>) {
+        self.failure = failure.map(Box::new);
+    }
+
+    /// Sets (or with `None` clears) the failure of its revert.
+    pub fn set_revert_failure(&mut self, failure: Option<Failure>) {
+        self.revert_failure = failure.map(Box::new);
     }
 }
 

@@ -22,8 +22,8 @@ fn sample_book() -> LogBook {
         let mut bad = AtomDetail::new("bad", AtomKind::Task);
         bad.state = AtomState::RevertFailure;
         bad.intention = Intention::Revert;
-        bad.failure = Some(Failure::new("Boom", "exploded").with_atom("bad"));
-        bad.revert_failure = Some(Failure::new("Stuck", "cannot undo"));
+        bad.set_failure(Some(Failure::new("Boom", "exploded").with_atom("bad")));
+        bad.set_revert_failure(Some(Failure::new("Stuck", "cannot undo")));
         let mut r = AtomDetail::new("r", AtomKind::Retry);
         r.history.push(json!(1));
         r.history
@@ -192,14 +192,14 @@ pub fn atom_details_keep_their_order(b: &dyn Backend) {
     for a in atoms.iter().rev() {
         b.save_atom_detail(flow.uuid, a, 0).unwrap();
     }
-    let names: Vec<String> = b
+    let names: Vec<Arc<str>> = b
         .get_flow_detail(flow.uuid)
         .unwrap()
         .atom_details
         .into_iter()
         .map(|a| a.name)
         .collect();
-    let expected: Vec<String> = atoms.iter().rev().map(|a| a.name.clone()).collect();
+    let expected: Vec<Arc<str>> = atoms.iter().rev().map(|a| a.name.clone()).collect();
     assert_eq!(names, expected);
 }
 

@@ -408,7 +408,7 @@ fn put_atom<C: GenericClient>(
             &[
                 &flow,
                 &atom.uuid,
-                &atom.name,
+                &&*atom.name,
                 &codec::atom_kind_str(atom.kind),
                 &codec::atom_state_str(atom.state),
                 &codec::intention_str(atom.intention),

@@ -64,8 +64,10 @@ pub(crate) fn fixture_book() -> LogBook {
     attach.uuid = id(4);
     attach.state = AtomState::RevertFailure;
     attach.intention = Intention::Revert;
-    attach.failure = Some(Failure::new("Timeout", "no answer in 5 s").with_atom("attach"));
-    attach.revert_failure = Some(Failure::new("Stuck", "cannot detach"));
+    attach.set_failure(Some(
+        Failure::new("Timeout", "no answer in 5 s").with_atom("attach"),
+    ));
+    attach.set_revert_failure(Some(Failure::new("Stuck", "cannot detach")));
     let mut retry = AtomDetail::new("retry", AtomKind::Retry);
     retry.uuid = id(5);
     retry.state = AtomState::Retrying;
