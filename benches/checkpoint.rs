@@ -14,7 +14,6 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use taskflow::prelude::*;
 use taskflow::{DirBackend, Durability};
 
-
 use taskflow_bench::workloads::{step, w1_flow};
 
 const SIZES: [usize; 2] = [100, 1_000];

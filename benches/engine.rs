@@ -13,7 +13,6 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use taskflow::prelude::*;
 use taskflow::{Inputs, MemoryBackend};
 
-
 use taskflow_bench::workloads::{step, w1_flow};
 
 const SIZES: [usize; 3] = [100, 1_000, 10_000];

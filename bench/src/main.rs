@@ -4,6 +4,7 @@
 //! cargo run --release -p taskflow-bench -- compare            # everything, about 10 minutes
 //! cargo run --release -p taskflow-bench -- compare --quick    # one run per figure, N up to 1,000
 //! cargo run --release -p taskflow-bench -- compare --workloads W1,W3 --no-python
+//! cargo run --release -p taskflow-bench -- render target/bench-compare/comparison.json
 //! ```
 
 use std::path::PathBuf;
@@ -31,6 +32,14 @@ enum Command {
     /// print one table, and write it as Markdown with a plot and the raw
     /// figures.
     Compare(CompareArgs),
+    /// Rebuild comparison.md and comparison.svg from a comparison.json.
+    Render {
+        /// The comparison.json of an earlier run.
+        json: PathBuf,
+        /// Where comparison.md, comparison.json and comparison.svg go.
+        #[arg(long, default_value = "target/bench-compare")]
+        out: PathBuf,
+    },
     /// A child process of W9 or W10 (the command runs itself).
     #[command(hide = true)]
     Child {
@@ -106,6 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => run_compare(args),
+        Command::Render { json, out } => render(&json, &out),
         Command::Child { child } => match child {
             ChildCommand::W9Run {
                 db,
@@ -124,6 +134,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn render(json: &std::path::Path, out: &std::path::Path) -> Result<(), taskflow_bench::BenchError> {
+    let saved: report::Saved = serde_json::from_str(&std::fs::read_to_string(json)?)?;
+    report::write_all(out, &saved.context, &saved.figures)?;
+    println!("{}", report::summary_table(&saved.figures));
+    Ok(())
 }
 
 fn run_compare(args: CompareArgs) -> Result<(), taskflow_bench::BenchError> {

@@ -136,14 +136,110 @@ pub fn markdown_table(all: &[Measurement]) -> String {
     out
 }
 
+/// A column of the summary: its heading, and which executors it shows.
+type Column<'a> = (&'a str, &'a dyn Fn(&str) -> bool);
+
+/// The side-by-side summary: one row per workload, N and setting, one
+/// column per executor (Python TaskFlow's best engine, our three engines,
+/// the floor and the peers), each cell the median; a last column gives our
+/// best engine's ratio to Python TaskFlow.
+pub fn summary_table(all: &[Measurement]) -> String {
+    // Python's rows join ours where our setting refines theirs (Python's
+    // `sqlite` and our `sqlite (Normal)`), and stand alone otherwise.
+    let is_python = |m: &Measurement| m.executor.starts_with(PYTHON);
+    let mut rows: Vec<(&str, usize, &str)> = Vec::new();
+    for m in all {
+        let key = (m.workload.as_str(), m.n, m.setting.as_str());
+        let joins_ours = is_python(m)
+            && all.iter().any(|o| {
+                !is_python(o)
+                    && o.workload == m.workload
+                    && o.n == m.n
+                    && o.setting.starts_with(&m.setting)
+            });
+        if !joins_ours && !rows.contains(&key) {
+            rows.push(key);
+        }
+    }
+    let columns: [Column<'_>; 9] = [
+        ("Python TaskFlow", &|e| e.starts_with(PYTHON)),
+        ("serial", &|e| e == "taskflow-rs serial"),
+        ("parallel", &|e| e == "taskflow-rs parallel"),
+        ("conductor", &|e| e.starts_with("taskflow-rs conductor")),
+        ("worker", &|e| e == "taskflow-rs worker"),
+        ("floor", &|e| e == FLOOR),
+        ("dagx inline", &|e| e == "dagx inline"),
+        ("dagx parallel", &|e| e == "dagx parallel"),
+        ("dagrs", &|e| e == "dagrs"),
+    ];
+    let mut out = String::from("| workload | N | setting | unit |");
+    for (name, _) in &columns {
+        let _ = write!(out, " {name} |");
+    }
+    out.push_str(" ours vs Python |\n|---|---:|---|---|");
+    out.push_str(&"---:|".repeat(columns.len()));
+    out.push_str("---|\n");
+    for (workload, n, setting) in rows {
+        let cell: Vec<&Measurement> = all
+            .iter()
+            .filter(|m| {
+                m.workload == workload
+                    && m.n == n
+                    && (m.setting == setting || (is_python(m) && setting.starts_with(&m.setting)))
+            })
+            .collect();
+        let Some(unit) = cell.first().map(|m| m.unit) else {
+            continue;
+        };
+        let best = |pick: &dyn Fn(&str) -> bool| {
+            cell.iter()
+                .filter(|m| pick(&m.executor))
+                .copied()
+                .max_by(|a, b| advantage(a, b).total_cmp(&advantage(b, a)))
+        };
+        let _ = write!(
+            out,
+            "| {} | {} | {} | {} |",
+            describe(workload),
+            group_thousands(&n.to_string()),
+            setting,
+            unit.label()
+        );
+        for (_, pick) in &columns {
+            let text = best(*pick).map(|m| figure(m.value)).unwrap_or_default();
+            let _ = write!(out, " {text} |");
+        }
+        let ours = best(&|e: &str| e.starts_with("taskflow-rs"));
+        let python = best(&|e: &str| e.starts_with(PYTHON));
+        let ratio = match (ours, python) {
+            (Some(o), Some(p)) => ratio_text(unit, advantage(o, p)),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, " {ratio} |");
+    }
+    out
+}
+
 /// The table as the terminal shows it: the Markdown table without the
 /// pipes' clutter is no clearer, so it prints the Markdown as it is.
 pub fn print_table(all: &[Measurement]) {
     println!("{}", markdown_table(all));
+    println!("{}", summary_table(all));
 }
 
-/// Writes `comparison.md` (heading, `context` lines and the table),
-/// `comparison.json` (every figure) and `comparison.svg` (the plot) into
+/// What `comparison.json` holds: when and how the figures were taken, and
+/// every figure. `taskflow-bench render` rebuilds the Markdown and the plot
+/// from it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    /// The lines under the heading: machine, date, method, notes.
+    pub context: Vec<String>,
+    /// Every figure, in the order measured.
+    pub figures: Vec<Measurement>,
+}
+
+/// Writes `comparison.md` (heading, `context` lines and the tables),
+/// `comparison.json` (a [`Saved`]) and `comparison.svg` (the plot) into
 /// `dir`.
 pub fn write_all(dir: &Path, context: &[String], all: &[Measurement]) -> Result<(), BenchError> {
     std::fs::create_dir_all(dir)?;
@@ -152,12 +248,18 @@ pub fn write_all(dir: &Path, context: &[String], all: &[Measurement]) -> Result<
         md.push_str(line);
         md.push('\n');
     }
-    md.push('\n');
+    md.push_str("\n## Side by side\n\n");
+    md.push_str(&summary_table(all));
+    md.push_str("\n## Every figure\n\n");
     md.push_str(&markdown_table(all));
     std::fs::write(dir.join("comparison.md"), md)?;
+    let saved = Saved {
+        context: context.to_vec(),
+        figures: all.to_vec(),
+    };
     std::fs::write(
         dir.join("comparison.json"),
-        serde_json::to_string_pretty(all)?,
+        serde_json::to_string_pretty(&saved)?,
     )?;
     plot(&dir.join("comparison.svg"), all)
 }
@@ -331,7 +433,10 @@ mod tests {
         assert!(ours.contains("10,000× faster"), "{ours}");
         assert!(ours.contains("| 3.00× |"), "{ours}");
         for python in table.lines().filter(|l| l.contains(PYTHON)) {
-            assert!(!python.contains("faster") && !python.contains("slower"), "{python}");
+            assert!(
+                !python.contains("faster") && !python.contains("slower"),
+                "{python}"
+            );
         }
     }
 
@@ -346,7 +451,10 @@ mod tests {
         py.unit = Unit::MebiBytes;
         let mut ours = m("taskflow-rs", "W10", 1000, 10.0);
         ours.unit = Unit::MebiBytes;
-        assert_eq!(ratio_text(ours.unit, advantage(&ours, &py)), "10.00× less memory");
+        assert_eq!(
+            ratio_text(ours.unit, advantage(&ours, &py)),
+            "10.00× less memory"
+        );
     }
 
     #[test]
@@ -363,10 +471,11 @@ mod tests {
         assert!(md.contains("taken here") && md.contains("| W1 linear chain | 1,000 |"));
         let svg = std::fs::read_to_string(dir.path().join("comparison.svg")).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("taskflow-rs serial"));
-        let json: Vec<Measurement> = serde_json::from_str(
+        let saved: Saved = serde_json::from_str(
             &std::fs::read_to_string(dir.path().join("comparison.json")).unwrap(),
         )
         .unwrap();
-        assert_eq!(json, all);
+        assert_eq!(saved.figures, all);
+        assert_eq!(saved.context, ["taken here"]);
     }
 }

@@ -6,6 +6,7 @@
 use std::process::Command;
 
 use taskflow_bench::measure::{Measurement, Unit};
+use taskflow_bench::report::Saved;
 
 #[test]
 fn compare_writes_the_table_and_the_plot() {
@@ -44,9 +45,10 @@ fn compare_writes_the_table_and_the_plot() {
         }
     }
 
-    let all: Vec<Measurement> =
+    let saved: Saved =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("comparison.json")).unwrap())
             .unwrap();
+    let all = saved.figures;
     let w9 = all
         .iter()
         .find(|m| m.workload == "W9" && m.setting == "resume process")
@@ -62,6 +64,21 @@ fn compare_writes_the_table_and_the_plot() {
     let svg = std::fs::read_to_string(out.path().join("comparison.svg")).unwrap();
     assert!(svg.starts_with("<svg"));
     assert!(svg.contains("dagx inline") && svg.contains("taskflow-rs serial"));
+
+    // The Markdown and the plot are rebuilt from the JSON alone.
+    let again = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_taskflow-bench"))
+        .arg("render")
+        .arg(out.path().join("comparison.json"))
+        .arg("--out")
+        .arg(again.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "render failed: {status}");
+    assert_eq!(
+        std::fs::read_to_string(again.path().join("comparison.md")).unwrap(),
+        md
+    );
 }
 
 #[test]
