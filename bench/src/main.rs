@@ -1,7 +1,7 @@
 //! `taskflow-bench`: the engine comparison command.
 //!
 //! ```sh
-//! cargo run --release -p taskflow-bench -- compare            # everything, about 10 minutes
+//! cargo run --release -p taskflow-bench -- compare            # everything, about 6 minutes once built
 //! cargo run --release -p taskflow-bench -- compare --quick    # one run per figure, N up to 1,000
 //! cargo run --release -p taskflow-bench -- compare --workloads W1,W3 --no-python
 //! cargo run --release -p taskflow-bench -- render target/bench-compare/comparison.json
