@@ -279,11 +279,23 @@ impl EngineBuilder {
             (None, None) => Box::new(Serial::new()),
         };
         let compilation = Arc::new(compile(&self.flow)?);
+        let name = self.flow.name().to_owned();
+        // A new run stores the flow's definition, when it serializes.
+        let definition = match self.resume {
+            Some(_) => None,
+            None => self.definition.or_else(|| {
+                serde_json::to_value(&self.flow)
+                    .ok()
+                    .map(FlowDefinition::Stored)
+            }),
+        };
+        // The compilation shares the atoms; the flow's own tree is not
+        // needed any more, so it is freed before the records are built.
+        drop(self.flow);
         let resolution = Arc::new(compilation.resolve(&store)?);
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
-        let name = self.flow.name().to_owned();
         let storage = match self.resume {
             Some(flow_detail) => {
                 // Without an epoch, the engine takes over at the stored one.
@@ -301,11 +313,6 @@ impl EngineBuilder {
             }
             None => {
                 let logbook = LogBook::new(self.logbook_name.unwrap_or_else(|| name.clone()));
-                let definition = self.definition.or_else(|| {
-                    serde_json::to_value(&self.flow)
-                        .ok()
-                        .map(FlowDefinition::Stored)
-                });
                 let mut flow_detail =
                     FlowDetail::for_run(name, definition, store.clone(), logbook.uuid);
                 flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
