@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use taskflow::prelude::*;
 use taskflow::{EngineBuilder, FnTask, MemoryBackend};
+use taskflow_bench::workloads::chain_flow;
 
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
 const WORKERS: usize = 2;
@@ -31,27 +32,18 @@ fn engines() -> [(&'static str, Configure); 2] {
 /// W6: `n` atoms `t0..t{n-1}`; `ti` requires `x{i-1}` (rebound to `x`) and
 /// provides `x{i}`; the last one fails. Every revert calls `on_revert(i)`.
 fn w6_flow(n: usize, on_revert: Arc<dyn Fn(usize) + Send + Sync>) -> Flow {
-    let mut flow = Linear::new("w6");
-    for i in 0..n {
+    chain_flow("w6", n, |i| {
         let hook = on_revert.clone();
         let task: FnTask = if i + 1 == n {
             task_fn(|_| Err(TaskError::new("Planned", "the last step fails")))
         } else {
             task_fn(|ctx| Ok(json!(ctx.input::<i64>("x")? + 1)))
         };
-        let task = task.with_revert(move |_| {
+        task.with_revert(move |_| {
             hook(i);
             Ok(())
-        });
-        let mut a = atom(format!("t{i}"), task)
-            .requires(["x"])
-            .provides(format!("x{i}"));
-        if i > 0 {
-            a = a.rebind("x", format!("x{}", i - 1));
-        }
-        flow = flow.add(a);
-    }
-    flow.into()
+        })
+    })
 }
 
 /// Asserts that `run` reported the flow reverted, not a success or

@@ -17,12 +17,14 @@ pub fn step() -> FnTask {
     task_fn(|ctx| Ok(json!(ctx.input::<i64>("x")? + 1)))
 }
 
-/// W1: a linear flow of `n` atoms running `task`; `t0` takes `x` from the
-/// store, `ti` requires `x{i-1}` (rebound to `x`) and provides `x{i}`.
-pub fn w1_flow(n: usize, task: &FnTask) -> Flow {
-    let mut flow = Linear::new("w1");
+/// A linear flow named `name` of `n` atoms `t0..t{n-1}`, atom `i` running
+/// `task(i)`: `t0` takes `x` from the store, `ti` requires `x{i-1}`
+/// (rebound to `x`) and provides `x{i}`. W1, W6 and W9 are this chain with
+/// different tasks.
+pub fn chain_flow<T: Task>(name: &str, n: usize, mut task: impl FnMut(usize) -> T) -> Flow {
+    let mut flow = Linear::new(name);
     for i in 0..n {
-        let mut a = atom(format!("t{i}"), task.clone())
+        let mut a = atom(format!("t{i}"), task(i))
             .requires(["x"])
             .provides(format!("x{i}"));
         if i > 0 {
@@ -31,6 +33,11 @@ pub fn w1_flow(n: usize, task: &FnTask) -> Flow {
         flow = flow.add(a);
     }
     flow.into()
+}
+
+/// W1: the chain of [`chain_flow`] with every atom running `task`.
+pub fn w1_flow(n: usize, task: &FnTask) -> Flow {
+    chain_flow("w1", n, |_| task.clone())
 }
 
 /// W3's DAG: `n` nodes in layers of 10; each node after the first layer
@@ -104,18 +111,13 @@ pub fn w2_flow(n: usize) -> Flow {
 pub fn w6_flow(n: usize) -> Flow {
     let step = step();
     let boom = task_fn(|_| Err(TaskError::msg("the last atom of W6 fails")));
-    let mut flow = Linear::new("w6");
-    for i in 0..n {
-        let task = if i + 1 == n { &boom } else { &step };
-        let mut a = atom(format!("t{i}"), task.clone())
-            .requires(["x"])
-            .provides(format!("x{i}"));
-        if i > 0 {
-            a = a.rebind("x", format!("x{}", i - 1));
+    chain_flow("w6", n, |i| {
+        if i + 1 == n {
+            boom.clone()
+        } else {
+            step.clone()
         }
-        flow = flow.add(a);
-    }
-    flow.into()
+    })
 }
 
 /// The one-atom flow of W8's jobs: a serializable no-op task, so a
@@ -210,22 +212,9 @@ impl Task for LoggedStep {
     }
 }
 
-/// W9: W1's shape with [`LoggedStep`] atoms logging to `log`.
+/// W9: the chain of [`chain_flow`] with [`LoggedStep`] atoms logging to `log`.
 pub fn w9_flow(n: usize, log: &std::path::Path) -> Flow {
-    let mut flow = Linear::new("w9");
-    for i in 0..n {
-        let mut a = atom(
-            format!("t{i}"),
-            LoggedStep {
-                log: log.to_path_buf(),
-            },
-        )
-        .requires(["x"])
-        .provides(format!("x{i}"));
-        if i > 0 {
-            a = a.rebind("x", format!("x{}", i - 1));
-        }
-        flow = flow.add(a);
-    }
-    flow.into()
+    chain_flow("w9", n, |_| LoggedStep {
+        log: log.to_path_buf(),
+    })
 }
