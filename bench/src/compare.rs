@@ -46,7 +46,7 @@ pub fn compare(options: &CompareOptions) -> Result<(Vec<Measurement>, Vec<String
         python: None,
         all: Vec::new(),
         notes: Vec::new(),
-        exe: ours::current_exe()?,
+        exe: std::env::current_exe()?,
     };
     if options.python {
         let side = PythonSide::prepare(&options.venv, &options.python3)?;
@@ -87,6 +87,19 @@ struct Comparison<'a> {
 }
 
 impl Comparison<'_> {
+    /// A Python run of `workload` with `n` atoms on the serial engine and
+    /// the memory backend, repeated as the options say.
+    fn py_run(&self, workload: &'static str, n: usize) -> PyRun<'static> {
+        PyRun {
+            workload,
+            n,
+            workers: None,
+            backend: "memory",
+            dag: None,
+            repeat: self.options.python_repeats,
+        }
+    }
+
     /// Records `summary` (seconds per run) as µs per atom of `n` atoms.
     fn per_atom(&mut self, workload: &str, n: usize, setting: &str, executor: &str, s: Summary) {
         let scale = 1e6 / n as f64;
@@ -180,11 +193,8 @@ impl Comparison<'_> {
             std::fs::write(dag_file.path(), serde_json::to_string(&preds)?)?;
             let base = PyRun {
                 workload,
-                n,
-                workers: None,
-                backend: "memory",
                 dag: (number == 3).then(|| dag_file.path()),
-                repeat: self.options.python_repeats,
+                ..self.py_run("", n)
             };
             if let Some(s) = self.python_run(&base, &mut python_serial)? {
                 self.per_atom(workload, n, "memory", PYTHON, s);
@@ -214,50 +224,36 @@ impl Comparison<'_> {
     }
 
     fn peers(&mut self, workload: &str, n: usize, preds: &[Vec<usize>]) -> Result<(), BenchError> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(ours::WORKERS)
-            .build()
-            .map_err(|e| BenchError::Setup(format!("rayon pool: {e}")))?;
+        let pool = ours::shared_pool()?;
+        let rt = peers::runtime()?;
         let expected = floor::run(&pool, preds);
-        let check = |name: &str, got: i64| -> Result<(), BenchError> {
-            if got == expected {
-                Ok(())
-            } else {
-                Err(BenchError::Setup(format!(
-                    "{name} computed {got} on {workload} N={n}, the floor {expected}"
-                )))
-            }
-        };
-        let s = repeat::<BenchError>(self.options.repeats, || {
-            let start = Instant::now();
-            let got = floor::run(&pool, preds);
-            let elapsed = start.elapsed();
-            check(FLOOR, got)?;
-            Ok(elapsed)
-        })?;
-        self.per_atom(workload, n, "memory", FLOOR, s);
-        for (mode, name) in [
-            (DagxMode::Inline, "dagx inline"),
-            (DagxMode::Parallel, "dagx parallel"),
-        ] {
+        type Peer<'p> = (&'static str, Box<dyn Fn() -> Result<i64, BenchError> + 'p>);
+        let executors: [Peer<'_>; 4] = [
+            (FLOOR, Box::new(|| Ok(floor::run(&pool, preds)))),
+            (
+                "dagx inline",
+                Box::new(|| Ok(peers::dagx::run(preds, DagxMode::Inline)?)),
+            ),
+            (
+                "dagx parallel",
+                Box::new(|| Ok(peers::dagx::run(preds, DagxMode::Parallel)?)),
+            ),
+            ("dagrs", Box::new(|| Ok(peers::dagrs::run(rt, preds)?))),
+        ];
+        for (name, run) in executors {
             let s = repeat::<BenchError>(self.options.repeats, || {
                 let start = Instant::now();
-                let got = peers::dagx::run(preds, mode)?;
+                let got = run()?;
                 let elapsed = start.elapsed();
-                check(name, got)?;
+                if got != expected {
+                    return Err(BenchError::Setup(format!(
+                        "{name} computed {got} on {workload} N={n}, the floor {expected}"
+                    )));
+                }
                 Ok(elapsed)
             })?;
             self.per_atom(workload, n, "memory", name, s);
         }
-        let rt = peers::runtime()?;
-        let s = repeat::<BenchError>(self.options.repeats, || {
-            let start = Instant::now();
-            let got = peers::dagrs::run(rt, preds)?;
-            let elapsed = start.elapsed();
-            check("dagrs", got)?;
-            Ok(elapsed)
-        })?;
-        self.per_atom(workload, n, "memory", "dagrs", s);
         Ok(())
     }
 
@@ -276,12 +272,8 @@ impl Comparison<'_> {
         for n in self.small_sizes() {
             for (backend, last) in [("sqlite", &mut last_sqlite), ("dir", &mut last_dir)] {
                 let run = PyRun {
-                    workload: "W4",
-                    n,
-                    workers: None,
                     backend,
-                    dag: None,
-                    repeat: self.options.python_repeats,
+                    ..self.py_run("W4", n)
                 };
                 if let Some(s) = self.python_run(&run, last)? {
                     self.per_atom("W4", n, backend, PYTHON, s);
@@ -304,12 +296,8 @@ impl Comparison<'_> {
             let setting = format!("max_workers {workers}");
             if let Some(side) = &self.python {
                 let s = side.run(&PyRun {
-                    workload: "W5",
-                    n: 100,
                     workers: Some(workers),
-                    backend: "memory",
-                    dag: None,
-                    repeat: self.options.python_repeats,
+                    ..self.py_run("W5", 100)
                 })?;
                 self.push("W5", 100, &setting, PYTHON, s, 1.0, Unit::Seconds);
             }
@@ -323,14 +311,7 @@ impl Comparison<'_> {
     fn w6(&mut self) -> Result<(), BenchError> {
         let mut last = None;
         for n in self.small_sizes() {
-            let run = PyRun {
-                workload: "W6",
-                n,
-                workers: None,
-                backend: "memory",
-                dag: None,
-                repeat: self.options.python_repeats,
-            };
+            let run = self.py_run("W6", n);
             if let Some(s) = self.python_run(&run, &mut last)? {
                 self.per_atom("W6", n, "memory", PYTHON, s);
             }
@@ -342,14 +323,7 @@ impl Comparison<'_> {
 
     fn w7(&mut self) -> Result<(), BenchError> {
         if let Some(side) = &self.python {
-            let s = side.run(&PyRun {
-                workload: "W7",
-                n: 1,
-                workers: None,
-                backend: "memory",
-                dag: None,
-                repeat: self.options.python_repeats,
-            })?;
+            let s = side.run(&self.py_run("W7", 1))?;
             self.push("W7", 1, "memory", PYTHON, s, 1e6, Unit::MicrosPerAtom);
         }
         let s = ours::retried(self.options.repeats)?;

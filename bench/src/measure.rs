@@ -155,13 +155,6 @@ pub fn repeat<E>(
     }))
 }
 
-/// Times one call of `f`.
-pub fn timed<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<(Duration, T), E> {
-    let start = Instant::now();
-    let out = f()?;
-    Ok((start.elapsed(), out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

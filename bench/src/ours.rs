@@ -8,7 +8,7 @@
 //! [`crate::child`]), so process start, a real SIGKILL and peak memory are
 //! measured as they are.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -74,7 +74,7 @@ impl OurEngine {
 }
 
 /// The rayon pool of [`WORKERS`] threads every parallel-engine run shares.
-fn shared_pool() -> Result<Arc<rayon::ThreadPool>, BenchError> {
+pub(crate) fn shared_pool() -> Result<Arc<rayon::ThreadPool>, BenchError> {
     static POOL: OnceLock<Result<Arc<rayon::ThreadPool>, String>> = OnceLock::new();
     POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
@@ -460,9 +460,4 @@ pub fn peak_memory(exe: &Path, n: usize) -> Result<f64, BenchError> {
     }
     let report: crate::child::MemoryReport = crate::child::last_json(&out.stdout)?;
     Ok(report.peak_rss_kib as f64 / 1024.0)
-}
-
-/// Where this binary is, for the child processes of W9 and W10.
-pub fn current_exe() -> Result<PathBuf, BenchError> {
-    Ok(std::env::current_exe()?)
 }

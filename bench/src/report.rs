@@ -220,8 +220,7 @@ pub fn summary_table(all: &[Measurement]) -> String {
     out
 }
 
-/// The table as the terminal shows it: the Markdown table without the
-/// pipes' clutter is no clearer, so it prints the Markdown as it is.
+/// Prints both tables, as Markdown, to standard output.
 pub fn print_table(all: &[Measurement]) {
     println!("{}", markdown_table(all));
     println!("{}", summary_table(all));
