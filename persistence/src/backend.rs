@@ -31,7 +31,14 @@ use crate::{AtomDetail, FlowDetail, LogBook, PersistenceError};
 /// [`fence_flow_detail`](Backend::fence_flow_detail) before it resumes the
 /// flow; from then on, a previous owner that lost its claim (paused,
 /// partitioned) cannot overwrite the new owner's work: its next checkpoint
-/// fails. In every backend the check and the write are one atomic
+/// fails.
+///
+/// Where no jobboard hands out epochs (a process that loads a flow detail
+/// and runs it), [`take_flow_detail`](Backend::take_flow_detail) takes
+/// ownership directly: it raises the stored epoch by one and returns it, so
+/// of two processes that take the same flow detail each gets its own epoch
+/// and only the later one's writes land; the other is fenced at its next
+/// checkpoint. In every backend the check and the write are one atomic
 /// operation, so no write at a lower epoch lands once a fence has returned.
 /// Saving a whole flow detail ([`save_flow_detail`](Backend::save_flow_detail),
 /// or in [`save_logbook`](Backend::save_logbook)) is a write at that
@@ -80,6 +87,19 @@ pub trait Backend: Send + Sync {
     ///
     /// Once it returns, every write presenting a lower epoch is refused.
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError>;
+
+    /// Takes ownership of the flow detail `flow` without a jobboard:
+    /// raises its stored owner epoch by one and returns the new epoch
+    /// (`NotFound` if there is no such flow detail). The read and the raise
+    /// are one atomic step: of concurrent takers, each gets a different
+    /// epoch, and the last to take holds the highest.
+    ///
+    /// Once it returns epoch `e`, every write presenting an epoch below `e`
+    /// is refused with [`PersistenceError::Fenced`], as after
+    /// [`fence_flow_detail`](Backend::fence_flow_detail) at `e`; the taker
+    /// writes at `e`. A stored epoch that cannot be raised (it is already
+    /// the largest a backend stores) is [`PersistenceError::Encode`].
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError>;
 
     /// Removes a flow detail and its atom details.
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError>;
@@ -140,6 +160,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
         (**self).fence_flow_detail(flow, epoch)
+    }
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+        (**self).take_flow_detail(flow)
     }
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
         (**self).destroy_flow_detail(id)

@@ -14,7 +14,7 @@ use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
 use crate::codec;
-use crate::error::check_epoch;
+use crate::error::{check_epoch, next_epoch};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "dir";
@@ -65,7 +65,8 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// Owner fencing (see [`Backend`]): every write that presents an epoch
 /// reads the flow header and compares its `owner_epoch` under the
 /// backend's write lock, so the check and the write are one step for the
-/// threads of this process.
+/// threads of this process; a fence or a take reads and rewrites the
+/// header under the same lock.
 ///
 /// One process at a time: a [`DirBackend`] serializes its own threads (reads
 /// share a lock, writes take it alone) but takes no lock between processes.
@@ -660,6 +661,14 @@ impl Backend for DirBackend {
             write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
         }
         Ok(epoch)
+    }
+
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+        let _guard = self.write_lock();
+        let mut header = self.flow_header(flow)?;
+        header.owner_epoch = next_epoch(flow, header.owner_epoch)?;
+        write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
+        Ok(header.owner_epoch)
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {

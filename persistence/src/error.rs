@@ -141,3 +141,20 @@ pub(crate) fn check_epoch(flow: Uuid, held: u64, presented: u64) -> Result<(), P
         Ok(())
     }
 }
+
+/// The epoch a take of the flow detail `flow`, owned at `held`, hands out:
+/// one more, or `Encode` if `held` is the largest epoch there is.
+pub(crate) fn next_epoch(flow: Uuid, held: u64) -> Result<u64, PersistenceError> {
+    held.checked_add(1)
+        .ok_or_else(|| epoch_at_its_largest(flow, held))
+}
+
+/// The error of a take of the flow detail `flow` whose epoch `held` is the
+/// largest its backend stores.
+pub(crate) fn epoch_at_its_largest(flow: Uuid, held: u64) -> PersistenceError {
+    PersistenceError::Encode {
+        kind: RecordKind::FlowDetail,
+        id: flow,
+        reason: format!("its owner epoch {held} is the largest stored and cannot be raised"),
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
 use uuid::Uuid;
 
-use crate::error::check_epoch;
+use crate::error::{check_epoch, next_epoch};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 /// Keeps records in memory, for tests and for flows that need no durability.
@@ -387,6 +387,17 @@ impl Backend for MemoryBackend {
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
         let mut inner = self.lock();
         let record = inner.writable(flow, epoch)?;
+        record.detail.owner_epoch = epoch;
+        Ok(epoch)
+    }
+
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+        let mut inner = self.lock();
+        let record = inner
+            .flows
+            .get_mut(&flow)
+            .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))?;
+        let epoch = next_epoch(flow, record.detail.owner_epoch)?;
         record.detail.owner_epoch = epoch;
         Ok(epoch)
     }

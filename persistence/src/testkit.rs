@@ -609,6 +609,121 @@ pub fn concurrent_fences_end_at_the_highest(b: &(dyn Backend + Sync)) {
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 200);
 }
 
+/// A take raises the stored owner epoch by one and returns it, whatever
+/// it was (0, or raised by a fence); it changes nothing else; writes below
+/// the epoch taken are fenced, writes at it land; a fence below it is
+/// refused. Taking a flow detail that does not exist is `NotFound`.
+pub fn take_raises_the_owner_epoch_by_one(b: &dyn Backend) {
+    let (flow, atom) = saved_flow(b);
+    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), 1);
+    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), 2);
+    let stored = b.get_flow_detail(flow.uuid).unwrap();
+    assert_eq!(
+        stored,
+        FlowDetail {
+            owner_epoch: 2,
+            ..flow.clone()
+        }
+    );
+    b.fence_flow_detail(flow.uuid, 10).unwrap();
+    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), 11);
+    for stale in [0, 10] {
+        assert_fenced(
+            b.update_atom_state(
+                flow.uuid,
+                atom.uuid,
+                AtomState::Running,
+                Intention::Execute,
+                stale,
+            )
+            .unwrap_err(),
+            flow.uuid,
+            11,
+            stale,
+        );
+        assert_fenced(
+            b.update_flow_state(flow.uuid, FlowState::Running, stale)
+                .unwrap_err(),
+            flow.uuid,
+            11,
+            stale,
+        );
+    }
+    assert_fenced(
+        b.fence_flow_detail(flow.uuid, 10).unwrap_err(),
+        flow.uuid,
+        11,
+        10,
+    );
+    b.update_atom_state(
+        flow.uuid,
+        atom.uuid,
+        AtomState::Running,
+        Intention::Execute,
+        11,
+    )
+    .unwrap();
+    b.update_flow_state(flow.uuid, FlowState::Running, 11)
+        .unwrap();
+    let stored = b.get_flow_detail(flow.uuid).unwrap();
+    assert_eq!(stored.owner_epoch, 11);
+    assert_eq!(stored.state, FlowState::Running);
+    assert_eq!(stored.atom_details[0].state, AtomState::Running);
+
+    let missing = Uuid::new_v4();
+    let err = b.take_flow_detail(missing).unwrap_err();
+    assert!(
+        matches!(err, PersistenceError::NotFound { kind: RecordKind::FlowDetail, id } if id == missing),
+        "{err}"
+    );
+}
+
+/// Eight threads taking one flow detail at once, ten times each: every
+/// take gets its own epoch (1 to 80, none twice), the stored epoch ends at
+/// the highest, and a writer at any epoch but the last is fenced.
+pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
+    let (flow, atom) = saved_flow(b);
+    let taken: Vec<u64> = std::thread::scope(|s| {
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(move || {
+                    (0..10)
+                        .map(|_| b.take_flow_detail(flow.uuid).unwrap())
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        takers.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let mut sorted = taken.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=80).collect::<Vec<u64>>(), "taken: {taken:?}");
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 80);
+    for old in [1, 40, 79] {
+        assert_fenced(
+            b.update_atom_state(
+                flow.uuid,
+                atom.uuid,
+                AtomState::Running,
+                Intention::Execute,
+                old,
+            )
+            .unwrap_err(),
+            flow.uuid,
+            80,
+            old,
+        );
+    }
+    b.update_atom_state(
+        flow.uuid,
+        atom.uuid,
+        AtomState::Running,
+        Intention::Execute,
+        80,
+    )
+    .unwrap();
+}
+
 /// Makes one `#[test]` per conformance case, each on a fresh backend built by
 /// the expression given (called once per test).
 ///
@@ -626,7 +741,8 @@ macro_rules! backend_conformance {
             destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
             awkward_values fence_raises_the_owner_epoch stale_writes_are_fenced
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
-            fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest);
+            fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
+            take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
@@ -707,6 +823,9 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
     }
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
         self.backend.fence_flow_detail(flow, epoch)
+    }
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+        self.backend.take_flow_detail(flow)
     }
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
         self.backend.destroy_flow_detail(id)

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use self::pool::{prepared, Conn, Pool};
 use crate::codec::{self, AtomColumns};
-use crate::error::check_epoch;
+use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "postgres";
@@ -232,6 +232,11 @@ const UPDATE_FLOW_STATE: &str =
     "UPDATE flowdetails SET state = $2 WHERE uuid = $1 AND owner_epoch <= $3";
 const FENCE_FLOW: &str =
     "UPDATE flowdetails SET owner_epoch = $2 WHERE uuid = $1 AND owner_epoch <= $2";
+/// A take: one statement, so the row lock orders concurrent takers and
+/// each reads the epoch the one before it wrote. The largest epoch a
+/// `bigint` holds is not raised (no row).
+const TAKE_FLOW: &str = "UPDATE flowdetails SET owner_epoch = owner_epoch + 1 \
+    WHERE uuid = $1 AND owner_epoch < 9223372036854775807 RETURNING owner_epoch";
 const DELETE_BOOK: &str = "DELETE FROM logbooks WHERE uuid = $1";
 const DELETE_FLOW: &str = "DELETE FROM flowdetails WHERE uuid = $1";
 const SELECT_BOOK: &str =
@@ -715,6 +720,29 @@ impl Backend for PostgresBackend {
             &format_args!("fencing flow detail {flow} at epoch {epoch}"),
         )?;
         Ok(epoch)
+    }
+
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+        self.pool.run(|conn| {
+            let (client, cache) = conn.parts();
+            let rows = query(
+                client,
+                cache,
+                TAKE_FLOW,
+                &[&flow],
+                format_args!("taking flow detail {flow}"),
+            )?;
+            match rows.first() {
+                Some(row) => {
+                    let epoch: i64 = col(row, 0, RecordKind::FlowDetail, &flow, "owner_epoch")?;
+                    codec::decode_epoch(flow, epoch)
+                }
+                None if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? => {
+                    Err(epoch_at_its_largest(flow, i64::MAX.unsigned_abs()))
+                }
+                None => Err(not_found(RecordKind::FlowDetail, flow)),
+            }
+        })
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {

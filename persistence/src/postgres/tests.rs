@@ -386,3 +386,24 @@ fn a_write_waits_for_a_fence_in_flight_and_is_then_refused() {
         atom
     );
 }
+
+#[test]
+fn a_take_at_the_largest_epoch_is_refused_and_changes_nothing() {
+    let Some(t) = fresh() else { return };
+    let (_, flow, _) = saved_flow(&t.backend);
+    t.guard.raw(&format!(
+        "UPDATE flowdetails SET owner_epoch = {}",
+        i64::MAX
+    ));
+    let err = t.backend.take_flow_detail(flow.uuid).unwrap_err();
+    assert!(
+        matches!(&err, PersistenceError::Encode { kind: RecordKind::FlowDetail, id, .. }
+            if *id == flow.uuid),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&i64::MAX.to_string()), "{err}");
+    assert_eq!(
+        t.backend.get_flow_detail(flow.uuid).unwrap().owner_epoch,
+        i64::MAX.unsigned_abs()
+    );
+}

@@ -15,7 +15,7 @@ use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
 use crate::codec::{self, AtomColumns};
-use crate::error::check_epoch;
+use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "sqlite";
@@ -731,6 +731,32 @@ impl Backend for SqliteBackend {
                 .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
         }
         Ok(epoch)
+    }
+
+    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        let conn = self.lock();
+        // One statement: SQLite runs it under the database's write lock, so
+        // two takers (of any process) never read the same epoch. The
+        // largest epoch a column holds is not raised (no row), and said so.
+        let taken: Option<i64> = conn
+            .prepare_cached(
+                "UPDATE flowdetails SET owner_epoch = owner_epoch + 1 \
+                 WHERE uuid = ?1 AND owner_epoch < ?2 RETURNING owner_epoch",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![key, i64::MAX], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| db_err(e, format_args!("taking flow detail {flow}")))?;
+        match taken {
+            Some(epoch) => codec::decode_epoch(flow, epoch),
+            None => match refusal(&conn, flow, key, u64::MAX)? {
+                Some(missing) => Err(missing),
+                None => Err(epoch_at_its_largest(flow, i64::MAX.unsigned_abs())),
+            },
+        }
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {

@@ -72,6 +72,73 @@ fn two_handles_on_one_file_see_each_others_writes() {
     assert!(a.get_logbook(book.uuid).unwrap_err().is_not_found());
 }
 
+#[test]
+fn takes_through_two_handles_on_one_file_get_distinct_epochs() {
+    let (_dir, path) = temp_db();
+    let a = SqliteBackend::open(&path).unwrap();
+    let b = SqliteBackend::open(&path).unwrap();
+    let (book, flow, atom) = one_atom_book();
+    a.save_logbook(&book).unwrap();
+    let mut taken: Vec<u64> = std::thread::scope(|s| {
+        let takers: Vec<_> = [&a, &b, &a, &b]
+            .into_iter()
+            .map(|backend| {
+                s.spawn(move || {
+                    (0..25)
+                        .map(|_| backend.take_flow_detail(flow.uuid).unwrap())
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        takers.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    taken.sort_unstable();
+    assert_eq!(taken, (1..=100).collect::<Vec<u64>>());
+    let err = b
+        .update_atom_state(
+            flow.uuid,
+            atom.uuid,
+            AtomState::Running,
+            Intention::Execute,
+            99,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PersistenceError::Fenced {
+                held: 100,
+                presented: 99,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_take_at_the_largest_epoch_is_refused_and_changes_nothing() {
+    let (_dir, path) = temp_db();
+    let backend = SqliteBackend::open(&path).unwrap();
+    let (book, flow, _) = one_atom_book();
+    backend.save_logbook(&book).unwrap();
+    raw(
+        &path,
+        &format!("UPDATE flowdetails SET owner_epoch = {}", i64::MAX),
+    );
+    let err = backend.take_flow_detail(flow.uuid).unwrap_err();
+    assert!(
+        matches!(&err, PersistenceError::Encode { kind: RecordKind::FlowDetail, id, .. }
+            if *id == flow.uuid),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&i64::MAX.to_string()), "{err}");
+    assert_eq!(
+        backend.get_flow_detail(flow.uuid).unwrap().owner_epoch,
+        i64::MAX.unsigned_abs()
+    );
+}
+
 const CHILD_DB: &str = "TASKFLOW_TEST_CHILD_DB";
 const CHILD_FLOW: &str = "TASKFLOW_TEST_CHILD_FLOW";
 const CHILD_NAME: &str = "TASKFLOW_TEST_CHILD_NAME";
