@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use taskflow_patterns::{compile, Compilation, Flow, FlowRegistry};
+use taskflow_patterns::{compile, Compilation, FactoryError, Flow, FlowRegistry, FlowState};
 use taskflow_persistence::{
     AtomDetail, Backend, FlowDefinition, FlowDetail, LogBook, MemoryBackend, PersistenceError,
     RecordKind,
@@ -15,7 +15,7 @@ use crate::engine::{Engine, SuspendHandle};
 use crate::executor::{Executor, Parallel, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
-use crate::EngineError;
+use crate::{EngineError, Missing};
 
 /// Configures an [`Engine`]; [`build`](EngineBuilder::build) compiles the
 /// flow, validates it against the store and returns the engine or every
@@ -114,18 +114,42 @@ impl EngineBuilder {
         };
         let flow = match detail.definition().map_err(definition_error)? {
             Some(FlowDefinition::Factory { name, args }) => {
-                let registry = registry.ok_or_else(|| {
-                    definition_error(format!(
-                        "it was built by the flow factory `{name}`; load it with a FlowRegistry \
-                         holding that factory (Engine::load_with)"
-                    ))
-                })?;
-                registry
-                    .build(&name, &args)
-                    .map_err(|e| definition_error(e.to_string()))?
+                let Some(registry) = registry else {
+                    return Err(EngineError::Unsupported {
+                        flow_detail: id,
+                        missing: Missing::Factory {
+                            name,
+                            registered: Vec::new(),
+                        },
+                    });
+                };
+                registry.build(&name, &args).map_err(|e| match e {
+                    FactoryError::Unknown { name, known } => EngineError::Unsupported {
+                        flow_detail: id,
+                        missing: Missing::Factory {
+                            name,
+                            registered: known,
+                        },
+                    },
+                    other => definition_error(other.to_string()),
+                })?
             }
-            Some(FlowDefinition::Stored(stored)) => serde_json::from_value::<Flow>(stored)
-                .map_err(|e| definition_error(format!("the stored flow cannot be decoded: {e}")))?,
+            Some(FlowDefinition::Stored(stored)) => {
+                serde_json::from_value::<Flow>(stored).map_err(|e| {
+                    let message = e.to_string();
+                    // An externally tagged type (a `#[typetag::serde]` task,
+                    // a pattern) this build does not know is serde's
+                    // `unknown variant`: another build may know it.
+                    if message.starts_with("unknown variant") {
+                        EngineError::Unsupported {
+                            flow_detail: id,
+                            missing: Missing::TaskType { message },
+                        }
+                    } else {
+                        definition_error(format!("the stored flow cannot be decoded: {message}"))
+                    }
+                })?
+            }
             None => {
                 return Err(definition_error(
                     "its records hold no flow definition (it has tasks made of closures): build \
@@ -222,8 +246,15 @@ impl EngineBuilder {
     /// touching it further (it is no longer its own). Atoms it had already
     /// started may still finish, but their outcomes are never recorded.
     ///
-    /// Without it, a fresh flow is written at epoch 0, and a resumed one at
-    /// the epoch stored in its records (it takes over at that epoch).
+    /// Without it, a fresh flow is written at epoch 0, and a resumed one
+    /// takes ownership of its records at the next epoch
+    /// ([`Backend::take_flow_detail`]): an engine that is still running the
+    /// same flow detail, in this or another process, fails at its next
+    /// checkpoint with `Fenced`, so two runners never both record a run
+    /// (at most the atom the first had in flight runs twice). The newest
+    /// runner wins: without a board there is no lease to say whether the
+    /// first is still alive. A flow detail that a job board hands out
+    /// should be run only through its conductors.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -271,8 +302,21 @@ impl EngineBuilder {
         let store = match self.store {
             Value::Object(map) => map,
             Value::Null => Map::new(),
-            other => return Err(EngineError::InvalidStore(other.to_string())),
+            other => {
+                return Err(EngineError::InvalidStore(format!(
+                    "it must be a JSON object of symbol to value, got {other}"
+                )))
+            }
         };
+        for (symbol, value) in &store {
+            if let Some(depth) = crate::completer::too_deep(value) {
+                return Err(EngineError::InvalidStore(format!(
+                    "its value `{symbol}` nests {depth} levels deep; records hold values \
+                     nested at most {} levels",
+                    taskflow_patterns::MAX_VALUE_DEPTH
+                )));
+            }
+        }
         let executor: Box<dyn Executor> = match (self.executor, self.max_workers) {
             (Some(executor), _) => executor,
             (None, Some(n)) => Box::new(Parallel::new(n)?),
@@ -298,10 +342,11 @@ impl EngineBuilder {
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let storage = match self.resume {
             Some(flow_detail) => {
-                // Without an epoch, the engine takes over at the stored one.
+                // Running a flow detail takes ownership of it: at the epoch
+                // given (a job board's claim), else at the next one.
                 let flow_detail = match self.owner_epoch {
                     Some(epoch) => claim(&*backend, flow_detail.uuid, epoch)?,
-                    None => flow_detail,
+                    None => take(&*backend, flow_detail.uuid)?,
                 };
                 resumed_storage(
                     backend,
@@ -346,6 +391,21 @@ impl EngineBuilder {
 /// The detail returned is owned at `epoch`, which the engine writes at.
 fn claim(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, EngineError> {
     backend.fence_flow_detail(id, epoch)?;
+    reread(backend, id, epoch)
+}
+
+/// Takes the flow detail `id` at the next owner epoch, with no board to
+/// give one ([`Backend::take_flow_detail`]), then reads it again: another
+/// engine running it (in this or another process) is fenced out at its
+/// next checkpoint.
+fn take(backend: &dyn Backend, id: Uuid) -> Result<FlowDetail, EngineError> {
+    let epoch = backend.take_flow_detail(id)?;
+    reread(backend, id, epoch)
+}
+
+/// The flow detail `id` as its owner at `epoch` sees it: refused with
+/// `Fenced` if a newer owner took it in between.
+fn reread(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, EngineError> {
     let mut detail = backend.get_flow_detail(id)?;
     if detail.owner_epoch > epoch {
         // Fenced again by a newer owner in between.
@@ -384,11 +444,37 @@ fn resumed_storage(
         atom: atom.to_owned(),
         reason,
     };
-    let never_run = flow_detail.atom_details.is_empty();
-    let mut stored: HashMap<Arc<str>, AtomDetail> = std::mem::take(&mut flow_detail.atom_details)
-        .into_iter()
-        .map(|d| (d.name.clone(), d))
-        .collect();
+    // A flow still `PENDING` never started (posted to a board, or its
+    // first run died while writing its atom details): atoms without
+    // records start `PENDING`. In a started flow every atom must have
+    // its record: a missing one is a mismatch, never an atom run again.
+    let never_run = flow_detail.state == FlowState::Pending;
+    if flow_detail.atom_details.is_empty() && !never_run {
+        return Err(PersistenceError::Corrupt {
+            kind: RecordKind::FlowDetail,
+            id: id.to_string(),
+            reason: format!(
+                "the flow is {} but its records hold no atom details",
+                flow_detail.state
+            ),
+        }
+        .into());
+    }
+    let mut stored: HashMap<Arc<str>, AtomDetail> =
+        HashMap::with_capacity(flow_detail.atom_details.len());
+    for d in std::mem::take(&mut flow_detail.atom_details) {
+        if let Some(first) = stored.insert(d.name.clone(), d) {
+            return Err(PersistenceError::Corrupt {
+                kind: RecordKind::FlowDetail,
+                id: id.to_string(),
+                reason: format!(
+                    "atom `{}` has two atom details ({} and {})",
+                    first.name, first.uuid, stored[&first.name].uuid
+                ),
+            }
+            .into());
+        }
+    }
     let mut details = Vec::with_capacity(compilation.len());
     let mut added = Vec::new();
     for atom in compilation.atoms() {

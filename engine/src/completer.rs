@@ -3,10 +3,12 @@
 //! reverts or resets atoms).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use taskflow_patterns::{
-    AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure, Intention,
+    value_depth, AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure, Intention,
+    Value, MAX_VALUE_DEPTH,
 };
 
 use crate::executor::{Action, AtomOutcome};
@@ -20,7 +22,23 @@ impl Runtime<'_> {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.busy[atom.index()] = false;
         match (outcome.action, outcome.result) {
-            (Action::Execute, Ok(value)) => self.executed(atom, value),
+            (action, Err(failure)) if self.is_interruption(atom, action, &failure) => {
+                self.interrupted(atom, action, &failure)
+            }
+            (Action::Execute, Ok(value)) => match too_deep(&value) {
+                Some(depth) => {
+                    let failure = Failure::new(
+                        "ResultTooDeep",
+                        format!(
+                            "its result nests {depth} levels deep; records hold values nested \
+                             at most {MAX_VALUE_DEPTH} levels"
+                        ),
+                    )
+                    .with_atom(&*self.comp.atom(atom).name);
+                    self.execute_failed(atom, failure)
+                }
+                None => self.executed(atom, value),
+            },
             (Action::Execute, Err(failure)) => self.execute_failed(atom, failure),
             (Action::Revert, Ok(_)) => self.reverted(atom),
             (Action::Revert, Err(failure)) => self.revert_failed(atom, failure),
@@ -45,6 +63,44 @@ impl Runtime<'_> {
             self.on_done(atom);
         }
         Ok(())
+    }
+
+    /// Whether a failed outcome is an interruption rather than a failure:
+    /// the task said so ([`TaskError::interrupted`]), or it failed while
+    /// the run was asked to stop (its error is taken to be the stop's
+    /// doing; at worst it runs again and fails again). An atom already
+    /// taken back for a revert fails as usual, to be reverted.
+    ///
+    /// [`TaskError::interrupted`]: taskflow_patterns::TaskError::interrupted
+    fn is_interruption(&self, atom: AtomIndex, action: Action, failure: &Failure) -> bool {
+        let d = self.storage.detail(atom);
+        let expected = match action {
+            Action::Execute => Intention::Execute,
+            Action::Revert => Intention::Revert,
+        };
+        d.intention == expected && (failure.is_interrupted() || self.cancel.load(Ordering::Relaxed))
+    }
+
+    /// An interrupted execution goes back to `PENDING` (an interrupted
+    /// revert stays `REVERTING`) and the flow suspends: the work runs again
+    /// when the flow is resumed.
+    fn interrupted(
+        &mut self,
+        atom: AtomIndex,
+        action: Action,
+        failure: &Failure,
+    ) -> Result<(), EngineError> {
+        tracing::info!(
+            atom = %self.comp.atom(atom).name,
+            ?action,
+            reason = %failure,
+            "interrupted; it runs again when the flow resumes"
+        );
+        if action == Action::Execute {
+            self.transition(atom, AtomState::Pending, Write::State)?;
+        }
+        self.cancel.store(true, Ordering::Relaxed);
+        self.begin_suspending()
     }
 
     pub(crate) fn execute_failed(
@@ -216,4 +272,13 @@ impl Runtime<'_> {
         self.halted = true;
         Ok(())
     }
+}
+
+/// The depth of a value nested deeper than records hold
+/// ([`MAX_VALUE_DEPTH`]); scalars, most results, cost nothing to check.
+pub(crate) fn too_deep(value: &Value) -> Option<usize> {
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return None;
+    }
+    Some(value_depth(value)).filter(|&depth| depth > MAX_VALUE_DEPTH)
 }

@@ -20,8 +20,9 @@ pub enum EngineError {
     /// The engine was asked for a transition the state tables forbid.
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    /// The initial store is not a JSON object.
-    #[error("the store must be a JSON object of symbol to value, got {0}")]
+    /// The initial store is not a JSON object of symbol to value, or holds
+    /// a value nested deeper than records hold.
+    #[error("invalid store: {0}")]
     InvalidStore(String),
     /// The records do not match the flow being resumed (it changed
     /// incompatibly since they were written).
@@ -45,6 +46,18 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// This process cannot rebuild the flow of a flow detail, though one
+    /// that registers what is missing can: the records name a flow factory
+    /// or a task type this build does not know. The records are sound; a
+    /// conductor leaves such a job to another conductor rather than
+    /// trashing it.
+    #[error("flow detail {flow_detail}: this process cannot rebuild its flow: {missing}")]
+    Unsupported {
+        /// The flow detail's id.
+        flow_detail: Uuid,
+        /// What this process lacks.
+        missing: Missing,
+    },
     /// The flow failed: it was reverted (state `REVERTED`), or a revert
     /// failed too (state `FAILURE`). Every failure is kept.
     #[error("flow `{flow}` ended {state}: {}", FailureList(failures))]
@@ -60,6 +73,50 @@ pub enum EngineError {
     /// The executor lost track of work it was given.
     #[error("executor: {0}")]
     Executor(String),
+}
+
+/// What a process lacks to rebuild a flow from its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// No flow factory of this name is registered.
+    Factory {
+        /// The factory the records name.
+        name: String,
+        /// The factories that are registered.
+        registered: Vec<String>,
+    },
+    /// The stored definition holds a task (or pattern) type this build does
+    /// not know (a `#[typetag::serde]` type not compiled in).
+    TaskType {
+        /// What the decoder said, naming the type.
+        message: String,
+    },
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Factory { name, registered } => {
+                write!(
+                    f,
+                    "no flow factory named `{name}` is registered here (registered: "
+                )?;
+                if registered.is_empty() {
+                    f.write_str("none; pass a FlowRegistry holding it, as Engine::load_with does")?;
+                } else {
+                    f.write_str(&registered.join(", "))?;
+                }
+                f.write_str(")")
+            }
+            Missing::TaskType { message } => {
+                write!(
+                    f,
+                    "the stored flow names a type this build does not know ({message})"
+                )
+            }
+        }
+    }
 }
 
 impl EngineError {

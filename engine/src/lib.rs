@@ -39,7 +39,7 @@ pub mod testkit;
 
 pub use builder::EngineBuilder;
 pub use engine::{Engine, RunIter, SuspendHandle};
-pub use error::EngineError;
+pub use error::{EngineError, Missing};
 pub use executor::{worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial};
 pub use listener::{
     AtomEvent, CapturingListener, Event, FlowEvent, Listener, Listeners, LoggingListener,

@@ -165,10 +165,7 @@ impl<'e> Runtime<'e> {
                 !self.revert_ready.is_empty() || (!self.revert_all && !self.ready.is_empty());
             if has_work {
                 if self.cancel.load(Ordering::Relaxed) {
-                    if !self.suspending {
-                        self.suspending = true;
-                        self.flow_to(FlowState::Suspending)?;
-                    }
+                    self.begin_suspending()?;
                 } else {
                     if let Some(atom) = self.revert_ready.pop_front() {
                         self.start_revert(atom)?;
@@ -419,6 +416,16 @@ impl<'e> Runtime<'e> {
             if let Some(events) = &mut self.events {
                 events.push_back(Event::Flow(event));
             }
+        }
+        Ok(())
+    }
+
+    /// Stops scheduling: the flow is `SUSPENDING` until the work in flight
+    /// is done.
+    pub(crate) fn begin_suspending(&mut self) -> Result<(), EngineError> {
+        if !self.suspending {
+            self.suspending = true;
+            self.flow_to(FlowState::Suspending)?;
         }
         Ok(())
     }

@@ -70,6 +70,12 @@ impl Failure {
         Failure::new(Failure::PANIC, message)
     }
 
+    /// Whether the task said it was interrupted ([`TaskError::interrupted`]):
+    /// not a failure of the flow, but work to run again.
+    pub fn is_interrupted(&self) -> bool {
+        self.kind == TaskError::INTERRUPTED
+    }
+
     /// The kind given to failures made from a panic.
     pub const PANIC: &'static str = "panic";
 }
@@ -133,6 +139,37 @@ impl TaskError {
         )
     }
 
+    /// "Interrupted, run me again": what a task returns when it stops early
+    /// because the run was asked to stop ([`Context::is_cancelled`]). The
+    /// engine does not fail the atom: it goes back to `PENDING` (a revert
+    /// stays `REVERTING`), the flow suspends, and the atom runs again when
+    /// the flow is resumed, in this process or another.
+    ///
+    /// ```
+    /// use taskflow_patterns::{Context, TaskError, Value};
+    /// fn copy_chunks(ctx: &mut Context) -> Result<Value, TaskError> {
+    ///     for chunk in 0..1_000 {
+    ///         if ctx.is_cancelled() {
+    ///             return Err(TaskError::interrupted(format!("stopped before chunk {chunk}")));
+    ///         }
+    ///         // ... copy one chunk ...
+    ///     }
+    ///     Ok(Value::Null)
+    /// }
+    /// ```
+    ///
+    /// [`Context::is_cancelled`]: crate::Context::is_cancelled
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        TaskError::new(Self::INTERRUPTED, message)
+    }
+
+    /// Whether this is an [`interrupted`](Self::interrupted) error.
+    pub fn is_interrupted(&self) -> bool {
+        self.kind == Self::INTERRUPTED
+    }
+
+    /// The kind of [`interrupted`](Self::interrupted) errors.
+    pub const INTERRUPTED: &'static str = "Interrupted";
     /// The kind of errors for a missing input.
     pub const MISSING_INPUT: &'static str = "MissingInput";
     /// The kind of errors for an input of the wrong shape.

@@ -9,6 +9,8 @@ mod logging;
 mod progress;
 mod timing;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Value};
@@ -90,13 +92,32 @@ impl<L: Listener + ?Sized> Listener for Arc<L> {
 }
 
 /// The listeners of an engine, cheap to clone into work items.
+///
+/// A listener that panics is contained as a task's panic is: the panic is
+/// logged (through `tracing`, at error level, with the event it was
+/// hearing) and that listener hears nothing more from this engine, while
+/// the run goes on. A listener observes a run; it never stalls or ends one.
 #[derive(Clone, Default)]
-pub struct Listeners(Arc<[Arc<dyn Listener>]>);
+pub struct Listeners(Arc<[Slot]>);
+
+struct Slot {
+    listener: Arc<dyn Listener>,
+    /// It panicked once: it is not called again.
+    dropped: AtomicBool,
+}
 
 impl Listeners {
     /// A set of listeners.
     pub fn new(listeners: Vec<Arc<dyn Listener>>) -> Self {
-        Listeners(listeners.into())
+        Listeners(
+            listeners
+                .into_iter()
+                .map(|listener| Slot {
+                    listener,
+                    dropped: AtomicBool::new(false),
+                })
+                .collect(),
+        )
     }
 
     /// Whether there are none.
@@ -104,24 +125,46 @@ impl Listeners {
         self.0.is_empty()
     }
 
+    /// How many listeners panicked and were dropped.
+    pub fn dropped(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|s| s.dropped.load(Ordering::Relaxed))
+            .count()
+    }
+
     /// Tells every listener of a flow transition.
     pub fn flow(&self, event: &FlowEvent) {
-        for l in self.0.iter() {
-            l.on_flow(event);
-        }
+        self.each(|l| l.on_flow(event), || format!("{event:?}"));
     }
 
     /// Tells every listener of an atom transition.
     pub fn atom(&self, event: &AtomEvent) {
-        for l in self.0.iter() {
-            l.on_atom(event);
-        }
+        self.each(|l| l.on_atom(event), || format!("{event:?}"));
     }
 
     /// Tells every listener of a progress report.
     pub fn progress(&self, atom: &str, progress: f32) {
-        for l in self.0.iter() {
-            l.on_progress(atom, progress);
+        self.each(
+            |l| l.on_progress(atom, progress),
+            || format!("progress {progress} of `{atom}`"),
+        );
+    }
+
+    fn each(&self, call: impl Fn(&dyn Listener), describe: impl Fn() -> String) {
+        for (i, slot) in self.0.iter().enumerate() {
+            if slot.dropped.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| call(&*slot.listener))) {
+                slot.dropped.store(true, Ordering::Relaxed);
+                tracing::error!(
+                    listener = i,
+                    event = %describe(),
+                    panic = %Failure::from_panic(&*panic).message,
+                    "a listener panicked; it hears nothing more from this engine"
+                );
+            }
         }
     }
 }

@@ -16,6 +16,9 @@ use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
 
 use crate::{CapturingListener, Engine, EngineBuilder, EngineError, Event, Listener};
 
+mod faults;
+pub use faults::*;
+
 /// Configures a builder (fresh, or loaded from records) as the engine
 /// under test, e.g. `|b| b` for the serial engine.
 pub type Factory<'a> = &'a dyn Fn(EngineBuilder) -> EngineBuilder;
@@ -997,7 +1000,10 @@ pub fn resume_refuses_a_changed_flow(factory: Factory<'_>) {
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(log.entries(), ["a", "c"]);
     let err = Engine::load(backend, id).err().unwrap();
-    assert!(err.to_string().contains("flow factory `flow`"), "{err}");
+    assert!(
+        err.to_string().contains("flow factory named `flow`"),
+        "{err}"
+    );
 }
 
 /// Whether `err` is the `Fenced` refusal of a write at `presented` to the
@@ -1092,7 +1098,7 @@ pub fn stale_owner_is_fenced_out(factory: Factory<'_>) {
 
 /// Loading records owned at a higher epoch than the one given is refused
 /// at build, naming both epochs; loading at the same or a higher epoch
-/// fences them there; loading without an epoch takes over at the stored one.
+/// fences them there; loading without an epoch takes the next one.
 pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
     let log = Log::new();
     let l = log.clone();
@@ -1118,7 +1124,6 @@ pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
     assert!(err.to_string().contains("epoch 5"), "{err}");
     assert_eq!(backend.get_flow_detail(id).unwrap().owner_epoch, 5);
 
-    assert_eq!(load().build().unwrap().storage().owner_epoch(), 5);
     assert_eq!(
         load()
             .owner_epoch(5)
@@ -1134,7 +1139,60 @@ pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
     let err = engine.run().unwrap_err();
     assert!(is_fenced(&err, id, 6, 5), "{err}");
     assert!(log.entries().is_empty());
-    assert_eq!(newer.run().unwrap(), FlowState::Success);
+    // Without an epoch, a load takes the next one, fencing the claim at 6.
+    let mut taker = load().build().unwrap();
+    assert_eq!(taker.storage().owner_epoch(), 7);
+    let err = newer.run().unwrap_err();
+    assert!(is_fenced(&err, id, 7, 6), "{err}");
+    assert_eq!(taker.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "b"]);
+}
+
+/// Two engines that load the same flow detail without an epoch (two
+/// processes resuming one crashed run) never both record it: the later
+/// load takes it at the next epoch, and the earlier engine is fenced out
+/// at its next checkpoint, having recorded nothing since.
+pub fn two_loads_of_one_flow_detail_never_both_run_it(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("b", l.task("b")))
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    first.prepare().unwrap();
+    let id = first.storage().flow_detail_id();
+    let load = || {
+        factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (mut one, mut two) = (load(), load());
+    assert!(two.storage().owner_epoch() > one.storage().owner_epoch());
+    let err = one.run().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            EngineError::Persistence(PersistenceError::Fenced { .. })
+        ),
+        "{err}"
+    );
+    let err = first.run().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            EngineError::Persistence(PersistenceError::Fenced { .. })
+        ),
+        "{err}"
+    );
+    assert!(log.entries().is_empty(), "{:?}", log.entries());
+    assert_eq!(two.run().unwrap(), FlowState::Success);
     assert_eq!(log.entries(), ["a", "b"]);
 }
 
@@ -1200,7 +1258,12 @@ macro_rules! engine_conformance {
             reverted_flow_runs_again progress_reaches_listeners
             resume_skips_finished_atoms resume_continues_a_revert resume_keeps_retry_history
             resume_refuses_a_changed_flow stale_owner_is_fenced_out
-            load_below_the_stored_epoch_is_refused load_of_a_posted_flow_detail_runs_it);
+            load_below_the_stored_epoch_is_refused load_of_a_posted_flow_detail_runs_it
+            panicking_listeners_are_dropped an_interrupted_task_runs_again_on_resume
+            an_error_while_stopping_is_an_interruption an_interrupted_revert_continues_on_resume
+            atom_details_that_do_not_match_are_refused
+            two_loads_of_one_flow_detail_never_both_run_it
+            values_deeper_than_records_hold_are_refused);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(
