@@ -33,7 +33,10 @@ use crate::{Flow, Value};
 pub const MAX_VALUE_DEPTH: usize = 256;
 
 /// The deepest flows may nest: a top flow with this many levels of flows
-/// in all, itself included (see [`flow_depth`]).
+/// in all, itself included (see [`flow_depth`]). [`compile`](crate::compile)
+/// refuses a deeper flow with
+/// [`CompileError::TooDeep`](crate::CompileError::TooDeep), measured
+/// before anything recursive walks the flow.
 ///
 /// A hundred levels is far more than any flow written by a person or
 /// built by a program needs, and keeps the stored definition of a flow (a
@@ -84,17 +87,75 @@ pub fn value_depth(value: &Value) -> usize {
 /// assert_eq!(flow_depth(&flow), 3);
 /// ```
 pub fn flow_depth(flow: &Flow) -> usize {
-    deepest_flow(flow).1
+    nesting(flow, usize::MAX).depth
 }
 
-/// The deepest flow in `flow`, with its depth (the first found, in
-/// pre-order, when several are as deep).
-pub(crate) fn deepest_flow(flow: &Flow) -> (&Flow, usize) {
-    let mut deepest = (flow, 1);
+/// How deeply the flows of a stored definition (a flow serialized as JSON)
+/// nest, counted on the JSON without deserializing it: what
+/// [`flow_depth`] would say of the flow it holds, 0 if it holds none.
+///
+/// Deserializing a flow recurses several frames per level of flows, and a
+/// definition read from the records may be corrupt or hostile. Measure it
+/// with this first, and deserialize only a definition no deeper than
+/// [`MAX_FLOW_DEPTH`]: deeper, [`compile`](crate::compile) would refuse
+/// the flow anyway.
+///
+/// ```
+/// use taskflow_patterns::{definition_depth, Flow, Linear, MAX_FLOW_DEPTH};
+/// let flow: Flow = Linear::new("a").add(Linear::new("b")).into();
+/// let stored = serde_json::to_value(&flow)?;
+/// assert_eq!(definition_depth(&stored), 2);
+/// if definition_depth(&stored) <= MAX_FLOW_DEPTH {
+///     let flow: Flow = serde_json::from_value(stored)?;
+/// #   let _ = flow;
+/// }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn definition_depth(definition: &Value) -> usize {
+    // A flow is `{"<pattern>": {"children": [...], ...}}`, and a child flow
+    // `{"flow": <flow>}` (how serde writes the `Flow` and `Node` enums).
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(definition, 1)];
+    while let Some((flow, depth)) = stack.pop() {
+        let parts = match flow.as_object() {
+            Some(tagged) if tagged.len() == 1 => tagged.values().next(),
+            _ => None,
+        };
+        let Some(parts) = parts else { continue };
+        deepest = deepest.max(depth);
+        if let Some(children) = parts.get("children").and_then(Value::as_array) {
+            stack.extend(
+                children
+                    .iter()
+                    .filter_map(|child| child.get("flow"))
+                    .map(|sub| (sub, depth + 1)),
+            );
+        }
+    }
+    deepest
+}
+
+/// What [`nesting`] finds.
+pub(crate) struct Nesting<'f> {
+    /// How deeply the flow nests (see [`flow_depth`]).
+    pub(crate) depth: usize,
+    /// The first flow (in pre-order) nested deeper than the limit asked
+    /// about: the outermost flow that has to go.
+    pub(crate) past_limit: Option<&'f Flow>,
+}
+
+/// How deeply `flow` nests, and the first flow in it nested deeper than
+/// `limit`, walked with a heap stack.
+pub(crate) fn nesting(flow: &Flow, limit: usize) -> Nesting<'_> {
+    let mut found = Nesting {
+        depth: 1,
+        past_limit: None,
+    };
     let mut stack: Vec<(&Flow, usize)> = vec![(flow, 1)];
     while let Some((flow, depth)) = stack.pop() {
-        if depth > deepest.1 {
-            deepest = (flow, depth);
+        found.depth = found.depth.max(depth);
+        if depth > limit && found.past_limit.is_none() {
+            found.past_limit = Some(flow);
         }
         // Reversed, so the first child is walked first.
         stack.extend(
@@ -107,7 +168,7 @@ pub(crate) fn deepest_flow(flow: &Flow) -> (&Flow, usize) {
                 }),
         );
     }
-    deepest
+    found
 }
 
 #[cfg(test)]
@@ -161,7 +222,25 @@ mod tests {
         assert_eq!(flow_depth(&Linear::new("a").into()), 1);
         assert_eq!(flow_depth(&chain(MAX_FLOW_DEPTH)), MAX_FLOW_DEPTH);
         let flow = chain(7);
-        let (deepest, depth) = deepest_flow(&flow);
-        assert_eq!((deepest.name(), depth), ("f6", 7));
+        let found = nesting(&flow, 4);
+        assert_eq!(found.depth, 7);
+        assert_eq!(found.past_limit.map(Flow::name), Some("f4"));
+        assert!(nesting(&flow, 7).past_limit.is_none());
+    }
+
+    #[test]
+    fn definition_depth_counts_the_stored_flows() {
+        for levels in [1, 2, MAX_FLOW_DEPTH, 2 * MAX_FLOW_DEPTH] {
+            let stored = serde_json::to_value(chain(levels)).unwrap();
+            assert_eq!(definition_depth(&stored), levels);
+        }
+        let graph: Flow = crate::Graph::new("g")
+            .add(crate::Unordered::new("u").add(Linear::new("l")))
+            .add(Linear::new("m"))
+            .into();
+        let stored = serde_json::to_value(&graph).unwrap();
+        assert_eq!(definition_depth(&stored), 3);
+        assert_eq!(definition_depth(&json!({"a": 1, "b": 2})), 0);
+        assert_eq!(definition_depth(&nested(300)), 0);
     }
 }

@@ -73,6 +73,22 @@ pub enum CompileError {
         /// The unknown name.
         name: String,
     },
+    /// Flows nest deeper than [`MAX_FLOW_DEPTH`](crate::MAX_FLOW_DEPTH)
+    /// levels. Compile stops at this error (it reports no other): the
+    /// flow is not walked any further.
+    #[error(
+        "flow `{flow}` is nested deeper than the {limit} levels of flows a flow may have (the \
+         flow nests {depth} levels deep); flatten it, or split it into flows run one after \
+         another"
+    )]
+    TooDeep {
+        /// The outermost flow past the limit (the first found, in order).
+        flow: String,
+        /// How deeply the whole flow nests.
+        depth: usize,
+        /// The deepest nesting allowed.
+        limit: usize,
+    },
     /// An atom or flow has an empty name.
     #[error("an atom or flow inside `{flow}` has an empty name")]
     EmptyName {

@@ -37,7 +37,7 @@ pub use compile::{
     compile, ArgSource, Argument, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,
     CompiledFlow, FlowIndex, Resolution,
 };
-pub use depth::{flow_depth, value_depth, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH};
+pub use depth::{definition_depth, flow_depth, value_depth, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH};
 pub use error::{CompileError, CompileErrors};
 pub use failure::{Cause, Failure, TaskError};
 pub use flow::{decider_fn, Decider, Depth, Flow, FnDecider, Graph, Linear, Link, Node, Unordered};

@@ -21,8 +21,9 @@ use super::{
     prefix, provided_name, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,
     CompiledFlow, Csr, FlowIndex, Providers,
 };
+use crate::depth;
 use crate::flow::{FlowParts, Node};
-use crate::{AtomSpec, CompileError, CompileErrors, Flow};
+use crate::{AtomSpec, CompileError, CompileErrors, Flow, MAX_FLOW_DEPTH};
 
 /// The atoms at one end of a built part.
 #[derive(Clone)]
@@ -100,6 +101,16 @@ struct Builder<'f> {
 }
 
 pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
+    // Building recurses once per level of flows: measure first, with a
+    // heap stack, so a flow too deep is an error rather than an abort.
+    let nesting = depth::nesting(flow, MAX_FLOW_DEPTH);
+    if let Some(past) = nesting.past_limit {
+        return Err(CompileErrors(vec![CompileError::TooDeep {
+            flow: past.name().to_owned(),
+            depth: nesting.depth,
+            limit: MAX_FLOW_DEPTH,
+        }]));
+    }
     let mut b = Builder::default();
     let atoms = atom_count(flow);
     b.atoms.reserve_exact(atoms);

@@ -384,3 +384,99 @@ fn long_shared_prefixes_and_many_siblings_resolve_as_declared() {
     // `r` provides what it requires itself: no error for it.
     assert_eq!(errs, [pair("q", "x", "r"), pair("q", "y", "p")]);
 }
+
+/// A chain of `levels` linear flows, one inside the next, the innermost
+/// holding one task: `f0` holds `f1` ... holds `f{levels-1}` holds `t`.
+fn chain(levels: usize, task: impl Into<crate::TaskAtom>) -> Flow {
+    let mut flow = Linear::new(format!("f{}", levels - 1)).add(task.into());
+    for i in (0..levels - 1).rev() {
+        flow = Linear::new(format!("f{i}")).add(flow);
+    }
+    flow.into()
+}
+
+#[test]
+fn a_flow_nested_too_deep_is_refused_naming_it_not_an_abort() {
+    // Run on the test's own thread (2 MiB of stack by default): building
+    // and dropping the flow, measuring and refusing it never recurse.
+    for levels in [MAX_FLOW_DEPTH + 1, 5_000, 100_000] {
+        let flow = chain(levels, atom("t", noop()));
+        let err = compile(&flow).unwrap_err();
+        assert_eq!(
+            err.errors(),
+            [CompileError::TooDeep {
+                flow: format!("f{MAX_FLOW_DEPTH}"),
+                depth: levels,
+                limit: MAX_FLOW_DEPTH,
+            }]
+        );
+        let text = err.to_string();
+        for part in [
+            format!("`f{MAX_FLOW_DEPTH}`"),
+            format!("{MAX_FLOW_DEPTH} levels"),
+            format!("{levels} levels deep"),
+        ] {
+            assert!(text.contains(&part), "{text} names {part}");
+        }
+    }
+}
+
+#[test]
+fn a_flow_nested_as_deep_as_allowed_compiles() {
+    let flow = chain(MAX_FLOW_DEPTH, atom("t", noop()).provides("x"));
+    assert_eq!(flow_depth(&flow), MAX_FLOW_DEPTH);
+    let c = compile(&flow).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c.flows().len(), MAX_FLOW_DEPTH);
+    c.resolve(&Default::default()).unwrap();
+}
+
+#[test]
+fn a_graph_or_unordered_flow_nested_too_deep_is_refused_too() {
+    let mut flow: Flow = Unordered::new("leaf").add(atom("t", noop())).into();
+    for i in (0..MAX_FLOW_DEPTH).rev() {
+        flow = if i % 2 == 0 {
+            Graph::new(format!("g{i}")).add(flow).into()
+        } else {
+            Unordered::new(format!("u{i}")).add(flow).into()
+        };
+    }
+    let err = compile(&flow).unwrap_err();
+    assert!(
+        matches!(err.errors(), [CompileError::TooDeep { flow, depth, .. }]
+            if flow == "leaf" && *depth == MAX_FLOW_DEPTH + 1),
+        "{err}"
+    );
+}
+
+/// How many levels of JSON nesting one level of `Linear` adds to a stored
+/// definition: the limits of `taskflow-persistence` count on it (see
+/// `MAX_RECORD_DEPTH` there).
+#[test]
+fn one_level_of_flows_is_four_levels_of_stored_json() {
+    let depth_of = |levels: usize| {
+        let flow = chain(levels, atom("t", Add { amount: 1 }).inject("x", json!(1)));
+        value_depth(&serde_json::to_value(&flow).unwrap())
+    };
+    let one = depth_of(1);
+    for levels in [2, 10, MAX_FLOW_DEPTH] {
+        assert_eq!(depth_of(levels), one + 4 * (levels - 1), "{levels} levels");
+    }
+    // A task holding a value as deep as allowed, at the bottom of a flow as
+    // deep as allowed.
+    let mut deep = json!(1);
+    for _ in 0..MAX_VALUE_DEPTH {
+        deep = Value::Array(vec![deep]);
+    }
+    let flow = chain(
+        MAX_FLOW_DEPTH,
+        atom("t", Add { amount: 1 }).inject("x", deep),
+    );
+    let stored = serde_json::to_value(&flow).unwrap();
+    // A task's injected values sit in an object 6 levels into the flow
+    // (flow, pattern, children, node, atom, inject): 658 levels in all.
+    assert_eq!(
+        value_depth(&stored),
+        4 * (MAX_FLOW_DEPTH - 1) + 6 + MAX_VALUE_DEPTH
+    );
+}

@@ -73,6 +73,14 @@ impl Flow {
             Flow::Graph(f) => &f.parts,
         }
     }
+
+    fn parts_mut(&mut self) -> &mut FlowParts {
+        match self {
+            Flow::Linear(f) => &mut f.parts,
+            Flow::Unordered(f) => &mut f.parts,
+            Flow::Graph(f) => &mut f.parts,
+        }
+    }
 }
 
 /// What every pattern has: a name, children and an optional retry controller.
@@ -165,6 +173,25 @@ macro_rules! flow_builder {
     };
 }
 pub(crate) use flow_builder;
+
+/// Dropped without recursion: the default drop of a tree of flows recurses
+/// once per level, so a tree deep enough (a few thousand levels, well past
+/// [`MAX_FLOW_DEPTH`](crate::MAX_FLOW_DEPTH), which only compile refuses)
+/// would overflow the stack where it is dropped. The subflows are moved
+/// onto a heap stack and dropped childless, one by one.
+impl Drop for FlowParts {
+    fn drop(&mut self) {
+        if !self.children.iter().any(|c| matches!(c, Node::Flow(_))) {
+            return;
+        }
+        let mut stack = std::mem::take(&mut self.children);
+        while let Some(node) = stack.pop() {
+            if let Node::Flow(mut flow) = node {
+                stack.append(&mut flow.parts_mut().children);
+            }
+        }
+    }
+}
 
 impl Default for FlowParts {
     fn default() -> Self {
