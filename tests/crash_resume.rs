@@ -57,6 +57,12 @@ impl Task for Step {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         log(format!("exec {}", self.index));
         maybe_block(format!("exec:{}", self.index));
+        if let Some(ms) = std::env::var("CRASH_SLOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         if self.fail {
             return Err(TaskError::new(
                 "Planned",
@@ -163,6 +169,10 @@ fn child_process() {
     let outcome = match engine.run() {
         Ok(state) => state.to_string(),
         Err(taskflow::EngineError::Failed { state, .. }) => state.to_string(),
+        Err(taskflow::EngineError::Persistence(e)) if e.is_fenced() => {
+            log(format!("fenced: {e}"));
+            return;
+        }
         Err(e) => panic!("{e}"),
     };
     log(format!(
@@ -398,6 +408,71 @@ fn sqlite_parallel_killed_mid_run() {
         assert!(log.contains(&format!("exec {i}")), "atom {i} never ran");
     }
     assert_eq!(log.last().map(String::as_str), Some("final SUCCESS 25"));
+}
+
+/// Two processes resume the same crashed flow detail at once, with no
+/// board between them: the second to load takes it at the next epoch, the
+/// first is fenced out at its next checkpoint, and only one reports the
+/// flow's end. No atom runs twice but the one in flight at the handover.
+#[test]
+fn two_processes_resuming_one_flow_detail_never_both_run_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = sqlite(dir.path());
+    let mut crashed = child("run", &backend, dir.path(), Some("exec:0"), Run::default())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("child starts");
+    wait_for_log(dir.path(), "blocked exec:0", &mut crashed);
+    crashed.kill().expect("SIGKILL sent");
+    crashed.wait().expect("child reaped");
+
+    let resume = |slow_ms: &str| {
+        child("resume", &backend, dir.path(), None, Run::default())
+            .env("CRASH_SLOW_MS", slow_ms)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("resume process starts")
+    };
+    let mut first = resume("10");
+    wait_for_log(dir.path(), "exec 20", &mut first);
+    let second = resume("0");
+    for process in [first, second] {
+        let out = process.wait_with_output().expect("resume process ends");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let log = side_log(dir.path());
+    let ends: Vec<&String> = log.iter().filter(|l| l.starts_with("final")).collect();
+    assert_eq!(ends, ["final SUCCESS 100"], "{log:?}");
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("fenced")).count(),
+        1,
+        "{log:?}"
+    );
+    let execs = log.iter().filter(|l| l.starts_with("exec")).count();
+    // exec 0 ran in the killed process and again; one more at the handover.
+    assert!(execs <= N + 2, "{execs} executions: {log:?}");
+    for i in 1..N {
+        let runs = count(&log, &format!("exec {i}"));
+        assert!((1..=2).contains(&runs), "atom {i} ran {runs} times");
+    }
+}
+
+fn wait_for_log(dir: &Path, line: &str, process: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !side_log(dir).iter().any(|l| l == line) {
+        if let Some(status) = process.try_wait().expect("child status") {
+            panic!(
+                "child ended before logging {line}: {status}; log {:?}",
+                side_log(dir)
+            );
+        }
+        assert!(Instant::now() < deadline, "child never logged {line}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]

@@ -107,6 +107,19 @@ pub struct Job {
     pub outcome: Option<Outcome>,
 }
 
+impl Job {
+    /// The key of [`details`](Job::details) naming the flow factory that
+    /// builds the job's flow, written by [`post_flow`](crate::post_flow).
+    pub const FACTORY_KEY: &'static str = "factory";
+
+    /// The flow factory that builds this job's flow, if its details name
+    /// one (`details.factory`, as [`post_flow`](crate::post_flow) writes
+    /// it). A conductor that has not registered it does not claim the job.
+    pub fn factory(&self) -> Option<&str> {
+        self.details.get(Self::FACTORY_KEY)?.as_str()
+    }
+}
+
 /// A claim on a job: proof of ownership until its lease lapses.
 ///
 /// Every claim of a job has a higher `epoch` than the one before, so a

@@ -87,7 +87,9 @@ impl<'a> PostFlow<'a> {
 
 /// Writes a logbook and flow detail for the flow, then posts a job that
 /// points at them; returns the job (its id tracks it). A conductor rebuilds
-/// the flow from these records alone.
+/// the flow from these records alone. A flow built by a factory is named
+/// in the job's details as `factory` (when the details are an object or
+/// null), so conductors that lack that factory do not claim the job.
 pub fn post_flow(
     board: &dyn JobBoard,
     records: &dyn Backend,
@@ -132,5 +134,17 @@ pub fn post_flow(
     job.flow_detail = Some(flow_id);
     job.priority = post.priority;
     job.details = post.details;
+    if let FlowSource::Factory { name, .. } = post.flow {
+        // Conductors that lack the factory leave the job to those that have it.
+        match &mut job.details {
+            Value::Null => job.details = serde_json::json!({ Job::FACTORY_KEY: name }),
+            Value::Object(details) => {
+                details
+                    .entry(Job::FACTORY_KEY)
+                    .or_insert_with(|| Value::from(name));
+            }
+            _ => {}
+        }
+    }
     board.post(job)
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use taskflow_patterns::FlowState;
 use uuid::Uuid;
 
@@ -27,7 +29,20 @@ pub enum ConductorEvent {
         /// Why (shutdown, lost resources).
         reason: String,
     },
-    /// The job can never run; it was marked complete with the reason.
+    /// It cannot run the job, though another conductor may (a flow factory
+    /// or task type it lacks, records it cannot find, a flow it cannot
+    /// build, an engine that panicked): it gave the job back and claims it
+    /// no more for `retry_after`.
+    Skipped {
+        /// The job.
+        job: Uuid,
+        /// Why it cannot run it.
+        reason: String,
+        /// How long it leaves the job to other conductors.
+        retry_after: Duration,
+    },
+    /// The job can never run (its records are corrupt); it was marked
+    /// complete with the reason.
     Trashed {
         /// The job.
         job: Uuid,

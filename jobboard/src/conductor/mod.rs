@@ -10,8 +10,19 @@
 //! | flow `SUCCESS`, or a failed flow that was reverted (`REVERTED` / `FAILURE`) | consumed (the outcome is in the flow's records) |
 //! | stopped because the conductor is stopping | abandoned, for another conductor |
 //! | the records or the backend failed (I/O, connection) | abandoned |
-//! | unknown flow factory, undecodable or incompatible records, no records | trashed, with the reason |
+//! | a flow factory or task type this conductor lacks, records it cannot find, records of another version of the flow, a flow that does not compile here, an engine that panicked | skipped: abandoned, and not claimed again by this conductor for a while (another may run it) |
+//! | corrupt records (undecodable, an invalid store, no flow definition) | trashed, with the reason |
 //! | the lease was lost (renewal refused, or a checkpoint fenced) | left alone: it is someone else's now |
+//!
+//! A job posted through a flow factory names it in its details
+//! (`details.factory`, see [`post_flow`](crate::post_flow)); a conductor
+//! does not claim a job whose factory it has not registered, and it
+//! advertises the factories it has in its entity's meta (`factories`).
+//!
+//! Panics are contained: a panicking listener is dropped by the engine, a
+//! panic anywhere else in a job's run stops the lease renewal and skips the
+//! job, and a panicking conductor listener is logged. None stalls the
+//! conductor or keeps a job claimed.
 //!
 //! A conductor that dies holds its claim only until the lease lapses
 //! (default 1 s); another conductor then claims the job at a higher epoch
@@ -21,7 +32,8 @@
 
 mod events;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -29,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskflow_engine::{Engine, EngineBuilder, EngineError, SuspendHandle};
-use taskflow_patterns::{FlowRegistry, FlowState};
+use taskflow_patterns::{Failure, FlowRegistry, FlowState};
 use taskflow_persistence::{Backend, PersistenceError};
 use uuid::Uuid;
 
@@ -72,7 +84,10 @@ pub struct Conductor {
     stop: StopHandle,
     /// Claimable jobs from the last listing, tried in board order before the
     /// board is listed again (a listing per claim would cost O(jobs) each).
-    candidates: Mutex<std::collections::VecDeque<Job>>,
+    candidates: Mutex<VecDeque<Job>>,
+    /// Jobs this conductor cannot run, and until when it leaves them alone.
+    skipped: Mutex<HashMap<Uuid, Instant>>,
+    skip_for: Duration,
 }
 
 /// Configures a [`Conductor`].
@@ -101,7 +116,9 @@ impl Conductor {
                 renew_every: Duration::from_millis(250),
                 purge_every: Duration::from_secs(60),
                 stop: StopHandle::default(),
-                candidates: Mutex::new(std::collections::VecDeque::new()),
+                candidates: Mutex::new(VecDeque::new()),
+                skipped: Mutex::new(HashMap::new()),
+                skip_for: Duration::from_secs(60),
             },
         }
     }
@@ -123,7 +140,11 @@ impl Conductor {
     pub fn run(&self) {
         let entity = Entity {
             name: self.name.clone(),
-            meta: json!({ "pid": std::process::id(), "max_concurrent_jobs": self.max_concurrent_jobs }),
+            meta: json!({
+                "pid": std::process::id(),
+                "max_concurrent_jobs": self.max_concurrent_jobs,
+                "factories": self.registry.names().collect::<Vec<_>>(),
+            }),
         };
         if let Err(e) = self.board.register_entity(&entity) {
             tracing::warn!(conductor = %self.name, error = %e, "cannot register on the board");
@@ -151,8 +172,9 @@ impl Conductor {
                         active += 1;
                         let done = done_tx.clone();
                         scope.spawn(move || {
+                            // The slot is given back however the run ends.
+                            let _done = DoneGuard(done);
                             self.run_job(&job, claim);
-                            let _ = done.send(());
                         });
                     }
                     Ok(None) => {
@@ -232,6 +254,9 @@ impl Conductor {
                 let Some(job) = lock(&self.candidates).pop_front() else {
                     break;
                 };
+                if !self.may_claim(&job) {
+                    continue;
+                }
                 match self.board.claim(job.id, &self.name) {
                     Ok(claim) => return Ok(Some((job, claim))),
                     Err(
@@ -246,10 +271,43 @@ impl Conductor {
         Ok(None)
     }
 
+    /// Whether this conductor should try to claim `job`: not one it
+    /// skipped a moment ago, nor one built by a factory it lacks.
+    fn may_claim(&self, job: &Job) -> bool {
+        {
+            let mut skipped = lock(&self.skipped);
+            if let Some(until) = skipped.get(&job.id) {
+                if Instant::now() < *until {
+                    return false;
+                }
+                skipped.remove(&job.id);
+            }
+        }
+        match job.factory() {
+            Some(factory) if !self.registry.contains(factory) => {
+                tracing::debug!(
+                    conductor = %self.name,
+                    job = %job.id,
+                    factory,
+                    "not claiming a job built by a flow factory this conductor lacks"
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
     fn emit(&self, event: &ConductorEvent) {
         tracing::info!(conductor = %self.name, ?event, "conductor event");
         for l in &self.listeners {
-            l.on_event(event);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| l.on_event(event))) {
+                tracing::error!(
+                    conductor = %self.name,
+                    ?event,
+                    panic = %Failure::from_panic(&*panic).message,
+                    "a conductor listener panicked"
+                );
+            }
         }
     }
 
@@ -259,7 +317,9 @@ impl Conductor {
             job: job.id,
             epoch: claim.epoch,
         });
-        let settled = match self.prepare(job, &claim) {
+        let prepared = catch_unwind(AssertUnwindSafe(|| self.prepare(job, &claim)))
+            .unwrap_or_else(|panic| Err(panicked(&claim, "building the engine", &*panic)));
+        let settled = match prepared {
             Ok(engine) => self.drive(job, claim, engine),
             Err(settle) => settle,
         };
@@ -317,7 +377,10 @@ impl Conductor {
                     }
                 }
             });
-            let result = engine.run();
+            // Whatever happens in the run, the renewer stops with it: a
+            // panic must not leave the job claimed by a conductor that no
+            // longer runs it.
+            let result = catch_unwind(AssertUnwindSafe(|| engine.run()));
             let _ = stop_renewing.send(());
             result
         });
@@ -326,6 +389,10 @@ impl Conductor {
         if lost.load(Ordering::SeqCst) {
             return Settle::Lost(claim);
         }
+        let result = match result {
+            Ok(result) => result,
+            Err(panic) => return panicked(&claim, "running the flow", &*panic),
+        };
         match result {
             Ok(FlowState::Suspended) if self.stop.is_stopped() => {
                 Settle::Abandon(claim, "the conductor is stopping".into())
@@ -353,6 +420,17 @@ impl Conductor {
                     reason,
                 },
             ),
+            Settle::Skip(claim, reason) => {
+                lock(&self.skipped).insert(job.id, Instant::now() + self.skip_for);
+                (
+                    self.board.abandon(&claim).map(|()| claim),
+                    ConductorEvent::Skipped {
+                        job: job.id,
+                        reason,
+                        retry_after: self.skip_for,
+                    },
+                )
+            }
             Settle::Trash(claim, reason) => (
                 self.board.trash(&claim, &reason).map(|()| claim),
                 ConductorEvent::Trashed {
@@ -384,22 +462,43 @@ impl Conductor {
 enum Settle {
     Consume(Claim, FlowState),
     Abandon(Claim, String),
+    /// Abandoned, and left to other conductors for a while.
+    Skip(Claim, String),
     Trash(Claim, String),
     Lost(Claim),
 }
 
-/// What an engine error means for the job.
+/// What an engine error means for the job. Only records that are corrupt
+/// trash it: what this conductor merely cannot run (a factory or task type
+/// it lacks, records in a database it does not see, another version of
+/// the flow) another conductor may.
 fn settle_error(claim: &Claim, error: EngineError) -> Settle {
     match &error {
         EngineError::Persistence(PersistenceError::Fenced { .. }) => Settle::Lost(claim.clone()),
-        EngineError::Persistence(
-            PersistenceError::Corrupt { .. } | PersistenceError::NotFound { .. },
-        )
+        EngineError::Persistence(PersistenceError::Corrupt { .. })
         | EngineError::Definition { .. }
-        | EngineError::Compile(_)
-        | EngineError::Mismatch { .. }
         | EngineError::InvalidStore(_) => Settle::Trash(claim.clone(), error.to_string()),
+        EngineError::Persistence(PersistenceError::NotFound { .. })
+        | EngineError::Unsupported { .. }
+        | EngineError::Compile(_)
+        | EngineError::Mismatch { .. } => Settle::Skip(claim.clone(), error.to_string()),
         _ => Settle::Abandon(claim.clone(), error.to_string()),
+    }
+}
+
+/// A panic in a job's run: the job is skipped, the panic logged.
+fn panicked(claim: &Claim, doing: &str, panic: &(dyn std::any::Any + Send)) -> Settle {
+    let message = Failure::from_panic(panic).message;
+    tracing::error!(job = %claim.job, panic = %message, "the conductor panicked {doing}");
+    Settle::Skip(claim.clone(), format!("panicked {doing}: {message}"))
+}
+
+/// Gives a conductor's job slot back when its thread ends, even by a panic.
+struct DoneGuard(mpsc::Sender<()>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
     }
 }
 
@@ -446,6 +545,14 @@ impl ConductorBuilder {
     /// How long to wait for a job before looking again (default 500 ms).
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.conductor.wait_timeout = timeout;
+        self
+    }
+
+    /// How long a job this conductor cannot run (see
+    /// [`ConductorEvent::Skipped`]) is left to other conductors before it
+    /// tries it again (default 60 s).
+    pub fn skip_unrunnable_for(mut self, duration: Duration) -> Self {
+        self.conductor.skip_for = duration;
         self
     }
 
