@@ -173,6 +173,34 @@ impl EngineBuilder {
         self
     }
 
+    /// Adds `values` to the store, over any value of the same symbol: e.g.
+    /// a job's `details.store` over the store of the flow detail it
+    /// resumes, as TaskFlow's conductors combine them. A store that is not
+    /// an object is left as it is (and refused at `build`).
+    ///
+    /// ```
+    /// # use serde_json::json;
+    /// # use taskflow_engine::Engine;
+    /// # use taskflow_patterns::{atom, task_fn, Linear};
+    /// let flow = Linear::new("f").add(atom("a", task_fn(|ctx| ctx.input("x"))).requires(["x"]).provides("y"));
+    /// let mut engine = Engine::serial(flow)
+    ///     .store(json!({ "x": 1 }))
+    ///     .extend_store(json!({ "x": 2 }).as_object().unwrap().clone())
+    ///     .build()?;
+    /// engine.run()?;
+    /// assert_eq!(engine.storage().fetch("y"), Some(&json!(2)));
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// ```
+    pub fn extend_store(mut self, values: Map<String, Value>) -> Self {
+        if self.store.is_null() {
+            self.store = Value::Object(Map::new());
+        }
+        if let Value::Object(store) = &mut self.store {
+            store.extend(values);
+        }
+        self
+    }
+
     /// Where records go (default: a fresh [`MemoryBackend`]).
     pub fn persistence(mut self, backend: impl Backend + 'static) -> Self {
         self.backend = Some(Arc::new(backend));
