@@ -57,6 +57,16 @@ pub const MAX_FLOW_DEPTH: usize = 100;
 /// assert_eq!(value_depth(&json!({"a": [1, {"b": null}]})), 3);
 /// ```
 pub fn value_depth(value: &Value) -> usize {
+    // Most values checked are scalars or flat: no stack for those.
+    fn flat<'v>(mut items: impl Iterator<Item = &'v Value>) -> bool {
+        items.all(|v| !matches!(v, Value::Array(_) | Value::Object(_)))
+    }
+    match value {
+        Value::Array(items) if flat(items.iter()) => return 1,
+        Value::Object(entries) if flat(entries.values()) => return 1,
+        Value::Array(_) | Value::Object(_) => {}
+        _ => return 0,
+    }
     let mut deepest = 0;
     let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((value, above)) = stack.pop() {

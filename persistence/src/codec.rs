@@ -20,7 +20,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
+use taskflow_patterns::{
+    value_depth, AtomKind, AtomState, Failure, FlowState, History, Intention, Version,
+};
 use uuid::Uuid;
 
 use crate::{AtomDetail, PersistenceError, RecordKind};
@@ -38,27 +40,233 @@ pub(crate) fn corrupt(
     }
 }
 
-/// Decodes a JSON document belonging to the record `kind` `id`.
+/// The deepest a value held in a record may nest, in levels of JSON
+/// arrays and objects (as [`value_depth`] counts them): a task's result, a
+/// retry controller's attempt, an entry of a logbook's, flow detail's or
+/// atom detail's `meta` (the stored flow definition and the initial store
+/// are entries of a flow detail's `meta`).
+///
+/// Every backend that encodes records refuses, when writing, a record
+/// holding a deeper value ([`PersistenceError::TooDeep`]: nothing is
+/// written), and reads back every record it wrote: the reader accepts a
+/// document nesting this many levels plus the few a record's own structure
+/// adds, and refuses anything deeper, before parsing it, as
+/// [`PersistenceError::Corrupt`] (a hostile or corrupt record of 100,000
+/// `[` is an error naming it, never a stack overflow).
+///
+/// Why 768: it is above all the engine writes. A value the engine accepts
+/// (a result, a store entry) nests at most
+/// [`MAX_VALUE_DEPTH`](taskflow_patterns::MAX_VALUE_DEPTH) (256) levels; a
+/// stored definition nests 4 levels of JSON per level of flows (a child
+/// `{"flow": {"linear": {"children": [...]}}}`), so a flow
+/// [`MAX_FLOW_DEPTH`](taskflow_patterns::MAX_FLOW_DEPTH) (100) levels
+/// deep is about 400 levels, 658 with a task at the bottom holding a value
+/// of 256 levels. And it is well below what the threads reading a record
+/// can follow afterwards: cloning, comparing, serializing and dropping a
+/// value recurse once per level (a few hundred bytes of stack each in a
+/// debug build; a 2 MiB thread stack takes about 1,500 levels).
+///
+/// ```
+/// use taskflow_patterns::{MAX_FLOW_DEPTH, MAX_VALUE_DEPTH};
+/// use taskflow_persistence::MAX_RECORD_DEPTH;
+/// assert!(MAX_RECORD_DEPTH >= 4 * (MAX_FLOW_DEPTH - 1) + 6 + MAX_VALUE_DEPTH);
+/// ```
+pub const MAX_RECORD_DEPTH: usize = 768;
+
+/// The most levels a record's own structure puts around the values it
+/// holds (an attempt's failure: body, history, attempt, failures, failure,
+/// causes, cause is 7): a document read may nest [`MAX_RECORD_DEPTH`] plus
+/// this many levels.
+const RECORD_FRAME: usize = 8;
+
+/// Documents at most this deep are parsed directly (serde_json's own limit
+/// is 128); deeper ones on a stack grown as needed.
+const SHALLOW: usize = 100;
+
+/// How deeply the JSON text `bytes` nests: the most arrays and objects
+/// open at once, counted by one scan of the bytes (brackets inside strings
+/// do not count), without parsing it. Malformed text gets a count too; the
+/// parser then says what is wrong with it.
+pub(crate) fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Decodes a JSON document belonging to the record `kind` `id`. A
+/// document nested deeper than a record may be is `Corrupt`, refused
+/// before it is parsed; a deep one is parsed on a stack grown as needed.
 pub(crate) fn decode_json<T: DeserializeOwned>(
     kind: RecordKind,
     id: impl Display,
     what: &str,
     bytes: &[u8],
 ) -> Result<T, PersistenceError> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(kind, id, format_args!("{what}: {e}")))
+    let depth = json_depth(bytes);
+    let limit = MAX_RECORD_DEPTH + RECORD_FRAME;
+    if depth > limit {
+        return Err(corrupt(
+            kind,
+            id,
+            format_args!(
+                "{what}: nested {depth} levels deep, deeper than any record is written \
+                 ({limit} levels)"
+            ),
+        ));
+    }
+    let decoded = if depth <= SHALLOW {
+        serde_json::from_slice(bytes)
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        de.disable_recursion_limit();
+        T::deserialize(serde_stacker::Deserializer::new(&mut de)).and_then(|value| {
+            de.end()?;
+            Ok(value)
+        })
+    };
+    decoded.map_err(|e| corrupt(kind, id, format_args!("{what}: {e}")))
 }
 
-/// Encodes a value of the record `kind` `id` as JSON text.
-pub(crate) fn encode_json<T: Serialize + ?Sized>(
+/// A part of a record that holds a value, named in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    /// An atom detail's result.
+    Result,
+    /// A result in a retry controller's history.
+    History,
+    /// The `meta` entry under this key.
+    Meta(&'a str),
+}
+
+impl Display for Part<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Result => f.write_str("result"),
+            Part::History => f.write_str("retry history"),
+            Part::Meta(key) => write!(f, "meta entry {key:?}"),
+        }
+    }
+}
+
+/// The values an entry map holds, as parts of a record.
+pub(crate) fn meta_parts(meta: &Map<String, Value>) -> impl Iterator<Item = (Part<'_>, &Value)> {
+    meta.iter().map(|(key, value)| (Part::Meta(key), value))
+}
+
+/// The values an atom detail holds, as parts of its record.
+pub(crate) fn atom_parts(atom: &AtomDetail) -> impl Iterator<Item = (Part<'_>, &Value)> {
+    let result = atom.result.as_deref().map(|v| (Part::Result, v));
+    let history = atom.history.results().map(|v| (Part::History, v));
+    result
+        .into_iter()
+        .chain(history)
+        .chain(meta_parts(&atom.meta))
+}
+
+/// Refuses the record `kind` `id` if a value it holds nests deeper than
+/// [`MAX_RECORD_DEPTH`], before anything serializes it (serializing
+/// recurses once per level).
+pub(crate) fn check_parts<'a>(
+    kind: RecordKind,
+    id: Uuid,
+    parts: impl IntoIterator<Item = (Part<'a>, &'a Value)>,
+) -> Result<(), PersistenceError> {
+    for (part, value) in parts {
+        let depth = value_depth(value);
+        if depth > MAX_RECORD_DEPTH {
+            return Err(PersistenceError::TooDeep {
+                kind,
+                id,
+                part: part.to_string(),
+                depth,
+                limit: MAX_RECORD_DEPTH,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a value of the record `kind` `id` as JSON text (pretty-printed
+/// if `pretty`), once checked that the values it holds (`parts`) nest no
+/// deeper than a record may, and that the document as a whole reads back.
+pub(crate) fn encode<'a, T: Serialize + ?Sized>(
     kind: RecordKind,
     id: Uuid,
     value: &T,
+    parts: impl IntoIterator<Item = (Part<'a>, &'a Value)>,
+    pretty: bool,
+) -> Result<Vec<u8>, PersistenceError> {
+    check_parts(kind, id, parts)?;
+    let encoded = if pretty {
+        serde_json::to_vec_pretty(value)
+    } else {
+        serde_json::to_vec(value)
+    };
+    let bytes = encoded.map_err(|e| PersistenceError::Encode {
+        kind,
+        id,
+        reason: e.to_string(),
+    })?;
+    // What the reader will check, so that what is written reads back.
+    let depth = json_depth(&bytes);
+    if depth > MAX_RECORD_DEPTH + RECORD_FRAME {
+        return Err(PersistenceError::TooDeep {
+            kind,
+            id,
+            part: "record".to_owned(),
+            depth,
+            limit: MAX_RECORD_DEPTH + RECORD_FRAME,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Encodes a value of the record `kind` `id` as compact JSON text (see
+/// [`encode`]).
+pub(crate) fn encode_json<'a, T: Serialize + ?Sized>(
+    kind: RecordKind,
+    id: Uuid,
+    value: &T,
+    parts: impl IntoIterator<Item = (Part<'a>, &'a Value)>,
 ) -> Result<String, PersistenceError> {
-    serde_json::to_string(value).map_err(|e| PersistenceError::Encode {
+    let bytes = encode(kind, id, value, parts, false)?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(bytes).map_err(|e| PersistenceError::Encode {
         kind,
         id,
         reason: e.to_string(),
     })
+}
+
+/// Encodes a `meta` map of the record `kind` `id` (a column of the SQL
+/// backends).
+pub(crate) fn encode_meta(
+    kind: RecordKind,
+    id: Uuid,
+    meta: &Map<String, Value>,
+) -> Result<String, PersistenceError> {
+    encode_json(kind, id, meta, meta_parts(meta))
 }
 
 /// Parses the text id of a record of `kind`.
@@ -242,7 +450,7 @@ pub(crate) fn encode_atom_body(atom: &AtomDetail) -> Result<String, PersistenceE
         version: &atom.version,
         meta: &atom.meta,
     };
-    encode_json(RecordKind::AtomDetail, atom.uuid, &body)
+    encode_json(RecordKind::AtomDetail, atom.uuid, &body, atom_parts(atom))
 }
 
 /// The columns of one stored atom detail, as read.
@@ -357,6 +565,67 @@ mod tests {
                 if *id == atom.uuid.to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn json_depth_counts_brackets_outside_strings() {
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(b"[]"), 1);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": []}], "c": {}}"#), 4);
+        assert_eq!(json_depth(br#"["[[[", "\"[[", "\\", ["]]]"]]"#), 2);
+        assert_eq!(json_depth(&b"[".repeat(100_000)), 100_000);
+    }
+
+    #[test]
+    fn documents_are_read_up_to_the_limit_and_refused_past_it() {
+        let limit = MAX_RECORD_DEPTH + RECORD_FRAME;
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        for n in [SHALLOW, SHALLOW + 1, 128, limit] {
+            let value: Value =
+                decode_json(RecordKind::LogBook, "b", "meta", nested(n).as_bytes()).unwrap();
+            assert_eq!(taskflow_patterns::value_depth(&value), n);
+        }
+        let err = decode_json::<Value>(
+            RecordKind::LogBook,
+            "b",
+            "meta",
+            nested(limit + 1).as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, PersistenceError::Corrupt { kind: RecordKind::LogBook, id, reason }
+                if id == "b" && reason.contains(&format!("nested {} levels deep", limit + 1))),
+            "{err}"
+        );
+        // Trailing garbage after a deep document is still refused.
+        let mut text = nested(SHALLOW + 1);
+        text.push_str(" x");
+        assert!(decode_json::<Value>(RecordKind::LogBook, "b", "meta", text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn what_is_encoded_reads_back() {
+        let mut atom = AtomDetail::new("a", AtomKind::Retry);
+        let mut deep = json!(1);
+        for _ in 0..MAX_RECORD_DEPTH {
+            deep = Value::Array(vec![deep]);
+        }
+        atom.result = Some(Arc::new(deep.clone()));
+        atom.history.push(deep.clone());
+        atom.history
+            .record_failure("x", Failure::new("Boom", "bang"));
+        atom.meta.insert("m".into(), deep);
+        let body = encode_atom_body(&atom).unwrap();
+        assert!(json_depth(body.as_bytes()) <= MAX_RECORD_DEPTH + RECORD_FRAME);
+        let columns = AtomColumns {
+            uuid: atom.uuid,
+            name: atom.name.to_string(),
+            kind: "RETRY",
+            state: "PENDING",
+            intention: "EXECUTE",
+            body: body.as_bytes(),
+        };
+        assert_eq!(decode_atom(columns).unwrap(), atom);
     }
 
     #[test]

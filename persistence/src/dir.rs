@@ -205,19 +205,31 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistenceError> {
     sync_dir(dir)
 }
 
-/// Encodes `value` (of record `kind` `id`) and writes it atomically.
-fn write_json<T: Serialize + ?Sized>(
+/// Encodes `value` (of record `kind` `id`, holding the values `parts`)
+/// and writes it atomically.
+fn write_json<'a, T: Serialize + ?Sized>(
     path: &Path,
     kind: RecordKind,
     id: Uuid,
     value: &T,
+    parts: impl IntoIterator<Item = (codec::Part<'a>, &'a Value)>,
 ) -> Result<(), PersistenceError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| PersistenceError::Encode {
-        kind,
-        id,
-        reason: e.to_string(),
-    })?;
+    let bytes = codec::encode(kind, id, value, parts, true)?;
     write_atomic(path, &bytes)
+}
+
+/// Refuses `flow` (and its atoms) if it holds a value too deep to be
+/// encoded, before any of its files is written.
+fn check_flow(flow: &FlowDetail) -> Result<(), PersistenceError> {
+    codec::check_parts(
+        RecordKind::FlowDetail,
+        flow.uuid,
+        codec::meta_parts(&flow.meta),
+    )?;
+    for atom in &flow.atom_details {
+        codec::check_parts(RecordKind::AtomDetail, atom.uuid, codec::atom_parts(atom))?;
+    }
+    Ok(())
 }
 
 /// Removes a file or a tree, if it is there.
@@ -467,6 +479,7 @@ impl DirBackend {
                 RecordKind::AtomDetail,
                 atom.uuid,
                 atom,
+                codec::atom_parts(atom),
             )?;
             if !atoms.contains(&atom.uuid) {
                 atoms.push(atom.uuid);
@@ -486,6 +499,7 @@ impl DirBackend {
             RecordKind::FlowDetail,
             flow.uuid,
             &header,
+            codec::meta_parts(&header.meta),
         )?;
         let Some(old) = old else {
             return Ok(None);
@@ -496,12 +510,24 @@ impl DirBackend {
         Ok(Some(old.book).filter(|b| *b != book))
     }
 
+    /// Rewrites the header of a flow detail.
+    fn write_flow_header(&self, header: &FlowFile<'_>) -> Result<(), PersistenceError> {
+        write_json(
+            &self.flow_path(header.uuid),
+            RecordKind::FlowDetail,
+            header.uuid,
+            header,
+            codec::meta_parts(&header.meta),
+        )
+    }
+
     fn write_book(&self, header: &BookFile<'_>) -> Result<(), PersistenceError> {
         write_json(
             &self.book_path(header.uuid),
             RecordKind::LogBook,
             header.uuid,
             header,
+            codec::meta_parts(&header.meta),
         )
     }
 
@@ -537,6 +563,15 @@ impl DirBackend {
 
 impl Backend for DirBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        // Nothing is written if one record is too deep to be read back.
+        codec::check_parts(
+            RecordKind::LogBook,
+            book.uuid,
+            codec::meta_parts(&book.meta),
+        )?;
+        for flow in &book.flow_details {
+            check_flow(flow)?;
+        }
         let _guard = self.write_lock();
         let mut flows = self
             .read_book(book.uuid)?
@@ -619,6 +654,7 @@ impl Backend for DirBackend {
     }
 
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        check_flow(flow)?;
         let _guard = self.write_lock();
         let mut header = self
             .read_book(book)?
@@ -650,7 +686,7 @@ impl Backend for DirBackend {
         let _guard = self.write_lock();
         let mut header = self.writable_header(flow, epoch)?;
         header.state = state;
-        write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)
+        self.write_flow_header(&header)
     }
 
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
@@ -658,7 +694,7 @@ impl Backend for DirBackend {
         let mut header = self.writable_header(flow, epoch)?;
         if header.owner_epoch < epoch {
             header.owner_epoch = epoch;
-            write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
+            self.write_flow_header(&header)?;
         }
         Ok(epoch)
     }
@@ -667,7 +703,7 @@ impl Backend for DirBackend {
         let _guard = self.write_lock();
         let mut header = self.flow_header(flow)?;
         header.owner_epoch = next_epoch(flow, header.owner_epoch)?;
-        write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
+        self.write_flow_header(&header)?;
         Ok(header.owner_epoch)
     }
 
@@ -693,10 +729,11 @@ impl Backend for DirBackend {
             RecordKind::AtomDetail,
             atom.uuid,
             atom,
+            codec::atom_parts(atom),
         )?;
         if !header.atoms.contains(&atom.uuid) {
             header.atoms.push(atom.uuid);
-            write_json(&self.flow_path(flow), RecordKind::FlowDetail, flow, &header)?;
+            self.write_flow_header(&header)?;
         }
         Ok(())
     }
@@ -722,6 +759,7 @@ impl Backend for DirBackend {
             RecordKind::AtomDetail,
             atom,
             &detail,
+            codec::atom_parts(&detail),
         )
     }
 

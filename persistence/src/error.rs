@@ -58,6 +58,26 @@ pub enum PersistenceError {
         /// Why.
         reason: String,
     },
+    /// A record was refused when written because it nests deeper than a
+    /// record may ([`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH) levels for
+    /// a value it holds): it could not be read back. Nothing was written.
+    #[error(
+        "cannot encode {kind} {id}: its {part} nests {depth} levels deep, deeper than the \
+         {limit} levels a stored value may have"
+    )]
+    TooDeep {
+        /// The kind of record.
+        kind: RecordKind,
+        /// Its id.
+        id: Uuid,
+        /// The part too deep: `result`, `retry history`, `meta entry "key"`
+        /// (or `record` for the whole document).
+        part: String,
+        /// How deeply it nests.
+        depth: usize,
+        /// The deepest it may nest.
+        limit: usize,
+    },
     /// The store was written by a newer version of this crate (its schema or
     /// record format is newer than this build can read); it is left untouched.
     #[error(

@@ -23,6 +23,11 @@
 //! version; a store written by a newer version is refused with
 //! [`PersistenceError::SchemaTooNew`], an older one is migrated on connect.
 //!
+//! What a backend writes it reads back: a record holding a value nested
+//! deeper than [`MAX_RECORD_DEPTH`] levels is refused when written
+//! ([`PersistenceError::TooDeep`]), and a record read that nests deeper
+//! than any is written is `Corrupt`, refused before it is parsed.
+//!
 //! # Owner fencing
 //!
 //! Beyond TaskFlow, a [`FlowDetail`] carries an
@@ -47,6 +52,7 @@ mod sqlite;
 pub mod testkit;
 
 pub use backend::Backend;
+pub use codec::MAX_RECORD_DEPTH;
 pub use dir::DirBackend;
 pub use error::{PersistenceError, RecordKind};
 pub use memory::MemoryBackend;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
 use uuid::Uuid;
 
+use crate::codec;
 use crate::error::{check_epoch, next_epoch};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
@@ -256,6 +257,21 @@ fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
     PersistenceError::NotFound { kind, id }
 }
 
+/// Refuses `flow` if it holds a value nested deeper than the backends that
+/// encode records can write ([`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH)):
+/// a flow that runs on this backend runs on the others too.
+fn check_depth(flow: &FlowDetail) -> Result<(), PersistenceError> {
+    codec::check_parts(
+        RecordKind::FlowDetail,
+        flow.uuid,
+        codec::meta_parts(&flow.meta),
+    )?;
+    for atom in &flow.atom_details {
+        codec::check_parts(RecordKind::AtomDetail, atom.uuid, codec::atom_parts(atom))?;
+    }
+    Ok(())
+}
+
 impl Inner {
     /// The flow `id`, for a write at `epoch`: `Fenced` if it is owned at a
     /// higher one.
@@ -316,6 +332,15 @@ impl Inner {
 
 impl Backend for MemoryBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
+        // Nothing is saved if one record is too deep (see `check_depth`).
+        codec::check_parts(
+            RecordKind::LogBook,
+            book.uuid,
+            codec::meta_parts(&book.meta),
+        )?;
+        for flow in &book.flow_details {
+            check_depth(flow)?;
+        }
         let mut inner = self.lock();
         // Nothing is saved if one flow detail is fenced.
         for flow in &book.flow_details {
@@ -362,6 +387,7 @@ impl Backend for MemoryBackend {
     }
 
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+        check_depth(flow)?;
         self.lock().put_flow(book, flow)
     }
 
@@ -420,6 +446,7 @@ impl Backend for MemoryBackend {
         atom: &AtomDetail,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
+        codec::check_parts(RecordKind::AtomDetail, atom.uuid, codec::atom_parts(atom))?;
         let mut inner = self.lock();
         let record = inner.writable(flow, epoch)?;
         match record.positions.get(&record.atoms, atom.uuid) {

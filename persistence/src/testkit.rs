@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
 use uuid::Uuid;
 
@@ -724,6 +724,195 @@ pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
     .unwrap();
 }
 
+/// A value nesting `levels` arrays, one inside the next, around `1`.
+pub fn nested_value(levels: usize) -> Value {
+    let mut value = json!(1);
+    for _ in 0..levels {
+        value = Value::Array(vec![value]);
+    }
+    value
+}
+
+/// Drops a value without recursion (dropping a value of 100,000 levels
+/// whole would overflow the stack).
+pub fn drop_deep(value: Value) {
+    let mut stack = vec![value];
+    while let Some(mut value) = stack.pop() {
+        match &mut value {
+            Value::Array(items) => stack.append(items),
+            Value::Object(entries) => {
+                let entries = std::mem::take(entries);
+                stack.extend(entries.into_iter().map(|(_, v)| v));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A logbook holding one flow detail whose store, definition and atoms
+/// (a task's result, a retry controller's history, metadata) hold values
+/// nesting `levels` levels.
+fn deep_book(levels: usize) -> LogBook {
+    let deep = nested_value(levels);
+    let mut book = LogBook::new(format!("deep-{levels}"));
+    book.meta.insert("deep".into(), deep.clone());
+    let mut flow = FlowDetail::new("f");
+    flow.meta.insert("store".into(), json!({}));
+    flow.meta.insert("flow".into(), deep.clone());
+    if levels > 0 {
+        // A store of one entry nesting `levels - 1`: `levels` in all.
+        flow.meta
+            .insert("store".into(), json!({ "x": nested_value(levels - 1) }));
+    }
+    let mut task = AtomDetail::new("task", AtomKind::Task);
+    task.state = AtomState::Success;
+    task.result = Some(Arc::new(deep.clone()));
+    task.meta.insert("progress".into(), deep.clone());
+    let mut retry = AtomDetail::new("retry", AtomKind::Retry);
+    retry.history.push(deep);
+    retry
+        .history
+        .record_failure("task", Failure::new("Boom", "deep"));
+    flow.atom_details = vec![task, retry];
+    book.flow_details.push(flow);
+    book
+}
+
+/// Values as deep as the engine accepts (past serde_json's default limit
+/// of 128, up to [`MAX_VALUE_DEPTH`](taskflow_patterns::MAX_VALUE_DEPTH)),
+/// and as deep as a record may hold
+/// ([`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH)), in a task's result, a
+/// retry's history, the store and the definition of a flow detail and the
+/// meta of every record, are written and read back whole through every
+/// read: flow detail, atom detail, logbook, listing.
+pub fn deep_values_round_trip(b: &dyn Backend) {
+    for levels in [
+        127,
+        128,
+        taskflow_patterns::MAX_VALUE_DEPTH,
+        crate::MAX_RECORD_DEPTH,
+    ] {
+        let book = deep_book(levels);
+        b.save_logbook(&book).unwrap();
+        let flow = &book.flow_details[0];
+        assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), *flow, "{levels}");
+        assert_eq!(b.get_logbook(book.uuid).unwrap(), book, "{levels}");
+        let listed = b.list_logbooks().unwrap();
+        assert!(listed.contains(&book), "{levels} levels listed");
+
+        // Saved piece by piece, as the engine does.
+        let mut empty = book.clone();
+        empty.uuid = Uuid::new_v4();
+        let mut detail = empty.flow_details.remove(0);
+        detail.uuid = Uuid::new_v4();
+        let atoms = std::mem::take(&mut detail.atom_details);
+        b.save_logbook(&empty).unwrap();
+        b.save_flow_detail(empty.uuid, &detail).unwrap();
+        for atom in &atoms {
+            b.save_atom_detail(detail.uuid, atom, 0).unwrap();
+            assert_eq!(b.get_atom_detail(detail.uuid, atom.uuid).unwrap(), *atom);
+        }
+        detail.atom_details = atoms;
+        assert_eq!(b.get_flow_detail(detail.uuid).unwrap(), detail);
+    }
+}
+
+/// Asserts `err` is `TooDeep` for record `kind` `id`, naming `part`.
+#[track_caller]
+fn assert_too_deep(err: PersistenceError, kind: RecordKind, id: Uuid, part: &str, depth: usize) {
+    let limit = crate::MAX_RECORD_DEPTH;
+    assert!(
+        matches!(&err, PersistenceError::TooDeep { kind: k, id: i, part: p, depth: d, limit: l }
+            if *k == kind && *i == id && p == part && *d == depth && *l == limit),
+        "expected {kind} {id} too deep in {part} ({depth} > {limit}), got {err}"
+    );
+    let text = err.to_string();
+    for named in [id.to_string(), depth.to_string(), limit.to_string()] {
+        assert!(text.contains(&named), "{text} names {named}");
+    }
+}
+
+/// A record holding a value deeper than
+/// [`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH), just past it or 100,000
+/// levels deep, is refused when written with `TooDeep` naming the record,
+/// the part, the depth and the limit (never a stack overflow), and nothing
+/// of it is written.
+pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
+    let limit = crate::MAX_RECORD_DEPTH;
+    for levels in [limit + 1, 100_000] {
+        let deep = || Some(nested_value(levels));
+        // In a flow detail's store, through save_logbook and save_flow_detail.
+        let mut book = LogBook::new("b");
+        let mut flow = FlowDetail::new("f");
+        flow.atom_details.push(AtomDetail::new("a", AtomKind::Task));
+        flow.meta.insert("store".into(), deep().unwrap());
+        book.flow_details.push(flow);
+        assert_too_deep(
+            b.save_logbook(&book).unwrap_err(),
+            RecordKind::FlowDetail,
+            book.flow_details[0].uuid,
+            "meta entry \"store\"",
+            levels,
+        );
+        assert!(b.get_logbook(book.uuid).unwrap_err().is_not_found());
+        let mut flow = book.flow_details.pop().unwrap();
+        b.save_logbook(&book).unwrap();
+        assert_too_deep(
+            b.save_flow_detail(book.uuid, &flow).unwrap_err(),
+            RecordKind::FlowDetail,
+            flow.uuid,
+            "meta entry \"store\"",
+            levels,
+        );
+        assert!(b.get_flow_detail(flow.uuid).unwrap_err().is_not_found());
+        if let Some(store) = flow.meta.remove("store") {
+            drop_deep(store);
+        }
+
+        // In an atom's result and a retry's history.
+        b.save_flow_detail(book.uuid, &flow).unwrap();
+        let mut atom = flow.atom_details[0].clone();
+        atom.result = deep().map(Arc::new);
+        assert_too_deep(
+            b.save_atom_detail(flow.uuid, &atom, 0).unwrap_err(),
+            RecordKind::AtomDetail,
+            atom.uuid,
+            "result",
+            levels,
+        );
+        if let Some(result) = atom.result.take().and_then(Arc::into_inner) {
+            drop_deep(result);
+        }
+        // (A history cannot be taken apart, so it is not made 100,000 deep.)
+        let mut retry = AtomDetail::new("r", AtomKind::Retry);
+        retry.history.push(nested_value(limit + 1));
+        assert_too_deep(
+            b.save_atom_detail(flow.uuid, &retry, 0).unwrap_err(),
+            RecordKind::AtomDetail,
+            retry.uuid,
+            "retry history",
+            limit + 1,
+        );
+        assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), flow);
+
+        // In a logbook's meta.
+        let mut other = LogBook::new("o");
+        other.meta.insert("deep".into(), deep().unwrap());
+        assert_too_deep(
+            b.save_logbook(&other).unwrap_err(),
+            RecordKind::LogBook,
+            other.uuid,
+            "meta entry \"deep\"",
+            levels,
+        );
+        assert!(b.get_logbook(other.uuid).unwrap_err().is_not_found());
+        if let Some(meta) = other.meta.remove("deep") {
+            drop_deep(meta);
+        }
+        b.destroy_logbook(book.uuid).unwrap();
+    }
+}
+
 /// Makes one `#[test]` per conformance case, each on a fresh backend built by
 /// the expression given (called once per test).
 ///
@@ -742,7 +931,8 @@ macro_rules! backend_conformance {
             awkward_values fence_raises_the_owner_epoch stale_writes_are_fenced
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
             fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
-            take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs);
+            take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs
+            deep_values_round_trip too_deep_values_are_refused_when_written);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(

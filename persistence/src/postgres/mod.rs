@@ -446,7 +446,7 @@ fn put_flow<C: GenericClient>(
     book: Uuid,
     flow: &FlowDetail,
 ) -> Result<(), PersistenceError> {
-    let meta = codec::encode_json(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
     let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let statement = prepared(cache, client, UPSERT_FLOW)?;
     let n = client
@@ -586,7 +586,7 @@ impl PostgresBackend {
 impl Backend for PostgresBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         let kind = RecordKind::LogBook;
-        let meta = codec::encode_json(kind, book.uuid, &book.meta)?;
+        let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
         let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
         let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
         let what = format!("logbook {}", book.uuid);

@@ -407,3 +407,39 @@ fn a_take_at_the_largest_epoch_is_refused_and_changes_nothing() {
         i64::MAX.unsigned_abs()
     );
 }
+
+#[test]
+fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
+    let Some(t) = fresh() else { return };
+    let (book, flow, atom) = saved_flow(&t.backend);
+    t.guard
+        .raw("UPDATE atomdetails SET body = '{\"result\": ' || repeat('[', 100000)");
+    assert_corrupt(
+        t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap_err(),
+        RecordKind::AtomDetail,
+        atom.uuid,
+        "body: nested 100001 levels deep",
+    );
+    for err in [
+        t.backend.get_flow_detail(flow.uuid).unwrap_err(),
+        t.backend.get_logbook(book.uuid).unwrap_err(),
+    ] {
+        assert_corrupt(err, RecordKind::AtomDetail, atom.uuid, "levels deep");
+    }
+    t.guard
+        .raw("DELETE FROM atomdetails; UPDATE flowdetails SET meta = repeat('[', 100000)");
+    assert_corrupt(
+        t.backend.get_flow_detail(flow.uuid).unwrap_err(),
+        RecordKind::FlowDetail,
+        flow.uuid,
+        "meta: nested 100000 levels deep",
+    );
+    t.guard
+        .raw("UPDATE logbooks SET meta = repeat('[', 100000)");
+    assert_corrupt(
+        t.backend.get_logbook(book.uuid).unwrap_err(),
+        RecordKind::LogBook,
+        book.uuid,
+        "meta: nested 100000 levels deep",
+    );
+}

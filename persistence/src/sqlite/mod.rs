@@ -427,7 +427,7 @@ fn refusal(
 /// Writes a flow detail (at its own owner epoch) and replaces its atoms,
 /// inside a transaction.
 fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), PersistenceError> {
-    let meta = codec::encode_json(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
     let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let mut buf = Uuid::encode_buffer();
     let id = id_text(flow.uuid, &mut buf);
@@ -527,7 +527,7 @@ fn flows_by_book(
 impl Backend for SqliteBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         let kind = RecordKind::LogBook;
-        let meta = codec::encode_json(kind, book.uuid, &book.meta)?;
+        let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
         let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
         let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
         let mut buf = Uuid::encode_buffer();

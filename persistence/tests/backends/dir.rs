@@ -301,3 +301,39 @@ fn reopening_reads_what_was_written() {
     let again = DirBackend::open(&s.root).unwrap();
     assert_eq!(again.list_logbooks().unwrap(), vec![s.book.clone()]);
 }
+
+/// `n` opening brackets: a record too deep for any reader, as a bug or an
+/// attacker might write it.
+fn brackets(n: usize) -> String {
+    "[".repeat(n)
+}
+
+#[test]
+fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
+    let s = Store::new();
+    fs::write(
+        s.atom_file(),
+        format!("{{\"result\": {}", brackets(100_000)),
+    )
+    .unwrap();
+    s.atom_reads_fail("nested 100001 levels deep");
+    fs::write(
+        s.flow_dir().join("flow.json"),
+        format!("{{\"meta\": {}", brackets(100_000)),
+    )
+    .unwrap();
+    let id = s.flow.uuid.to_string();
+    assert_corrupt(
+        s.backend.get_flow_detail(s.flow.uuid).unwrap_err(),
+        RecordKind::FlowDetail,
+        &id,
+        "levels deep",
+    );
+    fs::write(s.book_file(), brackets(100_000)).unwrap();
+    assert_corrupt(
+        s.backend.get_logbook(s.book.uuid).unwrap_err(),
+        RecordKind::LogBook,
+        &s.book.uuid.to_string(),
+        "100000 levels deep",
+    );
+}

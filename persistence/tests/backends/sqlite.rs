@@ -445,3 +445,32 @@ fn corrupt_records_do_not_hide_healthy_ones() {
     raw(&path, "UPDATE atomdetails SET state = 'EXPLODED'");
     assert_eq!(b.get_logbook(healthy.uuid).unwrap(), healthy);
 }
+
+#[test]
+fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
+    let (_dir, path, b, book, flow, atom) = corruptible();
+    // 100,000 `[`: hex(zeroblob(n)) is 2n zeros.
+    let brackets = "replace(hex(zeroblob(100000)), '00', '[')";
+    raw(
+        &path,
+        &format!("UPDATE atomdetails SET body = '{{\"result\": ' || {brackets}"),
+    );
+    atom_reads_fail(&b, &book, &flow, &atom, "nested 100001 levels deep");
+    raw(
+        &path,
+        &format!("DELETE FROM atomdetails; UPDATE flowdetails SET meta = {brackets}"),
+    );
+    assert_corrupt(
+        b.get_flow_detail(flow.uuid).unwrap_err(),
+        RecordKind::FlowDetail,
+        &flow.uuid.to_string(),
+        "meta: nested 100000 levels deep",
+    );
+    raw(&path, &format!("UPDATE logbooks SET meta = {brackets}"));
+    assert_corrupt(
+        b.get_logbook(book.uuid).unwrap_err(),
+        RecordKind::LogBook,
+        &book.uuid.to_string(),
+        "meta: nested 100000 levels deep",
+    );
+}
