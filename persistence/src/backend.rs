@@ -53,8 +53,21 @@ pub trait Backend: Send + Sync {
     /// Loads a logbook with its flow and atom details.
     fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError>;
 
-    /// Loads every logbook, with their flow and atom details.
-    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError>;
+    /// Loads every logbook, with their flow and atom details, each on its
+    /// own: one logbook that cannot be read (it, or one of its flow or
+    /// atom details, is corrupt) is an `Err` in its place, naming the bad
+    /// record, and never hides the others. The outer error is for the
+    /// backend itself failing (I/O, connection), when nothing can be
+    /// listed.
+    ///
+    /// Logbooks come in creation order (`created_at`, then id). Where an
+    /// unreadable logbook falls depends on what can still be read of it:
+    /// the SQL backends keep it at its place in that order when its row's
+    /// times and id can be read; what is not in that order (the
+    /// directory backend's corrupt files, rows that cannot be placed)
+    /// comes after the rest.
+    #[allow(clippy::type_complexity)]
+    fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError>;
 
     /// Removes a logbook and everything in it.
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError>;
@@ -138,7 +151,7 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
         (**self).get_logbook(id)
     }
-    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+    fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         (**self).list_logbooks()
     }
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {

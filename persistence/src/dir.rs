@@ -607,12 +607,14 @@ impl Backend for DirBackend {
             .ok_or_else(|| not_found(RecordKind::LogBook, id))
     }
 
-    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+    fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         let _guard = self.read_lock();
         let dir = self.root.join("logbooks");
         let entries =
             fs::read_dir(&dir).map_err(|e| io_err(e, format_args!("listing {}", dir.display())))?;
         let mut books = Vec::new();
+        // Files that do not read as logbooks, by name.
+        let mut bad: Vec<(String, PersistenceError)> = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| io_err(e, format_args!("listing {}", dir.display())))?;
             let name = entry.file_name();
@@ -621,22 +623,32 @@ impl Backend for DirBackend {
                 // A write that a crash interrupted before its rename.
                 continue;
             }
-            let id = name
+            let Some(id) = name
                 .strip_suffix(".json")
                 .and_then(|stem| Uuid::parse_str(stem).ok())
-                .ok_or_else(|| {
-                    codec::corrupt(
-                        RecordKind::LogBook,
-                        &name,
-                        format_args!("unexpected file in {}", dir.display()),
-                    )
-                })?;
-            if let Some(book) = self.load_book(id)? {
-                books.push(book);
+            else {
+                let err = codec::corrupt(
+                    RecordKind::LogBook,
+                    &name,
+                    format_args!("unexpected file in {}", dir.display()),
+                );
+                bad.push((name.into_owned(), err));
+                continue;
+            };
+            match self.load_book(id) {
+                Ok(Some(book)) => books.push(book),
+                // Removed since the directory was read.
+                Ok(None) => {}
+                Err(e) => bad.push((name.into_owned(), e)),
             }
         }
         books.sort_by_key(|b| (b.created_at, b.uuid));
-        Ok(books)
+        bad.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(books
+            .into_iter()
+            .map(Ok)
+            .chain(bad.into_iter().map(|(_, e)| Err(e)))
+            .collect())
     }
 
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
@@ -838,6 +850,54 @@ mod tests {
             b"{\"trunc",
         )
         .unwrap();
-        assert_eq!(b.list_logbooks().unwrap(), vec![book]);
+        assert_eq!(crate::testkit::listed(b), vec![book]);
+    }
+
+    #[test]
+    fn one_corrupt_logbook_leaves_the_others_listed() {
+        let truncate = |path: PathBuf| {
+            let bytes = fs::read(&path).unwrap();
+            fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        };
+        // What to break in the victim, what the error then says.
+        type Break = fn(&DirBackend, &LogBook) -> PathBuf;
+        let cases: [(Break, &str, bool); 4] = [
+            (|b, v| b.book_path(v.uuid), "EOF", true),
+            (|b, v| b.flow_path(v.flow_details[0].uuid), "EOF", true),
+            (
+                |b, v| {
+                    b.atom_path(
+                        v.flow_details[1].uuid,
+                        v.flow_details[1].atom_details[2].uuid,
+                    )
+                },
+                "EOF",
+                true,
+            ),
+            (|b, v| b.flow_path(v.flow_details[1].uuid), "missing", false),
+        ];
+        for (path, reason, truncated) in cases {
+            let store = fresh();
+            let b = &store.backend;
+            crate::testkit::one_corrupt_logbook_leaves_the_others_listed(b, reason, |victim| {
+                let path = path(b, victim);
+                if truncated {
+                    truncate(path);
+                } else {
+                    fs::remove_file(path).unwrap();
+                }
+            });
+        }
+        // A stray file among the logbooks is an error of its own.
+        let store = fresh();
+        let b = &store.backend;
+        let book = LogBook::new("b");
+        b.save_logbook(&book).unwrap();
+        fs::write(b.root().join("logbooks").join("notes.txt"), b"hi").unwrap();
+        let listed = b.list_logbooks().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].as_ref().unwrap(), &book);
+        let err = listed[1].as_ref().unwrap_err();
+        assert!(err.to_string().contains("notes.txt"), "{err}");
     }
 }

@@ -363,7 +363,7 @@ impl Backend for MemoryBackend {
         self.lock().book(id)
     }
 
-    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+    fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         let inner = self.lock();
         let mut books = inner
             .books
@@ -371,7 +371,8 @@ impl Backend for MemoryBackend {
             .map(|id| inner.book(*id))
             .collect::<Result<Vec<_>, _>>()?;
         books.sort_by_key(|b| (b.created_at, b.uuid));
-        Ok(books)
+        // Nothing is decoded here, so nothing can be corrupt.
+        Ok(books.into_iter().map(Ok).collect())
     }
 
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {

@@ -295,43 +295,48 @@ fn decode_book(row: &Row) -> Result<LogBook, PersistenceError> {
     })
 }
 
-/// A flow detail (no atoms) and its logbook id from
-/// `book_uuid, uuid, name, state, meta, owner_epoch`.
-fn decode_flow(row: &Row) -> Result<(Uuid, FlowDetail), PersistenceError> {
+/// A flow detail (no atoms) from `book_uuid, uuid, name, state, meta,
+/// owner_epoch`, with the id of its logbook (or the error reading that id).
+fn decode_flow(
+    row: &Row,
+) -> Result<(Uuid, Result<FlowDetail, PersistenceError>), PersistenceError> {
     let kind = RecordKind::FlowDetail;
     let id = row_id(row, 1, kind)?;
     let book: Uuid = col(row, 0, kind, &id, "book_uuid")?;
-    let state: &str = col(row, 3, kind, &id, "state")?;
-    let meta: &str = col(row, 4, kind, &id, "meta")?;
-    let epoch: i64 = col(row, 5, kind, &id, "owner_epoch")?;
-    Ok((
-        book,
-        FlowDetail {
+    let flow = (|| {
+        let state: &str = col(row, 3, kind, &id, "state")?;
+        let meta: &str = col(row, 4, kind, &id, "meta")?;
+        let epoch: i64 = col(row, 5, kind, &id, "owner_epoch")?;
+        Ok(FlowDetail {
             uuid: id,
             name: col(row, 2, kind, &id, "name")?,
             state: codec::decode_flow_state(id, state)?,
             meta: codec::decode_meta(kind, id, meta.as_bytes())?,
             atom_details: Vec::new(),
             owner_epoch: codec::decode_epoch(id, epoch)?,
-        },
-    ))
+        })
+    })();
+    Ok((book, flow))
 }
 
-/// An atom detail and its flow id from
-/// `flow_uuid, uuid, name, kind, state, intention, body`.
-fn decode_atom(row: &Row) -> Result<(Uuid, AtomDetail), PersistenceError> {
+/// An atom detail from `flow_uuid, uuid, name, kind, state, intention,
+/// body`, with the id of its flow (or the error reading that id).
+fn decode_atom(
+    row: &Row,
+) -> Result<(Uuid, Result<AtomDetail, PersistenceError>), PersistenceError> {
     let kind = RecordKind::AtomDetail;
     let id = row_id(row, 1, kind)?;
     let flow: Uuid = col(row, 0, kind, &id, "flow_uuid")?;
-    let body: &str = col(row, 6, kind, &id, "body")?;
-    let atom = codec::decode_atom(AtomColumns {
-        uuid: id,
-        name: col(row, 2, kind, &id, "name")?,
-        kind: col(row, 3, kind, &id, "kind")?,
-        state: col(row, 4, kind, &id, "state")?,
-        intention: col(row, 5, kind, &id, "intention")?,
-        body: body.as_bytes(),
-    })?;
+    let atom = col::<&str>(row, 6, kind, &id, "body").and_then(|body| {
+        codec::decode_atom(AtomColumns {
+            uuid: id,
+            name: col(row, 2, kind, &id, "name")?,
+            kind: col(row, 3, kind, &id, "kind")?,
+            state: col(row, 4, kind, &id, "state")?,
+            intention: col(row, 5, kind, &id, "intention")?,
+            body: body.as_bytes(),
+        })
+    });
     Ok((flow, atom))
 }
 
@@ -349,28 +354,74 @@ fn query<C: GenericClient>(
         .map_err(|e| pg_err(e, what))
 }
 
-/// Atoms of `rows`, grouped by flow id, in row order.
-fn atoms_by_flow(rows: &[Row]) -> Result<HashMap<Uuid, Vec<AtomDetail>>, PersistenceError> {
-    let mut atoms: HashMap<Uuid, Vec<AtomDetail>> = HashMap::new();
-    for row in rows {
-        let (flow, atom) = decode_atom(row)?;
-        atoms.entry(flow).or_default().push(atom);
+/// Records read in one query, grouped by their parent's id, each group
+/// with the first error found in it: a corrupt record spoils its own group
+/// (its flow, its logbook), not the others.
+struct Grouped<T> {
+    groups: HashMap<Uuid, Result<Vec<T>, PersistenceError>>,
+    /// Errors of rows whose parent cannot be told.
+    orphans: Vec<PersistenceError>,
+}
+
+impl<T> Grouped<T> {
+    fn new() -> Self {
+        Grouped {
+            groups: HashMap::new(),
+            orphans: Vec::new(),
+        }
     }
-    Ok(atoms)
+
+    /// Adds a record (or the error reading it) to the group `parent`.
+    fn push(&mut self, parent: Uuid, item: Result<T, PersistenceError>) {
+        let group = self.groups.entry(parent).or_insert_with(|| Ok(Vec::new()));
+        match (group, item) {
+            (Ok(items), Ok(item)) => items.push(item),
+            (group @ Ok(_), Err(e)) => *group = Err(e),
+            // The group has failed already: its first error stands.
+            (Err(_), _) => {}
+        }
+    }
+
+    /// The group `parent` (empty if it has none), for a read that fails
+    /// on any error.
+    fn take(&mut self, parent: Uuid) -> Result<Vec<T>, PersistenceError> {
+        if let Some(e) = self.orphans.pop() {
+            return Err(e);
+        }
+        self.groups.remove(&parent).unwrap_or(Ok(Vec::new()))
+    }
+}
+
+/// Atoms of `rows`, grouped by flow id, in row order.
+fn atoms_by_flow(rows: &[Row]) -> Grouped<AtomDetail> {
+    let mut atoms = Grouped::new();
+    for row in rows {
+        match decode_atom(row) {
+            Ok((flow, atom)) => atoms.push(flow, atom),
+            Err(e) => atoms.orphans.push(e),
+        }
+    }
+    atoms
 }
 
 /// Flows of `rows` with their atoms, grouped by logbook id, in row order.
-fn flows_by_book(
-    rows: &[Row],
-    mut atoms: HashMap<Uuid, Vec<AtomDetail>>,
-) -> Result<HashMap<Uuid, Vec<FlowDetail>>, PersistenceError> {
-    let mut flows: HashMap<Uuid, Vec<FlowDetail>> = HashMap::new();
+fn flows_by_book(rows: &[Row], mut atoms: Grouped<AtomDetail>) -> Grouped<FlowDetail> {
+    let mut flows = Grouped::new();
+    flows.orphans = std::mem::take(&mut atoms.orphans);
     for row in rows {
-        let (book, mut flow) = decode_flow(row)?;
-        flow.atom_details = atoms.remove(&flow.uuid).unwrap_or_default();
-        flows.entry(book).or_default().push(flow);
+        match decode_flow(row) {
+            Ok((book, flow)) => {
+                let flow = flow.and_then(|mut flow| {
+                    flow.atom_details =
+                        atoms.groups.remove(&flow.uuid).unwrap_or(Ok(Vec::new()))?;
+                    Ok(flow)
+                });
+                flows.push(book, flow);
+            }
+            Err(e) => flows.orphans.push(e),
+        }
     }
-    Ok(flows)
+    flows
 }
 
 /// Why a fenced write to the flow `flow` at `epoch` changed no row: the
@@ -620,25 +671,30 @@ impl Backend for PostgresBackend {
             };
             let atoms = query(tx, cache, SELECT_BOOK_ATOMS, &[&id], "reading atom details")?;
             let flows = query(tx, cache, SELECT_BOOK_FLOWS, &[&id], "reading flow details")?;
-            let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms)?)?;
-            book.flow_details = flows.remove(&id).unwrap_or_default();
+            let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms));
+            book.flow_details = flows.take(id)?;
             Ok(book)
         })
     }
 
-    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+    fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         self.read(&"logbooks", |tx, cache| {
             let atoms = query(tx, cache, SELECT_ATOMS, &[], "reading atom details")?;
             let flows = query(tx, cache, SELECT_FLOWS, &[], "reading flow details")?;
-            let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms)?)?;
+            let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms));
             let rows = query(tx, cache, SELECT_BOOKS, &[], "listing logbooks")?;
-            rows.iter()
+            let mut books: Vec<Result<LogBook, PersistenceError>> = rows
+                .iter()
                 .map(|row| {
                     let mut book = decode_book(row)?;
-                    book.flow_details = flows.remove(&book.uuid).unwrap_or_default();
+                    if let Some(group) = flows.groups.remove(&book.uuid) {
+                        book.flow_details = group?;
+                    }
                     Ok(book)
                 })
-                .collect()
+                .collect();
+            books.extend(flows.orphans.drain(..).map(Err));
+            Ok(books)
         })
     }
 
@@ -685,9 +741,14 @@ impl Backend for PostgresBackend {
                 return Err(not_found(RecordKind::FlowDetail, id));
             }
             let atoms = query(tx, cache, SELECT_FLOW_ATOMS, &[&id], "reading atom details")?;
-            flows_by_book(&rows, atoms_by_flow(&atoms)?)?
-                .into_values()
-                .flatten()
+            let mut flows = flows_by_book(&rows, atoms_by_flow(&atoms));
+            if let Some(e) = flows.orphans.pop() {
+                return Err(e);
+            }
+            // One row: the group of its logbook, whatever that is.
+            let group = flows.groups.into_values().next().unwrap_or(Ok(Vec::new()));
+            group?
+                .into_iter()
                 .next()
                 .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
         })
@@ -813,7 +874,7 @@ impl Backend for PostgresBackend {
                 format_args!("reading atom detail {atom}"),
             )?;
             match rows.first() {
-                Some(row) => decode_atom(row).map(|(_, detail)| detail),
+                Some(row) => decode_atom(row).and_then(|(_, detail)| detail),
                 None if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? => {
                     Err(not_found(RecordKind::AtomDetail, atom))
                 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use taskflow_patterns::AtomKind;
 
 use super::*;
-use crate::testkit::WithGuard;
+use crate::testkit::{listed, WithGuard};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -99,6 +99,15 @@ fn saved_flow(b: &dyn Backend) -> (LogBook, FlowDetail, AtomDetail) {
     (book, flow, atom)
 }
 
+/// The one entry of a listing, which is an error.
+fn only_error(listed: Vec<Result<LogBook, PersistenceError>>) -> PersistenceError {
+    let mut listed = listed.into_iter();
+    match (listed.next(), listed.next()) {
+        (Some(Err(e)), None) => e,
+        (first, second) => panic!("one error listed, got {first:?} then {second:?}"),
+    }
+}
+
 fn assert_corrupt(err: PersistenceError, kind: RecordKind, id: Uuid, reason: &str) {
     assert!(
         matches!(&err, PersistenceError::Corrupt { kind: k, id: i, reason: r }
@@ -121,7 +130,7 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
     for err in [
         t.backend.get_flow_detail(flow.uuid).unwrap_err(),
         t.backend.get_logbook(book.uuid).unwrap_err(),
-        t.backend.list_logbooks().unwrap_err(),
+        only_error(t.backend.list_logbooks().unwrap()),
     ] {
         assert_corrupt(err, RecordKind::AtomDetail, atom.uuid, "EXPLODED");
     }
@@ -301,7 +310,7 @@ fn odd_schema_names_are_quoted() {
     };
     let b = PostgresBackend::connect_in_schema(&t.guard.url, &schema).unwrap();
     let (book, _, _) = saved_flow(&b);
-    assert_eq!(b.list_logbooks().unwrap(), vec![book]);
+    assert_eq!(listed(&b), vec![book]);
 }
 
 #[test]
@@ -442,4 +451,37 @@ fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
         book.uuid,
         "meta: nested 100000 levels deep",
     );
+}
+
+#[test]
+fn one_corrupt_logbook_leaves_the_others_listed() {
+    // Which table, what to set, what the error then says.
+    for (table, set, reason) in [
+        ("atomdetails", "state = 'EXPLODED'", "EXPLODED"),
+        (
+            "atomdetails",
+            "body = '{\"result\": ' || repeat('[', 100000)",
+            "levels deep",
+        ),
+        ("flowdetails", "state = 'WEIRD'", "WEIRD"),
+        ("flowdetails", "meta = left(meta, 5)", "meta"),
+        ("logbooks", "meta = '{\"a\":'", "meta"),
+        ("logbooks", "created_at = -5", "created_at"),
+    ] {
+        let Some(t) = fresh() else { return };
+        crate::testkit::one_corrupt_logbook_leaves_the_others_listed(
+            &t.backend,
+            reason,
+            |victim| {
+                let flow = victim.flow_details[0].uuid;
+                let rows = match table {
+                    "atomdetails" => format!("flow_uuid = '{flow}'"),
+                    "flowdetails" => format!("uuid = '{flow}'"),
+                    _ => format!("uuid = '{}'", victim.uuid),
+                };
+                t.guard
+                    .raw(&format!("UPDATE {table} SET {set} WHERE {rows}"));
+            },
+        );
+    }
 }

@@ -476,24 +476,63 @@ fn flow_exists(conn: &Connection, flow: &str) -> Result<bool, PersistenceError> 
         .map_err(|e| db_err(e, format_args!("looking up flow detail {flow}")))
 }
 
+/// Records read in one query, grouped by the text of their parent's id,
+/// each group with the first error found in it: a corrupt record spoils
+/// its own group (its flow, its logbook), not the others.
+struct Grouped<T> {
+    groups: HashMap<String, Result<Vec<T>, PersistenceError>>,
+    /// Errors of rows whose parent cannot be told.
+    orphans: Vec<PersistenceError>,
+}
+
+impl<T> Grouped<T> {
+    fn new() -> Self {
+        Grouped {
+            groups: HashMap::new(),
+            orphans: Vec::new(),
+        }
+    }
+
+    /// Adds a record (or the error reading it) to the group `parent`.
+    fn push(&mut self, parent: String, item: Result<T, PersistenceError>) {
+        let group = self.groups.entry(parent).or_insert_with(|| Ok(Vec::new()));
+        match (group, item) {
+            (Ok(items), Ok(item)) => items.push(item),
+            (group @ Ok(_), Err(e)) => *group = Err(e),
+            // The group has failed already: its first error stands.
+            (Err(_), _) => {}
+        }
+    }
+
+    /// The group `parent` (empty if it has none), for a read that fails
+    /// on any error.
+    fn take(&mut self, parent: &str) -> Result<Vec<T>, PersistenceError> {
+        if let Some(e) = self.orphans.drain(..).next() {
+            return Err(e);
+        }
+        self.groups.remove(parent).unwrap_or(Ok(Vec::new()))
+    }
+}
+
 /// The atoms of the flows selected by `sql` (first column the flow id, then
 /// [`ATOM_COLUMNS`]), grouped by the text of the flow id, in saved order.
 fn atoms_by_flow(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
-) -> Result<HashMap<String, Vec<AtomDetail>>, PersistenceError> {
+) -> Result<Grouped<AtomDetail>, PersistenceError> {
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(|e| db_err(e, "preparing an atom query"))?;
     let mut rows = stmt
         .query(params)
         .map_err(|e| db_err(e, "reading atom details"))?;
-    let mut atoms: HashMap<String, Vec<AtomDetail>> = HashMap::new();
+    let mut atoms = Grouped::new();
     while let Some(row) = rows.next().map_err(|e| db_err(e, "reading atom details"))? {
-        let flow = parent_key(row, 0, RecordKind::AtomDetail, "flow_uuid")?;
-        let atom = decode_atom(row, 1)?;
-        atoms.entry(flow).or_default().push(atom);
+        match parent_key(row, 0, RecordKind::AtomDetail, "flow_uuid") {
+            Ok(flow) => atoms.push(flow, decode_atom(row, 1)),
+            Err(e) => atoms.orphans.push(e),
+        }
     }
     Ok(atoms)
 }
@@ -505,21 +544,30 @@ fn flows_by_book(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
-    mut atoms: HashMap<String, Vec<AtomDetail>>,
-) -> Result<HashMap<String, Vec<FlowDetail>>, PersistenceError> {
+    mut atoms: Grouped<AtomDetail>,
+) -> Result<Grouped<FlowDetail>, PersistenceError> {
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(|e| db_err(e, "preparing a flow query"))?;
     let mut rows = stmt
         .query(params)
         .map_err(|e| db_err(e, "reading flow details"))?;
-    let mut flows: HashMap<String, Vec<FlowDetail>> = HashMap::new();
+    let mut flows = Grouped::new();
+    flows.orphans = std::mem::take(&mut atoms.orphans);
     while let Some(row) = rows.next().map_err(|e| db_err(e, "reading flow details"))? {
-        let book = parent_key(row, 0, RecordKind::FlowDetail, "book_uuid")?;
-        let mut flow = decode_flow(row, 1)?;
-        let key = text(row, 1, RecordKind::FlowDetail, &flow.uuid, "uuid")?;
-        flow.atom_details = atoms.remove(key).unwrap_or_default();
-        flows.entry(book).or_default().push(flow);
+        let book = match parent_key(row, 0, RecordKind::FlowDetail, "book_uuid") {
+            Ok(book) => book,
+            Err(e) => {
+                flows.orphans.push(e);
+                continue;
+            }
+        };
+        let flow = decode_flow(row, 1).and_then(|mut flow| {
+            let key = text(row, 1, RecordKind::FlowDetail, &flow.uuid, "uuid")?;
+            flow.atom_details = atoms.groups.remove(key).unwrap_or(Ok(Vec::new()))?;
+            Ok(flow)
+        });
+        flows.push(book, flow);
     }
     Ok(flows)
 }
@@ -590,11 +638,11 @@ impl Backend for SqliteBackend {
             [key],
             atoms,
         )?;
-        book.flow_details = flows.remove(key).unwrap_or_default();
+        book.flow_details = flows.take(key)?;
         Ok(book)
     }
 
-    fn list_logbooks(&self) -> Result<Vec<LogBook>, PersistenceError> {
+    fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         let mut conn = self.lock();
         let tx = conn
             .transaction()
@@ -619,11 +667,16 @@ impl Backend for SqliteBackend {
         let mut rows = stmt.query([]).map_err(|e| db_err(e, "listing logbooks"))?;
         let mut books = Vec::new();
         while let Some(row) = rows.next().map_err(|e| db_err(e, "listing logbooks"))? {
-            let mut book = decode_book(row)?;
-            let key = text(row, 0, RecordKind::LogBook, &book.uuid, "uuid")?;
-            book.flow_details = flows.remove(key).unwrap_or_default();
+            let book = decode_book(row).and_then(|mut book| {
+                let key = text(row, 0, RecordKind::LogBook, &book.uuid, "uuid")?;
+                if let Some(group) = flows.groups.remove(key) {
+                    book.flow_details = group?;
+                }
+                Ok(book)
+            });
             books.push(book);
         }
+        books.extend(flows.orphans.drain(..).map(Err));
         Ok(books)
     }
 
@@ -674,15 +727,19 @@ impl Backend for SqliteBackend {
              FROM atomdetails WHERE flow_uuid = ?1 ORDER BY seq",
             [key],
         )?;
-        let flows = flows_by_book(
+        let mut flows = flows_by_book(
             &tx,
             "SELECT book_uuid, uuid, name, state, meta, owner_epoch FROM flowdetails WHERE uuid = ?1",
             [key],
             atoms,
         )?;
-        flows
-            .into_values()
-            .flatten()
+        if let Some(e) = flows.orphans.pop() {
+            return Err(e);
+        }
+        // One row at most: the group of its logbook, whatever that is.
+        let group = flows.groups.into_values().next().unwrap_or(Ok(Vec::new()));
+        group?
+            .into_iter()
             .next()
             .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
     }

@@ -71,3 +71,67 @@ fn records_its_schema_version() {
         .unwrap();
     assert_eq!(v, SqliteBackend::SCHEMA_VERSION.to_string());
 }
+
+#[test]
+fn one_corrupt_logbook_leaves_the_others_listed() {
+    // Which table, what to set, what the error then says.
+    for (table, set, reason) in [
+        ("atomdetails", "state = 'EXPLODED'", "EXPLODED"),
+        (
+            "atomdetails",
+            "body = '{\"result\": ' || replace(hex(zeroblob(100000)), '00', '[')",
+            "levels deep",
+        ),
+        ("atomdetails", "body = X'7B7D'", "body is a blob"),
+        ("flowdetails", "state = 'WEIRD'", "WEIRD"),
+        ("flowdetails", "meta = substr(meta, 1, 5)", "meta"),
+        ("logbooks", "meta = '{\"a\":'", "meta"),
+        ("logbooks", "created_at = -5", "created_at"),
+    ] {
+        let store = fresh();
+        let b = &store.backend;
+        crate::testkit::one_corrupt_logbook_leaves_the_others_listed(b, reason, |victim| {
+            let flow = victim.flow_details[0].uuid;
+            let rows = match table {
+                "atomdetails" => format!("flow_uuid = '{flow}'"),
+                "flowdetails" => format!("uuid = '{flow}'"),
+                _ => format!("uuid = '{}'", victim.uuid),
+            };
+            b.lock()
+                .execute_batch(&format!("UPDATE {table} SET {set} WHERE {rows}"))
+                .unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_row_that_cannot_be_placed_is_listed_as_an_error_after_the_others() {
+    let store = fresh();
+    let b = &store.backend;
+    let mut healthy = crate::LogBook::new("healthy");
+    healthy.created_at = 1;
+    b.save_logbook(&healthy).unwrap();
+    let mut book = crate::LogBook::new("b");
+    book.created_at = 2;
+    book.flow_details.push(crate::FlowDetail::new("f"));
+    b.save_logbook(&book).unwrap();
+    // A flow whose logbook id is not text: which logbook it belongs to
+    // cannot be told.
+    b.lock()
+        .execute_batch(&format!(
+            "PRAGMA foreign_keys = OFF; UPDATE flowdetails SET book_uuid = X'00' \
+             WHERE uuid = '{}'; PRAGMA foreign_keys = ON",
+            book.flow_details[0].uuid
+        ))
+        .unwrap();
+    let listed = b.list_logbooks().unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed[..2].iter().all(Result::is_ok), "{listed:?}");
+    assert_eq!(listed[0].as_ref().unwrap(), &healthy);
+    let err = listed[2].as_ref().unwrap_err();
+    assert!(
+        matches!(err, crate::PersistenceError::Corrupt { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("book_uuid"), "{err}");
+}

@@ -9,7 +9,7 @@ use taskflow_persistence::{
     AtomDetail, Backend, DirBackend, FlowDetail, LogBook, PersistenceError, RecordKind,
 };
 
-use crate::support::{assert_corrupt, one_atom_book};
+use crate::support::{assert_corrupt, listed, listed_error, one_atom_book};
 
 struct Store {
     _dir: tempfile::TempDir,
@@ -77,7 +77,7 @@ impl Store {
             &id,
             reason,
         );
-        assert_corrupt(b.list_logbooks().unwrap_err(), kind, &id, reason);
+        assert_corrupt(listed_error(b), kind, &id, reason);
     }
 }
 
@@ -171,7 +171,7 @@ fn missing_flow_is_corrupt_naming_the_flow() {
         &id,
         "missing",
     );
-    assert_corrupt(s.backend.list_logbooks().unwrap_err(), kind, &id, "missing");
+    assert_corrupt(listed_error(&s.backend), kind, &id, "missing");
     assert!(s
         .backend
         .get_flow_detail(s.flow.uuid)
@@ -235,7 +235,7 @@ fn truncated_logbook_is_corrupt_naming_the_logbook() {
         &id,
         "EOF",
     );
-    assert_corrupt(s.backend.list_logbooks().unwrap_err(), kind, &id, "EOF");
+    assert_corrupt(listed_error(&s.backend), kind, &id, "EOF");
     assert_corrupt(
         s.backend
             .save_flow_detail(s.book.uuid, &FlowDetail::new("g"))
@@ -251,7 +251,7 @@ fn stray_file_among_logbooks_is_reported() {
     let s = Store::new();
     fs::write(s.root.join("logbooks").join("notes.txt"), b"hello").unwrap();
     assert_corrupt(
-        s.backend.list_logbooks().unwrap_err(),
+        listed_error(&s.backend),
         RecordKind::LogBook,
         "notes.txt",
         "unexpected file",
@@ -299,7 +299,7 @@ fn foreign_format_is_refused() {
 fn reopening_reads_what_was_written() {
     let s = Store::new();
     let again = DirBackend::open(&s.root).unwrap();
-    assert_eq!(again.list_logbooks().unwrap(), vec![s.book.clone()]);
+    assert_eq!(listed(&again), vec![s.book.clone()]);
 }
 
 /// `n` opening brackets: a record too deep for any reader, as a bug or an

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use taskflow_persistence::{Backend, DirBackend, LogBook, SqliteBackend};
 
-use crate::support::{copy_tree, fixture_book};
+use crate::support::{copy_tree, fixture_book, listed};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -65,7 +65,7 @@ fn check(backend: &dyn Backend, version: &Path) {
         panic!("{}: {e}", version.display());
     });
     assert_eq!(got, expected, "{}", version.display());
-    assert_eq!(backend.list_logbooks().unwrap(), vec![expected.clone()]);
+    assert_eq!(listed(backend), vec![expected.clone()]);
     // Still writable after any migration.
     let flow = &expected.flow_details[1];
     let atom = &flow.atom_details[0];

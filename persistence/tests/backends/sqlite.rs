@@ -11,7 +11,7 @@ use taskflow_persistence::{
     SqliteBackend,
 };
 
-use crate::support::{assert_corrupt, one_atom_book};
+use crate::support::{assert_corrupt, listed_error, one_atom_book};
 
 fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -321,7 +321,7 @@ fn atom_reads_fail(
     );
     assert_corrupt(b.get_flow_detail(flow.uuid).unwrap_err(), kind, &id, reason);
     assert_corrupt(b.get_logbook(book.uuid).unwrap_err(), kind, &id, reason);
-    assert_corrupt(b.list_logbooks().unwrap_err(), kind, &id, reason);
+    assert_corrupt(listed_error(b), kind, &id, reason);
 }
 
 #[test]
@@ -394,7 +394,7 @@ fn unknown_flow_state_is_corrupt_naming_the_flow() {
         "WEIRD",
     );
     assert_corrupt(b.get_logbook(book.uuid).unwrap_err(), kind, &id, "WEIRD");
-    assert_corrupt(b.list_logbooks().unwrap_err(), kind, &id, "WEIRD");
+    assert_corrupt(listed_error(&b), kind, &id, "WEIRD");
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn corrupt_logbook_columns_name_the_logbook() {
     let kind = RecordKind::LogBook;
     raw(&path, "UPDATE logbooks SET meta = '{\"owner\": \"tes'");
     assert_corrupt(b.get_logbook(book.uuid).unwrap_err(), kind, &id, "meta");
-    assert_corrupt(b.list_logbooks().unwrap_err(), kind, &id, "meta");
+    assert_corrupt(listed_error(&b), kind, &id, "meta");
     raw(&path, "UPDATE logbooks SET meta = '{}', created_at = -5");
     assert_corrupt(
         b.get_logbook(book.uuid).unwrap_err(),
@@ -430,7 +430,7 @@ fn malformed_ids_are_corrupt_naming_the_raw_id() {
         "PRAGMA foreign_keys = OFF; UPDATE logbooks SET uuid = 'not-a-uuid'",
     );
     assert_corrupt(
-        b.list_logbooks().unwrap_err(),
+        listed_error(&b),
         RecordKind::LogBook,
         "not-a-uuid",
         "bad id",

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
-use taskflow_persistence::{AtomDetail, FlowDetail, LogBook, PersistenceError, RecordKind};
+use taskflow_persistence::{
+    AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind,
+};
 use uuid::Uuid;
 
 /// A logbook with one flow holding one task with a result.
@@ -18,6 +20,29 @@ pub(crate) fn one_atom_book() -> (LogBook, FlowDetail, AtomDetail) {
     flow.atom_details.push(atom.clone());
     book.flow_details.push(flow.clone());
     (book, flow, atom)
+}
+
+/// Every logbook `b` lists, each read whole (panics on one that is not).
+#[track_caller]
+pub(crate) fn listed(b: &dyn Backend) -> Vec<LogBook> {
+    b.list_logbooks()
+        .unwrap()
+        .into_iter()
+        .map(|book| book.unwrap())
+        .collect()
+}
+
+/// The one error in the listing of `b` (panics unless there is exactly one).
+#[track_caller]
+pub(crate) fn listed_error(b: &dyn Backend) -> PersistenceError {
+    let mut errors: Vec<PersistenceError> = b
+        .list_logbooks()
+        .unwrap()
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert_eq!(errors.len(), 1, "one error listed: {errors:?}");
+    errors.remove(0)
 }
 
 /// Asserts `err` is `Corrupt` for record `kind` `id` with `reason` in it.
