@@ -57,6 +57,7 @@ pub struct EngineBuilder {
     max_workers: Option<usize>,
     /// The owner epoch to write at (and, when resuming, to fence at).
     owner_epoch: Option<u64>,
+    defer_reverts: bool,
 }
 
 impl EngineBuilder {
@@ -74,6 +75,7 @@ impl EngineBuilder {
             accept_changes: false,
             max_workers: None,
             owner_epoch: None,
+            defer_reverts: false,
         }
     }
 
@@ -244,6 +246,19 @@ impl EngineBuilder {
         self
     }
 
+    /// What a retry controller's `REVERT` does when no controller further
+    /// out decides otherwise. By default, as TaskFlow: only that
+    /// controller's subflow reverts (with what ran downstream of it); the
+    /// atoms outside it stay `SUCCESS` and the flow ends `REVERTED`. With
+    /// `defer_reverts()` (TaskFlow's `defer_reverts=True`), `REVERT` defers
+    /// to the flow as a whole: with no controller further out, everything
+    /// that ran reverts. Either way a controller further out that says
+    /// `RETRY` or `REVERT_ALL` is obeyed.
+    pub fn defer_reverts(mut self) -> Self {
+        self.defer_reverts = true;
+        self
+    }
+
     /// When resuming: accept a flow that changed since its records were
     /// written. Atoms new in the flow start `PENDING`, records of atoms no
     /// longer in it are left alone, and version changes are accepted.
@@ -409,6 +424,7 @@ impl EngineBuilder {
             Listeners::new(self.listeners),
             self.suspend,
             store,
+            self.defer_reverts,
         ))
     }
 }

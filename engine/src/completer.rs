@@ -2,6 +2,7 @@
 //! retry controllers decide (the controllers only decide; only this module
 //! reverts or resets atoms).
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use taskflow_patterns::{
     value_depth, AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure, Intention,
     Value, MAX_VALUE_DEPTH,
 };
+use taskflow_persistence::AtomDetail;
 
 use crate::executor::{Action, AtomOutcome};
-use crate::runtime::{needs_revert, Runtime, Write};
+use crate::runtime::{needs_revert, Round, Runtime, Write};
 use crate::storage::intend;
 use crate::EngineError;
 
@@ -128,6 +130,7 @@ impl Runtime<'_> {
         let failure = self.storage.detail(atom).failure().cloned();
         let name = self.comp.atom(atom).name.clone();
         let mut controller = self.comp.atom(atom).retry;
+        let mut innermost_revert = None;
         while let Some(r) = controller {
             if let Some(f) = &failure {
                 let d = self.storage.detail_mut(r);
@@ -136,11 +139,20 @@ impl Runtime<'_> {
             }
             match self.consult(r) {
                 Decision::Retry => return self.retry_scope(r),
-                Decision::RevertAll => break,
-                Decision::Revert => controller = self.comp.atom(r).retry,
+                Decision::RevertAll => return self.start_revert_all(),
+                Decision::Revert => {
+                    innermost_revert.get_or_insert(r);
+                    controller = self.comp.atom(r).retry;
+                }
             }
         }
-        self.start_revert_all()
+        // Every controller said `REVERT` (or there is none): as TaskFlow,
+        // only the innermost one's subflow reverts, unless reverts are
+        // deferred to the flow as a whole.
+        match innermost_revert {
+            Some(r) if !self.defer_reverts => self.revert_subflow(r),
+            _ => self.start_revert_all(),
+        }
     }
 
     /// The decision of the controller `r`. A controller that panics decides
@@ -164,7 +176,8 @@ impl Runtime<'_> {
         }
     }
 
-    /// `RETRY`: revert the scope of `r`, then run it again.
+    /// `RETRY`: revert the round of `r` (its scope, and what ran on the
+    /// scope's results outside it), dependents first, then run it again.
     fn retry_scope(&mut self, r: AtomIndex) -> Result<(), EngineError> {
         let comp = self.comp;
         let Some(flow) = comp.atom(r).controls else {
@@ -173,32 +186,101 @@ impl Runtime<'_> {
         // A round of a controller inside this scope (this controller's own
         // included: its flow holds it) is superseded by this one.
         self.rounds
-            .retain(|(other, _)| !comp.flow_contains(flow, *other));
+            .retain(|round| !comp.flow_contains(flow, round.controller));
         intend(self.storage.detail_mut(r), Intention::Retry);
         self.storage.write_state(r)?;
+        let atoms = self.round_atoms(r, |d| needs_revert(d.state));
         let mut remaining = 0;
-        for s in comp.scope(r) {
+        for &s in &atoms {
             if intend(self.storage.detail_mut(s), Intention::Revert) {
                 self.storage.write_state(s)?;
             }
             self.round_of[s.index()] = Some(r);
             remaining += usize::from(needs_revert(self.storage.detail(s).state));
         }
-        self.rounds.push((r, remaining));
-        self.plan_reverts(comp.scope(r))?;
+        self.plan_reverts(atoms.iter().copied())?;
+        self.rounds.push(Round {
+            controller: r,
+            atoms,
+            remaining,
+        });
         if remaining == 0 {
             self.finish_round(r)?;
         }
         Ok(())
     }
 
-    /// The scope of `r` is reverted: reset it and run `r` again.
-    pub(crate) fn finish_round(&mut self, r: AtomIndex) -> Result<(), EngineError> {
+    /// The atoms a retry round of `r` reverts and resets: its scope, and
+    /// the atoms downstream of the scope, outside it, that `outside` picks
+    /// (those that ran on the scope's results; TaskFlow resets every
+    /// successor of the controller).
+    pub(crate) fn round_atoms(
+        &self,
+        r: AtomIndex,
+        outside: impl Fn(&AtomDetail) -> bool,
+    ) -> Vec<AtomIndex> {
         let comp = self.comp;
-        self.rounds.retain(|(other, _)| *other != r);
-        for s in comp.scope(r) {
+        let mut atoms: Vec<AtomIndex> = comp.scope(r).collect();
+        let mut seen = vec![false; comp.len()];
+        seen[r.index()] = true;
+        for a in &atoms {
+            seen[a.index()] = true;
+        }
+        let mut stack = atoms.clone();
+        while let Some(a) = stack.pop() {
+            for &s in comp.successors(a) {
+                if std::mem::replace(&mut seen[s.index()], true) {
+                    continue;
+                }
+                stack.push(s);
+                if outside(self.storage.detail(s)) {
+                    atoms.push(s);
+                }
+            }
+        }
+        atoms
+    }
+
+    /// The round of `r` is reverted: `r` moves to `RETRYING` (notified
+    /// before its atoms' `PENDING`, as TaskFlow does), its atoms are reset,
+    /// and `r` runs again.
+    pub(crate) fn finish_round(&mut self, r: AtomIndex) -> Result<(), EngineError> {
+        let atoms = match self.rounds.iter().position(|round| round.controller == r) {
+            Some(i) => self.rounds.swap_remove(i).atoms,
+            None => self.round_atoms(r, |d| d.intention == Intention::Revert),
+        };
+        intend(self.storage.detail_mut(r), Intention::Execute);
+        self.transition(r, AtomState::Retrying, Write::State)?;
+        self.reset_round(&atoms)?;
+        for &s in &atoms {
+            self.waiting_preds[s.index()] = self.count_waiting_preds(s);
+        }
+        self.waiting_preds[r.index()] = self.count_waiting_preds(r);
+        if self.waiting_preds[r.index()] == 0 {
+            self.ready.push_back(r);
+        }
+        Ok(())
+    }
+
+    /// Resets the atoms of a finished round to run again (those a crash
+    /// left reset already are skipped), and forgets their failures: the
+    /// flow's failure is its last attempt's, the earlier ones stay in the
+    /// controller's history.
+    pub(crate) fn reset_round(&mut self, atoms: &[AtomIndex]) -> Result<(), EngineError> {
+        let comp = self.comp;
+        let names: HashSet<&str> = atoms.iter().map(|&a| &*comp.atom(a).name).collect();
+        let before = self.failures.len();
+        self.failures
+            .retain(|f| !f.atom.as_deref().is_some_and(|a| names.contains(a)));
+        if self.failures.len() != before {
+            self.failures_shared = None;
+        }
+        for &s in atoms {
             self.round_of[s.index()] = None;
             let d = self.storage.detail_mut(s);
+            if d.intention == Intention::Execute && d.state == AtomState::Pending {
+                continue;
+            }
             d.intention = Intention::Execute;
             d.result = None;
             d.failure = None;
@@ -212,16 +294,29 @@ impl Runtime<'_> {
                 _ => self.storage.write_detail(s)?,
             }
         }
-        intend(self.storage.detail_mut(r), Intention::Execute);
-        self.transition(r, AtomState::Retrying, Write::State)?;
-        for s in comp.scope(r) {
-            self.waiting_preds[s.index()] = self.count_waiting_preds(s);
-        }
-        self.waiting_preds[r.index()] = self.count_waiting_preds(r);
-        if self.waiting_preds[r.index()] == 0 {
-            self.ready.push_back(r);
-        }
         Ok(())
+    }
+
+    /// `REVERT` from every controller out to the last (reverts not
+    /// deferred): `r`, its scope and what ran downstream of it revert; the
+    /// rest of the flow stays as it is, and the flow ends `REVERTED`.
+    fn revert_subflow(&mut self, r: AtomIndex) -> Result<(), EngineError> {
+        let comp = self.comp;
+        let Some(flow) = comp.atom(r).controls else {
+            return self.start_revert_all();
+        };
+        self.rounds
+            .retain(|round| !comp.flow_contains(flow, round.controller));
+        let mut atoms = self.round_atoms(r, |d| needs_revert(d.state));
+        atoms.push(r);
+        for &a in &atoms {
+            self.round_of[a.index()] = None;
+            if intend(self.storage.detail_mut(a), Intention::Revert) {
+                self.storage.write_state(a)?;
+            }
+        }
+        self.reverting_part = true;
+        self.plan_reverts(atoms.into_iter())
     }
 
     /// `REVERT_ALL`, or no controller left: revert everything that ran.
@@ -253,9 +348,9 @@ impl Runtime<'_> {
         self.transition(atom, AtomState::Reverted, Write::State)?;
         self.on_reverted(atom);
         if let Some(r) = self.round_of[atom.index()] {
-            if let Some(round) = self.rounds.iter_mut().find(|(other, _)| *other == r) {
-                round.1 = round.1.saturating_sub(1);
-                if round.1 == 0 {
+            if let Some(round) = self.rounds.iter_mut().find(|round| round.controller == r) {
+                round.remaining = round.remaining.saturating_sub(1);
+                if round.remaining == 0 {
                     self.finish_round(r)?;
                 }
             }

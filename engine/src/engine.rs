@@ -42,6 +42,7 @@ pub struct Engine {
     listeners: Listeners,
     suspend: SuspendHandle,
     store: Map<String, Value>,
+    defer_reverts: bool,
 }
 
 impl Engine {
@@ -133,6 +134,7 @@ impl Engine {
         listeners: Listeners,
         suspend: SuspendHandle,
         store: Map<String, Value>,
+        defer_reverts: bool,
     ) -> Self {
         Engine {
             compilation,
@@ -142,6 +144,7 @@ impl Engine {
             listeners,
             suspend,
             store,
+            defer_reverts,
         }
     }
 
@@ -213,7 +216,7 @@ impl Engine {
 
     fn runtime(&mut self, keep_events: bool) -> Result<Runtime<'_>, EngineError> {
         self.storage.ensure_saved()?;
-        Ok(Runtime::new(
+        let mut runtime = Runtime::new(
             &self.compilation,
             &self.resolution,
             &mut self.storage,
@@ -221,7 +224,9 @@ impl Engine {
             &self.listeners,
             &self.suspend.0,
             keep_events,
-        ))
+        );
+        runtime.defer_reverts = self.defer_reverts;
+        Ok(runtime)
     }
 
     /// Asks the running flow to stop after the atoms in flight; `run`

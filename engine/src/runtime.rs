@@ -63,6 +63,14 @@ use crate::listener::{AtomEvent, Event, FlowEvent, Listeners};
 use crate::storage::Storage;
 use crate::EngineError;
 
+/// A retry round in progress: its controller, the atoms it reverts and
+/// resets, and how many are still to revert.
+pub(crate) struct Round {
+    pub(crate) controller: AtomIndex,
+    pub(crate) atoms: Vec<AtomIndex>,
+    pub(crate) remaining: usize,
+}
+
 /// What a step did.
 pub(crate) enum Step {
     /// There is more to do.
@@ -97,12 +105,18 @@ pub(crate) struct Runtime<'e> {
     pub(crate) busy: Vec<bool>,
     /// Per atom: the retry round it is being reverted for.
     pub(crate) round_of: Vec<Option<AtomIndex>>,
-    /// Retry rounds in progress: controller, atoms still to revert.
-    pub(crate) rounds: Vec<(AtomIndex, usize)>,
+    /// Retry rounds in progress.
+    pub(crate) rounds: Vec<Round>,
     pub(crate) ready: VecDeque<AtomIndex>,
     pub(crate) revert_ready: VecDeque<AtomIndex>,
     pub(crate) in_flight: usize,
     pub(crate) revert_all: bool,
+    /// A controller's subflow is reverting (or reverted) on its own: the
+    /// flow ends `REVERTED`, the rest of it as it was.
+    pub(crate) reverting_part: bool,
+    /// `REVERT` with no controller further out reverts the whole flow, as
+    /// TaskFlow's `defer_reverts` (see `EngineBuilder::defer_reverts`).
+    pub(crate) defer_reverts: bool,
     /// A revert failed: nothing more is scheduled.
     pub(crate) halted: bool,
     pub(crate) suspending: bool,
@@ -141,6 +155,8 @@ impl<'e> Runtime<'e> {
             revert_ready: VecDeque::new(),
             in_flight: 0,
             revert_all: false,
+            reverting_part: false,
+            defer_reverts: false,
             halted: false,
             suspending: false,
             failures: Vec::new(),
@@ -187,6 +203,9 @@ impl<'e> Runtime<'e> {
             return Ok(Step::Continue);
         }
         let end = self.final_state();
+        if end == FlowState::Failure {
+            self.explain_stall();
+        }
         self.flow_to(end)?;
         Ok(Step::Finished(end))
     }
@@ -196,6 +215,12 @@ impl<'e> Runtime<'e> {
     fn start(&mut self) -> Result<Step, EngineError> {
         match self.storage.flow_state() {
             FlowState::Success => return Ok(Step::Finished(FlowState::Success)),
+            FlowState::Running | FlowState::Resuming => {
+                // The records hold it running already (a crash): it goes
+                // on, with no RESUMING/RUNNING pair, as in TaskFlow.
+                self.init()?;
+                return Ok(Step::Continue);
+            }
             FlowState::Pending => {}
             FlowState::Reverted => {
                 self.reset_all()?;
@@ -205,10 +230,9 @@ impl<'e> Runtime<'e> {
                 self.flow_to(FlowState::Suspended)?;
                 self.flow_to(FlowState::Resuming)?;
             }
-            FlowState::Suspended | FlowState::Running | FlowState::Failure => {
+            FlowState::Suspended | FlowState::Failure => {
                 self.flow_to(FlowState::Resuming)?;
             }
-            FlowState::Resuming => {}
         }
         self.flow_to(FlowState::Running)?;
         self.init()?;
@@ -239,15 +263,46 @@ impl<'e> Runtime<'e> {
             .all(|d| d.state.is_done())
         {
             FlowState::Success
+        } else if self.reverting_part {
+            FlowState::Reverted
         } else {
             FlowState::Failure
         }
     }
 
-    /// A reverted flow runs again from scratch.
+    /// A flow that ends `FAILURE` with no failure recorded (atoms left
+    /// neither done nor reverted, which is a bug) gets one naming them:
+    /// a failed flow always says why.
+    fn explain_stall(&mut self) {
+        if !self.failures.is_empty() {
+            return;
+        }
+        let stuck: Vec<String> = self
+            .storage
+            .atom_details()
+            .iter()
+            .filter(|d| !d.state.is_done() && d.state != AtomState::Reverted)
+            .map(|d| format!("`{}` ({})", d.name, d.state))
+            .collect();
+        self.add_failure(Failure::new(
+            "Stalled",
+            format!(
+                "the engine found nothing more to run, yet these atoms neither finished nor \
+                 were reverted: {}",
+                stuck.join(", ")
+            ),
+        ));
+    }
+
+    /// A reverted flow runs again: what was reverted (all of it, or one
+    /// controller's subflow) is reset to run again; atoms left `SUCCESS`
+    /// keep their results.
     fn reset_all(&mut self) -> Result<(), EngineError> {
         for atom in self.comp.indices() {
             let d = self.storage.detail_mut(atom);
+            if d.state == AtomState::Success {
+                continue;
+            }
             d.intention = Intention::Execute;
             d.result = None;
             d.failure = None;
@@ -292,22 +347,44 @@ impl<'e> Runtime<'e> {
         for d in self.storage.atom_details() {
             self.failures.extend(d.revert_failure().cloned());
         }
-        // Retry rounds in progress.
+        // Retry rounds in progress, and resets of finished rounds that a
+        // crash interrupted (the controller already `RETRYING`).
         for r in comp.indices() {
-            if self.storage.detail(r).intention != Intention::Retry {
-                continue;
+            let d = self.storage.detail(r);
+            if d.intention == Intention::Retry {
+                let atoms = self.round_atoms(r, |d| d.intention == Intention::Revert);
+                let mut remaining = 0;
+                for &s in &atoms {
+                    self.round_of[s.index()] = Some(r);
+                    remaining += usize::from(needs_revert(self.storage.detail(s).state));
+                }
+                self.rounds.push(Round {
+                    controller: r,
+                    atoms,
+                    remaining,
+                });
+            } else if d.state == AtomState::Retrying && comp.atom(r).kind() == AtomKind::Retry {
+                let atoms = self.round_atoms(r, |d| d.intention == Intention::Revert);
+                self.reset_round(&atoms)?;
             }
-            let mut remaining = 0;
-            for s in comp.scope(r) {
-                self.round_of[s.index()] = Some(r);
-                remaining += usize::from(needs_revert(self.storage.detail(s).state));
-            }
-            self.rounds.push((r, remaining));
         }
-        self.revert_all = comp.indices().any(|a| {
+        let stray = |a: AtomIndex| {
             self.storage.detail(a).intention == Intention::Revert
                 && self.round_of[a.index()].is_none()
-        });
+        };
+        if comp.indices().any(stray) {
+            // Everything that ran is being reverted: the whole flow is;
+            // otherwise one controller's subflow is, the rest left alone.
+            let whole = comp.indices().all(|a| {
+                let d = self.storage.detail(a);
+                !needs_revert(d.state) || d.intention == Intention::Revert
+            });
+            if whole {
+                self.revert_all = true;
+            } else {
+                self.reverting_part = true;
+            }
+        }
         if self.revert_all {
             self.rounds.clear();
             self.round_of.iter_mut().for_each(|r| *r = None);
@@ -324,8 +401,8 @@ impl<'e> Runtime<'e> {
         let finished: Vec<AtomIndex> = self
             .rounds
             .iter()
-            .filter(|(_, remaining)| *remaining == 0)
-            .map(|(r, _)| *r)
+            .filter(|round| round.remaining == 0)
+            .map(|round| round.controller)
             .collect();
         for r in finished {
             self.finish_round(r)?;

@@ -17,7 +17,9 @@ use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
 use crate::{CapturingListener, Engine, EngineBuilder, EngineError, Event, Listener};
 
 mod faults;
+mod taskflow;
 pub use faults::*;
+pub use taskflow::*;
 
 /// Configures a builder (fresh, or loaded from records) as the engine
 /// under test, e.g. `|b| b` for the serial engine.
@@ -127,7 +129,7 @@ fn run(
     (engine.run(), capture)
 }
 
-fn failed_state(result: &Result<FlowState, EngineError>) -> FlowState {
+pub(crate) fn failed_state(result: &Result<FlowState, EngineError>) -> FlowState {
     match result {
         Err(EngineError::Failed { state, .. }) => *state,
         other => panic!("expected a failed flow, got {other:?}"),
@@ -397,36 +399,58 @@ pub fn times_retries_until_success(factory: Factory<'_>) {
     assert_eq!(engine.storage().fetch("attempt"), Some(&json!(3)));
 }
 
-/// `Times` gives up after its attempts; with no controller outside, the
-/// whole flow reverts.
+/// `Times` gives up after its attempts (`REVERT`); with no controller
+/// outside, as in TaskFlow, only its subflow reverts: the atom before it
+/// stays `SUCCESS`, the flow ends `REVERTED`, and its failure is the last
+/// attempt's (the earlier one is in the controller's history). With
+/// `defer_reverts()`, the whole flow reverts.
 pub fn times_exhausted_reverts_the_flow(factory: Factory<'_>) {
-    let log = Log::new();
-    let flow = Linear::new("f")
-        .add(atom("before", log.task("before")))
-        .add(
-            Linear::new("scope")
-                .add(atom("bad", log.failing("bad")))
-                .with_retry(Times::new(2)),
-        );
-    let (result, capture) = run(factory, flow);
-    assert_eq!(failed_state(&result), FlowState::Reverted);
-    assert_eq!(
-        log.entries(),
-        ["before", "bad", "~bad", "bad", "~bad", "~before"]
-    );
-    assert_eq!(result.unwrap_err().failures().len(), 2);
-    assert_eq!(
-        capture.states_of("scope.retry"),
-        [
-            AtomState::Running,
-            AtomState::Success,
-            AtomState::Retrying,
-            AtomState::Running,
-            AtomState::Success,
-            AtomState::Reverting,
+    for defer in [false, true] {
+        let log = Log::new();
+        let flow = Linear::new("f")
+            .add(atom("before", log.task("before")))
+            .add(
+                Linear::new("scope")
+                    .add(atom("bad", log.failing("bad")))
+                    .with_retry(Times::new(2)),
+            );
+        let capture = Arc::new(CapturingListener::new());
+        let mut builder = factory(Engine::builder(flow)).listener(capture.clone());
+        if defer {
+            builder = builder.defer_reverts();
+        }
+        let mut engine = builder.build().unwrap();
+        let result = engine.run();
+        assert_eq!(failed_state(&result), FlowState::Reverted);
+        let mut expected = vec!["before", "bad", "~bad", "bad", "~bad"];
+        if defer {
+            expected.push("~before");
+        }
+        assert_eq!(log.entries(), expected, "defer_reverts: {defer}");
+        let before = engine.storage().atom_detail("before").unwrap().state;
+        let want = if defer {
             AtomState::Reverted
-        ]
-    );
+        } else {
+            AtomState::Success
+        };
+        assert_eq!(before, want, "defer_reverts: {defer}");
+        let err = result.unwrap_err();
+        assert_eq!(err.failures().len(), 1, "{err}");
+        let retry = engine.storage().atom_detail("scope.retry").unwrap();
+        assert_eq!(retry.history.len(), 2);
+        assert_eq!(
+            capture.states_of("scope.retry"),
+            [
+                AtomState::Running,
+                AtomState::Success,
+                AtomState::Retrying,
+                AtomState::Running,
+                AtomState::Success,
+                AtomState::Reverting,
+                AtomState::Reverted
+            ]
+        );
+    }
 }
 
 /// `ForEach` provides each value in turn until one attempt succeeds.
@@ -827,7 +851,7 @@ fn resume(
 }
 
 /// A registry whose factory `flow` builds `build()`.
-fn registry_of(build: impl Fn() -> Flow + Send + Sync + 'static) -> FlowRegistry {
+pub(crate) fn registry_of(build: impl Fn() -> Flow + Send + Sync + 'static) -> FlowRegistry {
     let mut registry = FlowRegistry::new();
     registry.register("flow", move |_| Ok(build()));
     registry
@@ -1263,7 +1287,12 @@ macro_rules! engine_conformance {
             an_error_while_stopping_is_an_interruption an_interrupted_revert_continues_on_resume
             atom_details_that_do_not_match_are_refused
             two_loads_of_one_flow_detail_never_both_run_it
-            values_deeper_than_records_hold_are_refused);
+            values_deeper_than_records_hold_are_refused
+            revert_with_no_controller_further_out_reverts_the_subflow
+            a_retried_flow_fails_with_its_last_attempt a_retry_reverts_what_consumed_its_scope
+            a_retry_notifies_retrying_before_resetting_its_scope
+            resume_finishes_an_interrupted_retry_reset resuming_a_running_flow_notifies_no_resuming
+            an_interrupted_subflow_revert_resumes_as_one);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

@@ -1,0 +1,318 @@
+//! Conformance cases where TaskFlow 6.5.0's behaviour is the rule: retry
+//! rounds and what they reset, `REVERT` with no controller further out,
+//! the failures of a retried flow, the order of a retry's events, resuming
+//! a flow the records hold as running or a reset a crash interrupted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use taskflow_patterns::{
+    atom, task_fn, AlwaysRevert, AtomState, Failure, FlowState, Intention, Linear, TaskError, Times,
+};
+use taskflow_persistence::{Backend, MemoryBackend};
+
+use super::{failed_state, registry_of, Factory, Log};
+use crate::{CapturingListener, Engine, EngineError};
+
+/// Nested controllers that all say `REVERT`: only the innermost subflow
+/// reverts (TaskFlow's default); the atoms outside it stay `SUCCESS` and
+/// the flow ends `REVERTED` with the failure. With `defer_reverts()` the
+/// whole flow reverts.
+pub fn revert_with_no_controller_further_out_reverts_the_subflow(factory: Factory<'_>) {
+    for defer in [false, true] {
+        let log = Log::new();
+        let flow = Linear::new("f")
+            .add(atom("before", log.task("before")))
+            .add(
+                Linear::new("outer")
+                    .add(atom("o1", log.task("o1")))
+                    .add(
+                        Linear::new("inner")
+                            .add(atom("i1", log.task("i1")))
+                            .add(atom("bad", log.failing("bad")))
+                            .with_retry(AlwaysRevert),
+                    )
+                    .with_retry(AlwaysRevert),
+            );
+        let mut builder = factory(Engine::builder(flow));
+        if defer {
+            builder = builder.defer_reverts();
+        }
+        let mut engine = builder.build().unwrap();
+        let result = engine.run();
+        assert_eq!(failed_state(&result), FlowState::Reverted, "defer {defer}");
+        let state = |a: &str| engine.storage().atom_detail(a).unwrap().state;
+        assert_eq!(state("i1"), AtomState::Reverted);
+        assert_eq!(state("inner.retry"), AtomState::Reverted);
+        let outside = if defer {
+            AtomState::Reverted
+        } else {
+            AtomState::Success
+        };
+        assert_eq!(
+            (state("before"), state("o1")),
+            (outside, outside),
+            "defer {defer}"
+        );
+        let err = result.unwrap_err();
+        assert_eq!(err.failures().len(), 1, "{err}");
+        assert_eq!(err.failures()[0].atom.as_deref(), Some("bad"));
+    }
+}
+
+/// A flow retried until it succeeds has no failures; one whose last
+/// attempt fails reports that attempt's failure alone, while every
+/// attempt's failure stays in the controller's history.
+pub fn a_retried_flow_fails_with_its_last_attempt(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f").add(
+        Linear::new("scope")
+            .add(atom("flaky", log.flaky("flaky", 2)))
+            .with_retry(Times::new(3)),
+    );
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+
+    let flow = Linear::new("f").add(
+        Linear::new("scope")
+            .add(atom("bad", log.failing("bad")))
+            .with_retry(Times::new(3)),
+    );
+    let mut engine = factory(Engine::builder(flow))
+        .defer_reverts()
+        .build()
+        .unwrap();
+    let err = engine.run().unwrap_err();
+    assert_eq!(err.failures().len(), 1, "{err}");
+    let history = &engine.storage().atom_detail("scope.retry").unwrap().history;
+    assert_eq!(history.len(), 3);
+    assert!(history
+        .attempts()
+        .iter()
+        .all(|a| a.failures.contains_key("bad")));
+}
+
+/// A retry round reverts, before its scope runs again, every atom
+/// downstream of the scope that ran (TaskFlow resets all the successors of
+/// the controller), dependents first, and runs them again after it. Here
+/// the records of a round in progress, as a crash left them, mark `c`
+/// (after the scope) for the round: it is reverted and run again with the
+/// scope, not taken as the start of a revert of the whole flow.
+pub fn a_retry_reverts_what_consumed_its_scope(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(
+                Linear::new("scope")
+                    .add(atom("a", l.task("a")).provides("a"))
+                    .add(atom("x", l.task("x")))
+                    .with_retry(Times::new(3)),
+            )
+            .add(atom("c", l.task("c")).requires(["a"]))
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    first.prepare().unwrap();
+    let id = first.storage().flow_detail_id();
+    let mut records = backend.get_flow_detail(id).unwrap();
+    records.state = FlowState::Running;
+    for d in &mut records.atom_details {
+        match &*d.name {
+            "scope.retry" => {
+                d.state = AtomState::Success;
+                d.intention = Intention::Retry;
+                d.history.push(json!(1));
+            }
+            "x" => {
+                d.state = AtomState::Failure;
+                d.intention = Intention::Revert;
+                d.set_failure(Some(Failure::new("Boom", "x failed").with_atom("x")));
+            }
+            name => {
+                d.state = AtomState::Success;
+                d.intention = Intention::Revert;
+                d.result = Some(Arc::new(json!(name)));
+            }
+        }
+    }
+    backend
+        .save_flow_detail(first.storage().logbook_id(), &records)
+        .unwrap();
+    let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(resumed.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["~c", "~x", "~a", "a", "x", "c"]);
+}
+
+/// A retry round's events come as in TaskFlow: the controller's
+/// `RETRYING`, then `PENDING` for each atom of its scope, then the
+/// controller's `RUNNING`.
+pub fn a_retry_notifies_retrying_before_resetting_its_scope(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f").add(
+        Linear::new("scope")
+            .add(atom("flaky", log.flaky("flaky", 1)))
+            .with_retry(Times::new(2)),
+    );
+    let capture = Arc::new(CapturingListener::new());
+    let mut engine = factory(Engine::builder(flow))
+        .listener(capture.clone())
+        .build()
+        .unwrap();
+    engine.run().unwrap();
+    let transitions = capture.atom_transitions();
+    let at = transitions
+        .iter()
+        .position(|(a, s)| a == "scope.retry" && *s == AtomState::Retrying)
+        .unwrap();
+    assert_eq!(
+        transitions[at..at + 3],
+        [
+            ("scope.retry".to_owned(), AtomState::Retrying),
+            ("flaky".to_owned(), AtomState::Pending),
+            ("scope.retry".to_owned(), AtomState::Running),
+        ],
+        "{transitions:?}"
+    );
+}
+
+/// Records of a crash between a controller's `RETRYING` and the reset of
+/// its scope (one atom `PENDING`, two `REVERTED`): the resumed engine
+/// finishes the reset and the flow succeeds. A failed flow never ends
+/// without a failure.
+pub fn resume_finishes_an_interrupted_retry_reset(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(
+                Linear::new("scope")
+                    .add(atom("x", l.task("x")))
+                    .add(atom("y", l.task("y")))
+                    .add(atom("z", l.task("z")))
+                    .with_retry(Times::new(3)),
+            )
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    first.prepare().unwrap();
+    let id = first.storage().flow_detail_id();
+    let mut records = backend.get_flow_detail(id).unwrap();
+    records.state = FlowState::Running;
+    for d in &mut records.atom_details {
+        match &*d.name {
+            "scope.retry" => {
+                d.state = AtomState::Retrying;
+                d.history.push(json!(1));
+                d.history
+                    .record_failure("z", Failure::new("Boom", "z failed").with_atom("z"));
+            }
+            "x" => {}
+            _ => {
+                d.state = AtomState::Reverted;
+                d.intention = Intention::Revert;
+                if &*d.name == "z" {
+                    d.set_failure(Some(Failure::new("Boom", "z failed").with_atom("z")));
+                }
+            }
+        }
+    }
+    let book = first.storage().logbook_id();
+    backend.save_flow_detail(book, &records).unwrap();
+    let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(resumed.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["x", "y", "z"]);
+}
+
+/// A flow the records hold as `RUNNING` (its process died) resumes with
+/// no `RESUMING` / `RUNNING` pair notified: the next flow event is its end.
+pub fn resuming_a_running_flow_notifies_no_resuming(factory: Factory<'_>) {
+    let log = Log::new();
+    let l = log.clone();
+    let registry = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("b", l.task("b")))
+            .into()
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    first.prepare().unwrap();
+    let id = first.storage().flow_detail_id();
+    backend
+        .update_flow_state(id, FlowState::Running, first.storage().owner_epoch())
+        .unwrap();
+    let capture = Arc::new(CapturingListener::new());
+    let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
+        .listener(capture.clone())
+        .build()
+        .unwrap();
+    assert_eq!(resumed.run().unwrap(), FlowState::Success);
+    assert_eq!(capture.flow_states(), [FlowState::Success]);
+}
+
+/// A subflow reverting on its own (TaskFlow's default `REVERT`) that is
+/// interrupted continues on resume as a subflow revert: the atoms outside
+/// it stay `SUCCESS`.
+pub fn an_interrupted_subflow_revert_resumes_as_one(factory: Factory<'_>) {
+    let log = Log::new();
+    let once = Arc::new(AtomicBool::new(true));
+    let (l, o) = (log.clone(), once.clone());
+    let slow_undo = task_fn(|_| Ok(json!("i1"))).with_revert(move |_| {
+        l.push("~i1");
+        if o.swap(false, Ordering::SeqCst) {
+            return Err(TaskError::interrupted("stopped"));
+        }
+        Ok(())
+    });
+    let flow = Linear::new("f")
+        .add(atom("before", log.task("before")))
+        .add(
+            Linear::new("inner")
+                .add(atom("i1", slow_undo))
+                .add(atom("bad", log.failing("bad")))
+                .with_retry(AlwaysRevert),
+        );
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Suspended);
+    let err = engine.run().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Failed {
+                state: FlowState::Reverted,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        engine.storage().atom_detail("before").unwrap().state,
+        AtomState::Success
+    );
+    assert_eq!(log.entries(), ["before", "bad", "~bad", "~i1", "~i1"]);
+    // Running the reverted flow again reruns the subflow alone.
+    let _ = engine.run();
+    assert_eq!(
+        log.entries().iter().filter(|e| *e == "before").count(),
+        1,
+        "{:?}",
+        log.entries()
+    );
+}
