@@ -6,6 +6,11 @@ use crate::{Context, TaskError, Value};
 /// Runs its scope once per value until one attempt succeeds; provides the
 /// value of the current attempt.
 ///
+/// Values are tried in order, repeats included: `[3, 2, 3, 5]` tries 3, 2,
+/// 3 and 5, as TaskFlow's `ForEach`. Each attempt in the history uses up one
+/// occurrence of its value, so after a resume the next value is the first
+/// one not used up.
+///
 /// ```
 /// use serde_json::json;
 /// use taskflow_patterns::{retry, ForEach, Linear};
@@ -15,7 +20,7 @@ use crate::{Context, TaskError, Value};
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForEach {
-    /// The values to try, in order.
+    /// The values to try, in order (a value listed twice is tried twice).
     pub values: Vec<Value>,
     /// What to decide once every value failed.
     #[serde(default)]
@@ -50,5 +55,51 @@ impl Retry for ForEach {
         } else {
             self.on_exhausted.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::Inputs;
+
+    /// Runs `retry` as an engine would while every attempt fails: the
+    /// values it provides, and its decision once it gives up.
+    fn attempts(retry: &ForEach) -> (Vec<Value>, Decision) {
+        let inputs = Inputs::new();
+        let mut history = History::new();
+        loop {
+            let value = retry
+                .execute(&history, &mut Context::new("r", &inputs))
+                .unwrap();
+            history.push(value);
+            history.record_failure("t", crate::Failure::new("Boom", "failed"));
+            match retry.on_failure(&history, &Context::new("r", &inputs)) {
+                Decision::Retry => continue,
+                decision => return (history.results().cloned().collect(), decision),
+            }
+        }
+    }
+
+    #[test]
+    fn tries_repeated_values_again() {
+        let values = [json!(3), json!(2), json!(3), json!(5)];
+        let (tried, decision) = attempts(&ForEach::new(values.clone()));
+        assert_eq!(tried, values);
+        assert_eq!(decision, Decision::Revert);
+        let (tried, decision) = attempts(&ForEach::new(values.clone()).revert_all());
+        assert_eq!(tried, values);
+        assert_eq!(decision, Decision::RevertAll);
+    }
+
+    #[test]
+    fn no_values_fails_its_execute() {
+        let inputs = Inputs::new();
+        let err = ForEach::new([])
+            .execute(&History::new(), &mut Context::new("r", &inputs))
+            .unwrap_err();
+        assert_eq!(err.kind(), "NoValuesLeft");
     }
 }

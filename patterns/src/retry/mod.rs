@@ -169,16 +169,114 @@ impl From<OnExhausted> for Decision {
     }
 }
 
-/// The next value of `values` not yet tried, for the for-each controllers.
-fn next_value(values: &[Value], history: &History) -> Result<Value, TaskError> {
-    values
-        .iter()
-        .find(|v| !history.results().any(|r| r == *v))
-        .cloned()
-        .ok_or_else(|| TaskError::new("NoValuesLeft", "every value was already tried"))
+/// The values of `values` left to try after the attempts of `history`, in
+/// order: each result in the history takes away one occurrence of itself
+/// (the first left), and a result that is not among `values` (the values
+/// changed since that attempt) takes away nothing. So `[3, 2, 3, 5]` is
+/// tried as 3, 2, 3, 5, repeats included, as TaskFlow's `ForEachBase`
+/// (`misc.sequence_minus(values, history)`) does.
+fn remaining<'v>(values: &'v [Value], history: &History) -> Vec<&'v Value> {
+    let mut left: Vec<&Value> = values.iter().collect();
+    for tried in history.results() {
+        if let Some(i) = left.iter().position(|v| *v == tried) {
+            left.remove(i);
+        }
+    }
+    left
 }
 
-/// Whether any value of `values` is not tried yet.
+/// The next value of `values` to try after the attempts of `history`, for
+/// the for-each controllers (see [`remaining`]).
+fn next_value(values: &[Value], history: &History) -> Result<Value, TaskError> {
+    remaining(values, history)
+        .first()
+        .map(|v| (*v).clone())
+        .ok_or_else(|| {
+            TaskError::new(
+                "NoValuesLeft",
+                "no values left to try: each was tried as often as it is listed",
+            )
+        })
+}
+
+/// Whether a value of `values` is left to try after `history`.
 fn has_untried(values: &[Value], history: &History) -> bool {
-    values.iter().any(|v| !history.results().any(|r| r == v))
+    !remaining(values, history).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn history(results: &[Value]) -> History {
+        let mut history = History::new();
+        for r in results {
+            history.push(r.clone());
+        }
+        history
+    }
+
+    /// The values tried, one attempt after another, until none is left.
+    fn tried_in_order(values: &[Value]) -> Vec<Value> {
+        let mut h = History::new();
+        while has_untried(values, &h) {
+            let next = next_value(values, &h).unwrap();
+            h.push(next);
+        }
+        assert!(next_value(values, &h).is_err());
+        h.results().cloned().collect()
+    }
+
+    #[test]
+    fn repeated_values_are_tried_again_in_order() {
+        let values = [json!(3), json!(2), json!(3), json!(5)];
+        assert_eq!(tried_in_order(&values), values);
+        let values = [json!("a"), json!("a"), json!("a")];
+        assert_eq!(tried_in_order(&values), values);
+    }
+
+    #[test]
+    fn each_attempt_takes_away_one_occurrence() {
+        let values = [json!(3), json!(2), json!(3), json!(5)];
+        assert_eq!(next_value(&values, &history(&[])).unwrap(), json!(3));
+        assert_eq!(
+            next_value(&values, &history(&[json!(3)])).unwrap(),
+            json!(2)
+        );
+        assert_eq!(
+            next_value(&values, &history(&[json!(3), json!(2)])).unwrap(),
+            json!(3)
+        );
+        assert_eq!(
+            next_value(&values, &history(&[json!(3), json!(2), json!(3)])).unwrap(),
+            json!(5)
+        );
+        // Two 3s tried: both occurrences are used up, whatever the order.
+        assert_eq!(
+            next_value(&values, &history(&[json!(3), json!(3)])).unwrap(),
+            json!(2)
+        );
+    }
+
+    #[test]
+    fn results_not_among_the_values_take_nothing() {
+        // The values changed since the earlier attempts (a resumed flow, a
+        // `ParameterizedForEach` fed by another atom), or an attempt holds
+        // no result (`null`): those attempts do not use up a value.
+        let values = [json!(1), json!(2)];
+        let h = history(&[json!(9), Value::Null, json!(1)]);
+        assert_eq!(next_value(&values, &h).unwrap(), json!(2));
+        assert!(has_untried(&values, &h));
+        let h = history(&[json!(9), json!(1), json!(2)]);
+        assert!(!has_untried(&values, &h));
+    }
+
+    #[test]
+    fn no_values_is_an_error_at_once() {
+        let err = next_value(&[], &History::new()).unwrap_err();
+        assert_eq!(err.kind(), "NoValuesLeft");
+        assert!(!has_untried(&[], &History::new()));
+    }
 }
