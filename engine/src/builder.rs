@@ -11,7 +11,7 @@ use taskflow_persistence::{
 };
 use uuid::Uuid;
 
-use crate::engine::{Engine, SuspendHandle};
+use crate::engine::{Engine, RunOptions, SuspendHandle};
 use crate::executor::{Executor, Parallel, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
@@ -424,7 +424,9 @@ impl EngineBuilder {
             Listeners::new(self.listeners),
             self.suspend,
             store,
-            self.defer_reverts,
+            RunOptions {
+                defer_reverts: self.defer_reverts,
+            },
         ))
     }
 }

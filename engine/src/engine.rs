@@ -42,7 +42,14 @@ pub struct Engine {
     listeners: Listeners,
     suspend: SuspendHandle,
     store: Map<String, Value>,
-    defer_reverts: bool,
+    options: RunOptions,
+}
+
+/// How the engine runs, as its builder set it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunOptions {
+    /// See [`EngineBuilder::defer_reverts`].
+    pub(crate) defer_reverts: bool,
 }
 
 impl Engine {
@@ -134,7 +141,7 @@ impl Engine {
         listeners: Listeners,
         suspend: SuspendHandle,
         store: Map<String, Value>,
-        defer_reverts: bool,
+        options: RunOptions,
     ) -> Self {
         Engine {
             compilation,
@@ -144,7 +151,7 @@ impl Engine {
             listeners,
             suspend,
             store,
-            defer_reverts,
+            options,
         }
     }
 
@@ -225,7 +232,7 @@ impl Engine {
             &self.suspend.0,
             keep_events,
         );
-        runtime.defer_reverts = self.defer_reverts;
+        runtime.defer_reverts = self.options.defer_reverts;
         Ok(runtime)
     }
 
