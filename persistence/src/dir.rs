@@ -260,6 +260,25 @@ fn write_format(path: &Path) -> Result<(), PersistenceError> {
     write_atomic(path, &bytes)
 }
 
+/// The first entry of `root/logbooks` or `root/flows`, if either holds
+/// any: a store's records, which a directory without `FORMAT.json` should
+/// not have.
+fn holds_records(root: &Path) -> Result<Option<PathBuf>, PersistenceError> {
+    for sub in ["logbooks", "flows"] {
+        let dir = root.join(sub);
+        let mut entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(e, format_args!("listing {}", dir.display()))),
+        };
+        if let Some(entry) = entries.next() {
+            let entry = entry.map_err(|e| io_err(e, format_args!("listing {}", dir.display())))?;
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
+}
+
 /// Checks that a record's file names the id its path does.
 fn check_id(kind: RecordKind, expected: Uuid, found: Uuid) -> Result<(), PersistenceError> {
     if expected == found {
@@ -281,7 +300,9 @@ impl DirBackend {
     /// Opens the store under `root`, creating the directory and its layout
     /// if needed. A store whose `FORMAT.json` is newer than
     /// [`FORMAT_VERSION`](Self::FORMAT_VERSION) is refused; an older one is
-    /// migrated.
+    /// migrated. A directory that holds records (under `logbooks/` or
+    /// `flows/`) but no `FORMAT.json` is refused rather than guessed at
+    /// (a backend error naming it); a new or empty one is initialised.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, PersistenceError> {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(&root)
@@ -320,7 +341,22 @@ impl DirBackend {
                     write_format(&format_path)?;
                 }
             }
-            None => write_format(&format_path)?,
+            None => {
+                if let Some(records) = holds_records(&root)? {
+                    return Err(PersistenceError::Backend {
+                        backend: BACKEND,
+                        message: format!(
+                            "{} holds records ({}) but no {FORMAT_FILE}; refusing to guess \
+                             their format: restore {FORMAT_FILE}, or open a new or empty \
+                             directory",
+                            root.display(),
+                            records.display()
+                        ),
+                        source: None,
+                    });
+                }
+                write_format(&format_path)?;
+            }
         }
         ensure_dir(&root.join("logbooks"))?;
         ensure_dir(&root.join("flows"))?;

@@ -337,3 +337,45 @@ fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
         "100000 levels deep",
     );
 }
+
+#[test]
+fn a_store_that_lost_its_format_file_is_refused_not_reinitialised() {
+    let s = Store::new();
+    fs::remove_file(s.root.join("FORMAT.json")).unwrap();
+    let err = DirBackend::open(&s.root).unwrap_err();
+    assert!(
+        matches!(&err, PersistenceError::Backend { backend: "dir", .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&s.root.display().to_string()) && text.contains("no FORMAT.json"),
+        "{text}"
+    );
+    // Nothing was written: the format is still missing, the records there.
+    assert!(!s.root.join("FORMAT.json").exists());
+    assert!(s.book_file().is_file());
+    // Only flow records left (no logbook) are records too.
+    fs::remove_file(s.book_file()).unwrap();
+    assert!(DirBackend::open(&s.root).is_err());
+}
+
+#[test]
+fn a_new_or_empty_directory_is_initialised() {
+    let dir = tempfile::tempdir().unwrap();
+    // Empty, already there.
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    DirBackend::open(&empty).unwrap();
+    assert!(empty.join("FORMAT.json").is_file());
+    // Empty record directories (a first open interrupted) are no records.
+    let bare = dir.path().join("bare");
+    fs::create_dir_all(bare.join("logbooks")).unwrap();
+    fs::create_dir_all(bare.join("flows")).unwrap();
+    let backend = DirBackend::open(&bare).unwrap();
+    let book = LogBook::new("b");
+    backend.save_logbook(&book).unwrap();
+    assert_eq!(listed(&backend), vec![book]);
+    // New, with missing parents.
+    DirBackend::open(dir.path().join("a/b/c")).unwrap();
+}
