@@ -1,5 +1,7 @@
 //! The jobboard crate's error.
 
+use std::fmt;
+
 use uuid::Uuid;
 
 /// What can go wrong on a jobboard. Each variant names the job or the
@@ -50,8 +52,10 @@ pub enum JobBoardError {
         /// What is wrong.
         reason: String,
     },
-    /// The board's store failed (I/O, connection, server error).
-    #[error("{board} board: {message}")]
+    /// The board's store failed (I/O, connection, server error). Its
+    /// message carries the chain of its causes, which
+    /// [`source`](std::error::Error::source) also gives.
+    #[error("{board} board: {}", WithCauses::new(.message, .source))]
     Backend {
         /// Which board.
         board: &'static str,
@@ -66,6 +70,45 @@ pub enum JobBoardError {
     Persistence(#[from] taskflow_persistence::PersistenceError),
 }
 
+/// A message followed by the chain of its causes, each after a colon
+/// ("preparing an atom query: no such table: atomdetails"), so that the
+/// first line a user reads says what went wrong. A cause the text already
+/// ends with (a message written as `"{what}: {e}"`) is not repeated.
+pub(crate) struct WithCauses<'a> {
+    message: &'a str,
+    source: Option<&'a (dyn std::error::Error + 'static)>,
+}
+
+impl<'a> WithCauses<'a> {
+    pub(crate) fn new(
+        message: &'a str,
+        source: &'a Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        WithCauses {
+            message,
+            source: source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
+    }
+}
+
+impl fmt::Display for WithCauses<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.message.to_owned();
+        let mut cause = self.source;
+        while let Some(e) = cause {
+            let said = e.to_string();
+            if !said.is_empty() && !text.ends_with(&said) {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            cause = e.source();
+        }
+        f.write_str(&text)
+    }
+}
+
 impl JobBoardError {
     /// A backend failure with its cause.
     pub fn backend(
@@ -78,5 +121,49 @@ impl JobBoardError {
             message: message.into(),
             source: Some(Box::new(source)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn backend_errors_print_their_causes_and_keep_their_source() {
+        let err = JobBoardError::backend(
+            "sqlite",
+            "claiming job 1",
+            std::io::Error::other("database is locked"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "sqlite board: claiming job 1: database is locked"
+        );
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("database is locked")
+        );
+        // A message that already ends with its cause does not repeat it.
+        let err = JobBoardError::backend(
+            "redis",
+            "posting: encoding the details: bad",
+            std::io::Error::other("bad"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "redis board: posting: encoding the details: bad"
+        );
+        // Through a persistence error, too.
+        let err = JobBoardError::from(taskflow_persistence::PersistenceError::backend(
+            "sqlite",
+            "reading atom details",
+            std::io::Error::other("disk I/O error"),
+        ));
+        assert_eq!(
+            err.to_string(),
+            "sqlite backend: reading atom details: disk I/O error"
+        );
     }
 }

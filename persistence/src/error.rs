@@ -110,8 +110,10 @@ pub enum PersistenceError {
         /// The epoch the writer presented.
         presented: u64,
     },
-    /// The backend failed (I/O, connection, server error).
-    #[error("{backend} backend: {message}")]
+    /// The backend failed (I/O, connection, server error). Its message
+    /// carries the chain of its causes, which [`source`](std::error::Error::source)
+    /// also gives.
+    #[error("{backend} backend: {}", WithCauses::new(.message, .source))]
     Backend {
         /// Which backend.
         backend: &'static str,
@@ -121,6 +123,45 @@ pub enum PersistenceError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+/// A message followed by the chain of its causes, each after a colon
+/// ("preparing an atom query: no such table: atomdetails"), so that the
+/// first line a user reads says what went wrong. A cause the text already
+/// ends with (a message written as `"{what}: {e}"`) is not repeated.
+pub(crate) struct WithCauses<'a> {
+    message: &'a str,
+    source: Option<&'a (dyn std::error::Error + 'static)>,
+}
+
+impl<'a> WithCauses<'a> {
+    pub(crate) fn new(
+        message: &'a str,
+        source: &'a Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        WithCauses {
+            message,
+            source: source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
+    }
+}
+
+impl fmt::Display for WithCauses<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.message.to_owned();
+        let mut cause = self.source;
+        while let Some(e) = cause {
+            let said = e.to_string();
+            if !said.is_empty() && !text.ends_with(&said) {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            cause = e.source();
+        }
+        f.write_str(&text)
+    }
 }
 
 impl PersistenceError {
@@ -176,5 +217,59 @@ pub(crate) fn epoch_at_its_largest(flow: Uuid, held: u64) -> PersistenceError {
         kind: RecordKind::FlowDetail,
         id: flow,
         reason: format!("its owner epoch {held} is the largest stored and cannot be raised"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::fmt;
+
+    use super::*;
+
+    /// An error with a cause of its own, as `postgres::Error` ("db error",
+    /// the server's message in its source).
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("db error")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn backend_errors_print_their_causes_and_keep_their_source() {
+        let io = || std::io::Error::other("relation \"atomdetails\" does not exist");
+        let err = PersistenceError::backend("postgres", "reading atom details", Outer(io()));
+        assert_eq!(
+            err.to_string(),
+            "postgres backend: reading atom details: db error: relation \"atomdetails\" \
+             does not exist"
+        );
+        let source = err.source().expect("a source");
+        assert_eq!(source.to_string(), "db error");
+        assert!(source.source().is_some());
+
+        // A message that already ends with its cause does not repeat it.
+        let err = PersistenceError::backend(
+            "dir",
+            "writing x: disk full",
+            std::io::Error::other("disk full"),
+        );
+        assert_eq!(err.to_string(), "dir backend: writing x: disk full");
+
+        let err = PersistenceError::Backend {
+            backend: "sqlite",
+            message: "x.db: cannot use WAL mode".into(),
+            source: None,
+        };
+        assert_eq!(err.to_string(), "sqlite backend: x.db: cannot use WAL mode");
     }
 }

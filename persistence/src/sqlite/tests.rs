@@ -135,3 +135,19 @@ fn a_row_that_cannot_be_placed_is_listed_as_an_error_after_the_others() {
     );
     assert!(err.to_string().contains("book_uuid"), "{err}");
 }
+
+#[test]
+fn a_backend_error_prints_its_cause() {
+    let store = fresh();
+    let b = &store.backend;
+    let (flow, atom) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    b.lock().execute_batch("DROP TABLE atomdetails").unwrap();
+    let err = b.get_atom_detail(flow, atom).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("sqlite backend: preparing the atom query: no such table: atomdetails"),
+        "{text}"
+    );
+    let source = std::error::Error::source(&err).expect("the SQLite error");
+    assert!(source.is::<rusqlite::Error>(), "{source:?}");
+}
