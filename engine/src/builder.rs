@@ -422,9 +422,9 @@ impl EngineBuilder {
             storage,
             executor,
             Listeners::new(self.listeners),
-            self.suspend,
-            store,
             RunOptions {
+                store,
+                suspend: self.suspend,
                 defer_reverts: self.defer_reverts,
             },
         ))

@@ -40,14 +40,14 @@ pub struct Engine {
     storage: Storage,
     executor: Box<dyn Executor>,
     listeners: Listeners,
-    suspend: SuspendHandle,
-    store: Map<String, Value>,
     options: RunOptions,
 }
 
-/// How the engine runs, as its builder set it.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the builder set for the runs: the store, the suspend handle, how
+/// reverts go.
 pub(crate) struct RunOptions {
+    pub(crate) store: Map<String, Value>,
+    pub(crate) suspend: SuspendHandle,
     /// See [`EngineBuilder::defer_reverts`].
     pub(crate) defer_reverts: bool,
 }
@@ -139,8 +139,6 @@ impl Engine {
         storage: Storage,
         executor: Box<dyn Executor>,
         listeners: Listeners,
-        suspend: SuspendHandle,
-        store: Map<String, Value>,
         options: RunOptions,
     ) -> Self {
         Engine {
@@ -149,8 +147,6 @@ impl Engine {
             storage,
             executor,
             listeners,
-            suspend,
-            store,
             options,
         }
     }
@@ -163,7 +159,7 @@ impl Engine {
     /// Checks again that every requirement is met by the flow or the store.
     /// (`build` already did; this lists every error found.)
     pub fn validate(&self) -> Result<(), EngineError> {
-        self.compilation.resolve(&self.store)?;
+        self.compilation.resolve(&self.options.store)?;
         Ok(())
     }
 
@@ -229,7 +225,7 @@ impl Engine {
             &mut self.storage,
             &mut *self.executor,
             &self.listeners,
-            &self.suspend.0,
+            &self.options.suspend.0,
             keep_events,
         );
         runtime.defer_reverts = self.options.defer_reverts;
@@ -241,12 +237,12 @@ impl Engine {
     /// as soon as it starts; the suspension uses the request up. Call it from a listener, a task, or another
     /// thread through [`suspend_handle`](Self::suspend_handle).
     pub fn suspend(&self) {
-        self.suspend.suspend();
+        self.options.suspend.suspend();
     }
 
     /// A handle that suspends this engine from anywhere.
     pub fn suspend_handle(&self) -> SuspendHandle {
-        self.suspend.clone()
+        self.options.suspend.clone()
     }
 
     /// The records of the run and the results in them.
