@@ -1,10 +1,64 @@
 //! The [`JobBoard`] trait.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::{Claim, Entity, Job, JobBoardError, NewJob};
+use crate::{Claim, Entity, Job, JobBoardError, JobState, NewJob};
+
+/// How long [`JobBoard::wait_until_complete`]'s default first sleeps
+/// between two reads of the job; each sleep doubles it, up to
+/// [`COMPLETE_POLL_MAX`] (TaskFlow's `Job.wait` starts at 5 ms too).
+const COMPLETE_POLL_FIRST: Duration = Duration::from_millis(5);
+
+/// The longest sleep of [`JobBoard::wait_until_complete`]'s default
+/// between two reads of the job: a job that completes is seen at most this
+/// late.
+const COMPLETE_POLL_MAX: Duration = Duration::from_millis(250);
+
+/// How [`JobBoard::wait_until_complete`] ended: the job complete, or the
+/// timeout passed first. Either way it carries the job as last read.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum JobWait {
+    /// The job is complete (consumed or trashed: see its
+    /// [`outcome`](Job::outcome)).
+    Complete(Job),
+    /// The timeout passed and the job is not complete (unclaimed, or
+    /// claimed: see its [`state`](Job::state)).
+    TimedOut(Job),
+}
+
+impl JobWait {
+    /// Whether the job is complete.
+    pub fn is_complete(&self) -> bool {
+        matches!(self, JobWait::Complete(_))
+    }
+
+    /// The job as last read.
+    pub fn job(&self) -> &Job {
+        match self {
+            JobWait::Complete(job) | JobWait::TimedOut(job) => job,
+        }
+    }
+
+    /// The job as last read, by value.
+    pub fn into_job(self) -> Job {
+        match self {
+            JobWait::Complete(job) | JobWait::TimedOut(job) => job,
+        }
+    }
+}
+
+/// What [`JobBoard::wait_until_complete`] returns for `job` read at the
+/// deadline (or at any time): complete or not.
+pub(crate) fn settled(job: Job) -> JobWait {
+    if job.state == JobState::Complete {
+        JobWait::Complete(job)
+    } else {
+        JobWait::TimedOut(job)
+    }
+}
 
 /// A board where producers post jobs and conductors claim them.
 ///
@@ -39,6 +93,39 @@ use crate::{Claim, Entity, Job, JobBoardError, NewJob};
 /// - Abandoning clears the owner and keeps the epoch; consuming and
 ///   trashing complete the job, recording its outcome and completion time
 ///   (which [`purge`](JobBoard::purge) measures retention from).
+///
+/// # Waiting
+///
+/// Two waits, for two parties. A conductor calls [`wait`](JobBoard::wait):
+/// it returns once *any* job is claimable. A producer that posted a job
+/// and wants its end calls [`wait_until_complete`](JobBoard::wait_until_complete)
+/// (TaskFlow's `job.wait(timeout)`): it returns once *that* job is complete
+/// (consumed or trashed), or when the timeout passes, saying which as a
+/// [`JobWait`] rather than an error:
+///
+/// ```
+/// use std::time::Duration;
+/// use taskflow_jobboard::{BoardOptions, JobBoard, JobWait, MemoryBoard, NewJob, Outcome};
+///
+/// let board = MemoryBoard::new(BoardOptions::default());
+/// let job = board.post(NewJob::new("nightly"))?;
+/// // Nobody runs it: the wait times out, with the job as it is.
+/// let waited = board.wait_until_complete(job.id, Duration::from_millis(20))?;
+/// assert!(matches!(waited, JobWait::TimedOut(ref j) if j.owner.is_none()));
+///
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         let claim = board.claim(job.id, "conductor-1").unwrap();
+///         board.consume(&claim).unwrap();
+///     });
+///     match board.wait_until_complete(job.id, Duration::from_secs(10))? {
+///         JobWait::Complete(done) => assert_eq!(done.outcome, Some(Outcome::Consumed)),
+///         JobWait::TimedOut(_) => unreachable!("consumed well within 10 s"),
+///     }
+///     Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// })?;
+/// # Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// ```
 pub trait JobBoard: Send + Sync {
     /// Posts a job; returns it as stored (id, sequence, created time).
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError>;
@@ -72,6 +159,43 @@ pub trait JobBoard: Send + Sync {
     /// Blocks until a job is claimable or `timeout` passes; returns whether
     /// one is.
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError>;
+
+    /// Blocks until job `id` is complete (consumed or trashed) or `timeout`
+    /// passes, as TaskFlow's `job.wait(timeout)`; returns the job as last
+    /// read, [`JobWait::Complete`] or [`JobWait::TimedOut`]. A job already
+    /// complete returns at once; `Duration::MAX` waits for ever. An unknown
+    /// job is `NotFound`, and so is a job purged while waited on.
+    ///
+    /// The default reads the job with [`get`](JobBoard::get) until it is
+    /// complete, sleeping between reads from 5 ms, doubling, up to 250 ms
+    /// (TaskFlow's `Job.wait` backs off the same way, up to 1 s), so it
+    /// sees a completion at most 250 ms late and costs one read per 250 ms
+    /// once settled. It does not sleep in [`wait`](JobBoard::wait), which
+    /// wakes for claimable jobs, not for completions. Boards that learn of
+    /// changes more cheaply override it: the memory board wakes on the
+    /// completion itself, the SQLite board reads the job only when the
+    /// database changed.
+    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut sleep = COMPLETE_POLL_FIRST;
+        loop {
+            let job = self.get(id)?;
+            if job.state == JobState::Complete {
+                return Ok(JobWait::Complete(job));
+            }
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => COMPLETE_POLL_MAX,
+            };
+            if left.is_zero() {
+                return Ok(JobWait::TimedOut(job));
+            }
+            // The last sleep ends at the deadline, where the job is read
+            // once more.
+            std::thread::sleep(sleep.min(left));
+            sleep = (sleep * 2).min(COMPLETE_POLL_MAX);
+        }
+    }
 
     /// The current owner of job `id`, if claimed with a running lease.
     fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError>;

@@ -23,7 +23,7 @@ mod sqlite;
 #[allow(clippy::unwrap_used)]
 pub mod testkit;
 
-pub use board::JobBoard;
+pub use board::{JobBoard, JobWait};
 #[cfg(feature = "conductor")]
 pub use conductor::{Conductor, ConductorBuilder, ConductorEvent, ConductorListener, StopHandle};
 pub use error::JobBoardError;

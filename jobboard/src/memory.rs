@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::lease::{self, millis};
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, NewJob, Outcome, Retention,
+    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
+    Retention,
 };
 
 /// How often a waiter looks again at the time when nothing wakes it: it
@@ -31,6 +32,9 @@ const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
 /// [`post`](JobBoard::post) and [`abandon`](JobBoard::abandon) notify, with
 /// a timeout set to when the earliest running lease lapses, so it returns
 /// as soon as a job becomes claimable either way.
+/// [`wait_until_complete`](JobBoard::wait_until_complete) sleeps on the same
+/// condition variable, which consume and trash notify too, so it returns as
+/// soon as the job completes.
 ///
 /// ```
 /// use taskflow_jobboard::{BoardOptions, JobBoard, MemoryBoard, NewJob};
@@ -45,7 +49,8 @@ const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
 pub struct MemoryBoard {
     options: BoardOptions,
     state: Mutex<State>,
-    /// Notified when a job may have become claimable (posted, abandoned).
+    /// Notified when a job may have become claimable (posted, abandoned) and
+    /// when one completes (consumed, trashed).
     changed: Condvar,
 }
 
@@ -130,7 +135,9 @@ impl MemoryBoard {
             stored.job.lease_expires_at = None;
             stored.job.outcome = Some(outcome);
             stored.completed_at = Some(now);
-        })
+        })?;
+        self.changed.notify_all();
+        Ok(())
     }
 }
 
@@ -285,6 +292,33 @@ impl JobBoard for MemoryBoard {
             state = match self.changed.wait_timeout(state, slice) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.lock();
+        loop {
+            let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
+            if stored.job.state == JobState::Complete {
+                return Ok(JobWait::Complete(stored.job.clone()));
+            }
+            // Every completion notifies `changed`: no need to look again
+            // before the deadline unless woken.
+            state = match deadline {
+                None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        let job = lease::view(stored.job.clone(), self.now());
+                        return Ok(JobWait::TimedOut(job));
+                    }
+                    match self.changed.wait_timeout(state, left) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
             };
         }
     }

@@ -41,6 +41,11 @@
 //! through the same [`SqliteBoard`] also wake it at once through a
 //! condition variable. So a waiter learns of a claimable job within one
 //! poll interval, and an idle waiter costs one cheap pragma per interval.
+//!
+//! [`wait_until_complete`](JobBoard::wait_until_complete) polls the same
+//! way: it reads the job again only when `data_version` or this board's
+//! own write counter changed (consume and trash through this board count
+//! and wake it too), so it sees a completion within one poll interval.
 
 use std::fmt;
 use std::path::Path;
@@ -52,9 +57,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use taskflow_persistence::Durability;
 use uuid::Uuid;
 
+use crate::board::settled;
 use crate::lease::{self, millis};
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, NewJob, Outcome, Retention,
+    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
+    Retention,
 };
 
 mod codec;
@@ -106,8 +113,9 @@ pub struct SqliteBoard {
     conn: Mutex<Connection>,
     options: BoardOptions,
     location: String,
-    /// How many posts and abandons went through this board (whose commits
-    /// `data_version` does not show to this connection), notified on each.
+    /// How many posts, abandons and completions went through this board
+    /// (whose commits `data_version` does not show to this connection),
+    /// notified on each.
     local_writes: Mutex<u64>,
     local_changed: Condvar,
 }
@@ -262,7 +270,7 @@ impl SqliteBoard {
         now.saturating_add(millis(self.options.lease))
     }
 
-    /// Counts a post or abandon and wakes this board's waiters.
+    /// Counts a post, abandon or completion and wakes this board's waiters.
     fn wrote(&self) {
         let mut n = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
         *n = n.wrapping_add(1);
@@ -321,7 +329,22 @@ impl SqliteBoard {
              outcome = ?4, completed_at = ?5 \
              WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
             &[&outcome, &now],
-        )
+        )?;
+        self.wrote();
+        Ok(())
+    }
+
+    /// Sleeps up to `slice`, or until this board writes again if its
+    /// write count is still `local`.
+    fn sleep_unless_written(&self, local: u64, slice: Duration) {
+        let count = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
+        if *count == local {
+            drop(
+                self.local_changed
+                    .wait_timeout(count, slice)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+        }
     }
 
     /// Whether a job is claimable at `now`, and the earliest lease of a
@@ -553,14 +576,33 @@ impl JobBoard for SqliteBoard {
             if let Some(at) = next_lapse {
                 slice = slice.min(Duration::from_millis(at.saturating_sub(now)));
             }
-            let count = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
-            if *count == local {
-                drop(
-                    self.local_changed
-                        .wait_timeout(count, slice)
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
+            self.sleep_unless_written(local, slice);
+        }
+    }
+
+    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+        let deadline = Instant::now().checked_add(timeout);
+        // What the last read of the job saw; `None` forces one.
+        let mut seen: Option<(i64, u64)> = None;
+        loop {
+            let local = self.local_write_count();
+            let version = self.data_version()?;
+            if seen != Some((version, local)) {
+                let job = self.get(id)?;
+                if job.state == JobState::Complete {
+                    return Ok(JobWait::Complete(job));
+                }
+                seen = Some((version, local));
             }
+            let remaining = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => SqliteBoard::POLL_INTERVAL,
+            };
+            if remaining.is_zero() {
+                // Read once more: a lapsed lease shows as unclaimed.
+                return self.get(id).map(settled);
+            }
+            self.sleep_unless_written(local, remaining.min(SqliteBoard::POLL_INTERVAL));
         }
     }
 

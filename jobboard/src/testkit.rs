@@ -28,7 +28,8 @@ use uuid::Uuid;
 
 use crate::lease::system_millis;
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, NewJob, Outcome, Retention,
+    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
+    Retention,
 };
 
 /// The lease of cases that do not let leases lapse: long enough never to
@@ -496,6 +497,132 @@ pub fn wait_sees_lapses_and_abandons<B: JobBoard>(make: &dyn Fn(BoardOptions) ->
     });
 }
 
+/// `wait_until_complete` returns soon after another thread consumes (or
+/// trashes) the job, with the job as completed; on a job already complete
+/// it returns at once.
+pub fn wait_until_complete_sees_completion<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    for trash in [false, true] {
+        let job = post(&board, "j", 0);
+        let claim = board.claim(job.id, "A").unwrap();
+        let waited = std::thread::scope(|s| {
+            let start = Instant::now();
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                if trash {
+                    board.trash(&claim, "cannot run").unwrap();
+                } else {
+                    board.consume(&claim).unwrap();
+                }
+            });
+            let waited = board
+                .wait_until_complete(job.id, Duration::from_secs(30))
+                .unwrap();
+            let took = start.elapsed();
+            assert!(
+                took >= Duration::from_millis(150),
+                "returned after {took:?}, before the job completed"
+            );
+            assert!(
+                took < Duration::from_secs(3),
+                "returned after {took:?}, long after the job completed"
+            );
+            waited
+        });
+        let JobWait::Complete(done) = waited else {
+            panic!("expected job {} complete, got {waited:?}", job.id);
+        };
+        assert_eq!(done.id, job.id);
+        assert_eq!(done.state, JobState::Complete);
+        let expected = if trash {
+            Outcome::Trashed {
+                reason: "cannot run".into(),
+            }
+        } else {
+            Outcome::Consumed
+        };
+        assert_eq!(done.outcome, Some(expected));
+        let start = Instant::now();
+        let again = board
+            .wait_until_complete(job.id, Duration::from_secs(30))
+            .unwrap();
+        assert!(again.is_complete(), "{again:?}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(again.into_job().outcome, done.outcome);
+    }
+}
+
+/// `wait_until_complete` on a job nobody completes returns `TimedOut`
+/// within a bounded margin of the timeout, with the job as it is
+/// (unclaimed, or claimed and its owner); a zero timeout returns at once.
+pub fn wait_until_complete_times_out<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let job = post(&board, "j", 0);
+    for timeout in [Duration::from_millis(300), Duration::from_millis(1)] {
+        let start = Instant::now();
+        let waited = board.wait_until_complete(job.id, timeout).unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= timeout,
+            "timed out after {took:?}, before {timeout:?}"
+        );
+        assert!(
+            took < timeout + Duration::from_secs(1),
+            "timed out after {took:?}, long after {timeout:?}"
+        );
+        let JobWait::TimedOut(seen) = waited else {
+            panic!("expected a timeout, got {waited:?}");
+        };
+        assert_eq!((seen.id, seen.state), (job.id, JobState::Unclaimed));
+    }
+    let start = Instant::now();
+    let waited = board.wait_until_complete(job.id, Duration::ZERO).unwrap();
+    assert!(!waited.is_complete());
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    let claim = board.claim(job.id, "A").unwrap();
+    let start = Instant::now();
+    let waited = board
+        .wait_until_complete(job.id, Duration::from_millis(200))
+        .unwrap();
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(200), "after {took:?}");
+    assert!(took < Duration::from_millis(1200), "after {took:?}");
+    assert!(!waited.is_complete(), "{waited:?}");
+    let seen = waited.job();
+    assert_eq!(seen.state, JobState::Claimed);
+    assert_eq!(seen.owner.as_deref(), Some("A"));
+    assert_eq!(seen.epoch, claim.epoch);
+    // An abandon is not a completion: the wait goes on to its timeout.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            board.abandon(&claim).unwrap();
+        });
+        let waited = board
+            .wait_until_complete(job.id, Duration::from_millis(300))
+            .unwrap();
+        assert_eq!(waited.job().state, JobState::Unclaimed, "{waited:?}");
+        assert!(!waited.is_complete());
+    });
+}
+
+/// `wait_until_complete` on an unknown job is `NotFound` at once.
+pub fn wait_until_complete_unknown_job<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    post(&board, "other", 0);
+    let missing = Uuid::new_v4();
+    let start = Instant::now();
+    let err = board
+        .wait_until_complete(missing, Duration::from_secs(30))
+        .unwrap_err();
+    assert!(
+        matches!(err, JobBoardError::NotFound(id) if id == missing),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
 /// `find_owner` names the owner of a claimed job and nobody for unclaimed,
 /// abandoned and complete jobs; an unknown job is `NotFound`.
 pub fn find_owner<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
@@ -747,7 +874,9 @@ macro_rules! board_conformance {
             consume_and_trash_complete_the_job abandon_makes_it_claimable_again
             lapsed_lease_lets_another_claim lapsed_claim_holds_until_reclaimed
             renew_keeps_the_claim wait_times_out wait_wakes_on_post
-            wait_sees_lapses_and_abandons find_owner register_entity
+            wait_sees_lapses_and_abandons wait_until_complete_sees_completion
+            wait_until_complete_times_out wait_until_complete_unknown_job
+            find_owner register_entity
             purge_forever_keeps_everything purge_keeps_the_last_n
             purge_drops_jobs_completed_long_ago racing_claimers_each_job_once);
     };
@@ -825,6 +954,9 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     }
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
         self.board.wait(timeout)
+    }
+    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+        self.board.wait_until_complete(id, timeout)
     }
     fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
         self.board.find_owner(id)

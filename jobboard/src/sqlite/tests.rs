@@ -149,6 +149,33 @@ fn wait_sees_posts_by_other_connections() {
     });
 }
 
+/// A completion through another connection to the file (another process)
+/// ends `wait_until_complete` within a few poll intervals.
+#[test]
+fn wait_until_complete_sees_other_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let waiter = SqliteBoard::open(&path, BoardOptions::default()).unwrap();
+    let owner = SqliteBoard::open(&path, BoardOptions::default()).unwrap();
+    let job = waiter.post(NewJob::new("j")).unwrap();
+    let claim = owner.claim(job.id, "A").unwrap();
+    std::thread::scope(|s| {
+        let start = Instant::now();
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(150));
+            owner.consume(&claim).unwrap();
+        });
+        let waited = waiter
+            .wait_until_complete(job.id, Duration::from_secs(10))
+            .unwrap();
+        let took = start.elapsed();
+        assert!(waited.is_complete(), "{waited:?}");
+        assert_eq!(waited.job().outcome, Some(Outcome::Consumed));
+        assert!(took >= Duration::from_millis(140), "{took:?}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+    });
+}
+
 /// Eight boards (eight connections) on one file race for 500 jobs: each job
 /// is won once, none is lost to `database is locked`.
 #[test]
