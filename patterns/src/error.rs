@@ -89,6 +89,24 @@ pub enum CompileError {
         /// The deepest nesting allowed.
         limit: usize,
     },
+    /// A value an atom is given in its definition (injected, or the
+    /// default of an optional argument) nests deeper than
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) levels: it could not be
+    /// checkpointed and read back.
+    #[error(
+        "atom `{atom}` is given a value for `{argument}` nested {depth} levels deep, deeper than \
+         the {limit} levels a value may nest"
+    )]
+    ValueTooDeep {
+        /// The atom.
+        atom: String,
+        /// The argument the value is for.
+        argument: String,
+        /// How deeply the value nests.
+        depth: usize,
+        /// The deepest a value may nest.
+        limit: usize,
+    },
     /// An atom or flow has an empty name.
     #[error("an atom or flow inside `{flow}` has an empty name")]
     EmptyName {

@@ -23,7 +23,9 @@ use super::{
 };
 use crate::depth;
 use crate::flow::{FlowParts, Node};
-use crate::{AtomSpec, CompileError, CompileErrors, Flow, MAX_FLOW_DEPTH};
+use crate::{
+    value_depth, AtomSpec, CompileError, CompileErrors, Flow, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH,
+};
 
 /// The atoms at one end of a built part.
 #[derive(Clone)]
@@ -140,6 +142,17 @@ impl<'f> Builder<'f> {
         flow: FlowIndex,
         retry: Option<AtomIndex>,
     ) -> AtomIndex {
+        for (argument, value) in spec.inject.iter().chain(spec.optional.iter()) {
+            let depth = value_depth(value);
+            if depth > MAX_VALUE_DEPTH {
+                self.errors.push(CompileError::ValueTooDeep {
+                    atom: spec.name.clone(),
+                    argument: argument.clone(),
+                    depth,
+                    limit: MAX_VALUE_DEPTH,
+                });
+            }
+        }
         let index = AtomIndex::new(self.atoms.len());
         self.atoms.push(CompiledAtom {
             name: Arc::from(spec.name.as_str()),

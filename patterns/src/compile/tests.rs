@@ -480,3 +480,38 @@ fn one_level_of_flows_is_four_levels_of_stored_json() {
         4 * (MAX_FLOW_DEPTH - 1) + 6 + MAX_VALUE_DEPTH
     );
 }
+
+#[test]
+fn a_value_given_to_an_atom_too_deep_to_checkpoint_is_refused() {
+    let mut deep = json!(1);
+    for _ in 0..=MAX_VALUE_DEPTH {
+        deep = Value::Array(vec![deep]);
+    }
+    let flow = Linear::new("f")
+        .add(atom("a", noop()).inject("x", deep.clone()))
+        .add(atom("b", noop()).optional("y", deep))
+        .add(atom("c", noop()).inject("z", json!([[1]])));
+    let err = compile(&flow.into()).unwrap_err();
+    let depth = MAX_VALUE_DEPTH + 1;
+    assert_eq!(
+        err.errors(),
+        [
+            CompileError::ValueTooDeep {
+                atom: "a".into(),
+                argument: "x".into(),
+                depth,
+                limit: MAX_VALUE_DEPTH
+            },
+            CompileError::ValueTooDeep {
+                atom: "b".into(),
+                argument: "y".into(),
+                depth,
+                limit: MAX_VALUE_DEPTH
+            },
+        ]
+    );
+    assert!(
+        err.to_string().contains("`x` nested 257 levels deep"),
+        "{err}"
+    );
+}
