@@ -931,7 +931,7 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
 /// and, in the place of the broken one, one error naming a record of it;
 /// `reason` is a part of that error's message.
 ///
-/// Not in [`backend_conformance!`]: each backend's tests call it with a
+/// Not in [`backend_conformance!`](crate::backend_conformance): each backend's tests call it with a
 /// way to corrupt its own records.
 pub fn one_corrupt_logbook_leaves_the_others_listed(
     b: &dyn Backend,
