@@ -372,14 +372,19 @@ impl Shared {
     }
 
     /// Replies to a request once: whoever takes it from `jobs` replies.
+    /// The reply is sent before the lock on `jobs` is released, so a
+    /// stopping worker that sees no job left says `Bye` only after it:
+    /// the engine never hears `Bye` before the last `Done`.
     fn reply(&self, id: Uuid, reply_to: &str, result: Result<serde_json::Value, Failure>) {
-        if self.jobs().remove(&id).is_none() {
+        let mut jobs = self.jobs();
+        if jobs.remove(&id).is_none() {
             return;
         }
         self.send(
             &Route::Engine(reply_to.to_owned()),
             Message::Done { id, result },
         );
+        drop(jobs);
     }
 
     fn lost(&self, held: &Held, what: &str) -> Failure {
