@@ -117,7 +117,7 @@ impl Log {
     }
 }
 
-fn run(
+pub(crate) fn run(
     factory: Factory<'_>,
     flow: impl Into<Flow>,
 ) -> (Result<FlowState, EngineError>, Arc<CapturingListener>) {
@@ -1292,7 +1292,8 @@ macro_rules! engine_conformance {
             a_retried_flow_fails_with_its_last_attempt a_retry_reverts_what_consumed_its_scope
             a_retry_notifies_retrying_before_resetting_its_scope
             resume_finishes_an_interrupted_retry_reset resuming_a_running_flow_notifies_no_resuming
-            an_interrupted_subflow_revert_resumes_as_one);
+            an_interrupted_subflow_revert_resumes_as_one reverts_go_through_ignored_atoms
+            decider_depths_stop_at_flow_boundaries every_decider_into_a_target_is_asked);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

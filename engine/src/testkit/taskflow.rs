@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use taskflow_patterns::{
-    atom, task_fn, AlwaysRevert, AtomState, Failure, FlowState, Intention, Linear, TaskError, Times,
+    atom, decider_fn, task_fn, AlwaysRevert, AtomState, Depth, Failure, FlowState, Graph,
+    Intention, Linear, TaskError, Times,
 };
 use taskflow_persistence::{Backend, MemoryBackend};
 
@@ -315,4 +316,93 @@ pub fn an_interrupted_subflow_revert_resumes_as_one(factory: Factory<'_>) {
         "{:?}",
         log.entries()
     );
+}
+
+/// Graph `a -> b -> c` where the decider on `a -> b` says no (`b`
+/// ignored) and `c` fails: `c` depends on `a` through `b`, so `c` reverts
+/// before `a`.
+pub fn reverts_go_through_ignored_atoms(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Graph::new("g")
+        .add(atom("a", log.task("a")))
+        .add(atom("b", log.task("b")))
+        .add(atom("c", log.failing("c")))
+        .link_if("a", "b", decider_fn(|_| false), Depth::Atom)
+        .link("b", "c");
+    let (result, capture) = super::run(factory, flow);
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    assert_eq!(capture.atoms_entering(AtomState::Ignore), ["b"]);
+    assert_eq!(log.entries(), ["a", "c", "~c", "~a"]);
+}
+
+/// `Depth::Neighbors` ignores the target and its direct successor tasks
+/// in its own flow: a subflow linked after the target still runs.
+/// `Depth::Flow` ignores what follows the target in its flow, stopping at
+/// a nested flow.
+pub fn decider_depths_stop_at_flow_boundaries(factory: Factory<'_>) {
+    for (depth, ran) in [
+        (Depth::Neighbors, vec!["x", "y", "z"]),
+        (Depth::Flow, vec!["x", "y", "z"]),
+        (Depth::All, vec![]),
+    ] {
+        let log = Log::new();
+        let flow = Graph::new("g")
+            .add(atom("check", task_fn(|_| Ok(json!(false)))))
+            .add(
+                Linear::new("line")
+                    .add(atom("target", log.task("target")))
+                    .add(
+                        Linear::new("sub")
+                            .add(atom("x", log.task("x")))
+                            .add(atom("y", log.task("y"))),
+                    )
+                    .add(atom("z", log.task("z"))),
+            )
+            .link_if("check", "line", decider_fn(|_| false), depth);
+        let (result, _) = super::run(factory, flow);
+        assert_eq!(result.unwrap(), FlowState::Success, "{depth:?}");
+        assert_eq!(log.entries(), ran, "{depth:?}");
+    }
+}
+
+/// Two conditional links into one subflow: every decider is asked, each
+/// sees the results of both sources, and the subflow runs only if all say
+/// yes; the widest depth of those that say no applies.
+pub fn every_decider_into_a_target_is_asked(factory: Factory<'_>) {
+    for (second_says, ran) in [(true, vec!["s1"]), (false, vec![])] {
+        let log = Log::new();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s1, s2) = (seen.clone(), seen.clone());
+        let flow = Graph::new("g")
+            .add(atom("task1", task_fn(|_| Ok(json!(1)))))
+            .add(atom("task2", task_fn(|_| Ok(json!(2)))))
+            .add(Linear::new("sub").add(atom("s1", log.task("s1"))))
+            .link_if(
+                "task1",
+                "sub",
+                decider_fn(move |h| {
+                    s1.lock()
+                        .unwrap()
+                        .push(h.keys().cloned().collect::<Vec<_>>());
+                    true
+                }),
+                Depth::Atom,
+            )
+            .link_if(
+                "task2",
+                "sub",
+                decider_fn(move |h| {
+                    s2.lock()
+                        .unwrap()
+                        .push(h.keys().cloned().collect::<Vec<_>>());
+                    second_says
+                }),
+                Depth::All,
+            );
+        let (result, _) = super::run(factory, flow);
+        assert_eq!(result.unwrap(), FlowState::Success);
+        assert_eq!(log.entries(), ran, "second says {second_says}");
+        let both = vec!["task1".to_owned(), "task2".to_owned()];
+        assert_eq!(*seen.lock().unwrap(), [both.clone(), both]);
+    }
 }
