@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use taskflow_patterns::{compile, Compilation, FactoryError, Flow, FlowRegistry, FlowState};
+use taskflow_patterns::{
+    compile, definition_depth, Compilation, FactoryError, Flow, FlowRegistry, FlowState,
+    MAX_FLOW_DEPTH,
+};
 use taskflow_persistence::{
     AtomDetail, Backend, FlowDefinition, FlowDetail, LogBook, MemoryBackend, PersistenceError,
     RecordKind,
@@ -137,6 +140,15 @@ impl EngineBuilder {
                 })?
             }
             Some(FlowDefinition::Stored(stored)) => {
+                // Decoding recurses per level of flows: a definition that
+                // is corrupt (or hostile) and deep is refused before it.
+                let depth = definition_depth(&stored);
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(definition_error(format!(
+                        "the stored flow nests {depth} levels of flows, more than the \
+                         {MAX_FLOW_DEPTH} a flow may"
+                    )));
+                }
                 serde_json::from_value::<Flow>(stored).map_err(|e| {
                     let message = e.to_string();
                     // An externally tagged type (a `#[typetag::serde]` task,
@@ -575,6 +587,16 @@ fn resumed_storage(
             ));
         }
     }
+    // The failures of atoms removed since stay the flow's, as TaskFlow
+    // re-raises them when the resumed flow reverts.
+    let mut removed: Vec<AtomDetail> = stored.into_values().collect();
+    removed.sort_by_key(|d| d.name.clone());
+    let removed_failures: Vec<_> = removed
+        .iter()
+        .flat_map(|d| [d.failure(), d.revert_failure()])
+        .flatten()
+        .cloned()
+        .collect();
     for i in added {
         backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
     }
@@ -582,7 +604,7 @@ fn resumed_storage(
     if let Some(book) = flow_detail.logbook_id() {
         logbook.uuid = book;
     }
-    Ok(Storage::new(
+    let mut storage = Storage::new(
         backend,
         compilation,
         logbook,
@@ -590,5 +612,7 @@ fn resumed_storage(
         details,
         store,
         true,
-    ))
+    );
+    storage.removed_failures = removed_failures;
+    Ok(storage)
 }

@@ -347,6 +347,8 @@ impl<'e> Runtime<'e> {
         for d in self.storage.atom_details() {
             self.failures.extend(d.revert_failure().cloned());
         }
+        self.failures
+            .extend(self.storage.removed_failures.iter().cloned());
         // Retry rounds in progress, and resets of finished rounds that a
         // crash interrupted (the controller already `RETRYING`).
         for r in comp.indices() {

@@ -34,6 +34,9 @@ pub struct Storage {
     /// The owner epoch every write presents: the flow detail's when the
     /// engine was built (see [`Storage::owner_epoch`]).
     epoch: u64,
+    /// Failures recorded for atoms the flow no longer has (a changed flow
+    /// resumed with `accept_changed_flow`): still the flow's failures.
+    pub(crate) removed_failures: Vec<taskflow_patterns::Failure>,
 }
 
 impl Storage {
@@ -58,6 +61,7 @@ impl Storage {
                 .map(|(k, v)| (Arc::from(k.as_str()), Arc::new(v.clone())))
                 .collect(),
             saved,
+            removed_failures: Vec::new(),
         }
     }
 

@@ -313,3 +313,65 @@ pub fn values_deeper_than_records_hold_are_refused(factory: Factory<'_>) {
         "{err}"
     );
 }
+
+/// A stored definition nested deeper than flows may nest (a corrupt or
+/// hostile record) is refused before it is decoded, naming the depth: no
+/// stack overflow on the way.
+pub fn a_too_deep_stored_definition_is_refused_before_decoding(factory: Factory<'_>) {
+    use taskflow_patterns::{Flow, MAX_FLOW_DEPTH};
+    /// Puts `inner` where `leaf` is in `template` (a small value).
+    fn graft(template: &mut Value, leaf: &Value, inner: &mut Option<Value>) {
+        if template == leaf {
+            if let Some(v) = inner.take() {
+                *template = v;
+            }
+            return;
+        }
+        match template {
+            Value::Array(items) => items.iter_mut().for_each(|v| graft(v, leaf, inner)),
+            Value::Object(map) => map.values_mut().for_each(|v| graft(v, leaf, inner)),
+            _ => {}
+        }
+    }
+    let leaf = serde_json::to_value(Flow::from(Linear::new("leaf"))).unwrap();
+    let parent =
+        serde_json::to_value(Flow::from(Linear::new("p").add(Linear::new("leaf")))).unwrap();
+    let mut deep = leaf.clone();
+    for _ in 0..MAX_FLOW_DEPTH + 50 {
+        let mut next = parent.clone();
+        graft(&mut next, &leaf, &mut Some(deep));
+        deep = next;
+    }
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut engine = factory(Engine::builder(Linear::new("f").add(atom("a", Hello))))
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    engine.prepare().unwrap();
+    let id = engine.storage().flow_detail_id();
+    let mut records = backend.get_flow_detail(id).unwrap();
+    records.meta.insert("flow".into(), deep);
+    backend
+        .save_flow_detail(engine.storage().logbook_id(), &records)
+        .unwrap();
+    match Engine::load(backend, id) {
+        Err(EngineError::Definition { reason, .. }) => {
+            assert!(
+                reason.contains(&format!("{} levels", MAX_FLOW_DEPTH + 51)),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a refused definition, got {:?}", other.err()),
+    }
+}
+
+/// A task that serializes, so its flow is stored whole.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Hello;
+
+#[typetag::serde(name = "taskflow_engine::testkit::Hello")]
+impl taskflow_patterns::Task for Hello {
+    fn execute(&self, _: &mut taskflow_patterns::Context<'_>) -> Result<Value, TaskError> {
+        Ok(json!("hello"))
+    }
+}

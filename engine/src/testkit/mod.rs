@@ -1293,7 +1293,9 @@ macro_rules! engine_conformance {
             a_retry_notifies_retrying_before_resetting_its_scope
             resume_finishes_an_interrupted_retry_reset resuming_a_running_flow_notifies_no_resuming
             an_interrupted_subflow_revert_resumes_as_one reverts_go_through_ignored_atoms
-            decider_depths_stop_at_flow_boundaries every_decider_into_a_target_is_asked);
+            decider_depths_stop_at_flow_boundaries every_decider_into_a_target_is_asked
+            failures_of_removed_atoms_are_still_reported
+            a_too_deep_stored_definition_is_refused_before_decoding);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

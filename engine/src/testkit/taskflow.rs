@@ -406,3 +406,58 @@ pub fn every_decider_into_a_target_is_asked(factory: Factory<'_>) {
         assert_eq!(*seen.lock().unwrap(), [both.clone(), both]);
     }
 }
+
+/// A failed flow resumed, changed, without the atom that failed (with
+/// `accept_changed_flow`): its revert goes on, and the removed atom's
+/// failure is still the flow's failure, as TaskFlow re-raises it.
+pub fn failures_of_removed_atoms_are_still_reported(factory: Factory<'_>) {
+    let log = Log::new();
+    let once = Arc::new(AtomicBool::new(true));
+    let a = {
+        let (l, o) = (log.clone(), once.clone());
+        move || {
+            let (l, o) = (l.clone(), o.clone());
+            task_fn(|_| Ok(json!("a"))).with_revert(move |_| {
+                l.push("~a");
+                if o.swap(false, Ordering::SeqCst) {
+                    return Err(TaskError::interrupted("stopped"));
+                }
+                Ok(())
+            })
+        }
+    };
+    let (a1, l1) = (a.clone(), log.clone());
+    let v1 = registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", a1()))
+            .add(atom("x", l1.failing("x")))
+            .into()
+    });
+    let v2 = registry_of(move || Linear::new("f").add(atom("a", a())).into());
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut first = factory(Engine::from_factory(&v1, "flow", Value::Null).unwrap())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    assert_eq!(first.run().unwrap(), FlowState::Suspended);
+    let id = first.storage().flow_detail_id();
+    let mut resumed = factory(Engine::load_with(backend.clone(), id, &v2).unwrap())
+        .accept_changed_flow()
+        .build()
+        .unwrap();
+    let err = resumed.run().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Failed {
+                state: FlowState::Reverted,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let failures = err.failures();
+    assert_eq!(failures.len(), 1, "{err}");
+    assert_eq!(failures[0].atom.as_deref(), Some("x"));
+    assert_eq!(log.entries(), ["x", "~x", "~a", "~a"]);
+}
