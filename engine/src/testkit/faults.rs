@@ -343,10 +343,12 @@ pub fn a_too_deep_stored_definition_is_refused_before_decoding(factory: Factory<
         deep = next;
     }
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    let mut engine = factory(Engine::builder(Linear::new("f").add(atom("a", Hello))))
-        .shared_persistence(backend.clone())
-        .build()
-        .unwrap();
+    let mut engine = factory(Engine::builder(
+        Linear::new("f").add(atom("a", task_fn(|_| Ok(Value::Null)))),
+    ))
+    .shared_persistence(backend.clone())
+    .build()
+    .unwrap();
     engine.prepare().unwrap();
     let id = engine.storage().flow_detail_id();
     let mut records = backend.get_flow_detail(id).unwrap();
@@ -362,16 +364,5 @@ pub fn a_too_deep_stored_definition_is_refused_before_decoding(factory: Factory<
             )
         }
         other => panic!("expected a refused definition, got {:?}", other.err()),
-    }
-}
-
-/// A task that serializes, so its flow is stored whole.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Hello;
-
-#[typetag::serde(name = "taskflow_engine::testkit::Hello")]
-impl taskflow_patterns::Task for Hello {
-    fn execute(&self, _: &mut taskflow_patterns::Context<'_>) -> Result<Value, TaskError> {
-        Ok(json!("hello"))
     }
 }
