@@ -112,6 +112,12 @@ impl Job {
     /// builds the job's flow, written by [`post_flow`](crate::post_flow).
     pub const FACTORY_KEY: &'static str = "factory";
 
+    /// The key of [`details`](Job::details) holding the job's store (a JSON
+    /// object of symbol to value), which a conductor merges over the store
+    /// of the job's flow detail when it claims the job (see
+    /// [`PostFlow::job_store`](crate::PostFlow::job_store)).
+    pub const STORE_KEY: &'static str = "store";
+
     /// The flow factory that builds this job's flow, if its details name
     /// one (`details.factory`, as [`post_flow`](crate::post_flow) writes
     /// it). A conductor that has not registered it does not claim the job.

@@ -22,8 +22,44 @@ pub enum FlowSource<'a> {
     },
 }
 
-/// What to post: the flow, its initial store, and the job's name, priority
+/// What to post: the flow, its two stores, and the job's name, priority
 /// and details.
+///
+/// # Two stores
+///
+/// A flow's atoms find the values they require in its store. A job can
+/// give them two ways, which differ in where they live and when they apply:
+///
+/// - [`store`](PostFlow::store): the **flow detail's store**, recorded with
+///   the run in the flow detail when the job is posted. It is the store of
+///   that run for good: every engine that runs or resumes the flow detail
+///   starts from it, whether or not through a board.
+/// - [`job_store`](PostFlow::job_store): the **job's store**, written in the
+///   job's details as `details.store` (a JSON object). Each conductor
+///   merges it over the flow detail's store every time it claims the job,
+///   as TaskFlow's conductors combine `flow_detail.meta['store']` with
+///   `job.details['store']`; a value in both is the job's. It is not
+///   written into the flow's records. A `details.store` that is not an
+///   object (nor null) is corrupt: a conductor trashes the job, naming it.
+///
+/// ```
+/// use serde_json::json;
+/// use taskflow_jobboard::{post_flow, BoardOptions, FlowSource, JobBoard, MemoryBoard, PostFlow};
+/// use taskflow_persistence::MemoryBackend;
+///
+/// let board = MemoryBoard::new(BoardOptions::default());
+/// let records = MemoryBackend::new();
+/// let args = json!({});
+/// let job_store = json!({ "region": "eu-1" }).as_object().cloned().unwrap_or_default();
+/// let job = post_flow(&board, &records, PostFlow::new("backup", FlowSource::Factory {
+///     name: "backup", args: &args,
+/// })
+/// .store(json!({ "region": "us-1", "volume": "vol-1" }))
+/// .job_store(job_store))?;
+/// // Run by a conductor, the flow sees region "eu-1" and volume "vol-1".
+/// assert_eq!(board.get(job.id)?.details["store"], json!({ "region": "eu-1" }));
+/// # Ok::<(), taskflow_jobboard::JobBoardError>(())
+/// ```
 ///
 /// ```
 /// use std::sync::Arc;
@@ -46,8 +82,14 @@ pub struct PostFlow<'a> {
     pub name: String,
     /// The flow to run.
     pub flow: FlowSource<'a>,
-    /// The flow's initial store (a JSON object, or null).
+    /// The flow detail's store (a JSON object, or null): recorded with the
+    /// run (see [Two stores](PostFlow#two-stores)).
     pub store: Value,
+    /// The job's store: written as `details.store`, merged by each
+    /// conductor over the flow detail's store at each claim (see
+    /// [Two stores](PostFlow#two-stores)). Empty: no `details.store` is
+    /// written (unless the details already hold one).
+    pub job_store: Map<String, Value>,
     /// Higher runs first.
     pub priority: i32,
     /// Free-form job details.
@@ -61,14 +103,23 @@ impl<'a> PostFlow<'a> {
             name: name.into(),
             flow,
             store: Value::Null,
+            job_store: Map::new(),
             priority: 0,
             details: Value::Null,
         }
     }
 
-    /// Sets the initial store.
+    /// Sets the flow detail's store, recorded with the run.
     pub fn store(mut self, store: Value) -> Self {
         self.store = store;
+        self
+    }
+
+    /// Adds `values` to the job's store (`details.store`), over any value
+    /// of the same symbol given before, in it or in the details: merged by
+    /// each conductor over the flow detail's store when it claims the job.
+    pub fn job_store(mut self, values: Map<String, Value>) -> Self {
+        self.job_store.extend(values);
         self
     }
 
@@ -89,7 +140,11 @@ impl<'a> PostFlow<'a> {
 /// points at them; returns the job (its id tracks it). A conductor rebuilds
 /// the flow from these records alone. A flow built by a factory is named
 /// in the job's details as `factory` (when the details are an object or
-/// null), so conductors that lack that factory do not claim the job.
+/// null), so conductors that lack that factory do not claim the job. A job
+/// store is written in the details as `store` (over the values of a
+/// `store` the details already hold); details that cannot hold it (not an
+/// object nor null, or a `store` that is not an object) are
+/// [`InvalidJob`](JobBoardError::InvalidJob), and nothing is written.
 pub fn post_flow(
     board: &dyn JobBoard,
     records: &dyn Backend,
@@ -105,6 +160,15 @@ pub fn post_flow(
             })
         }
     };
+    let mut details = post.details;
+    if !post.job_store.is_empty() {
+        with_job_store(&mut details, post.job_store).map_err(|reason| {
+            JobBoardError::InvalidJob {
+                name: post.name.clone(),
+                reason,
+            }
+        })?;
+    }
     let (flow_name, definition) = match post.flow {
         FlowSource::Flow(flow) => {
             let stored = serde_json::to_value(flow).map_err(|e| JobBoardError::InvalidJob {
@@ -133,7 +197,7 @@ pub fn post_flow(
     job.logbook = Some(book.uuid);
     job.flow_detail = Some(flow_id);
     job.priority = post.priority;
-    job.details = post.details;
+    job.details = details;
     if let FlowSource::Factory { name, .. } = post.flow {
         // Conductors that lack the factory leave the job to those that have it.
         match &mut job.details {
@@ -147,4 +211,130 @@ pub fn post_flow(
         }
     }
     board.post(job)
+}
+
+/// Writes `job_store` into `details` as `details.store`, over the values of
+/// one already there; why not, when the details cannot hold it.
+fn with_job_store(details: &mut Value, job_store: Map<String, Value>) -> Result<(), String> {
+    if details.is_null() {
+        *details = Value::Object(Map::new());
+    }
+    let Value::Object(details) = details else {
+        return Err(format!(
+            "a job store needs details that are a JSON object (or null), got {}",
+            json_type(details)
+        ));
+    };
+    let store = details
+        .entry(Job::STORE_KEY)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if store.is_null() {
+        *store = Value::Object(Map::new());
+    }
+    match store {
+        Value::Object(store) => {
+            store.extend(job_store);
+            Ok(())
+        }
+        other => Err(format!(
+            "details.{} must be a JSON object of symbol to value, got {}",
+            Job::STORE_KEY,
+            json_type(other)
+        )),
+    }
+}
+
+/// The JSON type of `value`, for messages ("an array", "a string", ...).
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use taskflow_persistence::MemoryBackend;
+
+    use super::*;
+    use crate::{BoardOptions, MemoryBoard};
+
+    fn post(details: Value, job_store: Value) -> Result<Job, JobBoardError> {
+        let board = MemoryBoard::new(BoardOptions::default());
+        let records = MemoryBackend::new();
+        let args = json!({});
+        let mut post = PostFlow::new(
+            "j",
+            FlowSource::Factory {
+                name: "f",
+                args: &args,
+            },
+        )
+        .store(json!({ "a": 1, "c": 3 }))
+        .details(details);
+        if let Value::Object(job_store) = job_store {
+            post = post.job_store(job_store);
+        }
+        let job = post_flow(&board, &records, post)?;
+        // The flow detail keeps its own store, without the job's.
+        let book = records.get_logbook(job.logbook.unwrap()).unwrap();
+        assert_eq!(
+            book.flow_details[0].initial_store(),
+            json!({ "a": 1, "c": 3 })
+        );
+        Ok(job)
+    }
+
+    #[test]
+    fn the_job_store_goes_in_the_details() {
+        let job = post(Value::Null, json!({ "a": 2, "b": 1 })).unwrap();
+        assert_eq!(
+            job.details,
+            json!({ "store": { "a": 2, "b": 1 }, "factory": "f" })
+        );
+        let job = post(
+            json!({ "owner": "ops", "store": { "a": 0, "d": 4 } }),
+            json!({ "a": 2 }),
+        )
+        .unwrap();
+        assert_eq!(
+            job.details,
+            json!({ "owner": "ops", "store": { "a": 2, "d": 4 }, "factory": "f" })
+        );
+        let job = post(json!({ "store": null }), json!({ "a": 2 })).unwrap();
+        assert_eq!(job.details["store"], json!({ "a": 2 }));
+    }
+
+    #[test]
+    fn no_job_store_leaves_the_details_alone() {
+        let job = post(Value::Null, Value::Null).unwrap();
+        assert_eq!(job.details, json!({ "factory": "f" }));
+        let job = post(json!({ "store": { "a": 5 } }), Value::Null).unwrap();
+        assert_eq!(job.details["store"], json!({ "a": 5 }));
+    }
+
+    #[test]
+    fn details_that_cannot_hold_a_job_store_are_refused() {
+        for (details, says) in [
+            (
+                json!("nightly"),
+                "details that are a JSON object (or null), got a string",
+            ),
+            (
+                json!({ "store": [1] }),
+                "details.store must be a JSON object of symbol to value, got an array",
+            ),
+        ] {
+            let err = post(details, json!({ "a": 2 })).unwrap_err();
+            assert!(
+                matches!(&err, JobBoardError::InvalidJob { name, reason } if name == "j" && reason.contains(says)),
+                "{err}"
+            );
+        }
+    }
 }

@@ -326,7 +326,11 @@ impl Conductor {
         self.settle(job, settled);
     }
 
-    /// Rebuilds the job's flow and engine from its records.
+    /// Rebuilds the job's flow and engine from its records, with the job's
+    /// store (`details.store`) merged over the flow detail's, as TaskFlow's
+    /// conductors combine them: a value in both is the job's. The job's
+    /// store is applied after [`configure_engine`](ConductorBuilder::configure_engine),
+    /// so it also wins over values the configuration adds.
     fn prepare(&self, job: &Job, claim: &Claim) -> Result<(Engine, SuspendHandle), Settle> {
         let Some(flow_detail) = job.flow_detail else {
             return Err(Settle::Trash(
@@ -334,14 +338,36 @@ impl Conductor {
                 "the job names no flow detail".into(),
             ));
         };
+        let job_store =
+            Self::job_store(job).map_err(|reason| Settle::Trash(claim.clone(), reason))?;
         let builder = Engine::load_with(self.records.clone(), flow_detail, &self.registry)
             .map_err(|e| settle_error(claim, e))?;
         let suspend = SuspendHandle::new();
-        let builder = (self.configure)(builder)
+        let mut builder = (self.configure)(builder)
             .owner_epoch(claim.epoch)
             .suspend_handle(suspend.clone());
+        if let Some(values) = job_store {
+            builder = builder.extend_store(values.clone());
+        }
         let engine = builder.build().map_err(|e| settle_error(claim, e))?;
         Ok((engine, suspend))
+    }
+
+    /// The job's store: `details.store`, a JSON object of symbol to value
+    /// (see [`PostFlow::job_store`](crate::PostFlow::job_store)). None when the
+    /// details hold none (no `store`, or `null`); why the job is corrupt when
+    /// it is not an object.
+    fn job_store(job: &Job) -> Result<Option<&serde_json::Map<String, serde_json::Value>>, String> {
+        match job.details.get(Job::STORE_KEY) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Object(values)) => Ok(Some(values)),
+            Some(other) => Err(format!(
+                "the job's details.{} must be a JSON object of symbol to value (merged over the \
+                 store of its flow detail), got {}",
+                Job::STORE_KEY,
+                crate::post::json_type(other)
+            )),
+        }
     }
 
     /// Runs the engine while a renewer keeps the lease; says how to settle.
