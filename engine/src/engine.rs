@@ -240,6 +240,28 @@ impl Engine {
         self.options.suspend.suspend();
     }
 
+    /// Starts the flow over, as TaskFlow's `engine.reset()`: every atom
+    /// goes back to `PENDING` with its result, failures and retry history
+    /// cleared, and the flow to `PENDING`, in the records too; the next
+    /// [`run`](Self::run) runs everything again. For a finished, failed or
+    /// suspended flow (running again without a reset resumes it instead).
+    ///
+    /// ```
+    /// # use taskflow_engine::Engine;
+    /// # use taskflow_patterns::{atom, task_fn, FlowState, Linear, Value};
+    /// let mut engine = Engine::serial(Linear::new("f")
+    ///     .add(atom("a", task_fn(|_| Ok(Value::Null))))).build()?;
+    /// assert_eq!(engine.run()?, FlowState::Success);
+    /// engine.reset()?;
+    /// assert_eq!(engine.storage().flow_state(), FlowState::Pending);
+    /// assert_eq!(engine.run()?, FlowState::Success); // `a` ran twice
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// ```
+    pub fn reset(&mut self) -> Result<(), EngineError> {
+        self.storage.ensure_saved()?;
+        self.storage.reset()
+    }
+
     /// A handle that suspends this engine from anywhere.
     pub fn suspend_handle(&self) -> SuspendHandle {
         self.options.suspend.clone()

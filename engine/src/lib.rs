@@ -42,7 +42,7 @@ pub use engine::{Engine, RunIter, SuspendHandle};
 pub use error::{EngineError, Missing};
 pub use executor::{worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial};
 pub use listener::{
-    AtomEvent, CapturingListener, Event, FlowEvent, Listener, Listeners, LoggingListener,
-    ProgressListener, TimingListener,
+    AtomEvent, CapturingListener, EngineState, Event, FlowEvent, Listener, Listeners,
+    LoggingListener, ProgressListener, TimingListener,
 };
 pub use storage::Storage;

@@ -59,7 +59,7 @@ use taskflow_patterns::{
 };
 
 use crate::executor::Executor;
-use crate::listener::{AtomEvent, Event, FlowEvent, Listeners};
+use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
 use crate::storage::Storage;
 use crate::EngineError;
 
@@ -97,6 +97,8 @@ pub(crate) struct Runtime<'e> {
     pub(crate) cancel: &'e Arc<AtomicBool>,
     /// Events kept for `run_iter`.
     pub(crate) events: Option<VecDeque<Event>>,
+    /// The loop's phase last yielded to `run_iter`.
+    phase: Option<EngineState>,
     /// Per atom: dependencies not yet done.
     pub(crate) waiting_preds: Vec<u32>,
     /// Per atom being reverted: dependents still to revert.
@@ -146,6 +148,7 @@ impl<'e> Runtime<'e> {
             listeners,
             cancel,
             events: keep_events.then(VecDeque::new),
+            phase: None,
             waiting_preds: vec![0; n],
             waiting_succs: vec![0; n],
             busy: vec![false; n],
@@ -170,9 +173,11 @@ impl<'e> Runtime<'e> {
     pub(crate) fn step(&mut self) -> Result<Step, EngineError> {
         if !self.started {
             self.started = true;
+            self.enter(EngineState::Resuming);
             return self.start();
         }
         if let Some(outcome) = self.executor.try_outcome() {
+            self.enter(EngineState::Analyzing);
             self.complete(outcome)?;
             return Ok(Step::Continue);
         }
@@ -183,6 +188,7 @@ impl<'e> Runtime<'e> {
                 if self.cancel.load(Ordering::Relaxed) {
                     self.begin_suspending()?;
                 } else {
+                    self.enter(EngineState::Scheduling);
                     if let Some(atom) = self.revert_ready.pop_front() {
                         self.start_revert(atom)?;
                     } else if let Some(atom) = self.ready.pop_front() {
@@ -193,15 +199,18 @@ impl<'e> Runtime<'e> {
             }
         }
         if self.in_flight > 0 {
+            self.enter(EngineState::Waiting);
             let outcome = self.executor.wait_outcome().ok_or_else(|| {
                 EngineError::Executor(format!(
                     "{} atoms were submitted but the executor has no outcome for them",
                     self.in_flight
                 ))
             })?;
+            self.enter(EngineState::Analyzing);
             self.complete(outcome)?;
             return Ok(Step::Continue);
         }
+        self.enter(EngineState::GameOver);
         let end = self.final_state();
         if end == FlowState::Failure {
             self.explain_stall();
@@ -435,6 +444,16 @@ impl<'e> Runtime<'e> {
             && (d.state == AtomState::Pending
                 || (d.state == AtomState::Retrying
                     && self.comp.atom(atom).kind() == AtomKind::Retry))
+    }
+
+    /// Yields the loop's phase to `run_iter`, when it changed.
+    fn enter(&mut self, phase: EngineState) {
+        if let Some(events) = &mut self.events {
+            if self.phase != Some(phase) {
+                self.phase = Some(phase);
+                events.push_back(Event::Engine(phase));
+            }
+        }
     }
 
     /// Moves an atom to `to`, checkpoints it, and tells listeners.

@@ -206,6 +206,25 @@ impl Storage {
         Ok(())
     }
 
+    /// Every atom back to `PENDING` with nothing recorded, and the flow to
+    /// `PENDING`: what [`Engine::reset`](crate::Engine::reset) does. The
+    /// state tables are not consulted: this starts the records over.
+    pub(crate) fn reset(&mut self) -> Result<(), EngineError> {
+        for i in 0..self.details.len() {
+            let d = &mut self.details[i];
+            d.state = AtomState::Pending;
+            d.intention = Intention::Execute;
+            d.result = None;
+            d.failure = None;
+            d.revert_failure = None;
+            d.history = Default::default();
+            d.meta.clear();
+            self.backend
+                .save_atom_detail(self.flow.uuid, &self.details[i], self.epoch)?;
+        }
+        self.set_flow_state(FlowState::Pending)
+    }
+
     pub(crate) fn flow_name(&self) -> &str {
         &self.flow.name
     }

@@ -34,7 +34,7 @@ impl CapturingListener {
             .iter()
             .filter_map(|e| match e {
                 Event::Atom(a) => Some((a.atom.to_string(), a.to)),
-                Event::Flow(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -63,7 +63,7 @@ impl CapturingListener {
             .iter()
             .filter_map(|e| match e {
                 Event::Flow(f) => Some(f.to),
-                Event::Atom(_) => None,
+                _ => None,
             })
             .collect()
     }

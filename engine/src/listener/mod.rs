@@ -53,11 +53,47 @@ pub struct AtomEvent {
 
 /// A state change, as yielded by `Engine::run_iter`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A flow transition.
     Flow(FlowEvent),
     /// An atom transition.
     Atom(AtomEvent),
+    /// The engine's own loop moved to another phase (yielded by
+    /// `run_iter` only; listeners are not told).
+    Engine(EngineState),
+}
+
+/// The phases of the engine's loop, as TaskFlow's `run_iter` yields them:
+/// `RESUMING` when a run starts (from records or afresh), then rounds of
+/// `SCHEDULING` (work handed to the executor), `WAITING` (for its
+/// outcomes) and `ANALYZING` (outcomes recorded, what is ready next
+/// found), and `GAME_OVER` before the flow's last state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EngineState {
+    /// Starting a run: reading what the records say.
+    Resuming,
+    /// Handing ready work to the executor.
+    Scheduling,
+    /// Waiting for the executor's next outcome.
+    Waiting,
+    /// Recording an outcome and finding what is ready next.
+    Analyzing,
+    /// Nothing more to do: the flow takes its last state.
+    GameOver,
+}
+
+impl std::fmt::Display for EngineState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineState::Resuming => "RESUMING",
+            EngineState::Scheduling => "SCHEDULING",
+            EngineState::Waiting => "WAITING",
+            EngineState::Analyzing => "ANALYZING",
+            EngineState::GameOver => "GAME_OVER",
+        })
+    }
 }
 
 /// Hooks on a running engine. Called on the engine's thread for

@@ -662,11 +662,31 @@ pub fn run_iter_yields_state_changes(factory: Factory<'_>) {
             ..
         })
     ));
+    let phases: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(Event::Engine(phase)) => Some(phase.to_string()),
+            _ => None,
+        })
+        .collect();
+    // The loop's phases, as TaskFlow's run_iter yields them: RESUMING
+    // first, rounds of scheduling and analyzing (waiting where the
+    // executor runs elsewhere), GAME_OVER right before the flow's end.
+    assert_eq!(phases.first().map(String::as_str), Some("RESUMING"));
+    assert_eq!(phases.last().map(String::as_str), Some("GAME_OVER"));
+    assert!(phases.iter().any(|p| p == "SCHEDULING"), "{phases:?}");
+    assert!(phases.iter().any(|p| p == "ANALYZING"), "{phases:?}");
+    assert!(matches!(
+        events[events.len() - 2],
+        Ok(Event::Engine(crate::EngineState::GameOver))
+    ));
     let summary: Vec<String> = events
         .iter()
+        .filter(|e| !matches!(e, Ok(Event::Engine(_))))
         .map(|e| match e {
             Ok(Event::Flow(f)) => format!("flow:{}", f.to),
             Ok(Event::Atom(a)) => format!("{}:{}", a.atom, a.to),
+            Ok(other) => format!("{other:?}"),
             Err(e) => format!("error:{e}"),
         })
         .collect();
@@ -1295,7 +1315,7 @@ macro_rules! engine_conformance {
             an_interrupted_subflow_revert_resumes_as_one reverts_go_through_ignored_atoms
             decider_depths_stop_at_flow_boundaries every_decider_into_a_target_is_asked
             failures_of_removed_atoms_are_still_reported
-            a_too_deep_stored_definition_is_refused_before_decoding);
+            a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

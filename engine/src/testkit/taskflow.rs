@@ -461,3 +461,45 @@ pub fn failures_of_removed_atoms_are_still_reported(factory: Factory<'_>) {
     assert_eq!(failures[0].atom.as_deref(), Some("x"));
     assert_eq!(log.entries(), ["x", "~x", "~a", "~a"]);
 }
+
+/// `reset` starts a finished or suspended flow over: every atom runs
+/// again, and the records hold the new run.
+pub fn reset_runs_a_flow_again(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")).provides("x"))
+        .add(
+            Linear::new("scope")
+                .add(atom("b", log.flaky("b", 1)))
+                .with_retry(Times::new(2)),
+        );
+    let backend = Arc::new(MemoryBackend::new());
+    let mut engine = factory(Engine::builder(flow))
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    engine.reset().unwrap();
+    let records = backend
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    assert_eq!(records.state, FlowState::Pending);
+    assert!(records
+        .atom_details
+        .iter()
+        .all(|d| d.state == AtomState::Pending && d.result.is_none() && d.history.is_empty()));
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a", "b", "~b", "b", "a", "b"]);
+
+    let stop = crate::SuspendHandle::new();
+    stop.suspend();
+    let mut engine = factory(Engine::builder(
+        Linear::new("f").add(atom("c", log.task("c"))),
+    ))
+    .suspend_handle(stop)
+    .build()
+    .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Suspended);
+    engine.reset().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+}
