@@ -178,8 +178,9 @@ impl Engine {
     /// [`PersistenceError::Fenced`](taskflow_persistence::PersistenceError::Fenced)
     /// when another owner claimed the flow at a higher epoch (see
     /// [`EngineBuilder::owner_epoch`]).
-    /// Running again resumes a suspended or failed flow, and re-runs a
-    /// reverted one from the start.
+    /// Running again resumes a suspended or failed flow, and runs again
+    /// what a reverted one reverted (all of it, or one controller's
+    /// subflow); [`reset`](Self::reset) starts any flow over.
     pub fn run(&mut self) -> Result<FlowState, EngineError> {
         let mut runtime = self.runtime(false)?;
         loop {
