@@ -41,10 +41,10 @@ pub(crate) fn corrupt(
 }
 
 /// The deepest a value held in a record may nest, in levels of JSON
-/// arrays and objects (as [`value_depth`] counts them): a task's result, a
-/// retry controller's attempt, an entry of a logbook's, flow detail's or
-/// atom detail's `meta` (the stored flow definition and the initial store
-/// are entries of a flow detail's `meta`).
+/// arrays and objects (as [`value_depth`] counts them): a task's result,
+/// what its revert returned, a retry controller's attempt, an entry of a
+/// logbook's, flow detail's or atom detail's `meta` (the stored flow
+/// definition and the initial store are entries of a flow detail's `meta`).
 ///
 /// Every backend that encodes records refuses, when writing, a record
 /// holding a deeper value ([`PersistenceError::TooDeep`]: nothing is
@@ -153,6 +153,8 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
 pub(crate) enum Part<'a> {
     /// An atom detail's result.
     Result,
+    /// What an atom detail's revert returned.
+    RevertResult,
     /// A result in a retry controller's history.
     History,
     /// The `meta` entry under this key.
@@ -163,6 +165,7 @@ impl Display for Part<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Part::Result => f.write_str("result"),
+            Part::RevertResult => f.write_str("revert result"),
             Part::History => f.write_str("retry history"),
             Part::Meta(key) => write!(f, "meta entry {key:?}"),
         }
@@ -177,9 +180,14 @@ pub(crate) fn meta_parts(meta: &Map<String, Value>) -> impl Iterator<Item = (Par
 /// The values an atom detail holds, as parts of its record.
 pub(crate) fn atom_parts(atom: &AtomDetail) -> impl Iterator<Item = (Part<'_>, &Value)> {
     let result = atom.result.as_deref().map(|v| (Part::Result, v));
+    let revert_result = atom
+        .revert_result
+        .as_deref()
+        .map(|v| (Part::RevertResult, v));
     let history = atom.history.results().map(|v| (Part::History, v));
     result
         .into_iter()
+        .chain(revert_result)
         .chain(history)
         .chain(meta_parts(&atom.meta))
 }
@@ -413,6 +421,9 @@ pub(crate) struct AtomBodyRef<'a> {
     result: &'a Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: &'a Option<Box<Failure>>,
+    /// Absent in bodies written before revert results were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert_result: &'a Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     revert_failure: &'a Option<Box<Failure>>,
     #[serde(skip_serializing_if = "History::is_empty")]
@@ -431,6 +442,8 @@ pub(crate) struct AtomBody {
     #[serde(default)]
     failure: Option<Box<Failure>>,
     #[serde(default)]
+    revert_result: Option<Arc<Value>>,
+    #[serde(default)]
     revert_failure: Option<Box<Failure>>,
     #[serde(default)]
     history: History,
@@ -445,6 +458,7 @@ pub(crate) fn encode_atom_body(atom: &AtomDetail) -> Result<String, PersistenceE
     let body = AtomBodyRef {
         result: &atom.result,
         failure: &atom.failure,
+        revert_result: &atom.revert_result,
         revert_failure: &atom.revert_failure,
         history: &atom.history,
         version: &atom.version,
@@ -478,6 +492,7 @@ pub(crate) fn decode_atom(columns: AtomColumns<'_>) -> Result<AtomDetail, Persis
         intention,
         result: body.result,
         failure: body.failure,
+        revert_result: body.revert_result,
         revert_failure: body.revert_failure,
         history: body.history,
         version: body.version,
@@ -545,6 +560,7 @@ mod tests {
     fn atom_body_round_trips_and_rejects_truncation() {
         let mut atom = AtomDetail::new("a", AtomKind::Retry);
         atom.result = Some(Arc::new(json!({"x": [1, 2.5, null, "\u{0}"]})));
+        atom.revert_result = Some(Arc::new(json!({"undone": [1, 2.5]})));
         atom.set_failure(Some(Failure::new("Boom", "bang")));
         atom.history.push(json!(3));
         atom.meta.insert("progress".into(), json!(0.5));
@@ -611,6 +627,7 @@ mod tests {
             deep = Value::Array(vec![deep]);
         }
         atom.result = Some(Arc::new(deep.clone()));
+        atom.revert_result = Some(Arc::new(deep.clone()));
         atom.history.push(deep.clone());
         atom.history
             .record_failure("x", Failure::new("Boom", "bang"));

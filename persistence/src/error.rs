@@ -70,8 +70,8 @@ pub enum PersistenceError {
         kind: RecordKind,
         /// Its id.
         id: Uuid,
-        /// The part too deep: `result`, `retry history`, `meta entry "key"`
-        /// (or `record` for the whole document).
+        /// The part too deep: `result`, `revert result`, `retry history`,
+        /// `meta entry "key"` (or `record` for the whole document).
         part: String,
         /// How deeply it nests.
         depth: usize,

@@ -2,8 +2,8 @@
 //!
 //! As in TaskFlow, a [`LogBook`] holds [`FlowDetail`]s, each holding the
 //! [`AtomDetail`]s of its atoms (state, intention, result, failure, revert
-//! failure, retry history). Engines write through a [`Backend`] on every
-//! transition.
+//! result, revert failure, retry history). Engines write through a
+//! [`Backend`] on every transition.
 //!
 //! # Backends
 //!

@@ -125,9 +125,9 @@ impl FlowRecord {
 }
 
 /// An atom detail as kept here: what every record has inline (64 bytes,
-/// the name shared with the saved detail), what few have (failures,
-/// history, metadata) behind one optional box. A flow holds one per atom,
-/// beside the engine's own copy, so this halves what the backend adds.
+/// the name shared with the saved detail), what few have (failures, revert
+/// result, history, metadata) behind one optional box. A flow holds one per
+/// atom, beside the engine's own copy, so this halves what the backend adds.
 #[derive(Debug)]
 struct StoredAtom {
     uuid: Uuid,
@@ -144,6 +144,7 @@ struct StoredAtom {
 #[derive(Debug, Default)]
 struct RareParts {
     failure: Option<Box<Failure>>,
+    revert_result: Option<Arc<Value>>,
     revert_failure: Option<Box<Failure>>,
     history: History,
     meta: Map<String, Value>,
@@ -160,6 +161,7 @@ impl StoredAtom {
             intention,
             result,
             failure: _,
+            revert_result: _,
             revert_failure: _,
             history: _,
             version,
@@ -196,6 +198,7 @@ impl StoredAtom {
     /// Copies the rare parts of `src`; none at all frees the box.
     fn overwrite_rare(&mut self, src: &AtomDetail) {
         let none = src.failure.is_none()
+            && src.revert_result.is_none()
             && src.revert_failure.is_none()
             && src.history.is_empty()
             && src.meta.is_empty();
@@ -205,6 +208,7 @@ impl StoredAtom {
         }
         let rare = self.rare.get_or_insert_with(Box::default);
         rare.failure.clone_from(&src.failure);
+        rare.revert_result.clone_from(&src.revert_result);
         rare.revert_failure.clone_from(&src.revert_failure);
         if !(rare.history.is_empty() && src.history.is_empty()) {
             rare.history.clone_from(&src.history);
@@ -215,14 +219,15 @@ impl StoredAtom {
     }
 
     fn to_detail(&self) -> AtomDetail {
-        let (failure, revert_failure, history, meta) = match &self.rare {
+        let (failure, revert_result, revert_failure, history, meta) = match &self.rare {
             Some(rare) => (
                 rare.failure.clone(),
+                rare.revert_result.clone(),
                 rare.revert_failure.clone(),
                 rare.history.clone(),
                 rare.meta.clone(),
             ),
-            None => (None, None, History::new(), Map::new()),
+            None => (None, None, None, History::new(), Map::new()),
         };
         AtomDetail {
             uuid: self.uuid,
@@ -232,6 +237,7 @@ impl StoredAtom {
             intention: self.intention,
             result: self.result.clone(),
             failure,
+            revert_result,
             revert_failure,
             history,
             version: self.version,

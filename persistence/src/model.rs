@@ -106,7 +106,8 @@ impl FlowDetail {
 }
 
 /// The record of one atom: its state and intention, its result or failure,
-/// its revert failure, and for a retry controller its history.
+/// what its revert returned or its revert failure, and for a retry
+/// controller its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AtomDetail {
     /// Its id.
@@ -128,6 +129,13 @@ pub struct AtomDetail {
     /// and a flow holds one record per atom; see [`AtomDetail::failure`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Box<Failure>>,
+    /// What its last revert returned (TaskFlow's `revert_results`): `None`
+    /// before a revert, or when the revert returned nothing. Records
+    /// written before it existed read as `None`; as for `result`, a
+    /// `Some(null)` reads back as `None` from the backends that encode
+    /// records (all but the memory backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_result: Option<Arc<Value>>,
     /// The failure of its revert (boxed, as `failure`; see
     /// [`AtomDetail::revert_failure`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +162,7 @@ impl AtomDetail {
             intention: Intention::Execute,
             result: None,
             failure: None,
+            revert_result: None,
             revert_failure: None,
             history: History::new(),
             version: Version::default(),

@@ -391,6 +391,75 @@ pub fn awkward_values(b: &dyn Backend) {
     assert_eq!(listed(b), vec![book]);
 }
 
+/// What an atom's revert returned (TaskFlow's `revert_results`) is stored
+/// by every write (a logbook, a flow detail, an atom detail) and read back
+/// by every read (atom detail, flow detail, logbook, listing); a state
+/// update leaves it alone, a save replaces or clears it, and an atom never
+/// reverted reads back `None`.
+pub fn revert_results_round_trip(b: &dyn Backend) {
+    let mut book = LogBook::new("b");
+    let mut flow = FlowDetail::new("f");
+    let mut undone = AtomDetail::new("undone", AtomKind::Task);
+    undone.state = AtomState::Reverted;
+    undone.intention = Intention::Revert;
+    undone.result = Some(Arc::new(json!({"id": "vol-1"})));
+    undone.revert_result = Some(Arc::new(json!({"deleted": "vol-1", "took": [12.5, "ms"]})));
+    let mut failed = AtomDetail::new("failed", AtomKind::Task);
+    failed.state = AtomState::Reverted;
+    failed.set_failure(Some(Failure::new("Boom", "exploded")));
+    failed.revert_result = Some(Arc::new(json!("cleaned up")));
+    let untouched = AtomDetail::new("untouched", AtomKind::Task);
+    flow.atom_details = vec![undone.clone(), failed, untouched.clone()];
+    book.flow_details.push(flow.clone());
+    b.save_logbook(&book).unwrap();
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), flow);
+    assert_eq!(listed(b), vec![book.clone()]);
+    for atom in &flow.atom_details {
+        assert_eq!(b.get_atom_detail(flow.uuid, atom.uuid).unwrap(), *atom);
+    }
+    assert_eq!(
+        b.get_atom_detail(flow.uuid, untouched.uuid)
+            .unwrap()
+            .revert_result,
+        None
+    );
+
+    // Saved piece by piece, as the engine does.
+    let mut other = FlowDetail::new("g");
+    b.save_flow_detail(book.uuid, &other).unwrap();
+    let mut atom = undone.clone();
+    atom.uuid = Uuid::new_v4();
+    b.save_atom_detail(other.uuid, &atom, 0).unwrap();
+    assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
+    b.update_atom_state(
+        other.uuid,
+        atom.uuid,
+        AtomState::Pending,
+        Intention::Execute,
+        0,
+    )
+    .unwrap();
+    (atom.state, atom.intention) = (AtomState::Pending, Intention::Execute);
+    assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
+    atom.revert_result = Some(Arc::new(json!({"second": true})));
+    b.save_atom_detail(other.uuid, &atom, 0).unwrap();
+    assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
+    other.atom_details = vec![atom.clone()];
+    assert_eq!(b.get_flow_detail(other.uuid).unwrap(), other);
+    book.flow_details.push(other.clone());
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
+    assert_eq!(listed(b), vec![book.clone()]);
+    atom.revert_result = None;
+    b.save_atom_detail(other.uuid, &atom, 0).unwrap();
+    assert_eq!(
+        b.get_atom_detail(other.uuid, atom.uuid)
+            .unwrap()
+            .revert_result,
+        None
+    );
+}
+
 /// A logbook holding one flow detail with one atom detail, saved.
 fn saved_flow(b: &dyn Backend) -> (FlowDetail, AtomDetail) {
     let mut book = LogBook::new("b");
@@ -761,8 +830,8 @@ pub fn drop_deep(value: Value) {
 }
 
 /// A logbook holding one flow detail whose store, definition and atoms
-/// (a task's result, a retry controller's history, metadata) hold values
-/// nesting `levels` levels.
+/// (a task's result and revert result, a retry controller's history,
+/// metadata) hold values nesting `levels` levels.
 fn deep_book(levels: usize) -> LogBook {
     let deep = nested_value(levels);
     let mut book = LogBook::new(format!("deep-{levels}"));
@@ -778,6 +847,7 @@ fn deep_book(levels: usize) -> LogBook {
     let mut task = AtomDetail::new("task", AtomKind::Task);
     task.state = AtomState::Success;
     task.result = Some(Arc::new(deep.clone()));
+    task.revert_result = Some(Arc::new(deep.clone()));
     task.meta.insert("progress".into(), deep.clone());
     let mut retry = AtomDetail::new("retry", AtomKind::Retry);
     retry.history.push(deep);
@@ -792,10 +862,10 @@ fn deep_book(levels: usize) -> LogBook {
 /// Values as deep as the engine accepts (past serde_json's default limit
 /// of 128, up to [`MAX_VALUE_DEPTH`](taskflow_patterns::MAX_VALUE_DEPTH)),
 /// and as deep as a record may hold
-/// ([`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH)), in a task's result, a
-/// retry's history, the store and the definition of a flow detail and the
-/// meta of every record, are written and read back whole through every
-/// read: flow detail, atom detail, logbook, listing.
+/// ([`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH)), in a task's result and
+/// revert result, a retry's history, the store and the definition of a
+/// flow detail and the meta of every record, are written and read back
+/// whole through every read: flow detail, atom detail, logbook, listing.
 pub fn deep_values_round_trip(b: &dyn Backend) {
     for levels in [
         127,
@@ -879,7 +949,7 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
             drop_deep(store);
         }
 
-        // In an atom's result and a retry's history.
+        // In an atom's result and revert result, and a retry's history.
         b.save_flow_detail(book.uuid, &flow).unwrap();
         let mut atom = flow.atom_details[0].clone();
         atom.result = deep().map(Arc::new);
@@ -891,6 +961,17 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
             levels,
         );
         if let Some(result) = atom.result.take().and_then(Arc::into_inner) {
+            drop_deep(result);
+        }
+        atom.revert_result = deep().map(Arc::new);
+        assert_too_deep(
+            b.save_atom_detail(flow.uuid, &atom, 0).unwrap_err(),
+            RecordKind::AtomDetail,
+            atom.uuid,
+            "revert result",
+            levels,
+        );
+        if let Some(result) = atom.revert_result.take().and_then(Arc::into_inner) {
             drop_deep(result);
         }
         // (A history cannot be taken apart, so it is not made 100,000 deep.)
@@ -1001,7 +1082,7 @@ macro_rules! backend_conformance {
             atom_details_keep_their_order large_values concurrent_writers
             missing_records_are_not_found save_flow_detail_replaces_its_atoms
             destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
-            awkward_values fence_raises_the_owner_epoch stale_writes_are_fenced
+            awkward_values revert_results_round_trip fence_raises_the_owner_epoch stale_writes_are_fenced
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
             fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
             take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs

@@ -65,6 +65,12 @@ fn check(backend: &dyn Backend, version: &Path) {
         panic!("{}: {e}", version.display());
     });
     assert_eq!(got, expected, "{}", version.display());
+    // No format recorded revert results before they existed: they read as none.
+    assert!(got
+        .flow_details
+        .iter()
+        .flat_map(|f| &f.atom_details)
+        .all(|a| a.revert_result.is_none()));
     assert_eq!(listed(backend), vec![expected.clone()]);
     // Still writable after any migration.
     let flow = &expected.flow_details[1];
