@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use taskflow_patterns::{
-    ArgSource, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Pick, TaskError,
+    ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Pick, TaskError,
 };
 
 use crate::executor::{Action, AtomWork};
 use crate::runtime::{Runtime, Write};
+use crate::storage::has_result;
 use crate::EngineError;
 
 impl Runtime<'_> {
@@ -61,8 +62,7 @@ impl Runtime<'_> {
         if self.storage.detail(atom).state != AtomState::Reverting {
             self.transition(atom, AtomState::Reverting, Write::State)?;
         }
-        // A revert gets whatever inputs are still there.
-        let inputs = self.inputs(atom, false).unwrap_or_default();
+        let inputs = self.revert_inputs(atom);
         let flow_failures = self.shared_failures();
         let compiled = self.comp.atom(atom);
         let d = self.storage.detail(atom);
@@ -105,17 +105,30 @@ impl Runtime<'_> {
         self.execute_failed(atom, failure)
     }
 
-    /// The arguments of `atom`. With `strict`, a missing one is a failure
-    /// naming the atom, the argument and where its value should have come from.
+    /// The arguments of `atom`'s `execute` (for a retry controller, of
+    /// `execute` and `on_failure`). With `strict`, a missing one is a
+    /// failure naming the atom, the argument and where its value should
+    /// have come from.
     pub(crate) fn inputs(&self, atom: AtomIndex, strict: bool) -> Result<Inputs, Failure> {
-        let args = self.res.arguments(atom);
+        self.gather(atom, self.res.arguments(atom), strict)
+    }
+
+    /// The arguments of `atom`'s `revert`: its own revert arguments
+    /// (`revert_requires`, `revert_rebind`) if it declares any, else those
+    /// of `execute`. A revert gets whatever of them is still there.
+    pub(crate) fn revert_inputs(&self, atom: AtomIndex) -> Inputs {
+        self.gather(atom, self.res.revert_arguments(atom), false)
+            .unwrap_or_default()
+    }
+
+    fn gather(&self, atom: AtomIndex, args: &[Argument], strict: bool) -> Result<Inputs, Failure> {
         let mut inputs = Inputs::with_capacity(args.len());
         for arg in args {
             let value = match &arg.source {
                 ArgSource::Atom { provider, pick } => {
                     let d = self.storage.detail(*provider);
-                    match (&d.result, d.state) {
-                        (Some(result), AtomState::Success) => match pick {
+                    match &d.result {
+                        Some(result) if has_result(d.state) => match pick {
                             Pick::Whole => Some(result.clone()),
                             _ => pick.apply(result).map(|v| Arc::new(v.clone())),
                         },
@@ -134,12 +147,12 @@ impl Runtime<'_> {
         Ok(inputs)
     }
 
-    fn missing(&self, atom: AtomIndex, arg: &taskflow_patterns::Argument) -> Failure {
+    fn missing(&self, atom: AtomIndex, arg: &Argument) -> Failure {
         let name = &self.comp.atom(atom).name;
         let why = match &arg.source {
             ArgSource::Atom { provider, .. } => {
                 let d = self.storage.detail(*provider);
-                if d.state == AtomState::Success {
+                if has_result(d.state) {
                     format!(
                         "atom `{}` provides it, but its result has no such part",
                         d.name

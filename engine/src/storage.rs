@@ -65,25 +65,61 @@ impl Storage {
         }
     }
 
-    /// The value of `symbol`: from the last atom (in flow order) that
-    /// provides it and has a result, else from the store.
+    /// The value of `symbol`, as TaskFlow's `fetch` finds it: from the
+    /// store if it holds the symbol, else from the first atom (in flow
+    /// order) that provides it and has a result. (An atom's argument is fed
+    /// by the *nearest* provider before it instead: see
+    /// [`Compilation::resolve`](taskflow_patterns::Compilation::resolve).)
+    ///
+    /// ```
+    /// # use taskflow_engine::Engine;
+    /// # use taskflow_patterns::{atom, task_fn, Linear, Value};
+    /// # use serde_json::json;
+    /// let mut engine = Engine::serial(Linear::new("f")
+    ///     .add(atom("a", task_fn(|_| Ok(Value::from(1)))).provides("x")))
+    ///     .store(json!({ "x": 0 }))
+    ///     .build()
+    ///     .unwrap();
+    /// engine.run().unwrap();
+    /// assert_eq!(engine.storage().fetch("x"), Some(&json!(0)));
+    /// assert_eq!(engine.storage().fetch_many("x"), [&json!(0), &json!(1)]);
+    /// ```
     pub fn fetch(&self, symbol: &str) -> Option<&Value> {
-        for &p in self.compilation.providers(symbol).iter().rev() {
-            let detail = &self.details[p.index()];
-            if detail.state != AtomState::Success {
-                continue;
-            }
-            let pick = self.compilation.atom(p).spec.provides.pick(symbol);
-            if let (Some(result), Some(pick)) = (&detail.result, pick) {
-                if let Some(v) = pick.apply(result) {
-                    return Some(v);
-                }
-            }
+        if let Some(v) = self.store.get(symbol) {
+            return Some(v);
         }
-        self.store.get(symbol).map(|v| &**v)
+        self.compilation
+            .providers(symbol)
+            .iter()
+            .find_map(|&p| self.provided(p, symbol))
     }
 
-    /// Every symbol with a value: the store, then every provided name.
+    /// Every value of `symbol`: the store's first, then each providing
+    /// atom's that has a result, in flow order (TaskFlow's `fetch` with a
+    /// `many_handler` that keeps them all). Empty if none has a value.
+    pub fn fetch_many(&self, symbol: &str) -> Vec<&Value> {
+        let store = self.store.get(symbol).map(|v| &**v);
+        let atoms = self.compilation.providers(symbol);
+        let mut values = Vec::with_capacity(usize::from(store.is_some()) + atoms.len());
+        values.extend(store);
+        values.extend(atoms.iter().filter_map(|&p| self.provided(p, symbol)));
+        values
+    }
+
+    /// The value of `symbol` in the result of its provider `atom`, if the
+    /// atom has a result holding it.
+    fn provided(&self, atom: AtomIndex, symbol: &str) -> Option<&Value> {
+        let detail = &self.details[atom.index()];
+        if !has_result(detail.state) {
+            return None;
+        }
+        let pick = self.compilation.atom(atom).spec.provides.pick(symbol)?;
+        pick.apply(detail.result.as_deref()?)
+    }
+
+    /// Every symbol that has a value, with the value [`fetch`](Self::fetch)
+    /// gives (TaskFlow's `fetch_all` lists every value of a symbol several
+    /// provide: [`fetch_many`](Self::fetch_many) gives those).
     pub fn fetch_all(&self) -> BTreeMap<String, Value> {
         let mut all: BTreeMap<String, Value> = self
             .store
@@ -92,6 +128,9 @@ impl Storage {
             .collect();
         for atom in self.compilation.atoms() {
             for name in atom.spec.provides.names() {
+                if all.contains_key(name) {
+                    continue;
+                }
                 if let Some(v) = self.fetch(name) {
                     all.insert(name.to_owned(), v.clone());
                 }
@@ -239,6 +278,13 @@ impl std::fmt::Debug for Storage {
             .field("owner_epoch", &self.epoch)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether an atom in `state` has a result others may read: after it
+/// succeeded, and while it reverts (as TaskFlow's storage lets results be
+/// read in `SUCCESS` and `REVERTING`).
+pub(crate) fn has_result(state: AtomState) -> bool {
+    matches!(state, AtomState::Success | AtomState::Reverting)
 }
 
 /// Marks a detail's intention without touching its state.

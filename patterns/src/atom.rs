@@ -108,16 +108,39 @@ pub struct AtomSpec {
     /// Argument name to the symbol that feeds it (default: the same name).
     #[serde(default, skip_serializing_if = "VecMap::is_empty")]
     pub rebind: VecMap<String, String>,
-    /// Argument name to a constant value.
+    /// Symbol to a constant value, for this atom only: as TaskFlow's
+    /// `inject`, keyed by the symbol an argument is fed from (its name
+    /// after [`rebind`](Self::rebind)), and found before the store and
+    /// before any atom's result.
     #[serde(default, skip_serializing_if = "VecMap::is_empty")]
     pub inject: VecMap<String, Value>,
+    /// The arguments `revert` takes, when they differ from `execute`'s (as
+    /// TaskFlow's `revert_requires`). Empty: `revert` takes the arguments
+    /// of `execute` ([`requires`](Self::requires) and
+    /// [`optional`](Self::optional)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revert_requires: Vec<String>,
+    /// Argument name to the symbol that feeds it, for `revert` only (as
+    /// TaskFlow's `revert_rebind`). Empty: `revert` binds its arguments by
+    /// [`rebind`](Self::rebind).
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub revert_rebind: VecMap<String, String>,
+    /// Among atoms ready to run (or revert) at once, those of higher
+    /// priority are started first (as TaskFlow's `Atom.priority`); 0 by
+    /// default, negative values allowed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
     /// The atom's version.
     #[serde(default)]
     pub version: Version,
 }
 
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
 impl AtomSpec {
-    /// Every argument the atom takes, required ones first.
+    /// Every argument `execute` takes, required ones first.
     pub fn arguments(&self) -> impl Iterator<Item = &str> {
         self.requires
             .iter()
@@ -125,26 +148,72 @@ impl AtomSpec {
             .chain(self.optional.keys().map(String::as_str))
     }
 
-    /// The symbol that feeds argument `arg`, or `None` when it is injected.
-    pub fn symbol_of<'s>(&'s self, arg: &'s str) -> Option<&'s str> {
-        if self.inject.contains_key(arg) {
-            return None;
-        }
-        Some(self.rebind.get(arg).map_or(arg, String::as_str))
+    /// The symbol that feeds argument `arg` of `execute`: its
+    /// [`rebind`](Self::rebind), or the argument's own name.
+    pub fn symbol_of<'s>(&'s self, arg: &'s str) -> &'s str {
+        self.rebind.get(arg).map_or(arg, String::as_str)
     }
 
-    /// The symbols the atom needs from other atoms or the store (after
-    /// rebinding, without injected arguments), with whether each is optional.
+    /// The constant injected for `symbol` (a symbol, after rebinding: see
+    /// [`inject`](Self::inject)).
+    pub fn injected(&self, symbol: &str) -> Option<&Value> {
+        self.inject.get(symbol)
+    }
+
+    /// Whether `revert` takes other arguments than `execute`, or binds them
+    /// otherwise ([`revert_requires`](Self::revert_requires) or
+    /// [`revert_rebind`](Self::revert_rebind) given).
+    pub fn has_revert_arguments(&self) -> bool {
+        !self.revert_requires.is_empty() || !self.revert_rebind.is_empty()
+    }
+
+    /// Every argument `revert` takes, with whether it is optional:
+    /// [`revert_requires`](Self::revert_requires), or when there are none,
+    /// the arguments of `execute`.
+    pub fn revert_arguments(&self) -> impl Iterator<Item = (&str, bool)> {
+        let own = !self.revert_requires.is_empty();
+        let required = if own {
+            &self.revert_requires
+        } else {
+            &self.requires
+        };
+        let optional = (!own).then_some(&self.optional).into_iter();
+        required
+            .iter()
+            .map(|a| (a.as_str(), false))
+            .chain(optional.flat_map(|o| o.keys().map(|a| (a.as_str(), true))))
+    }
+
+    /// The symbol that feeds argument `arg` of `revert`: its
+    /// [`revert_rebind`](Self::revert_rebind) when the atom has any (else
+    /// its [`rebind`](Self::rebind)), or the argument's own name.
+    pub fn revert_symbol_of<'s>(&'s self, arg: &'s str) -> &'s str {
+        let rebind = if self.revert_rebind.is_empty() {
+            &self.rebind
+        } else {
+            &self.revert_rebind
+        };
+        rebind.get(arg).map_or(arg, String::as_str)
+    }
+
+    /// The symbols the atom needs from other atoms or the store, for
+    /// `execute` and then for `revert` (after rebinding, without injected
+    /// symbols), with whether each is optional; a symbol may come twice.
     pub fn required_symbols(&self) -> impl Iterator<Item = (&str, bool)> {
-        let required = self
+        let execute = self
             .requires
             .iter()
-            .filter_map(|a| self.symbol_of(a).map(|s| (s, false)));
-        let optional = self
-            .optional
-            .keys()
-            .filter_map(|a| self.symbol_of(a).map(|s| (s, true)));
-        required.chain(optional)
+            .map(|a| (self.symbol_of(a), false))
+            .chain(self.optional.keys().map(|a| (self.symbol_of(a), true)));
+        let revert = self
+            .has_revert_arguments()
+            .then(|| self.revert_arguments())
+            .into_iter()
+            .flatten()
+            .map(|(a, optional)| (self.revert_symbol_of(a), optional));
+        execute
+            .chain(revert)
+            .filter(|(s, _)| !self.inject.contains_key(*s))
     }
 }
 
@@ -282,9 +351,66 @@ impl<K> Atom<K> {
         self
     }
 
-    /// Feeds argument `arg` with a constant.
-    pub fn inject(mut self, arg: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.spec_mut().inject.insert(arg.into(), value.into());
+    /// Feeds the argument bound to `symbol` (its name after
+    /// [`rebind`](Self::rebind)) with a constant, for this atom only. As in
+    /// TaskFlow, an injected value is found before the store and before
+    /// any atom's result.
+    ///
+    /// ```
+    /// use taskflow_patterns::{atom, task_fn, Value};
+    /// // `x` is fed from `a`, so the constant is injected for `a`.
+    /// let a = atom("t", task_fn(|_| Ok(Value::Null)))
+    ///     .requires(["x"])
+    ///     .rebind("x", "a")
+    ///     .inject("a", 1);
+    /// assert_eq!(a.spec.injected(a.spec.symbol_of("x")), Some(&Value::from(1)));
+    /// ```
+    pub fn inject(mut self, symbol: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.spec_mut().inject.insert(symbol.into(), value.into());
+        self
+    }
+
+    /// Gives `revert` its own required arguments (as TaskFlow's
+    /// `revert_requires`), instead of the arguments of `execute`.
+    pub fn revert_requires<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for name in names {
+            let name = name.into();
+            if !self.spec.revert_requires.contains(&name) {
+                self.spec_mut().revert_requires.push(name);
+            }
+        }
+        self
+    }
+
+    /// Feeds argument `arg` of `revert` from the symbol `symbol` (as
+    /// TaskFlow's `revert_rebind`). Once an atom has one, `revert` binds
+    /// its arguments by these alone, not by [`rebind`](Self::rebind).
+    ///
+    /// ```
+    /// use taskflow_patterns::{atom, task_fn, Value};
+    /// let a = atom("create", task_fn(|_| Ok(Value::Null)))
+    ///     .requires(["size"])
+    ///     .revert_requires(["volume"])
+    ///     .revert_rebind("volume", "created_volume");
+    /// let revert: Vec<_> = a.spec.revert_arguments().collect();
+    /// assert_eq!(revert, [("volume", false)]);
+    /// assert_eq!(a.spec.revert_symbol_of("volume"), "created_volume");
+    /// ```
+    pub fn revert_rebind(mut self, arg: impl Into<String>, symbol: impl Into<String>) -> Self {
+        self.spec_mut()
+            .revert_rebind
+            .insert(arg.into(), symbol.into());
+        self
+    }
+
+    /// Sets the priority: among atoms ready at once, higher runs first (as
+    /// TaskFlow's `Atom.priority`; 0 by default).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.spec_mut().priority = priority;
         self
     }
 
@@ -321,16 +447,58 @@ mod tests {
     }
 
     #[test]
-    fn injected_arguments_need_no_symbol() {
+    fn injected_symbols_are_not_required_and_are_keyed_after_rebind() {
         let spec = AtomSpec {
             name: "t".into(),
-            requires: vec!["a".into(), "b".into()],
-            rebind: [("a".to_owned(), "x".to_owned())].into(),
-            inject: [("b".to_owned(), json!(1))].into(),
+            requires: vec!["a".into(), "b".into(), "c".into()],
+            rebind: [
+                ("a".to_owned(), "x".to_owned()),
+                ("c".to_owned(), "z".to_owned()),
+            ]
+            .into(),
+            // `b` is fed from `b`, `c` from `z`: the key `c` feeds nothing.
+            inject: [("b".to_owned(), json!(1)), ("c".to_owned(), json!(2))].into(),
             ..AtomSpec::default()
         };
         let syms: Vec<_> = spec.required_symbols().collect();
-        assert_eq!(syms, vec![("x", false)]);
+        assert_eq!(syms, vec![("x", false), ("z", false)]);
+        assert_eq!(spec.injected(spec.symbol_of("b")), Some(&json!(1)));
+        assert_eq!(spec.injected(spec.symbol_of("c")), None);
+    }
+
+    #[test]
+    fn revert_takes_the_arguments_of_execute_unless_given_its_own() {
+        let base = atom("t", crate::task_fn(|_| Ok(Value::Null)))
+            .requires(["a"])
+            .optional("o", 0)
+            .rebind("a", "x");
+        assert!(!base.spec.has_revert_arguments());
+        let revert: Vec<_> = base.spec.revert_arguments().collect();
+        assert_eq!(revert, [("a", false), ("o", true)]);
+        assert_eq!(base.spec.revert_symbol_of("a"), "x");
+        assert_eq!(
+            base.spec.required_symbols().collect::<Vec<_>>(),
+            [("x", false), ("o", true)]
+        );
+
+        // Its own rebinding replaces the execute one, for revert only.
+        let rebound = base.clone().revert_rebind("o", "p");
+        assert!(rebound.spec.has_revert_arguments());
+        assert_eq!(rebound.spec.revert_symbol_of("a"), "a");
+        assert_eq!(rebound.spec.revert_symbol_of("o"), "p");
+        assert_eq!(rebound.spec.symbol_of("a"), "x");
+
+        // Its own arguments replace those of execute, and are required too.
+        let own = base
+            .revert_requires(["v", "w", "v"])
+            .revert_rebind("w", "y")
+            .inject("v", 1);
+        let revert: Vec<_> = own.spec.revert_arguments().collect();
+        assert_eq!(revert, [("v", false), ("w", false)]);
+        assert_eq!(
+            own.spec.required_symbols().collect::<Vec<_>>(),
+            [("x", false), ("o", true), ("y", false)]
+        );
     }
 
     #[test]
@@ -360,7 +528,36 @@ mod tests {
         );
         let back: AtomSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, *a.spec);
-        assert_eq!(back.symbol_of("a"), Some("x"));
-        assert_eq!(back.symbol_of("c"), None);
+        assert_eq!(back.symbol_of("a"), "x");
+        assert_eq!(back.injected("c"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn revert_arguments_and_priority_are_stored_and_default_when_absent() {
+        let a = atom("t", crate::task_fn(|_| Ok(Value::Null)))
+            .revert_requires(["v"])
+            .revert_rebind("v", "w")
+            .priority(-3);
+        assert_eq!(a.spec.priority, -3);
+        let json = serde_json::to_value(&*a.spec).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "name": "t",
+                "provides": "nothing",
+                "revert_requires": ["v"],
+                "revert_rebind": {"v": "w"},
+                "priority": -3,
+                "version": [1, 0],
+            })
+        );
+        assert_eq!(serde_json::from_value::<AtomSpec>(json).unwrap(), *a.spec);
+        // A spec stored before these fields existed reads with their defaults.
+        let old: AtomSpec = serde_json::from_value(json!({
+            "name": "t", "requires": ["a"], "provides": "nothing", "version": [1, 0]
+        }))
+        .unwrap();
+        assert_eq!(old.priority, 0);
+        assert!(!old.has_revert_arguments());
     }
 }

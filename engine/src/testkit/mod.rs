@@ -16,8 +16,10 @@ use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
 
 use crate::{CapturingListener, Engine, EngineBuilder, EngineError, Event, Listener};
 
+mod arguments;
 mod faults;
 mod taskflow;
+pub use arguments::*;
 pub use faults::*;
 pub use taskflow::*;
 
@@ -1315,6 +1317,8 @@ macro_rules! engine_conformance {
             an_interrupted_subflow_revert_resumes_as_one reverts_go_through_ignored_atoms
             decider_depths_stop_at_flow_boundaries every_decider_into_a_target_is_asked
             failures_of_removed_atoms_are_still_reported
+            the_store_is_found_before_atom_results inject_is_keyed_by_the_symbol_after_rebind
+            revert_gets_its_own_arguments
             a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again);
     };
     (@cases $factory:expr; $($case:ident)*) => {

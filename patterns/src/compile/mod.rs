@@ -78,6 +78,13 @@ pub struct CompiledAtom {
 }
 
 impl CompiledAtom {
+    /// The atom's priority: among atoms ready to run (or revert) at once,
+    /// higher starts first (TaskFlow's `Atom.priority`; 0 unless set with
+    /// [`Atom::priority`](crate::Atom::priority)).
+    pub fn priority(&self) -> i32 {
+        self.spec.priority
+    }
+
     /// Task or retry.
     pub fn kind(&self) -> AtomKind {
         match self.imp {

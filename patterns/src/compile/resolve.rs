@@ -1,5 +1,15 @@
-//! Resolving each atom's arguments: from an atom that runs before it, from
-//! the store, from an injected constant, or from an optional default.
+//! Resolving each atom's arguments, in TaskFlow's order: a constant
+//! injected into the atom, then the flow's store, then the nearest atom
+//! that runs before it and provides the symbol, then an optional argument's
+//! default. So a value given from outside the flow (injected or in the
+//! store) is found before any atom's result, as `fetch_mapped_args` of
+//! TaskFlow's storage finds it.
+//!
+//! `revert` takes the arguments of `execute`, unless the atom declares its
+//! own ([`AtomSpec::revert_requires`](crate::AtomSpec::revert_requires),
+//! [`AtomSpec::revert_rebind`](crate::AtomSpec::revert_rebind)): those are
+//! resolved too, by the same rules, and a missing one is an error as a
+//! missing `execute` argument is.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -38,25 +48,44 @@ pub struct Argument {
     pub default: Option<Arc<Value>>,
 }
 
-/// Every atom's resolved arguments, by atom index.
+/// Every atom's resolved arguments, by atom index: those of `execute`, and
+/// of `revert` where they differ.
 ///
 /// Kept as one vector for all atoms (the arguments of atom `i` are
 /// `args[start[i]..start[i + 1]]`), and each distinct argument name or
 /// symbol is one shared `Arc<str>`: a flow of many atoms that all take `x`
-/// holds one `"x"`.
+/// holds one `"x"`. The few atoms whose `revert` takes other arguments
+/// have theirs in a second vector, found by a search of `revert`.
 #[derive(Debug, Clone, Default)]
 pub struct Resolution {
     start: Vec<u32>,
     args: Vec<Argument>,
+    /// `(atom, from, to)`: the revert arguments of `atom` are
+    /// `revert_args[from..to]`; sorted by atom.
+    revert: Vec<(AtomIndex, u32, u32)>,
+    revert_args: Vec<Argument>,
 }
 
 impl Resolution {
-    /// The arguments of `atom`.
+    /// The arguments of `atom`'s `execute` (for a retry controller, of its
+    /// `execute` and `on_failure`).
     pub fn arguments(&self, atom: AtomIndex) -> &[Argument] {
         let i = atom.index();
         match (self.start.get(i), self.start.get(i + 1)) {
             (Some(&from), Some(&to)) => &self.args[from as usize..to as usize],
             _ => &[],
+        }
+    }
+
+    /// The arguments of `atom`'s `revert`: its own revert arguments if it
+    /// declares any, else those of `execute`.
+    pub fn revert_arguments(&self, atom: AtomIndex) -> &[Argument] {
+        match self.revert.binary_search_by_key(&atom, |&(a, _, _)| a) {
+            Ok(i) => {
+                let (_, from, to) = self.revert[i];
+                &self.revert_args[from as usize..to as usize]
+            }
+            Err(_) => self.arguments(atom),
         }
     }
 }
@@ -91,9 +120,20 @@ impl Nearest {
     }
 }
 
+/// What resolving one argument needs to know of the flow, shared by every
+/// argument.
+struct Lookup<'a, 's> {
+    store: &'a serde_json::Map<String, Value>,
+    providers: HashMap<&'s str, Range<usize>, foldhash::fast::RandomState>,
+}
+
 impl Compilation {
     /// Resolves every atom's arguments against the providers in the flow and
     /// the keys of `store`, reporting every missing or ambiguous requirement.
+    ///
+    /// An argument is fed, in this order, by a constant injected into the
+    /// atom for its symbol, by the store, by the nearest atom that runs
+    /// before it and provides the symbol, or by its default if optional.
     pub fn resolve(
         &self,
         store: &serde_json::Map<String, Value>,
@@ -102,52 +142,87 @@ impl Compilation {
         let total: usize = self.atoms.iter().map(|a| a.spec.arguments().count()).sum();
         let mut args = Vec::with_capacity(total);
         let mut start = Vec::with_capacity(self.atoms.len() + 1);
+        let mut revert = Vec::new();
+        let mut revert_args = Vec::new();
         let mut names = Interner::default();
         names.strings.reserve(total.min(self.atoms.len()));
         // Every provided name, hashed once: a search of the sorted index
         // per argument cost more than all the rest of resolving.
-        let mut providers: HashMap<&str, Range<usize>, foldhash::fast::RandomState> =
-            HashMap::default();
-        if total > 0 {
-            providers.reserve(self.providers.atoms.len());
-            providers.extend(self.provider_ranges());
+        let mut lookup = Lookup {
+            store,
+            providers: HashMap::default(),
+        };
+        let any_revert = self.atoms.iter().any(|a| a.spec.has_revert_arguments());
+        if total > 0 || any_revert {
+            lookup.providers.reserve(self.providers.atoms.len());
+            lookup.providers.extend(self.provider_ranges());
         }
         start.push(0);
         for index in self.indices() {
             let spec = &self.atom(index).spec;
+            let first_error = errors.len();
             for arg in spec.arguments() {
-                let default = spec.optional.get(arg).map(|v| Arc::new(v.clone()));
-                let name = names.get(arg);
-                if let Some(value) = spec.inject.get(arg) {
-                    args.push(Argument {
-                        symbol: name.clone(),
-                        name,
-                        source: ArgSource::Value(Arc::new(value.clone())),
-                        default,
-                    });
-                    continue;
-                }
-                let symbol = names.get(spec.rebind.get(arg).map_or(arg, String::as_str));
-                let all = providers
-                    .get(&*symbol)
-                    .map_or(&[][..], |range| self.providers_at(range.clone()));
-                match self.source_of(index, &symbol, all, store, default.as_ref()) {
-                    Ok(source) => args.push(Argument {
-                        name,
-                        symbol,
-                        source,
-                        default,
-                    }),
+                let symbol = spec.symbol_of(arg);
+                let default = spec.optional.get(arg);
+                match self.argument(index, arg, symbol, default, &lookup, &mut names) {
+                    Ok(argument) => args.push(argument),
                     Err(e) => errors.push(e),
                 }
             }
             start.push(u32::try_from(args.len()).unwrap_or(u32::MAX));
+            if !spec.has_revert_arguments() {
+                continue;
+            }
+            let from = u32::try_from(revert_args.len()).unwrap_or(u32::MAX);
+            for (arg, optional) in spec.revert_arguments() {
+                let symbol = spec.revert_symbol_of(arg);
+                let default = optional.then(|| spec.optional.get(arg)).flatten();
+                match self.argument(index, arg, symbol, default, &lookup, &mut names) {
+                    Ok(argument) => revert_args.push(argument),
+                    // Reported once, if `execute` misses the symbol too.
+                    Err(e) if !errors[first_error..].contains(&e) => errors.push(e),
+                    Err(_) => {}
+                }
+            }
+            let to = u32::try_from(revert_args.len()).unwrap_or(u32::MAX);
+            revert.push((index, from, to));
         }
         if errors.is_empty() {
-            Ok(Resolution { start, args })
+            Ok(Resolution {
+                start,
+                args,
+                revert,
+                revert_args,
+            })
         } else {
             Err(CompileErrors(errors))
         }
+    }
+
+    /// Resolves argument `arg` of `atom`, fed from `symbol`.
+    fn argument<'s>(
+        &'s self,
+        atom: AtomIndex,
+        arg: &'s str,
+        symbol: &'s str,
+        default: Option<&Value>,
+        lookup: &Lookup<'_, '_>,
+        names: &mut Interner<'s>,
+    ) -> Result<Argument, CompileError> {
+        let spec = &self.atom(atom).spec;
+        let default = default.map(|v| Arc::new(v.clone()));
+        let name = names.get(arg);
+        let symbol_name = names.get(symbol);
+        let source = match spec.injected(symbol) {
+            Some(value) => ArgSource::Value(Arc::new(value.clone())),
+            None => self.source_of(atom, &symbol_name, lookup, default.as_ref())?,
+        };
+        Ok(Argument {
+            name,
+            symbol: symbol_name,
+            source,
+            default,
+        })
     }
 
     /// Of the providers `all` of a symbol, those that run before `atom` and
@@ -171,15 +246,24 @@ impl Compilation {
         Nearest::Many(nearest)
     }
 
+    /// Where a symbol not injected into `atom` comes from: the store, else
+    /// the nearest provider, else the default.
     fn source_of(
         &self,
         atom: AtomIndex,
         symbol_name: &Arc<str>,
-        all: &[AtomIndex],
-        store: &serde_json::Map<String, Value>,
+        lookup: &Lookup<'_, '_>,
         default: Option<&Arc<Value>>,
     ) -> Result<ArgSource, CompileError> {
         let symbol: &str = symbol_name;
+        let store = lookup.store;
+        if store.contains_key(symbol) {
+            return Ok(ArgSource::Store(symbol_name.clone()));
+        }
+        let all = lookup
+            .providers
+            .get(symbol)
+            .map_or(&[][..], |range| self.providers_at(range.clone()));
         let nearest = self.nearest(atom, all);
         match nearest.as_slice() {
             [provider] => {
@@ -205,9 +289,6 @@ impl Compilation {
                         .collect(),
                 })
             }
-        }
-        if store.contains_key(symbol) {
-            return Ok(ArgSource::Store(symbol_name.clone()));
         }
         if let Some(default) = default {
             return Ok(ArgSource::Value(default.clone()));

@@ -121,6 +121,157 @@ fn store_and_optional_and_inject_satisfy_requirements() {
     assert!(matches!(&args[2].source, ArgSource::Value(v) if **v == json!("z1")));
 }
 
+/// The source of argument `arg` of atom `atom`, as a short string.
+fn source(c: &Compilation, res: &Resolution, atom: &str, arg: &str) -> String {
+    let args = res.arguments(c.atom_index(atom).unwrap());
+    describe(c, args, arg)
+}
+
+fn describe(c: &Compilation, args: &[Argument], arg: &str) -> String {
+    let a = args.iter().find(|a| &*a.name == arg).expect("argument");
+    match &a.source {
+        ArgSource::Atom { provider, .. } => format!("atom {}", c.atom(*provider).name),
+        ArgSource::Store(s) => format!("store {s}"),
+        ArgSource::Value(v) => format!("value {v}"),
+    }
+}
+
+#[test]
+fn the_store_is_found_before_atom_results_as_in_taskflow() {
+    // a -> b -> c, each requiring and providing `value`.
+    let chain: Flow = Linear::new("chain")
+        .add_all(["a", "b", "c"].map(|n| atom(n, noop()).requires(["value"]).provides("value")))
+        .into();
+    let c = compile(&chain).unwrap();
+    let store = json!({"value": 0});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    for n in ["a", "b", "c"] {
+        assert_eq!(source(&c, &res, n, "value"), "store value");
+    }
+    // Without it in the store, each atom after the first sees the nearest.
+    let store = json!({"other": 0});
+    let errs = c.resolve(store.as_object().unwrap()).unwrap_err();
+    assert!(
+        matches!(errs.errors(), [CompileError::MissingRequirement { atom, .. }] if atom == "a")
+    );
+    let flow: Flow = Linear::new("f")
+        .add(atom("first", noop()).provides("value"))
+        .add(chain)
+        .into();
+    let c = compile(&flow).unwrap();
+    let res = c.resolve(&Default::default()).unwrap();
+    assert_eq!(source(&c, &res, "a", "value"), "atom first");
+    assert_eq!(source(&c, &res, "b", "value"), "atom a");
+    assert_eq!(source(&c, &res, "c", "value"), "atom b");
+    // Providers with no order between them are ambiguous only when the
+    // store does not settle it.
+    let flow: Flow = Linear::new("f")
+        .add(
+            Unordered::new("u")
+                .add(atom("p", noop()).provides("x"))
+                .add(atom("q", noop()).provides("x")),
+        )
+        .add(atom("t", noop()).requires(["x"]))
+        .into();
+    let c = compile(&flow).unwrap();
+    let store = json!({"x": 1});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    assert_eq!(source(&c, &res, "t", "x"), "store x");
+}
+
+#[test]
+fn inject_is_keyed_by_the_symbol_after_rebind_and_found_before_the_store() {
+    let flow: Flow = Linear::new("f")
+        .add(atom("before", noop()).provides_seq(["a", "y"]))
+        .add(
+            atom("t", noop())
+                .requires(["x", "y", "z"])
+                .rebind("x", "a")
+                .rebind("y", "b")
+                .rebind("z", "c")
+                .inject("a", 1)
+                .inject("b", 4)
+                .inject("c", 9)
+                // Keyed by an argument name that is rebound: feeds nothing.
+                .inject("y", 100),
+        )
+        .into();
+    let c = compile(&flow).unwrap();
+    let store = json!({"a": 10, "b": 40, "c": 90});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    assert_eq!(source(&c, &res, "t", "x"), "value 1");
+    assert_eq!(source(&c, &res, "t", "y"), "value 4");
+    assert_eq!(source(&c, &res, "t", "z"), "value 9");
+    let t = res.arguments(c.atom_index("t").unwrap());
+    assert_eq!(
+        t.iter().map(|a| &*a.symbol).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+
+    // Keyed by the argument's name, a rebound argument is still missing.
+    let errs = errors(
+        Linear::new("f").add(
+            atom("t", noop())
+                .requires(["x"])
+                .rebind("x", "a")
+                .inject("x", 1),
+        ),
+    );
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("atom `t` requires `a`"), "{}", errs[0]);
+}
+
+#[test]
+fn revert_arguments_resolve_by_the_same_rules_and_must_be_satisfied() {
+    let flow: Flow = Linear::new("f")
+        .add(atom("make", noop()).provides("made"))
+        .add(
+            atom("t", noop())
+                .requires(["x"])
+                .rebind("x", "a")
+                .revert_requires(["thing", "why"])
+                .revert_rebind("thing", "made")
+                .inject("why", "cleanup"),
+        )
+        .add(atom("same", noop()).requires(["x"]).rebind("x", "a"))
+        .into();
+    let c = compile(&flow).unwrap();
+    let store = json!({"a": 1});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    let t = c.atom_index("t").unwrap();
+    assert_eq!(source(&c, &res, "t", "x"), "store a");
+    let revert = res.revert_arguments(t);
+    assert_eq!(revert.len(), 2);
+    assert_eq!(describe(&c, revert, "thing"), "atom make");
+    assert_eq!(describe(&c, revert, "why"), "value \"cleanup\"");
+    // An atom with no revert arguments of its own reverts with those of
+    // execute.
+    let same = c.atom_index("same").unwrap();
+    assert_eq!(describe(&c, res.revert_arguments(same), "x"), "store a");
+    assert_eq!(res.revert_arguments(c.atom_index("make").unwrap()).len(), 0);
+
+    // A revert argument nothing provides is an error, reported once when
+    // execute misses the same symbol.
+    let errs = errors(
+        Linear::new("f").add(
+            atom("t", noop())
+                .requires(["x"])
+                .revert_requires(["gone"])
+                .revert_rebind("x", "x"),
+        ),
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with("atom `t` requires `x`"), "{}", errs[0]);
+    assert!(
+        errs[1].starts_with("atom `t` requires `gone`"),
+        "{}",
+        errs[1]
+    );
+    let errs =
+        errors(Linear::new("f").add(atom("t", noop()).requires(["x"]).revert_rebind("y", "z")));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+}
+
 #[test]
 fn the_nearest_provider_wins_and_unordered_ones_are_ambiguous() {
     let flow: Flow = Linear::new("f")
@@ -152,6 +303,24 @@ fn the_nearest_provider_wins_and_unordered_ones_are_ambiguous() {
           link them or provide it under different names"
         ]
     );
+}
+
+#[test]
+fn priority_is_kept_on_the_compiled_atom_and_in_the_stored_flow() {
+    let flow: Flow = Linear::new("f")
+        .add(atom("low", Add { amount: 1 }).requires(["x"]).priority(-1))
+        .add(atom("plain", Add { amount: 1 }).requires(["x"]))
+        .add(atom("high", Add { amount: 1 }).requires(["x"]).priority(7))
+        .into();
+    let back: Flow = serde_json::from_value(serde_json::to_value(&flow).unwrap()).unwrap();
+    for flow in [flow, back] {
+        let c = compile(&flow).unwrap();
+        let priority = |n: &str| c.atom(c.atom_index(n).unwrap()).priority();
+        assert_eq!(
+            (priority("low"), priority("plain"), priority("high")),
+            (-1, 0, 7)
+        );
+    }
 }
 
 #[test]
