@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
@@ -25,6 +26,7 @@ use crate::{AtomDetail, FlowDetail, LogBook, PersistenceError};
 /// epoch each time it claims a job; 0 means never claimed). The writes an
 /// engine makes while it runs ([`save_atom_detail`](Backend::save_atom_detail),
 /// [`update_atom_state`](Backend::update_atom_state),
+/// [`update_atom_meta`](Backend::update_atom_meta),
 /// [`update_flow_state`](Backend::update_flow_state)) present the writer's
 /// epoch, and are refused with [`PersistenceError::Fenced`] when the stored
 /// epoch is higher. A new owner raises the stored epoch with
@@ -140,6 +142,46 @@ pub trait Backend: Send + Sync {
         epoch: u64,
     ) -> Result<(), PersistenceError>;
 
+    /// Sets the entry `key` of an atom detail's
+    /// [`meta`](AtomDetail::meta) to `value` (with `None`, removes it),
+    /// leaving the rest of the record alone (state, intention, result,
+    /// failures, revert result, history and the other entries), as a
+    /// writer at `epoch`: refused with [`PersistenceError::Fenced`] if the
+    /// flow detail is owned at a higher epoch (whether or not the atom
+    /// exists), `NotFound` naming the flow detail or the atom detail that
+    /// does not exist, and [`PersistenceError::TooDeep`] (nothing written)
+    /// for a value nested deeper than
+    /// [`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH).
+    ///
+    /// The engine calls it from the thread running a task, to record the
+    /// task's progress while it runs (under `meta["progress"]`), so that a
+    /// second process reading the records sees it, while the engine's own
+    /// thread goes on writing the atom's transitions. So it is atomic with
+    /// respect to the backend's other writes: what it reads of the record
+    /// and writes back is one step (one transaction, or under the lock the
+    /// backend's other writes take), and it never undoes a state or
+    /// intention that [`update_atom_state`](Backend::update_atom_state)
+    /// wrote meanwhile, a result that
+    /// [`save_atom_detail`](Backend::save_atom_detail) saved meanwhile, nor
+    /// another entry that another call set meanwhile.
+    ///
+    /// A save of the whole atom detail
+    /// ([`save_atom_detail`](Backend::save_atom_detail), or within a flow
+    /// detail or a logbook) writes the `meta` it is given, replacing the
+    /// entries set here: a writer that saves the whole record keeps the
+    /// entries it wants kept in its own copy. The backends that encode
+    /// records read and rewrite the atom's stored body (its result
+    /// included) on each call: it costs about what a save of the atom
+    /// detail does.
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError>;
+
     /// Loads one atom detail.
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError>;
 }
@@ -197,6 +239,16 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
         epoch: u64,
     ) -> Result<(), PersistenceError> {
         (**self).update_atom_state(flow, atom, state, intention, epoch)
+    }
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        (**self).update_atom_meta(flow, atom, key, value, epoch)
     }
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
         (**self).get_atom_detail(flow, atom)

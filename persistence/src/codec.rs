@@ -192,6 +192,68 @@ pub(crate) fn atom_parts(atom: &AtomDetail) -> impl Iterator<Item = (Part<'_>, &
         .chain(meta_parts(&atom.meta))
 }
 
+/// Sets the entry `key` of `meta` to `value` (with `None`, removes it).
+pub(crate) fn set_meta_entry(meta: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    match value {
+        Some(value) => {
+            meta.insert(key.to_owned(), value);
+        }
+        None => {
+            meta.remove(key);
+        }
+    }
+}
+
+/// Refuses an entry `key` = `value` of the `meta` of atom detail `id` if
+/// it nests deeper than [`MAX_RECORD_DEPTH`].
+pub(crate) fn check_meta_entry(
+    id: Uuid,
+    key: &str,
+    value: Option<&Value>,
+) -> Result<(), PersistenceError> {
+    check_parts(
+        RecordKind::AtomDetail,
+        id,
+        value.map(|value| (Part::Meta(key), value)),
+    )
+}
+
+/// `value`, a new entry `key` of the `meta` of atom detail `id`, once
+/// checked as [`check_meta_entry`] does; a value refused is dropped
+/// without recursion (it may nest deep enough to overflow the stack of a
+/// recursive drop).
+pub(crate) fn checked_meta_entry(
+    id: Uuid,
+    key: &str,
+    value: Option<Value>,
+) -> Result<Option<Value>, PersistenceError> {
+    match check_meta_entry(id, key, value.as_ref()) {
+        Ok(()) => Ok(value),
+        Err(e) => {
+            if let Some(value) = value {
+                drop_deep(value);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Drops a value without recursion (dropping a value of 100,000 levels
+/// whole would overflow the stack).
+pub(crate) fn drop_deep(value: Value) {
+    let mut stack = vec![value];
+    while let Some(mut value) = stack.pop() {
+        match &mut value {
+            Value::Array(items) => stack.append(items),
+            Value::Object(entries) => {
+                let entries = std::mem::take(entries);
+                stack.extend(entries.into_iter().map(|(_, v)| v));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Refuses the record `kind` `id` if a value it holds nests deeper than
 /// [`MAX_RECORD_DEPTH`], before anything serializes it (serializing
 /// recurses once per level).
@@ -465,6 +527,39 @@ pub(crate) fn encode_atom_body(atom: &AtomDetail) -> Result<String, PersistenceE
         meta: &atom.meta,
     };
     encode_json(RecordKind::AtomDetail, atom.uuid, &body, atom_parts(atom))
+}
+
+impl AtomBody {
+    /// The body as it is encoded.
+    fn as_ref(&self) -> AtomBodyRef<'_> {
+        AtomBodyRef {
+            result: &self.result,
+            failure: &self.failure,
+            revert_result: &self.revert_result,
+            revert_failure: &self.revert_failure,
+            history: &self.history,
+            version: &self.version,
+            meta: &self.meta,
+        }
+    }
+}
+
+/// The stored JSON body `bytes` of the atom detail `id` with the entry
+/// `key` of its `meta` set to `value` (with `None`, removed), the rest as
+/// read: what [`Backend::update_atom_meta`](crate::Backend::update_atom_meta)
+/// writes back, `value` once checked by [`checked_meta_entry`]. A body
+/// that does not decode is `Corrupt`, and nothing should be written.
+pub(crate) fn body_with_meta_entry(
+    id: Uuid,
+    bytes: &[u8],
+    key: &str,
+    value: Option<&Value>,
+) -> Result<String, PersistenceError> {
+    let mut body: AtomBody = decode_json(RecordKind::AtomDetail, id, "body", bytes)?;
+    set_meta_entry(&mut body.meta, key, value.cloned());
+    // The values read were checked when written and the new one by the
+    // caller; the document as a whole is checked as it is encoded.
+    encode_json(RecordKind::AtomDetail, id, &body.as_ref(), [])
 }
 
 /// The columns of one stored atom detail, as read.

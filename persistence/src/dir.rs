@@ -66,7 +66,9 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// reads the flow header and compares its `owner_epoch` under the
 /// backend's write lock, so the check and the write are one step for the
 /// threads of this process; a fence or a take reads and rewrites the
-/// header under the same lock.
+/// header under the same lock. A state update and a metadata update
+/// ([`update_atom_meta`](Backend::update_atom_meta)) each read the atom's
+/// file and rewrite it whole under that lock, so neither undoes the other.
 ///
 /// One process at a time: a [`DirBackend`] serializes its own threads (reads
 /// share a lock, writes take it alone) but takes no lock between processes.
@@ -802,6 +804,32 @@ impl Backend for DirBackend {
         let mut detail = self.read_listed_atom(flow, atom)?;
         detail.state = state;
         detail.intention = intention;
+        write_json(
+            &self.atom_path(flow, atom),
+            RecordKind::AtomDetail,
+            atom,
+            &detail,
+            codec::atom_parts(&detail),
+        )
+    }
+
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        let value = codec::checked_meta_entry(atom, key, value)?;
+        // Read and rewritten under the write lock, as a state update is.
+        let _guard = self.write_lock();
+        let header = self.writable_header(flow, epoch)?;
+        if !header.atoms.contains(&atom) {
+            return Err(not_found(RecordKind::AtomDetail, atom));
+        }
+        let mut detail = self.read_listed_atom(flow, atom)?;
+        codec::set_meta_entry(&mut detail.meta, key, value);
         write_json(
             &self.atom_path(flow, atom),
             RecordKind::AtomDetail,

@@ -150,6 +150,17 @@ struct RareParts {
     meta: Map<String, Value>,
 }
 
+impl RareParts {
+    /// Whether it holds nothing (a record without it reads the same).
+    fn is_empty(&self) -> bool {
+        self.failure.is_none()
+            && self.revert_result.is_none()
+            && self.revert_failure.is_none()
+            && self.history.is_empty()
+            && self.meta.is_empty()
+    }
+}
+
 impl StoredAtom {
     /// Destructured so that a new field of `AtomDetail` fails to compile here.
     fn new(src: &AtomDetail) -> Self {
@@ -215,6 +226,19 @@ impl StoredAtom {
         }
         if !(rare.meta.is_empty() && src.meta.is_empty()) {
             rare.meta.clone_from(&src.meta);
+        }
+    }
+
+    /// Sets (with `None`, removes) the entry `key` of its metadata; the
+    /// box goes when nothing rare is left in it.
+    fn set_meta_entry(&mut self, key: &str, value: Option<Value>) {
+        if value.is_none() && self.rare.is_none() {
+            return;
+        }
+        let rare = self.rare.get_or_insert_with(Box::default);
+        codec::set_meta_entry(&mut rare.meta, key, value);
+        if rare.is_empty() {
+            self.rare = None;
         }
     }
 
@@ -487,6 +511,25 @@ impl Backend for MemoryBackend {
         let detail = &mut record.atoms[i];
         detail.state = state;
         detail.intention = intention;
+        Ok(())
+    }
+
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        let value = codec::checked_meta_entry(atom, key, value)?;
+        let mut inner = self.lock();
+        let record = inner.writable(flow, epoch)?;
+        let i = record
+            .positions
+            .get(&record.atoms, atom)
+            .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
+        record.atoms[i].set_meta_entry(key, value);
         Ok(())
     }
 

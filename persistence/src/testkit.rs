@@ -804,6 +804,285 @@ pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
     .unwrap();
 }
 
+/// A logbook holding one flow detail with two atom details, saved: a
+/// retry controller holding a bit of everything (state, intention, result,
+/// failure, revert result, revert failure, history, a meta entry), which
+/// an update of one meta entry must leave alone, and a bare task.
+fn saved_full_book(b: &dyn Backend) -> LogBook {
+    let mut book = LogBook::new("b");
+    let mut flow = FlowDetail::new("f");
+    let mut full = AtomDetail::new("r", AtomKind::Retry);
+    full.state = AtomState::Running;
+    full.intention = Intention::Execute;
+    full.result = Some(Arc::new(json!({"n": 1, "s": "text"})));
+    full.revert_result = Some(Arc::new(json!("undone")));
+    full.set_failure(Some(Failure::new("Boom", "exploded")));
+    full.set_revert_failure(Some(Failure::new("Stuck", "cannot undo")));
+    full.history.push(json!(1));
+    full.history
+        .record_failure("r", Failure::new("Boom", "exploded"));
+    full.meta.insert("other".into(), json!({"kept": [1, 2]}));
+    flow.atom_details = vec![full, AtomDetail::new("bare", AtomKind::Task)];
+    book.flow_details.push(flow);
+    b.save_logbook(&book).unwrap();
+    book
+}
+
+/// Asserts that every read of the records of `book` (its atom details, its
+/// flow detail, the logbook, the listing) gives `book`.
+#[track_caller]
+fn assert_reads(b: &dyn Backend, book: &LogBook) {
+    let flow = &book.flow_details[0];
+    for atom in &flow.atom_details {
+        assert_eq!(b.get_atom_detail(flow.uuid, atom.uuid).unwrap(), *atom);
+    }
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), *flow);
+    assert_eq!(b.get_logbook(book.uuid).unwrap(), *book);
+    assert_eq!(listed(b), vec![book.clone()]);
+}
+
+/// `update_atom_meta` sets one entry of an atom detail's `meta`,
+/// overwrites it, removes it (removing one that is not there is a no-op),
+/// and leaves everything else alone: the atom's state, intention, result,
+/// failures, revert result, history and other entries, and the other atoms.
+pub fn update_atom_meta_sets_one_entry(b: &dyn Backend) {
+    let mut book = saved_full_book(b);
+    let flow = book.flow_details[0].uuid;
+    let (full, bare) = {
+        let atoms = &book.flow_details[0].atom_details;
+        (atoms[0].uuid, atoms[1].uuid)
+    };
+    let steps: [(Uuid, &str, Option<Value>); 8] = [
+        // Set beside another entry.
+        (full, "progress", Some(json!(0.25))),
+        // Overwritten, with a value of another shape.
+        (full, "progress", Some(json!({"done": 3, "of": [4, null]}))),
+        // Another entry, set to null (an entry, not a removal).
+        (full, "other", Some(Value::Null)),
+        // Removed: the other entries stay.
+        (full, "progress", None),
+        // Removing what is not there changes nothing.
+        (full, "absent", None),
+        (full, "other", None),
+        // An atom with nothing but its state, set and cleared again.
+        (bare, "progress", Some(json!(1))),
+        (bare, "progress", None),
+    ];
+    for (atom, key, value) in steps {
+        b.update_atom_meta(flow, atom, key, value.clone(), 0)
+            .unwrap();
+        let detail = book.flow_details[0]
+            .atom_details
+            .iter_mut()
+            .find(|a| a.uuid == atom)
+            .unwrap();
+        match value {
+            Some(value) => {
+                detail.meta.insert(key.to_owned(), value);
+            }
+            None => {
+                detail.meta.remove(key);
+            }
+        }
+        assert_reads(b, &book);
+    }
+    assert!(book.flow_details[0]
+        .atom_details
+        .iter()
+        .all(|a| a.meta.is_empty()));
+}
+
+/// `update_atom_meta` is a write at the epoch it presents: refused with
+/// `Fenced` below the stored epoch (even for an atom that does not
+/// exist), changing nothing; accepted at the stored epoch or a higher one,
+/// which it leaves as it is.
+pub fn update_atom_meta_is_fenced(b: &dyn Backend) {
+    let (flow, atom) = saved_flow(b);
+    b.fence_flow_detail(flow.uuid, 7).unwrap();
+    let before = b.get_flow_detail(flow.uuid).unwrap();
+    for stale in [0, 6] {
+        for value in [Some(json!(0.5)), None] {
+            assert_fenced(
+                b.update_atom_meta(flow.uuid, atom.uuid, "progress", value.clone(), stale)
+                    .unwrap_err(),
+                flow.uuid,
+                7,
+                stale,
+            );
+            assert_fenced(
+                b.update_atom_meta(flow.uuid, Uuid::new_v4(), "progress", value, stale)
+                    .unwrap_err(),
+                flow.uuid,
+                7,
+                stale,
+            );
+        }
+    }
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
+    for epoch in [7, 8] {
+        b.update_atom_meta(flow.uuid, atom.uuid, "progress", Some(json!(epoch)), epoch)
+            .unwrap();
+        let stored = b.get_flow_detail(flow.uuid).unwrap();
+        assert_eq!(stored.owner_epoch, 7);
+        assert_eq!(stored.atom_details[0].meta["progress"], json!(epoch));
+    }
+}
+
+/// `update_atom_meta` of an atom that does not exist is `NotFound` naming
+/// it, in a flow that does not exist `NotFound` naming the flow; neither
+/// creates anything.
+pub fn update_atom_meta_of_missing_records_is_not_found(b: &dyn Backend) {
+    let book = saved_full_book(b);
+    let flow = book.flow_details[0].uuid;
+    let (missing_flow, missing_atom) = (Uuid::new_v4(), Uuid::new_v4());
+    let cases = [
+        (flow, missing_atom, RecordKind::AtomDetail, missing_atom),
+        (
+            missing_flow,
+            missing_atom,
+            RecordKind::FlowDetail,
+            missing_flow,
+        ),
+        (
+            missing_flow,
+            book.flow_details[0].atom_details[0].uuid,
+            RecordKind::FlowDetail,
+            missing_flow,
+        ),
+    ];
+    for (flow, atom, kind, id) in cases {
+        for value in [Some(json!(0.5)), None] {
+            let err = b
+                .update_atom_meta(flow, atom, "progress", value, 0)
+                .unwrap_err();
+            assert!(
+                matches!(&err, PersistenceError::NotFound { kind: k, id: i } if *k == kind && *i == id),
+                "expected {kind} {id} not found, got {err}"
+            );
+        }
+    }
+    assert_reads(b, &book);
+}
+
+/// A meta entry nesting deeper than
+/// [`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH) (just past it, or 100,000
+/// levels: never a stack overflow) is refused with `TooDeep` naming the
+/// atom and the entry, writing nothing; one as deep as the limit is
+/// written and read back.
+pub fn update_atom_meta_refuses_too_deep_values(b: &dyn Backend) {
+    let mut book = saved_full_book(b);
+    let flow = book.flow_details[0].uuid;
+    let atom = book.flow_details[0].atom_details[0].uuid;
+    let limit = crate::MAX_RECORD_DEPTH;
+    for levels in [limit + 1, 100_000] {
+        assert_too_deep(
+            b.update_atom_meta(flow, atom, "progress", Some(nested_value(levels)), 0)
+                .unwrap_err(),
+            RecordKind::AtomDetail,
+            atom,
+            "meta entry \"progress\"",
+            levels,
+        );
+        assert_reads(b, &book);
+    }
+    b.update_atom_meta(flow, atom, "progress", Some(nested_value(limit)), 0)
+        .unwrap();
+    book.flow_details[0].atom_details[0]
+        .meta
+        .insert("progress".into(), nested_value(limit));
+    assert_reads(b, &book);
+}
+
+/// The state updates of one thread and the meta updates of another, on
+/// one atom, never undo each other (what the engine does: its thread
+/// writes an atom's transitions while the thread running the task records
+/// its progress). `states` takes the state updates and `metas` the meta
+/// updates: one backend, or two handles on one store. The two writers
+/// start together and each runs for a quarter of a second (and at least
+/// 20 rounds), reading back what it wrote after each write; at the end the
+/// record holds the last of each, with the rest (result, other entries)
+/// as saved.
+///
+/// In [`backend_conformance!`](crate::backend_conformance) with one
+/// backend as both (`meta_updates_never_undo_state_updates`); a backend's
+/// own tests may call it with two handles.
+pub fn state_and_meta_updates_race(states: &dyn Backend, metas: &dyn Backend) {
+    const MIN_ROUNDS: usize = 20;
+    const FOR: std::time::Duration = std::time::Duration::from_millis(250);
+    const PAIRS: [(AtomState, Intention); 2] = [
+        (AtomState::Running, Intention::Execute),
+        (AtomState::Reverting, Intention::Revert),
+    ];
+    let (flow, atom) = saved_flow(states);
+    metas
+        .update_atom_meta(flow.uuid, atom.uuid, "other", Some(json!("kept")), 0)
+        .unwrap();
+    let start = std::sync::Barrier::new(2);
+    let running = |started: std::time::Instant, i: usize| i < MIN_ROUNDS || started.elapsed() < FOR;
+    let (last_state, last_progress) = std::thread::scope(|s| {
+        let state_writer = s.spawn(|| {
+            start.wait();
+            let (started, mut i) = (std::time::Instant::now(), 0);
+            while running(started, i) {
+                let (state, intention) = PAIRS[i % 2];
+                states
+                    .update_atom_state(flow.uuid, atom.uuid, state, intention, 0)
+                    .unwrap();
+                let got = states.get_atom_detail(flow.uuid, atom.uuid).unwrap();
+                assert_eq!(
+                    (got.state, got.intention),
+                    (state, intention),
+                    "round {i}: a meta update undid a state update"
+                );
+                i += 1;
+            }
+            PAIRS[(i - 1) % 2]
+        });
+        let meta_writer = s.spawn(|| {
+            start.wait();
+            let (started, mut i) = (std::time::Instant::now(), 0);
+            while running(started, i) {
+                metas
+                    .update_atom_meta(flow.uuid, atom.uuid, "progress", Some(json!(i)), 0)
+                    .unwrap();
+                let got = metas.get_atom_detail(flow.uuid, atom.uuid).unwrap();
+                assert_eq!(
+                    got.meta.get("progress"),
+                    Some(&json!(i)),
+                    "round {i}: a state update undid a meta update"
+                );
+                i += 1;
+            }
+            i - 1
+        });
+        // A panic of either writer is the test's.
+        let state = state_writer
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let progress = meta_writer
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (state, progress)
+    });
+    let mut expected = atom;
+    (expected.state, expected.intention) = last_state;
+    expected.meta.insert("other".into(), json!("kept"));
+    expected
+        .meta
+        .insert("progress".into(), json!(last_progress));
+    for b in [states, metas] {
+        assert_eq!(
+            b.get_atom_detail(flow.uuid, expected.uuid).unwrap(),
+            expected
+        );
+    }
+}
+
+/// [`state_and_meta_updates_race`] on one backend.
+pub fn meta_updates_never_undo_state_updates(b: &dyn Backend) {
+    state_and_meta_updates_race(b, b);
+}
+
 /// A value nesting `levels` arrays, one inside the next, around `1`.
 pub fn nested_value(levels: usize) -> Value {
     let mut value = json!(1);
@@ -816,17 +1095,7 @@ pub fn nested_value(levels: usize) -> Value {
 /// Drops a value without recursion (dropping a value of 100,000 levels
 /// whole would overflow the stack).
 pub fn drop_deep(value: Value) {
-    let mut stack = vec![value];
-    while let Some(mut value) = stack.pop() {
-        match &mut value {
-            Value::Array(items) => stack.append(items),
-            Value::Object(entries) => {
-                let entries = std::mem::take(entries);
-                stack.extend(entries.into_iter().map(|(_, v)| v));
-            }
-            _ => {}
-        }
-    }
+    crate::codec::drop_deep(value);
 }
 
 /// A logbook holding one flow detail whose store, definition and atoms
@@ -1086,7 +1355,10 @@ macro_rules! backend_conformance {
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
             fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
             take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs
-            deep_values_round_trip too_deep_values_are_refused_when_written);
+            deep_values_round_trip too_deep_values_are_refused_when_written
+            update_atom_meta_sets_one_entry update_atom_meta_is_fenced
+            update_atom_meta_of_missing_records_is_not_found
+            update_atom_meta_refuses_too_deep_values meta_updates_never_undo_state_updates);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
@@ -1192,6 +1464,16 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
     ) -> Result<(), PersistenceError> {
         self.backend
             .update_atom_state(flow, atom, state, intention, epoch)
+    }
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        self.backend.update_atom_meta(flow, atom, key, value, epoch)
     }
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
         self.backend.get_atom_detail(flow, atom)

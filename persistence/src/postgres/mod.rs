@@ -12,6 +12,7 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::types::FromSql;
 use postgres::{Config, GenericClient, IsolationLevel, Row, Statement};
+use serde_json::Value;
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
@@ -55,7 +56,13 @@ fn is_foreign_key_violation(e: &postgres::Error) -> bool {
 /// (an `UPDATE` of that row) waits for the writes in flight, and a write
 /// waits for a fence in flight and then sees its epoch. Only a write that
 /// changed no row makes a second query, to tell a missing record from a
-/// fenced one. Multi-record writes are one transaction; reads of
+/// fenced one. [`update_atom_meta`](Backend::update_atom_meta) is one
+/// transaction: it reads the epoch `FOR SHARE` and the atom's body
+/// `FOR UPDATE`, then writes the body back (never the `state` and
+/// `intention` columns); a write of the same row meanwhile waits for it.
+/// (The body is text, not `jsonb`, so it is not updated in place: `jsonb`
+/// would rewrite the text of results, and refuses the NUL character a
+/// string may hold.) Multi-record writes are one transaction; reads of
 /// several rows run in one `REPEATABLE READ` read-only transaction, so they
 /// see one snapshot.
 ///
@@ -228,6 +235,17 @@ const UPSERT_ATOM: &str = "INSERT INTO atomdetails \
 const UPDATE_ATOM_STATE: &str = "UPDATE atomdetails SET state = $3, intention = $4 \
     WHERE flow_uuid = $1 AND uuid = $2 \
     AND (SELECT owner_epoch FROM flowdetails WHERE uuid = $1 FOR SHARE) <= $5";
+/// A meta update's read of the writer's epoch: `FOR SHARE`, as the other
+/// writes of an engine read it (a fence waits for it to commit).
+const FLOW_EPOCH_FOR_SHARE: &str = "SELECT owner_epoch FROM flowdetails WHERE uuid = $1 FOR SHARE";
+/// A meta update's read of the atom's body, locking its row until the
+/// update commits: a concurrent write of the row waits, then applies to
+/// the row as written.
+const SELECT_ATOM_BODY_FOR_UPDATE: &str =
+    "SELECT body FROM atomdetails WHERE flow_uuid = $1 AND uuid = $2 FOR UPDATE";
+/// Writes the body alone: the state and intention columns stay as they are.
+const UPDATE_ATOM_BODY: &str =
+    "UPDATE atomdetails SET body = $3 WHERE flow_uuid = $1 AND uuid = $2";
 const UPDATE_FLOW_STATE: &str =
     "UPDATE flowdetails SET state = $2 WHERE uuid = $1 AND owner_epoch <= $3";
 const FENCE_FLOW: &str =
@@ -860,6 +878,48 @@ impl Backend for PostgresBackend {
             let (client, cache) = conn.parts();
             Err(refusal(client, cache, flow, epoch)?
                 .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)))
+        })
+    }
+
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        let value = codec::checked_meta_entry(atom, key, value)?;
+        let what = format!("the meta of atom detail {atom}");
+        self.write(&what, |tx, cache| {
+            let rows = query(
+                tx,
+                cache,
+                FLOW_EPOCH_FOR_SHARE,
+                &[&flow],
+                format_args!("reading the owner epoch of flow detail {flow}"),
+            )?;
+            let row = rows
+                .first()
+                .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))?;
+            let held: i64 = col(row, 0, RecordKind::FlowDetail, &flow, "owner_epoch")?;
+            check_epoch(flow, codec::decode_epoch(flow, held)?, epoch)?;
+            let rows = query(
+                tx,
+                cache,
+                SELECT_ATOM_BODY_FOR_UPDATE,
+                &[&flow, &atom],
+                format_args!("reading atom detail {atom}"),
+            )?;
+            let row = rows
+                .first()
+                .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
+            let body: &str = col(row, 0, RecordKind::AtomDetail, &atom, "body")?;
+            let body = codec::body_with_meta_entry(atom, body.as_bytes(), key, value.as_ref())?;
+            let statement = prepared(cache, tx, UPDATE_ATOM_BODY)?;
+            tx.execute(&statement, &[&flow, &atom, &body])
+                .map_err(|e| pg_err(e, format_args!("updating {what}")))?;
+            Ok(())
         })
     }
 

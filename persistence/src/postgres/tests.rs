@@ -137,6 +137,33 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
 }
 
 #[test]
+fn meta_updates_through_one_backend_never_undo_state_updates_through_another() {
+    let Some(t) = fresh() else { return };
+    let other = PostgresBackend::connect_in_schema(&t.guard.url, &t.guard.schema).unwrap();
+    crate::testkit::state_and_meta_updates_race(&t.backend, &other);
+}
+
+#[test]
+fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
+    let Some(t) = fresh() else { return };
+    let (_, flow, atom) = saved_flow(&t.backend);
+    t.guard
+        .raw("UPDATE atomdetails SET body = left(body, length(body) / 2)");
+    let err = t
+        .backend
+        .update_atom_meta(flow.uuid, atom.uuid, "progress", Some(json!(0.5)), 0)
+        .unwrap_err();
+    assert_corrupt(err, RecordKind::AtomDetail, atom.uuid, "body");
+    // Still the same broken body: nothing was written.
+    assert_corrupt(
+        t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap_err(),
+        RecordKind::AtomDetail,
+        atom.uuid,
+        "body",
+    );
+}
+
+#[test]
 fn truncated_body_and_meta_are_corrupt_naming_the_record() {
     let Some(t) = fresh() else { return };
     let (book, flow, atom) = saved_flow(&t.backend);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde_json::Value;
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
@@ -75,8 +76,11 @@ impl Durability {
 /// [owner fencing](Backend#owner-fencing)); only a write that changed no
 /// row makes a second query, to tell a missing record from a fenced one.
 /// Multi-record writes (a logbook, a flow detail with its atoms) are one
-/// `BEGIN IMMEDIATE` transaction; reads of several rows run in one read
-/// transaction, so they see one snapshot.
+/// `BEGIN IMMEDIATE` transaction, and so is
+/// [`update_atom_meta`](Backend::update_atom_meta): it reads the flow's
+/// epoch and the atom's body and writes the body back (never the `state`
+/// and `intention` columns) under the database's write lock. Reads of
+/// several rows run in one read transaction, so they see one snapshot.
 ///
 /// # Sharing a file
 ///
@@ -876,6 +880,56 @@ impl Backend for SqliteBackend {
                 .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)));
         }
         Ok(())
+    }
+
+    fn update_atom_meta(
+        &self,
+        flow: Uuid,
+        atom: Uuid,
+        key: &str,
+        value: Option<Value>,
+        epoch: u64,
+    ) -> Result<(), PersistenceError> {
+        let value = codec::checked_meta_entry(atom, key, value)?;
+        let mut fbuf = Uuid::encode_buffer();
+        let mut abuf = Uuid::encode_buffer();
+        let flow_key = id_text(flow, &mut fbuf);
+        let atom_key = id_text(atom, &mut abuf);
+        let mut conn = self.lock();
+        // `BEGIN IMMEDIATE`: the database's write lock is held from the
+        // read of the epoch and the body to the write of the body, so no
+        // other writer (of any process) comes between them.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format_args!("starting to update the meta of atom detail {atom}"),
+                )
+            })?;
+        if let Some(refused) = refusal(&tx, flow, flow_key, epoch)? {
+            return Err(refused);
+        }
+        let body = {
+            let mut stmt = tx
+                .prepare_cached("SELECT body FROM atomdetails WHERE flow_uuid = ?1 AND uuid = ?2")
+                .map_err(|e| db_err(e, "preparing the atom body query"))?;
+            let mut rows = stmt
+                .query([flow_key, atom_key])
+                .map_err(|e| db_err(e, format_args!("reading atom detail {atom}")))?;
+            let row = rows
+                .next()
+                .map_err(|e| db_err(e, format_args!("reading atom detail {atom}")))?
+                .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
+            let bytes = bytes(row, 0, RecordKind::AtomDetail, &atom, "body")?;
+            codec::body_with_meta_entry(atom, bytes, key, value.as_ref())?
+        };
+        // Only the body: the state and intention columns stay as they are.
+        tx.prepare_cached("UPDATE atomdetails SET body = ?3 WHERE flow_uuid = ?1 AND uuid = ?2")
+            .and_then(|mut s| s.execute(params![flow_key, atom_key, body]))
+            .map_err(|e| db_err(e, format_args!("updating the meta of atom detail {atom}")))?;
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing the meta of atom detail {atom}")))
     }
 
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {

@@ -151,3 +151,41 @@ fn a_backend_error_prints_its_cause() {
     let source = std::error::Error::source(&err).expect("the SQLite error");
     assert!(source.is::<rusqlite::Error>(), "{source:?}");
 }
+
+#[test]
+fn meta_updates_through_one_handle_never_undo_state_updates_through_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let states = SqliteBackend::open(&path).unwrap();
+    let metas = SqliteBackend::open(&path).unwrap();
+    crate::testkit::state_and_meta_updates_race(&states, &metas);
+}
+
+#[test]
+fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
+    let store = fresh();
+    let b = &store.backend;
+    let mut book = LogBook::new("b");
+    let mut flow = FlowDetail::new("f");
+    let atom = AtomDetail::new("a", taskflow_patterns::AtomKind::Task);
+    flow.atom_details.push(atom.clone());
+    book.flow_details.push(flow.clone());
+    b.save_logbook(&book).unwrap();
+    let broken = "{\"version\": ";
+    b.lock()
+        .execute("UPDATE atomdetails SET body = ?1", [broken])
+        .unwrap();
+    let err = b
+        .update_atom_meta(flow.uuid, atom.uuid, "progress", Some(0.5.into()), 0)
+        .unwrap_err();
+    assert!(
+        matches!(&err, PersistenceError::Corrupt { kind: RecordKind::AtomDetail, id, reason }
+            if *id == atom.uuid.to_string() && reason.contains("body")),
+        "{err}"
+    );
+    let body: String = b
+        .lock()
+        .query_row("SELECT body FROM atomdetails", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(body, broken);
+}
