@@ -268,7 +268,7 @@ pub fn retry(name: impl Into<String>, controller: impl Retry) -> RetryAtom {
 
 impl<R: Retry> From<R> for RetryAtom {
     /// A retry atom with no name yet: the flow it is attached to names it
-    /// `<flow>.retry`.
+    /// `<flow>_retry`, as TaskFlow does.
     fn from(controller: R) -> Self {
         Atom {
             spec: Arc::new(AtomSpec {

@@ -1,11 +1,12 @@
 //! Conformance cases for where an atom's arguments come from, where
 //! TaskFlow 6.5.0's behaviour is the rule: a value given from outside the
 //! flow (the store, or injected into the atom) is found before any atom's
-//! result, `inject` is keyed by the symbol after `rebind`, and `revert` may
-//! take arguments of its own.
+//! result, `inject` is keyed by the symbol after `rebind`, `revert` may
+//! take arguments of its own, children of an unordered flow are fed from
+//! outside it, and atoms are named as TaskFlow names them.
 
 use serde_json::{json, Value};
-use taskflow_patterns::{atom, task_fn, FlowState, Linear, TaskError};
+use taskflow_patterns::{atom, task_fn, AtomState, FlowState, Linear, TaskError, Times, Unordered};
 
 use super::{failed_state, Factory, Log};
 use crate::Engine;
@@ -184,4 +185,62 @@ pub fn revert_gets_its_own_arguments(factory: Factory<'_>) {
         err.to_string().contains("atom `own` requires `gone`"),
         "{err}"
     );
+}
+
+/// A child of an unordered flow that requires what a sibling provides is
+/// fed from outside the flow (the store, or an atom that runs before it),
+/// never by the sibling, as in TaskFlow.
+pub fn unordered_siblings_are_fed_from_outside_the_flow(factory: Factory<'_>) {
+    let log = Log::new();
+    let sibling = || {
+        Unordered::new("u")
+            .add(atom("p", recording(&log, "p", json!("sibling"))).provides("x"))
+            .add(atom("q", recording(&log, "q", Value::Null)).requires(["x"]))
+    };
+    let flow = Linear::new("f")
+        .add(atom("before", task_fn(|_| Ok(json!("outer")))).provides("x"))
+        .add(sibling());
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    let mut entries = log.entries();
+    entries.sort();
+    assert_eq!(entries, ["p:", r#"q:x="outer""#]);
+
+    let mut engine = factory(Engine::builder(sibling()))
+        .store(json!({"x": "stored"}))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert!(log.entries().contains(&r#"q:x="stored""#.to_owned()));
+
+    // Nothing outside the flow provides it: refused at build, naming the
+    // atom and the symbol.
+    let Err(err) = factory(Engine::builder(sibling())).build() else {
+        panic!("a requirement only a sibling provides is refused");
+    };
+    assert!(err.to_string().contains("atom `q` requires `x`"), "{err}");
+}
+
+/// A flow may share its name with one of its atoms, and a retry controller
+/// given without a name is called `<flow>_retry`, as TaskFlow names them.
+pub fn names_as_taskflow_gives_them(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("test").add(atom("test", log.task("test"))).add(
+        Linear::new("scope")
+            .add(atom("flaky", log.flaky("flaky", 1)))
+            .with_retry(Times::new(2)),
+    );
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["test", "flaky", "~flaky", "flaky"]);
+    let storage = engine.storage();
+    assert_eq!(
+        storage.atom_detail("test").map(|d| d.state),
+        Some(AtomState::Success)
+    );
+    let retry = storage
+        .atom_detail("scope_retry")
+        .expect("named scope_retry");
+    assert_eq!(retry.history.len(), 2);
+    assert!(storage.atom_detail("scope.retry").is_none());
 }

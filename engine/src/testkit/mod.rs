@@ -438,10 +438,10 @@ pub fn times_exhausted_reverts_the_flow(factory: Factory<'_>) {
         assert_eq!(before, want, "defer_reverts: {defer}");
         let err = result.unwrap_err();
         assert_eq!(err.failures().len(), 1, "{err}");
-        let retry = engine.storage().atom_detail("scope.retry").unwrap();
+        let retry = engine.storage().atom_detail("scope_retry").unwrap();
         assert_eq!(retry.history.len(), 2);
         assert_eq!(
-            capture.states_of("scope.retry"),
+            capture.states_of("scope_retry"),
             [
                 AtomState::Running,
                 AtomState::Success,
@@ -793,7 +793,7 @@ pub fn records_hold_every_transition(factory: Factory<'_>) {
         stored.atom_detail("a").unwrap().result.as_deref(),
         Some(&json!("a"))
     );
-    assert_eq!(stored.atom_detail("s.retry").unwrap().history.len(), 2);
+    assert_eq!(stored.atom_detail("s_retry").unwrap().history.len(), 2);
     assert_eq!(stored.meta["store"], json!({}));
     let book = backend.get_logbook(engine.storage().logbook_id()).unwrap();
     assert_eq!(book.flow_details.len(), 1);
@@ -1318,7 +1318,8 @@ macro_rules! engine_conformance {
             decider_depths_stop_at_flow_boundaries every_decider_into_a_target_is_asked
             failures_of_removed_atoms_are_still_reported
             the_store_is_found_before_atom_results inject_is_keyed_by_the_symbol_after_rebind
-            revert_gets_its_own_arguments
+            revert_gets_its_own_arguments unordered_siblings_are_fed_from_outside_the_flow
+            names_as_taskflow_gives_them
             a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again);
     };
     (@cases $factory:expr; $($case:ident)*) => {

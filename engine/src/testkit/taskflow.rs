@@ -45,7 +45,7 @@ pub fn revert_with_no_controller_further_out_reverts_the_subflow(factory: Factor
         assert_eq!(failed_state(&result), FlowState::Reverted, "defer {defer}");
         let state = |a: &str| engine.storage().atom_detail(a).unwrap().state;
         assert_eq!(state("i1"), AtomState::Reverted);
-        assert_eq!(state("inner.retry"), AtomState::Reverted);
+        assert_eq!(state("inner_retry"), AtomState::Reverted);
         let outside = if defer {
             AtomState::Reverted
         } else {
@@ -86,7 +86,7 @@ pub fn a_retried_flow_fails_with_its_last_attempt(factory: Factory<'_>) {
         .unwrap();
     let err = engine.run().unwrap_err();
     assert_eq!(err.failures().len(), 1, "{err}");
-    let history = &engine.storage().atom_detail("scope.retry").unwrap().history;
+    let history = &engine.storage().atom_detail("scope_retry").unwrap().history;
     assert_eq!(history.len(), 3);
     assert!(history
         .attempts()
@@ -125,7 +125,7 @@ pub fn a_retry_reverts_what_consumed_its_scope(factory: Factory<'_>) {
     records.state = FlowState::Running;
     for d in &mut records.atom_details {
         match &*d.name {
-            "scope.retry" => {
+            "scope_retry" => {
                 d.state = AtomState::Success;
                 d.intention = Intention::Retry;
                 d.history.push(json!(1));
@@ -171,14 +171,14 @@ pub fn a_retry_notifies_retrying_before_resetting_its_scope(factory: Factory<'_>
     let transitions = capture.atom_transitions();
     let at = transitions
         .iter()
-        .position(|(a, s)| a == "scope.retry" && *s == AtomState::Retrying)
+        .position(|(a, s)| a == "scope_retry" && *s == AtomState::Retrying)
         .unwrap();
     assert_eq!(
         transitions[at..at + 3],
         [
-            ("scope.retry".to_owned(), AtomState::Retrying),
+            ("scope_retry".to_owned(), AtomState::Retrying),
             ("flaky".to_owned(), AtomState::Pending),
-            ("scope.retry".to_owned(), AtomState::Running),
+            ("scope_retry".to_owned(), AtomState::Running),
         ],
         "{transitions:?}"
     );
@@ -213,7 +213,7 @@ pub fn resume_finishes_an_interrupted_retry_reset(factory: Factory<'_>) {
     records.state = FlowState::Running;
     for d in &mut records.atom_details {
         match &*d.name {
-            "scope.retry" => {
+            "scope_retry" => {
                 d.state = AtomState::Retrying;
                 d.history.push(json!(1));
                 d.history

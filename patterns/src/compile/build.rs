@@ -1,8 +1,8 @@
 //! Flattening a flow tree into the DAG.
 //!
 //! One pass over the tree adds atoms and edges; data dependencies between
-//! siblings are computed only where a pattern needs them (unordered and
-//! graph flows), from the atoms of each child. The graph's adjacency is then
+//! siblings are computed only where a pattern needs them (graph flows),
+//! from the atoms of each child. The graph's adjacency is then
 //! laid out as compressed lists, and checked for cycles with a topological
 //! sort (Tarjan's algorithm runs only to name the atoms of a cycle found).
 //!
@@ -122,17 +122,24 @@ pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
 }
 
 impl<'f> Builder<'f> {
-    /// Records `name` as taken, or the error if it is empty or taken. `flow`
-    /// is the flow holding it, named in the error.
+    /// Records `name` as taken by an atom, or the error if it is empty or
+    /// taken by another atom. `flow` is the flow holding it, named in the
+    /// error. As in TaskFlow, atom names are unique among atoms only: a flow
+    /// may share its name with an atom, or with another flow.
     fn claim_name(&mut self, name: &'f str, flow: Option<FlowIndex>) {
         if name.is_empty() {
-            let flow = flow.map_or_else(String::new, |f| self.flows[f.index()].name.clone());
-            self.errors.push(CompileError::EmptyName { flow });
+            self.empty_name(flow);
         } else if !self.names.insert(name) {
             self.errors.push(CompileError::DuplicateName {
                 name: name.to_owned(),
             });
         }
+    }
+
+    /// The error of an atom or flow with an empty name inside `flow`.
+    fn empty_name(&mut self, flow: Option<FlowIndex>) {
+        let flow = flow.map_or_else(String::new, |f| self.flows[f.index()].name.clone());
+        self.errors.push(CompileError::EmptyName { flow });
     }
 
     fn add_atom(
@@ -234,7 +241,9 @@ impl<'f> Builder<'f> {
         retry: Option<AtomIndex>,
     ) -> Part {
         let parts: &'f FlowParts = flow.parts();
-        self.claim_name(&parts.name, parent);
+        if parts.name.is_empty() {
+            self.empty_name(parent);
+        }
         let index = FlowIndex(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
         self.flows.push(CompiledFlow {
             name: parts.name.clone(),
@@ -261,7 +270,7 @@ impl<'f> Builder<'f> {
 
         let (sources, sinks) = match flow {
             Flow::Linear(_) => self.linear(&children),
-            Flow::Unordered(_) => self.unordered(&parts.name, &parts.children, &children),
+            Flow::Unordered(_) => self.unordered(&children),
             Flow::Graph(g) => self.graph(index, &parts.children, &children, g.links()),
         };
         let (sources, sinks) = match controller {
@@ -298,40 +307,11 @@ impl<'f> Builder<'f> {
         (sources.to_vec(), prev.to_vec())
     }
 
-    fn unordered(
-        &mut self,
-        flow: &str,
-        nodes: &[Node],
-        children: &[Part],
-    ) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
-        let provided = self.provided(children);
-        let mut errors = Vec::new();
-        // `reported[j] == i + 1`: the pair (i, j) has its error.
-        let mut reported = vec![0usize; children.len()];
-        let mut needs: Vec<&str> = Vec::new();
-        for i in 0..children.len() {
-            // One error per sibling pair, naming the first shared symbol.
-            needs.clear();
-            needs.extend(self.requires(&provided, children, i));
-            needs.sort_unstable();
-            needs.dedup();
-            for &symbol in &needs {
-                for j in provided.of(symbol) {
-                    if j != i && reported[j] != i + 1 {
-                        reported[j] = i + 1;
-                        errors.push(CompileError::UnorderedDependency {
-                            flow: flow.to_owned(),
-                            atom: nodes[i].name().to_owned(),
-                            symbol: symbol.to_owned(),
-                            provider: nodes[j].name().to_owned(),
-                        });
-                    }
-                }
-            }
-        }
-        drop(needs);
-        drop(provided);
-        self.errors.extend(errors);
+    /// Children of an unordered flow have no order among them, so none
+    /// feeds another: what a child requires comes from outside the flow
+    /// (the store, or atoms that run before it), never from a sibling, as
+    /// in TaskFlow ([`Compilation::resolve`] finds no sibling before it).
+    fn unordered(&mut self, children: &[Part]) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
         let sources = children
             .iter()
             .flat_map(|c| c.sources.as_slice())
@@ -352,8 +332,9 @@ impl<'f> Builder<'f> {
         children: &[Part],
         links: &[crate::Link],
     ) -> (Vec<AtomIndex>, Vec<AtomIndex>) {
-        // Child names for the links, sorted; of repeated names (an error
-        // reported already) the last child is meant.
+        // Child names for the links, sorted. Children may share a name
+        // (a flow and an atom, or two flows); a link naming such a name is
+        // refused, and the last child of the name is meant meanwhile.
         let mut by_name: Vec<(&str, usize)> = Vec::new();
         if !links.is_empty() {
             by_name = nodes
@@ -365,21 +346,28 @@ impl<'f> Builder<'f> {
         }
         let find = |name: &str| {
             let end = by_name.partition_point(|&(n, _)| n <= name);
-            end.checked_sub(1)
+            let shared = end >= 2 && by_name[end - 2].0 == name;
+            let found = end
+                .checked_sub(1)
                 .map(|i| by_name[i])
                 .filter(|&(n, _)| n == name)
-                .map(|(_, i)| i)
+                .map(|(_, i)| i);
+            (found, shared)
         };
         // Linked pairs of children: declared, then inferred.
         let mut linked: Vec<(usize, usize)> = Vec::with_capacity(links.len());
         for link in links {
             let ends = [&link.from, &link.to].map(|n| {
-                let found = find(n.as_str());
+                let (found, shared) = find(n.as_str());
                 if found.is_none() {
                     self.errors.push(CompileError::UnknownLinkTarget {
                         flow: self.flows[flow.index()].name.clone(),
                         name: n.clone(),
                     });
+                }
+                let duplicate = CompileError::DuplicateName { name: n.clone() };
+                if shared && !self.errors.contains(&duplicate) {
+                    self.errors.push(duplicate);
                 }
                 found
             });

@@ -249,10 +249,11 @@ fn provided_name(provides: &Provides, position: u32) -> &str {
     }
 }
 
-/// Compiles a flow, reporting every structural error found: duplicate names,
-/// unknown link targets, unordered siblings that depend on each other, cycles.
+/// Compiles a flow, reporting every structural error found: atoms sharing a
+/// name, empty names, unknown or ambiguous link targets, cycles.
 /// Requirements are checked later, against the store, by
-/// [`Compilation::resolve`].
+/// [`Compilation::resolve`]: a child of an unordered flow is fed from
+/// outside the flow, never by a sibling, as in TaskFlow.
 pub fn compile(flow: &Flow) -> Result<Compilation, CompileErrors> {
     build::build(flow)
 }

@@ -73,7 +73,7 @@ fn retry_runs_before_its_whole_scope() {
         .with_retry(retry("r_out", Times::new(3)));
     let c = compile(&flow.into()).unwrap();
     let i = |n: &str| c.atom_index(n).unwrap();
-    let inner = i("inner.retry");
+    let inner = i("inner_retry");
     assert_eq!(names(&c, c.successors(inner)), ["b"]);
     assert_eq!(names(&c, c.predecessors(inner)), ["a"]);
     assert_eq!(c.atom(i("b")).retry, Some(inner));
@@ -360,8 +360,6 @@ fn every_structural_error_is_reported_not_only_the_first() {
         errs,
         [
             "the name `a` is used by more than one atom or flow",
-            "in unordered flow `u`, `q` requires `x`, which its sibling `p` provides; children \
-             of an unordered flow cannot depend on each other (use a linear or graph flow)",
             "graph flow `g` links `nope`, which is not one of its children",
         ]
     );
@@ -537,21 +535,148 @@ fn long_shared_prefixes_and_many_siblings_resolve_as_declared() {
     assert_eq!(names(&c, c.providers("value-of-03")), ["step-number-03"]);
     c.resolve(&Default::default()).unwrap();
 
-    let errs = errors(
-        Unordered::new("u")
+    // Siblings of an unordered flow feed none of each other: with nothing
+    // outside the flow providing them, every requirement is missing.
+    let errs = compile(
+        &Unordered::new("u")
             .add(atom("q", noop()).requires(["y", "x", "z"]))
             .add(atom("p", noop()).provides_seq(["z", "y"]))
-            .add(atom("r", noop()).provides("x").requires(["x"])),
+            .add(atom("r", noop()).provides("x").requires(["x"]))
+            .into(),
+    )
+    .unwrap()
+    .resolve(&Default::default())
+    .unwrap_err();
+    let missing: Vec<(&str, &str, &[String])> = errs
+        .errors()
+        .iter()
+        .map(|e| match e {
+            CompileError::MissingRequirement {
+                atom,
+                symbol,
+                provided_by,
+                ..
+            } => (atom.as_str(), symbol.as_str(), provided_by.as_slice()),
+            other => panic!("{other}"),
+        })
+        .collect();
+    let by = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        missing,
+        [
+            ("q", "y", &by(&["p"])[..]),
+            ("q", "x", &by(&["r"])[..]),
+            ("q", "z", &by(&["p"])[..]),
+            ("r", "x", &by(&[])[..]),
+        ]
     );
-    let pair = |atom: &str, symbol: &str, sibling: &str| {
-        format!(
-            "in unordered flow `u`, `{atom}` requires `{symbol}`, which its sibling `{sibling}` \
-             provides; children of an unordered flow cannot depend on each other (use a linear \
-             or graph flow)"
+}
+
+#[test]
+fn unordered_siblings_are_fed_from_outside_the_flow_never_by_each_other() {
+    let flow: Flow = Linear::new("f")
+        .add(atom("before", noop()).provides("x"))
+        .add(
+            Unordered::new("u")
+                .add(atom("p", noop()).provides("x"))
+                .add(atom("q", noop()).requires(["x"]))
+                .add(atom("r", noop()).requires(["y"])),
         )
-    };
-    // `r` provides what it requires itself: no error for it.
-    assert_eq!(errs, [pair("q", "x", "r"), pair("q", "y", "p")]);
+        .add(atom("after", noop()).requires(["x"]))
+        .into();
+    let c = compile(&flow).unwrap();
+    let i = |n: &str| c.atom_index(n).unwrap();
+    assert!(!c.is_ancestor(i("p"), i("q")));
+    let store = json!({"y": 1});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    assert_eq!(source(&c, &res, "q", "x"), "atom before");
+    assert_eq!(source(&c, &res, "r", "y"), "store y");
+    // After the flow, its child is the nearest provider.
+    assert_eq!(source(&c, &res, "after", "x"), "atom p");
+    let store = json!({"x": 0, "y": 1});
+    let res = c.resolve(store.as_object().unwrap()).unwrap();
+    assert_eq!(source(&c, &res, "q", "x"), "store x");
+
+    // Nothing outside provides it: an error naming the atom and the symbol.
+    let errs = errors(
+        Unordered::new("u")
+            .add(atom("p", noop()).provides("x"))
+            .add(atom("q", noop()).requires(["x"])),
+    );
+    assert_eq!(
+        errs,
+        [
+            "atom `q` requires `x`, but no atom that runs before it provides it and the store \
+             does not hold it (`p` provides it, but does not run before it); available to it: \
+             nothing"
+        ]
+    );
+}
+
+#[test]
+fn names_are_unique_among_atoms_only_and_a_bare_retry_is_named_flow_retry() {
+    // A flow may share its name with one of its atoms, or with another flow.
+    let flow: Flow = Linear::new("test")
+        .add(atom("test", noop()))
+        .add(Unordered::new("sub").add(atom("sub", noop())))
+        .add(Linear::new("sub").add(atom("other", noop())))
+        .into();
+    let c = compile(&flow).unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(c.name(), "test");
+    assert!(c.atom_index("test").is_some());
+
+    // An unnamed controller is named after its flow, as TaskFlow names it.
+    let flow: Flow = Linear::new("f")
+        .add(atom("a", noop()))
+        .with_retry(Times::new(2))
+        .into();
+    assert_eq!(flow.retry().unwrap().name(), "f_retry");
+    let c = compile(&flow).unwrap();
+    assert!(c.atom_index("f_retry").is_some());
+    // ... so two flows of one name with bare controllers clash, as there.
+    let errs = errors(
+        Linear::new("outer")
+            .add(
+                Linear::new("f")
+                    .add(atom("a", noop()))
+                    .with_retry(Times::new(2)),
+            )
+            .add(
+                Linear::new("f")
+                    .add(atom("b", noop()))
+                    .with_retry(Times::new(2)),
+            ),
+    );
+    assert_eq!(
+        errs,
+        ["the name `f_retry` is used by more than one atom or flow"]
+    );
+
+    // A graph link must name one child: a name two children share is refused.
+    let errs = errors(
+        Graph::new("g")
+            .add(atom("x", noop()))
+            .add(Linear::new("x").add(atom("inner", noop())))
+            .add(atom("y", noop()))
+            .link("x", "y"),
+    );
+    assert_eq!(errs, ["the name `x` is used by more than one atom or flow"]);
+    let errs = errors(
+        Graph::new("g")
+            .add(atom("x", noop()))
+            .add(atom("x", noop()))
+            .add(atom("y", noop()))
+            .link("x", "y")
+            .link("y", "x"),
+    );
+    assert!(
+        errs.iter()
+            .filter(|e| e.starts_with("the name `x`"))
+            .count()
+            == 1,
+        "{errs:?}"
+    );
 }
 
 /// A chain of `levels` linear flows, one inside the next, the innermost

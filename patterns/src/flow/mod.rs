@@ -105,7 +105,7 @@ impl FlowParts {
     fn set_retry(&mut self, retry: RetryAtom) {
         let mut retry = retry;
         if retry.spec.name.is_empty() {
-            retry.spec_mut().name = format!("{}.retry", self.name);
+            retry.spec_mut().name = format!("{}_retry", self.name);
         }
         self.retry = Some(retry);
     }
@@ -142,7 +142,8 @@ macro_rules! flow_builder {
             }
 
             /// Gives the flow a retry controller, consulted when anything in
-            /// the flow fails. A bare controller is named `<flow>.retry`.
+            /// the flow fails. A bare controller is named `<flow>_retry`, as
+            /// TaskFlow names it.
             pub fn with_retry(mut self, retry: impl Into<$crate::RetryAtom>) -> Self {
                 self.parts.set_retry(retry.into());
                 self

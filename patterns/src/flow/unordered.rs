@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 use super::{flow_builder, FlowParts};
 
 /// A flow whose children have no order among them: they run in parallel on
-/// a parallel engine. Children may not depend on each other's results.
+/// a parallel engine. No child is fed by a sibling's result: what a child
+/// requires comes from outside the flow (the store, or atoms that run
+/// before the flow), even when a sibling provides it too, as in TaskFlow.
 ///
 /// ```
 /// use taskflow_patterns::{atom, task_fn, Unordered, Value};
