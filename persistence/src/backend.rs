@@ -154,7 +154,8 @@ pub trait Backend: Send + Sync {
     /// [`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH).
     ///
     /// The engine calls it from the thread running a task, to record the
-    /// task's progress while it runs (under `meta["progress"]`), so that a
+    /// task's progress while it runs (under
+    /// [`AtomDetail::PROGRESS_KEY`]; see [`AtomDetail::progress`]), so that a
     /// second process reading the records sees it, while the engine's own
     /// thread goes on writing the atom's transitions. So it is atomic with
     /// respect to the backend's other writes: what it reads of the record

@@ -146,12 +146,18 @@ pub struct AtomDetail {
     /// The atom's version when the record was written.
     #[serde(default)]
     pub version: Version,
-    /// Free-form metadata (e.g. the last progress reported).
+    /// Free-form metadata (e.g. the last progress reported, under
+    /// [`AtomDetail::PROGRESS_KEY`]).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub meta: Map<String, Value>,
 }
 
 impl AtomDetail {
+    /// The entry of [`meta`](AtomDetail::meta) that holds a task's latest
+    /// progress report, a number from 0.0 to 1.0 (TaskFlow's
+    /// `meta['progress']`): see [`progress`](AtomDetail::progress).
+    pub const PROGRESS_KEY: &'static str = "progress";
+
     /// A new detail in state `PENDING` with a fresh id.
     pub fn new(name: impl Into<Arc<str>>, kind: AtomKind) -> Self {
         AtomDetail {
@@ -186,6 +192,45 @@ impl AtomDetail {
     /// The failure of its revert, if any.
     pub fn revert_failure(&self) -> Option<&Failure> {
         self.revert_failure.as_deref()
+    }
+
+    /// How far the atom has got, from 0.0 to 1.0: 1.0 once it is
+    /// `SUCCESS`; otherwise the number under
+    /// [`PROGRESS_KEY`](AtomDetail::PROGRESS_KEY) in its `meta`, clamped to
+    /// 0.0..=1.0, if there is one (an entry that is not a number counts as
+    /// none); otherwise 0.0.
+    ///
+    /// The engine records a running task's latest report in
+    /// `meta["progress"]`, through
+    /// [`Backend::update_atom_meta`](crate::Backend::update_atom_meta) from
+    /// the thread running the task, so a second process reading the records
+    /// sees it while the task runs. It clears the entry when the task
+    /// starts again (a retry, a resumed run), so each run starts from 0.0;
+    /// and `SUCCESS` means 1.0, whatever the entry last said.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use taskflow_patterns::{AtomKind, AtomState};
+    /// use taskflow_persistence::AtomDetail;
+    /// let mut detail = AtomDetail::new("upload", AtomKind::Task);
+    /// assert_eq!(detail.progress(), 0.0);
+    /// detail.state = AtomState::Running;
+    /// detail.meta.insert(AtomDetail::PROGRESS_KEY.into(), json!(0.25));
+    /// assert_eq!(detail.progress(), 0.25);
+    /// detail.meta.insert(AtomDetail::PROGRESS_KEY.into(), json!(1.5));
+    /// assert_eq!(detail.progress(), 1.0);
+    /// detail.state = AtomState::Success;
+    /// detail.meta.remove(AtomDetail::PROGRESS_KEY);
+    /// assert_eq!(detail.progress(), 1.0);
+    /// ```
+    pub fn progress(&self) -> f32 {
+        if self.state == AtomState::Success {
+            return 1.0;
+        }
+        self.meta
+            .get(Self::PROGRESS_KEY)
+            .and_then(Value::as_f64)
+            .map_or(0.0, |p| p.clamp(0.0, 1.0) as f32)
     }
 
     /// Sets (or with `None` clears) the failure of its last execution.
@@ -298,5 +343,41 @@ impl FlowDetail {
             .get(run_meta::LOGBOOK)
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn progress_is_one_on_success_else_the_clamped_entry_else_zero() {
+        let mut detail = AtomDetail::new("a", AtomKind::Task);
+        let cases = [
+            (AtomState::Pending, None, 0.0),
+            (AtomState::Running, Some(json!(0.5)), 0.5),
+            (AtomState::Running, Some(json!(0)), 0.0),
+            (AtomState::Running, Some(json!(1)), 1.0),
+            (AtomState::Running, Some(json!(-3)), 0.0),
+            (AtomState::Running, Some(json!(1e300)), 1.0),
+            (AtomState::Running, Some(json!("30%")), 0.0),
+            (AtomState::Running, Some(json!(null)), 0.0),
+            (AtomState::Failure, Some(json!(0.75)), 0.75),
+            (AtomState::Reverted, Some(json!(0.75)), 0.75),
+            (AtomState::Success, None, 1.0),
+            (AtomState::Success, Some(json!(0.2)), 1.0),
+        ];
+        for (state, entry, expected) in cases {
+            detail.state = state;
+            match &entry {
+                Some(value) => detail
+                    .meta
+                    .insert(AtomDetail::PROGRESS_KEY.into(), value.clone()),
+                None => detail.meta.remove(AtomDetail::PROGRESS_KEY),
+            };
+            assert_eq!(detail.progress(), expected, "{state:?} with {entry:?}");
+        }
     }
 }

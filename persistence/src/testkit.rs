@@ -892,6 +892,53 @@ pub fn update_atom_meta_sets_one_entry(b: &dyn Backend) {
         .all(|a| a.meta.is_empty()));
 }
 
+/// A task's progress, recorded with `update_atom_meta` under
+/// [`AtomDetail::PROGRESS_KEY`], reads back through
+/// [`AtomDetail::progress`] from every read; `SUCCESS` reads as 1.0, and a
+/// cleared entry as 0.0 for a task that runs again.
+pub fn progress_reads_back_from_the_records(b: &dyn Backend) {
+    let (flow, atom) = saved_flow(b);
+    let key = AtomDetail::PROGRESS_KEY;
+    let progress = || b.get_atom_detail(flow.uuid, atom.uuid).unwrap().progress();
+    b.update_atom_state(
+        flow.uuid,
+        atom.uuid,
+        AtomState::Running,
+        Intention::Execute,
+        0,
+    )
+    .unwrap();
+    assert_eq!(progress(), 0.0);
+    b.update_atom_meta(flow.uuid, atom.uuid, key, Some(json!(0.5)), 0)
+        .unwrap();
+    assert_eq!(progress(), 0.5);
+    assert_eq!(
+        b.get_flow_detail(flow.uuid).unwrap().atom_details[0].progress(),
+        0.5
+    );
+    b.update_atom_state(
+        flow.uuid,
+        atom.uuid,
+        AtomState::Success,
+        Intention::Execute,
+        0,
+    )
+    .unwrap();
+    assert_eq!(progress(), 1.0);
+    // Run again: the engine clears the entry as the task starts.
+    b.update_atom_meta(flow.uuid, atom.uuid, key, None, 0)
+        .unwrap();
+    b.update_atom_state(
+        flow.uuid,
+        atom.uuid,
+        AtomState::Running,
+        Intention::Execute,
+        0,
+    )
+    .unwrap();
+    assert_eq!(progress(), 0.0);
+}
+
 /// `update_atom_meta` is a write at the epoch it presents: refused with
 /// `Fenced` below the stored epoch (even for an atom that does not
 /// exist), changing nothing; accepted at the stored epoch or a higher one,
@@ -1358,7 +1405,8 @@ macro_rules! backend_conformance {
             deep_values_round_trip too_deep_values_are_refused_when_written
             update_atom_meta_sets_one_entry update_atom_meta_is_fenced
             update_atom_meta_of_missing_records_is_not_found
-            update_atom_meta_refuses_too_deep_values meta_updates_never_undo_state_updates);
+            update_atom_meta_refuses_too_deep_values meta_updates_never_undo_state_updates
+            progress_reads_back_from_the_records);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
