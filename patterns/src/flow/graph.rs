@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::interface::Pattern;
 use super::{flow_builder, Decider, Depth, FlowParts};
 
 /// A flow whose children run in the order given by explicit links and by
@@ -63,6 +64,10 @@ impl Graph {
     /// The explicit links.
     pub fn links(&self) -> &[Link] {
         &self.links
+    }
+
+    fn pattern(&self) -> Pattern<'_> {
+        Pattern::Graph(&self.links)
     }
 }
 

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::interface::Pattern;
 use super::{flow_builder, FlowParts};
 
 /// A flow whose children run one after another, each after the whole of the
@@ -19,3 +20,9 @@ pub struct Linear {
 }
 
 flow_builder!(Linear);
+
+impl Linear {
+    fn pattern(&self) -> Pattern<'_> {
+        Pattern::Linear
+    }
+}

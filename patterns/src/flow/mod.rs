@@ -3,10 +3,11 @@
 //! controller.
 
 mod graph;
+mod interface;
 mod linear;
 mod unordered;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -64,6 +65,44 @@ impl Flow {
     /// The flow's retry controller, if any.
     pub fn retry(&self) -> Option<&RetryAtom> {
         self.parts().retry.as_ref()
+    }
+
+    /// What the flow needs from outside it: the symbols its atoms require
+    /// that nothing running before them inside the flow provides (TaskFlow's
+    /// `Flow.requires`). These are what the store must hold, unless
+    /// injected into the atoms that take them; optional arguments are not
+    /// required.
+    ///
+    /// ```
+    /// use taskflow_patterns::{atom, task_fn, Flow, Linear, Unordered, Value};
+    /// let noop = || task_fn(|_| Ok(Value::Null));
+    /// let flow: Flow = Linear::new("f")
+    ///     .add(atom("a", noop()).requires(["region"]).provides_seq(["b", "c"]))
+    ///     .add(atom("d", noop()).requires(["b"]).provides("e"))
+    ///     .add(Unordered::new("u")
+    ///         .add(atom("p", noop()).provides("x"))
+    ///         .add(atom("q", noop()).requires(["x"])))
+    ///     .into();
+    /// // `x` too: a sibling in an unordered flow feeds no other.
+    /// assert_eq!(flow.requires().into_iter().collect::<Vec<_>>(), ["region", "x"]);
+    /// assert_eq!(flow.provides().into_iter().collect::<Vec<_>>(), ["b", "c", "e", "x"]);
+    /// ```
+    pub fn requires(&self) -> BTreeSet<&str> {
+        interface::of(self.pattern(), self.parts()).requires
+    }
+
+    /// Every name the flow's atoms and retry controllers provide, nested
+    /// flows included (TaskFlow's `Flow.provides`).
+    pub fn provides(&self) -> BTreeSet<&str> {
+        interface::of(self.pattern(), self.parts()).provides
+    }
+
+    fn pattern(&self) -> interface::Pattern<'_> {
+        match self {
+            Flow::Linear(_) => interface::Pattern::Linear,
+            Flow::Unordered(_) => interface::Pattern::Unordered,
+            Flow::Graph(g) => interface::Pattern::Graph(g.links()),
+        }
     }
 
     pub(crate) fn parts(&self) -> &FlowParts {
@@ -157,6 +196,18 @@ macro_rules! flow_builder {
             /// The flow's children.
             pub fn children(&self) -> &[$crate::flow::Node] {
                 &self.parts.children
+            }
+
+            /// What the flow needs from outside it (TaskFlow's
+            /// `Flow.requires`): see [`Flow::requires`](crate::Flow::requires).
+            pub fn requires(&self) -> std::collections::BTreeSet<&str> {
+                $crate::flow::interface::of(self.pattern(), &self.parts).requires
+            }
+
+            /// Every name the flow provides (TaskFlow's `Flow.provides`):
+            /// see [`Flow::provides`](crate::Flow::provides).
+            pub fn provides(&self) -> std::collections::BTreeSet<&str> {
+                $crate::flow::interface::of(self.pattern(), &self.parts).provides
             }
         }
 

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::interface::Pattern;
 use super::{flow_builder, FlowParts};
 
 /// A flow whose children have no order among them: they run in parallel on
@@ -21,3 +22,9 @@ pub struct Unordered {
 }
 
 flow_builder!(Unordered);
+
+impl Unordered {
+    fn pattern(&self) -> Pattern<'_> {
+        Pattern::Unordered
+    }
+}
