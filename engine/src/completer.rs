@@ -42,7 +42,20 @@ impl Runtime<'_> {
                 None => self.executed(atom, value),
             },
             (Action::Execute, Err(failure)) => self.execute_failed(atom, failure),
-            (Action::Revert, Ok(_)) => self.reverted(atom),
+            (Action::Revert, Ok(value)) => match too_deep(&value) {
+                Some(depth) => {
+                    let failure = Failure::new(
+                        "ResultTooDeep",
+                        format!(
+                            "its revert result nests {depth} levels deep; records hold values \
+                             nested at most {MAX_VALUE_DEPTH} levels"
+                        ),
+                    )
+                    .with_atom(&*self.comp.atom(atom).name);
+                    self.revert_failed(atom, failure)
+                }
+                None => self.reverted(atom, value),
+            },
             (Action::Revert, Err(failure)) => self.revert_failed(atom, failure),
         }
     }
@@ -55,11 +68,16 @@ impl Runtime<'_> {
         }
         d.result = Some(Arc::new(value));
         d.failure = None;
+        // `SUCCESS` says progress 1: the running task's report goes.
+        d.meta.remove(AtomDetail::PROGRESS_KEY);
         self.transition(atom, AtomState::Success, Write::Detail)?;
+        if kind == AtomKind::Task && !self.listeners.is_empty() {
+            self.listeners.progress(&self.comp.atom(atom).name, 1.0);
+        }
         if self.storage.detail(atom).intention == Intention::Revert {
             // Taken back while it ran (a failure elsewhere): revert it now.
             if self.waiting_succs[atom.index()] == 0 {
-                self.revert_ready.push_back(atom);
+                self.push_revert_ready(atom);
             }
         } else {
             self.on_done(atom);
@@ -99,7 +117,13 @@ impl Runtime<'_> {
             "interrupted; it runs again when the flow resumes"
         );
         if action == Action::Execute {
-            self.transition(atom, AtomState::Pending, Write::State)?;
+            // Written whole: the record may hold a progress report of the
+            // interrupted run, which the record of a pending atom must not.
+            self.storage
+                .detail_mut(atom)
+                .meta
+                .remove(AtomDetail::PROGRESS_KEY);
+            self.transition(atom, AtomState::Pending, Write::Detail)?;
         }
         self.cancel.store(true, Ordering::Relaxed);
         self.begin_suspending()
@@ -117,7 +141,7 @@ impl Runtime<'_> {
         self.add_failure(failure.clone());
         if self.storage.detail(atom).intention == Intention::Revert {
             if self.waiting_succs[atom.index()] == 0 {
-                self.revert_ready.push_back(atom);
+                self.push_revert_ready(atom);
             }
             return Ok(());
         }
@@ -257,7 +281,7 @@ impl Runtime<'_> {
         }
         self.waiting_preds[r.index()] = self.count_waiting_preds(r);
         if self.waiting_preds[r.index()] == 0 {
-            self.ready.push_back(r);
+            self.push_ready(r);
         }
         Ok(())
     }
@@ -284,6 +308,7 @@ impl Runtime<'_> {
             d.intention = Intention::Execute;
             d.result = None;
             d.failure = None;
+            d.revert_result = None;
             if comp.atom(s).kind() == AtomKind::Retry {
                 d.history = Default::default();
             }
@@ -343,9 +368,17 @@ impl Runtime<'_> {
         Ok(())
     }
 
-    fn reverted(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
-        self.storage.detail_mut(atom).revert_failure = None;
-        self.transition(atom, AtomState::Reverted, Write::State)?;
+    fn reverted(&mut self, atom: AtomIndex, value: Value) -> Result<(), EngineError> {
+        let d = self.storage.detail_mut(atom);
+        d.revert_failure = None;
+        // What the revert recorded (TaskFlow's revert result), if anything.
+        let write = if value.is_null() && d.revert_result.is_none() {
+            Write::State
+        } else {
+            d.revert_result = (!value.is_null()).then(|| Arc::new(value));
+            Write::Detail
+        };
+        self.transition(atom, AtomState::Reverted, write)?;
         self.on_reverted(atom);
         if let Some(r) = self.round_of[atom.index()] {
             if let Some(round) = self.rounds.iter_mut().find(|round| round.controller == r) {

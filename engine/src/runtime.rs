@@ -60,6 +60,7 @@ use taskflow_patterns::{
 
 use crate::executor::Executor;
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
+use crate::selector::ReadyQueue;
 use crate::storage::Storage;
 use crate::EngineError;
 
@@ -109,8 +110,8 @@ pub(crate) struct Runtime<'e> {
     pub(crate) round_of: Vec<Option<AtomIndex>>,
     /// Retry rounds in progress.
     pub(crate) rounds: Vec<Round>,
-    pub(crate) ready: VecDeque<AtomIndex>,
-    pub(crate) revert_ready: VecDeque<AtomIndex>,
+    pub(crate) ready: ReadyQueue,
+    pub(crate) revert_ready: ReadyQueue,
     pub(crate) in_flight: usize,
     pub(crate) revert_all: bool,
     /// A controller's subflow is reverting (or reverted) on its own: the
@@ -140,6 +141,7 @@ impl<'e> Runtime<'e> {
         keep_events: bool,
     ) -> Self {
         let n = comp.len();
+        let prioritized = comp.atoms().iter().any(|a| a.priority() != 0);
         Runtime {
             comp,
             res,
@@ -154,8 +156,8 @@ impl<'e> Runtime<'e> {
             busy: vec![false; n],
             round_of: vec![None; n],
             rounds: Vec::new(),
-            ready: VecDeque::new(),
-            revert_ready: VecDeque::new(),
+            ready: ReadyQueue::new(prioritized),
+            revert_ready: ReadyQueue::new(prioritized),
             in_flight: 0,
             revert_all: false,
             reverting_part: false,
@@ -189,9 +191,9 @@ impl<'e> Runtime<'e> {
                     self.begin_suspending()?;
                 } else {
                     self.enter(EngineState::Scheduling);
-                    if let Some(atom) = self.revert_ready.pop_front() {
+                    if let Some(atom) = self.revert_ready.pop() {
                         self.start_revert(atom)?;
-                    } else if let Some(atom) = self.ready.pop_front() {
+                    } else if let Some(atom) = self.ready.pop() {
                         self.start_execute(atom)?;
                     }
                     return Ok(Step::Continue);
@@ -316,6 +318,7 @@ impl<'e> Runtime<'e> {
             d.result = None;
             d.failure = None;
             d.revert_failure = None;
+            d.revert_result = None;
             d.history = Default::default();
             if matches!(d.state, AtomState::Reverted | AtomState::Ignore) {
                 self.transition(atom, AtomState::Pending, Write::Detail)?;
@@ -405,7 +408,7 @@ impl<'e> Runtime<'e> {
             let waiting = self.count_waiting_preds(atom);
             self.waiting_preds[atom.index()] = waiting;
             if waiting == 0 && self.executable(atom) {
-                self.ready.push_back(atom);
+                self.push_ready(atom);
             }
         }
         self.plan_reverts(comp.indices())?;
@@ -516,6 +519,16 @@ impl<'e> Runtime<'e> {
             }
         }
         Ok(())
+    }
+
+    /// Queues `atom` to execute (see [`ReadyQueue`]).
+    pub(crate) fn push_ready(&mut self, atom: AtomIndex) {
+        self.ready.push(self.comp, atom);
+    }
+
+    /// Queues `atom` to revert (see [`ReadyQueue`]).
+    pub(crate) fn push_revert_ready(&mut self, atom: AtomIndex) {
+        self.revert_ready.push(self.comp, atom);
     }
 
     /// Stops scheduling: the flow is `SUSPENDING` until the work in flight

@@ -6,6 +6,8 @@ use taskflow_patterns::{
     ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Pick, TaskError,
 };
 
+use taskflow_persistence::AtomDetail;
+
 use crate::executor::{Action, AtomWork};
 use crate::runtime::{Runtime, Write};
 use crate::storage::has_result;
@@ -27,11 +29,25 @@ impl Runtime<'_> {
             Ok(inputs) => inputs,
             Err(failure) => return self.fail_before_running(atom, failure),
         };
-        self.transition(atom, AtomState::Running, Write::State)?;
+        // A task starts at progress 0: a report left in the record by an
+        // earlier, interrupted run goes (the record is then written whole).
+        let stale = self
+            .storage
+            .detail_mut(atom)
+            .meta
+            .remove(AtomDetail::PROGRESS_KEY)
+            .is_some();
+        let write = if stale { Write::Detail } else { Write::State };
+        self.transition(atom, AtomState::Running, write)?;
         let compiled = self.comp.atom(atom);
-        let history = match compiled.imp {
-            AtomImpl::Retry(_) => Some(self.storage.detail(atom).history.clone()),
-            AtomImpl::Task(_) => None,
+        let (history, record) = match compiled.imp {
+            AtomImpl::Retry(_) => (Some(self.storage.detail(atom).history.clone()), None),
+            AtomImpl::Task(_) => {
+                if !self.listeners.is_empty() {
+                    self.listeners.progress(&compiled.name, 0.0);
+                }
+                (None, Some(self.storage.progress_record(atom)))
+            }
         };
         let work = AtomWork {
             atom,
@@ -44,6 +60,7 @@ impl Runtime<'_> {
             own_failure: None,
             flow_failures: self.no_failures.clone(),
             listeners: self.listeners.clone(),
+            record,
             cancel: self.cancel.clone(),
         };
         self.submit(work);
@@ -77,6 +94,7 @@ impl Runtime<'_> {
             own_failure: d.failure().cloned(),
             flow_failures,
             listeners: self.listeners.clone(),
+            record: None,
             cancel: self.cancel.clone(),
         };
         self.submit(work);

@@ -1,11 +1,12 @@
 //! Selecting what is ready: executions whose dependencies are done,
 //! reverts whose dependents are reverted, and what a false decider ignores.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use taskflow_patterns::{
-    AtomIndex, AtomKind, AtomState, CompiledDecider, Depth, Failure, Intention,
+    AtomIndex, AtomKind, AtomState, Compilation, CompiledDecider, Depth, Failure, Intention,
 };
 
 use crate::runtime::{needs_revert, Runtime, Write};
@@ -29,7 +30,7 @@ impl Runtime<'_> {
             let waiting = &mut self.waiting_preds[s.index()];
             *waiting = waiting.saturating_sub(1);
             if *waiting == 0 && self.executable(s) {
-                self.ready.push_back(s);
+                self.push_ready(s);
             }
         }
     }
@@ -47,7 +48,7 @@ impl Runtime<'_> {
             let waiting = self.revert_neighbours(atom, Direction::Dependents).len();
             self.waiting_succs[atom.index()] = u32::try_from(waiting).unwrap_or(u32::MAX);
             if waiting == 0 && !self.busy[atom.index()] {
-                self.revert_ready.push_back(atom);
+                self.push_revert_ready(atom);
             }
         }
         Ok(())
@@ -105,7 +106,7 @@ impl Runtime<'_> {
             let waiting = &mut self.waiting_succs[p.index()];
             *waiting = waiting.saturating_sub(1);
             if *waiting == 0 && !self.busy[p.index()] {
-                self.revert_ready.push_back(p);
+                self.push_revert_ready(p);
             }
         }
     }
@@ -230,5 +231,55 @@ fn reach(depth: Depth) -> u8 {
         Depth::Neighbors => 1,
         Depth::Flow => 2,
         Depth::All => 3,
+    }
+}
+
+/// Atoms ready to execute (or to revert), in the order they are to start:
+/// first in, first out, or, when some atom of the flow has a priority
+/// (TaskFlow's `Atom.priority`), highest priority first and first in,
+/// first out among equals. A flow without priorities pays nothing for
+/// them.
+pub(crate) enum ReadyQueue {
+    Fifo(VecDeque<AtomIndex>),
+    ByPriority {
+        heap: BinaryHeap<(i32, Reverse<u64>, AtomIndex)>,
+        pushed: u64,
+    },
+}
+
+impl ReadyQueue {
+    pub(crate) fn new(prioritized: bool) -> Self {
+        if prioritized {
+            ReadyQueue::ByPriority {
+                heap: BinaryHeap::new(),
+                pushed: 0,
+            }
+        } else {
+            ReadyQueue::Fifo(VecDeque::new())
+        }
+    }
+
+    pub(crate) fn push(&mut self, comp: &Compilation, atom: AtomIndex) {
+        match self {
+            ReadyQueue::Fifo(queue) => queue.push_back(atom),
+            ReadyQueue::ByPriority { heap, pushed } => {
+                heap.push((comp.atom(atom).priority(), Reverse(*pushed), atom));
+                *pushed += 1;
+            }
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<AtomIndex> {
+        match self {
+            ReadyQueue::Fifo(queue) => queue.pop_front(),
+            ReadyQueue::ByPriority { heap, .. } => heap.pop().map(|(_, _, atom)| atom),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            ReadyQueue::Fifo(queue) => queue.is_empty(),
+            ReadyQueue::ByPriority { heap, .. } => heap.is_empty(),
+        }
     }
 }

@@ -222,6 +222,16 @@ impl Storage {
         &mut self.details[atom.index()]
     }
 
+    /// Where the task `atom` records its progress while it runs.
+    pub(crate) fn progress_record(&self, atom: AtomIndex) -> crate::ProgressRecord {
+        crate::ProgressRecord::new(
+            self.backend.clone(),
+            self.flow.uuid,
+            self.details[atom.index()].uuid,
+            self.epoch,
+        )
+    }
+
     /// Checkpoints a state and intention change (no data).
     pub(crate) fn write_state(&self, atom: AtomIndex) -> Result<(), EngineError> {
         let d = &self.details[atom.index()];
@@ -257,6 +267,7 @@ impl Storage {
             d.failure = None;
             d.revert_failure = None;
             d.history = Default::default();
+            d.revert_result = None;
             d.meta.clear();
             self.backend
                 .save_atom_detail(self.flow.uuid, &self.details[i], self.epoch)?;

@@ -120,6 +120,7 @@ pub struct Context<'a> {
     flow_failures: &'a [Failure],
     progress: Option<&'a (dyn Fn(f32) + Sync)>,
     cancel: Option<&'a AtomicBool>,
+    revert_result: Option<Value>,
 }
 
 impl<'a> Context<'a> {
@@ -134,6 +135,7 @@ impl<'a> Context<'a> {
             flow_failures: &[],
             progress: None,
             cancel: None,
+            revert_result: None,
         }
     }
 
@@ -222,6 +224,33 @@ impl<'a> Context<'a> {
         if let Some(report) = self.progress {
             report(fraction.clamp(0.0, 1.0));
         }
+    }
+
+    /// While reverting: records what the revert did, kept in the atom's
+    /// record as its revert result (TaskFlow's `revert_results`, the value
+    /// its `revert` returns).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use taskflow_patterns::{task_fn, Context, Inputs, Task};
+    /// let task = task_fn(|_| Ok(json!("vol-1"))).with_revert(|ctx| {
+    ///     ctx.set_revert_result(json!({ "deleted": "vol-1" }));
+    ///     Ok(())
+    /// });
+    /// let inputs = Inputs::new();
+    /// let mut ctx = Context::new("volume", &inputs);
+    /// task.revert(&mut ctx)?;
+    /// assert_eq!(ctx.take_revert_result(), Some(json!({ "deleted": "vol-1" })));
+    /// # Ok::<(), taskflow_patterns::TaskError>(())
+    /// ```
+    pub fn set_revert_result(&mut self, result: impl Into<Value>) {
+        self.revert_result = Some(result.into());
+    }
+
+    /// The revert result set by [`set_revert_result`](Self::set_revert_result),
+    /// taken out (engines record it).
+    pub fn take_revert_result(&mut self) -> Option<Value> {
+        self.revert_result.take()
     }
 
     /// Whether the run was asked to stop; long tasks should check this.

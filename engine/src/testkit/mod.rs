@@ -813,20 +813,63 @@ pub fn reverted_flow_runs_again(factory: Factory<'_>) {
 
 /// Tasks report progress to listeners.
 pub fn progress_reaches_listeners(factory: Factory<'_>) {
+    let backend = Arc::new(MemoryBackend::new());
+    let seen_in_records = Arc::new(Mutex::new(None));
+    let (reader, seen) = (backend.clone(), seen_in_records.clone());
     let flow = Linear::new("f").add(atom(
         "p",
-        task_fn(|ctx| {
+        task_fn(move |ctx| {
             ctx.progress(0.5);
+            // Another reader of the records sees the report while the task
+            // runs (the worker engine records it when the report arrives).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let progress = reader
+                    .list_logbooks()
+                    .unwrap()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|b| b.flow_details)
+                    .flat_map(|f| f.atom_details)
+                    .find(|d| &*d.name == "p")
+                    .map(|d| d.progress());
+                if progress == Some(0.5) || std::time::Instant::now() > deadline {
+                    *seen.lock().unwrap() = progress;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
             ctx.progress(2.0);
             Ok(Value::Null)
         }),
     ));
-    let (result, capture) = run(factory, flow);
-    result.unwrap();
+    let capture = Arc::new(CapturingListener::new());
+    let mut engine = factory(Engine::builder(flow))
+        .shared_persistence(backend.clone())
+        .listener(capture.clone())
+        .build()
+        .unwrap();
+    engine.run().unwrap();
+    // The engine reports 0 when the task starts and 1 when it ends, around
+    // what the task reports (clamped), as TaskFlow does.
     assert_eq!(
         capture.progress(),
-        [("p".to_owned(), 0.5), ("p".to_owned(), 1.0)]
+        [
+            ("p".to_owned(), 0.0),
+            ("p".to_owned(), 0.5),
+            ("p".to_owned(), 1.0),
+            ("p".to_owned(), 1.0)
+        ]
     );
+    assert_eq!(*seen_in_records.lock().unwrap(), Some(0.5));
+    let records = backend
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    let p = records.atom_detail("p").unwrap();
+    assert_eq!(p.progress(), 1.0);
+    assert!(!p
+        .meta
+        .contains_key(taskflow_persistence::AtomDetail::PROGRESS_KEY));
 }
 
 /// Suspends its engine when `atom` enters `state`.
@@ -1320,7 +1363,8 @@ macro_rules! engine_conformance {
             the_store_is_found_before_atom_results inject_is_keyed_by_the_symbol_after_rebind
             revert_gets_its_own_arguments unordered_siblings_are_fed_from_outside_the_flow
             names_as_taskflow_gives_them
-            a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again);
+            a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again
+            revert_results_are_recorded higher_priority_runs_first);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

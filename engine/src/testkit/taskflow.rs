@@ -503,3 +503,78 @@ pub fn reset_runs_a_flow_again(factory: Factory<'_>) {
     engine.reset().unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
 }
+
+/// What a revert records (`Context::set_revert_result`) is kept in the
+/// atom's record as its revert result (TaskFlow's `revert_results`), and
+/// cleared when the atom runs again.
+pub fn revert_results_are_recorded(factory: Factory<'_>) {
+    let log = Log::new();
+    let volume = task_fn(|_| Ok(json!("vol-1"))).with_revert(|ctx| {
+        let id = ctx.own_result().cloned().unwrap_or_default();
+        ctx.set_revert_result(json!({ "deleted": id }));
+        Ok(())
+    });
+    let flow = Linear::new("f")
+        .add(atom("volume", volume))
+        .add(atom("bad", log.failing("bad")));
+    let backend = Arc::new(MemoryBackend::new());
+    let mut engine = factory(Engine::builder(flow))
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    assert_eq!(failed_state(&engine.run()), FlowState::Reverted);
+    let records = backend
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    let want = json!({ "deleted": "vol-1" });
+    assert_eq!(
+        records
+            .atom_detail("volume")
+            .unwrap()
+            .revert_result
+            .as_deref(),
+        Some(&want)
+    );
+    assert_eq!(records.atom_detail("bad").unwrap().revert_result, None);
+    let _ = engine.run();
+    assert_eq!(
+        engine
+            .storage()
+            .atom_detail("volume")
+            .unwrap()
+            .revert_result
+            .as_deref(),
+        Some(&want),
+        "recorded again by the second revert"
+    );
+    engine.reset().unwrap();
+    assert_eq!(
+        engine
+            .storage()
+            .atom_detail("volume")
+            .unwrap()
+            .revert_result,
+        None
+    );
+}
+
+/// Among atoms ready at the same time, a higher priority starts first
+/// (TaskFlow's `Atom.priority`); equal priorities keep the flow's order.
+pub fn higher_priority_runs_first(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f").add(atom("first", log.task("first"))).add(
+        taskflow_patterns::Unordered::new("u")
+            .add(atom("low", log.task("low")).priority(-1))
+            .add(atom("plain", log.task("plain")))
+            .add(atom("high", log.task("high")).priority(5))
+            .add(atom("plain2", log.task("plain2"))),
+    );
+    let (result, capture) = super::run(factory, flow);
+    assert_eq!(result.unwrap(), FlowState::Success);
+    // The order the engine started them in (a parallel engine may finish
+    // them in any order).
+    assert_eq!(
+        capture.atoms_entering(AtomState::Running),
+        ["first", "high", "plain", "plain2", "low"]
+    );
+}

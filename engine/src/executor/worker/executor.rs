@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::protocol::{kinds, Message, Payload, Request, Route, WorkData, WorkerInfo};
 use super::transport::{Endpoint, Link, Transport, TransportError};
-use crate::executor::{Action, AtomOutcome, AtomWork, Executor};
+use crate::executor::{Action, AtomOutcome, AtomWork, Executor, ProgressRecord};
 use crate::listener::Listeners;
 use crate::EngineError;
 
@@ -134,6 +134,8 @@ struct Pending {
     action: Action,
     task_type: String,
     listeners: Listeners,
+    /// Where the task's progress, as the worker reports it, is recorded.
+    record: Option<ProgressRecord>,
     cancel: Arc<AtomicBool>,
     deadline: Instant,
     /// Until when it may wait for a worker of its type.
@@ -440,6 +442,9 @@ impl WorkerExecutor {
             Message::Progress { id, progress } => {
                 if let Some(pending) = self.pending.get(&id) {
                     pending.listeners.progress(&pending.name, progress);
+                    if let Some(record) = &pending.record {
+                        record.write(&pending.name, progress);
+                    }
                     let worker = pending.worker.clone();
                     self.seen(worker.as_deref());
                 }
@@ -631,6 +636,7 @@ impl Executor for WorkerExecutor {
             action: work.action,
             task_type: task_type.clone(),
             listeners: work.listeners.clone(),
+            record: work.record.clone(),
             cancel: work.cancel.clone(),
             deadline,
             discovery_deadline: now + self.options.discovery_timeout,
@@ -644,7 +650,7 @@ impl Executor for WorkerExecutor {
             atom: work.name.to_string(),
             task_type,
             action: work.action,
-            progress: !work.listeners.is_empty(),
+            progress: !work.listeners.is_empty() || work.record.is_some(),
             payload: match payload {
                 Some(payload) => payload,
                 None => Payload::Work(Box::new(work)),

@@ -260,6 +260,8 @@ impl WorkData {
             own_failure: self.own_failure,
             flow_failures: self.flow_failures.into(),
             listeners,
+            // The engine records the progress it hears from the worker.
+            record: None,
             cancel,
         })
     }
