@@ -43,27 +43,13 @@ pub enum CompileError {
         /// The atoms on the cycle, in order.
         atoms: Vec<String>,
     },
-    /// Two atoms or flows share a name.
-    #[error("the name `{name}` is used by more than one atom or flow")]
+    /// Two atoms share a name, or a graph link names a name two of its
+    /// children share (a flow may share its name with an atom, as in
+    /// TaskFlow).
+    #[error("the name `{name}` is used by more than one atom, or by two children a link names")]
     DuplicateName {
         /// The name.
         name: String,
-    },
-    /// A child of an unordered flow needs what a sibling provides.
-    #[error(
-        "in unordered flow `{flow}`, `{atom}` requires `{symbol}`, which its sibling `{provider}` \
-         provides; children of an unordered flow cannot depend on each other (use a linear or \
-         graph flow)"
-    )]
-    UnorderedDependency {
-        /// The unordered flow.
-        flow: String,
-        /// The child that requires the symbol.
-        atom: String,
-        /// The symbol.
-        symbol: String,
-        /// The sibling that provides it.
-        provider: String,
     },
     /// A graph link names something that is not a child of the graph.
     #[error("graph flow `{flow}` links `{name}`, which is not one of its children")]
