@@ -359,7 +359,7 @@ fn every_structural_error_is_reported_not_only_the_first() {
     assert_eq!(
         errs,
         [
-            "the name `a` is used by more than one atom or flow",
+            "the name `a` is used by more than one atom, or by two children a link names",
             "graph flow `g` links `nope`, which is not one of its children",
         ]
     );
@@ -650,7 +650,7 @@ fn names_are_unique_among_atoms_only_and_a_bare_retry_is_named_flow_retry() {
     );
     assert_eq!(
         errs,
-        ["the name `f_retry` is used by more than one atom or flow"]
+        ["the name `f_retry` is used by more than one atom, or by two children a link names"]
     );
 
     // A graph link must name one child: a name two children share is refused.
@@ -661,7 +661,10 @@ fn names_are_unique_among_atoms_only_and_a_bare_retry_is_named_flow_retry() {
             .add(atom("y", noop()))
             .link("x", "y"),
     );
-    assert_eq!(errs, ["the name `x` is used by more than one atom or flow"]);
+    assert_eq!(
+        errs,
+        ["the name `x` is used by more than one atom, or by two children a link names"]
+    );
     let errs = errors(
         Graph::new("g")
             .add(atom("x", noop()))
