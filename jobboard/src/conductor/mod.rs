@@ -245,6 +245,9 @@ impl Conductor {
         for listed_now in [false, true] {
             if listed_now {
                 let fresh = self.board.iterjobs(true)?;
+                // Skips that ran out are forgotten with each listing.
+                let now = Instant::now();
+                lock(&self.skipped).retain(|_, until| *until > now);
                 if fresh.is_empty() {
                     return Ok(None);
                 }
