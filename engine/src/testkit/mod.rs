@@ -916,6 +916,28 @@ fn resume(
 }
 
 /// A registry whose factory `flow` builds `build()`.
+/// The records of a run of the factory `flow` of `registry`, written but
+/// not run, as a process that died right after writing them leaves them:
+/// the backend and the flow detail's id.
+pub(crate) fn prepared_records(
+    factory: Factory<'_>,
+    registry: &FlowRegistry,
+) -> (Arc<dyn Backend>, uuid::Uuid) {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut engine = factory(Engine::from_factory(registry, "flow", Value::Null).unwrap())
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    engine.prepare().unwrap();
+    (backend, engine.storage().flow_detail_id())
+}
+
+/// Writes `records` (edited by a test) back over the flow detail.
+pub(crate) fn save_records(backend: &dyn Backend, records: &taskflow_persistence::FlowDetail) {
+    let book = records.logbook_id().expect("the run names its logbook");
+    backend.save_flow_detail(book, records).unwrap();
+}
+
 pub(crate) fn registry_of(build: impl Fn() -> Flow + Send + Sync + 'static) -> FlowRegistry {
     let mut registry = FlowRegistry::new();
     registry.register("flow", move |_| Ok(build()));

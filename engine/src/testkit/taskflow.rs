@@ -13,7 +13,7 @@ use taskflow_patterns::{
 };
 use taskflow_persistence::{Backend, MemoryBackend};
 
-use super::{failed_state, registry_of, Factory, Log};
+use super::{failed_state, prepared_records, registry_of, save_records, Factory, Log};
 use crate::{CapturingListener, Engine, EngineError};
 
 /// Nested controllers that all say `REVERT`: only the innermost subflow
@@ -114,13 +114,7 @@ pub fn a_retry_reverts_what_consumed_its_scope(factory: Factory<'_>) {
             .add(atom("c", l.task("c")).requires(["a"]))
             .into()
     });
-    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
-        .build()
-        .unwrap();
-    first.prepare().unwrap();
-    let id = first.storage().flow_detail_id();
+    let (backend, id) = prepared_records(factory, &registry);
     let mut records = backend.get_flow_detail(id).unwrap();
     records.state = FlowState::Running;
     for d in &mut records.atom_details {
@@ -142,9 +136,7 @@ pub fn a_retry_reverts_what_consumed_its_scope(factory: Factory<'_>) {
             }
         }
     }
-    backend
-        .save_flow_detail(first.storage().logbook_id(), &records)
-        .unwrap();
+    save_records(&*backend, &records);
     let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
         .build()
         .unwrap();
@@ -202,13 +194,7 @@ pub fn resume_finishes_an_interrupted_retry_reset(factory: Factory<'_>) {
             )
             .into()
     });
-    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
-        .build()
-        .unwrap();
-    first.prepare().unwrap();
-    let id = first.storage().flow_detail_id();
+    let (backend, id) = prepared_records(factory, &registry);
     let mut records = backend.get_flow_detail(id).unwrap();
     records.state = FlowState::Running;
     for d in &mut records.atom_details {
@@ -229,8 +215,7 @@ pub fn resume_finishes_an_interrupted_retry_reset(factory: Factory<'_>) {
             }
         }
     }
-    let book = first.storage().logbook_id();
-    backend.save_flow_detail(book, &records).unwrap();
+    save_records(&*backend, &records);
     let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
         .build()
         .unwrap();
@@ -249,15 +234,9 @@ pub fn resuming_a_running_flow_notifies_no_resuming(factory: Factory<'_>) {
             .add(atom("b", l.task("b")))
             .into()
     });
-    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
-        .build()
-        .unwrap();
-    first.prepare().unwrap();
-    let id = first.storage().flow_detail_id();
+    let (backend, id) = prepared_records(factory, &registry);
     backend
-        .update_flow_state(id, FlowState::Running, first.storage().owner_epoch())
+        .update_flow_state(id, FlowState::Running, 0)
         .unwrap();
     let capture = Arc::new(CapturingListener::new());
     let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())
