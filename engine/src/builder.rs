@@ -428,12 +428,13 @@ impl EngineBuilder {
                 )
             }
         };
+        let listeners = Listeners::new(self.listeners).recording_to(storage.progress_sink());
         Ok(Engine::assemble(
             compilation,
             resolution,
             storage,
             executor,
-            Listeners::new(self.listeners),
+            listeners,
             RunOptions {
                 store,
                 suspend: self.suspend,

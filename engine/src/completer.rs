@@ -69,7 +69,9 @@ impl Runtime<'_> {
         d.result = Some(Arc::new(value));
         d.failure = None;
         // `SUCCESS` says progress 1: the running task's report goes.
-        d.meta.remove(AtomDetail::PROGRESS_KEY);
+        if !d.meta.is_empty() {
+            d.meta.remove(AtomDetail::PROGRESS_KEY);
+        }
         self.transition(atom, AtomState::Success, Write::Detail)?;
         if kind == AtomKind::Task && !self.listeners.is_empty() {
             self.listeners.progress(&self.comp.atom(atom).name, 1.0);

@@ -31,12 +31,8 @@ impl Runtime<'_> {
         };
         // A task starts at progress 0: a report left in the record by an
         // earlier, interrupted run goes (the record is then written whole).
-        let stale = self
-            .storage
-            .detail_mut(atom)
-            .meta
-            .remove(AtomDetail::PROGRESS_KEY)
-            .is_some();
+        let meta = &mut self.storage.detail_mut(atom).meta;
+        let stale = !meta.is_empty() && meta.remove(AtomDetail::PROGRESS_KEY).is_some();
         let write = if stale { Write::Detail } else { Write::State };
         self.transition(atom, AtomState::Running, write)?;
         let compiled = self.comp.atom(atom);
@@ -46,7 +42,7 @@ impl Runtime<'_> {
                 if !self.listeners.is_empty() {
                     self.listeners.progress(&compiled.name, 0.0);
                 }
-                (None, Some(self.storage.progress_record(atom)))
+                (None, Some(self.storage.detail(atom).uuid))
             }
         };
         let work = AtomWork {
@@ -60,7 +56,7 @@ impl Runtime<'_> {
             own_failure: None,
             flow_failures: self.no_failures.clone(),
             listeners: self.listeners.clone(),
-            record,
+            progress_detail: record,
             cancel: self.cancel.clone(),
         };
         self.submit(work);
@@ -94,7 +90,7 @@ impl Runtime<'_> {
             own_failure: d.failure().cloned(),
             flow_failures,
             listeners: self.listeners.clone(),
-            record: None,
+            progress_detail: None,
             cancel: self.cancel.clone(),
         };
         self.submit(work);

@@ -259,6 +259,7 @@ impl ReadyQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, comp: &Compilation, atom: AtomIndex) {
         match self {
             ReadyQueue::Fifo(queue) => queue.push_back(atom),
@@ -269,6 +270,7 @@ impl ReadyQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<AtomIndex> {
         match self {
             ReadyQueue::Fifo(queue) => queue.pop_front(),
@@ -276,6 +278,7 @@ impl ReadyQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         match self {
             ReadyQueue::Fifo(queue) => queue.is_empty(),

@@ -9,6 +9,7 @@ use taskflow_patterns::{AtomIndex, AtomState, Compilation, FlowState, Intention}
 use taskflow_persistence::{AtomDetail, Backend, FlowDetail, LogBook};
 use uuid::Uuid;
 
+use crate::listener::ProgressSink;
 use crate::EngineError;
 
 /// The records of one flow run, and the results in them.
@@ -222,14 +223,13 @@ impl Storage {
         &mut self.details[atom.index()]
     }
 
-    /// Where the task `atom` records its progress while it runs.
-    pub(crate) fn progress_record(&self, atom: AtomIndex) -> crate::ProgressRecord {
-        crate::ProgressRecord::new(
-            self.backend.clone(),
-            self.flow.uuid,
-            self.details[atom.index()].uuid,
-            self.epoch,
-        )
+    /// Where the tasks of this run record their progress.
+    pub(crate) fn progress_sink(&self) -> ProgressSink {
+        ProgressSink {
+            backend: self.backend.clone(),
+            flow: self.flow.uuid,
+            epoch: self.epoch,
+        }
     }
 
     /// Checkpoints a state and intention change (no data).

@@ -177,6 +177,24 @@ pub(crate) fn meta_parts(meta: &Map<String, Value>) -> impl Iterator<Item = (Par
     meta.iter().map(|(key, value)| (Part::Meta(key), value))
 }
 
+/// Refuses an atom detail holding a value nested deeper than a record may
+/// ([`check_parts`] over [`atom_parts`]). The common record (a scalar or
+/// flat result, nothing else) is passed without walking its parts: this
+/// runs on every checkpoint of the memory backend.
+#[inline]
+pub(crate) fn check_atom(atom: &AtomDetail) -> Result<(), PersistenceError> {
+    let shallow =
+        |v: &Value| !matches!(v, Value::Array(_) | Value::Object(_)) || value_depth(v) <= 1;
+    if atom.meta.is_empty()
+        && atom.history.is_empty()
+        && atom.revert_result.is_none()
+        && atom.result.as_deref().map_or(true, shallow)
+    {
+        return Ok(());
+    }
+    check_parts(RecordKind::AtomDetail, atom.uuid, atom_parts(atom))
+}
+
 /// The values an atom detail holds, as parts of its record.
 pub(crate) fn atom_parts(atom: &AtomDetail) -> impl Iterator<Item = (Part<'_>, &Value)> {
     let result = atom.result.as_deref().map(|v| (Part::Result, v));

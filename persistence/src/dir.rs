@@ -229,7 +229,7 @@ fn check_flow(flow: &FlowDetail) -> Result<(), PersistenceError> {
         codec::meta_parts(&flow.meta),
     )?;
     for atom in &flow.atom_details {
-        codec::check_parts(RecordKind::AtomDetail, atom.uuid, codec::atom_parts(atom))?;
+        codec::check_atom(atom)?;
     }
     Ok(())
 }

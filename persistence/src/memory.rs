@@ -297,7 +297,7 @@ fn check_depth(flow: &FlowDetail) -> Result<(), PersistenceError> {
         codec::meta_parts(&flow.meta),
     )?;
     for atom in &flow.atom_details {
-        codec::check_parts(RecordKind::AtomDetail, atom.uuid, codec::atom_parts(atom))?;
+        codec::check_atom(atom)?;
     }
     Ok(())
 }
@@ -477,7 +477,7 @@ impl Backend for MemoryBackend {
         atom: &AtomDetail,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
-        codec::check_parts(RecordKind::AtomDetail, atom.uuid, codec::atom_parts(atom))?;
+        codec::check_atom(atom)?;
         let mut inner = self.lock();
         let record = inner.writable(flow, epoch)?;
         match record.positions.get(&record.atoms, atom.uuid) {

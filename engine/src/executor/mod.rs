@@ -11,12 +11,11 @@ mod serial;
 pub mod worker;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use taskflow_patterns::{AtomImpl, AtomIndex, Context, Failure, History, Inputs, Value};
 
-use taskflow_persistence::{AtomDetail, Backend};
 use uuid::Uuid;
 
 use crate::listener::Listeners;
@@ -55,9 +54,10 @@ pub struct AtomWork {
     pub flow_failures: Arc<[Failure]>,
     /// Listeners, for progress reports.
     pub listeners: Listeners,
-    /// Where a task's progress is recorded while it runs (`None` for a
-    /// revert, a retry controller, or work run away from the records).
-    pub record: Option<ProgressRecord>,
+    /// The atom detail a task's progress is recorded in while it runs
+    /// (`None` for a revert, a retry controller, or work run away from the
+    /// records).
+    pub progress_detail: Option<Uuid>,
     /// Set when the run is asked to stop.
     pub cancel: Arc<AtomicBool>,
 }
@@ -75,92 +75,20 @@ pub struct AtomOutcome {
     pub result: Result<Value, Failure>,
 }
 
-/// Where a running task's progress goes in the records: its atom
-/// detail's `meta["progress"]`
-/// ([`AtomDetail::PROGRESS_KEY`](taskflow_persistence::AtomDetail::PROGRESS_KEY)),
-/// written from the thread that runs the task as it reports, so that
-/// another process reading the records sees it. Only that one entry is
-/// written ([`Backend::update_atom_meta`]), never the atom's state.
-pub struct ProgressRecord {
-    backend: Arc<dyn Backend>,
-    flow: Uuid,
-    atom: Uuid,
-    epoch: u64,
-    /// The last fraction written, as bits (`u32::MAX`: none yet).
-    last: AtomicU32,
-}
-
-impl Clone for ProgressRecord {
-    fn clone(&self) -> Self {
-        ProgressRecord {
-            backend: self.backend.clone(),
-            flow: self.flow,
-            atom: self.atom,
-            epoch: self.epoch,
-            last: AtomicU32::new(self.last.load(Ordering::Relaxed)),
-        }
-    }
-}
-
-impl ProgressRecord {
-    pub(crate) fn new(backend: Arc<dyn Backend>, flow: Uuid, atom: Uuid, epoch: u64) -> Self {
-        ProgressRecord {
-            backend,
-            flow,
-            atom,
-            epoch,
-            last: AtomicU32::new(u32::MAX),
-        }
-    }
-
-    /// Records `fraction` (a repeat of the last one is not written again).
-    /// A write the backend refuses is logged, not raised: the report is
-    /// advisory, and the engine's next checkpoint meets the same refusal.
-    pub fn write(&self, atom: &str, fraction: f32) {
-        if self.last.swap(fraction.to_bits(), Ordering::Relaxed) == fraction.to_bits() {
-            return;
-        }
-        let value = serde_json::Number::from_f64(f64::from(fraction)).map(Value::Number);
-        if let Err(e) = self.backend.update_atom_meta(
-            self.flow,
-            self.atom,
-            AtomDetail::PROGRESS_KEY,
-            value,
-            self.epoch,
-        ) {
-            tracing::warn!(atom, error = %e, "cannot record the progress of the task");
-        }
-    }
-}
-
-impl std::fmt::Debug for ProgressRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProgressRecord")
-            .field("flow", &self.flow)
-            .field("atom", &self.atom)
-            .finish_non_exhaustive()
-    }
-}
-
 impl AtomWork {
     /// Runs the work on the current thread. A panic in the task is caught
     /// and becomes a failure with the panic's message.
     pub fn run(self) -> AtomOutcome {
         let listeners = &self.listeners;
         let name = &*self.name;
-        let record = self.record.as_ref();
-        let report = |fraction: f32| {
-            listeners.progress(name, fraction);
-            if let Some(record) = record {
-                record.write(name, fraction);
-            }
-        };
+        let detail = self.progress_detail;
+        let report = |fraction: f32| listeners.report(detail, name, fraction);
         let mut ctx = Context::new(name, &self.inputs)
             .with_own_result(self.own_result.as_deref())
             .with_own_failure(self.own_failure.as_ref())
             .with_flow_failures(&self.flow_failures)
             .with_cancel(&self.cancel);
-        if !listeners.is_empty() || record.is_some() {
+        if listeners.hears_progress() {
             ctx = ctx.with_progress(&report);
         }
         let history = self.history.unwrap_or_default();

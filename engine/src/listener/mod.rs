@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Value};
+use taskflow_persistence::{AtomDetail, Backend};
 use uuid::Uuid;
 
 pub use capturing::CapturingListener;
@@ -127,14 +128,22 @@ impl<L: Listener + ?Sized> Listener for Arc<L> {
     }
 }
 
-/// The listeners of an engine, cheap to clone into work items.
+/// The listeners of an engine, cheap to clone into work items, and where
+/// the run records its tasks' progress.
 ///
 /// A listener that panics is contained as a task's panic is: the panic is
 /// logged (through `tracing`, at error level, with the event it was
 /// hearing) and that listener hears nothing more from this engine, while
 /// the run goes on. A listener observes a run; it never stalls or ends one.
 #[derive(Clone, Default)]
-pub struct Listeners(Arc<[Slot]>);
+pub struct Listeners(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    slots: Box<[Slot]>,
+    /// Where running tasks' progress is recorded (an engine's run).
+    sink: Option<ProgressSink>,
+}
 
 struct Slot {
     listener: Arc<dyn Listener>,
@@ -142,28 +151,69 @@ struct Slot {
     dropped: AtomicBool,
 }
 
+/// Where a running task's progress goes in the records: its atom detail's
+/// `meta["progress"]` ([`AtomDetail::PROGRESS_KEY`]), written from the
+/// thread that hears the report (the task's, or the worker engine's as
+/// reports arrive), so that another process reading the records sees it.
+/// Only that one entry is written ([`Backend::update_atom_meta`]), never
+/// the atom's state. It rides in the listeners' shared allocation, which
+/// every work item holds already, so recording costs a task nothing until
+/// it reports.
+pub(crate) struct ProgressSink {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) flow: Uuid,
+    pub(crate) epoch: u64,
+}
+
 impl Listeners {
     /// A set of listeners.
     pub fn new(listeners: Vec<Arc<dyn Listener>>) -> Self {
-        Listeners(
-            listeners
+        Listeners(Arc::new(Inner {
+            slots: listeners
                 .into_iter()
                 .map(|listener| Slot {
                     listener,
                     dropped: AtomicBool::new(false),
                 })
                 .collect(),
-        )
+            sink: None,
+        }))
+    }
+
+    /// The same listeners, with the run's progress recorded to `sink`.
+    pub(crate) fn recording_to(self, sink: ProgressSink) -> Self {
+        let slots = match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.slots,
+            Err(shared) => shared
+                .slots
+                .iter()
+                .map(|s| Slot {
+                    listener: s.listener.clone(),
+                    dropped: AtomicBool::new(s.dropped.load(Ordering::Relaxed)),
+                })
+                .collect(),
+        };
+        Listeners(Arc::new(Inner {
+            slots,
+            sink: Some(sink),
+        }))
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.slots.is_empty()
+    }
+
+    /// Whether progress reports go anywhere: to a listener, or into the
+    /// records.
+    pub(crate) fn hears_progress(&self) -> bool {
+        !self.is_empty() || self.0.sink.is_some()
     }
 
     /// How many listeners panicked and were dropped.
     pub fn dropped(&self) -> usize {
         self.0
+            .slots
             .iter()
             .filter(|s| s.dropped.load(Ordering::Relaxed))
             .count()
@@ -187,8 +237,31 @@ impl Listeners {
         );
     }
 
+    /// A running task's progress report: tells the listeners, and records
+    /// it in the atom detail `detail` (when given and the run records).
+    /// A write the backend refuses is logged, not raised: the report is
+    /// advisory, and the engine's next checkpoint meets the same refusal.
+    /// Each report is one small write, as in TaskFlow: a task that reports
+    /// very often on a durable backend pays for each.
+    pub(crate) fn report(&self, detail: Option<Uuid>, atom: &str, fraction: f32) {
+        self.progress(atom, fraction);
+        let (Some(sink), Some(detail)) = (&self.0.sink, detail) else {
+            return;
+        };
+        let value = serde_json::Number::from_f64(f64::from(fraction)).map(Value::Number);
+        if let Err(e) = sink.backend.update_atom_meta(
+            sink.flow,
+            detail,
+            AtomDetail::PROGRESS_KEY,
+            value,
+            sink.epoch,
+        ) {
+            tracing::warn!(atom, error = %e, "cannot record the progress of the task");
+        }
+    }
+
     fn each(&self, call: impl Fn(&dyn Listener), describe: impl Fn() -> String) {
-        for (i, slot) in self.0.iter().enumerate() {
+        for (i, slot) in self.0.slots.iter().enumerate() {
             if slot.dropped.load(Ordering::Relaxed) {
                 continue;
             }
@@ -207,6 +280,6 @@ impl Listeners {
 
 impl std::fmt::Debug for Listeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Listeners({})", self.0.len())
+        write!(f, "Listeners({})", self.0.slots.len())
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::protocol::{kinds, Message, Payload, Request, Route, WorkData, WorkerInfo};
 use super::transport::{Endpoint, Link, Transport, TransportError};
-use crate::executor::{Action, AtomOutcome, AtomWork, Executor, ProgressRecord};
+use crate::executor::{Action, AtomOutcome, AtomWork, Executor};
 use crate::listener::Listeners;
 use crate::EngineError;
 
@@ -134,8 +134,9 @@ struct Pending {
     action: Action,
     task_type: String,
     listeners: Listeners,
-    /// Where the task's progress, as the worker reports it, is recorded.
-    record: Option<ProgressRecord>,
+    /// The atom detail the task's progress, as the worker reports it, is
+    /// recorded in.
+    progress_detail: Option<Uuid>,
     cancel: Arc<AtomicBool>,
     deadline: Instant,
     /// Until when it may wait for a worker of its type.
@@ -441,10 +442,9 @@ impl WorkerExecutor {
             }
             Message::Progress { id, progress } => {
                 if let Some(pending) = self.pending.get(&id) {
-                    pending.listeners.progress(&pending.name, progress);
-                    if let Some(record) = &pending.record {
-                        record.write(&pending.name, progress);
-                    }
+                    pending
+                        .listeners
+                        .report(pending.progress_detail, &pending.name, progress);
                     let worker = pending.worker.clone();
                     self.seen(worker.as_deref());
                 }
@@ -636,7 +636,7 @@ impl Executor for WorkerExecutor {
             action: work.action,
             task_type: task_type.clone(),
             listeners: work.listeners.clone(),
-            record: work.record.clone(),
+            progress_detail: work.progress_detail,
             cancel: work.cancel.clone(),
             deadline,
             discovery_deadline: now + self.options.discovery_timeout,
@@ -650,7 +650,8 @@ impl Executor for WorkerExecutor {
             atom: work.name.to_string(),
             task_type,
             action: work.action,
-            progress: !work.listeners.is_empty() || work.record.is_some(),
+            progress: work.listeners.hears_progress() && work.progress_detail.is_some()
+                || !work.listeners.is_empty(),
             payload: match payload {
                 Some(payload) => payload,
                 None => Payload::Work(Box::new(work)),

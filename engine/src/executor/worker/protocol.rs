@@ -261,7 +261,7 @@ impl WorkData {
             flow_failures: self.flow_failures.into(),
             listeners,
             // The engine records the progress it hears from the worker.
-            record: None,
+            progress_detail: None,
             cancel,
         })
     }

@@ -446,7 +446,7 @@ fn retry_controllers_run_in_the_engine() {
         own_failure: None,
         flow_failures: Arc::new([]),
         listeners: Listeners::default(),
-        record: None,
+        progress_detail: None,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     executor.submit(work);
@@ -491,7 +491,7 @@ fn work_data_round_trips_a_revert() {
         own_failure: None,
         flow_failures: Arc::new([Failure::new("Boom", "x").with_atom("other")]),
         listeners: Listeners::default(),
-        record: None,
+        progress_detail: None,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let data = WorkData::from_work(&work).unwrap();
@@ -544,7 +544,7 @@ fn in_process_work_refuses_to_serialize() {
         own_failure: None,
         flow_failures: Arc::new([]),
         listeners: Listeners::default(),
-        record: None,
+        progress_detail: None,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let err = serde_json::to_string(&Payload::Work(Box::new(work))).unwrap_err();
