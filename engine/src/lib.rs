@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod executor;
 mod listener;
+mod ready;
 mod runtime;
 mod scheduler;
 mod selector;

@@ -60,7 +60,7 @@ use taskflow_patterns::{
 
 use crate::executor::Executor;
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
-use crate::selector::ReadyQueue;
+use crate::ready::ReadyQueue;
 use crate::storage::Storage;
 use crate::EngineError;
 
