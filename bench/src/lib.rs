@@ -16,10 +16,12 @@
 //! Python TaskFlow side) and [`report`] (table, Markdown and plot).
 
 pub mod child;
+#[cfg(feature = "peers")]
 pub mod compare;
 pub mod floor;
 pub mod measure;
 pub mod ours;
+#[cfg(feature = "peers")]
 pub mod peers;
 pub mod python;
 pub mod report;
@@ -47,6 +49,7 @@ pub enum BenchError {
     #[error("a child's report is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// A peer (dagx, dagrs) failed.
+    #[cfg(feature = "peers")]
     #[error(transparent)]
     Peer(#[from] peers::PeerError),
     /// A workload could not be set up, or ended other than it must.

@@ -23,7 +23,7 @@ use tokio::runtime::Runtime;
 
 /// Worker threads of the shared multi-thread runtime ([`runtime`]), as our
 /// parallel engine's `max_workers` in the comparison.
-pub const WORKERS: usize = 2;
+pub const WORKERS: usize = crate::ours::WORKERS;
 
 /// What went wrong running a peer; names the node at fault where there is
 /// one.
