@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use taskflow_persistence::Durability;
+use taskflow_persistence::{Durability, PersistenceError, SqliteBackend};
 use uuid::Uuid;
 
 use crate::board::settled;
@@ -135,7 +135,7 @@ impl SqliteBoard {
 
     /// How long a write waits for the writers of other processes (or other
     /// boards) on the same file before failing.
-    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const BUSY_TIMEOUT: Duration = SqliteBackend::BUSY_TIMEOUT;
 
     /// How often [`wait`](JobBoard::wait) looks for changes made by other
     /// connections to the file.
@@ -158,27 +158,8 @@ impl SqliteBoard {
         durability: Durability,
     ) -> Result<Self, JobBoardError> {
         let path = path.as_ref();
+        let conn = taskflow_persistence::open_sqlite(path, durability).map_err(from_setup)?;
         let location = path.display().to_string();
-        let conn =
-            Connection::open(path).map_err(|e| db_err(e, format_args!("opening {location}")))?;
-        conn.busy_timeout(SqliteBoard::BUSY_TIMEOUT)
-            .map_err(|e| db_err(e, "setting busy_timeout"))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| db_err(e, format_args!("switching {location} to WAL mode")))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(JobBoardError::Backend {
-                board: BOARD,
-                message: format!("{location}: cannot use WAL mode (journal_mode is {mode})"),
-                source: None,
-            });
-        }
-        let synchronous = match durability {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", synchronous)
-            .map_err(|e| db_err(e, "setting synchronous"))?;
         SqliteBoard::finish(conn, location, options)
     }
 
@@ -686,6 +667,22 @@ fn id_text(id: Uuid, buf: &mut [u8; 45]) -> &str {
 /// A backend error for a failed SQLite call.
 fn db_err(e: rusqlite::Error, what: impl fmt::Display) -> JobBoardError {
     JobBoardError::backend(BOARD, what.to_string(), e)
+}
+
+/// An error of the connection setup shared with the persistence crate
+/// ([`taskflow_persistence::open_sqlite`]), as this board's: its file's
+/// failures are the board's, not a record backend's.
+fn from_setup(e: PersistenceError) -> JobBoardError {
+    match e {
+        PersistenceError::Backend {
+            message, source, ..
+        } => JobBoardError::Backend {
+            board: BOARD,
+            message,
+            source,
+        },
+        other => JobBoardError::Persistence(other),
+    }
 }
 
 /// A time, epoch or count as SQLite stores it (saturating: times in ms fit

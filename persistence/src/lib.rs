@@ -59,4 +59,4 @@ pub use memory::MemoryBackend;
 pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
-pub use sqlite::{Durability, SqliteBackend};
+pub use sqlite::{open_sqlite, Durability, SqliteBackend};

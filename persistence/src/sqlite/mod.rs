@@ -1,6 +1,7 @@
 //! The SQLite backend: the embedded default, one database file shared by
 //! every process on a host. See [`SqliteBackend`].
 
+mod connection;
 mod schema;
 
 use std::collections::HashMap;
@@ -19,43 +20,9 @@ use crate::codec::{self, AtomColumns};
 use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
+pub use connection::{open_sqlite, Durability};
+
 const BACKEND: &str = "sqlite";
-
-/// How hard a [`SqliteBackend`] works to keep the last checkpoints across a
-/// power loss. Both modes survive a crash of the process; they differ only
-/// when the machine itself stops (power loss, kernel panic, hard reset).
-///
-/// | mode | `PRAGMA synchronous` | process crash | power loss / OS crash | cost |
-/// | --- | --- | --- | --- | --- |
-/// | [`Full`](Durability::Full) | `FULL` | loses nothing | loses nothing | one fsync of the WAL per write |
-/// | [`Normal`](Durability::Normal) | `NORMAL` | loses nothing | may lose the latest writes, never corrupts | fsyncs only at WAL checkpoints |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Durability {
-    /// `synchronous = FULL`: every write (every checkpoint the engine takes)
-    /// is fsynced to the write-ahead log before it returns. Once a save
-    /// returns, the record survives a process crash, an OS crash and a power
-    /// loss (on storage that honours fsync). The default.
-    #[default]
-    Full,
-    /// `synchronous = NORMAL` (in WAL mode): writes reach the operating
-    /// system before they return, but the log is fsynced only when SQLite
-    /// checkpoints it into the database file. A crash of the process (even
-    /// `kill -9`) loses nothing, since the OS still holds the data. A power
-    /// loss or OS crash may lose the latest writes: the database then opens
-    /// as it was at some earlier write, never corrupt, and a resumed flow
-    /// may redo atoms whose last checkpoints were lost (at-least-once, as
-    /// for atoms found `RUNNING`). Markedly faster on disks with slow fsync.
-    Normal,
-}
-
-impl Durability {
-    fn pragma(self) -> &'static str {
-        match self {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        }
-    }
-}
 
 /// Stores records in a SQLite database file: the embedded default, one
 /// file shared by every process on a host.
@@ -127,7 +94,7 @@ impl SqliteBackend {
 
     /// How long a write waits for other writers of the same file (other
     /// processes or other backends) before failing.
-    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const BUSY_TIMEOUT: Duration = connection::BUSY_TIMEOUT;
 
     /// Opens (creating it if needed) the database at `path` with
     /// [`Durability::Full`], creating or migrating its schema.
@@ -142,23 +109,8 @@ impl SqliteBackend {
         durability: Durability,
     ) -> Result<Self, PersistenceError> {
         let path = path.as_ref();
+        let conn = open_sqlite(path, durability)?;
         let location = path.display().to_string();
-        let conn =
-            Connection::open(path).map_err(|e| db_err(e, format_args!("opening {location}")))?;
-        conn.busy_timeout(SqliteBackend::BUSY_TIMEOUT)
-            .map_err(|e| db_err(e, "setting busy_timeout"))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| db_err(e, format_args!("switching {location} to WAL mode")))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(PersistenceError::Backend {
-                backend: BACKEND,
-                message: format!("{location}: cannot use WAL mode (journal_mode is {mode})"),
-                source: None,
-            });
-        }
-        conn.pragma_update(None, "synchronous", durability.pragma())
-            .map_err(|e| db_err(e, "setting synchronous"))?;
         SqliteBackend::finish(conn, location)
     }
 
