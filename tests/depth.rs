@@ -115,7 +115,9 @@ fn a_flow_as_deep_as_allowed_runs_and_its_definition_reads_back_from_sqlite() {
     assert_eq!(compile(&flow).unwrap().len(), 1);
 
     // The logbook and the listing read it back too.
-    let book = backend.get_logbook(detail.logbook_id().unwrap()).unwrap();
+    let book = backend
+        .get_logbook(detail.logbook_id().unwrap().unwrap())
+        .unwrap();
     assert_eq!(book.flow_details, vec![detail.clone()]);
     let listed = backend.list_logbooks().unwrap();
     assert!(listed.iter().any(|b| b.as_ref().is_ok_and(|b| *b == book)));
@@ -141,7 +143,9 @@ fn results_and_store_values_past_serde_json_s_default_limit_read_back_from_sqlit
         let result = detail.atom_detail("t").unwrap().result.clone().unwrap();
         assert_eq!(value_depth(&result), levels);
         assert_eq!(value_depth(&detail.initial_store()), levels);
-        let book = backend.get_logbook(detail.logbook_id().unwrap()).unwrap();
+        let book = backend
+            .get_logbook(detail.logbook_id().unwrap().unwrap())
+            .unwrap();
         assert_eq!(book.flow_details, vec![detail]);
         assert!(backend.list_logbooks().unwrap().iter().all(Result::is_ok));
     }

@@ -18,7 +18,7 @@ use crate::engine::{Engine, RunOptions, SuspendHandle};
 use crate::executor::{Executor, Parallel, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
-use crate::{EngineError, Missing};
+use crate::{DefinitionError, EngineError, Missing, StoreError};
 
 /// Configures an [`Engine`]; [`build`](EngineBuilder::build) compiles the
 /// flow, validates it against the store and returns the engine or every
@@ -90,12 +90,7 @@ impl EngineBuilder {
         name: &str,
         args: Value,
     ) -> Result<Self, EngineError> {
-        let flow = registry
-            .build(name, &args)
-            .map_err(|e| EngineError::Definition {
-                flow_detail: Uuid::nil(),
-                reason: e.to_string(),
-            })?;
+        let flow = registry.build(name, &args)?;
         let mut builder = EngineBuilder::new(flow);
         builder.definition = Some(FlowDefinition::Factory {
             name: name.to_owned(),
@@ -113,11 +108,11 @@ impl EngineBuilder {
         registry: Option<&FlowRegistry>,
     ) -> Result<Self, EngineError> {
         let detail = backend.get_flow_detail(id)?;
-        let definition_error = |reason: String| EngineError::Definition {
+        let definition_error = |problem: DefinitionError| EngineError::Definition {
             flow_detail: id,
-            reason,
+            problem,
         };
-        let flow = match detail.definition().map_err(definition_error)? {
+        let flow = match detail.definition()? {
             Some(FlowDefinition::Factory { name, args }) => {
                 let Some(registry) = registry else {
                     return Err(EngineError::Unsupported {
@@ -136,7 +131,7 @@ impl EngineBuilder {
                             registered: known,
                         },
                     },
-                    other => definition_error(other.to_string()),
+                    other => definition_error(DefinitionError::Factory(other)),
                 })?
             }
             Some(FlowDefinition::Stored(stored)) => {
@@ -144,10 +139,10 @@ impl EngineBuilder {
                 // is corrupt (or hostile) and deep is refused before it.
                 let depth = definition_depth(&stored);
                 if depth > MAX_FLOW_DEPTH {
-                    return Err(definition_error(format!(
-                        "the stored flow nests {depth} levels of flows, more than the \
-                         {MAX_FLOW_DEPTH} a flow may"
-                    )));
+                    return Err(definition_error(DefinitionError::TooDeep {
+                        depth,
+                        limit: MAX_FLOW_DEPTH,
+                    }));
                 }
                 serde_json::from_value::<Flow>(stored).map_err(|e| {
                     let message = e.to_string();
@@ -160,16 +155,16 @@ impl EngineBuilder {
                             missing: Missing::TaskType { message },
                         }
                     } else {
-                        definition_error(format!("the stored flow cannot be decoded: {message}"))
+                        definition_error(DefinitionError::Undecodable(e))
                     }
                 })?
             }
             None => {
-                return Err(definition_error(
-                    "its records hold no flow definition (it has tasks made of closures): build \
-                     it through a flow factory, and load it with Engine::load_with"
-                        .into(),
-                ))
+                let why = detail
+                    .not_stored()
+                    .unwrap_or("none was recorded")
+                    .to_owned();
+                return Err(definition_error(DefinitionError::NotStored { why }));
             }
         };
         let mut builder = EngineBuilder::new(flow);
@@ -358,18 +353,20 @@ impl EngineBuilder {
             Value::Object(map) => map,
             Value::Null => Map::new(),
             other => {
-                return Err(EngineError::InvalidStore(format!(
-                    "it must be a JSON object of symbol to value, got {other}"
-                )))
+                return Err(StoreError::NotAnObject {
+                    found: other.to_string(),
+                }
+                .into())
             }
         };
         for (symbol, value) in &store {
             if let Some(depth) = crate::completer::too_deep(value) {
-                return Err(EngineError::InvalidStore(format!(
-                    "its value `{symbol}` nests {depth} levels deep; records hold values \
-                     nested at most {} levels",
-                    taskflow_patterns::MAX_VALUE_DEPTH
-                )));
+                return Err(StoreError::TooDeep {
+                    symbol: symbol.clone(),
+                    depth,
+                    limit: taskflow_patterns::MAX_VALUE_DEPTH,
+                }
+                .into());
             }
         }
         let executor: Box<dyn Executor> = match (self.executor, self.max_workers) {
@@ -379,14 +376,15 @@ impl EngineBuilder {
         };
         let compilation = Arc::new(compile(&self.flow)?);
         let name = self.flow.name().to_owned();
-        // A new run stores the flow's definition, when it serializes.
-        let definition = match self.resume {
-            Some(_) => None,
-            None => self.definition.or_else(|| {
-                serde_json::to_value(&self.flow)
-                    .ok()
-                    .map(FlowDefinition::Stored)
-            }),
+        // A new run stores the flow's definition, when it serializes; when
+        // it does not, the records say why (naming the atom), for a load.
+        let (definition, not_stored) = match (&self.resume, self.definition) {
+            (Some(_), _) => (None, None),
+            (None, Some(definition)) => (Some(definition), None),
+            (None, None) => match serde_json::to_value(&self.flow) {
+                Ok(stored) => (Some(FlowDefinition::Stored(stored)), None),
+                Err(e) => (None, Some(unstorable(&compilation, &e))),
+            },
         };
         // The compilation shares the atoms; the flow's own tree is not
         // needed any more, so it is freed before the records are built.
@@ -415,6 +413,9 @@ impl EngineBuilder {
                 let logbook = LogBook::new(self.logbook_name.unwrap_or_else(|| name.clone()));
                 let mut flow_detail =
                     FlowDetail::for_run(name, definition, store.clone(), logbook.uuid);
+                if let Some(why) = not_stored {
+                    flow_detail.set_not_stored(why);
+                }
                 flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
                 let details = compilation.atoms().iter().map(new_detail).collect();
                 Storage::new(
@@ -441,6 +442,22 @@ impl EngineBuilder {
                 defer_reverts: self.defer_reverts,
             },
         ))
+    }
+}
+
+/// Why a flow's definition does not serialize, naming the first atom whose
+/// task does not (a closure, a type that is not `#[typetag::serde]`).
+fn unstorable(compilation: &Compilation, error: &serde_json::Error) -> String {
+    let culprit = compilation.atoms().iter().find(|a| match &a.imp {
+        taskflow_patterns::AtomImpl::Task(t) => serde_json::to_value(&**t).is_err(),
+        taskflow_patterns::AtomImpl::Retry(r) => serde_json::to_value(&**r).is_err(),
+    });
+    match culprit {
+        Some(atom) => format!(
+            "the task of atom `{}` does not serialize: {error}",
+            atom.name
+        ),
+        None => format!("it does not serialize: {error}"),
     }
 }
 
@@ -602,7 +619,7 @@ fn resumed_storage(
         backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
     }
     let mut logbook = LogBook::new(flow_detail.name.clone());
-    if let Some(book) = flow_detail.logbook_id() {
+    if let Some(book) = flow_detail.logbook_id()? {
         logbook.uuid = book;
     }
     let mut storage = Storage::new(

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use taskflow_patterns::{CompileErrors, Failure, FlowState, TransitionError};
+use taskflow_patterns::{CompileErrors, FactoryError, Failure, FlowState, TransitionError};
 use taskflow_persistence::PersistenceError;
 use uuid::Uuid;
 
@@ -23,7 +23,10 @@ pub enum EngineError {
     /// The initial store is not a JSON object of symbol to value, or holds
     /// a value nested deeper than records hold.
     #[error("invalid store: {0}")]
-    InvalidStore(String),
+    InvalidStore(#[from] StoreError),
+    /// A flow factory refused its arguments (before any record was written).
+    #[error(transparent)]
+    Factory(#[from] FactoryError),
     /// The records do not match the flow being resumed (it changed
     /// incompatibly since they were written).
     #[error(
@@ -39,12 +42,13 @@ pub enum EngineError {
         reason: String,
     },
     /// The flow of a flow detail cannot be rebuilt from its records.
-    #[error("flow detail {flow_detail}: cannot rebuild its flow: {reason}")]
+    #[error("flow detail {flow_detail}: cannot rebuild its flow: {problem}")]
     Definition {
         /// The flow detail's id.
         flow_detail: Uuid,
         /// Why.
-        reason: String,
+        #[source]
+        problem: DefinitionError,
     },
     /// This process cannot rebuild the flow of a flow detail, though one
     /// that registers what is missing can: the records name a flow factory
@@ -73,6 +77,63 @@ pub enum EngineError {
     /// The executor lost track of work it was given.
     #[error("executor: {0}")]
     Executor(String),
+}
+
+/// Why a store is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// It is not a JSON object (nor null).
+    #[error("it must be a JSON object of symbol to value, got {found}")]
+    NotAnObject {
+        /// What it is, as JSON.
+        found: String,
+    },
+    /// A value nests deeper than records hold
+    /// ([`MAX_VALUE_DEPTH`](taskflow_patterns::MAX_VALUE_DEPTH)).
+    #[error(
+        "its value `{symbol}` nests {depth} levels deep; records hold values nested at most \
+         {limit} levels"
+    )]
+    TooDeep {
+        /// The symbol.
+        symbol: String,
+        /// How deep its value nests.
+        depth: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Why the records of a flow detail do not rebuild its flow (see also
+/// [`EngineError::Unsupported`], for what another process could rebuild).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DefinitionError {
+    /// The records hold no definition: its tasks did not serialize when it
+    /// was first run, and no factory built it.
+    #[error(
+        "its records hold no flow definition ({why}): build it through a flow factory, and \
+         load it with Engine::load_with"
+    )]
+    NotStored {
+        /// Why it was not stored, as recorded when it first ran.
+        why: String,
+    },
+    /// The stored definition does not decode.
+    #[error("the stored flow cannot be decoded: {0}")]
+    Undecodable(#[source] serde_json::Error),
+    /// The stored definition nests deeper than a flow may.
+    #[error("the stored flow nests {depth} levels of flows, more than the {limit} a flow may")]
+    TooDeep {
+        /// Its depth in levels of flows.
+        depth: usize,
+        /// [`MAX_FLOW_DEPTH`](taskflow_patterns::MAX_FLOW_DEPTH).
+        limit: usize,
+    },
+    /// The factory that builds it refused the recorded arguments.
+    #[error(transparent)]
+    Factory(FactoryError),
 }
 
 /// What a process lacks to rebuild a flow from its records.

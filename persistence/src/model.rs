@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
 use uuid::Uuid;
 
+use crate::{PersistenceError, RecordKind};
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
     SystemTime::now()
@@ -267,6 +269,7 @@ mod run_meta {
     pub(super) const FACTORY: &str = "factory";
     pub(super) const STORE: &str = "store";
     pub(super) const LOGBOOK: &str = "logbook";
+    pub(super) const NOT_STORED: &str = "flow_not_stored";
 }
 
 impl FlowDetail {
@@ -281,7 +284,7 @@ impl FlowDetail {
     /// let definition = FlowDefinition::Factory { name: "backup".into(), args: json!({"db": "main"}) };
     /// let flow = FlowDetail::for_run("backup", Some(definition.clone()), Map::new(), book.uuid);
     /// assert_eq!(flow.definition().unwrap(), Some(definition));
-    /// assert_eq!(flow.logbook_id(), Some(book.uuid));
+    /// assert_eq!(flow.logbook_id().unwrap(), Some(book.uuid));
     /// ```
     pub fn for_run(
         name: impl Into<String>,
@@ -309,13 +312,14 @@ impl FlowDetail {
         flow
     }
 
-    /// How to rebuild the flow, if the records say; a factory record
-    /// without a name is an error naming what is missing.
-    pub fn definition(&self) -> Result<Option<FlowDefinition>, String> {
+    /// How to rebuild the flow, if the records say. A factory record
+    /// without a name is [`Corrupt`](PersistenceError::Corrupt), naming
+    /// the flow detail and what is missing.
+    pub fn definition(&self) -> Result<Option<FlowDefinition>, PersistenceError> {
         if let Some(factory) = self.meta.get(run_meta::FACTORY) {
             let name = factory["name"]
                 .as_str()
-                .ok_or("its factory record has no name")?;
+                .ok_or_else(|| self.corrupt("its factory record has no name"))?;
             let args = factory.get("args").cloned().unwrap_or(Value::Null);
             return Ok(Some(FlowDefinition::Factory {
                 name: name.to_owned(),
@@ -337,12 +341,37 @@ impl FlowDetail {
             .unwrap_or(Value::Null)
     }
 
-    /// The logbook holding this flow detail, if recorded.
-    pub fn logbook_id(&self) -> Option<Uuid> {
-        self.meta
-            .get(run_meta::LOGBOOK)
-            .and_then(Value::as_str)
+    /// The logbook holding this flow detail, if recorded; a recorded one
+    /// that is not a UUID is [`Corrupt`](PersistenceError::Corrupt).
+    pub fn logbook_id(&self) -> Result<Option<Uuid>, PersistenceError> {
+        let Some(recorded) = self.meta.get(run_meta::LOGBOOK) else {
+            return Ok(None);
+        };
+        recorded
+            .as_str()
             .and_then(|s| Uuid::parse_str(s).ok())
+            .map(Some)
+            .ok_or_else(|| self.corrupt(format!("its logbook id {recorded} is not a UUID")))
+    }
+
+    /// Records why the flow's definition could not be stored (a task that
+    /// does not serialize), so that a later load says so rather than guess.
+    pub fn set_not_stored(&mut self, why: impl Into<String>) {
+        self.meta
+            .insert(run_meta::NOT_STORED.into(), Value::from(why.into()));
+    }
+
+    /// Why the flow's definition was not stored, if recorded.
+    pub fn not_stored(&self) -> Option<&str> {
+        self.meta.get(run_meta::NOT_STORED).and_then(Value::as_str)
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> PersistenceError {
+        PersistenceError::Corrupt {
+            kind: RecordKind::FlowDetail,
+            id: self.uuid.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

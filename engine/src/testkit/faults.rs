@@ -310,7 +310,7 @@ pub fn values_deeper_than_records_hold_are_refused(factory: Factory<'_>) {
         .err()
         .unwrap();
     assert!(
-        matches!(&err, EngineError::InvalidStore(m) if m.contains("`x`")),
+        matches!(&err, EngineError::InvalidStore(crate::StoreError::TooDeep { symbol, .. }) if symbol == "x"),
         "{err}"
     );
 }
@@ -358,12 +358,30 @@ pub fn a_too_deep_stored_definition_is_refused_before_decoding(factory: Factory<
         .save_flow_detail(engine.storage().logbook_id(), &records)
         .unwrap();
     match Engine::load(backend, id) {
-        Err(EngineError::Definition { reason, .. }) => {
-            assert!(
-                reason.contains(&format!("{} levels", MAX_FLOW_DEPTH + 51)),
-                "{reason}"
-            )
-        }
+        Err(EngineError::Definition {
+            problem: crate::DefinitionError::TooDeep { depth, limit },
+            ..
+        }) => assert_eq!((depth, limit), (MAX_FLOW_DEPTH + 51, MAX_FLOW_DEPTH)),
         other => panic!("expected a refused definition, got {:?}", other.err()),
+    }
+}
+
+/// A flow whose task does not serialize is run (its definition is not
+/// stored); loading its records later says why, naming the atom, rather
+/// than guessing.
+pub fn an_unstored_definition_says_which_atom_kept_it_out(factory: Factory<'_>) {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let flow = Linear::new("f").add(atom("closure", task_fn(|_| Ok(Value::Null))));
+    let mut engine = factory(Engine::builder(flow))
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    engine.prepare().unwrap();
+    match Engine::load(backend, engine.storage().flow_detail_id()) {
+        Err(EngineError::Definition {
+            problem: crate::DefinitionError::NotStored { why },
+            ..
+        }) => assert!(why.contains("atom `closure`"), "{why}"),
+        other => panic!("expected a definition not stored, got {:?}", other.err()),
     }
 }

@@ -934,7 +934,10 @@ pub(crate) fn prepared_records(
 
 /// Writes `records` (edited by a test) back over the flow detail.
 pub(crate) fn save_records(backend: &dyn Backend, records: &taskflow_persistence::FlowDetail) {
-    let book = records.logbook_id().expect("the run names its logbook");
+    let book = records
+        .logbook_id()
+        .unwrap()
+        .expect("the run names its logbook");
     backend.save_flow_detail(book, records).unwrap();
 }
 
@@ -1386,7 +1389,8 @@ macro_rules! engine_conformance {
             revert_gets_its_own_arguments unordered_siblings_are_fed_from_outside_the_flow
             names_as_taskflow_gives_them
             a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again
-            revert_results_are_recorded higher_priority_runs_first);
+            revert_results_are_recorded higher_priority_runs_first
+            an_unstored_definition_says_which_atom_kept_it_out);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(
