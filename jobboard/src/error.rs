@@ -52,6 +52,23 @@ pub enum JobBoardError {
         /// What is wrong.
         reason: String,
     },
+    /// The board's store was written by a newer version of this crate (its
+    /// schema is newer than this build reads and writes); it is left
+    /// untouched.
+    #[error(
+        "{board} board at {location} has schema version {found}, newer than the newest \
+         this build supports ({supported}): upgrade taskflow-jobboard"
+    )]
+    SchemaTooNew {
+        /// Which board.
+        board: &'static str,
+        /// Where the store is (its path).
+        location: String,
+        /// The version found in the store.
+        found: u32,
+        /// The newest version this build reads and writes.
+        supported: u32,
+    },
     /// The board's store failed (I/O, connection, server error). Its
     /// message carries the chain of its causes, which
     /// [`source`](std::error::Error::source) also gives.

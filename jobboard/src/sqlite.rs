@@ -158,7 +158,7 @@ impl SqliteBoard {
         durability: Durability,
     ) -> Result<Self, JobBoardError> {
         let path = path.as_ref();
-        let conn = taskflow_persistence::open_sqlite(path, durability).map_err(from_setup)?;
+        let conn = taskflow_persistence::open_sqlite(path, durability).map_err(from_persistence)?;
         let location = path.display().to_string();
         SqliteBoard::finish(conn, location, options)
     }
@@ -177,7 +177,9 @@ impl SqliteBoard {
         options: BoardOptions,
     ) -> Result<Self, JobBoardError> {
         conn.set_prepared_statement_cache_capacity(32);
-        schema::prepare(&mut conn, &location)?;
+        schema::BOARD_SCHEMA
+            .prepare(&mut conn, &location)
+            .map_err(from_persistence)?;
         Ok(SqliteBoard {
             conn: Mutex::new(conn),
             options,
@@ -669,11 +671,23 @@ fn db_err(e: rusqlite::Error, what: impl fmt::Display) -> JobBoardError {
     JobBoardError::backend(BOARD, what.to_string(), e)
 }
 
-/// An error of the connection setup shared with the persistence crate
-/// ([`taskflow_persistence::open_sqlite`]), as this board's: its file's
-/// failures are the board's, not a record backend's.
-fn from_setup(e: PersistenceError) -> JobBoardError {
+/// An error of the setup shared with the persistence crate
+/// ([`taskflow_persistence::open_sqlite`], the schema runner
+/// [`SqliteSchema`](taskflow_persistence::SqliteSchema)) as this board's:
+/// its file's failures are the board's, not a record backend's.
+fn from_persistence(e: PersistenceError) -> JobBoardError {
     match e {
+        PersistenceError::SchemaTooNew {
+            location,
+            found,
+            supported,
+            ..
+        } => JobBoardError::SchemaTooNew {
+            board: BOARD,
+            location,
+            found,
+            supported,
+        },
         PersistenceError::Backend {
             message, source, ..
         } => JobBoardError::Backend {

@@ -46,6 +46,7 @@ mod memory;
 mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod schema;
 mod sqlite;
 #[cfg(any(test, feature = "testkit"))]
 #[allow(clippy::unwrap_used)]
@@ -59,4 +60,4 @@ pub use memory::MemoryBackend;
 pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
-pub use sqlite::{open_sqlite, Durability, SqliteBackend};
+pub use sqlite::{open_sqlite, Durability, SqliteBackend, SqliteSchema};

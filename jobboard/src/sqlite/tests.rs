@@ -304,6 +304,17 @@ fn newer_schemas_are_refused_and_files_are_shared_with_persistence() {
     .unwrap();
     let err = SqliteBoard::open(&path, BoardOptions::default()).unwrap_err();
     assert!(err.to_string().contains("99"), "{err}");
+    assert!(
+        matches!(
+            err,
+            JobBoardError::SchemaTooNew {
+                found: 99,
+                supported: SqliteBoard::SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     raw.execute("DELETE FROM jobboard_meta", []).unwrap();
     let err = SqliteBoard::open(&path, BoardOptions::default()).unwrap_err();
     assert!(err.to_string().contains("refusing to guess"), "{err}");

@@ -21,6 +21,7 @@ use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 pub use connection::{open_sqlite, Durability};
+pub use schema::SqliteSchema;
 
 const BACKEND: &str = "sqlite";
 
@@ -125,7 +126,7 @@ impl SqliteBackend {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(|e| db_err(e, "enabling foreign keys"))?;
         conn.set_prepared_statement_cache_capacity(32);
-        schema::prepare(&mut conn, &location)?;
+        schema::RECORDS.prepare(&mut conn, &location)?;
         Ok(SqliteBackend {
             conn: Mutex::new(conn),
             location,
