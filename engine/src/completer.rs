@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use taskflow_patterns::{
-    value_depth, AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure, Intention,
-    Value, MAX_VALUE_DEPTH,
+    kinds, value_depth, AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure,
+    Intention, Value, MAX_VALUE_DEPTH,
 };
 use taskflow_persistence::AtomDetail;
 
@@ -30,7 +30,7 @@ impl Runtime<'_> {
             (Action::Execute, Ok(value)) => match too_deep(&value) {
                 Some(depth) => {
                     let failure = Failure::new(
-                        "ResultTooDeep",
+                        kinds::RESULT_TOO_DEEP,
                         format!(
                             "its result nests {depth} levels deep; records hold values nested \
                              at most {MAX_VALUE_DEPTH} levels"
@@ -45,7 +45,7 @@ impl Runtime<'_> {
             (Action::Revert, Ok(value)) => match too_deep(&value) {
                 Some(depth) => {
                     let failure = Failure::new(
-                        "ResultTooDeep",
+                        kinds::RESULT_TOO_DEEP,
                         format!(
                             "its revert result nests {depth} levels deep; records hold values \
                              nested at most {MAX_VALUE_DEPTH} levels"

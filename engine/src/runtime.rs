@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use taskflow_patterns::{
-    AtomIndex, AtomKind, AtomState, Compilation, Failure, FlowState, Intention, Resolution,
+    kinds, AtomIndex, AtomKind, AtomState, Compilation, Failure, FlowState, Intention, Resolution,
 };
 
 use crate::executor::Executor;
@@ -296,7 +296,7 @@ impl<'e> Runtime<'e> {
             .map(|d| format!("`{}` ({})", d.name, d.state))
             .collect();
         self.add_failure(Failure::new(
-            "Stalled",
+            kinds::STALLED,
             format!(
                 "the engine found nothing more to run, yet these atoms neither finished nor \
                  were reverted: {}",
@@ -340,7 +340,7 @@ impl<'e> Runtime<'e> {
             }
             if d.intention == Intention::Revert {
                 let failure = Failure::new(
-                    "Interrupted",
+                    kinds::STOPPED_WHILE_REVERTING,
                     "the engine stopped while the atom ran; it is reverted",
                 )
                 .with_atom(&*comp.atom(atom).name);

@@ -77,7 +77,7 @@ impl Failure {
     }
 
     /// The kind given to failures made from a panic.
-    pub const PANIC: &'static str = "panic";
+    pub const PANIC: &'static str = crate::kinds::PANIC;
 }
 
 impl fmt::Display for Failure {
@@ -169,11 +169,11 @@ impl TaskError {
     }
 
     /// The kind of [`interrupted`](Self::interrupted) errors.
-    pub const INTERRUPTED: &'static str = "Interrupted";
+    pub const INTERRUPTED: &'static str = crate::kinds::INTERRUPTED;
     /// The kind of errors for a missing input.
-    pub const MISSING_INPUT: &'static str = "MissingInput";
+    pub const MISSING_INPUT: &'static str = crate::kinds::MISSING_INPUT;
     /// The kind of errors for an input of the wrong shape.
-    pub const INVALID_INPUT: &'static str = "InvalidInput";
+    pub const INVALID_INPUT: &'static str = crate::kinds::INVALID_INPUT;
 
     /// Adds a cause at the end of the chain.
     pub fn caused_by(mut self, kind: impl Into<String>, message: impl Into<String>) -> Self {

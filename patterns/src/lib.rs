@@ -26,6 +26,7 @@ mod depth;
 mod error;
 mod failure;
 mod flow;
+pub mod kinds;
 mod map;
 mod registry;
 mod retry;

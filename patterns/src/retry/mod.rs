@@ -193,7 +193,7 @@ fn next_value(values: &[Value], history: &History) -> Result<Value, TaskError> {
         .map(|v| (*v).clone())
         .ok_or_else(|| {
             TaskError::new(
-                "NoValuesLeft",
+                crate::kinds::NO_VALUES_LEFT,
                 "no values left to try: each was tried as often as it is listed",
             )
         })

@@ -13,23 +13,7 @@ use crate::listener::Listeners;
 
 /// The kinds of the failures the worker engine reports on an atom's behalf
 /// (a task's own failures keep the kind the task gave them).
-pub mod kinds {
-    /// No result came back within the request timeout.
-    pub const TIMEOUT: &str = "Timeout";
-    /// The worker running the request stopped answering (no heartbeat), or
-    /// stopped before it could finish the request.
-    pub const WORKER_LOST: &str = "WorkerLost";
-    /// No worker advertises the task's type.
-    pub const UNKNOWN_TASK_TYPE: &str = "UnknownTaskType";
-    /// The task (or one of its inputs) cannot be serialized for a transport
-    /// that crosses processes, e.g. a closure made with `task_fn`.
-    pub const NOT_SERIALIZABLE: &str = "NotSerializable";
-    /// The connection to the transport (the broker) was lost.
-    pub const TRANSPORT_LOST: &str = "TransportLost";
-    /// The worker could not rebuild the request (e.g. it advertises a task
-    /// type its binary does not link).
-    pub const BAD_REQUEST: &str = "BadRequest";
-}
+pub use taskflow_patterns::kinds::worker as kinds;
 
 /// The typetag name of tasks made of closures (`task_fn`): a worker on an
 /// in-process transport that should run closures advertises it.
