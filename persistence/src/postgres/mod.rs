@@ -610,15 +610,17 @@ impl PostgresBackend {
         })
     }
 
-    /// Runs one prepared statement that changes the row of flow detail
-    /// `flow` only if it is owned at no more than `epoch`; if it changed
-    /// nothing, says why (`NotFound` or `Fenced`).
+    /// Runs one prepared statement that changes a row of flow detail
+    /// `flow` or of one of its atoms only if the flow is owned at no more
+    /// than `epoch`; if it changed nothing, says why: `Fenced`, `NotFound`
+    /// of the flow, or else `NotFound` of `missing` (the row written to).
     fn fenced_write(
         &self,
         flow: Uuid,
         epoch: u64,
         sql: &'static str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
+        missing: (RecordKind, Uuid),
         what: &dyn fmt::Display,
     ) -> Result<(), PersistenceError> {
         self.pool.run(|conn| {
@@ -632,7 +634,7 @@ impl PostgresBackend {
             }
             let (client, cache) = conn.parts();
             Err(refusal(client, cache, flow, epoch)?
-                .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)))
+                .unwrap_or_else(|| not_found(missing.0, missing.1)))
         })
     }
 
@@ -784,6 +786,7 @@ impl Backend for PostgresBackend {
             epoch,
             UPDATE_FLOW_STATE,
             &[&flow, &codec::flow_state_str(state), &presented],
+            (RecordKind::FlowDetail, flow),
             &format_args!("updating the state of flow detail {flow}"),
         )
         .map(drop)
@@ -796,6 +799,7 @@ impl Backend for PostgresBackend {
             epoch,
             FENCE_FLOW,
             &[&flow, &presented],
+            (RecordKind::FlowDetail, flow),
             &format_args!("fencing flow detail {flow} at epoch {epoch}"),
         )?;
         Ok(epoch)
@@ -857,28 +861,20 @@ impl Backend for PostgresBackend {
         epoch: u64,
     ) -> Result<(), PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
-        self.pool.run(|conn| {
-            let statement = conn.statement(UPDATE_ATOM_STATE)?;
-            let n = conn
-                .client
-                .execute(
-                    &statement,
-                    &[
-                        &flow,
-                        &atom,
-                        &codec::atom_state_str(state),
-                        &codec::intention_str(intention),
-                        &presented,
-                    ],
-                )
-                .map_err(|e| pg_err(e, format_args!("updating the state of atom detail {atom}")))?;
-            if n > 0 {
-                return Ok(());
-            }
-            let (client, cache) = conn.parts();
-            Err(refusal(client, cache, flow, epoch)?
-                .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)))
-        })
+        self.fenced_write(
+            flow,
+            epoch,
+            UPDATE_ATOM_STATE,
+            &[
+                &flow,
+                &atom,
+                &codec::atom_state_str(state),
+                &codec::intention_str(intention),
+                &presented,
+            ],
+            (RecordKind::AtomDetail, atom),
+            &format_args!("updating the state of atom detail {atom}"),
+        )
     }
 
     fn update_atom_meta(

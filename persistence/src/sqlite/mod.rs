@@ -381,6 +381,33 @@ fn refusal(
     Ok(check_epoch(flow, codec::decode_epoch(flow, held)?, epoch).err())
 }
 
+/// Runs `sql`, one statement that changes a row of the flow detail `flow`
+/// or of one of its atoms only if the flow is owned at no more than
+/// `epoch`; if it changed no row, says why: `Fenced`, `NotFound` of the
+/// flow, or else `NotFound` of `missing` (the row written to).
+fn fenced_write(
+    conn: &Connection,
+    flow: Uuid,
+    epoch: u64,
+    sql: &str,
+    params: impl rusqlite::Params,
+    missing: (RecordKind, Uuid),
+    what: &dyn fmt::Display,
+) -> Result<(), PersistenceError> {
+    let n = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(|e| db_err(e, what))?;
+    if n == 0 {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        return Err(
+            refusal(conn, flow, key, epoch)?.unwrap_or_else(|| not_found(missing.0, missing.1))
+        );
+    }
+    Ok(())
+}
+
 /// Writes a flow detail (at its own owner epoch) and replaces its atoms,
 /// inside a transaction.
 fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), PersistenceError> {
@@ -388,30 +415,27 @@ fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), Pers
     let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let mut buf = Uuid::encode_buffer();
     let id = id_text(flow.uuid, &mut buf);
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta, owner_epoch) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (uuid) DO UPDATE SET book_uuid = excluded.book_uuid, \
-             name = excluded.name, state = excluded.state, meta = excluded.meta, \
-             owner_epoch = excluded.owner_epoch \
-             WHERE flowdetails.owner_epoch <= excluded.owner_epoch",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                id,
-                book,
-                flow.name,
-                codec::flow_state_str(flow.state),
-                meta,
-                epoch
-            ])
-        })
-        .map_err(|e| db_err(e, format_args!("saving flow detail {id}")))?;
-    if n == 0 {
-        return Err(refusal(conn, flow.uuid, id, flow.owner_epoch)?
-            .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow.uuid)));
-    }
+    fenced_write(
+        conn,
+        flow.uuid,
+        flow.owner_epoch,
+        "INSERT INTO flowdetails (uuid, book_uuid, name, state, meta, owner_epoch) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (uuid) DO UPDATE SET book_uuid = excluded.book_uuid, \
+         name = excluded.name, state = excluded.state, meta = excluded.meta, \
+         owner_epoch = excluded.owner_epoch \
+         WHERE flowdetails.owner_epoch <= excluded.owner_epoch",
+        params![
+            id,
+            book,
+            flow.name,
+            codec::flow_state_str(flow.state),
+            meta,
+            epoch
+        ],
+        (RecordKind::FlowDetail, flow.uuid),
+        &format_args!("saving flow detail {id}"),
+    )?;
     conn.prepare_cached("DELETE FROM atomdetails WHERE flow_uuid = ?1")
         .and_then(|mut s| s.execute([id]))
         .map_err(|e| db_err(e, format_args!("replacing the atoms of flow detail {id}")))?;
@@ -710,40 +734,30 @@ impl Backend for SqliteBackend {
         let presented = codec::encode_epoch(flow, epoch)?;
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        let conn = self.lock();
-        let n = conn
-            .prepare_cached(
-                "UPDATE flowdetails SET state = ?2 WHERE uuid = ?1 AND owner_epoch <= ?3",
-            )
-            .and_then(|mut s| s.execute(params![key, codec::flow_state_str(state), presented]))
-            .map_err(|e| db_err(e, format_args!("updating the state of flow detail {flow}")))?;
-        if n == 0 {
-            return Err(refusal(&conn, flow, key, epoch)?
-                .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
-        }
-        Ok(())
+        fenced_write(
+            &self.lock(),
+            flow,
+            epoch,
+            "UPDATE flowdetails SET state = ?2 WHERE uuid = ?1 AND owner_epoch <= ?3",
+            params![key, codec::flow_state_str(state), presented],
+            (RecordKind::FlowDetail, flow),
+            &format_args!("updating the state of flow detail {flow}"),
+        )
     }
 
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        let conn = self.lock();
-        let n = conn
-            .prepare_cached(
-                "UPDATE flowdetails SET owner_epoch = ?2 WHERE uuid = ?1 AND owner_epoch <= ?2",
-            )
-            .and_then(|mut s| s.execute(params![key, presented]))
-            .map_err(|e| {
-                db_err(
-                    e,
-                    format_args!("fencing flow detail {flow} at epoch {epoch}"),
-                )
-            })?;
-        if n == 0 {
-            return Err(refusal(&conn, flow, key, epoch)?
-                .unwrap_or_else(|| not_found(RecordKind::FlowDetail, flow)));
-        }
+        fenced_write(
+            &self.lock(),
+            flow,
+            epoch,
+            "UPDATE flowdetails SET owner_epoch = ?2 WHERE uuid = ?1 AND owner_epoch <= ?2",
+            params![key, presented],
+            (RecordKind::FlowDetail, flow),
+            &format_args!("fencing flow detail {flow} at epoch {epoch}"),
+        )?;
         Ok(epoch)
     }
 
@@ -811,28 +825,23 @@ impl Backend for SqliteBackend {
         let mut abuf = Uuid::encode_buffer();
         let flow_key = id_text(flow, &mut fbuf);
         let atom_key = id_text(atom, &mut abuf);
-        let conn = self.lock();
-        let n = conn
-            .prepare_cached(
-                "UPDATE atomdetails SET state = ?3, intention = ?4 \
-                 WHERE flow_uuid = ?1 AND uuid = ?2 \
-                 AND (SELECT owner_epoch FROM flowdetails WHERE uuid = ?1) <= ?5",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    flow_key,
-                    atom_key,
-                    codec::atom_state_str(state),
-                    codec::intention_str(intention),
-                    presented
-                ])
-            })
-            .map_err(|e| db_err(e, format_args!("updating the state of atom detail {atom}")))?;
-        if n == 0 {
-            return Err(refusal(&conn, flow, flow_key, epoch)?
-                .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)));
-        }
-        Ok(())
+        fenced_write(
+            &self.lock(),
+            flow,
+            epoch,
+            "UPDATE atomdetails SET state = ?3, intention = ?4 \
+             WHERE flow_uuid = ?1 AND uuid = ?2 \
+             AND (SELECT owner_epoch FROM flowdetails WHERE uuid = ?1) <= ?5",
+            params![
+                flow_key,
+                atom_key,
+                codec::atom_state_str(state),
+                codec::intention_str(intention),
+                presented
+            ],
+            (RecordKind::AtomDetail, atom),
+            &format_args!("updating the state of atom detail {atom}"),
+        )
     }
 
     fn update_atom_meta(
