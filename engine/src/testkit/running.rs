@@ -1,0 +1,242 @@
+//! Running: suspending, run_iter, bad input, build errors, records of every transition, progress.
+
+use super::*;
+
+/// A listener (or another thread) suspends the flow; running again resumes
+/// where it stopped, without re-running finished atoms.
+pub fn suspend_and_resume(factory: Factory<'_>) {
+    struct SuspendAfter(String, crate::SuspendHandle);
+    impl Listener for SuspendAfter {
+        fn on_atom(&self, e: &crate::AtomEvent) {
+            if *e.atom == *self.0 && e.to == AtomState::Success {
+                self.1.suspend();
+            }
+        }
+    }
+    let log = Log::new();
+    let flow =
+        Linear::new("f").add_all((0..5).map(|i| atom(format!("a{i}"), log.task(&format!("a{i}")))));
+    let handle = crate::SuspendHandle::new();
+    let mut engine = factory(Engine::builder(flow))
+        .suspend_handle(handle.clone())
+        .listener(SuspendAfter("a1".into(), handle))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Suspended);
+    assert_eq!(log.entries(), ["a0", "a1"]);
+    assert_eq!(engine.storage().flow_state(), FlowState::Suspended);
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(log.entries(), ["a0", "a1", "a2", "a3", "a4"]);
+}
+
+/// `run_iter` yields every transition, flow and atoms, then ends.
+pub fn run_iter_yields_state_changes(factory: Factory<'_>) {
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")))
+        .add(atom("b", log.failing("b")));
+    let mut engine = factory(Engine::builder(flow)).build().unwrap();
+    let items: Vec<Result<Event, EngineError>> = engine.run_iter().collect();
+    let (last, events) = items.split_last().unwrap();
+    assert!(matches!(
+        last,
+        Err(EngineError::Failed {
+            state: FlowState::Reverted,
+            ..
+        })
+    ));
+    let phases: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(Event::Engine(phase)) => Some(phase.to_string()),
+            _ => None,
+        })
+        .collect();
+    // The loop's phases, as TaskFlow's run_iter yields them: RESUMING
+    // first, rounds of scheduling and analyzing (waiting where the
+    // executor runs elsewhere), GAME_OVER right before the flow's end.
+    assert_eq!(phases.first().map(String::as_str), Some("RESUMING"));
+    assert_eq!(phases.last().map(String::as_str), Some("GAME_OVER"));
+    assert!(phases.iter().any(|p| p == "SCHEDULING"), "{phases:?}");
+    assert!(phases.iter().any(|p| p == "ANALYZING"), "{phases:?}");
+    assert!(matches!(
+        events[events.len() - 2],
+        Ok(Event::Engine(crate::EngineState::GameOver))
+    ));
+    let summary: Vec<String> = events
+        .iter()
+        .filter(|e| !matches!(e, Ok(Event::Engine(_))))
+        .map(|e| match e {
+            Ok(Event::Flow(f)) => format!("flow:{}", f.to),
+            Ok(Event::Atom(a)) => format!("{}:{}", a.atom, a.to),
+            Ok(other) => format!("{other:?}"),
+            Err(e) => format!("error:{e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "flow:RUNNING",
+            "a:RUNNING",
+            "a:SUCCESS",
+            "b:RUNNING",
+            "b:FAILURE",
+            "b:REVERTING",
+            "b:REVERTED",
+            "a:REVERTING",
+            "a:REVERTED",
+            "flow:REVERTED"
+        ]
+    );
+}
+
+/// Bad input at run time never panics: a panicking task, a missing input
+/// and an input of the wrong type each become a failure naming the atom.
+pub fn bad_input_becomes_failures(factory: Factory<'_>) {
+    let flow = Linear::new("f").add(atom("p", task_fn(|_| panic!("kaboom {}", 7))));
+    let err = run(factory, flow).0.unwrap_err();
+    let f = &err.failures()[0];
+    assert_eq!(
+        (f.kind.as_str(), f.message.as_str(), f.atom.as_deref()),
+        ("panic", "kaboom 7", Some("p"))
+    );
+
+    let flow = Linear::new("f")
+        .add(atom("n", task_fn(|_| Ok(json!("not a number")))).provides("n"))
+        .add(atom("use", task_fn(|ctx| Ok(json!(ctx.input::<u32>("n")? + 1)))).requires(["n"]));
+    let err = run(factory, flow).0.unwrap_err();
+    let f = &err.failures()[0];
+    assert_eq!(f.kind, TaskError::INVALID_INPUT);
+    assert!(
+        f.message.contains("input `n` of atom `use`") && f.message.contains("u32"),
+        "{f}"
+    );
+
+    let flow = Graph::new("g")
+        .add(atom("check", task_fn(|_| Ok(json!(0)))))
+        .add(atom("skipped", task_fn(|_| Ok(json!(1)))).provides("x"))
+        .add(atom("needs", task_fn(|_| Ok(Value::Null))).requires(["x"]))
+        .link_if("check", "skipped", decider_fn(|_| false), Depth::Atom);
+    let err = run(factory, flow).0.unwrap_err();
+    let f = &err.failures()[0];
+    assert_eq!(f.kind, TaskError::MISSING_INPUT);
+    assert_eq!(f.atom.as_deref(), Some("needs"));
+    assert!(
+        f.message.contains("requires `x`")
+            && f.message.contains("`skipped` provides it, but is IGNORE"),
+        "{f}"
+    );
+}
+
+/// `build` reports every compile and validation error, naming culprits.
+pub fn build_reports_every_error(factory: Factory<'_>) {
+    let flow = Linear::new("f")
+        .add(atom("a", task_fn(|_| Ok(Value::Null))).requires(["nowhere"]))
+        .add(atom("b", task_fn(|_| Ok(Value::Null))).requires(["also_nowhere"]));
+    let Err(EngineError::Compile(errors)) = factory(Engine::builder(flow)).build() else {
+        panic!("should not build")
+    };
+    assert_eq!(errors.errors().len(), 2);
+    assert!(
+        matches!(&errors.errors()[1], CompileError::MissingRequirement { atom, symbol, .. } if atom == "b" && symbol == "also_nowhere")
+    );
+    let err = factory(Engine::builder(Linear::new("f")))
+        .store(json!([1]))
+        .build()
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::InvalidStore(_)));
+}
+
+/// Every transition is in the records: after a run the backend's flow
+/// detail matches the engine's.
+pub fn records_hold_every_transition(factory: Factory<'_>) {
+    let backend = Arc::new(MemoryBackend::new());
+    let log = Log::new();
+    let flow = Linear::new("f")
+        .add(atom("a", log.task("a")).provides("x"))
+        .add(
+            Linear::new("s")
+                .add(atom("b", log.flaky("b", 1)))
+                .with_retry(Times::new(2)),
+        );
+    let mut engine = factory(Engine::builder(flow))
+        .shared_persistence(backend.clone())
+        .build()
+        .unwrap();
+    engine.run().unwrap();
+    let stored = backend
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    assert_eq!(stored.state, FlowState::Success);
+    assert_eq!(stored.atom_details, engine.storage().atom_details());
+    assert_eq!(
+        stored.atom_detail("a").unwrap().result.as_deref(),
+        Some(&json!("a"))
+    );
+    assert_eq!(stored.atom_detail("s_retry").unwrap().history.len(), 2);
+    assert_eq!(stored.meta["store"], json!({}));
+    let book = backend.get_logbook(engine.storage().logbook_id()).unwrap();
+    assert_eq!(book.flow_details.len(), 1);
+}
+
+/// Tasks report progress to listeners.
+pub fn progress_reaches_listeners(factory: Factory<'_>) {
+    let backend = Arc::new(MemoryBackend::new());
+    let seen_in_records = Arc::new(Mutex::new(None));
+    let (reader, seen) = (backend.clone(), seen_in_records.clone());
+    let flow = Linear::new("f").add(atom(
+        "p",
+        task_fn(move |ctx| {
+            ctx.progress(0.5);
+            // Another reader of the records sees the report while the task
+            // runs (the worker engine records it when the report arrives).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let progress = reader
+                    .list_logbooks()
+                    .unwrap()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|b| b.flow_details)
+                    .flat_map(|f| f.atom_details)
+                    .find(|d| &*d.name == "p")
+                    .map(|d| d.progress());
+                if progress == Some(0.5) || std::time::Instant::now() > deadline {
+                    *seen.lock().unwrap() = progress;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            ctx.progress(2.0);
+            Ok(Value::Null)
+        }),
+    ));
+    let capture = Arc::new(CapturingListener::new());
+    let mut engine = factory(Engine::builder(flow))
+        .shared_persistence(backend.clone())
+        .listener(capture.clone())
+        .build()
+        .unwrap();
+    engine.run().unwrap();
+    // The engine reports 0 when the task starts and 1 when it ends, around
+    // what the task reports (clamped), as TaskFlow does.
+    assert_eq!(
+        capture.progress(),
+        [
+            ("p".to_owned(), 0.0),
+            ("p".to_owned(), 0.5),
+            ("p".to_owned(), 1.0),
+            ("p".to_owned(), 1.0)
+        ]
+    );
+    assert_eq!(*seen_in_records.lock().unwrap(), Some(0.5));
+    let records = backend
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    let p = records.atom_detail("p").unwrap();
+    assert_eq!(p.progress(), 1.0);
+    assert!(!p
+        .meta
+        .contains_key(taskflow_persistence::AtomDetail::PROGRESS_KEY));
+}
