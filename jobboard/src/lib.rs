@@ -19,6 +19,7 @@ mod post;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqlite;
+mod sync;
 #[cfg(any(test, feature = "testkit"))]
 #[allow(clippy::unwrap_used)]
 pub mod testkit;

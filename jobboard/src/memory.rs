@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use crate::lease::{self, millis};
+use crate::sync::{lock, wait, wait_timeout};
 use crate::{
     BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
     Retention,
@@ -48,6 +49,8 @@ const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
 /// ```
 pub struct MemoryBoard {
     options: BoardOptions,
+    /// Every change is made in a few assignments that cannot panic
+    /// half-way, so a poisoned lock still guards consistent data.
     state: Mutex<State>,
     /// Notified when a job may have become claimable (posted, abandoned) and
     /// when one completes (consumed, trashed).
@@ -70,7 +73,7 @@ struct Stored {
 
 impl fmt::Debug for MemoryBoard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
+        let state = lock(&self.state);
         f.debug_struct("MemoryBoard")
             .field("options", &self.options)
             .field("jobs", &state.jobs.len())
@@ -96,13 +99,7 @@ impl MemoryBoard {
 
     /// The entities registered, by name.
     pub fn entities(&self) -> Vec<Entity> {
-        self.lock().entities.values().cloned().collect()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every change below is made in a few assignments that cannot
-        // panic half-way, so a poisoned lock still guards consistent data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state).entities.values().cloned().collect()
     }
 
     fn now(&self) -> u64 {
@@ -119,7 +116,7 @@ impl MemoryBoard {
         claim: &Claim,
         f: impl FnOnce(&mut Stored, u64) -> T,
     ) -> Result<T, JobBoardError> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let now = self.now();
         let stored = state
             .jobs
@@ -143,7 +140,7 @@ impl MemoryBoard {
 
 impl JobBoard for MemoryBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         state.last_sequence += 1;
         let job = Job {
             id: Uuid::new_v4(),
@@ -173,13 +170,13 @@ impl JobBoard for MemoryBoard {
     }
 
     fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
-        let state = self.lock();
+        let state = lock(&self.state);
         let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::view(stored.job.clone(), self.now()))
     }
 
     fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let now = self.now();
         let job = &mut state
             .jobs
@@ -237,7 +234,7 @@ impl JobBoard for MemoryBoard {
     }
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
-        let state = self.lock();
+        let state = lock(&self.state);
         let now = self.now();
         let mut jobs: Vec<Job> = state
             .jobs
@@ -264,7 +261,7 @@ impl JobBoard for MemoryBoard {
         } else {
             RECHECK_CUSTOM
         };
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         loop {
             let now = self.now();
             let mut next_lapse: Option<u64> = None;
@@ -289,16 +286,13 @@ impl JobBoard for MemoryBoard {
                 // Not claimable yet, so the lease lapses after `now`.
                 slice = slice.min(Duration::from_millis(at.saturating_sub(now)));
             }
-            state = match self.changed.wait_timeout(state, slice) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            state = wait_timeout(&self.changed, state, slice);
         }
     }
 
     fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         loop {
             let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
             if stored.job.state == JobState::Complete {
@@ -307,37 +301,34 @@ impl JobBoard for MemoryBoard {
             // Every completion notifies `changed`: no need to look again
             // before the deadline unless woken.
             state = match deadline {
-                None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+                None => wait(&self.changed, state),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         let job = lease::view(stored.job.clone(), self.now());
                         return Ok(JobWait::TimedOut(job));
                     }
-                    match self.changed.wait_timeout(state, left) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
+                    wait_timeout(&self.changed, state, left)
                 }
             };
         }
     }
 
     fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
-        let state = self.lock();
+        let state = lock(&self.state);
         let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::running_owner(&stored.job, self.now()))
     }
 
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
-        self.lock()
+        lock(&self.state)
             .entities
             .insert(entity.name.clone(), entity.clone());
         Ok(())
     }
 
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let now = self.now();
         // Complete jobs, most recently completed first.
         let mut complete: Vec<(u64, u64, Uuid)> = state

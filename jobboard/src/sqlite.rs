@@ -49,7 +49,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
@@ -59,6 +59,7 @@ use uuid::Uuid;
 
 use crate::board::settled;
 use crate::lease::{self, millis};
+use crate::sync::{lock, wait_timeout};
 use crate::{
     BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
     Retention,
@@ -110,6 +111,8 @@ const BOARD: &str = "sqlite";
 /// # Ok::<(), taskflow_jobboard::JobBoardError>(())
 /// ```
 pub struct SqliteBoard {
+    /// A panic while it is locked cannot leave a write half-done: an open
+    /// transaction is rolled back when it is dropped.
     conn: Mutex<Connection>,
     options: BoardOptions,
     location: String,
@@ -201,7 +204,7 @@ impl SqliteBoard {
 
     /// The entities registered on the board (by every process), by name.
     pub fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let mut stmt = conn
             .prepare_cached("SELECT name, meta FROM jobboard_entities ORDER BY name")
             .map_err(|e| db_err(e, "preparing the entity list"))?;
@@ -239,12 +242,6 @@ impl SqliteBoard {
         Ok(entities)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock is held cannot leave a write half-done: an
-        // open transaction is rolled back when it is dropped.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn now(&self) -> u64 {
         self.options.clock.now_millis()
     }
@@ -255,14 +252,14 @@ impl SqliteBoard {
 
     /// Counts a post, abandon or completion and wakes this board's waiters.
     fn wrote(&self) {
-        let mut n = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = lock(&self.local_writes);
         *n = n.wrapping_add(1);
         drop(n);
         self.local_changed.notify_all();
     }
 
     fn local_write_count(&self) -> u64 {
-        *self.local_writes.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.local_writes)
     }
 
     /// Runs `update` (an `UPDATE ... WHERE id = ?1 AND <claim is current>`
@@ -276,7 +273,7 @@ impl SqliteBoard {
         update: &str,
         extra: &[&dyn rusqlite::ToSql],
     ) -> Result<(), JobBoardError> {
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = immediate(&mut conn, what, claim.job)?;
         let mut buf = Uuid::encode_buffer();
         let id = id_text(claim.job, &mut buf);
@@ -320,20 +317,16 @@ impl SqliteBoard {
     /// Sleeps up to `slice`, or until this board writes again if its
     /// write count is still `local`.
     fn sleep_unless_written(&self, local: u64, slice: Duration) {
-        let count = self.local_writes.lock().unwrap_or_else(|e| e.into_inner());
+        let count = lock(&self.local_writes);
         if *count == local {
-            drop(
-                self.local_changed
-                    .wait_timeout(count, slice)
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            drop(wait_timeout(&self.local_changed, count, slice));
         }
     }
 
     /// Whether a job is claimable at `now`, and the earliest lease of a
     /// claimed job that lapses after `now`.
     fn claimable_now(&self, now: u64) -> Result<(bool, Option<u64>), JobBoardError> {
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let now = sql_int(now);
         conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM jobboard_jobs WHERE state = 'UNCLAIMED' \
@@ -351,7 +344,7 @@ impl SqliteBoard {
     }
 
     fn data_version(&self) -> Result<i64, JobBoardError> {
-        self.lock()
+        lock(&self.conn)
             .query_row("PRAGMA data_version", [], |row| row.get(0))
             .map_err(|e| db_err(e, "reading data_version"))
     }
@@ -366,7 +359,7 @@ impl JobBoard for SqliteBoard {
             source: Some(Box::new(e)),
         })?;
         let created_at = self.now();
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
         let sequence: i64 = conn
             .prepare_cached(
@@ -409,14 +402,14 @@ impl JobBoard for SqliteBoard {
     }
 
     fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
         let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::view(job, self.now()))
     }
 
     fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
         let text = id_text(id, &mut buf);
         if let Some(refusal) = quick_refusal(&conn, text, id, self.now())? {
@@ -499,7 +492,7 @@ impl JobBoard for SqliteBoard {
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
         let now = self.now();
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let now_param = sql_int(now);
         let (sql, params): (String, &[&dyn rusqlite::ToSql]) = if only_unclaimed {
             (
@@ -591,7 +584,7 @@ impl JobBoard for SqliteBoard {
 
     fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
         let now = self.now();
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
         let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::running_owner(&job, now))
@@ -604,7 +597,7 @@ impl JobBoard for SqliteBoard {
             source: Some(Box::new(e)),
         })?;
         let now = sql_int(self.now());
-        self.lock()
+        lock(&self.conn)
             .prepare_cached(
                 "INSERT INTO jobboard_entities (name, meta, registered_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (name) DO UPDATE SET meta = excluded.meta, \
@@ -637,7 +630,7 @@ impl JobBoard for SqliteBoard {
                 i64::try_from(*n).unwrap_or(i64::MAX),
             ),
         };
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_err(e, "starting the purge"))?;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLock;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::codec;
 use crate::error::{check_epoch, next_epoch};
+use crate::sync;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 const BACKEND: &str = "dir";
@@ -89,6 +90,8 @@ const TEMP_PREFIX: &str = ".tmp-";
 #[derive(Debug)]
 pub struct DirBackend {
     root: PathBuf,
+    /// A panic under it leaves no half-written file (every file is
+    /// replaced by a rename).
     lock: RwLock<()>,
 }
 
@@ -373,16 +376,6 @@ impl DirBackend {
         &self.root
     }
 
-    // A panic under the lock leaves no half-written file (every file is
-    // replaced by a rename), so a poisoned lock is still usable.
-    fn read_lock(&self) -> RwLockReadGuard<'_, ()> {
-        self.lock.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write_lock(&self) -> RwLockWriteGuard<'_, ()> {
-        self.lock.write().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn book_path(&self, id: Uuid) -> PathBuf {
         self.root.join("logbooks").join(format!("{id}.json"))
     }
@@ -610,7 +603,7 @@ impl Backend for DirBackend {
         for flow in &book.flow_details {
             check_flow(flow)?;
         }
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let mut flows = self
             .read_book(book.uuid)?
             .map(|old| old.flows)
@@ -640,13 +633,13 @@ impl Backend for DirBackend {
     }
 
     fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
-        let _guard = self.read_lock();
+        let _guard = sync::read(&self.lock);
         self.load_book(id)?
             .ok_or_else(|| not_found(RecordKind::LogBook, id))
     }
 
     fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
-        let _guard = self.read_lock();
+        let _guard = sync::read(&self.lock);
         let dir = self.root.join("logbooks");
         let entries =
             fs::read_dir(&dir).map_err(|e| io_err(e, format_args!("listing {}", dir.display())))?;
@@ -690,7 +683,7 @@ impl Backend for DirBackend {
     }
 
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let header = self
             .read_book(id)?
             .ok_or_else(|| not_found(RecordKind::LogBook, id))?;
@@ -705,7 +698,7 @@ impl Backend for DirBackend {
 
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
         check_flow(flow)?;
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let mut header = self
             .read_book(book)?
             .ok_or_else(|| not_found(RecordKind::LogBook, book))?;
@@ -721,7 +714,7 @@ impl Backend for DirBackend {
     }
 
     fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
-        let _guard = self.read_lock();
+        let _guard = sync::read(&self.lock);
         self.load_flow(id)?
             .map(|(_, flow)| flow)
             .ok_or_else(|| not_found(RecordKind::FlowDetail, id))
@@ -733,14 +726,14 @@ impl Backend for DirBackend {
         state: FlowState,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let mut header = self.writable_header(flow, epoch)?;
         header.state = state;
         self.write_flow_header(&header)
     }
 
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let mut header = self.writable_header(flow, epoch)?;
         if header.owner_epoch < epoch {
             header.owner_epoch = epoch;
@@ -750,7 +743,7 @@ impl Backend for DirBackend {
     }
 
     fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let mut header = self.flow_header(flow)?;
         header.owner_epoch = next_epoch(flow, header.owner_epoch)?;
         self.write_flow_header(&header)?;
@@ -758,7 +751,7 @@ impl Backend for DirBackend {
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let header = self.flow_header(id)?;
         self.unlist_flow(header.book, id)?;
         remove(&self.flow_path(id), false)?;
@@ -772,7 +765,7 @@ impl Backend for DirBackend {
         atom: &AtomDetail,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let mut header = self.writable_header(flow, epoch)?;
         write_json(
             &self.atom_path(flow, atom.uuid),
@@ -796,7 +789,7 @@ impl Backend for DirBackend {
         intention: Intention,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let header = self.writable_header(flow, epoch)?;
         if !header.atoms.contains(&atom) {
             return Err(not_found(RecordKind::AtomDetail, atom));
@@ -823,7 +816,7 @@ impl Backend for DirBackend {
     ) -> Result<(), PersistenceError> {
         let value = codec::checked_meta_entry(atom, key, value)?;
         // Read and rewritten under the write lock, as a state update is.
-        let _guard = self.write_lock();
+        let _guard = sync::write(&self.lock);
         let header = self.writable_header(flow, epoch)?;
         if !header.atoms.contains(&atom) {
             return Err(not_found(RecordKind::AtomDetail, atom));
@@ -840,7 +833,7 @@ impl Backend for DirBackend {
     }
 
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
-        let _guard = self.read_lock();
+        let _guard = sync::read(&self.lock);
         let header = self.flow_header(flow)?;
         if !header.atoms.contains(&atom) {
             return Err(not_found(RecordKind::AtomDetail, atom));

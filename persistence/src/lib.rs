@@ -48,6 +48,7 @@ mod model;
 mod postgres;
 mod schema;
 mod sqlite;
+mod sync;
 #[cfg(any(test, feature = "testkit"))]
 #[allow(clippy::unwrap_used)]
 pub mod testkit;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
 use serde_json::{Map, Value};
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::codec;
 use crate::error::{check_epoch, next_epoch};
+use crate::sync::lock;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 /// Keeps records in memory, for tests and for flows that need no durability.
@@ -25,6 +26,8 @@ use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKi
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
+    /// A panic while it is locked cannot leave a record half-written
+    /// (every write is a single assignment).
     inner: Mutex<Inner>,
 }
 
@@ -275,12 +278,6 @@ impl MemoryBackend {
     pub fn new() -> Self {
         MemoryBackend::default()
     }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave a record half-written
-        // (every write is a single assignment), so a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
@@ -371,7 +368,7 @@ impl Backend for MemoryBackend {
         for flow in &book.flow_details {
             check_depth(flow)?;
         }
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         // Nothing is saved if one flow detail is fenced.
         for flow in &book.flow_details {
             inner.check_put(flow)?;
@@ -390,11 +387,11 @@ impl Backend for MemoryBackend {
     }
 
     fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
-        self.lock().book(id)
+        lock(&self.inner).book(id)
     }
 
     fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
-        let inner = self.lock();
+        let inner = lock(&self.inner);
         let mut books = inner
             .books
             .keys()
@@ -406,7 +403,7 @@ impl Backend for MemoryBackend {
     }
 
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let (_, order) = inner
             .books
             .remove(&id)
@@ -419,11 +416,11 @@ impl Backend for MemoryBackend {
 
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
         check_depth(flow)?;
-        self.lock().put_flow(book, flow)
+        lock(&self.inner).put_flow(book, flow)
     }
 
     fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
-        let inner = self.lock();
+        let inner = lock(&self.inner);
         inner
             .flows
             .get(&id)
@@ -437,19 +434,19 @@ impl Backend for MemoryBackend {
         state: FlowState,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
-        self.lock().writable(flow, epoch)?.detail.state = state;
+        lock(&self.inner).writable(flow, epoch)?.detail.state = state;
         Ok(())
     }
 
     fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let record = inner.writable(flow, epoch)?;
         record.detail.owner_epoch = epoch;
         Ok(epoch)
     }
 
     fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let record = inner
             .flows
             .get_mut(&flow)
@@ -460,7 +457,7 @@ impl Backend for MemoryBackend {
     }
 
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let record = inner
             .flows
             .remove(&id)
@@ -478,7 +475,7 @@ impl Backend for MemoryBackend {
         epoch: u64,
     ) -> Result<(), PersistenceError> {
         codec::check_atom(atom)?;
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let record = inner.writable(flow, epoch)?;
         match record.positions.get(&record.atoms, atom.uuid) {
             Some(i) => record.atoms[i].overwrite(atom),
@@ -502,7 +499,7 @@ impl Backend for MemoryBackend {
         intention: Intention,
         epoch: u64,
     ) -> Result<(), PersistenceError> {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let record = inner.writable(flow, epoch)?;
         let i = record
             .positions
@@ -523,7 +520,7 @@ impl Backend for MemoryBackend {
         epoch: u64,
     ) -> Result<(), PersistenceError> {
         let value = codec::checked_meta_entry(atom, key, value)?;
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let record = inner.writable(flow, epoch)?;
         let i = record
             .positions
@@ -534,7 +531,7 @@ impl Backend for MemoryBackend {
     }
 
     fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
-        let inner = self.lock();
+        let inner = lock(&self.inner);
         let record = inner
             .flows
             .get(&flow)

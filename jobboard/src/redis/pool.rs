@@ -11,11 +11,12 @@
 //! with the job, and a script that finds its own token returns what it did
 //! the first time instead of doing it again (see `README.md`).
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::{Client, Connection, ErrorKind, RedisError, RedisResult};
 
+use crate::sync::lock;
 use crate::JobBoardError;
 
 /// The board's name in errors.
@@ -38,6 +39,7 @@ const PAUSES_MS: [u64; 4] = [0, 100, 200, 400];
 /// The pool.
 pub(super) struct Pool {
     client: Client,
+    /// A panic while it is locked leaves only a list of connections.
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -53,13 +55,8 @@ impl Pool {
         })
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
-        // A panic while holding the lock leaves only a list of connections.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn take(&self) -> RedisResult<Connection> {
-        if let Some(conn) = self.idle().pop() {
+        if let Some(conn) = lock(&self.idle).pop() {
             return Ok(conn);
         }
         let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
@@ -69,7 +66,7 @@ impl Pool {
     }
 
     fn give_back(&self, conn: Connection) {
-        let mut idle = self.idle();
+        let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
@@ -77,7 +74,7 @@ impl Pool {
 
     /// Drops every idle connection.
     pub(super) fn clear(&self) {
-        self.idle().clear();
+        lock(&self.idle).clear();
     }
 
     /// Runs `f` on a connection, reconnecting and trying again on

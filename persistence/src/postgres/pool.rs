@@ -10,12 +10,13 @@
 //! reached the server (a retried destroy may then report `NotFound`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, GenericClient, NoTls, Statement};
 
 use super::{pg_err, BACKEND};
+use crate::sync::lock;
 use crate::PersistenceError;
 
 /// How many idle connections are kept.
@@ -61,6 +62,7 @@ pub(super) struct Pool {
     config: Config,
     /// `SET search_path ...` for each new connection.
     setup: String,
+    /// Only pushed to and popped from: never half-updated.
     idle: Mutex<Vec<Conn>>,
 }
 
@@ -71,11 +73,6 @@ impl Pool {
             setup,
             idle: Mutex::new(Vec::new()),
         }
-    }
-
-    fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
-        // The list is only pushed to and popped from: never half-updated.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A new connection, set up.
@@ -98,7 +95,7 @@ impl Pool {
         if conn.client.is_closed() {
             return;
         }
-        let mut idle = self.idle();
+        let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
@@ -106,7 +103,7 @@ impl Pool {
 
     /// An idle connection that is not known to be closed.
     fn take_idle(&self) -> Option<Conn> {
-        let mut idle = self.idle();
+        let mut idle = lock(&self.idle);
         while let Some(conn) = idle.pop() {
             if !conn.client.is_closed() {
                 return Some(conn);

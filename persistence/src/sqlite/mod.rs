@@ -7,7 +7,7 @@ mod schema;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, AtomColumns};
 use crate::error::{check_epoch, epoch_at_its_largest};
+use crate::sync::lock;
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 pub use connection::{open_sqlite, Durability};
@@ -75,6 +76,8 @@ const BACKEND: &str = "sqlite";
 /// # Ok::<(), taskflow_persistence::PersistenceError>(())
 /// ```
 pub struct SqliteBackend {
+    /// A panic while it is locked cannot leave a write half-done: an open
+    /// transaction is rolled back when it is dropped.
     conn: Mutex<Connection>,
     location: String,
 }
@@ -136,12 +139,6 @@ impl SqliteBackend {
     /// Where the database is (its path, or `:memory:`).
     pub fn location(&self) -> &str {
         &self.location
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock is held cannot leave a write half-done: an
-        // open transaction is rolled back when it is dropped.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -561,7 +558,7 @@ impl Backend for SqliteBackend {
         let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
         let mut buf = Uuid::encode_buffer();
         let id = id_text(book.uuid, &mut buf);
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_err(e, format_args!("starting to save logbook {id}")))?;
@@ -584,7 +581,7 @@ impl Backend for SqliteBackend {
     fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = conn
             .transaction()
             .map_err(|e| db_err(e, format_args!("starting to read logbook {id}")))?;
@@ -624,7 +621,7 @@ impl Backend for SqliteBackend {
     }
 
     fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = conn
             .transaction()
             .map_err(|e| db_err(e, "starting to list logbooks"))?;
@@ -664,7 +661,7 @@ impl Backend for SqliteBackend {
     fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let n = conn
             .prepare_cached("DELETE FROM logbooks WHERE uuid = ?1")
             .and_then(|mut s| s.execute([key]))
@@ -678,7 +675,7 @@ impl Backend for SqliteBackend {
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(book, &mut buf);
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| {
@@ -698,7 +695,7 @@ impl Backend for SqliteBackend {
     fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         let tx = conn
             .transaction()
             .map_err(|e| db_err(e, format_args!("starting to read flow detail {id}")))?;
@@ -735,7 +732,7 @@ impl Backend for SqliteBackend {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
         fenced_write(
-            &self.lock(),
+            &lock(&self.conn),
             flow,
             epoch,
             "UPDATE flowdetails SET state = ?2 WHERE uuid = ?1 AND owner_epoch <= ?3",
@@ -750,7 +747,7 @@ impl Backend for SqliteBackend {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
         fenced_write(
-            &self.lock(),
+            &lock(&self.conn),
             flow,
             epoch,
             "UPDATE flowdetails SET owner_epoch = ?2 WHERE uuid = ?1 AND owner_epoch <= ?2",
@@ -764,7 +761,7 @@ impl Backend for SqliteBackend {
     fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         // One statement: SQLite runs it under the database's write lock, so
         // two takers (of any process) never read the same epoch. The
         // largest epoch a column holds is not raised (no row), and said so.
@@ -790,7 +787,7 @@ impl Backend for SqliteBackend {
     fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let n = conn
             .prepare_cached("DELETE FROM flowdetails WHERE uuid = ?1")
             .and_then(|mut s| s.execute([key]))
@@ -809,7 +806,7 @@ impl Backend for SqliteBackend {
     ) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        put_atom(&self.lock(), flow, key, atom, epoch)
+        put_atom(&lock(&self.conn), flow, key, atom, epoch)
     }
 
     fn update_atom_state(
@@ -826,7 +823,7 @@ impl Backend for SqliteBackend {
         let flow_key = id_text(flow, &mut fbuf);
         let atom_key = id_text(atom, &mut abuf);
         fenced_write(
-            &self.lock(),
+            &lock(&self.conn),
             flow,
             epoch,
             "UPDATE atomdetails SET state = ?3, intention = ?4 \
@@ -857,7 +854,7 @@ impl Backend for SqliteBackend {
         let mut abuf = Uuid::encode_buffer();
         let flow_key = id_text(flow, &mut fbuf);
         let atom_key = id_text(atom, &mut abuf);
-        let mut conn = self.lock();
+        let mut conn = lock(&self.conn);
         // `BEGIN IMMEDIATE`: the database's write lock is held from the
         // read of the epoch and the body to the write of the body, so no
         // other writer (of any process) comes between them.
@@ -899,7 +896,7 @@ impl Backend for SqliteBackend {
         let mut abuf = Uuid::encode_buffer();
         let flow_key = id_text(flow, &mut fbuf);
         let atom_key = id_text(atom, &mut abuf);
-        let conn = self.lock();
+        let conn = lock(&self.conn);
         let found = {
             let mut stmt = conn
                 .prepare_cached(&format!(

@@ -38,7 +38,7 @@ fn opens_in_wal_mode_with_the_durability_asked() {
     let dir = tempfile::tempdir().unwrap();
     for (durability, level) in [(Durability::Full, 2), (Durability::Normal, 1)] {
         let backend = SqliteBackend::open_with(dir.path().join("d.db"), durability).unwrap();
-        let conn = backend.lock();
+        let conn = lock(&backend.conn);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -97,7 +97,7 @@ fn one_corrupt_logbook_leaves_the_others_listed() {
                 "flowdetails" => format!("uuid = '{flow}'"),
                 _ => format!("uuid = '{}'", victim.uuid),
             };
-            b.lock()
+            lock(&b.conn)
                 .execute_batch(&format!("UPDATE {table} SET {set} WHERE {rows}"))
                 .unwrap();
         });
@@ -117,7 +117,7 @@ fn a_row_that_cannot_be_placed_is_listed_as_an_error_after_the_others() {
     b.save_logbook(&book).unwrap();
     // A flow whose logbook id is not text: which logbook it belongs to
     // cannot be told.
-    b.lock()
+    lock(&b.conn)
         .execute_batch(&format!(
             "PRAGMA foreign_keys = OFF; UPDATE flowdetails SET book_uuid = X'00' \
              WHERE uuid = '{}'; PRAGMA foreign_keys = ON",
@@ -141,7 +141,9 @@ fn a_backend_error_prints_its_cause() {
     let store = fresh();
     let b = &store.backend;
     let (flow, atom) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    b.lock().execute_batch("DROP TABLE atomdetails").unwrap();
+    lock(&b.conn)
+        .execute_batch("DROP TABLE atomdetails")
+        .unwrap();
     let err = b.get_atom_detail(flow, atom).unwrap_err();
     let text = err.to_string();
     assert!(
@@ -172,7 +174,7 @@ fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
     book.flow_details.push(flow.clone());
     b.save_logbook(&book).unwrap();
     let broken = "{\"version\": ";
-    b.lock()
+    lock(&b.conn)
         .execute("UPDATE atomdetails SET body = ?1", [broken])
         .unwrap();
     let err = b
@@ -183,8 +185,7 @@ fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
             if *id == atom.uuid.to_string() && reason.contains("body")),
         "{err}"
     );
-    let body: String = b
-        .lock()
+    let body: String = lock(&b.conn)
         .query_row("SELECT body FROM atomdetails", [], |r| r.get(0))
         .unwrap();
     assert_eq!(body, broken);
