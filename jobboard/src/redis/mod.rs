@@ -404,8 +404,9 @@ impl JobBoard for RedisBoard {
                     .arg(&now)
                     .arg(id.to_string())
                     .arg(owner)
-                    .arg(lease)
+                    .arg("")
                     .arg(&op)
+                    .arg(lease)
                     .invoke(c)
             })?,
             &key,
@@ -448,8 +449,8 @@ impl JobBoard for RedisBoard {
                 .arg(&id)
                 .arg(&claim.owner)
                 .arg(&epoch)
-                .arg(lease)
                 .arg(&op)
+                .arg(lease)
                 .invoke(c)
         })?;
         Ok(Claim {

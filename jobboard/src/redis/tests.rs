@@ -211,8 +211,9 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .arg("")
             .arg(&id)
             .arg(owner)
-            .arg(60_000)
+            .arg("")
             .arg(op)
+            .arg(60_000)
             .invoke(conn)
             .unwrap()
     };

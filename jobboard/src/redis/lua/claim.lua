@@ -4,7 +4,8 @@
 -- first script to run wins, the second sees a running lease.
 --
 -- KEYS: 1 job hash, 2 leases zset
--- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 lease (ms), 5 op token
+-- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 epoch ('': a claim
+--       has none yet, it makes one), 5 op token, 6 lease (ms)
 -- Returns {'ok', epoch, expires_at} | {'not_found'} | {'complete'} |
 --         {'claimed', owner}. A retry of this very call (same op token,
 -- after a lost reply) returns the claim it made.
@@ -24,7 +25,7 @@ if j.state == 'CLAIMED' and (tonumber(j.lease) or 0) > now then
   return { 'claimed', j.owner or '' }
 end
 local epoch = (tonumber(j.epoch) or 0) + 1
-local expires = now + tonumber(ARGV[4])
+local expires = now + tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'state', 'CLAIMED', 'owner', ARGV[3], 'epoch', int(epoch),
   'lease_expires_at', int(expires), 'op', ARGV[5])
 redis.call('ZADD', KEYS[2], int(expires), ARGV[2])

@@ -2,7 +2,10 @@
 --
 -- Every script takes ARGV[1] = the time to use, in ms since the Unix epoch,
 -- or '' for the Redis server's own clock (the default: clients' clocks then
--- play no part in leases). Numbers are written back as integers formatted
+-- play no part in leases). The scripts that change a claim (claim, renew,
+-- complete, abandon) all begin with the same arguments: 1 now, 2 job id,
+-- 3 owner, 4 the claim's epoch ('' for claim), 5 op token; their own
+-- arguments follow from ARGV[6]. Numbers are written back as integers formatted
 -- with '%d', never through Lua's float formatting.
 
 local function now_ms(given)
