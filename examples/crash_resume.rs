@@ -68,7 +68,7 @@ fn flow() -> Flow {
     flow.into()
 }
 
-fn crash(db: &Path, id_file: &Path) -> Result<(), EngineError> {
+fn crash(db: &Path, id_file: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let backend = SqliteBackend::open(db)?;
     let mut engine = Engine::serial(flow())
         .store(json!({ "done": 0 }))
@@ -76,7 +76,7 @@ fn crash(db: &Path, id_file: &Path) -> Result<(), EngineError> {
         .build()?;
     engine.prepare()?;
     std::fs::write(id_file, engine.storage().flow_detail_id().to_string())
-        .map_err(|e| EngineError::Executor(format!("cannot write {}: {e}", id_file.display())))?;
+        .map_err(|e| format!("cannot write {}: {e}", id_file.display()))?;
     engine.run()?;
     Ok(())
 }

@@ -74,9 +74,63 @@ pub enum EngineError {
         /// revert failures).
         failures: Vec<Failure>,
     },
-    /// The executor lost track of work it was given.
+    /// The executor failed: it could not start, or lost its workers or
+    /// track of the work it was given.
     #[error("executor: {0}")]
-    Executor(String),
+    Executor(#[from] ExecutorError),
+}
+
+/// What went wrong in an executor (its pool, its workers, its transport).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecutorError {
+    /// The parallel executor's thread pool did not start.
+    #[error("cannot start the thread pool: {0}")]
+    PoolStart(#[source] rayon::ThreadPoolBuildError),
+    /// Work was submitted and the executor has no outcome for it.
+    #[error("{in_flight} atoms were submitted but the executor has no outcome for them")]
+    LostOutcomes {
+        /// How many atoms were in flight.
+        in_flight: usize,
+    },
+    /// A worker's name is not one a transport can route to.
+    #[error("worker name `{name}` is not valid: use 1 to 200 letters, digits, `-`, `_` or `.`")]
+    InvalidWorkerName {
+        /// The name given.
+        name: String,
+    },
+    /// The transport refused a worker or an engine (`who` says which).
+    #[error("{who}: {source}")]
+    Transport {
+        /// `worker `name`` or `worker executor`, and what it was doing.
+        who: String,
+        /// The transport's error.
+        #[source]
+        source: crate::worker::TransportError,
+    },
+    /// A worker's threads did not start.
+    #[error("worker `{worker}`: cannot start its threads: {source}")]
+    WorkerThreads {
+        /// The worker.
+        worker: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker's thread panicked.
+    #[error("worker `{worker}`: its thread panicked")]
+    WorkerPanicked {
+        /// The worker.
+        worker: String,
+    },
+    /// A worker lost its transport while it served.
+    #[error("worker `{worker}` lost its transport: {why}")]
+    WorkerLost {
+        /// The worker.
+        worker: String,
+        /// What happened.
+        why: String,
+    },
 }
 
 /// Why a store is refused.

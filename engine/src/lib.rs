@@ -40,7 +40,7 @@ pub mod testkit;
 
 pub use builder::EngineBuilder;
 pub use engine::{Engine, RunIter, SuspendHandle};
-pub use error::{DefinitionError, EngineError, Missing, StoreError};
+pub use error::{DefinitionError, EngineError, ExecutorError, Missing, StoreError};
 pub use executor::{worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial};
 pub use listener::{
     AtomEvent, CapturingListener, EngineState, Event, FlowEvent, Listener, Listeners,

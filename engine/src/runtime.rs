@@ -62,7 +62,7 @@ use crate::executor::Executor;
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
 use crate::ready::ReadyQueue;
 use crate::storage::Storage;
-use crate::EngineError;
+use crate::{EngineError, ExecutorError};
 
 /// A retry round in progress: its controller, the atoms it reverts and
 /// resets, and how many are still to revert.
@@ -202,12 +202,12 @@ impl<'e> Runtime<'e> {
         }
         if self.in_flight > 0 {
             self.enter(EngineState::Waiting);
-            let outcome = self.executor.wait_outcome().ok_or_else(|| {
-                EngineError::Executor(format!(
-                    "{} atoms were submitted but the executor has no outcome for them",
-                    self.in_flight
-                ))
-            })?;
+            let outcome = self
+                .executor
+                .wait_outcome()
+                .ok_or(ExecutorError::LostOutcomes {
+                    in_flight: self.in_flight,
+                })?;
             self.enter(EngineState::Analyzing);
             self.complete(outcome)?;
             return Ok(Step::Continue);

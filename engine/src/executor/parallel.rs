@@ -4,7 +4,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use rayon::ThreadPool;
 
 use super::{AtomOutcome, AtomWork, Executor};
-use crate::EngineError;
+use crate::{EngineError, ExecutorError};
 
 /// Runs atoms on a rayon thread pool; outcomes return to the runtime's
 /// thread through a queue it empties in one go. Independent atoms run at
@@ -176,7 +176,7 @@ impl Parallel {
             .num_threads(max_workers.max(1))
             .thread_name(|i| format!("taskflow-worker-{i}"))
             .build()
-            .map_err(|e| EngineError::Executor(format!("cannot start the thread pool: {e}")))?;
+            .map_err(ExecutorError::PoolStart)?;
         Ok(Parallel::with_pool(Arc::new(pool)))
     }
 

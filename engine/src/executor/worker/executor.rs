@@ -15,7 +15,7 @@ use super::protocol::{kinds, Message, Payload, Request, Route, WorkData, WorkerI
 use super::transport::{Endpoint, Link, Transport, TransportError};
 use crate::executor::{Action, AtomOutcome, AtomWork, Executor};
 use crate::listener::Listeners;
-use crate::EngineError;
+use crate::{EngineError, ExecutorError};
 
 /// How the worker engine waits for workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,9 +175,13 @@ impl WorkerExecutor {
     /// announce themselves. Fails (`EngineError::Executor`) when the
     /// transport cannot be reached, saying why.
     pub fn new(transport: &dyn Transport, options: WorkerOptions) -> Result<Self, EngineError> {
-        let link = transport
-            .connect(Endpoint::Engine)
-            .map_err(|e| EngineError::Executor(format!("worker executor: {e}")))?;
+        let link =
+            transport
+                .connect(Endpoint::Engine)
+                .map_err(|source| ExecutorError::Transport {
+                    who: "worker executor".into(),
+                    source,
+                })?;
         WorkerExecutor::with_link(link, options)
     }
 
@@ -186,9 +190,11 @@ impl WorkerExecutor {
         let discover = Message::Discover {
             reply_to: link.address().to_owned(),
         };
-        link.send(&Route::Workers, discover).map_err(|e| {
-            EngineError::Executor(format!("worker executor: cannot reach the workers: {e}"))
-        })?;
+        link.send(&Route::Workers, discover)
+            .map_err(|source| ExecutorError::Transport {
+                who: "worker executor, reaching the workers".into(),
+                source,
+            })?;
         Ok(WorkerExecutor {
             link,
             options,

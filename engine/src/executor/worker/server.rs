@@ -15,7 +15,7 @@ use super::protocol::{kinds, Message, Payload, Request, Route, WorkerInfo};
 use super::transport::{Endpoint, Link, Transport};
 use crate::executor::Action;
 use crate::listener::{Listener, Listeners};
-use crate::EngineError;
+use crate::{EngineError, ExecutorError};
 
 /// What a worker is: its name, the task types it runs, how many at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,16 +152,16 @@ impl Worker {
         config.concurrency = config.concurrency.max(1);
         config.heartbeat = config.heartbeat.max(Duration::from_millis(10));
         if !valid_name(&config.name) {
-            return Err(EngineError::Executor(format!(
-                "worker name `{}` is not valid: use 1 to 200 letters, digits, `-`, `_` or `.`",
-                config.name
-            )));
+            return Err(ExecutorError::InvalidWorkerName { name: config.name }.into());
         }
         let link = transport
             .connect(Endpoint::Worker {
                 name: config.name.clone(),
             })
-            .map_err(|e| EngineError::Executor(format!("worker `{}`: {e}", config.name)))?;
+            .map_err(|source| ExecutorError::Transport {
+                who: format!("worker `{}`", config.name),
+                source,
+            })?;
         let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
         Ok(Worker {
             link: Arc::from(link),
@@ -195,7 +195,10 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(format!("taskflow-worker-{name}"))
             .spawn(move || self.run())
-            .map_err(|e| EngineError::Executor(format!("worker `{name}`: cannot start: {e}")))?;
+            .map_err(|source| ExecutorError::WorkerThreads {
+                worker: name.clone(),
+                source,
+            })?;
         Ok(WorkerHandle {
             name,
             stop,
@@ -231,10 +234,11 @@ impl Worker {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     shared.link.close();
-                    return Err(EngineError::Executor(format!(
-                        "worker `{}`: cannot start its threads: {e}",
-                        config.name
-                    )));
+                    return Err(ExecutorError::WorkerThreads {
+                        worker: config.name.clone(),
+                        source: e,
+                    }
+                    .into());
                 }
             }
         }
@@ -306,10 +310,10 @@ impl WorkerHandle {
     fn join(&mut self) -> Result<(), EngineError> {
         match self.thread.take() {
             Some(thread) => thread.join().unwrap_or_else(|_| {
-                Err(EngineError::Executor(format!(
-                    "worker `{}`: its thread panicked",
-                    self.name
-                )))
+                Err(ExecutorError::WorkerPanicked {
+                    worker: self.name.clone(),
+                }
+                .into())
             }),
             None => Ok(()),
         }
@@ -492,10 +496,11 @@ impl Session<'_> {
     fn lost(&self, why: &str) -> EngineError {
         self.shared.alive.store(false, Ordering::Release);
         self.cancel_all();
-        EngineError::Executor(format!(
-            "worker `{}` lost its transport: {why}",
-            self.shared.name
-        ))
+        ExecutorError::WorkerLost {
+            worker: self.shared.name.clone(),
+            why: why.to_owned(),
+        }
+        .into()
     }
 
     fn cancel_all(&self) {
