@@ -2,6 +2,7 @@
 //! [`PostgresBackend`].
 
 mod pool;
+mod rows;
 mod schema;
 
 use std::collections::HashMap;
@@ -10,14 +11,14 @@ use std::time::Duration;
 
 use postgres::config::Host;
 use postgres::error::SqlState;
-use postgres::types::FromSql;
 use postgres::{Config, GenericClient, IsolationLevel, Row, Statement};
 use serde_json::Value;
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
 use self::pool::{prepared, Conn, Pool};
-use crate::codec::{self, AtomColumns};
+use self::rows::{atoms_by_flow, col, decode_atom, decode_book, flows_by_book};
+use crate::codec;
 use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
 
@@ -278,86 +279,6 @@ const SELECT_FLOW_ATOMS: &str = "SELECT flow_uuid, uuid, name, kind, state, inte
 const SELECT_ATOM: &str = "SELECT flow_uuid, uuid, name, kind, state, intention, body \
     FROM atomdetails WHERE flow_uuid = $1 AND uuid = $2";
 
-/// Column `i` of a row of record `kind` `id`; a value of the wrong type is
-/// corrupt.
-fn col<'a, T: FromSql<'a>>(
-    row: &'a Row,
-    i: usize,
-    kind: RecordKind,
-    id: &dyn fmt::Display,
-    column: &str,
-) -> Result<T, PersistenceError> {
-    row.try_get(i)
-        .map_err(|e| codec::corrupt(kind, id, format_args!("{column}: {e}")))
-}
-
-/// The id column `i` of a row of record `kind`.
-fn row_id(row: &Row, i: usize, kind: RecordKind) -> Result<Uuid, PersistenceError> {
-    col(row, i, kind, &"(unreadable id)", "uuid")
-}
-
-/// A logbook header (no flows) from `uuid, name, created_at, updated_at, meta`.
-fn decode_book(row: &Row) -> Result<LogBook, PersistenceError> {
-    let kind = RecordKind::LogBook;
-    let id = row_id(row, 0, kind)?;
-    let created: i64 = col(row, 2, kind, &id, "created_at")?;
-    let updated: i64 = col(row, 3, kind, &id, "updated_at")?;
-    let meta: &str = col(row, 4, kind, &id, "meta")?;
-    Ok(LogBook {
-        uuid: id,
-        name: col(row, 1, kind, &id, "name")?,
-        created_at: codec::decode_millis(kind, id, "created_at", created)?,
-        updated_at: codec::decode_millis(kind, id, "updated_at", updated)?,
-        meta: codec::decode_meta(kind, id, meta.as_bytes())?,
-        flow_details: Vec::new(),
-    })
-}
-
-/// A flow detail (no atoms) from `book_uuid, uuid, name, state, meta,
-/// owner_epoch`, with the id of its logbook (or the error reading that id).
-fn decode_flow(
-    row: &Row,
-) -> Result<(Uuid, Result<FlowDetail, PersistenceError>), PersistenceError> {
-    let kind = RecordKind::FlowDetail;
-    let id = row_id(row, 1, kind)?;
-    let book: Uuid = col(row, 0, kind, &id, "book_uuid")?;
-    let flow = (|| {
-        let state: &str = col(row, 3, kind, &id, "state")?;
-        let meta: &str = col(row, 4, kind, &id, "meta")?;
-        let epoch: i64 = col(row, 5, kind, &id, "owner_epoch")?;
-        Ok(FlowDetail {
-            uuid: id,
-            name: col(row, 2, kind, &id, "name")?,
-            state: codec::decode_flow_state(id, state)?,
-            meta: codec::decode_meta(kind, id, meta.as_bytes())?,
-            atom_details: Vec::new(),
-            owner_epoch: codec::decode_epoch(id, epoch)?,
-        })
-    })();
-    Ok((book, flow))
-}
-
-/// An atom detail from `flow_uuid, uuid, name, kind, state, intention,
-/// body`, with the id of its flow (or the error reading that id).
-fn decode_atom(
-    row: &Row,
-) -> Result<(Uuid, Result<AtomDetail, PersistenceError>), PersistenceError> {
-    let kind = RecordKind::AtomDetail;
-    let id = row_id(row, 1, kind)?;
-    let flow: Uuid = col(row, 0, kind, &id, "flow_uuid")?;
-    let atom = col::<&str>(row, 6, kind, &id, "body").and_then(|body| {
-        codec::decode_atom(AtomColumns {
-            uuid: id,
-            name: col(row, 2, kind, &id, "name")?,
-            kind: col(row, 3, kind, &id, "kind")?,
-            state: col(row, 4, kind, &id, "state")?,
-            intention: col(row, 5, kind, &id, "intention")?,
-            body: body.as_bytes(),
-        })
-    });
-    Ok((flow, atom))
-}
-
 /// Runs a prepared query.
 fn query<C: GenericClient>(
     client: &mut C,
@@ -370,76 +291,6 @@ fn query<C: GenericClient>(
     client
         .query(&statement, params)
         .map_err(|e| pg_err(e, what))
-}
-
-/// Records read in one query, grouped by their parent's id, each group
-/// with the first error found in it: a corrupt record spoils its own group
-/// (its flow, its logbook), not the others.
-struct Grouped<T> {
-    groups: HashMap<Uuid, Result<Vec<T>, PersistenceError>>,
-    /// Errors of rows whose parent cannot be told.
-    orphans: Vec<PersistenceError>,
-}
-
-impl<T> Grouped<T> {
-    fn new() -> Self {
-        Grouped {
-            groups: HashMap::new(),
-            orphans: Vec::new(),
-        }
-    }
-
-    /// Adds a record (or the error reading it) to the group `parent`.
-    fn push(&mut self, parent: Uuid, item: Result<T, PersistenceError>) {
-        let group = self.groups.entry(parent).or_insert_with(|| Ok(Vec::new()));
-        match (group, item) {
-            (Ok(items), Ok(item)) => items.push(item),
-            (group @ Ok(_), Err(e)) => *group = Err(e),
-            // The group has failed already: its first error stands.
-            (Err(_), _) => {}
-        }
-    }
-
-    /// The group `parent` (empty if it has none), for a read that fails
-    /// on any error.
-    fn take(&mut self, parent: Uuid) -> Result<Vec<T>, PersistenceError> {
-        if let Some(e) = self.orphans.pop() {
-            return Err(e);
-        }
-        self.groups.remove(&parent).unwrap_or(Ok(Vec::new()))
-    }
-}
-
-/// Atoms of `rows`, grouped by flow id, in row order.
-fn atoms_by_flow(rows: &[Row]) -> Grouped<AtomDetail> {
-    let mut atoms = Grouped::new();
-    for row in rows {
-        match decode_atom(row) {
-            Ok((flow, atom)) => atoms.push(flow, atom),
-            Err(e) => atoms.orphans.push(e),
-        }
-    }
-    atoms
-}
-
-/// Flows of `rows` with their atoms, grouped by logbook id, in row order.
-fn flows_by_book(rows: &[Row], mut atoms: Grouped<AtomDetail>) -> Grouped<FlowDetail> {
-    let mut flows = Grouped::new();
-    flows.orphans = std::mem::take(&mut atoms.orphans);
-    for row in rows {
-        match decode_flow(row) {
-            Ok((book, flow)) => {
-                let flow = flow.and_then(|mut flow| {
-                    flow.atom_details =
-                        atoms.groups.remove(&flow.uuid).unwrap_or(Ok(Vec::new()))?;
-                    Ok(flow)
-                });
-                flows.push(book, flow);
-            }
-            Err(e) => flows.orphans.push(e),
-        }
-    }
-    flows
 }
 
 /// Why a fenced write to the flow `flow` at `epoch` changed no row: the
