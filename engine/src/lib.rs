@@ -34,6 +34,7 @@ mod runtime;
 mod scheduler;
 mod selector;
 mod storage;
+mod sync;
 #[cfg(any(test, feature = "testkit"))]
 #[allow(clippy::unwrap_used)]
 pub mod testkit;

@@ -1,9 +1,10 @@
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::ThreadPool;
 
 use super::{AtomOutcome, AtomWork, Executor};
+use crate::sync::{lock, wait};
 use crate::{EngineError, ExecutorError};
 
 /// Runs atoms on a rayon thread pool; outcomes return to the runtime's
@@ -89,12 +90,9 @@ struct Done {
 const SPINS: u32 = 7;
 const YIELDS: u32 = 4;
 
-/// Locks `m`; a panic elsewhere while it was held left its data whole
-/// (every change under these locks is a push, a pop, a swap or a count).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
+// The locks here take a poisoned lock as it is (crate::sync): every change
+// under them is a push, a pop, a swap or a count, which a panic cannot
+// leave half done.
 impl Shared {
     /// Queues `work`; true if a drain job must be spawned for it.
     fn push(&self, work: AtomWork) -> bool {
@@ -162,7 +160,7 @@ impl Shared {
         let mut d = lock(&self.done);
         while d.queue.is_empty() {
             d.waiting = true;
-            d = self.arrived.wait(d).unwrap_or_else(|e| e.into_inner());
+            d = wait(&self.arrived, d);
             d.waiting = false;
         }
         std::mem::swap(&mut d.queue, into);

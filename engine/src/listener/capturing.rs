@@ -2,6 +2,8 @@ use std::sync::Mutex;
 
 use taskflow_patterns::{AtomState, FlowState};
 
+use crate::sync::lock;
+
 use super::{AtomEvent, Event, FlowEvent, Listener};
 
 /// Records every event, in order: the tool for tests.
@@ -78,10 +80,6 @@ impl CapturingListener {
         lock(&self.events).clear();
         lock(&self.progress).clear();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Listener for CapturingListener {

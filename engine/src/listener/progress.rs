@@ -24,7 +24,7 @@ impl ProgressListener {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, f32>> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.latest)
     }
 }
 

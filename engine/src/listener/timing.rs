@@ -42,7 +42,7 @@ impl TimingListener {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Timings> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner)
     }
 }
 

@@ -45,6 +45,7 @@ use taskflow_patterns::{Failure, FlowRegistry, FlowState};
 use taskflow_persistence::{Backend, PersistenceError};
 use uuid::Uuid;
 
+use crate::sync::lock;
 use crate::{Claim, Entity, Job, JobBoard, JobBoardError, Outcome};
 
 pub use events::{ConductorEvent, ConductorListener};
@@ -529,10 +530,6 @@ impl Drop for DoneGuard {
     fn drop(&mut self) {
         let _ = self.0.send(());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ConductorBuilder {

@@ -363,7 +363,7 @@ impl Held {
 
 impl Shared {
     fn jobs(&self) -> MutexGuard<'_, HashMap<Uuid, Held>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.jobs)
     }
 
     fn send(&self, to: &Route, message: Message) {
