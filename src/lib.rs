@@ -52,16 +52,33 @@ pub use taskflow_jobboard as jobboard;
 pub use taskflow_patterns as patterns;
 pub use taskflow_persistence as persistence;
 
+// The facade names what programs use; the rest of each crate (compiled
+// flows, argument resolution, executor internals) stays reachable through
+// the crate modules above (`taskflow::patterns::Compilation`, ...).
 pub use taskflow_engine::{
-    AtomEvent, CapturingListener, Engine, EngineBuilder, EngineError, Event, Executor, FlowEvent,
-    Listener, LoggingListener, ProgressListener, Serial, Storage, SuspendHandle, TimingListener,
+    AtomEvent, CapturingListener, DefinitionError, Engine, EngineBuilder, EngineError, EngineState,
+    Event, Executor, ExecutorError, FlowEvent, Listener, LoggingListener, Missing, Parallel,
+    ProgressListener, RunIter, Serial, Storage, StoreError, SuspendHandle, TimingListener,
 };
-pub use taskflow_patterns::*;
+#[cfg(feature = "redis")]
+pub use taskflow_jobboard::RedisBoard;
+pub use taskflow_jobboard::{
+    post_flow, BoardOptions, Claim, Conductor, ConductorBuilder, ConductorEvent, ConductorListener,
+    FlowSource, Job, JobBoard, JobBoardError, JobState, JobWait, MemoryBoard, NewJob, Outcome,
+    PostFlow, Retention, SqliteBoard, StopHandle,
+};
+pub use taskflow_patterns::{
+    atom, decider_fn, kinds, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Atom, AtomKind,
+    AtomState, Attempt, Cause, CompileError, CompileErrors, Context, Decider, Decision, Depth,
+    FactoryError, Failure, Flow, FlowRegistry, FlowState, FnTask, ForEach, Graph, History, Inputs,
+    Intention, Linear, OnExhausted, ParameterizedForEach, Retry, RetryAtom, Task, TaskAtom,
+    TaskError, Times, Unordered, Value, Version, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH,
+};
 #[cfg(feature = "postgres")]
 pub use taskflow_persistence::PostgresBackend;
 pub use taskflow_persistence::{
-    AtomDetail, Backend, DirBackend, Durability, FlowDetail, LogBook, MemoryBackend,
-    PersistenceError, SqliteBackend,
+    AtomDetail, Backend, DirBackend, Durability, FlowDefinition, FlowDetail, LogBook,
+    MemoryBackend, PersistenceError, RecordKind, SqliteBackend,
 };
 
 /// Re-exported so `#[typetag::serde]` works with only this crate as a dependency.

@@ -11,11 +11,10 @@
 
 use std::sync::Arc;
 
+use taskflow::patterns::{compile, definition_depth, value_depth};
 use taskflow::persistence::FlowDefinition;
 use taskflow::prelude::*;
-use taskflow::{
-    compile, definition_depth, value_depth, CompileError, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH,
-};
+use taskflow::{CompileError, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH};
 
 /// Returns a value nesting `levels` arrays; may be given a value to inject
 /// (its `payload` argument), which it checks is there.
