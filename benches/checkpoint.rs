@@ -31,7 +31,7 @@ fn bench_run<B: Backend + 'static>(
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let mut engine = Engine::serial(flow.clone())
+                let mut engine = Engine::builder(flow.clone())
                     .store(json!({ "x": 0 }))
                     .persistence(backend(dir.path()))
                     .build()

@@ -25,7 +25,7 @@ fn w1(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         let flow = w1_flow(n, &task);
         let build = || {
-            let mut engine = Engine::serial(flow.clone())
+            let mut engine = Engine::builder(flow.clone())
                 .store(json!({ "x": 0 }))
                 .persistence(MemoryBackend::new())
                 .build()

@@ -23,7 +23,7 @@ use taskflow_bench::workloads::{step, w1_flow};
 const N: usize = 100_000;
 
 fn build(flow: Flow) -> Engine {
-    let mut engine = Engine::serial(flow)
+    let mut engine = Engine::builder(flow)
         .store(json!({ "x": 0 }))
         .persistence(MemoryBackend::new())
         .build()

@@ -63,7 +63,9 @@ fn worker_transport() -> &'static InProcess {
 fn engines() -> Vec<(&'static str, Configure)> {
     vec![
         ("serial", |b| b),
-        ("parallel", |b| b.max_workers(WORKERS)),
+        ("parallel", |b| {
+            b.executor(Parallel::new(WORKERS).expect("pool starts"))
+        }),
         ("worker_in_process", |b| {
             let options = WorkerOptions::with_timeout(Duration::from_secs(60));
             b.executor(WorkerExecutor::new(worker_transport(), options).expect("executor"))
@@ -158,8 +160,8 @@ fn w5(c: &mut Criterion) {
             |b, &workers| {
                 b.iter_batched(
                     || {
-                        Engine::parallel(flow.clone())
-                            .max_workers(workers)
+                        Engine::builder(flow.clone())
+                            .executor(Parallel::new(workers).expect("pool starts"))
                             .build()
                             .expect("builds")
                     },

@@ -150,11 +150,11 @@ fn child(spec: &str) -> ! {
     let builder = if variant.factory {
         Engine::from_factory(&registry(), "w9", Value::Null).expect("factory builds")
     } else {
-        Engine::serial(chain(|index| Step { index }))
+        Engine::builder(chain(|index| Step { index }))
     };
     let mut engine = builder
         .store(json!({ "x": 0 }))
-        .shared_persistence(open(Path::new(path), variant))
+        .persistence(open(Path::new(path), variant))
         .build()
         .expect("builds");
     engine.prepare().expect("records written");

@@ -62,7 +62,7 @@ fn check(engine: &Engine, result: Result<FlowState, EngineError>, attempts: usiz
 /// the first 4 each hold `flaky`'s failure, the last none.
 fn check_history(configure: Configure) {
     let calls = Arc::new(AtomicUsize::new(0));
-    let mut engine = configure(Engine::serial(w7_flow(calls, ATTEMPTS)))
+    let mut engine = configure(Engine::builder(w7_flow(calls, ATTEMPTS)))
         .build()
         .expect("builds");
     let result = engine.run();
@@ -78,8 +78,12 @@ fn check_history(configure: Configure) {
 }
 
 fn w7(c: &mut Criterion) {
-    let engines: [(&str, Configure); 2] =
-        [("serial", |b| b), ("parallel", |b| b.max_workers(WORKERS))];
+    let engines: [(&str, Configure); 2] = [
+        ("serial", |b| b),
+        ("parallel", |b| {
+            b.executor(Parallel::new(WORKERS).expect("pool starts"))
+        }),
+    ];
     let mut group = c.benchmark_group("w7_retry_times5");
     group.sample_size(50);
     let mut cases = vec![];
@@ -96,7 +100,7 @@ fn w7(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     calls.store(0, Ordering::Relaxed);
-                    let mut engine = configure(Engine::serial(flow.clone()))
+                    let mut engine = configure(Engine::builder(flow.clone()))
                         .persistence(MemoryBackend::new())
                         .build()
                         .expect("builds");

@@ -26,7 +26,12 @@ const WORKERS: usize = 2;
 type Configure = fn(EngineBuilder) -> EngineBuilder;
 
 fn engines() -> [(&'static str, Configure); 2] {
-    [("serial", |b| b), ("parallel", |b| b.max_workers(WORKERS))]
+    [
+        ("serial", |b| b),
+        ("parallel", |b| {
+            b.executor(Parallel::new(WORKERS).expect("pool starts"))
+        }),
+    ]
 }
 
 /// W6: `n` atoms `t0..t{n-1}`; `ti` requires `x{i-1}` (rebound to `x`) and
@@ -74,7 +79,7 @@ fn check_semantics() {
             n,
             Arc::new(move |i| log.lock().expect("revert log").push(i)),
         );
-        let mut engine = configure(Engine::serial(flow))
+        let mut engine = configure(Engine::builder(flow))
             .store(json!({ "x": 0 }))
             .build()
             .expect("builds");
@@ -104,7 +109,7 @@ fn w6(c: &mut Criterion) {
         for (name, configure) in engines() {
             let build = || {
                 reverts.store(0, Ordering::Relaxed);
-                let mut engine = configure(Engine::serial(flow.clone()))
+                let mut engine = configure(Engine::builder(flow.clone()))
                     .store(json!({ "x": 0 }))
                     .persistence(MemoryBackend::new())
                     .build()

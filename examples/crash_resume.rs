@@ -70,7 +70,7 @@ fn flow() -> Flow {
 
 fn crash(db: &Path, id_file: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let backend = SqliteBackend::open(db)?;
-    let mut engine = Engine::serial(flow())
+    let mut engine = Engine::builder(flow())
         .store(json!({ "done": 0 }))
         .persistence(backend)
         .build()?;

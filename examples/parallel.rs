@@ -53,10 +53,10 @@ fn run(label: &str, builder: EngineBuilder) -> Result<(), EngineError> {
 }
 
 fn main() -> Result<(), EngineError> {
-    run("serial engine", Engine::serial(flow()))?;
+    run("serial engine", Engine::builder(flow()))?;
     run(
         "parallel engine, 4 workers",
-        Engine::parallel(flow()).max_workers(4),
+        Engine::builder(flow()).executor(Parallel::new(4)?),
     )?;
     Ok(())
 }

@@ -77,7 +77,7 @@ fn main() -> Result<(), EngineError> {
         );
 
     let timing = Arc::new(TimingListener::new());
-    let mut engine = Engine::serial(flow)
+    let mut engine = Engine::builder(flow)
         .store(json!({ "discount_pct": 10 }))
         .listener(timing.clone())
         .build()?;

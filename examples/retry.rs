@@ -64,7 +64,7 @@ fn main() -> Result<(), EngineError> {
         // Outer controller: run the whole flow up to 3 times.
         .with_retry(retry("attempts", Times::new(3)).provides("attempt"));
 
-    let mut engine = Engine::serial(flow).build()?;
+    let mut engine = Engine::builder(flow).build()?;
     let state = engine.run()?;
     println!(
         "flow ended {state}: {}",

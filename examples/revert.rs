@@ -45,7 +45,7 @@ fn main() {
             }),
         ));
 
-    let mut engine = Engine::serial(flow).build().expect("the flow compiles");
+    let mut engine = Engine::builder(flow).build().expect("the flow compiles");
     match engine.run() {
         Ok(state) => println!("flow ended {state}"),
         Err(err) => println!("{err}"),

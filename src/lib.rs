@@ -38,7 +38,7 @@
 //!         .add(atom("attach_b", task_fn(|_| Ok(json!("b")))).requires(["volume"])))
 //!     .with_retry(Times::new(3));
 //!
-//! let mut engine = Engine::serial(flow)
+//! let mut engine = Engine::builder(flow)
 //!     .store(json!({ "region": "eu-1" }))
 //!     .persistence(MemoryBackend::new())
 //!     .build()?;             // compiles and validates: errors name the atom and symbol
@@ -92,7 +92,7 @@ pub mod prelude {
     pub use crate::{
         atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Backend, Context,
         Decision, Depth, Engine, EngineError, Flow, FlowRegistry, FlowState, ForEach, Graph,
-        History, Linear, Listener, MemoryBackend, ParameterizedForEach, Retry, SqliteBackend, Task,
-        TaskError, Times, Unordered, Value,
+        History, Linear, Listener, MemoryBackend, Parallel, ParameterizedForEach, Retry,
+        SqliteBackend, Task, TaskError, Times, Unordered, Value,
     };
 }

@@ -29,8 +29,8 @@ fn busy(gauge: &Arc<Gauge>) -> taskflow::FnTask {
 fn independent_atoms_overlap() {
     let gauge = Arc::new(Gauge::default());
     let flow = Unordered::new("wide").add_all((0..8).map(|i| atom(format!("a{i}"), busy(&gauge))));
-    Engine::parallel(flow)
-        .max_workers(4)
+    Engine::builder(flow)
+        .executor(Parallel::new(4).expect("pool starts"))
         .build()
         .unwrap()
         .run()
@@ -46,8 +46,8 @@ fn independent_atoms_overlap() {
 fn dependent_atoms_never_overlap() {
     let gauge = Arc::new(Gauge::default());
     let flow = Linear::new("chain").add_all((0..6).map(|i| atom(format!("a{i}"), busy(&gauge))));
-    Engine::parallel(flow)
-        .max_workers(4)
+    Engine::builder(flow)
+        .executor(Parallel::new(4).expect("pool starts"))
         .build()
         .unwrap()
         .run()
@@ -78,8 +78,8 @@ fn a_diamond_runs_its_middle_in_parallel_and_joins_after() {
             )
             .requires(["l", "r"]),
         );
-    Engine::parallel(flow)
-        .max_workers(4)
+    Engine::builder(flow)
+        .executor(Parallel::new(4).expect("pool starts"))
         .build()
         .unwrap()
         .run()
@@ -108,8 +108,8 @@ fn reverts_of_independent_atoms_overlap_too() {
             "boom",
             task_fn(|_| Err(TaskError::new("Boom", "fails"))),
         ));
-    let err = Engine::parallel(flow)
-        .max_workers(4)
+    let err = Engine::builder(flow)
+        .executor(Parallel::new(4).expect("pool starts"))
         .build()
         .unwrap()
         .run()

@@ -108,7 +108,7 @@ fn chains(width: usize, fail_last: bool) -> Flow {
 /// The engine the child runs: serial, or parallel with 4 workers.
 fn engine_for(builder: EngineBuilder) -> EngineBuilder {
     match std::env::var("CRASH_ENGINE").as_deref() {
-        Ok("parallel") => builder.max_workers(4),
+        Ok("parallel") => builder.executor(Parallel::new(4).expect("pool starts")),
         _ => builder,
     }
 }
@@ -145,7 +145,7 @@ fn child_process() {
             let width = std::env::var("CRASH_WIDTH").map_or(1, |w| w.parse().expect("a width"));
             let mut engine = engine_for(Engine::builder(chains(width, fail_last)))
                 .store(json!({ "x": 0 }))
-                .shared_persistence(backend)
+                .persistence(backend)
                 .build()
                 .expect("builds");
             engine.prepare().expect("records written");

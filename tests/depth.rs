@@ -60,7 +60,7 @@ fn sqlite() -> (tempfile::TempDir, Arc<dyn Backend>) {
 fn a_flow_nested_too_deep_is_a_named_error_not_an_abort() {
     for levels in [MAX_FLOW_DEPTH + 1, 2_000, 5_000] {
         let flow = chain(levels, atom("t", Deep { levels: 1 }));
-        let Err(err) = Engine::serial(flow).build() else {
+        let Err(err) = Engine::builder(flow).build() else {
             panic!("{levels} levels built");
         };
         let EngineError::Compile(errors) = &err else {
@@ -90,8 +90,8 @@ fn a_flow_as_deep_as_allowed_runs_and_its_definition_reads_back_from_sqlite() {
     )
     .inject("payload", nested(MAX_VALUE_DEPTH))
     .provides("out");
-    let mut engine = Engine::serial(chain(MAX_FLOW_DEPTH, task))
-        .shared_persistence(backend.clone())
+    let mut engine = Engine::builder(chain(MAX_FLOW_DEPTH, task))
+        .persistence(backend.clone())
         .build()
         .unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
@@ -131,9 +131,9 @@ fn results_and_store_values_past_serde_json_s_default_limit_read_back_from_sqlit
     for levels in [127, 128, MAX_VALUE_DEPTH] {
         let (_dir, backend) = sqlite();
         let flow = Linear::new("f").add(atom("t", Deep { levels }).provides("out"));
-        let mut engine = Engine::serial(flow)
+        let mut engine = Engine::builder(flow)
             .store(json!({ "input": nested(levels - 1) }))
-            .shared_persistence(backend.clone())
+            .persistence(backend.clone())
             .build()
             .unwrap();
         assert_eq!(engine.run().unwrap(), FlowState::Success, "{levels}");

@@ -41,7 +41,7 @@ pub struct MemoryReport {
 pub fn w9_run(db: &Path, log: &Path, n: usize, block_at: usize) -> Result<(), BenchError> {
     std::env::set_var(BLOCK_AT_ENV, format!("t{block_at}"));
     let backend = SqliteBackend::open_with(db, Durability::Normal)?;
-    let mut engine = Engine::serial(workloads::w9_flow(n, log))
+    let mut engine = Engine::builder(workloads::w9_flow(n, log))
         .store(json!({ "x": 0 }))
         .persistence(backend)
         .build()?;
@@ -89,7 +89,7 @@ pub fn w9_resume(db: &Path, n: usize, flow_detail: &str) -> Result<(), BenchErro
 /// and prints a [`MemoryReport`].
 pub fn w10(n: usize) -> Result<(), BenchError> {
     let flow = workloads::w1_flow(n, &workloads::step());
-    let mut engine = Engine::serial(flow)
+    let mut engine = Engine::builder(flow)
         .store(json!({ "x": 0 }))
         .persistence(MemoryBackend::new())
         .build()?;

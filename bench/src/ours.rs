@@ -233,8 +233,8 @@ pub fn sleeping(workers: usize, repeats: Repeats) -> Result<Summary, BenchError>
         .into();
     repeat(repeats, || {
         let start = Instant::now();
-        let mut engine = Engine::parallel(flow.clone())
-            .max_workers(workers)
+        let mut engine = Engine::builder(flow.clone())
+            .executor(Parallel::new(workers)?)
             .build()?;
         expect_success(engine.run())?;
         Ok(start.elapsed())

@@ -15,10 +15,10 @@ use taskflow_persistence::{
 use uuid::Uuid;
 
 use crate::engine::{Engine, RunOptions, SuspendHandle};
-use crate::executor::{Executor, Parallel, Serial};
+use crate::executor::{Executor, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
-use crate::{DefinitionError, EngineError, Missing, StoreError};
+use crate::{ConfigError, DefinitionError, EngineError, Missing, StoreError};
 
 /// Configures an [`Engine`]; [`build`](EngineBuilder::build) compiles the
 /// flow, validates it against the store and returns the engine or every
@@ -32,7 +32,7 @@ use crate::{DefinitionError, EngineError, Missing, StoreError};
 /// use taskflow_persistence::MemoryBackend;
 ///
 /// let capture = Arc::new(CapturingListener::new());
-/// let mut engine = Engine::serial(Linear::new("greet")
+/// let mut engine = Engine::builder(Linear::new("greet")
 ///         .add(atom("hello", task_fn(|ctx| Ok(json!(format!("hello {}", ctx.input::<String>("who")?)))))
 ///             .requires(["who"]).provides("greeting")))
 ///     .store(json!({ "who": "world" }))
@@ -56,11 +56,93 @@ pub struct EngineBuilder {
     definition: Option<FlowDefinition>,
     resume: Option<FlowDetail>,
     accept_changes: bool,
-    /// When set and no executor was given: a parallel executor of this size.
-    max_workers: Option<usize>,
+    /// A setting given twice, or one that contradicts how the builder was
+    /// made: `build` refuses it.
+    conflict: Option<ConfigError>,
     /// The owner epoch to write at (and, when resuming, to fence at).
     owner_epoch: Option<u64>,
     defer_reverts: bool,
+}
+
+// The engine's constructors live beside the builder they return, so that
+// the engine's module needs nothing of the builder's.
+impl Engine {
+    /// A builder for an engine running `flow`: on the [`Serial`] executor
+    /// (atoms one at a time on the calling thread) unless
+    /// [`executor`](EngineBuilder::executor) names another, such as
+    /// [`Parallel`](crate::Parallel).
+    pub fn builder(flow: impl Into<Flow>) -> EngineBuilder {
+        EngineBuilder::new(flow.into())
+    }
+
+    /// A builder for the flow that the factory `name` of `registry` builds
+    /// from `args`. The records name the factory and its arguments, so
+    /// [`load_with`](Self::load_with) rebuilds the flow in another process.
+    pub fn from_factory(
+        registry: &FlowRegistry,
+        name: &str,
+        args: Value,
+    ) -> Result<EngineBuilder, EngineError> {
+        EngineBuilder::from_factory(registry, name, args)
+    }
+
+    /// A builder that resumes the flow detail `flow_detail` from `backend`,
+    /// in this or another process: the flow is rebuilt from its stored
+    /// definition, atoms already `SUCCESS` are not run again, an atom found
+    /// `RUNNING` runs again, a revert in progress continues, and retry
+    /// histories carry on. A flow whose atoms changed incompatibly since the
+    /// records were written is refused at `build`, naming the atom.
+    /// A flow detail with no atom details yet (posted to a job board, never
+    /// run) starts from the beginning.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde::{Deserialize, Serialize};
+    /// use taskflow_engine::Engine;
+    /// use taskflow_patterns::{atom, Context, FlowState, Linear, Task, TaskError, Value};
+    /// use taskflow_persistence::{Backend, MemoryBackend};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Hello;
+    /// #[typetag::serde]
+    /// impl Task for Hello {
+    ///     fn execute(&self, _: &mut Context) -> Result<Value, TaskError> { Ok("hi".into()) }
+    /// }
+    ///
+    /// let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    /// let mut first = Engine::builder(Linear::new("f").add(atom("hello", Hello)))
+    ///     .persistence(backend.clone())
+    ///     .build()?;
+    /// first.prepare()?; // records written, e.g. by a process that then died
+    /// let id = first.storage().flow_detail_id();
+    ///
+    /// let mut resumed = Engine::load(backend, id)?.build()?;
+    /// assert_eq!(resumed.run()?, FlowState::Success);
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// ```
+    pub fn load(
+        backend: impl Backend + 'static,
+        flow_detail: Uuid,
+    ) -> Result<EngineBuilder, EngineError> {
+        EngineBuilder::load(shared(backend), flow_detail, None)
+    }
+
+    /// Like [`load`](Self::load), for flows built by a factory of `registry`.
+    pub fn load_with(
+        backend: impl Backend + 'static,
+        flow_detail: Uuid,
+        registry: &FlowRegistry,
+    ) -> Result<EngineBuilder, EngineError> {
+        EngineBuilder::load(shared(backend), flow_detail, Some(registry))
+    }
+}
+
+/// A backend as the engine holds it. An `Arc<dyn Backend>` given here
+/// (shared with other engines) is a backend too, and ends up behind a
+/// second `Arc`: one more pointer to follow per checkpoint, against a
+/// write of the backend's own.
+pub(crate) fn shared(backend: impl Backend + 'static) -> Arc<dyn Backend> {
+    Arc::new(backend)
 }
 
 impl EngineBuilder {
@@ -76,7 +158,7 @@ impl EngineBuilder {
             definition: None,
             resume: None,
             accept_changes: false,
-            max_workers: None,
+            conflict: None,
             owner_epoch: None,
             defer_reverts: false,
         }
@@ -176,8 +258,12 @@ impl EngineBuilder {
 
     /// The initial store: a JSON object of symbol to value, available to
     /// every atom that requires one of its symbols. A resumed flow starts
-    /// with the store it was first run with.
+    /// with the store it was first run with: replacing it is refused at
+    /// `build` (add to it with [`extend_store`](Self::extend_store)).
     pub fn store(mut self, store: Value) -> Self {
+        if self.resume.is_some() {
+            self.refuse(ConfigError::StoreOfLoadedFlow);
+        }
         self.store = store;
         self
     }
@@ -192,7 +278,7 @@ impl EngineBuilder {
     /// # use taskflow_engine::Engine;
     /// # use taskflow_patterns::{atom, task_fn, Linear};
     /// let flow = Linear::new("f").add(atom("a", task_fn(|ctx| ctx.input("x"))).requires(["x"]).provides("y"));
-    /// let mut engine = Engine::serial(flow)
+    /// let mut engine = Engine::builder(flow)
     ///     .store(json!({ "x": 1 }))
     ///     .extend_store(json!({ "x": 2 }).as_object().unwrap().clone())
     ///     .build()?;
@@ -210,29 +296,34 @@ impl EngineBuilder {
         self
     }
 
-    /// Where records go (default: a fresh [`MemoryBackend`]).
+    /// Where records go (default: a fresh [`MemoryBackend`]): any backend,
+    /// an `Arc<dyn Backend>` shared with other engines included. A flow
+    /// resumed with [`Engine::load`] writes where its records are; naming
+    /// a backend for it, or naming one twice, is refused at `build`.
     pub fn persistence(mut self, backend: impl Backend + 'static) -> Self {
-        self.backend = Some(Arc::new(backend));
+        if self.resume.is_some() {
+            self.refuse(ConfigError::PersistenceOfLoadedFlow);
+        } else if self.backend.is_some() {
+            self.refuse(ConfigError::Twice("persistence"));
+        }
+        self.backend = Some(shared(backend));
         self
     }
 
-    /// Where records go, as a backend shared with other engines.
-    pub fn shared_persistence(mut self, backend: Arc<dyn Backend>) -> Self {
-        self.backend = Some(backend);
-        self
-    }
-
-    /// Runs atoms on a [`Parallel`] executor of `n` threads (the thread
-    /// count is the number of atoms that may run, or wait on I/O, at once).
-    pub fn max_workers(mut self, n: usize) -> Self {
-        self.max_workers = Some(n);
-        self
-    }
-
-    /// Runs atoms on this executor instead of the engine kind's default.
+    /// Runs atoms on this executor (default: [`Serial`], one at a time on
+    /// the calling thread), e.g. `.executor(Parallel::new(8)?)` for eight
+    /// at once on a rayon pool. Chosen once: a second call is refused at
+    /// `build`.
     pub fn executor(mut self, executor: impl Executor + 'static) -> Self {
+        if self.executor.is_some() {
+            self.refuse(ConfigError::Twice("executor"));
+        }
         self.executor = Some(Box::new(executor));
         self
+    }
+
+    fn refuse(&mut self, conflict: ConfigError) {
+        self.conflict.get_or_insert(conflict);
     }
 
     /// Adds a listener (an `Arc<L>` works too, to keep a handle on it).
@@ -247,8 +338,13 @@ impl EngineBuilder {
         self
     }
 
-    /// Names the logbook the run's records go in (default: the flow's name).
+    /// Names the logbook the run's records go in (default: the flow's
+    /// name). A resumed flow's logbook exists: naming one is refused at
+    /// `build`.
     pub fn logbook_name(mut self, name: impl Into<String>) -> Self {
+        if self.resume.is_some() {
+            self.refuse(ConfigError::LogbookOfLoadedFlow);
+        }
         self.logbook_name = Some(name.into());
         self
     }
@@ -321,7 +417,7 @@ impl EngineBuilder {
     ///
     /// // Conductor A claims the job at epoch 1, writes its records, stalls.
     /// let mut stale = Engine::from_factory(&registry, "job", Value::Null)?
-    ///     .shared_persistence(backend.clone())
+    ///     .persistence(backend.clone())
     ///     .owner_epoch(1)
     ///     .build()?;
     /// stale.prepare()?;
@@ -349,6 +445,9 @@ impl EngineBuilder {
     /// Compiles the flow and validates it against the store. Errors list
     /// every problem found, each naming the atom and symbol at fault.
     pub fn build(self) -> Result<Engine, EngineError> {
+        if let Some(conflict) = self.conflict {
+            return Err(conflict.into());
+        }
         let store = match self.store {
             Value::Object(map) => map,
             Value::Null => Map::new(),
@@ -369,11 +468,7 @@ impl EngineBuilder {
                 .into());
             }
         }
-        let executor: Box<dyn Executor> = match (self.executor, self.max_workers) {
-            (Some(executor), _) => executor,
-            (None, Some(n)) => Box::new(Parallel::new(n)?),
-            (None, None) => Box::new(Serial::new()),
-        };
+        let executor: Box<dyn Executor> = self.executor.unwrap_or_else(|| Box::new(Serial::new()));
         let compilation = Arc::new(compile(&self.flow)?);
         let name = self.flow.name().to_owned();
         // A new run stores the flow's definition, when it serializes; when

@@ -5,11 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use taskflow_patterns::{Compilation, Flow, FlowRegistry, FlowState, Resolution};
-use taskflow_persistence::Backend;
-use uuid::Uuid;
+use taskflow_patterns::{Compilation, FlowState, Resolution};
 
-use crate::builder::EngineBuilder;
 use crate::executor::Executor;
 use crate::listener::{Event, Listeners};
 use crate::runtime::{Runtime, Step};
@@ -29,7 +26,7 @@ use crate::EngineError;
 ///     .add(atom("b", task_fn(|_| Ok(json!(2)))).provides("b"))
 ///     .add(atom("sum", task_fn(|ctx| Ok(json!(ctx.input::<i64>("a")? + ctx.input::<i64>("b")?))))
 ///         .requires(["a", "b"]).provides("total"));
-/// let mut engine = Engine::serial(flow).build()?;
+/// let mut engine = Engine::builder(flow).build()?;
 /// assert_eq!(engine.run()?, FlowState::Success);
 /// assert_eq!(engine.storage().fetch("total"), Some(&json!(3)));
 /// # Ok::<(), taskflow_engine::EngineError>(())
@@ -48,91 +45,11 @@ pub struct Engine {
 pub(crate) struct RunOptions {
     pub(crate) store: Map<String, Value>,
     pub(crate) suspend: SuspendHandle,
-    /// See [`EngineBuilder::defer_reverts`].
+    /// See [`EngineBuilder::defer_reverts`](crate::EngineBuilder::defer_reverts).
     pub(crate) defer_reverts: bool,
 }
 
 impl Engine {
-    /// An engine that runs atoms one at a time on the calling thread.
-    pub fn serial(flow: impl Into<Flow>) -> EngineBuilder {
-        EngineBuilder::new(flow.into())
-    }
-
-    /// An engine that runs independent atoms at the same time on a rayon
-    /// pool, one thread per available core unless
-    /// [`max_workers`](EngineBuilder::max_workers) says otherwise.
-    pub fn parallel(flow: impl Into<Flow>) -> EngineBuilder {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        EngineBuilder::new(flow.into()).max_workers(cores)
-    }
-
-    /// A builder with the default (serial) executor; set another with
-    /// [`EngineBuilder::executor`].
-    pub fn builder(flow: impl Into<Flow>) -> EngineBuilder {
-        EngineBuilder::new(flow.into())
-    }
-
-    /// A builder for the flow that the factory `name` of `registry` builds
-    /// from `args`. The records name the factory and its arguments, so
-    /// [`load_with`](Self::load_with) rebuilds the flow in another process.
-    pub fn from_factory(
-        registry: &FlowRegistry,
-        name: &str,
-        args: Value,
-    ) -> Result<EngineBuilder, EngineError> {
-        EngineBuilder::from_factory(registry, name, args)
-    }
-
-    /// A builder that resumes the flow detail `flow_detail` from `backend`,
-    /// in this or another process: the flow is rebuilt from its stored
-    /// definition, atoms already `SUCCESS` are not run again, an atom found
-    /// `RUNNING` runs again, a revert in progress continues, and retry
-    /// histories carry on. A flow whose atoms changed incompatibly since the
-    /// records were written is refused at `build`, naming the atom.
-    /// A flow detail with no atom details yet (posted to a job board, never
-    /// run) starts from the beginning.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use serde::{Deserialize, Serialize};
-    /// use taskflow_engine::Engine;
-    /// use taskflow_patterns::{atom, Context, FlowState, Linear, Task, TaskError, Value};
-    /// use taskflow_persistence::{Backend, MemoryBackend};
-    ///
-    /// #[derive(Serialize, Deserialize)]
-    /// struct Hello;
-    /// #[typetag::serde]
-    /// impl Task for Hello {
-    ///     fn execute(&self, _: &mut Context) -> Result<Value, TaskError> { Ok("hi".into()) }
-    /// }
-    ///
-    /// let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    /// let mut first = Engine::serial(Linear::new("f").add(atom("hello", Hello)))
-    ///     .shared_persistence(backend.clone())
-    ///     .build()?;
-    /// first.prepare()?; // records written, e.g. by a process that then died
-    /// let id = first.storage().flow_detail_id();
-    ///
-    /// let mut resumed = Engine::load(backend, id)?.build()?;
-    /// assert_eq!(resumed.run()?, FlowState::Success);
-    /// # Ok::<(), taskflow_engine::EngineError>(())
-    /// ```
-    pub fn load(
-        backend: Arc<dyn Backend>,
-        flow_detail: Uuid,
-    ) -> Result<EngineBuilder, EngineError> {
-        EngineBuilder::load(backend, flow_detail, None)
-    }
-
-    /// Like [`load`](Self::load), for flows built by a factory of `registry`.
-    pub fn load_with(
-        backend: Arc<dyn Backend>,
-        flow_detail: Uuid,
-        registry: &FlowRegistry,
-    ) -> Result<EngineBuilder, EngineError> {
-        EngineBuilder::load(backend, flow_detail, Some(registry))
-    }
-
     pub(crate) fn assemble(
         compilation: Arc<Compilation>,
         resolution: Arc<Resolution>,
@@ -177,7 +94,7 @@ impl Engine {
     /// nothing more scheduled: notably
     /// [`PersistenceError::Fenced`](taskflow_persistence::PersistenceError::Fenced)
     /// when another owner claimed the flow at a higher epoch (see
-    /// [`EngineBuilder::owner_epoch`]).
+    /// [`EngineBuilder::owner_epoch`](crate::EngineBuilder::owner_epoch)).
     /// Running again resumes a suspended or failed flow, and runs again
     /// what a reverted one reverted (all of it, or one controller's
     /// subflow); [`reset`](Self::reset) starts any flow over.
@@ -196,7 +113,7 @@ impl Engine {
     /// ```
     /// # use taskflow_engine::{Engine, Event};
     /// # use taskflow_patterns::{atom, task_fn, AtomState, Linear, Value};
-    /// let mut engine = Engine::serial(Linear::new("f")
+    /// let mut engine = Engine::builder(Linear::new("f")
     ///     .add(atom("a", task_fn(|_| Ok(Value::Null))))).build().unwrap();
     /// let states: Vec<AtomState> = engine.run_iter()
     ///     .filter_map(|e| match e { Ok(Event::Atom(a)) => Some(a.to), _ => None })
@@ -250,7 +167,7 @@ impl Engine {
     /// ```
     /// # use taskflow_engine::Engine;
     /// # use taskflow_patterns::{atom, task_fn, FlowState, Linear, Value};
-    /// let mut engine = Engine::serial(Linear::new("f")
+    /// let mut engine = Engine::builder(Linear::new("f")
     ///     .add(atom("a", task_fn(|_| Ok(Value::Null))))).build()?;
     /// assert_eq!(engine.run()?, FlowState::Success);
     /// engine.reset()?;
@@ -330,7 +247,7 @@ pub struct SuspendHandle(Arc<AtomicBool>);
 
 impl SuspendHandle {
     /// A handle not yet attached to an engine (pass it to
-    /// [`EngineBuilder::suspend_handle`]).
+    /// [`EngineBuilder::suspend_handle`](crate::EngineBuilder::suspend_handle)).
     pub fn new() -> Self {
         SuspendHandle::default()
     }

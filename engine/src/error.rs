@@ -24,6 +24,9 @@ pub enum EngineError {
     /// a value nested deeper than records hold.
     #[error("invalid store: {0}")]
     InvalidStore(#[from] StoreError),
+    /// The builder was told contradictory things.
+    #[error("the engine's configuration contradicts itself: {0}")]
+    Config(#[from] ConfigError),
     /// A flow factory refused its arguments (before any record was written).
     #[error(transparent)]
     Factory(#[from] FactoryError),
@@ -78,6 +81,24 @@ pub enum EngineError {
     /// track of the work it was given.
     #[error("executor: {0}")]
     Executor(#[from] ExecutorError),
+}
+
+/// A contradiction in an [`EngineBuilder`](crate::EngineBuilder)'s settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting chosen once was given twice.
+    #[error("`{0}` was given twice; choose it once")]
+    Twice(&'static str),
+    /// A loaded flow writes where its records are.
+    #[error("a flow loaded from its records writes to the backend it was loaded from; drop `.persistence(..)`")]
+    PersistenceOfLoadedFlow,
+    /// A loaded flow starts with the store it was first run with.
+    #[error("a flow loaded from its records keeps its store; add to it with `.extend_store(..)`")]
+    StoreOfLoadedFlow,
+    /// A loaded flow's logbook exists.
+    #[error("a flow loaded from its records is in its logbook already; drop `.logbook_name(..)`")]
+    LogbookOfLoadedFlow,
 }
 
 /// What went wrong in an executor (its pool, its workers, its transport).

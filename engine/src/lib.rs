@@ -18,7 +18,7 @@
 //! let flow = Linear::new("order")
 //!     .add(atom("reserve", task_fn(|_| Ok(json!("r-1")))).provides("reservation"))
 //!     .add(atom("charge", task_fn(|_| Err(TaskError::new("CardDeclined", "insufficient funds")))));
-//! let err = Engine::serial(flow).build()?.run().unwrap_err();
+//! let err = Engine::builder(flow).build()?.run().unwrap_err();
 //! assert!(err.to_string().contains("CardDeclined"));
 //! # Ok::<(), EngineError>(())
 //! ```
@@ -41,7 +41,7 @@ pub mod testkit;
 
 pub use builder::EngineBuilder;
 pub use engine::{Engine, RunIter, SuspendHandle};
-pub use error::{DefinitionError, EngineError, ExecutorError, Missing, StoreError};
+pub use error::{ConfigError, DefinitionError, EngineError, ExecutorError, Missing, StoreError};
 pub use executor::{worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial};
 pub use listener::{
     AtomEvent, CapturingListener, EngineState, Event, FlowEvent, Listener, Listeners,

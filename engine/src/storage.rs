@@ -17,7 +17,7 @@ use crate::EngineError;
 /// ```
 /// # use taskflow_engine::Engine;
 /// # use taskflow_patterns::{atom, task_fn, Linear, Value};
-/// let mut engine = Engine::serial(Linear::new("f")
+/// let mut engine = Engine::builder(Linear::new("f")
 ///     .add(atom("a", task_fn(|_| Ok(Value::from(7)))).provides("x")))
 ///     .build()
 ///     .unwrap();
@@ -76,7 +76,7 @@ impl Storage {
     /// # use taskflow_engine::Engine;
     /// # use taskflow_patterns::{atom, task_fn, Linear, Value};
     /// # use serde_json::json;
-    /// let mut engine = Engine::serial(Linear::new("f")
+    /// let mut engine = Engine::builder(Linear::new("f")
     ///     .add(atom("a", task_fn(|_| Ok(Value::from(1)))).provides("x")))
     ///     .store(json!({ "x": 0 }))
     ///     .build()

@@ -1,5 +1,5 @@
 //! Retry controllers as TaskFlow 6.5.0 runs them, on the serial engine and
-//! on `Engine::parallel`: `ForEach` and `ParameterizedForEach` try every
+//! on the parallel engine: `ForEach` and `ParameterizedForEach` try every
 //! value in order, repeats included (`[3, 2, 3, 5]` tries 3, 2, 3, 5),
 //! alone and nested in a flow, with revert and with revert-all (TaskFlow's
 //! `test_retries.py`: `test_for_each_with_list`,
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use taskflow_engine::{CapturingListener, Engine, EngineBuilder, EngineError};
+use taskflow_engine::{CapturingListener, Engine, EngineBuilder, EngineError, Parallel};
 use taskflow_patterns::{
     atom, retry, task_fn, AtomState, Flow, FlowState, ForEach, Linear, ParameterizedForEach, Retry,
     TaskAtom, TaskError,
@@ -29,8 +29,10 @@ type Build = fn(Flow) -> EngineBuilder;
 /// Each engine under test: its name and how it is built.
 fn engines() -> [(&'static str, Build); 2] {
     [
-        ("serial", |flow| Engine::serial(flow)),
-        ("parallel", |flow| Engine::parallel(flow)),
+        ("serial", |flow| Engine::builder(flow)),
+        ("parallel", |flow| {
+            Engine::builder(flow).executor(Parallel::new(2).expect("pool starts"))
+        }),
     ]
 }
 

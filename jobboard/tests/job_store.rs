@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Map, Value};
-use taskflow_engine::EngineBuilder;
+use taskflow_engine::{EngineBuilder, Parallel};
 use taskflow_jobboard::{
     post_flow, BoardOptions, Conductor, ConductorEvent, FlowSource, JobBoard, JobState, Outcome,
     PostFlow, SqliteBoard,
@@ -76,7 +76,12 @@ type Configure = fn(EngineBuilder) -> EngineBuilder;
 
 /// The engines each case runs on.
 fn engines() -> [(&'static str, Configure); 2] {
-    [("serial", |b| b), ("parallel", |b| b.max_workers(2))]
+    [
+        ("serial", |b| b),
+        ("parallel", |b| {
+            b.executor(Parallel::new(2).expect("pool starts"))
+        }),
+    ]
 }
 
 /// Posts a `provision` job with `store` as its flow detail's store and

@@ -50,7 +50,7 @@ pub fn panicking_listeners_are_dropped(factory: Factory<'_>) {
     let capture = Arc::new(CapturingListener::new());
     let backend = Arc::new(MemoryBackend::new());
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .listener(on_success.clone())
         .listener(on_progress.clone())
         .listener(capture.clone())
@@ -108,7 +108,7 @@ pub fn an_interrupted_task_runs_again_on_resume(factory: Factory<'_>) {
         .add(atom("b", log.task("b")));
     let backend = Arc::new(MemoryBackend::new());
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Suspended);
@@ -214,7 +214,7 @@ pub fn atom_details_that_do_not_match_are_refused(factory: Factory<'_>) {
     let stop = SuspendHandle::new();
     stop.suspend();
     let mut engine = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .suspend_handle(stop)
         .build()
         .unwrap();
@@ -272,7 +272,7 @@ pub fn values_deeper_than_records_hold_are_refused(factory: Factory<'_>) {
     let flow = Linear::new("f")
         .add(atom("deep", task_fn(|_| Ok(nested(MAX_VALUE_DEPTH)))).provides("deep"));
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
@@ -347,7 +347,7 @@ pub fn a_too_deep_stored_definition_is_refused_before_decoding(factory: Factory<
     let mut engine = factory(Engine::builder(
         Linear::new("f").add(atom("a", task_fn(|_| Ok(Value::Null)))),
     ))
-    .shared_persistence(backend.clone())
+    .persistence(backend.clone())
     .build()
     .unwrap();
     engine.prepare().unwrap();
@@ -373,7 +373,7 @@ pub fn an_unstored_definition_says_which_atom_kept_it_out(factory: Factory<'_>) 
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let flow = Linear::new("f").add(atom("closure", task_fn(|_| Ok(Value::Null))));
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     engine.prepare().unwrap();

@@ -158,7 +158,7 @@ pub(crate) fn prepared_records(
 ) -> (Arc<dyn Backend>, uuid::Uuid) {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut engine = factory(Engine::from_factory(registry, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     engine.prepare().unwrap();
@@ -220,7 +220,8 @@ macro_rules! engine_conformance {
             names_as_taskflow_gives_them
             a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again
             revert_results_are_recorded higher_priority_runs_first
-            an_unstored_definition_says_which_atom_kept_it_out);
+            an_unstored_definition_says_which_atom_kept_it_out
+            contradictory_configuration_is_refused);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

@@ -25,7 +25,7 @@ fn run_until(
     let handle = crate::SuspendHandle::new();
     let builder = Engine::from_factory(registry, "flow", Value::Null).unwrap();
     let mut engine = factory(builder)
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .suspend_handle(handle.clone())
         .listener(SuspendOn(atom, state, handle))
         .build()
@@ -268,7 +268,7 @@ pub fn stale_owner_is_fenced_out(factory: Factory<'_>) {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let builder = Engine::from_factory(&registry, "flow", Value::Null).unwrap();
     let mut first = factory(builder)
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .owner_epoch(1)
         .listener(take_over.clone())
         .build()
@@ -323,7 +323,7 @@ pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let builder = Engine::from_factory(&registry, "flow", Value::Null).unwrap();
     let mut engine = factory(builder)
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .owner_epoch(5)
         .build()
         .unwrap();
@@ -375,7 +375,7 @@ pub fn two_loads_of_one_flow_detail_never_both_run_it(factory: Factory<'_>) {
     });
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     first.prepare().unwrap();

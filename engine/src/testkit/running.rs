@@ -161,7 +161,7 @@ pub fn records_hold_every_transition(factory: Factory<'_>) {
                 .with_retry(Times::new(2)),
         );
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     engine.run().unwrap();
@@ -214,7 +214,7 @@ pub fn progress_reaches_listeners(factory: Factory<'_>) {
     ));
     let capture = Arc::new(CapturingListener::new());
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .listener(capture.clone())
         .build()
         .unwrap();
@@ -239,4 +239,55 @@ pub fn progress_reaches_listeners(factory: Factory<'_>) {
     assert!(!p
         .meta
         .contains_key(taskflow_persistence::AtomDetail::PROGRESS_KEY));
+}
+
+/// A builder told contradictory things refuses to build, saying which: an
+/// executor or a backend given twice, a backend, a store or a logbook name
+/// for a flow loaded from its records.
+pub fn contradictory_configuration_is_refused(factory: Factory<'_>) {
+    use crate::{ConfigError, Serial};
+    let flow = || Linear::new("f").add(atom("a", task_fn(|_| Ok(Value::Null))));
+    let refused = |b: EngineBuilder| match b.build() {
+        Err(EngineError::Config(e)) => e,
+        Err(e) => panic!("expected a configuration error, got {e}"),
+        Ok(_) => panic!("expected a configuration error, got an engine"),
+    };
+    assert_eq!(
+        refused(
+            factory(Engine::builder(flow()))
+                .executor(Serial::new())
+                .executor(Serial::new())
+        ),
+        ConfigError::Twice("executor")
+    );
+    assert_eq!(
+        refused(
+            factory(Engine::builder(flow()))
+                .persistence(MemoryBackend::new())
+                .persistence(MemoryBackend::new())
+        ),
+        ConfigError::Twice("persistence")
+    );
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let registry = registry_of(move || flow().into());
+    let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
+        .persistence(backend.clone())
+        .build()
+        .unwrap();
+    first.prepare().unwrap();
+    let id = first.storage().flow_detail_id();
+    let load = || factory(Engine::load_with(backend.clone(), id, &registry).unwrap());
+    assert_eq!(
+        refused(load().persistence(MemoryBackend::new())),
+        ConfigError::PersistenceOfLoadedFlow
+    );
+    assert_eq!(
+        refused(load().store(json!({}))),
+        ConfigError::StoreOfLoadedFlow
+    );
+    assert_eq!(
+        refused(load().logbook_name("other")),
+        ConfigError::LogbookOfLoadedFlow
+    );
+    assert_eq!(load().build().unwrap().run().unwrap(), FlowState::Success);
 }

@@ -415,7 +415,7 @@ pub fn failures_of_removed_atoms_are_still_reported(factory: Factory<'_>) {
     let v2 = registry_of(move || Linear::new("f").add(atom("a", a())).into());
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut first = factory(Engine::from_factory(&v1, "flow", Value::Null).unwrap())
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     assert_eq!(first.run().unwrap(), FlowState::Suspended);
@@ -454,7 +454,7 @@ pub fn reset_runs_a_flow_again(factory: Factory<'_>) {
         );
     let backend = Arc::new(MemoryBackend::new());
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Success);
@@ -498,7 +498,7 @@ pub fn revert_results_are_recorded(factory: Factory<'_>) {
         .add(atom("bad", log.failing("bad")));
     let backend = Arc::new(MemoryBackend::new());
     let mut engine = factory(Engine::builder(flow))
-        .shared_persistence(backend.clone())
+        .persistence(backend.clone())
         .build()
         .unwrap();
     assert_eq!(failed_state(&engine.run()), FlowState::Reverted);

@@ -57,6 +57,7 @@ type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
 ///
 /// ```no_run
 /// use std::sync::Arc;
+/// use taskflow_engine::Parallel;
 /// use taskflow_jobboard::{BoardOptions, Conductor, SqliteBoard};
 /// use taskflow_persistence::SqliteBackend;
 ///
@@ -64,7 +65,7 @@ type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
 /// let records = Arc::new(SqliteBackend::open("flows.db")?);
 /// let conductor = Conductor::builder("conductor-1", board, records)
 ///     .max_concurrent_jobs(4)
-///     .configure_engine(|engine| engine.max_workers(8))
+///     .configure_engine(|engine| engine.executor(Parallel::new(8).expect("a pool")))
 ///     .build();
 /// let stop = conductor.stop_handle();
 /// # stop.stop();
@@ -540,7 +541,8 @@ impl ConductorBuilder {
     }
 
     /// Configures every engine the conductor builds, e.g.
-    /// `|b| b.max_workers(8)` for a parallel engine, or listeners.
+    /// `|b| b.executor(Parallel::new(8).expect("a pool"))` for a parallel
+    /// engine, or listeners.
     pub fn configure_engine<F>(mut self, configure: F) -> Self
     where
         F: Fn(EngineBuilder) -> EngineBuilder + Send + Sync + 'static,
