@@ -212,3 +212,50 @@ pub trait JobBoard: Send + Sync {
         Ok(())
     }
 }
+
+/// A shared board is a board: an `Arc<B>` (an `Arc<dyn JobBoard>` too)
+/// goes wherever one is asked for.
+impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
+    fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
+        (**self).post(job)
+    }
+    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+        (**self).get(id)
+    }
+    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+        (**self).claim(id, owner)
+    }
+    fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
+        (**self).renew(claim)
+    }
+    fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        (**self).consume(claim)
+    }
+    fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        (**self).abandon(claim)
+    }
+    fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
+        (**self).trash(claim, reason)
+    }
+    fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
+        (**self).iterjobs(only_unclaimed)
+    }
+    fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
+        (**self).wait(timeout)
+    }
+    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+        (**self).wait_until_complete(id, timeout)
+    }
+    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+        (**self).find_owner(id)
+    }
+    fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
+        (**self).register_entity(entity)
+    }
+    fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
+        (**self).purge()
+    }
+    fn close(&self) -> Result<(), JobBoardError> {
+        (**self).close()
+    }
+}

@@ -99,17 +99,19 @@ pub struct ConductorBuilder {
 
 impl Conductor {
     /// A conductor named `name` (the owner name of its claims) taking jobs
-    /// from `board` and running their flows on `records`.
+    /// from `board` and running their flows on `records`: any board and any
+    /// backend, shared ones (`Arc<dyn JobBoard>`, `Arc<dyn Backend>`)
+    /// included.
     pub fn builder(
         name: impl Into<String>,
-        board: Arc<dyn JobBoard>,
-        records: Arc<dyn Backend>,
+        board: impl JobBoard + 'static,
+        records: impl Backend + 'static,
     ) -> ConductorBuilder {
         ConductorBuilder {
             conductor: Conductor {
                 name: name.into(),
-                board,
-                records,
+                board: Arc::new(board),
+                records: Arc::new(records),
                 registry: FlowRegistry::new(),
                 configure: Arc::new(|b| b),
                 max_concurrent_jobs: 1,
