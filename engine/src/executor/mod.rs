@@ -32,34 +32,37 @@ pub enum Action {
     Revert,
 }
 
-/// One atom's execute or revert, ready to run anywhere.
+/// One atom's execute or revert, ready to run anywhere: an executor hands
+/// it to a thread (or a worker) and calls [`run`](AtomWork::run) there.
+/// What it holds is the engine's business; an executor reads only which
+/// atom and action it is.
 pub struct AtomWork {
     /// The atom's index in the compilation.
-    pub atom: AtomIndex,
+    pub(crate) atom: AtomIndex,
     /// The atom's name.
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// Execute or revert.
-    pub action: Action,
+    pub(crate) action: Action,
     /// What runs.
-    pub imp: AtomImpl,
+    pub(crate) imp: AtomImpl,
     /// Its resolved arguments.
-    pub inputs: Inputs,
+    pub(crate) inputs: Inputs,
     /// For a retry controller, its history.
-    pub history: Option<History>,
+    pub(crate) history: Option<History>,
     /// When reverting: its own result.
-    pub own_result: Option<Arc<Value>>,
+    pub(crate) own_result: Option<Arc<Value>>,
     /// When reverting: its own failure.
-    pub own_failure: Option<Failure>,
+    pub(crate) own_failure: Option<Failure>,
     /// When reverting: the flow's failures.
-    pub flow_failures: Arc<[Failure]>,
+    pub(crate) flow_failures: Arc<[Failure]>,
     /// Listeners, for progress reports.
-    pub listeners: Listeners,
+    pub(crate) listeners: Listeners,
     /// The atom detail a task's progress is recorded in while it runs
     /// (`None` for a revert, a retry controller, or work run away from the
     /// records).
-    pub progress_detail: Option<Uuid>,
+    pub(crate) progress_detail: Option<Uuid>,
     /// Set when the run is asked to stop.
-    pub cancel: Arc<AtomicBool>,
+    pub(crate) cancel: Arc<AtomicBool>,
 }
 
 /// How an atom's work ended.
@@ -76,6 +79,21 @@ pub struct AtomOutcome {
 }
 
 impl AtomWork {
+    /// The atom's index in the compilation.
+    pub fn atom(&self) -> AtomIndex {
+        self.atom
+    }
+
+    /// The atom's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Execute or revert.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
     /// Runs the work on the current thread. A panic in the task is caught
     /// and becomes a failure with the panic's message.
     pub fn run(self) -> AtomOutcome {
