@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -23,7 +22,7 @@ use uuid::Uuid;
 
 use super::protocol::{Message, Route};
 use super::server::valid_name;
-use super::transport::{Endpoint, Incoming, Link, Transport, TransportError};
+use super::transport::{inbox, Deliveries, Endpoint, Inbox, Link, Transport, TransportError};
 
 /// Engines and workers linked through a RabbitMQ broker.
 ///
@@ -169,7 +168,7 @@ impl AmqpTransport {
     async fn open(
         &self,
         plan: &Plan,
-        tx: Sender<Incoming>,
+        tx: Deliveries,
         closed: Arc<AtomicBool>,
     ) -> Result<(Connection, Channel), TransportError> {
         let properties = ConnectionProperties::default().with_connection_name(
@@ -253,7 +252,8 @@ impl AmqpTransport {
         let (errors_tx, errors_closed) = (tx.clone(), closed.clone());
         conn.on_error(move |e| {
             if !errors_closed.load(Ordering::Acquire) {
-                let _ = errors_tx.send(Err(TransportError::Lost(format!("connection error: {e}"))));
+                let _ =
+                    errors_tx.deliver(Err(TransportError::Lost(format!("connection error: {e}"))));
             }
         });
         let queue = plan.queue.clone();
@@ -262,7 +262,7 @@ impl AmqpTransport {
                 match delivery {
                     Ok(delivery) => match serde_json::from_slice::<Message>(&delivery.data) {
                         Ok(message) => {
-                            if tx.send(Ok(message)).is_err() {
+                            if !tx.deliver(Ok(message)) {
                                 return;
                             }
                         }
@@ -272,7 +272,7 @@ impl AmqpTransport {
                     },
                     Err(e) => {
                         if !closed.load(Ordering::Acquire) {
-                            let _ = tx.send(Err(TransportError::Lost(format!(
+                            let _ = tx.deliver(Err(TransportError::Lost(format!(
                                 "consuming `{queue}` failed: {e}"
                             ))));
                         }
@@ -281,7 +281,7 @@ impl AmqpTransport {
                 }
             }
             if !closed.load(Ordering::Acquire) {
-                let _ = tx.send(Err(TransportError::Lost(format!(
+                let _ = tx.deliver(Err(TransportError::Lost(format!(
                     "the broker stopped delivering `{queue}`"
                 ))));
             }
@@ -310,7 +310,7 @@ fn block_on_for<T>(
 impl Transport for AmqpTransport {
     fn connect(&self, endpoint: Endpoint) -> Result<Box<dyn Link>, TransportError> {
         let plan = self.plan(endpoint)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = inbox();
         let closed = Arc::new(AtomicBool::new(false));
         let (conn, channel) = block_on_for(
             self.connect_timeout,
@@ -339,7 +339,7 @@ struct AmqpLink {
     exchange: String,
     conn: Connection,
     channel: Channel,
-    rx: Receiver<Incoming>,
+    rx: Inbox,
     closed: Arc<AtomicBool>,
 }
 
@@ -375,7 +375,7 @@ impl Link for AmqpLink {
         .map_err(|e| TransportError::Lost(format!("cannot publish to `{key}`: {e}")))
     }
 
-    fn incoming(&self) -> &Receiver<Incoming> {
+    fn incoming(&self) -> &Inbox {
         &self.rx
     }
 

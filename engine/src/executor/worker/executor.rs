@@ -576,11 +576,16 @@ impl WorkerExecutor {
     /// Receives one message, waiting until `deadline` at most.
     fn pump(&mut self, deadline: Option<Instant>) {
         let received = match deadline {
-            Some(deadline) => self.link.incoming().recv_deadline(deadline),
-            None => self.link.incoming().try_recv().map_err(|e| match e {
-                crossbeam_channel::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                crossbeam_channel::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            }),
+            Some(deadline) => self.link.incoming().receiver().recv_deadline(deadline),
+            None => self
+                .link
+                .incoming()
+                .receiver()
+                .try_recv()
+                .map_err(|e| match e {
+                    crossbeam_channel::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    crossbeam_channel::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                }),
         };
         match received {
             Ok(Ok(message)) => {
@@ -683,7 +688,7 @@ impl Executor for WorkerExecutor {
     fn try_outcome(&mut self) -> Option<AtomOutcome> {
         if self.ready.is_empty() && !self.pending.is_empty() {
             for _ in 0..TRY_BATCH {
-                if self.link.incoming().is_empty() {
+                if self.link.incoming().receiver().is_empty() {
                     break;
                 }
                 self.pump(None);

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crossbeam_channel::{Receiver, Sender};
 use uuid::Uuid;
 
 use super::protocol::{Message, Route};
-use super::transport::{Endpoint, Incoming, Link, Transport, TransportError};
+use super::transport::{inbox, Deliveries, Endpoint, Inbox, Link, Transport, TransportError};
 
 /// Engines and workers in one process (worker threads), linked by crossbeam
 /// channels: for tests, and for running the worker engine's machinery
@@ -35,8 +34,8 @@ struct Hub {
 
 #[derive(Default)]
 struct HubState {
-    engines: HashMap<String, Sender<Incoming>>,
-    workers: HashMap<String, Sender<Incoming>>,
+    engines: HashMap<String, Deliveries>,
+    workers: HashMap<String, Deliveries>,
     down: Option<String>,
 }
 
@@ -69,14 +68,14 @@ impl InProcess {
         let mut state = self.hub.state();
         state.down = Some(reason.to_owned());
         let state = &mut *state;
-        let links: Vec<Sender<Incoming>> = state
+        let links: Vec<Deliveries> = state
             .engines
             .drain()
             .chain(state.workers.drain())
             .map(|(_, tx)| tx)
             .collect();
         for tx in links {
-            let _ = tx.send(Err(TransportError::Lost(reason.to_owned())));
+            let _ = tx.deliver(Err(TransportError::Lost(reason.to_owned())));
         }
     }
 
@@ -102,7 +101,7 @@ impl std::fmt::Debug for InProcess {
 
 impl Transport for InProcess {
     fn connect(&self, endpoint: Endpoint) -> Result<Box<dyn Link>, TransportError> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = inbox();
         let mut state = self.hub.state();
         let refused = |reason: String| TransportError::Connect {
             target: "the in-process transport".to_owned(),
@@ -141,7 +140,7 @@ struct InProcessLink {
     hub: Arc<Hub>,
     address: String,
     worker: bool,
-    rx: Receiver<Incoming>,
+    rx: Inbox,
     closed: AtomicBool,
 }
 
@@ -173,8 +172,8 @@ impl Link for InProcessLink {
         if let Some(reason) = &state.down {
             return Err(TransportError::Lost(reason.clone()));
         }
-        let deliver = |tx: &Sender<Incoming>, message: Message| {
-            let _ = tx.send(Ok(message));
+        let deliver = |tx: &Deliveries, message: Message| {
+            let _ = tx.deliver(Ok(message));
         };
         match to {
             Route::Worker(name) => {
@@ -203,7 +202,7 @@ impl Link for InProcessLink {
         Ok(())
     }
 
-    fn incoming(&self) -> &Receiver<Incoming> {
+    fn incoming(&self) -> &Inbox {
         &self.rx
     }
 

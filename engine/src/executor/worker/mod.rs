@@ -119,7 +119,9 @@ pub use protocol::{
     kinds, Message, Payload, Request, Route, WorkData, WorkerInfo, CLOSURE_TASK_TYPE,
 };
 pub use server::{StopHandle, Worker, WorkerConfig, WorkerHandle};
-pub use transport::{Endpoint, Incoming, Link, Transport, TransportError};
+pub use transport::{
+    inbox, Deliveries, Endpoint, Inbox, Incoming, Link, Transport, TransportError,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -453,7 +453,7 @@ impl Session<'_> {
                 None => self.next_hello,
             };
             crossbeam_channel::select! {
-                recv(shared.link.incoming()) -> incoming => match incoming {
+                recv(shared.link.incoming().receiver()) -> incoming => match incoming {
                     Ok(Ok(message)) => self.handle(message),
                     Ok(Err(e)) => return Err(self.lost(&e.to_string())),
                     Err(_) => return Err(self.lost("its link closed")),

@@ -1,6 +1,6 @@
 //! The transport trait: how engines and workers reach each other.
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{Message, Route};
 
@@ -52,11 +52,62 @@ pub trait Link: Send + Sync {
     fn send(&self, to: &Route, message: Message) -> Result<(), TransportError>;
 
     /// The messages addressed to this endpoint.
-    fn incoming(&self) -> &Receiver<Incoming>;
+    fn incoming(&self) -> &Inbox;
 
     /// Closes the link: nothing more is received, sends fail. Dropping the
     /// link closes it too.
     fn close(&self);
+}
+
+/// A link's incoming messages, in the order they were delivered. A
+/// transport makes one with [`inbox`] and delivers into its
+/// [`Deliveries`]; the engine and the worker read it. (A channel of this
+/// crate's own, so the transport API does not tie implementations to a
+/// channel crate's version.)
+pub struct Inbox {
+    rx: Receiver<Incoming>,
+}
+
+/// Where a transport delivers a link's messages (cheap to clone, one per
+/// thread or task that receives for the link).
+#[derive(Clone)]
+pub struct Deliveries {
+    tx: Sender<Incoming>,
+}
+
+/// A new, empty inbox and the way to deliver into it.
+pub fn inbox() -> (Deliveries, Inbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (Deliveries { tx }, Inbox { rx })
+}
+
+impl Deliveries {
+    /// Delivers a message (or the news that the link is gone); false if
+    /// the inbox was dropped (nobody reads the link any more).
+    pub fn deliver(&self, incoming: Incoming) -> bool {
+        self.tx.send(incoming).is_ok()
+    }
+}
+
+impl Inbox {
+    /// The channel underneath, for the engine's and the worker's waits.
+    pub(crate) fn receiver(&self) -> &Receiver<Incoming> {
+        &self.rx
+    }
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("waiting", &self.rx.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliveries").finish_non_exhaustive()
+    }
 }
 
 /// What can go wrong with a transport.
