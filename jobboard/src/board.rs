@@ -207,6 +207,10 @@ pub trait JobBoard: Send + Sync {
     /// the removed jobs (so their records can be removed too).
     fn purge(&self) -> Result<Vec<Job>, JobBoardError>;
 
+    /// The entities registered on the board (by any process), by name,
+    /// each with the metadata it registered last: who is there to run jobs.
+    fn entities(&self) -> Result<Vec<Entity>, JobBoardError>;
+
     /// Releases the board's resources (connections, watchers).
     fn close(&self) -> Result<(), JobBoardError> {
         Ok(())
@@ -254,6 +258,9 @@ impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
     }
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
         (**self).purge()
+    }
+    fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        (**self).entities()
     }
     fn close(&self) -> Result<(), JobBoardError> {
         (**self).close()

@@ -97,11 +97,6 @@ impl MemoryBoard {
         &self.options
     }
 
-    /// The entities registered, by name.
-    pub fn entities(&self) -> Vec<Entity> {
-        lock(&self.state).entities.values().cloned().collect()
-    }
-
     fn now(&self) -> u64 {
         self.options.clock.now_millis()
     }
@@ -327,6 +322,10 @@ impl JobBoard for MemoryBoard {
         Ok(())
     }
 
+    fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        Ok(lock(&self.state).entities.values().cloned().collect())
+    }
+
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
         let mut state = lock(&self.state);
         let now = self.now();
@@ -456,7 +455,7 @@ mod tests {
                 ..a
             })
             .unwrap();
-        let got = board.entities();
+        let got = board.entities().unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].meta, serde_json::json!(2));
     }

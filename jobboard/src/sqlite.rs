@@ -203,7 +203,7 @@ impl SqliteBoard {
     }
 
     /// The entities registered on the board (by every process), by name.
-    pub fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+    fn registered(&self) -> Result<Vec<Entity>, JobBoardError> {
         let conn = lock(&self.conn);
         let mut stmt = conn
             .prepare_cached("SELECT name, meta FROM jobboard_entities ORDER BY name")
@@ -606,6 +606,10 @@ impl JobBoard for SqliteBoard {
             .and_then(|mut s| s.execute(params![entity.name, meta, now]))
             .map_err(|e| db_err(e, format_args!("registering entity {}", entity.name)))?;
         Ok(())
+    }
+
+    fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        self.registered()
     }
 
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {

@@ -664,9 +664,22 @@ pub fn register_entity<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     board
         .register_entity(&Entity {
             meta: json!({"host": "h2"}),
-            ..a
+            ..a.clone()
         })
         .unwrap();
+    // What another party (a `taskflow jobs` view, the service) sees: each
+    // entity once, by name, with the metadata it registered last.
+    let seen = board.entities().unwrap();
+    assert_eq!(
+        seen,
+        [
+            Entity {
+                name: "conductor-a".into(),
+                meta: json!({"host": "h2"}),
+            },
+            b
+        ]
+    );
 }
 
 /// Completes `jobs` in order, a few milliseconds apart (so their
@@ -963,6 +976,9 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     }
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
         self.board.register_entity(entity)
+    }
+    fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        self.board.entities()
     }
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
         self.board.purge()

@@ -142,7 +142,7 @@ impl RedisBoard {
 
     /// The entities registered on the board (with
     /// [`register_entity`](JobBoard::register_entity)), by name.
-    pub fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+    fn registered(&self) -> Result<Vec<Entity>, JobBoardError> {
         let key = self.keys.entities();
         let all: Vec<(String, String)> = self.pool.run("reading entities", |c| {
             redis::cmd("HGETALL").arg(&key).query(c)
@@ -589,6 +589,10 @@ impl JobBoard for RedisBoard {
                 .query::<u64>(c)
         })?;
         Ok(())
+    }
+
+    fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        self.registered()
     }
 
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
