@@ -224,7 +224,7 @@ impl Runtime<'_> {
             self.round_of[s.index()] = Some(r);
             remaining += usize::from(needs_revert(self.storage.detail(s).state));
         }
-        self.plan_reverts(atoms.iter().copied())?;
+        self.plan_reverts(atoms.iter().copied());
         self.rounds.push(Round {
             controller: r,
             atoms,
@@ -343,7 +343,8 @@ impl Runtime<'_> {
             }
         }
         self.reverting_part = true;
-        self.plan_reverts(atoms.into_iter())
+        self.plan_reverts(atoms.into_iter());
+        Ok(())
     }
 
     /// `REVERT_ALL`, or no controller left: revert everything that ran.
@@ -352,7 +353,8 @@ impl Runtime<'_> {
         self.rounds.clear();
         self.round_of.iter_mut().for_each(|r| *r = None);
         self.mark_all_for_revert()?;
-        self.plan_reverts(self.comp.indices())
+        self.plan_reverts(self.comp.indices());
+        Ok(())
     }
 
     pub(crate) fn mark_all_for_revert(&mut self) -> Result<(), EngineError> {

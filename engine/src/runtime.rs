@@ -411,7 +411,7 @@ impl<'e> Runtime<'e> {
                 self.push_ready(atom);
             }
         }
-        self.plan_reverts(comp.indices())?;
+        self.plan_reverts(comp.indices());
         let finished: Vec<AtomIndex> = self
             .rounds
             .iter()

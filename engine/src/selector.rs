@@ -36,10 +36,7 @@ impl Runtime<'_> {
 
     /// Counts, for each atom of `atoms` to revert, its dependents still to
     /// revert, and queues those with none.
-    pub(crate) fn plan_reverts(
-        &mut self,
-        atoms: impl Iterator<Item = AtomIndex>,
-    ) -> Result<(), EngineError> {
+    pub(crate) fn plan_reverts(&mut self, atoms: impl Iterator<Item = AtomIndex>) {
         for atom in atoms {
             if !self.revertible(atom) {
                 continue;
@@ -50,7 +47,6 @@ impl Runtime<'_> {
                 self.push_revert_ready(atom);
             }
         }
-        Ok(())
     }
 
     /// Whether `atom` is meant to be reverted and has something to revert.

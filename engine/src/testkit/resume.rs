@@ -422,14 +422,16 @@ pub fn load_of_a_posted_flow_detail_runs_it(factory: Factory<'_>) {
     });
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut book = taskflow_persistence::LogBook::new("posted");
-    let mut posted = taskflow_persistence::FlowDetail::new("f");
-    posted
-        .meta
-        .insert("factory".into(), json!({ "name": "flow", "args": null }));
-    posted.meta.insert("store".into(), json!({}));
-    posted
-        .meta
-        .insert("logbook".into(), json!(book.uuid.to_string()));
+    let definition = taskflow_persistence::FlowDefinition::Factory {
+        name: "flow".into(),
+        args: Value::Null,
+    };
+    let posted = taskflow_persistence::FlowDetail::for_run(
+        "f",
+        Some(definition),
+        serde_json::Map::new(),
+        book.uuid,
+    );
     let id = posted.uuid;
     book.flow_details.push(posted);
     backend.save_logbook(&book).unwrap();
