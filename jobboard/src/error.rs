@@ -1,6 +1,6 @@
 //! The jobboard crate's error.
 
-use std::fmt;
+use taskflow_persistence::WithCauses;
 
 use uuid::Uuid;
 
@@ -85,45 +85,6 @@ pub enum JobBoardError {
     /// Writing the job's records failed.
     #[error(transparent)]
     Persistence(#[from] taskflow_persistence::PersistenceError),
-}
-
-/// A message followed by the chain of its causes, each after a colon
-/// ("preparing an atom query: no such table: atomdetails"), so that the
-/// first line a user reads says what went wrong. A cause the text already
-/// ends with (a message written as `"{what}: {e}"`) is not repeated.
-pub(crate) struct WithCauses<'a> {
-    message: &'a str,
-    source: Option<&'a (dyn std::error::Error + 'static)>,
-}
-
-impl<'a> WithCauses<'a> {
-    pub(crate) fn new(
-        message: &'a str,
-        source: &'a Option<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        WithCauses {
-            message,
-            source: source
-                .as_deref()
-                .map(|e| e as &(dyn std::error::Error + 'static)),
-        }
-    }
-}
-
-impl fmt::Display for WithCauses<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = self.message.to_owned();
-        let mut cause = self.source;
-        while let Some(e) = cause {
-            let said = e.to_string();
-            if !said.is_empty() && !text.ends_with(&said) {
-                text.push_str(": ");
-                text.push_str(&said);
-            }
-            cause = e.source();
-        }
-        f.write_str(&text)
-    }
 }
 
 impl JobBoardError {

@@ -128,14 +128,26 @@ pub enum PersistenceError {
 /// A message followed by the chain of its causes, each after a colon
 /// ("preparing an atom query: no such table: atomdetails"), so that the
 /// first line a user reads says what went wrong. A cause the text already
-/// ends with (a message written as `"{what}: {e}"`) is not repeated.
-pub(crate) struct WithCauses<'a> {
+/// ends with (a message written as `"{what}: {e}"`) is not repeated. The
+/// backend errors of this crate and of the jobboard print through it.
+///
+/// ```
+/// use taskflow_persistence::WithCauses;
+/// let cause: Option<Box<dyn std::error::Error + Send + Sync>> =
+///     Some("no such table: atomdetails".into());
+/// assert_eq!(
+///     WithCauses::new("preparing an atom query", &cause).to_string(),
+///     "preparing an atom query: no such table: atomdetails"
+/// );
+/// ```
+pub struct WithCauses<'a> {
     message: &'a str,
     source: Option<&'a (dyn std::error::Error + 'static)>,
 }
 
 impl<'a> WithCauses<'a> {
-    pub(crate) fn new(
+    /// `message`, then the chain of `source`'s causes.
+    pub fn new(
         message: &'a str,
         source: &'a Option<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {

@@ -56,7 +56,7 @@ pub mod testkit;
 pub use backend::Backend;
 pub use codec::MAX_RECORD_DEPTH;
 pub use dir::DirBackend;
-pub use error::{PersistenceError, RecordKind};
+pub use error::{PersistenceError, RecordKind, WithCauses};
 pub use memory::MemoryBackend;
 pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook};
 #[cfg(feature = "postgres")]
