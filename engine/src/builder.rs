@@ -490,6 +490,9 @@ impl EngineBuilder {
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let storage = match self.resume {
             Some(flow_detail) => {
+                // The records must match before the flow detail is taken: a
+                // refused load takes nothing from whoever runs it.
+                match_records(&compilation, flow_detail.clone(), self.accept_changes)?;
                 // Running a flow detail takes ownership of it: at the epoch
                 // given (a job board's claim), else at the next one.
                 let flow_detail = match self.owner_epoch {
@@ -605,10 +608,59 @@ fn new_detail(atom: &taskflow_patterns::CompiledAtom) -> AtomDetail {
 fn resumed_storage(
     backend: Arc<dyn Backend>,
     compilation: Arc<Compilation>,
-    mut flow_detail: FlowDetail,
+    flow_detail: FlowDetail,
     store: &Map<String, Value>,
     accept_changes: bool,
 ) -> Result<Storage, EngineError> {
+    let Matched {
+        flow_detail,
+        details,
+        added,
+        removed_failures,
+    } = match_records(&compilation, flow_detail, accept_changes)?;
+    let id = flow_detail.uuid;
+    for i in added {
+        backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
+    }
+    let mut logbook = LogBook::new(flow_detail.name.clone());
+    if let Some(book) = flow_detail.logbook_id()? {
+        logbook.uuid = book;
+    }
+    let mut storage = Storage::new(
+        backend,
+        compilation,
+        logbook,
+        flow_detail,
+        details,
+        store,
+        true,
+    );
+    storage.removed_failures = removed_failures;
+    Ok(storage)
+}
+
+/// The records of a flow detail matched to the compiled flow.
+struct Matched {
+    /// The flow detail, its atom details taken out.
+    flow_detail: FlowDetail,
+    /// One atom detail per atom, by atom index.
+    details: Vec<AtomDetail>,
+    /// The atoms new in the flow (`accept_changes`, or never run), whose
+    /// details are to be written.
+    added: Vec<usize>,
+    /// Failures recorded for atoms no longer in the flow.
+    removed_failures: Vec<taskflow_patterns::Failure>,
+}
+
+/// Matches the atom details of `flow_detail` to the compiled flow, without
+/// writing anything: refuses corrupt records and, unless `accept_changes`,
+/// an incompatible change. `build` checks this before it takes a flow
+/// detail, so a load it refuses takes nothing from the owner.
+fn match_records(
+    compilation: &Compilation,
+    mut flow_detail: FlowDetail,
+    accept_changes: bool,
+) -> Result<Matched, EngineError> {
     let id = flow_detail.uuid;
     let mismatch = |atom: &str, reason: String| EngineError::Mismatch {
         flow_detail: id,
@@ -710,22 +762,10 @@ fn resumed_storage(
         .flatten()
         .cloned()
         .collect();
-    for i in added {
-        backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
-    }
-    let mut logbook = LogBook::new(flow_detail.name.clone());
-    if let Some(book) = flow_detail.logbook_id()? {
-        logbook.uuid = book;
-    }
-    let mut storage = Storage::new(
-        backend,
-        compilation,
-        logbook,
+    Ok(Matched {
         flow_detail,
         details,
-        store,
-        true,
-    );
-    storage.removed_failures = removed_failures;
-    Ok(storage)
+        added,
+        removed_failures,
+    })
 }

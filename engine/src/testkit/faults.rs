@@ -255,6 +255,11 @@ pub fn atom_details_that_do_not_match_are_refused(factory: Factory<'_>) {
         other => panic!("expected corrupt records, got {:?}", other.err()),
     }
     assert!(log.entries().is_empty(), "nothing ran: {:?}", log.entries());
+    // A refused load took nothing: whoever runs the flow detail still owns it.
+    assert_eq!(
+        backend.get_flow_detail(id).unwrap().owner_epoch,
+        started.owner_epoch
+    );
 }
 
 /// Values as deep as records hold ([`MAX_VALUE_DEPTH`]) are results like
