@@ -148,6 +148,18 @@ pub(crate) fn failed_state(result: &Result<FlowState, EngineError>) -> FlowState
     }
 }
 
+/// A registry whose factory `flow` builds the linear flow `a` then `b`,
+/// tasks that log to `log`.
+pub(crate) fn linear_ab(log: &Log) -> FlowRegistry {
+    let l = log.clone();
+    registry_of(move || {
+        Linear::new("f")
+            .add(atom("a", l.task("a")))
+            .add(atom("b", l.task("b")))
+            .into()
+    })
+}
+
 /// A registry whose factory `flow` builds `build()`.
 /// The records of a run of the factory `flow` of `registry`, written but
 /// not run, as a process that died right after writing them leaves them:

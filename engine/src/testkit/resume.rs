@@ -313,13 +313,7 @@ pub fn stale_owner_is_fenced_out(factory: Factory<'_>) {
 /// fences them there; loading without an epoch takes the next one.
 pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
     let log = Log::new();
-    let l = log.clone();
-    let registry = registry_of(move || {
-        Linear::new("f")
-            .add(atom("a", l.task("a")))
-            .add(atom("b", l.task("b")))
-            .into()
-    });
+    let registry = linear_ab(&log);
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let builder = Engine::from_factory(&registry, "flow", Value::Null).unwrap();
     let mut engine = factory(builder)
@@ -366,13 +360,7 @@ pub fn load_below_the_stored_epoch_is_refused(factory: Factory<'_>) {
 /// at its next checkpoint, having recorded nothing since.
 pub fn two_loads_of_one_flow_detail_never_both_run_it(factory: Factory<'_>) {
     let log = Log::new();
-    let l = log.clone();
-    let registry = registry_of(move || {
-        Linear::new("f")
-            .add(atom("a", l.task("a")))
-            .add(atom("b", l.task("b")))
-            .into()
-    });
+    let registry = linear_ab(&log);
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut first = factory(Engine::from_factory(&registry, "flow", Value::Null).unwrap())
         .persistence(backend.clone())

@@ -13,8 +13,8 @@ use taskflow_patterns::{
 };
 use taskflow_persistence::{Backend, MemoryBackend};
 
-use super::{failed_state, prepared_records, registry_of, save_records, Factory, Log};
-use crate::{CapturingListener, Engine, EngineError};
+use super::{failed_state, linear_ab, prepared_records, registry_of, save_records, Factory, Log};
+use crate::{CapturingListener, Engine};
 
 /// Nested controllers that all say `REVERT`: only the innermost subflow
 /// reverts (TaskFlow's default); the atoms outside it stay `SUCCESS` and
@@ -227,13 +227,7 @@ pub fn resume_finishes_an_interrupted_retry_reset(factory: Factory<'_>) {
 /// no `RESUMING` / `RUNNING` pair notified: the next flow event is its end.
 pub fn resuming_a_running_flow_notifies_no_resuming(factory: Factory<'_>) {
     let log = Log::new();
-    let l = log.clone();
-    let registry = registry_of(move || {
-        Linear::new("f")
-            .add(atom("a", l.task("a")))
-            .add(atom("b", l.task("b")))
-            .into()
-    });
+    let registry = linear_ab(&log);
     let (backend, id) = prepared_records(factory, &registry);
     backend
         .update_flow_state(id, FlowState::Running, 0)
@@ -271,17 +265,7 @@ pub fn an_interrupted_subflow_revert_resumes_as_one(factory: Factory<'_>) {
         );
     let mut engine = factory(Engine::builder(flow)).build().unwrap();
     assert_eq!(engine.run().unwrap(), FlowState::Suspended);
-    let err = engine.run().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EngineError::Failed {
-                state: FlowState::Reverted,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(failed_state(&engine.run()), FlowState::Reverted);
     assert_eq!(
         engine.storage().atom_detail("before").unwrap().state,
         AtomState::Success
@@ -424,17 +408,9 @@ pub fn failures_of_removed_atoms_are_still_reported(factory: Factory<'_>) {
         .accept_changed_flow()
         .build()
         .unwrap();
-    let err = resumed.run().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EngineError::Failed {
-                state: FlowState::Reverted,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let result = resumed.run();
+    assert_eq!(failed_state(&result), FlowState::Reverted);
+    let err = result.unwrap_err();
     let failures = err.failures();
     assert_eq!(failures.len(), 1, "{err}");
     assert_eq!(failures[0].atom.as_deref(), Some("x"));
