@@ -41,7 +41,12 @@ impl Runtime<'_> {
             if !self.revertible(atom) {
                 continue;
             }
-            let waiting = self.revert_neighbours(atom, Direction::Dependents).len();
+            let waiting = if self.next_to_ignored(atom, Direction::Dependents) {
+                self.revert_neighbours(atom, Direction::Dependents).len()
+            } else {
+                let revertible = |s: &&AtomIndex| self.revertible(**s);
+                self.comp.successors(atom).iter().filter(revertible).count()
+            };
             self.waiting_succs[atom.index()] = u32::try_from(waiting).unwrap_or(u32::MAX);
             if waiting == 0 && !self.busy[atom.index()] {
                 self.push_revert_ready(atom);
@@ -53,6 +58,18 @@ impl Runtime<'_> {
     pub(crate) fn revertible(&self, atom: AtomIndex) -> bool {
         let d = self.storage.detail(atom);
         d.intention == Intention::Revert && needs_revert(d.state)
+    }
+
+    /// Whether an atom next to `atom`, one way, was ignored by a decider:
+    /// only then must the walk look through it (most reverts never do,
+    /// and count their neighbours without allocating).
+    fn next_to_ignored(&self, atom: AtomIndex, way: Direction) -> bool {
+        let next = match way {
+            Direction::Dependents => self.comp.successors(atom),
+            Direction::Dependencies => self.comp.predecessors(atom),
+        };
+        next.iter()
+            .any(|&n| self.storage.detail(n).state == AtomState::Ignore)
     }
 
     /// The atoms to revert next to `atom`, one way: its dependents (which
@@ -97,12 +114,26 @@ impl Runtime<'_> {
 
     /// `atom` was reverted: its dependencies may be ready to revert.
     pub(crate) fn on_reverted(&mut self, atom: AtomIndex) {
-        for p in self.revert_neighbours(atom, Direction::Dependencies) {
-            let waiting = &mut self.waiting_succs[p.index()];
-            *waiting = waiting.saturating_sub(1);
-            if *waiting == 0 && !self.busy[p.index()] {
-                self.push_revert_ready(p);
+        if self.next_to_ignored(atom, Direction::Dependencies) {
+            for p in self.revert_neighbours(atom, Direction::Dependencies) {
+                self.dependent_reverted(p);
             }
+        } else {
+            let comp = self.comp;
+            for &p in comp.predecessors(atom) {
+                if self.revertible(p) {
+                    self.dependent_reverted(p);
+                }
+            }
+        }
+    }
+
+    /// One dependent of `p` is reverted: `p` may be ready to revert.
+    fn dependent_reverted(&mut self, p: AtomIndex) {
+        let waiting = &mut self.waiting_succs[p.index()];
+        *waiting = waiting.saturating_sub(1);
+        if *waiting == 0 && !self.busy[p.index()] {
+            self.push_revert_ready(p);
         }
     }
 
