@@ -527,7 +527,7 @@ impl EngineBuilder {
                 )
             }
         };
-        let listeners = Listeners::new(self.listeners).recording_to(storage.progress_sink());
+        let listeners = Listeners::recording(self.listeners, storage.progress_sink());
         Ok(Engine::assemble(
             compilation,
             resolution,

@@ -15,7 +15,7 @@ use taskflow_persistence::AtomDetail;
 
 use crate::executor::{Action, AtomOutcome};
 use crate::runtime::{needs_revert, Round, Runtime, Write};
-use crate::storage::intend;
+use crate::storage::{clear_progress, intend};
 use crate::EngineError;
 
 impl Runtime<'_> {
@@ -29,35 +29,32 @@ impl Runtime<'_> {
             }
             (Action::Execute, Ok(value)) => match too_deep(&value) {
                 Some(depth) => {
-                    let failure = Failure::new(
-                        kinds::RESULT_TOO_DEEP,
-                        format!(
-                            "its result nests {depth} levels deep; records hold values nested \
-                             at most {MAX_VALUE_DEPTH} levels"
-                        ),
-                    )
-                    .with_atom(&*self.comp.atom(atom).name);
-                    self.execute_failed(atom, failure)
+                    self.execute_failed(atom, self.too_deep_failure(atom, "result", depth))
                 }
                 None => self.executed(atom, value),
             },
             (Action::Execute, Err(failure)) => self.execute_failed(atom, failure),
             (Action::Revert, Ok(value)) => match too_deep(&value) {
                 Some(depth) => {
-                    let failure = Failure::new(
-                        kinds::RESULT_TOO_DEEP,
-                        format!(
-                            "its revert result nests {depth} levels deep; records hold values \
-                             nested at most {MAX_VALUE_DEPTH} levels"
-                        ),
-                    )
-                    .with_atom(&*self.comp.atom(atom).name);
-                    self.revert_failed(atom, failure)
+                    self.revert_failed(atom, self.too_deep_failure(atom, "revert result", depth))
                 }
                 None => self.reverted(atom, value),
             },
             (Action::Revert, Err(failure)) => self.revert_failed(atom, failure),
         }
+    }
+
+    /// The failure of `atom` whose `what` (result, revert result) nests
+    /// `depth` levels, deeper than records hold.
+    fn too_deep_failure(&self, atom: AtomIndex, what: &str, depth: usize) -> Failure {
+        Failure::new(
+            kinds::RESULT_TOO_DEEP,
+            format!(
+                "its {what} nests {depth} levels deep; records hold values nested at most \
+                 {MAX_VALUE_DEPTH} levels"
+            ),
+        )
+        .with_atom(&*self.comp.atom(atom).name)
     }
 
     fn executed(&mut self, atom: AtomIndex, value: serde_json::Value) -> Result<(), EngineError> {
@@ -69,9 +66,7 @@ impl Runtime<'_> {
         d.result = Some(Arc::new(value));
         d.failure = None;
         // `SUCCESS` says progress 1: the running task's report goes.
-        if !d.meta.is_empty() {
-            d.meta.remove(AtomDetail::PROGRESS_KEY);
-        }
+        clear_progress(d);
         self.transition(atom, AtomState::Success, Write::Detail)?;
         if kind == AtomKind::Task && !self.listeners.is_empty() {
             self.listeners.progress(&self.comp.atom(atom).name, 1.0);
@@ -121,10 +116,7 @@ impl Runtime<'_> {
         if action == Action::Execute {
             // Written whole: the record may hold a progress report of the
             // interrupted run, which the record of a pending atom must not.
-            self.storage
-                .detail_mut(atom)
-                .meta
-                .remove(AtomDetail::PROGRESS_KEY);
+            clear_progress(self.storage.detail_mut(atom));
             self.transition(atom, AtomState::Pending, Write::Detail)?;
         }
         self.cancel.store(true, Ordering::Relaxed);
@@ -216,14 +208,7 @@ impl Runtime<'_> {
         intend(self.storage.detail_mut(r), Intention::Retry);
         self.storage.write_state(r)?;
         let atoms = self.round_atoms(r, |d| needs_revert(d.state));
-        let mut remaining = 0;
-        for &s in &atoms {
-            if intend(self.storage.detail_mut(s), Intention::Revert) {
-                self.storage.write_state(s)?;
-            }
-            self.round_of[s.index()] = Some(r);
-            remaining += usize::from(needs_revert(self.storage.detail(s).state));
-        }
+        let remaining = self.take_back(&atoms, Some(r))?;
         self.plan_reverts(atoms.iter().copied());
         self.rounds.push(Round {
             controller: r,
@@ -234,6 +219,25 @@ impl Runtime<'_> {
             self.finish_round(r)?;
         }
         Ok(())
+    }
+
+    /// Marks `atoms` to be reverted, for the retry round of `round` (or for
+    /// good, with `None`), checkpointing each intention that changed;
+    /// returns how many of them have something to revert.
+    fn take_back(
+        &mut self,
+        atoms: &[AtomIndex],
+        round: Option<AtomIndex>,
+    ) -> Result<usize, EngineError> {
+        let mut to_revert = 0;
+        for &a in atoms {
+            if intend(self.storage.detail_mut(a), Intention::Revert) {
+                self.storage.write_state(a)?;
+            }
+            self.round_of[a.index()] = round;
+            to_revert += usize::from(needs_revert(self.storage.detail(a).state));
+        }
+        Ok(to_revert)
     }
 
     /// The atoms a retry round of `r` reverts and resets: its scope, and
@@ -336,12 +340,7 @@ impl Runtime<'_> {
             .retain(|round| !comp.flow_contains(flow, round.controller));
         let mut atoms = self.round_atoms(r, |d| needs_revert(d.state));
         atoms.push(r);
-        for &a in &atoms {
-            self.round_of[a.index()] = None;
-            if intend(self.storage.detail_mut(a), Intention::Revert) {
-                self.storage.write_state(a)?;
-            }
-        }
+        self.take_back(&atoms, None)?;
         self.reverting_part = true;
         self.plan_reverts(atoms.into_iter());
         Ok(())

@@ -141,7 +141,6 @@ impl<'e> Runtime<'e> {
         keep_events: bool,
     ) -> Self {
         let n = comp.len();
-        let prioritized = comp.atoms().iter().any(|a| a.priority() != 0);
         Runtime {
             comp,
             res,
@@ -156,8 +155,8 @@ impl<'e> Runtime<'e> {
             busy: vec![false; n],
             round_of: vec![None; n],
             rounds: Vec::new(),
-            ready: ReadyQueue::new(prioritized),
-            revert_ready: ReadyQueue::new(prioritized),
+            ready: ReadyQueue::new(comp.has_priorities()),
+            revert_ready: ReadyQueue::new(comp.has_priorities()),
             in_flight: 0,
             revert_all: false,
             reverting_part: false,

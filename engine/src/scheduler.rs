@@ -6,11 +6,9 @@ use taskflow_patterns::{
     ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Pick, TaskError,
 };
 
-use taskflow_persistence::AtomDetail;
-
 use crate::executor::{Action, AtomWork};
 use crate::runtime::{Runtime, Write};
-use crate::storage::has_result;
+use crate::storage::{clear_progress, has_result};
 use crate::EngineError;
 
 impl Runtime<'_> {
@@ -31,9 +29,11 @@ impl Runtime<'_> {
         };
         // A task starts at progress 0: a report left in the record by an
         // earlier, interrupted run goes (the record is then written whole).
-        let meta = &mut self.storage.detail_mut(atom).meta;
-        let stale = !meta.is_empty() && meta.remove(AtomDetail::PROGRESS_KEY).is_some();
-        let write = if stale { Write::Detail } else { Write::State };
+        let write = if clear_progress(self.storage.detail_mut(atom)) {
+            Write::Detail
+        } else {
+            Write::State
+        };
         self.transition(atom, AtomState::Running, write)?;
         let compiled = self.comp.atom(atom);
         let (history, record) = match compiled.imp {

@@ -298,6 +298,13 @@ pub(crate) fn has_result(state: AtomState) -> bool {
     matches!(state, AtomState::Success | AtomState::Reverting)
 }
 
+/// Drops a running task's progress report from its detail (a started,
+/// finished or re-pended atom's record must not keep one); whether there
+/// was one (the detail is then to be written whole).
+pub(crate) fn clear_progress(detail: &mut AtomDetail) -> bool {
+    !detail.meta.is_empty() && detail.meta.remove(AtomDetail::PROGRESS_KEY).is_some()
+}
+
 /// Marks a detail's intention without touching its state.
 pub(crate) fn intend(detail: &mut AtomDetail, intention: Intention) -> bool {
     let changed = detail.intention != intention;

@@ -168,6 +168,15 @@ pub(crate) struct ProgressSink {
 impl Listeners {
     /// A set of listeners.
     pub fn new(listeners: Vec<Arc<dyn Listener>>) -> Self {
+        Self::with_sink(listeners, None)
+    }
+
+    /// The listeners of a run that records its tasks' progress in `sink`.
+    pub(crate) fn recording(listeners: Vec<Arc<dyn Listener>>, sink: ProgressSink) -> Self {
+        Self::with_sink(listeners, Some(sink))
+    }
+
+    fn with_sink(listeners: Vec<Arc<dyn Listener>>, sink: Option<ProgressSink>) -> Self {
         Listeners(Arc::new(Inner {
             slots: listeners
                 .into_iter()
@@ -176,26 +185,7 @@ impl Listeners {
                     dropped: AtomicBool::new(false),
                 })
                 .collect(),
-            sink: None,
-        }))
-    }
-
-    /// The same listeners, with the run's progress recorded to `sink`.
-    pub(crate) fn recording_to(self, sink: ProgressSink) -> Self {
-        let slots = match Arc::try_unwrap(self.0) {
-            Ok(inner) => inner.slots,
-            Err(shared) => shared
-                .slots
-                .iter()
-                .map(|s| Slot {
-                    listener: s.listener.clone(),
-                    dropped: AtomicBool::new(s.dropped.load(Ordering::Relaxed)),
-                })
-                .collect(),
-        };
-        Listeners(Arc::new(Inner {
-            slots,
-            sink: Some(sink),
+            sink,
         }))
     }
 
@@ -208,15 +198,6 @@ impl Listeners {
     /// records.
     pub(crate) fn hears_progress(&self) -> bool {
         !self.is_empty() || self.0.sink.is_some()
-    }
-
-    /// How many listeners panicked and were dropped.
-    pub fn dropped(&self) -> usize {
-        self.0
-            .slots
-            .iter()
-            .filter(|s| s.dropped.load(Ordering::Relaxed))
-            .count()
     }
 
     /// Tells every listener of a flow transition.

@@ -487,6 +487,7 @@ impl<'f> Builder<'f> {
         let atoms = self.atoms;
         let by_name = sorted_by_name(&atoms);
         let providers = providers(&atoms);
+        let prioritized = atoms.iter().any(|a| a.priority() != 0);
         Ok(Compilation {
             graph: OnceLock::new(),
             atoms,
@@ -498,6 +499,7 @@ impl<'f> Builder<'f> {
             pred,
             incoming_deciders,
             conditional,
+            prioritized,
         })
     }
 }

@@ -173,6 +173,8 @@ pub struct Compilation {
     incoming_deciders: Csr<u32>,
     /// The conditional edges `(from, to, decider)`, sorted.
     conditional: Vec<(AtomIndex, AtomIndex, u32)>,
+    /// Some atom has a priority other than 0.
+    prioritized: bool,
 }
 
 /// Compressed per-atom lists (one allocation for all atoms): the items of
@@ -259,6 +261,12 @@ pub fn compile(flow: &Flow) -> Result<Compilation, CompileErrors> {
 }
 
 impl Compilation {
+    /// Whether some atom has a [`priority`](CompiledAtom::priority) other
+    /// than 0 (engines keep ready atoms in priority order only then).
+    pub fn has_priorities(&self) -> bool {
+        self.prioritized
+    }
+
     /// The DAG: node weights are atom names, edge weights the index of the
     /// link's decider, if conditional. Node `i` is atom `AtomIndex(i)`.
     /// Built on the first call.
