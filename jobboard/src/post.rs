@@ -200,14 +200,10 @@ pub fn post_flow(
     job.details = details;
     if let FlowSource::Factory { name, .. } = post.flow {
         // Conductors that lack the factory leave the job to those that have it.
-        match &mut job.details {
-            Value::Null => job.details = serde_json::json!({ Job::FACTORY_KEY: name }),
-            Value::Object(details) => {
-                details
-                    .entry(Job::FACTORY_KEY)
-                    .or_insert_with(|| Value::from(name));
-            }
-            _ => {}
+        if let Some(details) = details_object(&mut job.details) {
+            details
+                .entry(Job::FACTORY_KEY)
+                .or_insert_with(|| Value::from(name));
         }
     }
     board.post(job)
@@ -216,13 +212,10 @@ pub fn post_flow(
 /// Writes `job_store` into `details` as `details.store`, over the values of
 /// one already there; why not, when the details cannot hold it.
 fn with_job_store(details: &mut Value, job_store: Map<String, Value>) -> Result<(), String> {
-    if details.is_null() {
-        *details = Value::Object(Map::new());
-    }
-    let Value::Object(details) = details else {
+    let found = json_type(details);
+    let Some(details) = details_object(details) else {
         return Err(format!(
-            "a job store needs details that are a JSON object (or null), got {}",
-            json_type(details)
+            "a job store needs details that are a JSON object (or null), got {found}"
         ));
     };
     let store = details
@@ -242,6 +235,15 @@ fn with_job_store(details: &mut Value, job_store: Map<String, Value>) -> Result<
             json_type(other)
         )),
     }
+}
+
+/// The job's details as an object to add keys to: null details become an
+/// empty object; details of another type (a string, ...) hold no keys.
+fn details_object(details: &mut Value) -> Option<&mut Map<String, Value>> {
+    if details.is_null() {
+        *details = Value::Object(Map::new());
+    }
+    details.as_object_mut()
 }
 
 /// The JSON type of `value`, for messages ("an array", "a string", ...).

@@ -177,6 +177,15 @@ pub(crate) fn meta_parts(meta: &Map<String, Value>) -> impl Iterator<Item = (Par
     meta.iter().map(|(key, value)| (Part::Meta(key), value))
 }
 
+/// Refuses `flow` (its meta and its atoms) if it holds a value nested
+/// deeper than a record may ([`MAX_RECORD_DEPTH`]), before anything of it
+/// is written: the memory backend checks what the encoding backends do, so
+/// a flow that runs on one runs on the others too.
+pub(crate) fn check_flow(flow: &crate::FlowDetail) -> Result<(), PersistenceError> {
+    check_parts(RecordKind::FlowDetail, flow.uuid, meta_parts(&flow.meta))?;
+    flow.atom_details.iter().try_for_each(check_atom)
+}
+
 /// Refuses an atom detail holding a value nested deeper than a record may
 /// ([`check_parts`] over [`atom_parts`]). The common record (a scalar or
 /// flat result, nothing else) is passed without walking its parts: this

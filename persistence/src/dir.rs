@@ -223,20 +223,6 @@ fn write_json<'a, T: Serialize + ?Sized>(
     write_atomic(path, &bytes)
 }
 
-/// Refuses `flow` (and its atoms) if it holds a value too deep to be
-/// encoded, before any of its files is written.
-fn check_flow(flow: &FlowDetail) -> Result<(), PersistenceError> {
-    codec::check_parts(
-        RecordKind::FlowDetail,
-        flow.uuid,
-        codec::meta_parts(&flow.meta),
-    )?;
-    for atom in &flow.atom_details {
-        codec::check_atom(atom)?;
-    }
-    Ok(())
-}
-
 /// Removes a file or a tree, if it is there.
 fn remove(path: &Path, tree: bool) -> Result<(), PersistenceError> {
     let removed = if tree {
@@ -601,7 +587,7 @@ impl Backend for DirBackend {
             codec::meta_parts(&book.meta),
         )?;
         for flow in &book.flow_details {
-            check_flow(flow)?;
+            codec::check_flow(flow)?;
         }
         let _guard = sync::write(&self.lock);
         let mut flows = self
@@ -697,7 +683,7 @@ impl Backend for DirBackend {
     }
 
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
-        check_flow(flow)?;
+        codec::check_flow(flow)?;
         let _guard = sync::write(&self.lock);
         let mut header = self
             .read_book(book)?

@@ -284,21 +284,6 @@ fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
     PersistenceError::NotFound { kind, id }
 }
 
-/// Refuses `flow` if it holds a value nested deeper than the backends that
-/// encode records can write ([`MAX_RECORD_DEPTH`](crate::MAX_RECORD_DEPTH)):
-/// a flow that runs on this backend runs on the others too.
-fn check_depth(flow: &FlowDetail) -> Result<(), PersistenceError> {
-    codec::check_parts(
-        RecordKind::FlowDetail,
-        flow.uuid,
-        codec::meta_parts(&flow.meta),
-    )?;
-    for atom in &flow.atom_details {
-        codec::check_atom(atom)?;
-    }
-    Ok(())
-}
-
 impl Inner {
     /// The flow `id`, for a write at `epoch`: `Fenced` if it is owned at a
     /// higher one.
@@ -366,7 +351,7 @@ impl Backend for MemoryBackend {
             codec::meta_parts(&book.meta),
         )?;
         for flow in &book.flow_details {
-            check_depth(flow)?;
+            codec::check_flow(flow)?;
         }
         let mut inner = lock(&self.inner);
         // Nothing is saved if one flow detail is fenced.
@@ -415,7 +400,7 @@ impl Backend for MemoryBackend {
     }
 
     fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
-        check_depth(flow)?;
+        codec::check_flow(flow)?;
         lock(&self.inner).put_flow(book, flow)
     }
 

@@ -281,14 +281,12 @@ impl Conductor {
     /// Whether this conductor should try to claim `job`: not one it
     /// skipped a moment ago, nor one built by a factory it lacks.
     fn may_claim(&self, job: &Job) -> bool {
+        // Lapsed skips are dropped at each listing (claim_next).
+        if lock(&self.skipped)
+            .get(&job.id)
+            .is_some_and(|until| Instant::now() < *until)
         {
-            let mut skipped = lock(&self.skipped);
-            if let Some(until) = skipped.get(&job.id) {
-                if Instant::now() < *until {
-                    return false;
-                }
-                skipped.remove(&job.id);
-            }
+            return false;
         }
         match job.factory() {
             Some(factory) if !self.registry.contains(factory) => {
