@@ -73,7 +73,7 @@ struct Step {
 }
 
 #[typetag::serde(name = "bench::resume::Step")]
-impl Task for Step {
+impl StoredTask for Step {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         body(self.index, ctx.input("x")?)
     }

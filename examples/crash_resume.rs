@@ -23,7 +23,7 @@ struct Step {
 }
 
 #[typetag::serde]
-impl Task for Step {
+impl StoredTask for Step {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         println!("  [pid {}] {} ...", std::process::id(), self.what);
         if self.what == "charge card" && std::env::var_os("CRASH_NOW").is_some() {

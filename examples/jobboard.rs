@@ -24,7 +24,7 @@ struct Step {
 }
 
 #[typetag::serde]
-impl Task for Step {
+impl StoredTask for Step {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         println!(
             "    [pid {}] {} step {}",

@@ -15,7 +15,7 @@ struct Quote {
 }
 
 #[typetag::serde]
-impl Task for Quote {
+impl StoredTask for Quote {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         println!(
             "  {} quotes {} for {}",

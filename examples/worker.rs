@@ -24,7 +24,7 @@ struct CreateVolume {
 }
 
 #[typetag::serde]
-impl Task for CreateVolume {
+impl StoredTask for CreateVolume {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         let region: String = ctx.input("region")?;
         ctx.progress(0.5);
@@ -47,7 +47,7 @@ struct Attach {
 }
 
 #[typetag::serde]
-impl Task for Attach {
+impl StoredTask for Attach {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         let volume: Value = ctx.input("volume")?;
         std::thread::sleep(Duration::from_millis(100));

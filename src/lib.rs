@@ -18,7 +18,7 @@
 //! struct CreateVolume { size_gb: u32 }
 //!
 //! #[typetag::serde]
-//! impl Task for CreateVolume {
+//! impl StoredTask for CreateVolume {
 //!     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
 //!         let region: String = ctx.input("region")?;
 //!         Ok(json!({ "id": format!("{region}-vol-{}", self.size_gb) }))
@@ -71,8 +71,9 @@ pub use taskflow_patterns::{
     atom, decider_fn, kinds, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Atom, AtomKind,
     AtomState, Attempt, Cause, CompileError, CompileErrors, Context, Decider, Decision, Depth,
     FactoryError, Failure, Flow, FlowRegistry, FlowState, FnTask, ForEach, Graph, History, Inputs,
-    Intention, Linear, OnExhausted, ParameterizedForEach, Retry, RetryAtom, Task, TaskAtom,
-    TaskError, Times, Unordered, Value, Version, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH,
+    Intention, Linear, OnExhausted, ParameterizedForEach, Retry, RetryAtom, StoredDecider,
+    StoredRetry, StoredTask, Task, TaskAtom, TaskError, Times, Unordered, Value, Version,
+    MAX_FLOW_DEPTH, MAX_VALUE_DEPTH,
 };
 #[cfg(feature = "postgres")]
 pub use taskflow_persistence::PostgresBackend;
@@ -93,6 +94,6 @@ pub mod prelude {
         atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Backend, Context,
         Decision, Depth, Engine, EngineError, Flow, FlowRegistry, FlowState, ForEach, Graph,
         History, Linear, Listener, MemoryBackend, Parallel, ParameterizedForEach, Retry,
-        SqliteBackend, Task, TaskError, Times, Unordered, Value,
+        SqliteBackend, StoredRetry, StoredTask, Task, TaskError, Times, Unordered, Value,
     };
 }

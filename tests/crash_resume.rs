@@ -53,7 +53,7 @@ fn maybe_block(point: String) {
 }
 
 #[typetag::serde]
-impl Task for Step {
+impl StoredTask for Step {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         log(format!("exec {}", self.index));
         maybe_block(format!("exec:{}", self.index));

@@ -24,7 +24,7 @@ struct Deep {
 }
 
 #[typetag::serde]
-impl Task for Deep {
+impl StoredTask for Deep {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         if let Ok(payload) = ctx.value("payload") {
             assert!(value_depth(payload) <= MAX_VALUE_DEPTH);

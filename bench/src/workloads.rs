@@ -126,7 +126,7 @@ pub fn w6_flow(n: usize) -> Flow {
 pub struct Noop;
 
 #[typetag::serde(name = "taskflow_bench::Noop")]
-impl Task for Noop {
+impl StoredTask for Noop {
     fn execute(&self, _: &mut Context) -> Result<Value, TaskError> {
         Ok(Value::Null)
     }
@@ -191,7 +191,7 @@ pub struct LoggedStep {
 }
 
 #[typetag::serde(name = "taskflow_bench::LoggedStep")]
-impl Task for LoggedStep {
+impl StoredTask for LoggedStep {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         use std::io::Write as _;
         let name = ctx.atom_name();

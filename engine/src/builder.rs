@@ -99,13 +99,13 @@ impl Engine {
     /// use std::sync::Arc;
     /// use serde::{Deserialize, Serialize};
     /// use taskflow_engine::Engine;
-    /// use taskflow_patterns::{atom, Context, FlowState, Linear, Task, TaskError, Value};
+    /// use taskflow_patterns::{atom, Context, FlowState, Linear, StoredTask, TaskError, Value};
     /// use taskflow_persistence::{Backend, MemoryBackend};
     ///
     /// #[derive(Serialize, Deserialize)]
     /// struct Hello;
     /// #[typetag::serde]
-    /// impl Task for Hello {
+    /// impl StoredTask for Hello {
     ///     fn execute(&self, _: &mut Context) -> Result<Value, TaskError> { Ok("hi".into()) }
     /// }
     ///
@@ -543,12 +543,17 @@ impl EngineBuilder {
     }
 }
 
-/// Why a flow's definition does not serialize, naming the first atom whose
-/// task does not (a closure, a type that is not `#[typetag::serde]`).
+/// Why a flow's definition does not serialize. The serializer names the
+/// atom (or link) whose part is not a stored one; a stored task whose own
+/// serialization failed is named here.
 fn unstorable(compilation: &Compilation, error: &serde_json::Error) -> String {
     let culprit = compilation.atoms().iter().find(|a| match &a.imp {
-        taskflow_patterns::AtomImpl::Task(t) => serde_json::to_value(&**t).is_err(),
-        taskflow_patterns::AtomImpl::Retry(r) => serde_json::to_value(&**r).is_err(),
+        taskflow_patterns::AtomImpl::Task(t) => {
+            t.stored().is_some_and(|t| serde_json::to_value(t).is_err())
+        }
+        taskflow_patterns::AtomImpl::Retry(r) => {
+            r.stored().is_some_and(|r| serde_json::to_value(r).is_err())
+        }
     });
     match culprit {
         Some(atom) => format!(

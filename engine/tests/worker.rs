@@ -17,7 +17,7 @@ use taskflow_engine::worker::{
     kinds, InProcess, Transport, Worker, WorkerConfig, WorkerExecutor, WorkerHandle, WorkerOptions,
 };
 use taskflow_engine::{CapturingListener, Engine, EngineError};
-use taskflow_patterns::{atom, Context, FlowState, Linear, Task, TaskError, Unordered, Value};
+use taskflow_patterns::{atom, Context, FlowState, Linear, StoredTask, TaskError, Unordered, Value};
 
 /// Adds `amount` to the input `x`; reports progress; returns the sum and
 /// the worker thread that ran it.
@@ -29,7 +29,7 @@ struct Add {
 }
 
 #[typetag::serde(name = "tests::Add")]
-impl Task for Add {
+impl StoredTask for Add {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         ctx.progress(0.5);
         std::thread::sleep(Duration::from_millis(self.sleep_ms));
@@ -57,7 +57,7 @@ struct Explode {
 }
 
 #[typetag::serde(name = "tests::Explode")]
-impl Task for Explode {
+impl StoredTask for Explode {
     fn execute(&self, _ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         Err(TaskError::new("Boom", format!("{} exploded", self.key)))
     }
@@ -82,7 +82,7 @@ struct Slow {
 }
 
 #[typetag::serde(name = "tests::Slow")]
-impl Task for Slow {
+impl StoredTask for Slow {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         mark(&format!("{}:started", self.key));
         let start = Instant::now();
@@ -366,7 +366,7 @@ mod amqp {
             "{}",
             failures[0]
         );
-        assert!(failures[0].message.contains("task_fn"), "{}", failures[0]);
+        assert!(failures[0].message.contains("is not a StoredTask"), "{}", failures[0]);
         w.stop().unwrap();
     }
 

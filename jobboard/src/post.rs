@@ -11,7 +11,8 @@ use crate::{Job, JobBoard, JobBoardError, NewJob};
 /// name and arguments of a flow factory every conductor registers.
 #[derive(Debug, Clone, Copy)]
 pub enum FlowSource<'a> {
-    /// A flow of `#[typetag::serde]` tasks, stored in its flow detail.
+    /// A flow of stored tasks (`StoredTask`, `StoredRetry`,
+    /// `StoredDecider`), stored whole in its flow detail.
     Flow(&'a Flow),
     /// A flow built by the registered factory `name` from `args`.
     Factory {

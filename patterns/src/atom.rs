@@ -231,14 +231,17 @@ impl AtomSpec {
 ///     .version(2, 1);
 /// assert_eq!(a.name(), "resize");
 /// ```
-#[derive(Clone, Serialize, Deserialize)]
+///
+/// A flow's atoms serialize (as part of its stored definition) when their
+/// task is a [`StoredTask`](crate::StoredTask) or their controller a
+/// [`StoredRetry`](crate::StoredRetry); otherwise serializing fails with an
+/// error naming the atom.
+#[derive(Clone)]
 pub struct Atom<K> {
     /// The declared interface (shared: cloning a flow or compiling it does
     /// not copy it).
-    #[serde(flatten)]
     pub spec: Arc<AtomSpec>,
     /// The task or retry controller.
-    #[serde(rename = "impl")]
     pub kind: K,
 }
 

@@ -31,6 +31,7 @@ mod map;
 mod registry;
 mod retry;
 mod state;
+mod stored;
 mod task;
 
 pub use atom::{atom, retry, Atom, AtomSpec, Pick, Provides, RetryAtom, TaskAtom, Version};
@@ -41,15 +42,18 @@ pub use compile::{
 pub use depth::{definition_depth, flow_depth, value_depth, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH};
 pub use error::{CompileError, CompileErrors};
 pub use failure::{Cause, Failure, TaskError};
-pub use flow::{decider_fn, Decider, Depth, Flow, FnDecider, Graph, Linear, Link, Node, Unordered};
+pub use flow::{
+    decider_fn, Decider, Depth, Flow, FnDecider, Graph, Linear, Link, Node, StoredDecider,
+    Unordered,
+};
 pub use map::{VecMap, VecMapIter};
 pub use registry::{FactoryError, FlowRegistry};
 pub use retry::{
     AlwaysRevert, AlwaysRevertAll, Attempt, Decision, ForEach, History, OnExhausted,
-    ParameterizedForEach, Retry, Times,
+    ParameterizedForEach, Retry, StoredRetry, Times,
 };
 pub use state::{AtomKind, AtomState, FlowState, Intention, TransitionError};
-pub use task::{task_fn, Context, FnTask, Inputs, Task};
+pub use task::{task_fn, Context, FnTask, Inputs, StoredTask, Task};
 
 /// The data that moves between atoms: any JSON value (results are checkpointed).
 pub use serde_json::Value;

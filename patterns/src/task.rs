@@ -5,32 +5,34 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Failure, TaskError, Value};
 
 /// A unit of work that can be undone.
 ///
-/// Implement it on a serializable type with `#[typetag::serde]`, so a flow
-/// of such tasks can be stored in its records and rebuilt in another process;
-/// or wrap a closure with [`task_fn`] for quick use.
+/// Any type implements it: a task may hold a connection pool, a client or a
+/// lock. Such a flow runs in-process on every engine, and is rebuilt in
+/// another process (a resume, a conductor) by a registered flow factory.
+/// A task whose type is serializable can instead implement [`StoredTask`]
+/// (with `#[typetag::serde]`), which makes it a `Task` too: a flow of only
+/// such tasks is stored whole in its records and rebuilt from them. A
+/// closure is a task through [`task_fn`].
 ///
 /// ```
-/// use serde::{Deserialize, Serialize};
+/// use std::sync::Mutex;
 /// use taskflow_patterns::{Context, Task, TaskError, Value};
 ///
-/// #[derive(Serialize, Deserialize)]
-/// struct Add { amount: i64 }
+/// /// Sends through a client it holds (here a log, standing for one).
+/// struct Notify { sent: Mutex<Vec<String>> }
 ///
-/// #[typetag::serde]
-/// impl Task for Add {
+/// impl Task for Notify {
 ///     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
-///         let x: i64 = ctx.input("x")?;
-///         Ok((x + self.amount).into())
+///         let message: String = ctx.input("message")?;
+///         self.sent.lock().unwrap().push(message);
+///         Ok(Value::Null)
 ///     }
 /// }
 /// ```
-#[typetag::serde]
 pub trait Task: Send + Sync + 'static {
     /// Does the work; the value returned is the atom's result, stored under
     /// the names the atom `provides`.
@@ -42,6 +44,85 @@ pub trait Task: Send + Sync + 'static {
     fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
         let _ = ctx;
         Ok(())
+    }
+
+    /// This task as a definition that can be stored, when its type is a
+    /// [`StoredTask`] (which answers this itself); `None` otherwise, the
+    /// default.
+    fn stored(&self) -> Option<&dyn StoredTask> {
+        None
+    }
+
+    /// The task's type: for a [`StoredTask`], the name its records give it
+    /// (typetag's); otherwise the Rust type's name. Errors name it, and the
+    /// worker engine routes work to the workers that run this type.
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// A task whose definition is stored in its flow's records, so the flow is
+/// rebuilt from them in another process (a resume, a conductor, a remote
+/// worker) without a registered factory.
+///
+/// Implement it, instead of [`Task`], on a serializable type with
+/// `#[typetag::serde]`; the type is then a `Task` too. The name typetag
+/// records (the type's name unless `#[typetag::serde(name = "...")]` says
+/// otherwise) is what a process must know to rebuild it.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use taskflow_patterns::{Context, StoredTask, TaskError, Value};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Add { amount: i64 }
+///
+/// #[typetag::serde]
+/// impl StoredTask for Add {
+///     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
+///         let x: i64 = ctx.input("x")?;
+///         Ok((x + self.amount).into())
+///     }
+/// }
+/// ```
+///
+/// Its methods are those of [`Task`]; where both traits are in scope, call
+/// a stored task's methods through the trait (`Task::execute(&add, ctx)`).
+#[typetag::serde]
+pub trait StoredTask: Send + Sync + 'static {
+    /// As [`Task::execute`].
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError>;
+
+    /// As [`Task::revert`]; the default does nothing.
+    fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+impl<T: StoredTask> Task for T {
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        StoredTask::execute(self, ctx)
+    }
+
+    fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        StoredTask::revert(self, ctx)
+    }
+
+    fn stored(&self) -> Option<&dyn StoredTask> {
+        Some(self)
+    }
+
+    fn type_name(&self) -> &'static str {
+        StoredTask::typetag_name(self)
+    }
+}
+
+impl dyn StoredTask {
+    /// The stored task (decoded from records or a message) as a [`Task`]
+    /// an atom can run.
+    pub fn into_task(self: Box<Self>) -> Arc<dyn Task> {
+        Arc::new(crate::stored::DecodedTask(self))
     }
 }
 
@@ -272,7 +353,7 @@ type ExecuteFn = dyn Fn(&mut Context<'_>) -> Result<Value, TaskError> + Send + S
 type RevertFn = dyn Fn(&mut Context<'_>) -> Result<(), TaskError> + Send + Sync;
 
 /// A task made of closures (see [`task_fn`]). It runs anywhere in-process
-/// but cannot be serialized: a flow holding one is rebuilt in another
+/// but is not a [`StoredTask`]: a flow holding one is rebuilt in another
 /// process through a registered flow factory, not from its records.
 ///
 /// One pointer wide: every atom built from a clone of it shares the closures.
@@ -326,25 +407,15 @@ impl fmt::Debug for FnTask {
     }
 }
 
-const CLOSURE_NOT_STORABLE: &str = "a task made with task_fn (a closure) cannot be serialized; \
-     store a flow of #[typetag::serde] tasks, or rebuild this flow with a registered flow factory";
-
-impl Serialize for FnTask {
-    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom(CLOSURE_NOT_STORABLE))
-    }
-}
-
-impl<'de> Deserialize<'de> for FnTask {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom(CLOSURE_NOT_STORABLE))
-    }
-}
-
-#[typetag::serde(name = "taskflow::FnTask")]
 impl Task for FnTask {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         (self.fns.execute)(ctx)
+    }
+
+    /// `taskflow::FnTask`: the type a worker on an in-process transport
+    /// advertises when it runs closures.
+    fn type_name(&self) -> &'static str {
+        "taskflow::FnTask"
     }
 
     fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
@@ -373,9 +444,9 @@ mod tests {
     }
 
     #[test]
-    fn closures_refuse_to_serialize_with_a_reason() {
+    fn closures_are_tasks_but_not_stored_ones() {
         let t: Box<dyn Task> = Box::new(task_fn(|_| Ok(Value::Null)));
-        let err = serde_json::to_string(&t).unwrap_err();
-        assert!(err.to_string().contains("task_fn"), "{err}");
+        assert!(t.stored().is_none());
+        assert_eq!(t.type_name(), "taskflow::FnTask");
     }
 }

@@ -250,7 +250,8 @@ impl AtomDetail {
 /// rebuild the flow from the records alone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlowDefinition {
-    /// The flow itself, serialized (every task a `#[typetag::serde]` type).
+    /// The flow itself, serialized (every task a `StoredTask`, every
+    /// controller a `StoredRetry`, every decider a `StoredDecider`).
     Stored(Value),
     /// A flow factory registered in code, by name, with its arguments.
     Factory {

@@ -125,7 +125,7 @@ struct WaitsForStop {
 }
 
 #[typetag::serde]
-impl Task for WaitsForStop {
+impl StoredTask for WaitsForStop {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         let first = !self.log.exists();
         append(&self.log, "exec wait");

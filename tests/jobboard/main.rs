@@ -44,7 +44,7 @@ fn append(log: &Path, line: &str) {
 }
 
 #[typetag::serde]
-impl Task for Step {
+impl StoredTask for Step {
     fn execute(&self, ctx: &mut Context) -> Result<Value, TaskError> {
         if let Some(log) = &self.log {
             append(log, &format!("exec {}", self.index));

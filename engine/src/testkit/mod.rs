@@ -233,7 +233,8 @@ macro_rules! engine_conformance {
             a_too_deep_stored_definition_is_refused_before_decoding reset_runs_a_flow_again
             revert_results_are_recorded higher_priority_runs_first
             an_unstored_definition_says_which_atom_kept_it_out
-            contradictory_configuration_is_refused);
+            contradictory_configuration_is_refused
+            a_task_holding_a_client_runs_through_a_factory);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

@@ -291,3 +291,96 @@ pub fn contradictory_configuration_is_refused(factory: Factory<'_>) {
     );
     assert_eq!(load().build().unwrap().run().unwrap(), FlowState::Success);
 }
+
+/// The type name the conformance suite's [`Client`] task advertises, for
+/// workers on an in-process transport to run it.
+pub const CLIENT_TASK_TYPE: &str = "taskflow::testkit::Client";
+
+/// A task holding what does not serialize (a client, here a lock around
+/// what it has sent): a plain [`Task`](taskflow_patterns::Task), not a
+/// stored one.
+pub struct Client {
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl taskflow_patterns::Task for Client {
+    fn execute(&self, ctx: &mut taskflow_patterns::Context<'_>) -> Result<Value, TaskError> {
+        let message: String = ctx.input("message")?;
+        let mut sent = self
+            .sent
+            .lock()
+            .map_err(|_| TaskError::new("Poisoned", "the client's lock"))?;
+        sent.push(format!("{}:{message}", ctx.atom_name()));
+        Ok(json!(sent.len()))
+    }
+
+    fn type_name(&self) -> &'static str {
+        CLIENT_TASK_TYPE
+    }
+}
+
+/// A task type that holds a client (it is not serializable) runs on the
+/// engine when the flow comes from a registered factory: built by the
+/// factory and run; then a run suspended after its first atom is rebuilt
+/// by the factory from its records by a load, which runs only the rest.
+pub fn a_task_holding_a_client_runs_through_a_factory(factory: Factory<'_>) {
+    struct SuspendAfterFirst(crate::SuspendHandle);
+    impl Listener for SuspendAfterFirst {
+        fn on_atom(&self, e: &crate::AtomEvent) {
+            if &*e.atom == "first" && e.to == AtomState::Success {
+                self.0.suspend();
+            }
+        }
+    }
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = FlowRegistry::new();
+    let client = sent.clone();
+    registry.register("notify", move |_| {
+        let client = |name: &str| {
+            atom(
+                name,
+                Client {
+                    sent: client.clone(),
+                },
+            )
+        };
+        Ok(Linear::new("notify")
+            .add(client("first").requires(["message"]).provides("one"))
+            .add(
+                client("second")
+                    .requires(["one", "message"])
+                    .provides("two"),
+            )
+            .into())
+    });
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut engine = factory(Engine::from_factory(&registry, "notify", Value::Null).unwrap())
+        .store(json!({ "message": "hello" }))
+        .persistence(backend.clone())
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(engine.storage().fetch("two"), Some(&json!(2)));
+    assert_eq!(*sent.lock().unwrap(), ["first:hello", "second:hello"]);
+
+    let handle = crate::SuspendHandle::new();
+    let mut engine = factory(Engine::from_factory(&registry, "notify", Value::Null).unwrap())
+        .store(json!({ "message": "again" }))
+        .persistence(backend.clone())
+        .suspend_handle(handle.clone())
+        .listener(SuspendAfterFirst(handle))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Suspended);
+    let id = engine.storage().flow_detail_id();
+    drop(engine);
+    let mut resumed = factory(Engine::load_with(backend, id, &registry).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(resumed.run().unwrap(), FlowState::Success);
+    assert_eq!(
+        *sent.lock().unwrap(),
+        ["first:hello", "second:hello", "first:again", "second:again"],
+        "the load ran only the atom left, with the store of the records"
+    );
+}

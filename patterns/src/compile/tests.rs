@@ -436,7 +436,7 @@ struct Add {
 }
 
 #[typetag::serde]
-impl Task for Add {
+impl StoredTask for Add {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         Ok((ctx.input::<i64>("x")? + self.amount).into())
     }
@@ -811,4 +811,33 @@ fn a_value_given_to_an_atom_too_deep_to_checkpoint_is_refused() {
         err.to_string().contains("`x` nested 257 levels deep"),
         "{err}"
     );
+}
+
+#[test]
+fn a_part_that_is_not_stored_is_named_when_the_flow_is_serialized() {
+    struct Client(std::sync::Mutex<Vec<i64>>);
+    impl Task for Client {
+        fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
+            let mut sent = self.0.lock().map_err(|_| TaskError::new("Poisoned", "lock"))?;
+            sent.push(1);
+            Ok(Value::Null)
+        }
+    }
+    let flow: Flow = Linear::new("f")
+        .add(atom("stored", Add { amount: 1 }))
+        .add(atom("client", Client(Default::default())))
+        .into();
+    let err = serde_json::to_string(&flow).unwrap_err().to_string();
+    assert!(err.contains("atom `client`"), "{err}");
+    assert!(err.contains("Client"), "{err}");
+    assert!(err.contains("StoredTask"), "{err}");
+
+    let flow: Flow = Graph::new("g")
+        .add(atom("a", Add { amount: 1 }))
+        .add(atom("b", Add { amount: 2 }))
+        .link_if("a", "b", decider_fn(|_| true), Depth::All)
+        .into();
+    let err = serde_json::to_string(&flow).unwrap_err().to_string();
+    assert!(err.contains("the link `a` -> `b`"), "{err}");
+    assert!(err.contains("StoredDecider"), "{err}");
 }

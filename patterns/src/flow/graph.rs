@@ -71,18 +71,17 @@ impl Graph {
     }
 }
 
-/// An explicit link between two children of a [`Graph`].
-#[derive(Clone, Serialize, Deserialize)]
+/// An explicit link between two children of a [`Graph`]. It serializes
+/// when its decider, if any, is a [`StoredDecider`](crate::StoredDecider).
+#[derive(Clone)]
 pub struct Link {
     /// Name of the child that runs first.
     pub from: String,
     /// Name of the child that runs after.
     pub to: String,
     /// The decider, for a conditional link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decider: Option<Arc<dyn Decider>>,
     /// How far a false decision reaches.
-    #[serde(default)]
     pub depth: Depth,
 }
 

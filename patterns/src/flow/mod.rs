@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::{RetryAtom, TaskAtom, Value};
 
@@ -282,15 +282,70 @@ pub enum Depth {
 /// Decides whether a conditional link lets its target run. It sees the
 /// results of the link's source: atom name to result, for every atom of the
 /// source node (one atom, or all atoms of a subflow).
-#[typetag::serde]
+///
+/// Any type implements it; one whose type is serializable can instead
+/// implement [`StoredDecider`], so a flow holding it is stored whole in its
+/// records (as with [`StoredTask`](crate::StoredTask)).
 pub trait Decider: Send + Sync + 'static {
     /// `true` lets the target run; `false` makes it (and per [`Depth`] more) IGNORE.
     fn decide(&self, history: &BTreeMap<String, Value>) -> bool;
+
+    /// This decider as a definition that can be stored, when its type is a
+    /// [`StoredDecider`]; `None` otherwise, the default.
+    fn stored(&self) -> Option<&dyn StoredDecider> {
+        None
+    }
+
+    /// The decider's type, named in errors: for a [`StoredDecider`], the
+    /// name its records give it (typetag's); otherwise the Rust type's name.
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// A decider whose definition is stored in its flow's records. Implement
+/// it, instead of [`Decider`], on a serializable type with
+/// `#[typetag::serde]`; the type is then a `Decider` too.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use serde::{Deserialize, Serialize};
+/// use taskflow_patterns::{StoredDecider, Value};
+///
+/// /// Lets the target run when some result is above `limit`.
+/// #[derive(Serialize, Deserialize)]
+/// struct Above { limit: i64 }
+///
+/// #[typetag::serde]
+/// impl StoredDecider for Above {
+///     fn decide(&self, history: &BTreeMap<String, Value>) -> bool {
+///         history.values().any(|v| v.as_i64() > Some(self.limit))
+///     }
+/// }
+/// ```
+#[typetag::serde]
+pub trait StoredDecider: Send + Sync + 'static {
+    /// As [`Decider::decide`].
+    fn decide(&self, history: &BTreeMap<String, Value>) -> bool;
+}
+
+impl<T: StoredDecider> Decider for T {
+    fn decide(&self, history: &BTreeMap<String, Value>) -> bool {
+        StoredDecider::decide(self, history)
+    }
+
+    fn stored(&self) -> Option<&dyn StoredDecider> {
+        Some(self)
+    }
+
+    fn type_name(&self) -> &'static str {
+        StoredDecider::typetag_name(self)
+    }
 }
 
 type DecideFn = dyn Fn(&BTreeMap<String, Value>) -> bool + Send + Sync;
 
-/// A decider made of a closure (see [`decider_fn`]); not serializable.
+/// A decider made of a closure (see [`decider_fn`]); not a [`StoredDecider`].
 #[derive(Clone)]
 pub struct FnDecider(Arc<DecideFn>);
 
@@ -314,22 +369,6 @@ impl fmt::Debug for FnDecider {
     }
 }
 
-const CLOSURE_DECIDER: &str = "a decider made with decider_fn (a closure) cannot be serialized; \
-     use a #[typetag::serde] decider, or rebuild this flow with a registered flow factory";
-
-impl Serialize for FnDecider {
-    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom(CLOSURE_DECIDER))
-    }
-}
-
-impl<'de> Deserialize<'de> for FnDecider {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom(CLOSURE_DECIDER))
-    }
-}
-
-#[typetag::serde(name = "taskflow::FnDecider")]
 impl Decider for FnDecider {
     fn decide(&self, history: &BTreeMap<String, Value>) -> bool {
         (self.0)(history)

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, History, Retry};
+use super::{Decision, History, StoredRetry};
 use crate::{Context, TaskError, Value};
 
 /// Never retries: a failure in its scope is passed to the next controller out.
@@ -8,7 +8,7 @@ use crate::{Context, TaskError, Value};
 pub struct AlwaysRevert;
 
 #[typetag::serde(name = "taskflow::AlwaysRevert")]
-impl Retry for AlwaysRevert {
+impl StoredRetry for AlwaysRevert {
     fn execute(&self, _: &History, _: &mut Context<'_>) -> Result<Value, TaskError> {
         Ok(Value::Null)
     }
@@ -23,7 +23,7 @@ impl Retry for AlwaysRevert {
 pub struct AlwaysRevertAll;
 
 #[typetag::serde(name = "taskflow::AlwaysRevertAll")]
-impl Retry for AlwaysRevertAll {
+impl StoredRetry for AlwaysRevertAll {
     fn execute(&self, _: &History, _: &mut Context<'_>) -> Result<Value, TaskError> {
         Ok(Value::Null)
     }

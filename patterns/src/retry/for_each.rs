@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{has_untried, next_value, Decision, History, OnExhausted, Retry};
+use super::{has_untried, next_value, Decision, History, OnExhausted, StoredRetry};
 use crate::{Context, TaskError, Value};
 
 /// Runs its scope once per value until one attempt succeeds; provides the
@@ -44,7 +44,7 @@ impl ForEach {
 }
 
 #[typetag::serde(name = "taskflow::ForEach")]
-impl Retry for ForEach {
+impl StoredRetry for ForEach {
     fn execute(&self, history: &History, _: &mut Context<'_>) -> Result<Value, TaskError> {
         next_value(&self.values, history)
     }

@@ -104,17 +104,19 @@ impl History {
     }
 }
 
-/// A retry controller. Implement it with `#[typetag::serde]`, like [`Task`](crate::Task).
+/// A retry controller: decides what happens to its scope after a failure.
+///
+/// Any type implements it. One whose type is serializable can instead
+/// implement [`StoredRetry`] (with `#[typetag::serde]`, as the built-in
+/// controllers do), so a flow holding it is stored whole in its records,
+/// as with [`StoredTask`](crate::StoredTask).
 ///
 /// ```
-/// use serde::{Deserialize, Serialize};
 /// use taskflow_patterns::{Context, Decision, History, Retry, TaskError, Value};
 ///
 /// /// Retries while fewer than `limit` attempts failed with a timeout.
-/// #[derive(Serialize, Deserialize)]
 /// struct OnTimeout { limit: usize }
 ///
-/// #[typetag::serde]
 /// impl Retry for OnTimeout {
 ///     fn execute(&self, history: &History, _: &mut Context) -> Result<Value, TaskError> {
 ///         Ok(history.len().into())
@@ -127,7 +129,6 @@ impl History {
 ///     }
 /// }
 /// ```
-#[typetag::serde]
 pub trait Retry: Send + Sync + 'static {
     /// Runs before each attempt of the scope; the result is provided to the
     /// scope under the atom's `provides` and kept in the history.
@@ -146,6 +147,86 @@ pub trait Retry: Send + Sync + 'static {
     /// Arguments the controller always requires (added to its atom's spec).
     fn requires(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// This controller as a definition that can be stored, when its type is
+    /// a [`StoredRetry`]; `None` otherwise, the default.
+    fn stored(&self) -> Option<&dyn StoredRetry> {
+        None
+    }
+
+    /// The controller's type, named in errors: for a [`StoredRetry`], the
+    /// name its records give it (typetag's); otherwise the Rust type's name.
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// A retry controller whose definition is stored in its flow's records.
+/// Implement it, instead of [`Retry`], on a serializable type with
+/// `#[typetag::serde]`; the type is then a `Retry` too.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use taskflow_patterns::{Context, Decision, History, StoredRetry, TaskError, Value};
+///
+/// /// Retries up to `limit` times.
+/// #[derive(Serialize, Deserialize)]
+/// struct UpTo { limit: usize }
+///
+/// #[typetag::serde]
+/// impl StoredRetry for UpTo {
+///     fn execute(&self, history: &History, _: &mut Context) -> Result<Value, TaskError> {
+///         Ok(history.len().into())
+///     }
+///     fn on_failure(&self, history: &History, _: &Context) -> Decision {
+///         if history.len() < self.limit { Decision::Retry } else { Decision::Revert }
+///     }
+/// }
+/// ```
+#[typetag::serde]
+pub trait StoredRetry: Send + Sync + 'static {
+    /// As [`Retry::execute`].
+    fn execute(&self, history: &History, ctx: &mut Context<'_>) -> Result<Value, TaskError>;
+
+    /// As [`Retry::on_failure`].
+    fn on_failure(&self, history: &History, ctx: &Context<'_>) -> Decision;
+
+    /// As [`Retry::revert`]; the default does nothing.
+    fn revert(&self, history: &History, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        let _ = (history, ctx);
+        Ok(())
+    }
+
+    /// As [`Retry::requires`].
+    fn requires(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl<T: StoredRetry> Retry for T {
+    fn execute(&self, history: &History, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        StoredRetry::execute(self, history, ctx)
+    }
+
+    fn on_failure(&self, history: &History, ctx: &Context<'_>) -> Decision {
+        StoredRetry::on_failure(self, history, ctx)
+    }
+
+    fn revert(&self, history: &History, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        StoredRetry::revert(self, history, ctx)
+    }
+
+    fn requires(&self) -> Vec<String> {
+        StoredRetry::requires(self)
+    }
+
+    fn stored(&self) -> Option<&dyn StoredRetry> {
+        Some(self)
+    }
+
+    fn type_name(&self) -> &'static str {
+        StoredRetry::typetag_name(self)
     }
 }
 

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{has_untried, next_value, Decision, History, OnExhausted, Retry};
+use super::{has_untried, next_value, Decision, History, OnExhausted, StoredRetry};
 use crate::{Context, TaskError, Value};
 
 /// Like [`ForEach`](super::ForEach), with the values taken at run time from
@@ -32,7 +32,7 @@ impl ParameterizedForEach {
 const VALUES: &str = "values";
 
 #[typetag::serde(name = "taskflow::ParameterizedForEach")]
-impl Retry for ParameterizedForEach {
+impl StoredRetry for ParameterizedForEach {
     fn execute(&self, history: &History, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         let values: Vec<Value> = ctx.input(VALUES)?;
         next_value(&values, history)

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, History, OnExhausted, Retry};
+use super::{Decision, History, OnExhausted, StoredRetry};
 use crate::{Context, TaskError, Value};
 
 /// Runs its scope up to `attempts` times in all. Provides the attempt number
@@ -37,7 +37,7 @@ impl Times {
 }
 
 #[typetag::serde(name = "taskflow::Times")]
-impl Retry for Times {
+impl StoredRetry for Times {
     fn execute(&self, history: &History, _: &mut Context<'_>) -> Result<Value, TaskError> {
         Ok(Value::from(history.len() + 1))
     }

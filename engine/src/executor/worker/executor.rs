@@ -611,7 +611,7 @@ impl Executor for WorkerExecutor {
                 self.ready.push_back(work.run());
                 return;
             }
-            AtomImpl::Task(task) => task.typetag_name().to_owned(),
+            AtomImpl::Task(task) => task.type_name().to_owned(),
         };
         if let Some(reason) = self.lost.clone() {
             self.fail_now(

@@ -24,10 +24,10 @@
 //! # Topics: what a worker runs
 //!
 //! A worker has a unique name and advertises the **task types** it runs:
-//! the typetag names of its tasks (`"CreateVolume"` for
-//! `#[typetag::serde] impl Task for CreateVolume`). The engine learns them
-//! from `Hello` messages and routes each request to a live worker that
-//! advertises the task's type (`task.typetag_name()`) and has room: fewer
+//! the typetag names of its stored tasks (`"CreateVolume"` for
+//! `#[typetag::serde] impl StoredTask for CreateVolume`). The engine learns
+//! them from `Hello` messages and routes each request to a live worker that
+//! advertises the task's type (`task.type_name()`) and has room: fewer
 //! of this engine's requests in flight than its concurrency. Among those it
 //! takes the least loaded for its size, ties in turn; when all are busy the
 //! request waits in the engine (its timeout running) until one has room, so
@@ -135,7 +135,8 @@ mod conformance {
     use super::{InProcess, Worker, WorkerConfig, WorkerExecutor, WorkerHandle, WorkerOptions};
     use crate::EngineBuilder;
 
-    /// Two in-process workers that run closures, shared by every case.
+    /// Two in-process workers that run closures and the suite's client
+    /// task, shared by every case.
     fn transport() -> &'static InProcess {
         static SHARED: OnceLock<(InProcess, Vec<WorkerHandle>)> = OnceLock::new();
         &SHARED
@@ -144,8 +145,11 @@ mod conformance {
                 let workers = ["conformance-1", "conformance-2"]
                     .into_iter()
                     .map(|name| {
-                        let config =
-                            WorkerConfig::new(name, [super::CLOSURE_TASK_TYPE]).concurrency(4);
+                        let config = WorkerConfig::new(
+                            name,
+                            [super::CLOSURE_TASK_TYPE, crate::testkit::CLIENT_TASK_TYPE],
+                        )
+                        .concurrency(4);
                         Worker::new(&transport, config)
                             .and_then(Worker::spawn)
                             .expect("worker starts")

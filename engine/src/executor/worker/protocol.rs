@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Inputs, Task, Value};
+use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Inputs, StoredTask, Value};
 use uuid::Uuid;
 
 use crate::executor::{Action, AtomWork};
@@ -15,8 +15,9 @@ use crate::listener::Listeners;
 /// (a task's own failures keep the kind the task gave them).
 pub use taskflow_patterns::kinds::worker as kinds;
 
-/// The typetag name of tasks made of closures (`task_fn`): a worker on an
-/// in-process transport that should run closures advertises it.
+/// The type name of tasks made of closures (`task_fn`, see
+/// `Task::type_name`): a worker on an in-process transport that should run
+/// closures advertises it.
 pub const CLOSURE_TASK_TYPE: &str = "taskflow::FnTask";
 
 /// Where a message goes.
@@ -205,7 +206,15 @@ impl WorkData {
     /// engine).
     pub fn from_work(work: &AtomWork) -> Result<WorkData, String> {
         let task = match &work.imp {
-            AtomImpl::Task(task) => serde_json::to_value(&**task).map_err(|e| e.to_string())?,
+            AtomImpl::Task(task) => {
+                let stored = task.stored().ok_or_else(|| {
+                    format!(
+                        "its task `{}` is not a StoredTask (#[typetag::serde] impl StoredTask)",
+                        task.type_name()
+                    )
+                })?;
+                serde_json::to_value(stored).map_err(|e| e.to_string())?
+            }
             AtomImpl::Retry(_) => {
                 return Err("retry controllers run in the engine, not on workers".to_owned())
             }
@@ -232,12 +241,12 @@ impl WorkData {
         listeners: Listeners,
         cancel: Arc<AtomicBool>,
     ) -> Result<AtomWork, serde_json::Error> {
-        let task: Box<dyn Task> = serde_json::from_value(self.task)?;
+        let task: Box<dyn StoredTask> = serde_json::from_value(self.task)?;
         Ok(AtomWork {
             atom: AtomIndex::new(0),
             name: atom.into(),
             action,
-            imp: AtomImpl::Task(Arc::from(task)),
+            imp: AtomImpl::Task(task.into_task()),
             inputs: self.inputs.into_iter().collect::<Inputs>(),
             history: None,
             own_result: self.own_result.map(Arc::new),

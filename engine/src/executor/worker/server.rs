@@ -23,10 +23,14 @@ pub struct WorkerConfig {
     /// Its name: unique among the workers of a transport (requests are
     /// routed to it by name). Letters, digits, `-`, `_` and `.`.
     pub name: String,
-    /// The task types it runs: the typetag names of tasks its binary links
-    /// (the type's name unless `#[typetag::serde(name = "...")]` says
-    /// otherwise), or [`CLOSURE_TASK_TYPE`](super::CLOSURE_TASK_TYPE) for
-    /// closures on an in-process transport.
+    /// The task types it runs, as [`Task::type_name`] gives them: the
+    /// typetag names of the [`StoredTask`]s its binary links (the type's
+    /// name unless `#[typetag::serde(name = "...")]` says otherwise); on an
+    /// in-process transport also [`CLOSURE_TASK_TYPE`](super::CLOSURE_TASK_TYPE)
+    /// for closures, or the type name of a plain task.
+    ///
+    /// [`Task::type_name`]: taskflow_patterns::Task::type_name
+    /// [`StoredTask`]: taskflow_patterns::StoredTask
     pub task_types: Vec<String>,
     /// How many requests it runs at once (threads of its own). Default: the
     /// number of cores.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use taskflow_patterns::{
     atom, task_fn, AtomImpl, AtomIndex, AtomState, Context, Failure, FlowState, Inputs, Linear,
-    Task, TaskError, Times, Value,
+    StoredTask, Task, TaskError, Times, Value,
 };
 
 use super::*;
@@ -345,7 +345,10 @@ fn a_serializing_transport_refuses_closures() {
     let f = &failures[0];
     assert_eq!(f.kind, kinds::NOT_SERIALIZABLE);
     assert!(f.message.contains("atom `closure`"), "{f}");
-    assert!(f.message.contains("task_fn"), "{f}");
+    assert!(
+        f.message.contains("`taskflow::FnTask` is not a StoredTask"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -463,7 +466,7 @@ struct Scale {
 }
 
 #[typetag::serde(name = "worker_tests::Scale")]
-impl Task for Scale {
+impl StoredTask for Scale {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         Ok(json!(ctx.input::<i64>("x")? * self.by))
     }
@@ -552,9 +555,9 @@ fn in_process_work_refuses_to_serialize() {
 }
 
 #[test]
-fn the_closure_type_name_is_typetags() {
+fn the_closure_type_name_is_the_advertised_one() {
     let task: Arc<dyn Task> = Arc::new(task_fn(|_| Ok(Value::Null)));
-    assert_eq!(task.typetag_name(), CLOSURE_TASK_TYPE);
+    assert_eq!(task.type_name(), CLOSURE_TASK_TYPE);
 }
 
 #[test]

@@ -1,0 +1,223 @@
+//! Flows as stored definitions: the serde forms of atoms and links, whose
+//! tasks, retry controllers and deciders are stored through
+//! [`StoredTask`], [`StoredRetry`] and [`StoredDecider`] (typetag), and the
+//! errors that name the atom or link whose part is not one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::Deserializer;
+use serde::ser::{Error as _, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::flow::Link;
+use crate::{
+    Atom, AtomSpec, Context, Decider, Decision, Depth, History, Retry, RetryAtom, StoredDecider,
+    StoredRetry, StoredTask, Task, TaskAtom, TaskError, Value,
+};
+
+/// What a flow with a part that cannot be stored is told to do instead.
+const USE_A_FACTORY: &str = "rebuild this flow with a registered flow factory";
+
+/// An atom as it is written: its spec beside its stored task or controller.
+#[derive(Serialize)]
+struct AtomOut<'a, K: ?Sized> {
+    #[serde(flatten)]
+    spec: &'a AtomSpec,
+    #[serde(rename = "impl")]
+    kind: &'a K,
+}
+
+/// An atom as it is read.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "Box<K>: Deserialize<'de>"))]
+struct AtomIn<K: ?Sized> {
+    #[serde(flatten)]
+    spec: AtomSpec,
+    #[serde(rename = "impl")]
+    kind: Box<K>,
+}
+
+impl Serialize for TaskAtom {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let kind = self.kind.stored().ok_or_else(|| {
+            S::Error::custom(format!(
+                "atom `{}` cannot be stored: its task `{}` is not a StoredTask \
+                 (#[typetag::serde] impl StoredTask); {USE_A_FACTORY}",
+                self.spec.name,
+                self.kind.type_name()
+            ))
+        })?;
+        AtomOut {
+            spec: &self.spec,
+            kind,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskAtom {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let atom = AtomIn::<dyn StoredTask>::deserialize(deserializer)?;
+        Ok(Atom {
+            spec: Arc::new(atom.spec),
+            kind: atom.kind.into_task(),
+        })
+    }
+}
+
+impl Serialize for RetryAtom {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let kind = self.kind.stored().ok_or_else(|| {
+            S::Error::custom(format!(
+                "retry atom `{}` cannot be stored: its controller `{}` is not a StoredRetry \
+                 (#[typetag::serde] impl StoredRetry); {USE_A_FACTORY}",
+                self.spec.name,
+                self.kind.type_name()
+            ))
+        })?;
+        AtomOut {
+            spec: &self.spec,
+            kind,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RetryAtom {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let atom = AtomIn::<dyn StoredRetry>::deserialize(deserializer)?;
+        Ok(Atom {
+            spec: Arc::new(atom.spec),
+            kind: Arc::new(DecodedRetry(atom.kind)),
+        })
+    }
+}
+
+/// A link as it is written.
+#[derive(Serialize)]
+struct LinkOut<'a> {
+    from: &'a str,
+    to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decider: Option<&'a dyn StoredDecider>,
+    depth: Depth,
+}
+
+/// A link as it is read.
+#[derive(Deserialize)]
+struct LinkIn {
+    from: String,
+    to: String,
+    #[serde(default)]
+    decider: Option<Box<dyn StoredDecider>>,
+    #[serde(default)]
+    depth: Depth,
+}
+
+impl Serialize for Link {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let decider = match &self.decider {
+            None => None,
+            Some(decider) => Some(decider.stored().ok_or_else(|| {
+                S::Error::custom(format!(
+                    "the link `{}` -> `{}` cannot be stored: its decider `{}` is not a \
+                     StoredDecider (#[typetag::serde] impl StoredDecider); {USE_A_FACTORY}",
+                    self.from,
+                    self.to,
+                    decider.type_name()
+                ))
+            })?),
+        };
+        LinkOut {
+            from: &self.from,
+            to: &self.to,
+            decider,
+            depth: self.depth,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Link {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let link = LinkIn::deserialize(deserializer)?;
+        Ok(Link {
+            from: link.from,
+            to: link.to,
+            decider: link
+                .decider
+                .map(|d| Arc::new(DecodedDecider(d)) as Arc<dyn Decider>),
+            depth: link.depth,
+        })
+    }
+}
+
+/// A stored task decoded from records, as a [`Task`]: a `Box<dyn
+/// StoredTask>` cannot become a `dyn Task` by itself before Rust 1.86's
+/// trait upcasting, and the workspace builds on 1.80.
+pub(crate) struct DecodedTask(pub(crate) Box<dyn StoredTask>);
+
+impl Task for DecodedTask {
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        self.0.execute(ctx)
+    }
+
+    fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        self.0.revert(ctx)
+    }
+
+    fn stored(&self) -> Option<&dyn StoredTask> {
+        Some(&*self.0)
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.0.typetag_name()
+    }
+}
+
+/// A stored controller decoded from records, as a [`Retry`].
+struct DecodedRetry(Box<dyn StoredRetry>);
+
+impl Retry for DecodedRetry {
+    fn execute(&self, history: &History, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        self.0.execute(history, ctx)
+    }
+
+    fn on_failure(&self, history: &History, ctx: &Context<'_>) -> Decision {
+        self.0.on_failure(history, ctx)
+    }
+
+    fn revert(&self, history: &History, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        self.0.revert(history, ctx)
+    }
+
+    fn requires(&self) -> Vec<String> {
+        self.0.requires()
+    }
+
+    fn stored(&self) -> Option<&dyn StoredRetry> {
+        Some(&*self.0)
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.0.typetag_name()
+    }
+}
+
+/// A stored decider decoded from records, as a [`Decider`].
+struct DecodedDecider(Box<dyn StoredDecider>);
+
+impl Decider for DecodedDecider {
+    fn decide(&self, history: &BTreeMap<String, Value>) -> bool {
+        self.0.decide(history)
+    }
+
+    fn stored(&self) -> Option<&dyn StoredDecider> {
+        Some(&*self.0)
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.0.typetag_name()
+    }
+}
