@@ -102,7 +102,7 @@ fn a_flow_as_deep_as_allowed_runs_and_its_definition_reads_back_from_sqlite() {
     assert_eq!(detail.state, FlowState::Success);
     let result = detail.atom_detail("t").unwrap().result.clone().unwrap();
     assert_eq!(*result, nested(MAX_VALUE_DEPTH));
-    let Ok(Some(FlowDefinition::Stored(stored))) = detail.definition() else {
+    let Some(FlowDefinition::Stored(stored)) = detail.run.definition.clone() else {
         panic!("a stored definition");
     };
     assert_eq!(definition_depth(&stored), MAX_FLOW_DEPTH);
@@ -114,9 +114,7 @@ fn a_flow_as_deep_as_allowed_runs_and_its_definition_reads_back_from_sqlite() {
     assert_eq!(compile(&flow).unwrap().len(), 1);
 
     // The logbook and the listing read it back too.
-    let book = backend
-        .get_logbook(detail.logbook_id().unwrap().unwrap())
-        .unwrap();
+    let book = backend.get_logbook(detail.run.logbook.unwrap()).unwrap();
     assert_eq!(book.flow_details, vec![detail.clone()]);
     let listed = backend.list_logbooks().unwrap();
     assert!(listed.iter().any(|b| b.as_ref().is_ok_and(|b| *b == book)));
@@ -141,10 +139,11 @@ fn results_and_store_values_past_serde_json_s_default_limit_read_back_from_sqlit
         let detail = backend.get_flow_detail(id).unwrap();
         let result = detail.atom_detail("t").unwrap().result.clone().unwrap();
         assert_eq!(value_depth(&result), levels);
-        assert_eq!(value_depth(&detail.initial_store()), levels);
-        let book = backend
-            .get_logbook(detail.logbook_id().unwrap().unwrap())
-            .unwrap();
+        assert_eq!(
+            value_depth(&Value::Object(detail.run.store.clone())),
+            levels
+        );
+        let book = backend.get_logbook(detail.run.logbook.unwrap()).unwrap();
         assert_eq!(book.flow_details, vec![detail]);
         assert!(backend.list_logbooks().unwrap().iter().all(Result::is_ok));
     }

@@ -194,7 +194,7 @@ impl EngineBuilder {
             flow_detail: id,
             problem,
         };
-        let flow = match detail.definition()? {
+        let flow = match detail.run.definition.clone() {
             Some(FlowDefinition::Factory { name, args }) => {
                 let Some(registry) = registry else {
                     return Err(EngineError::Unsupported {
@@ -243,14 +243,15 @@ impl EngineBuilder {
             }
             None => {
                 let why = detail
-                    .not_stored()
-                    .unwrap_or("none was recorded")
-                    .to_owned();
+                    .run
+                    .not_stored
+                    .clone()
+                    .unwrap_or_else(|| "none was recorded".to_owned());
                 return Err(definition_error(DefinitionError::NotStored { why }));
             }
         };
         let mut builder = EngineBuilder::new(flow);
-        builder.store = detail.initial_store();
+        builder.store = Value::Object(detail.run.store.clone());
         builder.backend = Some(backend);
         builder.resume = Some(detail);
         Ok(builder)
@@ -512,7 +513,7 @@ impl EngineBuilder {
                 let mut flow_detail =
                     FlowDetail::for_run(name, definition, store.clone(), logbook.uuid);
                 if let Some(why) = not_stored {
-                    flow_detail.set_not_stored(why);
+                    flow_detail.run.not_stored = Some(why);
                 }
                 flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
                 let details = compilation.atoms().iter().map(new_detail).collect();
@@ -628,7 +629,7 @@ fn resumed_storage(
         backend.save_atom_detail(id, &details[i], flow_detail.owner_epoch)?;
     }
     let mut logbook = LogBook::new(flow_detail.name.clone());
-    if let Some(book) = flow_detail.logbook_id()? {
+    if let Some(book) = flow_detail.run.logbook {
         logbook.uuid = book;
     }
     let mut storage = Storage::new(

@@ -287,7 +287,7 @@ mod tests {
         // The flow detail keeps its own store, without the job's.
         let book = records.get_logbook(job.logbook.unwrap()).unwrap();
         assert_eq!(
-            book.flow_details[0].initial_store(),
+            Value::Object(book.flow_details[0].run.store.clone()),
             json!({ "a": 1, "c": 3 })
         );
         Ok(job)

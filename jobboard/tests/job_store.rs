@@ -122,7 +122,7 @@ fn run_one(s: &Setup, seen: &Seen, engine: Configure) -> Vec<ConductorEvent> {
 fn flow_detail(s: &Setup, id: Uuid) -> (Value, FlowState) {
     let job = s.board.get(id).unwrap();
     let detail = s.records.get_flow_detail(job.flow_detail.unwrap()).unwrap();
-    (detail.initial_store(), detail.state)
+    (Value::Object(detail.run.store), detail.state)
 }
 
 #[test]

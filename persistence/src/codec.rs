@@ -182,7 +182,11 @@ pub(crate) fn meta_parts(meta: &Map<String, Value>) -> impl Iterator<Item = (Par
 /// is written: the memory backend checks what the encoding backends do, so
 /// a flow that runs on one runs on the others too.
 pub(crate) fn check_flow(flow: &crate::FlowDetail) -> Result<(), PersistenceError> {
-    check_parts(RecordKind::FlowDetail, flow.uuid, meta_parts(&flow.meta))?;
+    check_parts(
+        RecordKind::FlowDetail,
+        flow.uuid,
+        meta_parts(&flow.stored_meta()),
+    )?;
     flow.atom_details.iter().try_for_each(check_atom)
 }
 

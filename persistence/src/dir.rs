@@ -421,13 +421,15 @@ impl DirBackend {
             .iter()
             .map(|atom| self.read_listed_atom(id, *atom))
             .collect::<Result<_, _>>()?;
+        let (meta, run) = FlowDetail::split_stored_meta(id, header.meta.into_owned())?;
         Ok(Some((
             header.book,
             FlowDetail {
                 uuid: id,
                 name: header.name.into_owned(),
                 state: header.state,
-                meta: header.meta.into_owned(),
+                meta,
+                run,
                 atom_details,
                 owner_epoch: header.owner_epoch,
             },
@@ -507,7 +509,7 @@ impl DirBackend {
             book,
             name: Cow::Borrowed(&flow.name),
             state: flow.state,
-            meta: Cow::Borrowed(&flow.meta),
+            meta: flow.stored_meta(),
             atoms,
             owner_epoch: flow.owner_epoch,
         };

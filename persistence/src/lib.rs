@@ -58,7 +58,7 @@ pub use codec::MAX_RECORD_DEPTH;
 pub use dir::DirBackend;
 pub use error::{PersistenceError, RecordKind, WithCauses};
 pub use memory::MemoryBackend;
-pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook};
+pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook, RunSpec};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
 pub use sqlite::{open_sqlite, Durability, SqliteBackend, SqliteSchema};

@@ -558,6 +558,7 @@ fn flow_header_of(flow: &FlowDetail) -> FlowDetail {
         name,
         state,
         meta,
+        run,
         atom_details: _,
         owner_epoch,
     } = flow;
@@ -566,6 +567,7 @@ fn flow_header_of(flow: &FlowDetail) -> FlowDetail {
         name: name.clone(),
         state: *state,
         meta: meta.clone(),
+        run: run.clone(),
         atom_details: Vec::new(),
         owner_epoch: *owner_epoch,
     }

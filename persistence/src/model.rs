@@ -64,9 +64,10 @@ impl LogBook {
     }
 }
 
-/// The record of one flow run: its state, its metadata (the stored flow
-/// definition or factory, the initial store) and its atoms' details.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The record of one flow run: its state, how the run was set up (its
+/// [`RunSpec`]: the stored flow definition or factory, the initial store),
+/// free-form metadata and its atoms' details.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FlowDetail {
     /// Its id.
     pub uuid: Uuid,
@@ -74,17 +75,17 @@ pub struct FlowDetail {
     pub name: String,
     /// The flow's state.
     pub state: FlowState,
-    /// Metadata: the flow definition, the initial store, ...
-    #[serde(default)]
+    /// Free-form metadata (the keys [`RunSpec`] keeps its entries under are
+    /// reserved).
     pub meta: Map<String, Value>,
+    /// How the run was set up.
+    pub run: RunSpec,
     /// The details of its atoms.
-    #[serde(default)]
     pub atom_details: Vec<AtomDetail>,
     /// The epoch of its current owner (0: never claimed). Writes that
     /// present a lower epoch are refused with
     /// [`PersistenceError::Fenced`](crate::PersistenceError::Fenced); see
     /// [`Backend::fence_flow_detail`](crate::Backend::fence_flow_detail).
-    #[serde(default)]
     pub owner_epoch: u64,
 }
 
@@ -96,6 +97,7 @@ impl FlowDetail {
             name: name.into(),
             state: FlowState::Pending,
             meta: Map::new(),
+            run: RunSpec::default(),
             atom_details: Vec::new(),
             owner_epoch: 0,
         }
@@ -262,31 +264,158 @@ pub enum FlowDefinition {
     },
 }
 
-/// The keys of a flow detail's `meta` that describe its run. The engine
-/// writes them, jobboards write them when posting a flow, and both read
-/// them through [`FlowDetail`]'s methods: the format lives only here.
+/// How a flow detail's run was set up: how to rebuild its flow, the store
+/// it started with, and the logbook that holds it. The engine writes it for
+/// a new run and reads it to resume one; a jobboard writes it when posting
+/// a flow. Empty (the default) for a flow detail no engine made.
+///
+/// In the records it is kept as entries of the flow detail's `meta`
+/// (`flow` or `factory`, `store`, `logbook`, `flow_not_stored`), as every
+/// record format so far has kept it: those keys of `meta` are reserved, and
+/// a record whose entries are not what they should be is
+/// [`Corrupt`](PersistenceError::Corrupt) when read.
+///
+/// ```
+/// use serde_json::{json, Map};
+/// use taskflow_persistence::{FlowDefinition, FlowDetail, LogBook};
+/// let book = LogBook::new("nightly");
+/// let definition = FlowDefinition::Factory { name: "backup".into(), args: json!({"db": "main"}) };
+/// let flow = FlowDetail::for_run("backup", Some(definition.clone()), Map::new(), book.uuid);
+/// assert_eq!(flow.run.definition, Some(definition));
+/// assert_eq!(flow.run.logbook, Some(book.uuid));
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunSpec {
+    /// How to rebuild the flow: `None` when it could not be stored (see
+    /// [`not_stored`](RunSpec::not_stored)) or was never recorded.
+    pub definition: Option<FlowDefinition>,
+    /// Why the definition was not stored (a task that is not a stored
+    /// one), so that a load says so rather than guess.
+    pub not_stored: Option<String>,
+    /// The store the run started with: symbol to value.
+    pub store: Map<String, Value>,
+    /// The logbook holding the flow detail, when recorded.
+    pub logbook: Option<Uuid>,
+}
+
+/// The keys of a flow detail's `meta` that hold its [`RunSpec`] in the
+/// records: the format lives only here.
 mod run_meta {
     pub(super) const FLOW: &str = "flow";
     pub(super) const FACTORY: &str = "factory";
     pub(super) const STORE: &str = "store";
     pub(super) const LOGBOOK: &str = "logbook";
     pub(super) const NOT_STORED: &str = "flow_not_stored";
+    pub(super) const ALL: [&str; 5] = [FLOW, FACTORY, STORE, LOGBOOK, NOT_STORED];
+}
+
+impl RunSpec {
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        *self == RunSpec::default()
+    }
+
+    /// `meta` with this run's entries added, as the records keep it.
+    fn stored_in(&self, meta: &Map<String, Value>) -> Map<String, Value> {
+        let mut stored = meta.clone();
+        match &self.definition {
+            Some(FlowDefinition::Stored(flow)) => {
+                stored.insert(run_meta::FLOW.into(), flow.clone());
+            }
+            Some(FlowDefinition::Factory { name, args }) => {
+                stored.insert(
+                    run_meta::FACTORY.into(),
+                    serde_json::json!({ "name": name, "args": args }),
+                );
+            }
+            None => {}
+        }
+        if let Some(why) = &self.not_stored {
+            stored.insert(run_meta::NOT_STORED.into(), Value::from(why.as_str()));
+        }
+        stored.insert(run_meta::STORE.into(), Value::Object(self.store.clone()));
+        if let Some(book) = self.logbook {
+            stored.insert(run_meta::LOGBOOK.into(), Value::from(book.to_string()));
+        }
+        stored
+    }
+
+    /// Takes this run's entries out of the stored `meta` of flow detail
+    /// `id`: what is left is the flow detail's own `meta`.
+    fn take_from(id: Uuid, meta: &mut Map<String, Value>) -> Result<RunSpec, PersistenceError> {
+        if !run_meta::ALL.iter().any(|key| meta.contains_key(*key)) {
+            return Ok(RunSpec::default());
+        }
+        let corrupt = |reason: String| PersistenceError::Corrupt {
+            kind: RecordKind::FlowDetail,
+            id: id.to_string(),
+            reason,
+        };
+        let definition = match (meta.remove(run_meta::FACTORY), meta.remove(run_meta::FLOW)) {
+            (Some(mut factory), _) => {
+                let name = match factory.get_mut("name").map(Value::take) {
+                    Some(Value::String(name)) => name,
+                    _ => return Err(corrupt("its factory record has no name".into())),
+                };
+                let args = factory.get_mut("args").map_or(Value::Null, Value::take);
+                Some(FlowDefinition::Factory { name, args })
+            }
+            (None, Some(flow)) => Some(FlowDefinition::Stored(flow)),
+            (None, None) => None,
+        };
+        let not_stored = match meta.remove(run_meta::NOT_STORED) {
+            None => None,
+            Some(Value::String(why)) => Some(why),
+            Some(other) => {
+                return Err(corrupt(format!(
+                    "why its flow was not stored is {other}, not a text"
+                )))
+            }
+        };
+        let store = match meta.remove(run_meta::STORE) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(store)) => store,
+            Some(other) => {
+                return Err(corrupt(format!(
+                    "its initial store is {}, not an object",
+                    json_kind(&other)
+                )))
+            }
+        };
+        let logbook = match meta.remove(run_meta::LOGBOOK) {
+            None => None,
+            Some(recorded) => Some(
+                recorded
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| corrupt(format!("its logbook id {recorded} is not a UUID")))?,
+            ),
+        };
+        Ok(RunSpec {
+            definition,
+            not_stored,
+            store,
+            logbook,
+        })
+    }
+}
+
+/// What kind of JSON value `value` is, for errors.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 impl FlowDetail {
     /// A flow detail for a run not started yet: the flow `name`, how to
     /// rebuild it (`None` when it cannot be stored, e.g. closures), its
     /// initial store, and the logbook that holds it.
-    ///
-    /// ```
-    /// use serde_json::{json, Map};
-    /// use taskflow_persistence::{FlowDefinition, FlowDetail, LogBook};
-    /// let book = LogBook::new("nightly");
-    /// let definition = FlowDefinition::Factory { name: "backup".into(), args: json!({"db": "main"}) };
-    /// let flow = FlowDetail::for_run("backup", Some(definition.clone()), Map::new(), book.uuid);
-    /// assert_eq!(flow.definition().unwrap(), Some(definition));
-    /// assert_eq!(flow.logbook_id().unwrap(), Some(book.uuid));
-    /// ```
     pub fn for_run(
         name: impl Into<String>,
         definition: Option<FlowDefinition>,
@@ -294,85 +423,89 @@ impl FlowDetail {
         logbook: Uuid,
     ) -> Self {
         let mut flow = FlowDetail::new(name);
-        match definition {
-            Some(FlowDefinition::Stored(stored)) => {
-                flow.meta.insert(run_meta::FLOW.into(), stored);
-            }
-            Some(FlowDefinition::Factory { name, args }) => {
-                flow.meta.insert(
-                    run_meta::FACTORY.into(),
-                    serde_json::json!({ "name": name, "args": args }),
-                );
-            }
-            None => {}
-        }
-        flow.meta
-            .insert(run_meta::STORE.into(), Value::Object(store));
-        flow.meta
-            .insert(run_meta::LOGBOOK.into(), Value::from(logbook.to_string()));
+        flow.run = RunSpec {
+            definition,
+            not_stored: None,
+            store,
+            logbook: Some(logbook),
+        };
         flow
     }
 
-    /// How to rebuild the flow, if the records say. A factory record
-    /// without a name is [`Corrupt`](PersistenceError::Corrupt), naming
-    /// the flow detail and what is missing.
-    pub fn definition(&self) -> Result<Option<FlowDefinition>, PersistenceError> {
-        if let Some(factory) = self.meta.get(run_meta::FACTORY) {
-            let name = factory["name"]
-                .as_str()
-                .ok_or_else(|| self.corrupt("its factory record has no name"))?;
-            let args = factory.get("args").cloned().unwrap_or(Value::Null);
-            return Ok(Some(FlowDefinition::Factory {
-                name: name.to_owned(),
-                args,
-            }));
+    /// Its `meta` as the records keep it: with the entries of its
+    /// [`run`](FlowDetail::run) (backends write this).
+    pub(crate) fn stored_meta(&self) -> std::borrow::Cow<'_, Map<String, Value>> {
+        if self.run.is_empty() {
+            std::borrow::Cow::Borrowed(&self.meta)
+        } else {
+            std::borrow::Cow::Owned(self.run.stored_in(&self.meta))
         }
-        Ok(self
-            .meta
-            .get(run_meta::FLOW)
-            .cloned()
-            .map(FlowDefinition::Stored))
     }
 
-    /// The store the run started with (`null` if none was recorded).
-    pub fn initial_store(&self) -> Value {
-        self.meta
-            .get(run_meta::STORE)
-            .cloned()
-            .unwrap_or(Value::Null)
+    /// The `meta` of flow detail `id` as the records keep it, split into
+    /// the flow detail's own `meta` and its run (backends read this).
+    pub(crate) fn split_stored_meta(
+        id: Uuid,
+        mut meta: Map<String, Value>,
+    ) -> Result<(Map<String, Value>, RunSpec), PersistenceError> {
+        let run = RunSpec::take_from(id, &mut meta)?;
+        Ok((meta, run))
     }
+}
 
-    /// The logbook holding this flow detail, if recorded; a recorded one
-    /// that is not a UUID is [`Corrupt`](PersistenceError::Corrupt).
-    pub fn logbook_id(&self) -> Result<Option<Uuid>, PersistenceError> {
-        let Some(recorded) = self.meta.get(run_meta::LOGBOOK) else {
-            return Ok(None);
-        };
-        recorded
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .map(Some)
-            .ok_or_else(|| self.corrupt(format!("its logbook id {recorded} is not a UUID")))
-    }
+/// A flow detail as the records and serde keep it: the run inside `meta`.
+#[derive(Serialize)]
+struct FlowDetailOut<'a> {
+    uuid: Uuid,
+    name: &'a str,
+    state: FlowState,
+    meta: std::borrow::Cow<'a, Map<String, Value>>,
+    atom_details: &'a [AtomDetail],
+    owner_epoch: u64,
+}
 
-    /// Records why the flow's definition could not be stored (a task that
-    /// does not serialize), so that a later load says so rather than guess.
-    pub fn set_not_stored(&mut self, why: impl Into<String>) {
-        self.meta
-            .insert(run_meta::NOT_STORED.into(), Value::from(why.into()));
-    }
+/// A flow detail as read.
+#[derive(Deserialize)]
+struct FlowDetailIn {
+    uuid: Uuid,
+    name: String,
+    state: FlowState,
+    #[serde(default)]
+    meta: Map<String, Value>,
+    #[serde(default)]
+    atom_details: Vec<AtomDetail>,
+    #[serde(default)]
+    owner_epoch: u64,
+}
 
-    /// Why the flow's definition was not stored, if recorded.
-    pub fn not_stored(&self) -> Option<&str> {
-        self.meta.get(run_meta::NOT_STORED).and_then(Value::as_str)
-    }
-
-    fn corrupt(&self, reason: impl Into<String>) -> PersistenceError {
-        PersistenceError::Corrupt {
-            kind: RecordKind::FlowDetail,
-            id: self.uuid.to_string(),
-            reason: reason.into(),
+impl Serialize for FlowDetail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FlowDetailOut {
+            uuid: self.uuid,
+            name: &self.name,
+            state: self.state,
+            meta: self.stored_meta(),
+            atom_details: &self.atom_details,
+            owner_epoch: self.owner_epoch,
         }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for FlowDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let flow = FlowDetailIn::deserialize(deserializer)?;
+        let (meta, run) = FlowDetail::split_stored_meta(flow.uuid, flow.meta)
+            .map_err(serde::de::Error::custom)?;
+        Ok(FlowDetail {
+            uuid: flow.uuid,
+            name: flow.name,
+            state: flow.state,
+            meta,
+            run,
+            atom_details: flow.atom_details,
+            owner_epoch: flow.owner_epoch,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ fn sample_book() -> LogBook {
     book.meta.insert("owner".into(), json!("tests"));
     for f in 0..2 {
         let mut flow = FlowDetail::new(format!("flow-{f}"));
-        flow.meta.insert("store".into(), json!({"x": f}));
+        flow.run.store.insert("x".into(), json!(f));
         let mut ok = AtomDetail::new("ok", AtomKind::Task);
         ok.state = AtomState::Success;
         ok.result = Some(Arc::new(json!({"id": f, "tags": ["a", "b"]})));
@@ -1153,12 +1153,10 @@ fn deep_book(levels: usize) -> LogBook {
     let mut book = LogBook::new(format!("deep-{levels}"));
     book.meta.insert("deep".into(), deep.clone());
     let mut flow = FlowDetail::new("f");
-    flow.meta.insert("store".into(), json!({}));
-    flow.meta.insert("flow".into(), deep.clone());
+    flow.run.definition = Some(crate::FlowDefinition::Stored(deep.clone()));
     if levels > 0 {
         // A store of one entry nesting `levels - 1`: `levels` in all.
-        flow.meta
-            .insert("store".into(), json!({ "x": nested_value(levels - 1) }));
+        flow.run.store.insert("x".into(), nested_value(levels - 1));
     }
     let mut task = AtomDetail::new("task", AtomKind::Task);
     task.state = AtomState::Success;

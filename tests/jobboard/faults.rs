@@ -318,7 +318,10 @@ fn only_corrupt_records_trash_a_job() {
     let ids = [undefined.uuid, bad_store.uuid];
     book.flow_details = vec![undefined, bad_store];
     s.records.save_logbook(&book).expect("saved");
-    for (flow_detail, why) in ids.into_iter().zip(["no flow definition", "invalid store"]) {
+    for (flow_detail, why) in ids.into_iter().zip([
+        "no flow definition",
+        "its initial store is a string, not an object",
+    ]) {
         let mut job = NewJob::new("broken");
         job.logbook = Some(book.uuid);
         job.flow_detail = Some(flow_detail);

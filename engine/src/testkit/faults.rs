@@ -350,7 +350,7 @@ pub fn a_too_deep_stored_definition_is_refused_before_decoding(factory: Factory<
     engine.prepare().unwrap();
     let id = engine.storage().flow_detail_id();
     let mut records = backend.get_flow_detail(id).unwrap();
-    records.meta.insert("flow".into(), deep);
+    records.run.definition = Some(taskflow_persistence::FlowDefinition::Stored(deep));
     backend
         .save_flow_detail(engine.storage().logbook_id(), &records)
         .unwrap();

@@ -179,10 +179,7 @@ pub(crate) fn prepared_records(
 
 /// Writes `records` (edited by a test) back over the flow detail.
 pub(crate) fn save_records(backend: &dyn Backend, records: &taskflow_persistence::FlowDetail) {
-    let book = records
-        .logbook_id()
-        .unwrap()
-        .expect("the run names its logbook");
+    let book = records.run.logbook.expect("the run names its logbook");
     backend.save_flow_detail(book, records).unwrap();
 }
 

@@ -366,7 +366,7 @@ fn put_flow<C: GenericClient>(
     book: Uuid,
     flow: &FlowDetail,
 ) -> Result<(), PersistenceError> {
-    let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.stored_meta())?;
     let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let statement = prepared(cache, client, UPSERT_FLOW)?;
     let n = client

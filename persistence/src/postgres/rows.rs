@@ -61,11 +61,14 @@ pub(super) fn decode_flow(
         let state: &str = col(row, 3, kind, &id, "state")?;
         let meta: &str = col(row, 4, kind, &id, "meta")?;
         let epoch: i64 = col(row, 5, kind, &id, "owner_epoch")?;
+        let (meta, run) =
+            FlowDetail::split_stored_meta(id, codec::decode_meta(kind, id, meta.as_bytes())?)?;
         Ok(FlowDetail {
             uuid: id,
             name: col(row, 2, kind, &id, "name")?,
             state: codec::decode_flow_state(id, state)?,
-            meta: codec::decode_meta(kind, id, meta.as_bytes())?,
+            meta,
+            run,
             atom_details: Vec::new(),
             owner_epoch: codec::decode_epoch(id, epoch)?,
         })

@@ -270,7 +270,7 @@ fn fenced_write(
 /// Writes a flow detail (at its own owner epoch) and replaces its atoms,
 /// inside a transaction.
 fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), PersistenceError> {
-    let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.meta)?;
+    let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.stored_meta())?;
     let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let mut buf = Uuid::encode_buffer();
     let id = id_text(flow.uuid, &mut buf);

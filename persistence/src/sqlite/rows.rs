@@ -112,11 +112,14 @@ pub(super) fn decode_book(row: &Row<'_>) -> Result<LogBook, PersistenceError> {
 fn decode_flow(row: &Row<'_>, at: usize) -> Result<FlowDetail, PersistenceError> {
     let kind = RecordKind::FlowDetail;
     let id = row_id(row, at, kind)?;
+    let stored = codec::decode_meta(kind, id, bytes(row, at + 3, kind, &id, "meta")?)?;
+    let (meta, run) = FlowDetail::split_stored_meta(id, stored)?;
     Ok(FlowDetail {
         uuid: id,
         name: text(row, at + 1, kind, &id, "name")?.to_owned(),
         state: codec::decode_flow_state(id, text(row, at + 2, kind, &id, "state")?)?,
-        meta: codec::decode_meta(kind, id, bytes(row, at + 3, kind, &id, "meta")?)?,
+        meta,
+        run,
         atom_details: Vec::new(),
         owner_epoch: codec::decode_epoch(id, integer(row, at + 4, kind, id, "owner_epoch")?)?,
     })

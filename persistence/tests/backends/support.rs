@@ -75,9 +75,8 @@ pub(crate) fn fixture_book() -> LogBook {
     let mut first = FlowDetail::new("provision");
     first.uuid = id(2);
     first.state = FlowState::Failure;
-    first
-        .meta
-        .insert("store".into(), json!({"region": "eu-1", "size": 10}));
+    first.run.store.insert("region".into(), json!("eu-1"));
+    first.run.store.insert("size".into(), json!(10));
     let mut volume = AtomDetail::new("volume", AtomKind::Task);
     volume.uuid = id(3);
     volume.state = AtomState::Success;
