@@ -32,6 +32,7 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use taskflow::prelude::*;
 use taskflow::Durability;
+use taskflow::FlowDetailId;
 use uuid::Uuid;
 
 /// Tasks in the flow.
@@ -205,9 +206,9 @@ fn copy_crashed(db: &Path) -> (tempfile::TempDir, PathBuf) {
 fn resume(path: &Path, id: Uuid, variant: Variant, registry: &FlowRegistry) -> Engine {
     let backend = open(path, variant);
     let builder = if variant.factory {
-        Engine::load_with(backend, id, registry)
+        Engine::load_with(backend, FlowDetailId::from(id), registry)
     } else {
-        Engine::load(backend, id)
+        Engine::load(backend, FlowDetailId::from(id))
     };
     let mut engine = builder.expect("loads").build().expect("builds");
     assert_eq!(engine.run().expect("resumes"), FlowState::Success);

@@ -64,8 +64,8 @@ pub use taskflow_engine::{
 pub use taskflow_jobboard::RedisBoard;
 pub use taskflow_jobboard::{
     post_flow, BoardOptions, Claim, Conductor, ConductorBuilder, ConductorEvent, ConductorListener,
-    FlowSource, Job, JobBoard, JobBoardError, JobState, JobWait, MemoryBoard, NewJob, Outcome,
-    PostFlow, Retention, SqliteBoard, StopHandle,
+    FlowSource, Job, JobBoard, JobBoardError, JobId, JobState, JobWait, MemoryBoard, NewJob,
+    Outcome, PostFlow, Retention, SqliteBoard, StopHandle,
 };
 pub use taskflow_patterns::{
     atom, decider_fn, kinds, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Atom, AtomKind,
@@ -78,8 +78,9 @@ pub use taskflow_patterns::{
 #[cfg(feature = "postgres")]
 pub use taskflow_persistence::PostgresBackend;
 pub use taskflow_persistence::{
-    AtomDetail, Backend, DirBackend, Durability, FlowDefinition, FlowDetail, LogBook,
-    MemoryBackend, PersistenceError, RecordKind, SqliteBackend,
+    AtomDetail, AtomDetailId, Backend, DirBackend, Durability, Epoch, FlowDefinition, FlowDetail,
+    FlowDetailId, LogBook, LogBookId, MemoryBackend, PersistenceError, RecordKind, RunSpec,
+    SqliteBackend,
 };
 
 /// Re-exported so `#[typetag::serde]` works with only this crate as a dependency.

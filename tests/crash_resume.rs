@@ -517,7 +517,7 @@ mod postgres {
 
     impl Schema {
         fn new(url: String) -> Self {
-            let name = format!("crash_{}", FlowDetail::new("x").uuid.simple());
+            let name = format!("crash_{}", FlowDetail::new("x").uuid.as_uuid().simple());
             Schema { url, name }
         }
 

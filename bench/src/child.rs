@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::workloads::{self, BLOCK_AT_ENV};
 use crate::BenchError;
+use taskflow::FlowDetailId;
 
 /// What W9's resume process prints (one JSON line).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,7 +62,7 @@ pub fn w9_resume(db: &Path, n: usize, flow_detail: &str) -> Result<(), BenchErro
         .map_err(|e| BenchError::Setup(format!("W9: flow detail {flow_detail:?}: {e}")))?;
     let start = Instant::now();
     let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open_with(db, Durability::Normal)?);
-    let mut engine = Engine::load(backend, id)?.build()?;
+    let mut engine = Engine::load(backend, FlowDetailId::from(id))?.build()?;
     engine.prepare()?;
     let loaded = Instant::now();
     let state = engine.run()?;

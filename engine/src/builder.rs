@@ -12,13 +12,14 @@ use taskflow_persistence::{
     AtomDetail, Backend, FlowDefinition, FlowDetail, LogBook, MemoryBackend, PersistenceError,
     RecordKind,
 };
-use uuid::Uuid;
 
 use crate::engine::{Engine, RunOptions, SuspendHandle};
 use crate::executor::{Executor, Serial};
 use crate::listener::{Listener, Listeners};
 use crate::storage::Storage;
 use crate::{ConfigError, DefinitionError, EngineError, Missing, StoreError};
+use taskflow_persistence::Epoch;
+use taskflow_persistence::FlowDetailId;
 
 /// Configures an [`Engine`]; [`build`](EngineBuilder::build) compiles the
 /// flow, validates it against the store and returns the engine or every
@@ -60,7 +61,7 @@ pub struct EngineBuilder {
     /// made: `build` refuses it.
     conflict: Option<ConfigError>,
     /// The owner epoch to write at (and, when resuming, to fence at).
-    owner_epoch: Option<u64>,
+    owner_epoch: Option<Epoch>,
     defer_reverts: bool,
 }
 
@@ -122,7 +123,7 @@ impl Engine {
     /// ```
     pub fn load(
         backend: impl Backend + 'static,
-        flow_detail: Uuid,
+        flow_detail: FlowDetailId,
     ) -> Result<EngineBuilder, EngineError> {
         EngineBuilder::load(shared(backend), flow_detail, None)
     }
@@ -130,7 +131,7 @@ impl Engine {
     /// Like [`load`](Self::load), for flows built by a factory of `registry`.
     pub fn load_with(
         backend: impl Backend + 'static,
-        flow_detail: Uuid,
+        flow_detail: FlowDetailId,
         registry: &FlowRegistry,
     ) -> Result<EngineBuilder, EngineError> {
         EngineBuilder::load(shared(backend), flow_detail, Some(registry))
@@ -186,7 +187,7 @@ impl EngineBuilder {
     /// `registry`).
     pub(crate) fn load(
         backend: Arc<dyn Backend>,
-        id: Uuid,
+        id: FlowDetailId,
         registry: Option<&FlowRegistry>,
     ) -> Result<Self, EngineError> {
         let detail = backend.get_flow_detail(id)?;
@@ -433,13 +434,14 @@ impl EngineBuilder {
     /// let err = stale.run().unwrap_err();
     /// assert!(matches!(
     ///     err,
-    ///     EngineError::Persistence(PersistenceError::Fenced { held: 2, presented: 1, .. })
+    ///     EngineError::Persistence(PersistenceError::Fenced { held, presented, .. })
+    ///         if held == 2 && presented == 1
     /// ));
     /// assert_eq!(owner.run()?, FlowState::Success);
     /// # Ok::<(), EngineError>(())
     /// ```
-    pub fn owner_epoch(mut self, epoch: u64) -> Self {
-        self.owner_epoch = Some(epoch);
+    pub fn owner_epoch(mut self, epoch: impl Into<Epoch>) -> Self {
+        self.owner_epoch = Some(epoch.into());
         self
     }
 
@@ -515,7 +517,7 @@ impl EngineBuilder {
                 if let Some(why) = not_stored {
                     flow_detail.run.not_stored = Some(why);
                 }
-                flow_detail.owner_epoch = self.owner_epoch.unwrap_or(0);
+                flow_detail.owner_epoch = self.owner_epoch.unwrap_or(Epoch::ZERO);
                 let details = compilation.atoms().iter().map(new_detail).collect();
                 Storage::new(
                     backend,
@@ -569,7 +571,7 @@ fn unstorable(compilation: &Compilation, error: &serde_json::Error) -> String {
 /// owner may have checkpointed since it was loaded, and from now on nothing
 /// it writes lands. Refused with `Fenced` if it is owned at a higher epoch.
 /// The detail returned is owned at `epoch`, which the engine writes at.
-fn claim(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, EngineError> {
+fn claim(backend: &dyn Backend, id: FlowDetailId, epoch: Epoch) -> Result<FlowDetail, EngineError> {
     backend.fence_flow_detail(id, epoch)?;
     reread(backend, id, epoch)
 }
@@ -578,14 +580,18 @@ fn claim(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, Engi
 /// give one ([`Backend::take_flow_detail`]), then reads it again: another
 /// engine running it (in this or another process) is fenced out at its
 /// next checkpoint.
-fn take(backend: &dyn Backend, id: Uuid) -> Result<FlowDetail, EngineError> {
+fn take(backend: &dyn Backend, id: FlowDetailId) -> Result<FlowDetail, EngineError> {
     let epoch = backend.take_flow_detail(id)?;
     reread(backend, id, epoch)
 }
 
 /// The flow detail `id` as its owner at `epoch` sees it: refused with
 /// `Fenced` if a newer owner took it in between.
-fn reread(backend: &dyn Backend, id: Uuid, epoch: u64) -> Result<FlowDetail, EngineError> {
+fn reread(
+    backend: &dyn Backend,
+    id: FlowDetailId,
+    epoch: Epoch,
+) -> Result<FlowDetail, EngineError> {
     let mut detail = backend.get_flow_detail(id)?;
     if detail.owner_epoch > epoch {
         // Fenced again by a newer owner in between.

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use taskflow_patterns::{CompileErrors, FactoryError, Failure, FlowState, TransitionError};
+use taskflow_persistence::FlowDetailId;
 use taskflow_persistence::PersistenceError;
-use uuid::Uuid;
 
 /// What can go wrong building or running an engine.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum EngineError {
     )]
     Mismatch {
         /// The flow detail's id.
-        flow_detail: Uuid,
+        flow_detail: FlowDetailId,
         /// The atom that does not match.
         atom: String,
         /// What does not match.
@@ -48,7 +48,7 @@ pub enum EngineError {
     #[error("flow detail {flow_detail}: cannot rebuild its flow: {problem}")]
     Definition {
         /// The flow detail's id.
-        flow_detail: Uuid,
+        flow_detail: FlowDetailId,
         /// Why.
         #[source]
         problem: DefinitionError,
@@ -61,7 +61,7 @@ pub enum EngineError {
     #[error("flow detail {flow_detail}: this process cannot rebuild its flow: {missing}")]
     Unsupported {
         /// The flow detail's id.
-        flow_detail: Uuid,
+        flow_detail: FlowDetailId,
         /// What this process lacks.
         missing: Missing,
     },

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use taskflow_patterns::{AtomIndex, AtomState, Compilation, FlowState, Intention};
 use taskflow_persistence::{AtomDetail, Backend, FlowDetail, LogBook};
-use uuid::Uuid;
 
 use crate::listener::ProgressSink;
 use crate::EngineError;
+use taskflow_persistence::Epoch;
+use taskflow_persistence::FlowDetailId;
+use taskflow_persistence::LogBookId;
 
 /// The records of one flow run, and the results in them.
 ///
@@ -34,7 +36,7 @@ pub struct Storage {
     saved: bool,
     /// The owner epoch every write presents: the flow detail's when the
     /// engine was built (see [`Storage::owner_epoch`]).
-    epoch: u64,
+    epoch: Epoch,
     /// Failures recorded for atoms the flow no longer has (a changed flow
     /// resumed with `accept_changed_flow`): still the flow's failures.
     pub(crate) removed_failures: Vec<taskflow_patterns::Failure>,
@@ -171,12 +173,12 @@ impl Storage {
     }
 
     /// The id of the logbook.
-    pub fn logbook_id(&self) -> Uuid {
+    pub fn logbook_id(&self) -> LogBookId {
         self.logbook.uuid
     }
 
     /// The id of the flow detail.
-    pub fn flow_detail_id(&self) -> Uuid {
+    pub fn flow_detail_id(&self) -> FlowDetailId {
         self.flow.uuid
     }
 
@@ -190,7 +192,7 @@ impl Storage {
     /// [`PersistenceError::Fenced`](taskflow_persistence::PersistenceError::Fenced)
     /// once another owner fenced the flow detail at a higher epoch. See
     /// [`EngineBuilder::owner_epoch`](crate::EngineBuilder::owner_epoch).
-    pub fn owner_epoch(&self) -> u64 {
+    pub fn owner_epoch(&self) -> Epoch {
         self.epoch
     }
 

@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
-use crate::{Claim, Entity, Job, JobBoardError, JobState, NewJob};
+use crate::{Claim, Entity, Job, JobBoardError, JobId, JobState, NewJob};
 
 /// How long [`JobBoard::wait_until_complete`]'s default first sleeps
 /// between two reads of the job; each sleep doubles it, up to
@@ -131,12 +129,12 @@ pub trait JobBoard: Send + Sync {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError>;
 
     /// The job with id `id`.
-    fn get(&self, id: Uuid) -> Result<Job, JobBoardError>;
+    fn get(&self, id: JobId) -> Result<Job, JobBoardError>;
 
     /// Claims job `id` for `owner` for the board's lease. Fails with
     /// `AlreadyClaimed` while another claim's lease runs, `Complete` for a
     /// complete job.
-    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError>;
+    fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError>;
 
     /// Extends a claim by the board's lease. `NotOwner` if the claim is no
     /// longer the job's (it lapsed and someone else claimed the job).
@@ -175,7 +173,7 @@ pub trait JobBoard: Send + Sync {
     /// changes more cheaply override it: the memory board wakes on the
     /// completion itself, the SQLite board reads the job only when the
     /// database changed.
-    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+    fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
         let mut sleep = COMPLETE_POLL_FIRST;
         loop {
@@ -198,7 +196,7 @@ pub trait JobBoard: Send + Sync {
     }
 
     /// The current owner of job `id`, if claimed with a running lease.
-    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError>;
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError>;
 
     /// Registers a party (a conductor) on the board.
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError>;
@@ -223,10 +221,10 @@ impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
         (**self).post(job)
     }
-    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+    fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         (**self).get(id)
     }
-    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+    fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
         (**self).claim(id, owner)
     }
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
@@ -247,10 +245,10 @@ impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
         (**self).wait(timeout)
     }
-    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+    fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         (**self).wait_until_complete(id, timeout)
     }
-    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
         (**self).find_owner(id)
     }
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {

@@ -1,8 +1,7 @@
 //! The jobboard crate's error.
 
+use crate::JobId;
 use taskflow_persistence::WithCauses;
-
-use uuid::Uuid;
 
 /// What can go wrong on a jobboard. Each variant names the job or the
 /// board at fault.
@@ -11,24 +10,24 @@ use uuid::Uuid;
 pub enum JobBoardError {
     /// No job with that id.
     #[error("job {0} not found")]
-    NotFound(Uuid),
+    NotFound(JobId),
     /// The job is claimed by someone else (whose lease has not lapsed).
     #[error("job {job} is already claimed by `{owner}`")]
     AlreadyClaimed {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// Its owner.
         owner: String,
     },
     /// The job is complete (consumed or trashed); it cannot be claimed.
     #[error("job {0} is complete")]
-    Complete(Uuid),
+    Complete(JobId),
     /// The claim presented is not the job's current claim: its lease lapsed
     /// and the job was claimed again (a higher epoch), or it was released.
     #[error("job {job}: the claim of `{owner}` (epoch {epoch}) is no longer the job's claim")]
     NotOwner {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// The owner named in the stale claim.
         owner: String,
         /// The epoch of the stale claim.

@@ -5,9 +5,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
+use taskflow_persistence::{Epoch, FlowDetailId, LogBookId};
 
 use crate::Clock;
+
+taskflow_persistence::uuid_id!(
+    /// The id of a [`Job`].
+    JobId
+);
 
 /// The state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,9 +59,9 @@ pub struct NewJob {
     #[serde(default)]
     pub details: Value,
     /// The logbook holding the flow to run.
-    pub logbook: Option<Uuid>,
+    pub logbook: Option<LogBookId>,
     /// The flow detail to run, in that logbook.
-    pub flow_detail: Option<Uuid>,
+    pub flow_detail: Option<FlowDetailId>,
     /// Higher runs first; equal priorities run in posting order.
     #[serde(default)]
     pub priority: i32,
@@ -79,16 +84,16 @@ impl NewJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// Its id.
-    pub id: Uuid,
+    pub id: JobId,
     /// A name for people.
     pub name: String,
     /// Free-form details.
     #[serde(default)]
     pub details: Value,
     /// The logbook holding the flow to run.
-    pub logbook: Option<Uuid>,
+    pub logbook: Option<LogBookId>,
     /// The flow detail to run.
-    pub flow_detail: Option<Uuid>,
+    pub flow_detail: Option<FlowDetailId>,
     /// Higher runs first.
     pub priority: i32,
     /// When it was posted (ms since the epoch).
@@ -100,7 +105,7 @@ pub struct Job {
     /// Its current owner, while claimed.
     pub owner: Option<String>,
     /// The epoch of its latest claim (0 before the first).
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// When the current lease lapses (ms since the epoch), while claimed.
     pub lease_expires_at: Option<u64>,
     /// How it ended, once complete.
@@ -135,11 +140,11 @@ impl Job {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// The job.
-    pub job: Uuid,
+    pub job: JobId,
     /// The owner.
     pub owner: String,
     /// The claim's epoch (fencing token).
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// When the lease lapses unless renewed (ms since the epoch).
     pub expires_at: u64,
 }

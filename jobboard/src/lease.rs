@@ -176,7 +176,7 @@ pub(crate) fn not_owner(claim: &Claim) -> JobBoardError {
     JobBoardError::NotOwner {
         job: claim.job,
         owner: claim.owner.clone(),
-        epoch: claim.epoch,
+        epoch: claim.epoch.get(),
     }
 }
 

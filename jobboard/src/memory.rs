@@ -6,14 +6,14 @@ use std::fmt;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait, wait_timeout};
+use crate::JobId;
 use crate::{
     BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
     Retention,
 };
+use taskflow_persistence::Epoch;
 
 /// How often a waiter looks again at the time when nothing wakes it: it
 /// also wakes exactly when the earliest running lease lapses, so this only
@@ -59,7 +59,7 @@ pub struct MemoryBoard {
 
 #[derive(Default)]
 struct State {
-    jobs: HashMap<Uuid, Stored>,
+    jobs: HashMap<JobId, Stored>,
     /// The sequence of the last job posted.
     last_sequence: u64,
     entities: BTreeMap<String, Entity>,
@@ -138,7 +138,7 @@ impl JobBoard for MemoryBoard {
         let mut state = lock(&self.state);
         state.last_sequence += 1;
         let job = Job {
-            id: Uuid::new_v4(),
+            id: JobId::new(),
             name: new.name,
             details: new.details,
             logbook: new.logbook,
@@ -148,7 +148,7 @@ impl JobBoard for MemoryBoard {
             sequence: state.last_sequence,
             state: JobState::Unclaimed,
             owner: None,
-            epoch: 0,
+            epoch: Epoch::ZERO,
             lease_expires_at: None,
             outcome: None,
         };
@@ -164,13 +164,13 @@ impl JobBoard for MemoryBoard {
         Ok(job)
     }
 
-    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+    fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         let state = lock(&self.state);
         let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::view(stored.job.clone(), self.now()))
     }
 
-    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+    fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
         let mut state = lock(&self.state);
         let now = self.now();
         let job = &mut state
@@ -184,7 +184,7 @@ impl JobBoard for MemoryBoard {
         let expires_at = self.expiry(now);
         job.state = JobState::Claimed;
         job.owner = Some(owner.to_owned());
-        job.epoch += 1;
+        job.epoch = job.epoch.next();
         job.lease_expires_at = Some(expires_at);
         Ok(Claim {
             job: id,
@@ -285,7 +285,7 @@ impl JobBoard for MemoryBoard {
         }
     }
 
-    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+    fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = lock(&self.state);
         loop {
@@ -309,7 +309,7 @@ impl JobBoard for MemoryBoard {
         }
     }
 
-    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
         let state = lock(&self.state);
         let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::running_owner(&stored.job, self.now()))
@@ -330,7 +330,7 @@ impl JobBoard for MemoryBoard {
         let mut state = lock(&self.state);
         let now = self.now();
         // Complete jobs, most recently completed first.
-        let mut complete: Vec<(u64, u64, Uuid)> = state
+        let mut complete: Vec<(u64, u64, JobId)> = state
             .jobs
             .values()
             .filter_map(|s| match (s.job.state, s.completed_at) {
@@ -339,7 +339,7 @@ impl JobBoard for MemoryBoard {
             })
             .collect();
         complete.sort_unstable_by(|a, b| b.cmp(a));
-        let doomed: Vec<Uuid> = match &self.options.retention {
+        let doomed: Vec<JobId> = match &self.options.retention {
             Retention::Forever => Vec::new(),
             Retention::Last(n) => complete.iter().skip(*n).map(|c| c.2).collect(),
             Retention::For(keep) => {

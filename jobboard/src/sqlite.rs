@@ -68,7 +68,9 @@ use crate::{
 mod codec;
 mod schema;
 
+use crate::JobId;
 use codec::{corrupt, decode, JOB_COLUMNS};
+use taskflow_persistence::Epoch;
 
 const BOARD: &str = "sqlite";
 
@@ -277,7 +279,7 @@ impl SqliteBoard {
         let tx = immediate(&mut conn, what, claim.job)?;
         let mut buf = Uuid::encode_buffer();
         let id = id_text(claim.job, &mut buf);
-        let epoch = sql_int(claim.epoch);
+        let epoch = sql_int(claim.epoch.get());
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id, &epoch, &claim.owner];
         values.extend_from_slice(extra);
         let changed = tx
@@ -352,7 +354,7 @@ impl SqliteBoard {
 
 impl JobBoard for SqliteBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
-        let id = Uuid::new_v4();
+        let id = JobId::new();
         let details = serde_json::to_string(&new.details).map_err(|e| JobBoardError::Backend {
             board: BOARD,
             message: format!("encoding the details of job {id} ({})", new.name),
@@ -373,8 +375,8 @@ impl JobBoard for SqliteBoard {
                         id_text(id, &mut buf),
                         new.name,
                         details,
-                        new.logbook.map(|u| u.hyphenated().to_string()),
-                        new.flow_detail.map(|u| u.hyphenated().to_string()),
+                        new.logbook.map(|u| u.to_string()),
+                        new.flow_detail.map(|u| u.to_string()),
                         new.priority,
                         sql_int(created_at),
                     ],
@@ -395,20 +397,20 @@ impl JobBoard for SqliteBoard {
             sequence: u64::try_from(sequence).unwrap_or_default(),
             state: JobState::Unclaimed,
             owner: None,
-            epoch: 0,
+            epoch: Epoch::ZERO,
             lease_expires_at: None,
             outcome: None,
         })
     }
 
-    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+    fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         let conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
         let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::view(job, self.now()))
     }
 
-    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+    fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
         let mut conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
         let text = id_text(id, &mut buf);
@@ -444,7 +446,7 @@ impl JobBoard for SqliteBoard {
         Ok(Claim {
             job: id,
             owner: owner.to_owned(),
-            epoch: u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?,
+            epoch: Epoch::new(u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?),
             expires_at,
         })
     }
@@ -556,7 +558,7 @@ impl JobBoard for SqliteBoard {
         }
     }
 
-    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+    fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
         // What the last read of the job saw; `None` forces one.
         let mut seen: Option<(i64, u64)> = None;
@@ -582,7 +584,7 @@ impl JobBoard for SqliteBoard {
         }
     }
 
-    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
         let now = self.now();
         let conn = lock(&self.conn);
         let mut buf = Uuid::encode_buffer();
@@ -659,7 +661,8 @@ impl JobBoard for SqliteBoard {
 }
 
 /// The canonical text of an id (lower-case, hyphenated), without allocating.
-fn id_text(id: Uuid, buf: &mut [u8; 45]) -> &str {
+fn id_text(id: impl Into<Uuid>, buf: &mut [u8; 45]) -> &str {
+    let id: Uuid = id.into();
     id.hyphenated().encode_lower(buf)
 }
 
@@ -705,7 +708,7 @@ fn sql_int(v: u64) -> i64 {
 fn immediate<'c>(
     conn: &'c mut Connection,
     what: &str,
-    id: Uuid,
+    id: JobId,
 ) -> Result<Transaction<'c>, JobBoardError> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| db_err(e, format_args!("locking the board for {what} job {id}")))
@@ -718,7 +721,7 @@ fn immediate<'c>(
 fn quick_refusal(
     conn: &Connection,
     text: &str,
-    id: Uuid,
+    id: JobId,
     now: u64,
 ) -> Result<Option<JobBoardError>, JobBoardError> {
     let row: Option<(String, Option<String>, Option<i64>)> = conn
@@ -745,7 +748,7 @@ fn job_exists(conn: &Connection, id: &str) -> Result<bool, JobBoardError> {
 }
 
 /// The job with id `text` (`id` as text), as stored.
-fn read_job(conn: &Connection, text: &str, id: Uuid) -> Result<Option<Job>, JobBoardError> {
+fn read_job(conn: &Connection, text: &str, id: JobId) -> Result<Option<Job>, JobBoardError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE id = ?1"

@@ -27,10 +27,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::lease::system_millis;
+use crate::JobId;
 use crate::{
     BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
     Retention,
 };
+use taskflow_persistence::Epoch;
+use taskflow_persistence::FlowDetailId;
+use taskflow_persistence::LogBookId;
 
 /// The lease of cases that do not let leases lapse: long enough never to
 /// lapse during a test.
@@ -124,8 +128,8 @@ pub fn post_and_get_round_trip<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     let before = system_millis();
     let mut new = NewJob::new("provision \u{e9}\u{1f600}");
     new.details = json!({"region": "eu-1", "sizes": [1, 2.5, null], "nested": {"a": ""}});
-    new.logbook = Some(Uuid::new_v4());
-    new.flow_detail = Some(Uuid::new_v4());
+    new.logbook = Some(LogBookId::new());
+    new.flow_detail = Some(FlowDetailId::new());
     new.priority = -7;
     let job = board.post(new.clone()).unwrap();
     let after = system_millis();
@@ -153,7 +157,7 @@ pub fn post_and_get_round_trip<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     assert_eq!(board.get(second.id).unwrap(), second);
 
     let missing = Uuid::new_v4();
-    let err = board.get(missing).unwrap_err();
+    let err = board.get(JobId::from(missing)).unwrap_err();
     assert!(
         matches!(err, JobBoardError::NotFound(id) if id == missing),
         "{err}"
@@ -237,12 +241,20 @@ pub fn claim_and_its_errors<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     assert_eq!(got.epoch, 1);
     assert_eq!(got.lease_expires_at, Some(claim.expires_at));
 
-    assert_already_claimed(board.claim(job.id, "B").unwrap_err(), job.id, "A");
-    assert_already_claimed(board.claim(job.id, "A").unwrap_err(), job.id, "A");
+    assert_already_claimed(
+        board.claim(job.id, "B").unwrap_err(),
+        Uuid::from(job.id),
+        "A",
+    );
+    assert_already_claimed(
+        board.claim(job.id, "A").unwrap_err(),
+        Uuid::from(job.id),
+        "A",
+    );
     assert_eq!(board.get(job.id).unwrap().epoch, 1);
 
     let missing = Uuid::new_v4();
-    let err = board.claim(missing, "A").unwrap_err();
+    let err = board.claim(JobId::from(missing), "A").unwrap_err();
     assert!(
         matches!(err, JobBoardError::NotFound(id) if id == missing),
         "{err}"
@@ -275,7 +287,7 @@ pub fn only_the_owner_may_release<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
     };
     assert_refused_everywhere(&board, &other_epoch);
     let earlier_epoch = Claim {
-        epoch: 0,
+        epoch: Epoch::ZERO,
         ..claim.clone()
     };
     assert_refused_everywhere(&board, &earlier_epoch);
@@ -288,9 +300,9 @@ pub fn only_the_owner_may_release<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
     assert_refused_everywhere(&board, &renewed);
 
     let ghost = Claim {
-        job: Uuid::new_v4(),
+        job: JobId::new(),
         owner: "A".into(),
-        epoch: 1,
+        epoch: Epoch::new(1),
         expires_at: u64::MAX,
     };
     for err in [
@@ -364,7 +376,11 @@ pub fn lapsed_lease_lets_another_claim<B: JobBoard>(make: &dyn Fn(BoardOptions) 
     let board = make(with_lease(Duration::from_millis(300)));
     let job = post(&board, "j", 0);
     let first = board.claim(job.id, "A").unwrap();
-    assert_already_claimed(board.claim(job.id, "B").unwrap_err(), job.id, "A");
+    assert_already_claimed(
+        board.claim(job.id, "B").unwrap_err(),
+        Uuid::from(job.id),
+        "A",
+    );
     sleep_past(first.expires_at);
     assert_eq!(board.find_owner(job.id).unwrap(), None);
     assert_eq!(board.get(job.id).unwrap().state, JobState::Unclaimed);
@@ -390,7 +406,7 @@ pub fn lapsed_claim_holds_until_reclaimed<B: JobBoard>(make: &dyn Fn(BoardOption
     let renewed = board.renew(&ca).unwrap();
     assert_eq!(renewed.epoch, ca.epoch);
     assert!(renewed.expires_at > ca.expires_at);
-    assert_already_claimed(board.claim(a.id, "B").unwrap_err(), a.id, "A");
+    assert_already_claimed(board.claim(a.id, "B").unwrap_err(), Uuid::from(a.id), "A");
     board.consume(&renewed).unwrap();
     // Consuming straight away, lease lapsed, works too.
     board.consume(&cb).unwrap();
@@ -419,7 +435,11 @@ pub fn renew_keeps_the_claim<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
         Some(renewed.expires_at)
     );
     sleep_past(claim.expires_at);
-    assert_already_claimed(board.claim(job.id, "B").unwrap_err(), job.id, "A");
+    assert_already_claimed(
+        board.claim(job.id, "B").unwrap_err(),
+        Uuid::from(job.id),
+        "A",
+    );
     assert_eq!(board.find_owner(job.id).unwrap().as_deref(), Some("A"));
     // The claim as first returned is still the job's claim (same epoch).
     board.renew(&claim).unwrap();
@@ -614,7 +634,7 @@ pub fn wait_until_complete_unknown_job<B: JobBoard>(make: &dyn Fn(BoardOptions) 
     let missing = Uuid::new_v4();
     let start = Instant::now();
     let err = board
-        .wait_until_complete(missing, Duration::from_secs(30))
+        .wait_until_complete(JobId::from(missing), Duration::from_secs(30))
         .unwrap_err();
     assert!(
         matches!(err, JobBoardError::NotFound(id) if id == missing),
@@ -641,7 +661,7 @@ pub fn find_owner<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     board.consume(&claim).unwrap();
     assert_eq!(board.find_owner(job.id).unwrap(), None);
     let missing = Uuid::new_v4();
-    let err = board.find_owner(missing).unwrap_err();
+    let err = board.find_owner(JobId::from(missing)).unwrap_err();
     assert!(
         matches!(err, JobBoardError::NotFound(id) if id == missing),
         "{err}"
@@ -720,8 +740,8 @@ fn assert_still_there(board: &dyn JobBoard, jobs: &[&Job]) {
 }
 
 fn assert_purged(board: &dyn JobBoard, purged: &[Job], expected: &[Job]) {
-    let mut got: Vec<Uuid> = purged.iter().map(|j| j.id).collect();
-    let mut want: Vec<Uuid> = expected.iter().map(|j| j.id).collect();
+    let mut got: Vec<JobId> = purged.iter().map(|j| j.id).collect();
+    let mut want: Vec<JobId> = expected.iter().map(|j| j.id).collect();
     got.sort();
     want.sort();
     assert_eq!(got, want, "purged {:?}", names(purged));
@@ -792,11 +812,11 @@ pub fn racing_claimers_each_job_once<B: JobBoard>(make: &dyn Fn(BoardOptions) ->
     const JOBS: usize = 1000;
     const THREADS: usize = 8;
     let board = make(long_lease());
-    let ids: Vec<Uuid> = (0..JOBS)
+    let ids: Vec<JobId> = (0..JOBS)
         .map(|i| board.post(NewJob::new(format!("race-{i}"))).unwrap().id)
         .collect();
     let barrier = Barrier::new(THREADS);
-    let wins: Vec<Vec<Uuid>> = std::thread::scope(|s| {
+    let wins: Vec<Vec<JobId>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let (board, ids, barrier) = (&board, &ids, &barrier);
@@ -806,7 +826,7 @@ pub fn racing_claimers_each_job_once<B: JobBoard>(make: &dyn Fn(BoardOptions) ->
                     barrier.wait();
                     // Half the threads go forwards, half backwards: every
                     // job is contended at the start, middle or end.
-                    let order: Vec<&Uuid> = if t % 2 == 0 {
+                    let order: Vec<&JobId> = if t % 2 == 0 {
                         ids.iter().collect()
                     } else {
                         ids.iter().rev().collect()
@@ -827,7 +847,7 @@ pub fn racing_claimers_each_job_once<B: JobBoard>(make: &dyn Fn(BoardOptions) ->
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let mut claims: HashMap<Uuid, usize> = HashMap::new();
+    let mut claims: HashMap<JobId, usize> = HashMap::new();
     for id in wins.iter().flatten() {
         *claims.entry(*id).or_default() += 1;
     }
@@ -944,10 +964,10 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
         self.board.post(job)
     }
-    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+    fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         self.board.get(id)
     }
-    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+    fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
         self.board.claim(id, owner)
     }
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
@@ -968,10 +988,10 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
         self.board.wait(timeout)
     }
-    fn wait_until_complete(&self, id: Uuid, timeout: Duration) -> Result<JobWait, JobBoardError> {
+    fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         self.board.wait_until_complete(id, timeout)
     }
-    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
         self.board.find_owner(id)
     }
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {

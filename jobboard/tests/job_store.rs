@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Map, Value};
 use taskflow_engine::{EngineBuilder, Parallel};
+use taskflow_jobboard::JobId;
 use taskflow_jobboard::{
     post_flow, BoardOptions, Conductor, ConductorEvent, FlowSource, JobBoard, JobState, Outcome,
     PostFlow, SqliteBoard,
 };
 use taskflow_patterns::{atom, task_fn, FlowRegistry, FlowState, Linear};
 use taskflow_persistence::{Backend, SqliteBackend};
-use uuid::Uuid;
 
 /// The factory every case posts through.
 const FACTORY: &str = "provision";
@@ -86,7 +86,7 @@ fn engines() -> [(&'static str, Configure); 2] {
 
 /// Posts a `provision` job with `store` as its flow detail's store and
 /// `details` as its details, through `post`.
-fn post(s: &Setup, store: Value, details: Value, job_store: Option<Value>) -> Uuid {
+fn post(s: &Setup, store: Value, details: Value, job_store: Option<Value>) -> JobId {
     let args = json!({});
     let mut post = PostFlow::new(
         "provision",
@@ -119,7 +119,7 @@ fn run_one(s: &Setup, seen: &Seen, engine: Configure) -> Vec<ConductorEvent> {
 }
 
 /// The store recorded in the flow detail of job `id`, and its state.
-fn flow_detail(s: &Setup, id: Uuid) -> (Value, FlowState) {
+fn flow_detail(s: &Setup, id: JobId) -> (Value, FlowState) {
     let job = s.board.get(id).unwrap();
     let detail = s.records.get_flow_detail(job.flow_detail.unwrap()).unwrap();
     (Value::Object(detail.run.store), detail.state)

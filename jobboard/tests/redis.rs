@@ -29,10 +29,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use taskflow_jobboard::JobId;
 use taskflow_jobboard::{
     BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, NewJob, Outcome,
     RedisBoard,
 };
+use taskflow_persistence::LogBookId;
 use uuid::Uuid;
 
 const JOBS: usize = 1000;
@@ -116,7 +118,7 @@ fn child_process() {
         "race" => {
             let board = RedisBoard::connect(&url, &prefix, options(Duration::from_secs(600)))
                 .expect("connects");
-            let mut ids: Vec<Uuid> = board
+            let mut ids: Vec<JobId> = board
                 .iterjobs(false)
                 .expect("lists")
                 .into_iter()
@@ -144,7 +146,7 @@ fn child_process() {
             let board = RedisBoard::connect(&url, &prefix, options(Duration::from_millis(400)))
                 .expect("connects");
             let id: Uuid = env("REDIS_JOB").parse().expect("a uuid");
-            let claim = board.claim(id, &owner).expect("claims");
+            let claim = board.claim(JobId::from(id), &owner).expect("claims");
             println!("claim {}", serde_json::to_string(&claim).expect("encodes"));
             loop {
                 std::thread::sleep(Duration::from_secs(60));
@@ -179,7 +181,7 @@ fn claims_raced_by_four_processes_each_job_once() {
     let Some(board) = shared_board(Duration::from_secs(600)) else {
         return;
     };
-    let ids: HashSet<Uuid> = (0..JOBS)
+    let ids: HashSet<JobId> = (0..JOBS)
         .map(|i| board.post(NewJob::new(format!("race-{i}"))).unwrap().id)
         .collect();
     let start_at = now_ms() + 1500;
@@ -195,7 +197,7 @@ fn claims_raced_by_four_processes_each_job_once() {
         })
         .collect();
     let started = Instant::now();
-    let mut won: HashMap<Uuid, Vec<String>> = HashMap::new();
+    let mut won: HashMap<JobId, Vec<String>> = HashMap::new();
     for (owner, child) in children {
         let out = child.wait_with_output().expect("child runs");
         assert!(out.status.success(), "{owner} failed: {:?}", out.status);
@@ -408,10 +410,10 @@ fn snapshot(
     u64,
 ) {
     (
-        job.id,
+        Uuid::from(job.id),
         job.state,
         job.owner.clone(),
-        job.epoch,
+        (job.epoch).get(),
         job.lease_expires_at,
         job.outcome.clone(),
         job.sequence,
@@ -433,7 +435,7 @@ fn a_restarted_server_loses_no_job_and_the_board_reconnects() {
             let mut new = NewJob::new(format!("job-{i}"));
             new.priority = i % 3;
             new.details = json!({"i": i});
-            new.logbook = Some(Uuid::new_v4());
+            new.logbook = Some(LogBookId::new());
             board.post(new).unwrap()
         })
         .collect();
@@ -460,13 +462,13 @@ fn a_restarted_server_loses_no_job_and_the_board_reconnects() {
             .collect()
     };
     let mut before = read_all(&board);
-    let listed: Vec<Uuid> = board
+    let listed: Vec<JobId> = board
         .iterjobs(false)
         .unwrap()
         .iter()
         .map(|j| j.id)
         .collect();
-    let open: Vec<Uuid> = board.iterjobs(true).unwrap().iter().map(|j| j.id).collect();
+    let open: Vec<JobId> = board.iterjobs(true).unwrap().iter().map(|j| j.id).collect();
     assert_eq!(listed.len(), 35);
     assert_eq!(open.len(), 20);
 
@@ -536,13 +538,13 @@ fn jobs_survive_a_restart_during_a_run() {
     // Short leases: a claim whose reply was lost in the crash lapses, and
     // the job is claimed again.
     let board = RedisBoard::connect(&server.url(), "run", options(Duration::from_secs(1))).unwrap();
-    let ids: HashSet<Uuid> = (0..N)
+    let ids: HashSet<JobId> = (0..N)
         .map(|i| board.post(NewJob::new(format!("job-{i}"))).unwrap().id)
         .collect();
     let consumed = AtomicUsize::new(0);
     let errors = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
-    let mut by_worker: Vec<Vec<Uuid>> = std::thread::scope(|s| {
+    let mut by_worker: Vec<Vec<JobId>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..2)
             .map(|w| {
                 let (board, consumed, errors, done) = (&board, &consumed, &errors, &done);
@@ -626,7 +628,7 @@ fn jobs_survive_a_restart_during_a_run() {
         done.store(true, Ordering::SeqCst);
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    let all: Vec<Uuid> = by_worker.concat();
+    let all: Vec<JobId> = by_worker.concat();
     by_worker.clear();
     eprintln!(
         "{} jobs consumed through 2 restarts; {} calls failed while the server was down",
@@ -637,7 +639,7 @@ fn jobs_survive_a_restart_during_a_run() {
         errors.load(Ordering::SeqCst) > 0,
         "the restarts went unnoticed"
     );
-    let unique: HashSet<Uuid> = all.iter().copied().collect();
+    let unique: HashSet<JobId> = all.iter().copied().collect();
     assert_eq!(unique.len(), all.len(), "a job was consumed twice");
     assert_eq!(unique, ids, "jobs lost or never consumed");
     for id in &ids {
@@ -660,7 +662,7 @@ fn throughput() {
     let per_thread = 5000;
     for threads in [1usize, 4] {
         let start = Instant::now();
-        let jobs: Vec<Vec<Uuid>> = (0..threads)
+        let jobs: Vec<Vec<JobId>> = (0..threads)
             .map(|_| {
                 (0..per_thread)
                     .map(|i| board.post(NewJob::new(format!("b{i}"))).unwrap().id)

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use taskflow_jobboard::JobId;
 use taskflow_jobboard::{BoardOptions, Claim, JobBoard, JobBoardError, NewJob, SqliteBoard};
 use taskflow_persistence::Durability;
-use uuid::Uuid;
 
 const JOBS: usize = 1000;
 const CHILDREN: usize = 4;
@@ -61,7 +61,7 @@ fn child_process() {
     match mode.as_str() {
         "race" => {
             let board = open(&db, Duration::from_secs(600));
-            let mut ids: Vec<Uuid> = board
+            let mut ids: Vec<JobId> = board
                 .iterjobs(false)
                 .expect("lists")
                 .into_iter()
@@ -150,7 +150,7 @@ fn four_processes_race_for_1000_jobs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("jobs.db");
     let board = open(&db, Duration::from_secs(600));
-    let posted: Vec<Uuid> = (0..JOBS)
+    let posted: Vec<JobId> = (0..JOBS)
         .map(|i| board.post(NewJob::new(format!("j{i}"))).expect("posts").id)
         .collect();
     let go = dir.path().join("go");
@@ -178,7 +178,7 @@ fn four_processes_race_for_1000_jobs() {
         assert!(status.success(), "a child failed: {status}");
     }
 
-    let mut wins: HashMap<Uuid, Vec<usize>> = HashMap::new();
+    let mut wins: HashMap<JobId, Vec<usize>> = HashMap::new();
     let (mut first, mut last) = (u64::MAX, 0);
     for (c, out) in outs.iter().enumerate() {
         let text = std::fs::read_to_string(out).expect("wins file");

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use taskflow_patterns::{AtomState, FlowState, Intention};
-use uuid::Uuid;
 
-use crate::{AtomDetail, FlowDetail, LogBook, PersistenceError};
+use crate::{
+    AtomDetail, AtomDetailId, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId, PersistenceError,
+};
 
 /// A store of logbooks, flow details and atom details.
 ///
@@ -53,7 +54,7 @@ pub trait Backend: Send + Sync {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError>;
 
     /// Loads a logbook with its flow and atom details.
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError>;
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError>;
 
     /// Loads every logbook, with their flow and atom details, each on its
     /// own: one logbook that cannot be read (it, or one of its flow or
@@ -72,26 +73,26 @@ pub trait Backend: Send + Sync {
     fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError>;
 
     /// Removes a logbook and everything in it.
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError>;
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError>;
 
     /// Saves a flow detail and its atom details into the logbook `book`
     /// (which must exist), replacing its stored atom details. It is written
     /// at its own `owner_epoch`, which it stores: if the flow detail is
     /// stored with a higher epoch, nothing is saved and the error is
     /// [`PersistenceError::Fenced`].
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError>;
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError>;
 
     /// Loads a flow detail with its atom details.
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError>;
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError>;
 
     /// Changes the state of a flow detail, as a writer at `epoch`: refused
     /// with [`PersistenceError::Fenced`] if the flow detail is owned at a
     /// higher epoch.
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError>;
 
     /// Raises the owner epoch of the flow detail `flow` to `epoch`, if
@@ -101,7 +102,11 @@ pub trait Backend: Send + Sync {
     /// the caller did). Atomic: of concurrent fences, the highest wins.
     ///
     /// Once it returns, every write presenting a lower epoch is refused.
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError>;
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError>;
 
     /// Takes ownership of the flow detail `flow` without a jobboard:
     /// raises its stored owner epoch by one and returns the new epoch
@@ -114,19 +119,19 @@ pub trait Backend: Send + Sync {
     /// [`fence_flow_detail`](Backend::fence_flow_detail) at `e`; the taker
     /// writes at `e`. A stored epoch that cannot be raised (it is already
     /// the largest a backend stores) is [`PersistenceError::Encode`].
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError>;
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError>;
 
     /// Removes a flow detail and its atom details.
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError>;
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError>;
 
     /// Saves an atom detail (insert or update) into the flow detail `flow`,
     /// as a writer at `epoch`: refused with [`PersistenceError::Fenced`] if
     /// the flow detail is owned at a higher epoch.
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError>;
 
     /// Changes the state and intention of an atom detail, leaving its data
@@ -135,11 +140,11 @@ pub trait Backend: Send + Sync {
     /// epoch (whether or not the atom exists).
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError>;
 
     /// Sets the entry `key` of an atom detail's
@@ -176,82 +181,94 @@ pub trait Backend: Send + Sync {
     /// detail does.
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError>;
 
     /// Loads one atom detail.
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError>;
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError>;
 }
 
 impl<B: Backend + ?Sized> Backend for Arc<B> {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         (**self).save_logbook(book)
     }
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         (**self).get_logbook(id)
     }
     fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         (**self).list_logbooks()
     }
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError> {
         (**self).destroy_logbook(id)
     }
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         (**self).save_flow_detail(book, flow)
     }
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
         (**self).get_flow_detail(id)
     }
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         (**self).update_flow_state(flow, state, epoch)
     }
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError> {
         (**self).fence_flow_detail(flow, epoch)
     }
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError> {
         (**self).take_flow_detail(flow)
     }
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError> {
         (**self).destroy_flow_detail(id)
     }
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         (**self).save_atom_detail(flow, atom, epoch)
     }
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         (**self).update_atom_state(flow, atom, state, intention, epoch)
     }
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         (**self).update_atom_meta(flow, atom, key, value, epoch)
     }
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         (**self).get_atom_detail(flow, atom)
     }
 }

@@ -25,6 +25,8 @@ use taskflow_patterns::{
 };
 use uuid::Uuid;
 
+use crate::{Epoch, FlowDetailId};
+
 use crate::{AtomDetail, PersistenceError, RecordKind};
 
 /// A `Corrupt` error for the record `kind` `id`.
@@ -238,10 +240,11 @@ pub(crate) fn set_meta_entry(meta: &mut Map<String, Value>, key: &str, value: Op
 /// Refuses an entry `key` = `value` of the `meta` of atom detail `id` if
 /// it nests deeper than [`MAX_RECORD_DEPTH`].
 pub(crate) fn check_meta_entry(
-    id: Uuid,
+    id: impl Into<Uuid>,
     key: &str,
     value: Option<&Value>,
 ) -> Result<(), PersistenceError> {
+    let id: Uuid = id.into();
     check_parts(
         RecordKind::AtomDetail,
         id,
@@ -254,10 +257,11 @@ pub(crate) fn check_meta_entry(
 /// without recursion (it may nest deep enough to overflow the stack of a
 /// recursive drop).
 pub(crate) fn checked_meta_entry(
-    id: Uuid,
+    id: impl Into<Uuid>,
     key: &str,
     value: Option<Value>,
 ) -> Result<Option<Value>, PersistenceError> {
+    let id: Uuid = id.into();
     match check_meta_entry(id, key, value.as_ref()) {
         Ok(()) => Ok(value),
         Err(e) => {
@@ -290,9 +294,10 @@ pub(crate) fn drop_deep(value: Value) {
 /// recurses once per level).
 pub(crate) fn check_parts<'a>(
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     parts: impl IntoIterator<Item = (Part<'a>, &'a Value)>,
 ) -> Result<(), PersistenceError> {
+    let id: Uuid = id.into();
     for (part, value) in parts {
         let depth = value_depth(value);
         if depth > MAX_RECORD_DEPTH {
@@ -313,11 +318,12 @@ pub(crate) fn check_parts<'a>(
 /// deeper than a record may, and that the document as a whole reads back.
 pub(crate) fn encode<'a, T: Serialize + ?Sized>(
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     value: &T,
     parts: impl IntoIterator<Item = (Part<'a>, &'a Value)>,
     pretty: bool,
 ) -> Result<Vec<u8>, PersistenceError> {
+    let id: Uuid = id.into();
     check_parts(kind, id, parts)?;
     let encoded = if pretty {
         serde_json::to_vec_pretty(value)
@@ -347,10 +353,11 @@ pub(crate) fn encode<'a, T: Serialize + ?Sized>(
 /// [`encode`]).
 pub(crate) fn encode_json<'a, T: Serialize + ?Sized>(
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     value: &T,
     parts: impl IntoIterator<Item = (Part<'a>, &'a Value)>,
 ) -> Result<String, PersistenceError> {
+    let id: Uuid = id.into();
     let bytes = encode(kind, id, value, parts, false)?;
     // serde_json writes UTF-8 only.
     String::from_utf8(bytes).map_err(|e| PersistenceError::Encode {
@@ -364,9 +371,10 @@ pub(crate) fn encode_json<'a, T: Serialize + ?Sized>(
 /// backends).
 pub(crate) fn encode_meta(
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     meta: &Map<String, Value>,
 ) -> Result<String, PersistenceError> {
+    let id: Uuid = id.into();
     encode_json(kind, id, meta, meta_parts(meta))
 }
 
@@ -376,7 +384,12 @@ pub(crate) fn decode_uuid(kind: RecordKind, text: &str) -> Result<Uuid, Persiste
 }
 
 /// A timestamp (ms since the epoch) as a signed 64-bit column value.
-pub(crate) fn encode_millis(kind: RecordKind, id: Uuid, ms: u64) -> Result<i64, PersistenceError> {
+pub(crate) fn encode_millis(
+    kind: RecordKind,
+    id: impl Into<Uuid>,
+    ms: u64,
+) -> Result<i64, PersistenceError> {
+    let id: Uuid = id.into();
     i64::try_from(ms).map_err(|_| PersistenceError::Encode {
         kind,
         id,
@@ -387,26 +400,28 @@ pub(crate) fn encode_millis(kind: RecordKind, id: Uuid, ms: u64) -> Result<i64, 
 /// A timestamp column value back as ms since the epoch.
 pub(crate) fn decode_millis(
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     column: &str,
     value: i64,
 ) -> Result<u64, PersistenceError> {
+    let id: Uuid = id.into();
     u64::try_from(value)
         .map_err(|_| corrupt(kind, id, format_args!("{column} {value} is negative")))
 }
 
 /// An owner epoch as a signed 64-bit column value.
-pub(crate) fn encode_epoch(flow: Uuid, epoch: u64) -> Result<i64, PersistenceError> {
-    i64::try_from(epoch).map_err(|_| PersistenceError::Encode {
+pub(crate) fn encode_epoch(flow: FlowDetailId, epoch: Epoch) -> Result<i64, PersistenceError> {
+    i64::try_from(epoch.get()).map_err(|_| PersistenceError::Encode {
         kind: RecordKind::FlowDetail,
-        id: flow,
+        id: flow.into(),
         reason: format!("owner epoch {epoch} does not fit a signed 64-bit column"),
     })
 }
 
 /// An owner epoch column value back as an epoch.
-pub(crate) fn decode_epoch(flow: Uuid, value: i64) -> Result<u64, PersistenceError> {
-    u64::try_from(value).map_err(|_| {
+pub(crate) fn decode_epoch(flow: impl Into<Uuid>, value: i64) -> Result<Epoch, PersistenceError> {
+    let flow: Uuid = flow.into();
+    u64::try_from(value).map(Epoch::new).map_err(|_| {
         corrupt(
             RecordKind::FlowDetail,
             flow,
@@ -421,7 +436,11 @@ pub(crate) fn atom_state_str(state: AtomState) -> &'static str {
 }
 
 /// An atom state from its stored name.
-pub(crate) fn decode_atom_state(id: Uuid, text: &str) -> Result<AtomState, PersistenceError> {
+pub(crate) fn decode_atom_state(
+    id: impl Into<Uuid>,
+    text: &str,
+) -> Result<AtomState, PersistenceError> {
+    let id: Uuid = id.into();
     AtomState::ALL
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -440,7 +459,11 @@ pub(crate) fn flow_state_str(state: FlowState) -> &'static str {
 }
 
 /// A flow state from its stored name.
-pub(crate) fn decode_flow_state(id: Uuid, text: &str) -> Result<FlowState, PersistenceError> {
+pub(crate) fn decode_flow_state(
+    id: impl Into<Uuid>,
+    text: &str,
+) -> Result<FlowState, PersistenceError> {
+    let id: Uuid = id.into();
     FlowState::ALL
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -471,7 +494,11 @@ pub(crate) fn intention_str(intention: Intention) -> &'static str {
 }
 
 /// An intention from its stored name.
-pub(crate) fn decode_intention(id: Uuid, text: &str) -> Result<Intention, PersistenceError> {
+pub(crate) fn decode_intention(
+    id: impl Into<Uuid>,
+    text: &str,
+) -> Result<Intention, PersistenceError> {
+    let id: Uuid = id.into();
     INTENTIONS
         .into_iter()
         .find(|(_, s)| *s == text)
@@ -494,7 +521,11 @@ pub(crate) fn atom_kind_str(kind: AtomKind) -> &'static str {
 }
 
 /// An atom kind from its stored name.
-pub(crate) fn decode_atom_kind(id: Uuid, text: &str) -> Result<AtomKind, PersistenceError> {
+pub(crate) fn decode_atom_kind(
+    id: impl Into<Uuid>,
+    text: &str,
+) -> Result<AtomKind, PersistenceError> {
+    let id: Uuid = id.into();
     match text {
         "TASK" => Ok(AtomKind::Task),
         "RETRY" => Ok(AtomKind::Retry),
@@ -581,11 +612,12 @@ impl AtomBody {
 /// writes back, `value` once checked by [`checked_meta_entry`]. A body
 /// that does not decode is `Corrupt`, and nothing should be written.
 pub(crate) fn body_with_meta_entry(
-    id: Uuid,
+    id: impl Into<Uuid>,
     bytes: &[u8],
     key: &str,
     value: Option<&Value>,
 ) -> Result<String, PersistenceError> {
+    let id: Uuid = id.into();
     let mut body: AtomBody = decode_json(RecordKind::AtomDetail, id, "body", bytes)?;
     set_meta_entry(&mut body.meta, key, value.cloned());
     // The values read were checked when written and the new one by the
@@ -611,7 +643,7 @@ pub(crate) fn decode_atom(columns: AtomColumns<'_>) -> Result<AtomDetail, Persis
     let intention = decode_intention(id, columns.intention)?;
     let body: AtomBody = decode_json(RecordKind::AtomDetail, id, "body", columns.body)?;
     Ok(AtomDetail {
-        uuid: id,
+        uuid: id.into(),
         name: columns.name.into(),
         kind,
         state,
@@ -629,9 +661,10 @@ pub(crate) fn decode_atom(columns: AtomColumns<'_>) -> Result<AtomDetail, Persis
 /// Decodes a JSON object column (a record's `meta`).
 pub(crate) fn decode_meta(
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     bytes: &[u8],
 ) -> Result<Map<String, Value>, PersistenceError> {
+    let id: Uuid = id.into();
     decode_json(kind, id, "meta", bytes)
 }
 
@@ -692,7 +725,7 @@ mod tests {
         atom.meta.insert("progress".into(), json!(0.5));
         let body = encode_atom_body(&atom).unwrap();
         let columns = |body: &'static str| AtomColumns {
-            uuid: atom.uuid,
+            uuid: Uuid::from(atom.uuid),
             name: atom.name.to_string(),
             kind: "RETRY",
             state: "PENDING",
@@ -761,7 +794,7 @@ mod tests {
         let body = encode_atom_body(&atom).unwrap();
         assert!(json_depth(body.as_bytes()) <= MAX_RECORD_DEPTH + RECORD_FRAME);
         let columns = AtomColumns {
-            uuid: atom.uuid,
+            uuid: Uuid::from(atom.uuid),
             name: atom.name.to_string(),
             kind: "RETRY",
             state: "PENDING",

@@ -16,7 +16,10 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error::{check_epoch, next_epoch};
 use crate::sync;
-use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+use crate::{
+    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
+    PersistenceError, RecordKind,
+};
 
 const BACKEND: &str = "dir";
 const FORMAT_NAME: &str = "taskflow-dir";
@@ -106,37 +109,40 @@ struct Format {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BookFile<'a> {
-    uuid: Uuid,
+    uuid: LogBookId,
     name: Cow<'a, str>,
     created_at: u64,
     updated_at: u64,
     #[serde(default)]
     meta: Cow<'a, Map<String, Value>>,
-    flows: Vec<Uuid>,
+    flows: Vec<FlowDetailId>,
 }
 
 /// `flows/<id>/flow.json`.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FlowFile<'a> {
-    uuid: Uuid,
-    book: Uuid,
+    uuid: FlowDetailId,
+    book: LogBookId,
     name: Cow<'a, str>,
     state: FlowState,
     #[serde(default)]
     meta: Cow<'a, Map<String, Value>>,
-    atoms: Vec<Uuid>,
+    atoms: Vec<AtomDetailId>,
     /// Absent in format version 1.
     #[serde(default)]
-    owner_epoch: u64,
+    owner_epoch: Epoch,
 }
 
 fn io_err(e: io::Error, what: impl std::fmt::Display) -> PersistenceError {
     PersistenceError::backend(BACKEND, what.to_string(), e)
 }
 
-fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
-    PersistenceError::NotFound { kind, id }
+fn not_found(kind: RecordKind, id: impl Into<Uuid>) -> PersistenceError {
+    PersistenceError::NotFound {
+        kind,
+        id: id.into(),
+    }
 }
 
 /// Reads a whole file; `None` if it does not exist.
@@ -153,8 +159,9 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, PersistenceError> {
 fn read_json<T: DeserializeOwned>(
     path: &Path,
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
 ) -> Result<Option<T>, PersistenceError> {
+    let id: Uuid = id.into();
     match read(path)? {
         None => Ok(None),
         Some(bytes) => {
@@ -215,10 +222,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistenceError> {
 fn write_json<'a, T: Serialize + ?Sized>(
     path: &Path,
     kind: RecordKind,
-    id: Uuid,
+    id: impl Into<Uuid>,
     value: &T,
     parts: impl IntoIterator<Item = (codec::Part<'a>, &'a Value)>,
 ) -> Result<(), PersistenceError> {
+    let id: Uuid = id.into();
     let bytes = codec::encode(kind, id, value, parts, true)?;
     write_atomic(path, &bytes)
 }
@@ -271,7 +279,11 @@ fn holds_records(root: &Path) -> Result<Option<PathBuf>, PersistenceError> {
 }
 
 /// Checks that a record's file names the id its path does.
-fn check_id(kind: RecordKind, expected: Uuid, found: Uuid) -> Result<(), PersistenceError> {
+fn check_id<I: PartialEq + std::fmt::Display>(
+    kind: RecordKind,
+    expected: I,
+    found: I,
+) -> Result<(), PersistenceError> {
     if expected == found {
         Ok(())
     } else {
@@ -362,25 +374,25 @@ impl DirBackend {
         &self.root
     }
 
-    fn book_path(&self, id: Uuid) -> PathBuf {
+    fn book_path(&self, id: LogBookId) -> PathBuf {
         self.root.join("logbooks").join(format!("{id}.json"))
     }
 
-    fn flow_dir(&self, id: Uuid) -> PathBuf {
+    fn flow_dir(&self, id: FlowDetailId) -> PathBuf {
         self.root.join("flows").join(id.to_string())
     }
 
-    fn flow_path(&self, id: Uuid) -> PathBuf {
+    fn flow_path(&self, id: FlowDetailId) -> PathBuf {
         self.flow_dir(id).join("flow.json")
     }
 
-    fn atom_path(&self, flow: Uuid, atom: Uuid) -> PathBuf {
+    fn atom_path(&self, flow: FlowDetailId, atom: AtomDetailId) -> PathBuf {
         self.flow_dir(flow)
             .join("atoms")
             .join(format!("{atom}.json"))
     }
 
-    fn read_book(&self, id: Uuid) -> Result<Option<BookFile<'static>>, PersistenceError> {
+    fn read_book(&self, id: LogBookId) -> Result<Option<BookFile<'static>>, PersistenceError> {
         let book: Option<BookFile<'static>> =
             read_json(&self.book_path(id), RecordKind::LogBook, id)?;
         if let Some(book) = &book {
@@ -389,7 +401,7 @@ impl DirBackend {
         Ok(book)
     }
 
-    fn read_flow(&self, id: Uuid) -> Result<Option<FlowFile<'static>>, PersistenceError> {
+    fn read_flow(&self, id: FlowDetailId) -> Result<Option<FlowFile<'static>>, PersistenceError> {
         let flow: Option<FlowFile<'static>> =
             read_json(&self.flow_path(id), RecordKind::FlowDetail, id)?;
         if let Some(flow) = &flow {
@@ -399,7 +411,11 @@ impl DirBackend {
     }
 
     /// Reads an atom that its flow lists: a missing file is corrupt.
-    fn read_listed_atom(&self, flow: Uuid, id: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn read_listed_atom(
+        &self,
+        flow: FlowDetailId,
+        id: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         let atom: AtomDetail = read_json(&self.atom_path(flow, id), RecordKind::AtomDetail, id)?
             .ok_or_else(|| {
                 codec::corrupt(
@@ -412,7 +428,10 @@ impl DirBackend {
         Ok(atom)
     }
 
-    fn load_flow(&self, id: Uuid) -> Result<Option<(Uuid, FlowDetail)>, PersistenceError> {
+    fn load_flow(
+        &self,
+        id: FlowDetailId,
+    ) -> Result<Option<(LogBookId, FlowDetail)>, PersistenceError> {
         let Some(header) = self.read_flow(id)? else {
             return Ok(None);
         };
@@ -436,7 +455,7 @@ impl DirBackend {
         )))
     }
 
-    fn load_book(&self, id: Uuid) -> Result<Option<LogBook>, PersistenceError> {
+    fn load_book(&self, id: LogBookId) -> Result<Option<LogBook>, PersistenceError> {
         let Some(header) = self.read_book(id)? else {
             return Ok(None);
         };
@@ -484,10 +503,10 @@ impl DirBackend {
     /// before, if that was another one.
     fn put_flow(
         &self,
-        book: Uuid,
+        book: LogBookId,
         flow: &FlowDetail,
         old: Option<FlowFile<'static>>,
-    ) -> Result<Option<Uuid>, PersistenceError> {
+    ) -> Result<Option<LogBookId>, PersistenceError> {
         let dir = self.flow_dir(flow.uuid);
         ensure_dir(&dir)?;
         ensure_dir(&dir.join("atoms"))?;
@@ -551,7 +570,7 @@ impl DirBackend {
     }
 
     /// Removes `flow` from the list of logbook `book`, if both are there.
-    fn unlist_flow(&self, book: Uuid, flow: Uuid) -> Result<(), PersistenceError> {
+    fn unlist_flow(&self, book: LogBookId, flow: FlowDetailId) -> Result<(), PersistenceError> {
         if let Some(mut header) = self.read_book(book)? {
             if header.flows.contains(&flow) {
                 header.flows.retain(|f| *f != flow);
@@ -562,7 +581,7 @@ impl DirBackend {
     }
 
     /// The header of flow `flow`, or `NotFound`.
-    fn flow_header(&self, flow: Uuid) -> Result<FlowFile<'static>, PersistenceError> {
+    fn flow_header(&self, flow: FlowDetailId) -> Result<FlowFile<'static>, PersistenceError> {
         self.read_flow(flow)?
             .ok_or_else(|| not_found(RecordKind::FlowDetail, flow))
     }
@@ -571,8 +590,8 @@ impl DirBackend {
     /// `Fenced` if the flow is owned at a higher epoch.
     fn writable_header(
         &self,
-        flow: Uuid,
-        epoch: u64,
+        flow: FlowDetailId,
+        epoch: Epoch,
     ) -> Result<FlowFile<'static>, PersistenceError> {
         let header = self.flow_header(flow)?;
         check_epoch(flow, header.owner_epoch, epoch)?;
@@ -620,7 +639,7 @@ impl Backend for DirBackend {
         })
     }
 
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         let _guard = sync::read(&self.lock);
         self.load_book(id)?
             .ok_or_else(|| not_found(RecordKind::LogBook, id))
@@ -644,7 +663,7 @@ impl Backend for DirBackend {
             }
             let Some(id) = name
                 .strip_suffix(".json")
-                .and_then(|stem| Uuid::parse_str(stem).ok())
+                .and_then(|stem| stem.parse::<LogBookId>().ok())
             else {
                 let err = codec::corrupt(
                     RecordKind::LogBook,
@@ -670,7 +689,7 @@ impl Backend for DirBackend {
             .collect())
     }
 
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError> {
         let _guard = sync::write(&self.lock);
         let header = self
             .read_book(id)?
@@ -684,7 +703,7 @@ impl Backend for DirBackend {
         Ok(())
     }
 
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         codec::check_flow(flow)?;
         let _guard = sync::write(&self.lock);
         let mut header = self
@@ -701,7 +720,7 @@ impl Backend for DirBackend {
         Ok(())
     }
 
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
         let _guard = sync::read(&self.lock);
         self.load_flow(id)?
             .map(|(_, flow)| flow)
@@ -710,9 +729,9 @@ impl Backend for DirBackend {
 
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let _guard = sync::write(&self.lock);
         let mut header = self.writable_header(flow, epoch)?;
@@ -720,7 +739,11 @@ impl Backend for DirBackend {
         self.write_flow_header(&header)
     }
 
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError> {
         let _guard = sync::write(&self.lock);
         let mut header = self.writable_header(flow, epoch)?;
         if header.owner_epoch < epoch {
@@ -730,7 +753,7 @@ impl Backend for DirBackend {
         Ok(epoch)
     }
 
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError> {
         let _guard = sync::write(&self.lock);
         let mut header = self.flow_header(flow)?;
         header.owner_epoch = next_epoch(flow, header.owner_epoch)?;
@@ -738,7 +761,7 @@ impl Backend for DirBackend {
         Ok(header.owner_epoch)
     }
 
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError> {
         let _guard = sync::write(&self.lock);
         let header = self.flow_header(id)?;
         self.unlist_flow(header.book, id)?;
@@ -749,9 +772,9 @@ impl Backend for DirBackend {
 
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let _guard = sync::write(&self.lock);
         let mut header = self.writable_header(flow, epoch)?;
@@ -771,11 +794,11 @@ impl Backend for DirBackend {
 
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let _guard = sync::write(&self.lock);
         let header = self.writable_header(flow, epoch)?;
@@ -796,11 +819,11 @@ impl Backend for DirBackend {
 
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let value = codec::checked_meta_entry(atom, key, value)?;
         // Read and rewritten under the write lock, as a state update is.
@@ -820,7 +843,11 @@ impl Backend for DirBackend {
         )
     }
 
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         let _guard = sync::read(&self.lock);
         let header = self.flow_header(flow)?;
         if !header.atoms.contains(&atom) {
@@ -861,7 +888,7 @@ mod tests {
             flow.atom_details[0].uuid,
             AtomState::Running,
             Intention::Execute,
-            0,
+            Epoch::ZERO,
         )
         .unwrap();
         let mut stack = vec![b.root().to_path_buf()];

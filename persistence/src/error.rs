@@ -4,6 +4,8 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::{Epoch, FlowDetailId};
+
 /// The kinds of record a backend stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordKind {
@@ -104,11 +106,11 @@ pub enum PersistenceError {
     )]
     Fenced {
         /// The flow detail's id.
-        flow: Uuid,
+        flow: crate::FlowDetailId,
         /// The owner epoch stored in the flow detail.
-        held: u64,
+        held: crate::Epoch,
         /// The epoch the writer presented.
-        presented: u64,
+        presented: crate::Epoch,
     },
     /// The backend failed (I/O, connection, server error). Its message
     /// carries the chain of its causes, which [`source`](std::error::Error::source)
@@ -203,7 +205,11 @@ impl PersistenceError {
 
 /// Refuses a write at epoch `presented` to the flow detail `flow` owned at
 /// epoch `held`, if `held` is higher.
-pub(crate) fn check_epoch(flow: Uuid, held: u64, presented: u64) -> Result<(), PersistenceError> {
+pub(crate) fn check_epoch(
+    flow: FlowDetailId,
+    held: Epoch,
+    presented: Epoch,
+) -> Result<(), PersistenceError> {
     if held > presented {
         Err(PersistenceError::Fenced {
             flow,
@@ -217,17 +223,19 @@ pub(crate) fn check_epoch(flow: Uuid, held: u64, presented: u64) -> Result<(), P
 
 /// The epoch a take of the flow detail `flow`, owned at `held`, hands out:
 /// one more, or `Encode` if `held` is the largest epoch there is.
-pub(crate) fn next_epoch(flow: Uuid, held: u64) -> Result<u64, PersistenceError> {
-    held.checked_add(1)
+pub(crate) fn next_epoch(flow: FlowDetailId, held: Epoch) -> Result<Epoch, PersistenceError> {
+    held.get()
+        .checked_add(1)
+        .map(Epoch::new)
         .ok_or_else(|| epoch_at_its_largest(flow, held))
 }
 
 /// The error of a take of the flow detail `flow` whose epoch `held` is the
 /// largest its backend stores.
-pub(crate) fn epoch_at_its_largest(flow: Uuid, held: u64) -> PersistenceError {
+pub(crate) fn epoch_at_its_largest(flow: FlowDetailId, held: Epoch) -> PersistenceError {
     PersistenceError::Encode {
         kind: RecordKind::FlowDetail,
-        id: flow,
+        id: flow.into(),
         reason: format!("its owner epoch {held} is the largest stored and cannot be raised"),
     }
 }

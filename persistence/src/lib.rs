@@ -42,6 +42,7 @@ mod backend;
 mod codec;
 mod dir;
 mod error;
+mod ids;
 mod memory;
 mod model;
 #[cfg(feature = "postgres")]
@@ -57,6 +58,7 @@ pub use backend::Backend;
 pub use codec::MAX_RECORD_DEPTH;
 pub use dir::DirBackend;
 pub use error::{PersistenceError, RecordKind, WithCauses};
+pub use ids::{AtomDetailId, Epoch, FlowDetailId, LogBookId};
 pub use memory::MemoryBackend;
 pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook, RunSpec};
 #[cfg(feature = "postgres")]

@@ -12,7 +12,10 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error::{check_epoch, next_epoch};
 use crate::sync::lock;
-use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+use crate::{
+    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
+    PersistenceError, RecordKind,
+};
 
 /// Keeps records in memory, for tests and for flows that need no durability.
 /// Cheap to share: wrap it in an `Arc`.
@@ -50,18 +53,18 @@ impl Hasher for UuidHasher {
     }
 }
 
-type UuidMap<V> = HashMap<Uuid, V, BuildHasherDefault<UuidHasher>>;
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<UuidHasher>>;
 
 #[derive(Debug, Default)]
 struct Inner {
     /// Logbook headers (no flow details) and the ids of their flows, in order.
-    books: UuidMap<(LogBook, Vec<Uuid>)>,
-    flows: UuidMap<FlowRecord>,
+    books: IdMap<LogBookId, (LogBook, Vec<FlowDetailId>)>,
+    flows: IdMap<FlowDetailId, FlowRecord>,
 }
 
 #[derive(Debug)]
 struct FlowRecord {
-    book: Uuid,
+    book: LogBookId,
     /// The flow detail without its atom details (they are in `atoms`).
     detail: FlowDetail,
     atoms: Vec<StoredAtom>,
@@ -75,7 +78,7 @@ struct FlowRecord {
 #[derive(Debug, Default)]
 struct Positions(HashTable<u32>);
 
-fn hash_id(id: &Uuid) -> u64 {
+fn hash_id(id: &AtomDetailId) -> u64 {
     BuildHasherDefault::<UuidHasher>::default().hash_one(id)
 }
 
@@ -90,7 +93,7 @@ impl Positions {
     }
 
     /// The position of the atom `id` in `atoms`.
-    fn get(&self, atoms: &[StoredAtom], id: Uuid) -> Option<usize> {
+    fn get(&self, atoms: &[StoredAtom], id: AtomDetailId) -> Option<usize> {
         self.0
             .find(hash_id(&id), |&i| atoms[i as usize].uuid == id)
             .map(|&i| i as usize)
@@ -133,7 +136,7 @@ impl FlowRecord {
 /// atom, beside the engine's own copy, so this halves what the backend adds.
 #[derive(Debug)]
 struct StoredAtom {
-    uuid: Uuid,
+    uuid: AtomDetailId,
     name: Arc<str>,
     result: Option<Arc<Value>>,
     rare: Option<Box<RareParts>>,
@@ -280,14 +283,21 @@ impl MemoryBackend {
     }
 }
 
-fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
-    PersistenceError::NotFound { kind, id }
+fn not_found(kind: RecordKind, id: impl Into<Uuid>) -> PersistenceError {
+    PersistenceError::NotFound {
+        kind,
+        id: id.into(),
+    }
 }
 
 impl Inner {
     /// The flow `id`, for a write at `epoch`: `Fenced` if it is owned at a
     /// higher one.
-    fn writable(&mut self, id: Uuid, epoch: u64) -> Result<&mut FlowRecord, PersistenceError> {
+    fn writable(
+        &mut self,
+        id: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<&mut FlowRecord, PersistenceError> {
         let record = self
             .flows
             .get_mut(&id)
@@ -305,7 +315,7 @@ impl Inner {
         }
     }
 
-    fn put_flow(&mut self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn put_flow(&mut self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         self.check_put(flow)?;
         let (_, order) = self
             .books
@@ -328,7 +338,7 @@ impl Inner {
         Ok(())
     }
 
-    fn book(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn book(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         let (header, order) = self
             .books
             .get(&id)
@@ -371,7 +381,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         lock(&self.inner).book(id)
     }
 
@@ -387,7 +397,7 @@ impl Backend for MemoryBackend {
         Ok(books.into_iter().map(Ok).collect())
     }
 
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError> {
         let mut inner = lock(&self.inner);
         let (_, order) = inner
             .books
@@ -399,12 +409,12 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         codec::check_flow(flow)?;
         lock(&self.inner).put_flow(book, flow)
     }
 
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
         let inner = lock(&self.inner);
         inner
             .flows
@@ -415,22 +425,26 @@ impl Backend for MemoryBackend {
 
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         lock(&self.inner).writable(flow, epoch)?.detail.state = state;
         Ok(())
     }
 
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError> {
         let mut inner = lock(&self.inner);
         let record = inner.writable(flow, epoch)?;
         record.detail.owner_epoch = epoch;
         Ok(epoch)
     }
 
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError> {
         let mut inner = lock(&self.inner);
         let record = inner
             .flows
@@ -441,7 +455,7 @@ impl Backend for MemoryBackend {
         Ok(epoch)
     }
 
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError> {
         let mut inner = lock(&self.inner);
         let record = inner
             .flows
@@ -455,9 +469,9 @@ impl Backend for MemoryBackend {
 
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         codec::check_atom(atom)?;
         let mut inner = lock(&self.inner);
@@ -478,11 +492,11 @@ impl Backend for MemoryBackend {
 
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let mut inner = lock(&self.inner);
         let record = inner.writable(flow, epoch)?;
@@ -498,11 +512,11 @@ impl Backend for MemoryBackend {
 
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let value = codec::checked_meta_entry(atom, key, value)?;
         let mut inner = lock(&self.inner);
@@ -515,7 +529,11 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         let inner = lock(&self.inner);
         let record = inner
             .flows

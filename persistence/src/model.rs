@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::{AtomDetailId, Epoch, FlowDetailId, LogBookId, PersistenceError, RecordKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
-use uuid::Uuid;
-
-use crate::{PersistenceError, RecordKind};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
@@ -29,7 +27,7 @@ pub fn now_millis() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogBook {
     /// Its id.
-    pub uuid: Uuid,
+    pub uuid: LogBookId,
     /// Its name.
     pub name: String,
     /// When it was made (ms since the epoch).
@@ -49,7 +47,7 @@ impl LogBook {
     pub fn new(name: impl Into<String>) -> Self {
         let now = now_millis();
         LogBook {
-            uuid: Uuid::new_v4(),
+            uuid: LogBookId::new(),
             name: name.into(),
             created_at: now,
             updated_at: now,
@@ -59,7 +57,7 @@ impl LogBook {
     }
 
     /// The flow detail with id `id`.
-    pub fn flow_detail(&self, id: Uuid) -> Option<&FlowDetail> {
+    pub fn flow_detail(&self, id: FlowDetailId) -> Option<&FlowDetail> {
         self.flow_details.iter().find(|f| f.uuid == id)
     }
 }
@@ -70,7 +68,7 @@ impl LogBook {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowDetail {
     /// Its id.
-    pub uuid: Uuid,
+    pub uuid: FlowDetailId,
     /// The flow's name.
     pub name: String,
     /// The flow's state.
@@ -86,20 +84,20 @@ pub struct FlowDetail {
     /// present a lower epoch are refused with
     /// [`PersistenceError::Fenced`](crate::PersistenceError::Fenced); see
     /// [`Backend::fence_flow_detail`](crate::Backend::fence_flow_detail).
-    pub owner_epoch: u64,
+    pub owner_epoch: Epoch,
 }
 
 impl FlowDetail {
     /// A new flow detail in state `PENDING` with a fresh id.
     pub fn new(name: impl Into<String>) -> Self {
         FlowDetail {
-            uuid: Uuid::new_v4(),
+            uuid: FlowDetailId::new(),
             name: name.into(),
             state: FlowState::Pending,
             meta: Map::new(),
             run: RunSpec::default(),
             atom_details: Vec::new(),
-            owner_epoch: 0,
+            owner_epoch: Epoch::ZERO,
         }
     }
 
@@ -115,7 +113,7 @@ impl FlowDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AtomDetail {
     /// Its id.
-    pub uuid: Uuid,
+    pub uuid: AtomDetailId,
     /// The atom's name (shared: the engine's record, the backend's copy
     /// and the compiled atom can hold one allocation).
     pub name: Arc<str>,
@@ -165,7 +163,7 @@ impl AtomDetail {
     /// A new detail in state `PENDING` with a fresh id.
     pub fn new(name: impl Into<Arc<str>>, kind: AtomKind) -> Self {
         AtomDetail {
-            uuid: Uuid::new_v4(),
+            uuid: AtomDetailId::new(),
             name: name.into(),
             kind,
             state: AtomState::Pending,
@@ -295,7 +293,7 @@ pub struct RunSpec {
     /// The store the run started with: symbol to value.
     pub store: Map<String, Value>,
     /// The logbook holding the flow detail, when recorded.
-    pub logbook: Option<Uuid>,
+    pub logbook: Option<LogBookId>,
 }
 
 /// The keys of a flow detail's `meta` that hold its [`RunSpec`] in the
@@ -342,7 +340,10 @@ impl RunSpec {
 
     /// Takes this run's entries out of the stored `meta` of flow detail
     /// `id`: what is left is the flow detail's own `meta`.
-    fn take_from(id: Uuid, meta: &mut Map<String, Value>) -> Result<RunSpec, PersistenceError> {
+    fn take_from(
+        id: FlowDetailId,
+        meta: &mut Map<String, Value>,
+    ) -> Result<RunSpec, PersistenceError> {
         if !run_meta::ALL.iter().any(|key| meta.contains_key(*key)) {
             return Ok(RunSpec::default());
         }
@@ -387,7 +388,7 @@ impl RunSpec {
             Some(recorded) => Some(
                 recorded
                     .as_str()
-                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .and_then(|s| s.parse::<LogBookId>().ok())
                     .ok_or_else(|| corrupt(format!("its logbook id {recorded} is not a UUID")))?,
             ),
         };
@@ -420,7 +421,7 @@ impl FlowDetail {
         name: impl Into<String>,
         definition: Option<FlowDefinition>,
         store: Map<String, Value>,
-        logbook: Uuid,
+        logbook: LogBookId,
     ) -> Self {
         let mut flow = FlowDetail::new(name);
         flow.run = RunSpec {
@@ -445,7 +446,7 @@ impl FlowDetail {
     /// The `meta` of flow detail `id` as the records keep it, split into
     /// the flow detail's own `meta` and its run (backends read this).
     pub(crate) fn split_stored_meta(
-        id: Uuid,
+        id: FlowDetailId,
         mut meta: Map<String, Value>,
     ) -> Result<(Map<String, Value>, RunSpec), PersistenceError> {
         let run = RunSpec::take_from(id, &mut meta)?;
@@ -456,18 +457,18 @@ impl FlowDetail {
 /// A flow detail as the records and serde keep it: the run inside `meta`.
 #[derive(Serialize)]
 struct FlowDetailOut<'a> {
-    uuid: Uuid,
+    uuid: FlowDetailId,
     name: &'a str,
     state: FlowState,
     meta: std::borrow::Cow<'a, Map<String, Value>>,
     atom_details: &'a [AtomDetail],
-    owner_epoch: u64,
+    owner_epoch: Epoch,
 }
 
 /// A flow detail as read.
 #[derive(Deserialize)]
 struct FlowDetailIn {
-    uuid: Uuid,
+    uuid: FlowDetailId,
     name: String,
     state: FlowState,
     #[serde(default)]
@@ -475,7 +476,7 @@ struct FlowDetailIn {
     #[serde(default)]
     atom_details: Vec<AtomDetail>,
     #[serde(default)]
-    owner_epoch: u64,
+    owner_epoch: Epoch,
 }
 
 impl Serialize for FlowDetail {

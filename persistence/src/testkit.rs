@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
 use uuid::Uuid;
 
-use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+use crate::{
+    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
+    PersistenceError, RecordKind,
+};
 
 fn sample_book() -> LogBook {
     let mut book = LogBook::new("book");
@@ -108,7 +111,7 @@ pub fn flow_detail_lifecycle(b: &dyn Backend) {
     let mut flow = FlowDetail::new("f");
     flow.atom_details.push(AtomDetail::new("a", AtomKind::Task));
     b.save_flow_detail(book.uuid, &flow).unwrap();
-    b.update_flow_state(flow.uuid, FlowState::Running, 0)
+    b.update_flow_state(flow.uuid, FlowState::Running, Epoch::ZERO)
         .unwrap();
     flow.state = FlowState::Running;
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), flow);
@@ -125,7 +128,7 @@ pub fn flow_detail_lifecycle(b: &dyn Backend) {
 pub fn flow_detail_needs_its_logbook(b: &dyn Backend) {
     let missing = uuid::Uuid::new_v4();
     let err = b
-        .save_flow_detail(missing, &FlowDetail::new("f"))
+        .save_flow_detail(LogBookId::from(missing), &FlowDetail::new("f"))
         .unwrap_err();
     assert!(
         matches!(err, PersistenceError::NotFound { kind: RecordKind::LogBook, id } if id == missing),
@@ -140,16 +143,16 @@ pub fn atom_detail_lifecycle(b: &dyn Backend) {
     let flow = FlowDetail::new("f");
     b.save_flow_detail(book.uuid, &flow).unwrap();
     let mut atom = AtomDetail::new("a", AtomKind::Task);
-    b.save_atom_detail(flow.uuid, &atom, 0).unwrap();
+    b.save_atom_detail(flow.uuid, &atom, Epoch::ZERO).unwrap();
     atom.state = AtomState::Success;
     atom.result = Some(Arc::new(json!([1, 2, 3])));
-    b.save_atom_detail(flow.uuid, &atom, 0).unwrap();
+    b.save_atom_detail(flow.uuid, &atom, Epoch::ZERO).unwrap();
     b.update_atom_state(
         flow.uuid,
         atom.uuid,
         AtomState::Reverting,
         Intention::Revert,
-        0,
+        Epoch::ZERO,
     )
     .unwrap();
     let got = b.get_atom_detail(flow.uuid, atom.uuid).unwrap();
@@ -160,10 +163,10 @@ pub fn atom_detail_lifecycle(b: &dyn Backend) {
     let err = b
         .update_atom_state(
             flow.uuid,
-            uuid::Uuid::new_v4(),
+            AtomDetailId::new(),
             AtomState::Running,
             Intention::Execute,
-            0,
+            Epoch::ZERO,
         )
         .unwrap_err();
     assert!(
@@ -177,7 +180,7 @@ pub fn atom_detail_lifecycle(b: &dyn Backend) {
         "{err}"
     );
     let err = b
-        .save_atom_detail(uuid::Uuid::new_v4(), &atom, 0)
+        .save_atom_detail(FlowDetailId::new(), &atom, Epoch::ZERO)
         .unwrap_err();
     assert!(
         matches!(
@@ -201,7 +204,7 @@ pub fn atom_details_keep_their_order(b: &dyn Backend) {
         .map(|i| AtomDetail::new(format!("a{i:02}"), AtomKind::Task))
         .collect();
     for a in atoms.iter().rev() {
-        b.save_atom_detail(flow.uuid, a, 0).unwrap();
+        b.save_atom_detail(flow.uuid, a, Epoch::ZERO).unwrap();
     }
     let names: Vec<Arc<str>> = b
         .get_flow_detail(flow.uuid)
@@ -238,10 +241,10 @@ pub fn concurrent_writers(b: &(dyn Backend + Sync)) {
             s.spawn(move || {
                 for i in 0..50 {
                     let mut a = AtomDetail::new(format!("t{t}-{i}"), AtomKind::Task);
-                    b.save_atom_detail(flow.uuid, &a, 0).unwrap();
+                    b.save_atom_detail(flow.uuid, &a, Epoch::ZERO).unwrap();
                     a.state = AtomState::Success;
                     a.result = Some(Arc::new(json!(i)));
-                    b.save_atom_detail(flow.uuid, &a, 0).unwrap();
+                    b.save_atom_detail(flow.uuid, &a, Epoch::ZERO).unwrap();
                 }
             });
         }
@@ -265,31 +268,42 @@ pub fn missing_records_are_not_found(b: &dyn Backend) {
         );
     }
     let (book, flow, atom) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    is(b.get_logbook(book).unwrap_err(), RecordKind::LogBook, book);
     is(
-        b.get_flow_detail(flow).unwrap_err(),
+        b.get_logbook(LogBookId::from(book)).unwrap_err(),
+        RecordKind::LogBook,
+        book,
+    );
+    is(
+        b.get_flow_detail(FlowDetailId::from(flow)).unwrap_err(),
         RecordKind::FlowDetail,
         flow,
     );
     is(
-        b.update_flow_state(flow, FlowState::Running, 0)
+        b.update_flow_state(FlowDetailId::from(flow), FlowState::Running, Epoch::ZERO)
             .unwrap_err(),
         RecordKind::FlowDetail,
         flow,
     );
     is(
-        b.destroy_flow_detail(flow).unwrap_err(),
+        b.destroy_flow_detail(FlowDetailId::from(flow)).unwrap_err(),
         RecordKind::FlowDetail,
         flow,
     );
     is(
-        b.get_atom_detail(flow, atom).unwrap_err(),
-        RecordKind::FlowDetail,
-        flow,
-    );
-    is(
-        b.update_atom_state(flow, atom, AtomState::Running, Intention::Execute, 0)
+        b.get_atom_detail(FlowDetailId::from(flow), AtomDetailId::from(atom))
             .unwrap_err(),
+        RecordKind::FlowDetail,
+        flow,
+    );
+    is(
+        b.update_atom_state(
+            FlowDetailId::from(flow),
+            AtomDetailId::from(atom),
+            AtomState::Running,
+            Intention::Execute,
+            Epoch::ZERO,
+        )
+        .unwrap_err(),
         RecordKind::FlowDetail,
         flow,
     );
@@ -297,13 +311,20 @@ pub fn missing_records_are_not_found(b: &dyn Backend) {
     b.save_logbook(&real).unwrap();
     let real_flow = real.flow_details[0].uuid;
     is(
-        b.get_atom_detail(real_flow, atom).unwrap_err(),
+        b.get_atom_detail(real_flow, AtomDetailId::from(atom))
+            .unwrap_err(),
         RecordKind::AtomDetail,
         atom,
     );
     is(
-        b.update_atom_state(real_flow, atom, AtomState::Running, Intention::Execute, 0)
-            .unwrap_err(),
+        b.update_atom_state(
+            real_flow,
+            AtomDetailId::from(atom),
+            AtomState::Running,
+            Intention::Execute,
+            Epoch::ZERO,
+        )
+        .unwrap_err(),
         RecordKind::AtomDetail,
         atom,
     );
@@ -429,21 +450,21 @@ pub fn revert_results_round_trip(b: &dyn Backend) {
     let mut other = FlowDetail::new("g");
     b.save_flow_detail(book.uuid, &other).unwrap();
     let mut atom = undone.clone();
-    atom.uuid = Uuid::new_v4();
-    b.save_atom_detail(other.uuid, &atom, 0).unwrap();
+    atom.uuid = AtomDetailId::new();
+    b.save_atom_detail(other.uuid, &atom, Epoch::ZERO).unwrap();
     assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
     b.update_atom_state(
         other.uuid,
         atom.uuid,
         AtomState::Pending,
         Intention::Execute,
-        0,
+        Epoch::ZERO,
     )
     .unwrap();
     (atom.state, atom.intention) = (AtomState::Pending, Intention::Execute);
     assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
     atom.revert_result = Some(Arc::new(json!({"second": true})));
-    b.save_atom_detail(other.uuid, &atom, 0).unwrap();
+    b.save_atom_detail(other.uuid, &atom, Epoch::ZERO).unwrap();
     assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
     other.atom_details = vec![atom.clone()];
     assert_eq!(b.get_flow_detail(other.uuid).unwrap(), other);
@@ -451,7 +472,7 @@ pub fn revert_results_round_trip(b: &dyn Backend) {
     assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
     assert_eq!(listed(b), vec![book.clone()]);
     atom.revert_result = None;
-    b.save_atom_detail(other.uuid, &atom, 0).unwrap();
+    b.save_atom_detail(other.uuid, &atom, Epoch::ZERO).unwrap();
     assert_eq!(
         b.get_atom_detail(other.uuid, atom.uuid)
             .unwrap()
@@ -478,7 +499,7 @@ fn saved_flow(b: &dyn Backend) -> (FlowDetail, AtomDetail) {
 fn assert_fenced(err: PersistenceError, flow: Uuid, held: u64, presented: u64) {
     assert!(
         matches!(&err, PersistenceError::Fenced { flow: f, held: h, presented: p }
-            if *f == flow && *h == held && *p == presented),
+            if *f == flow && *h == Epoch::new(held) && *p == Epoch::new(presented)),
         "expected flow detail {flow} fenced at {held} against {presented}, got {err}"
     );
     assert!(err.is_fenced());
@@ -497,24 +518,39 @@ fn assert_fenced(err: PersistenceError, flow: Uuid, held: u64, presented: u64) {
 /// the stored epoch is refused with `Fenced`, leaving it alone.
 pub fn fence_raises_the_owner_epoch(b: &dyn Backend) {
     let (flow, _) = saved_flow(b);
-    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 0);
-    assert_eq!(b.fence_flow_detail(flow.uuid, 5).unwrap(), 5);
-    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 5);
-    assert_eq!(b.fence_flow_detail(flow.uuid, 5).unwrap(), 5);
+    assert_eq!(
+        b.get_flow_detail(flow.uuid).unwrap().owner_epoch,
+        Epoch::ZERO
+    );
+    assert_eq!(
+        b.fence_flow_detail(flow.uuid, Epoch::new(5)).unwrap(),
+        Epoch::new(5)
+    );
+    assert_eq!(
+        b.get_flow_detail(flow.uuid).unwrap().owner_epoch,
+        Epoch::new(5)
+    );
+    assert_eq!(
+        b.fence_flow_detail(flow.uuid, Epoch::new(5)).unwrap(),
+        Epoch::new(5)
+    );
     assert_fenced(
-        b.fence_flow_detail(flow.uuid, 3).unwrap_err(),
-        flow.uuid,
+        b.fence_flow_detail(flow.uuid, Epoch::new(3)).unwrap_err(),
+        Uuid::from(flow.uuid),
         5,
         3,
     );
-    assert_eq!(b.fence_flow_detail(flow.uuid, 9).unwrap(), 9);
+    assert_eq!(
+        b.fence_flow_detail(flow.uuid, Epoch::new(9)).unwrap(),
+        Epoch::new(9)
+    );
     let stored = b.get_flow_detail(flow.uuid).unwrap();
-    assert_eq!(stored.owner_epoch, 9);
+    assert_eq!(stored.owner_epoch, Epoch::new(9));
     // Fencing changes nothing else.
     assert_eq!(
         stored,
         FlowDetail {
-            owner_epoch: 9,
+            owner_epoch: Epoch::new(9),
             ..flow
         }
     );
@@ -524,22 +560,27 @@ pub fn fence_raises_the_owner_epoch(b: &dyn Backend) {
 /// (even one naming an atom that does not exist) and changes nothing.
 pub fn stale_writes_are_fenced(b: &dyn Backend) {
     let (flow, atom) = saved_flow(b);
-    b.fence_flow_detail(flow.uuid, 7).unwrap();
+    b.fence_flow_detail(flow.uuid, Epoch::new(7)).unwrap();
     let before = b.get_flow_detail(flow.uuid).unwrap();
     let mut changed = atom.clone();
     changed.state = AtomState::Success;
     changed.result = Some(Arc::new(json!("stale")));
     for stale in [0, 6] {
         assert_fenced(
-            b.save_atom_detail(flow.uuid, &changed, stale).unwrap_err(),
-            flow.uuid,
+            b.save_atom_detail(flow.uuid, &changed, Epoch::new(stale))
+                .unwrap_err(),
+            Uuid::from(flow.uuid),
             7,
             stale,
         );
         assert_fenced(
-            b.save_atom_detail(flow.uuid, &AtomDetail::new("new", AtomKind::Task), stale)
-                .unwrap_err(),
-            flow.uuid,
+            b.save_atom_detail(
+                flow.uuid,
+                &AtomDetail::new("new", AtomKind::Task),
+                Epoch::new(stale),
+            )
+            .unwrap_err(),
+            Uuid::from(flow.uuid),
             7,
             stale,
         );
@@ -549,30 +590,30 @@ pub fn stale_writes_are_fenced(b: &dyn Backend) {
                 atom.uuid,
                 AtomState::Running,
                 Intention::Execute,
-                stale,
+                Epoch::new(stale),
             )
             .unwrap_err(),
-            flow.uuid,
+            Uuid::from(flow.uuid),
             7,
             stale,
         );
         assert_fenced(
             b.update_atom_state(
                 flow.uuid,
-                Uuid::new_v4(),
+                AtomDetailId::new(),
                 AtomState::Running,
                 Intention::Execute,
-                stale,
+                Epoch::new(stale),
             )
             .unwrap_err(),
-            flow.uuid,
+            Uuid::from(flow.uuid),
             7,
             stale,
         );
         assert_fenced(
-            b.update_flow_state(flow.uuid, FlowState::Running, stale)
+            b.update_flow_state(flow.uuid, FlowState::Running, Epoch::new(stale))
                 .unwrap_err(),
-            flow.uuid,
+            Uuid::from(flow.uuid),
             7,
             stale,
         );
@@ -584,39 +625,41 @@ pub fn stale_writes_are_fenced(b: &dyn Backend) {
 /// the stored epoch (only a fence or a save of the whole flow detail does).
 pub fn current_and_newer_epochs_may_write(b: &dyn Backend) {
     let (flow, mut atom) = saved_flow(b);
-    b.fence_flow_detail(flow.uuid, 4).unwrap();
+    b.fence_flow_detail(flow.uuid, Epoch::new(4)).unwrap();
     for epoch in [4, 5] {
         atom.state = AtomState::Success;
         atom.result = Some(Arc::new(json!(epoch)));
-        b.save_atom_detail(flow.uuid, &atom, epoch).unwrap();
+        b.save_atom_detail(flow.uuid, &atom, Epoch::new(epoch))
+            .unwrap();
         b.update_atom_state(
             flow.uuid,
             atom.uuid,
             AtomState::Reverting,
             Intention::Revert,
-            epoch,
+            Epoch::new(epoch),
         )
         .unwrap();
-        b.update_flow_state(flow.uuid, FlowState::Reverted, epoch)
+        b.update_flow_state(flow.uuid, FlowState::Reverted, Epoch::new(epoch))
             .unwrap();
         let stored = b.get_flow_detail(flow.uuid).unwrap();
-        assert_eq!(stored.owner_epoch, 4);
+        assert_eq!(stored.owner_epoch, Epoch::new(4));
         assert_eq!(stored.state, FlowState::Reverted);
         let got = &stored.atom_details[0];
         assert_eq!(got.state, AtomState::Reverting);
         assert_eq!(got.result.as_deref(), Some(&json!(epoch)));
     }
     let added = AtomDetail::new("added", AtomKind::Task);
-    b.save_atom_detail(flow.uuid, &added, 4).unwrap();
+    b.save_atom_detail(flow.uuid, &added, Epoch::new(4))
+        .unwrap();
     assert_eq!(b.get_atom_detail(flow.uuid, added.uuid).unwrap(), added);
     // Missing records are still `NotFound` for a writer that may write.
     assert!(b
         .update_atom_state(
             flow.uuid,
-            Uuid::new_v4(),
+            AtomDetailId::new(),
             AtomState::Running,
             Intention::Execute,
-            4
+            Epoch::new(4)
         )
         .unwrap_err()
         .is_not_found());
@@ -630,19 +673,24 @@ pub fn saving_a_flow_detail_is_fenced_by_its_epoch(b: &dyn Backend) {
     let mut book = sample_book();
     b.save_logbook(&book).unwrap();
     let id = book.flow_details[1].uuid;
-    b.fence_flow_detail(id, 3).unwrap();
+    b.fence_flow_detail(id, Epoch::new(3)).unwrap();
     let before = b.get_logbook(book.uuid).unwrap();
     let mut stale = book.flow_details[1].clone();
     stale.state = FlowState::Running;
-    stale.owner_epoch = 2;
-    assert_fenced(b.save_flow_detail(book.uuid, &stale).unwrap_err(), id, 3, 2);
+    stale.owner_epoch = Epoch::new(2);
+    assert_fenced(
+        b.save_flow_detail(book.uuid, &stale).unwrap_err(),
+        Uuid::from(id),
+        3,
+        2,
+    );
     book.name = "renamed".into();
     book.flow_details[0].state = FlowState::Success;
     book.flow_details[1] = stale.clone();
-    assert_fenced(b.save_logbook(&book).unwrap_err(), id, 3, 2);
+    assert_fenced(b.save_logbook(&book).unwrap_err(), Uuid::from(id), 3, 2);
     assert_eq!(b.get_logbook(book.uuid).unwrap(), before);
     for epoch in [3, 8] {
-        stale.owner_epoch = epoch;
+        stale.owner_epoch = Epoch::new(epoch);
         b.save_flow_detail(book.uuid, &stale).unwrap();
         assert_eq!(b.get_flow_detail(id).unwrap(), stale);
     }
@@ -654,7 +702,9 @@ pub fn saving_a_flow_detail_is_fenced_by_its_epoch(b: &dyn Backend) {
 /// Fencing a flow detail that does not exist is `NotFound` naming it.
 pub fn fencing_a_missing_flow_is_not_found(b: &dyn Backend) {
     let missing = Uuid::new_v4();
-    let err = b.fence_flow_detail(missing, 1).unwrap_err();
+    let err = b
+        .fence_flow_detail(FlowDetailId::from(missing), Epoch::new(1))
+        .unwrap_err();
     assert!(
         matches!(err, PersistenceError::NotFound { kind: RecordKind::FlowDetail, id } if id == missing),
         "{err}"
@@ -672,13 +722,13 @@ pub fn concurrent_fences_end_at_the_highest(b: &(dyn Backend + Sync)) {
             s.spawn(move || {
                 for i in 0..25u64 {
                     let epoch = i * 8 + (t * 5) % 8 + 1;
-                    match b.fence_flow_detail(flow.uuid, epoch) {
-                        Ok(held) => assert_eq!(held, epoch),
+                    match b.fence_flow_detail(flow.uuid, Epoch::new(epoch)) {
+                        Ok(held) => assert_eq!(held, Epoch::new(epoch)),
                         Err(PersistenceError::Fenced {
                             held, presented, ..
                         }) => {
-                            assert_eq!(presented, epoch);
-                            assert!(held > epoch, "refused at {held} <= {epoch}");
+                            assert_eq!(presented, Epoch::new(epoch));
+                            assert!(held > Epoch::new(epoch), "refused at {held} <= {epoch}");
                         }
                         Err(e) => panic!("{e}"),
                     }
@@ -686,7 +736,10 @@ pub fn concurrent_fences_end_at_the_highest(b: &(dyn Backend + Sync)) {
             });
         }
     });
-    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 200);
+    assert_eq!(
+        b.get_flow_detail(flow.uuid).unwrap().owner_epoch,
+        Epoch::new(200)
+    );
 }
 
 /// A take raises the stored owner epoch by one and returns it, whatever
@@ -695,18 +748,18 @@ pub fn concurrent_fences_end_at_the_highest(b: &(dyn Backend + Sync)) {
 /// refused. Taking a flow detail that does not exist is `NotFound`.
 pub fn take_raises_the_owner_epoch_by_one(b: &dyn Backend) {
     let (flow, atom) = saved_flow(b);
-    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), 1);
-    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), 2);
+    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), Epoch::new(1));
+    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), Epoch::new(2));
     let stored = b.get_flow_detail(flow.uuid).unwrap();
     assert_eq!(
         stored,
         FlowDetail {
-            owner_epoch: 2,
+            owner_epoch: Epoch::new(2),
             ..flow.clone()
         }
     );
-    b.fence_flow_detail(flow.uuid, 10).unwrap();
-    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), 11);
+    b.fence_flow_detail(flow.uuid, Epoch::new(10)).unwrap();
+    assert_eq!(b.take_flow_detail(flow.uuid).unwrap(), Epoch::new(11));
     for stale in [0, 10] {
         assert_fenced(
             b.update_atom_state(
@@ -714,24 +767,24 @@ pub fn take_raises_the_owner_epoch_by_one(b: &dyn Backend) {
                 atom.uuid,
                 AtomState::Running,
                 Intention::Execute,
-                stale,
+                Epoch::new(stale),
             )
             .unwrap_err(),
-            flow.uuid,
+            Uuid::from(flow.uuid),
             11,
             stale,
         );
         assert_fenced(
-            b.update_flow_state(flow.uuid, FlowState::Running, stale)
+            b.update_flow_state(flow.uuid, FlowState::Running, Epoch::new(stale))
                 .unwrap_err(),
-            flow.uuid,
+            Uuid::from(flow.uuid),
             11,
             stale,
         );
     }
     assert_fenced(
-        b.fence_flow_detail(flow.uuid, 10).unwrap_err(),
-        flow.uuid,
+        b.fence_flow_detail(flow.uuid, Epoch::new(10)).unwrap_err(),
+        Uuid::from(flow.uuid),
         11,
         10,
     );
@@ -740,18 +793,18 @@ pub fn take_raises_the_owner_epoch_by_one(b: &dyn Backend) {
         atom.uuid,
         AtomState::Running,
         Intention::Execute,
-        11,
+        Epoch::new(11),
     )
     .unwrap();
-    b.update_flow_state(flow.uuid, FlowState::Running, 11)
+    b.update_flow_state(flow.uuid, FlowState::Running, Epoch::new(11))
         .unwrap();
     let stored = b.get_flow_detail(flow.uuid).unwrap();
-    assert_eq!(stored.owner_epoch, 11);
+    assert_eq!(stored.owner_epoch, Epoch::new(11));
     assert_eq!(stored.state, FlowState::Running);
     assert_eq!(stored.atom_details[0].state, AtomState::Running);
 
     let missing = Uuid::new_v4();
-    let err = b.take_flow_detail(missing).unwrap_err();
+    let err = b.take_flow_detail(FlowDetailId::from(missing)).unwrap_err();
     assert!(
         matches!(err, PersistenceError::NotFound { kind: RecordKind::FlowDetail, id } if id == missing),
         "{err}"
@@ -763,13 +816,13 @@ pub fn take_raises_the_owner_epoch_by_one(b: &dyn Backend) {
 /// the highest, and a writer at any epoch but the last is fenced.
 pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
     let (flow, atom) = saved_flow(b);
-    let taken: Vec<u64> = std::thread::scope(|s| {
+    let taken: Vec<Epoch> = std::thread::scope(|s| {
         let takers: Vec<_> = (0..8)
             .map(|_| {
                 s.spawn(move || {
                     (0..10)
                         .map(|_| b.take_flow_detail(flow.uuid).unwrap())
-                        .collect::<Vec<u64>>()
+                        .collect::<Vec<Epoch>>()
                 })
             })
             .collect();
@@ -777,8 +830,15 @@ pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
     });
     let mut sorted = taken.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, (1..=80).collect::<Vec<u64>>(), "taken: {taken:?}");
-    assert_eq!(b.get_flow_detail(flow.uuid).unwrap().owner_epoch, 80);
+    assert_eq!(
+        sorted,
+        (1..=80).map(Epoch::new).collect::<Vec<_>>(),
+        "taken: {taken:?}"
+    );
+    assert_eq!(
+        b.get_flow_detail(flow.uuid).unwrap().owner_epoch,
+        Epoch::new(80)
+    );
     for old in [1, 40, 79] {
         assert_fenced(
             b.update_atom_state(
@@ -786,10 +846,10 @@ pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
                 atom.uuid,
                 AtomState::Running,
                 Intention::Execute,
-                old,
+                Epoch::new(old),
             )
             .unwrap_err(),
-            flow.uuid,
+            Uuid::from(flow.uuid),
             80,
             old,
         );
@@ -799,7 +859,7 @@ pub fn concurrent_takes_get_distinct_epochs(b: &(dyn Backend + Sync)) {
         atom.uuid,
         AtomState::Running,
         Intention::Execute,
-        80,
+        Epoch::new(80),
     )
     .unwrap();
 }
@@ -854,23 +914,33 @@ pub fn update_atom_meta_sets_one_entry(b: &dyn Backend) {
     };
     let steps: [(Uuid, &str, Option<Value>); 8] = [
         // Set beside another entry.
-        (full, "progress", Some(json!(0.25))),
+        (Uuid::from(full), "progress", Some(json!(0.25))),
         // Overwritten, with a value of another shape.
-        (full, "progress", Some(json!({"done": 3, "of": [4, null]}))),
+        (
+            Uuid::from(full),
+            "progress",
+            Some(json!({"done": 3, "of": [4, null]})),
+        ),
         // Another entry, set to null (an entry, not a removal).
-        (full, "other", Some(Value::Null)),
+        (Uuid::from(full), "other", Some(Value::Null)),
         // Removed: the other entries stay.
-        (full, "progress", None),
+        (Uuid::from(full), "progress", None),
         // Removing what is not there changes nothing.
-        (full, "absent", None),
-        (full, "other", None),
+        (Uuid::from(full), "absent", None),
+        (Uuid::from(full), "other", None),
         // An atom with nothing but its state, set and cleared again.
-        (bare, "progress", Some(json!(1))),
-        (bare, "progress", None),
+        (Uuid::from(bare), "progress", Some(json!(1))),
+        (Uuid::from(bare), "progress", None),
     ];
     for (atom, key, value) in steps {
-        b.update_atom_meta(flow, atom, key, value.clone(), 0)
-            .unwrap();
+        b.update_atom_meta(
+            flow,
+            AtomDetailId::from(atom),
+            key,
+            value.clone(),
+            Epoch::ZERO,
+        )
+        .unwrap();
         let detail = book.flow_details[0]
             .atom_details
             .iter_mut()
@@ -905,11 +975,11 @@ pub fn progress_reads_back_from_the_records(b: &dyn Backend) {
         atom.uuid,
         AtomState::Running,
         Intention::Execute,
-        0,
+        Epoch::ZERO,
     )
     .unwrap();
     assert_eq!(progress(), 0.0);
-    b.update_atom_meta(flow.uuid, atom.uuid, key, Some(json!(0.5)), 0)
+    b.update_atom_meta(flow.uuid, atom.uuid, key, Some(json!(0.5)), Epoch::ZERO)
         .unwrap();
     assert_eq!(progress(), 0.5);
     assert_eq!(
@@ -921,19 +991,19 @@ pub fn progress_reads_back_from_the_records(b: &dyn Backend) {
         atom.uuid,
         AtomState::Success,
         Intention::Execute,
-        0,
+        Epoch::ZERO,
     )
     .unwrap();
     assert_eq!(progress(), 1.0);
     // Run again: the engine clears the entry as the task starts.
-    b.update_atom_meta(flow.uuid, atom.uuid, key, None, 0)
+    b.update_atom_meta(flow.uuid, atom.uuid, key, None, Epoch::ZERO)
         .unwrap();
     b.update_atom_state(
         flow.uuid,
         atom.uuid,
         AtomState::Running,
         Intention::Execute,
-        0,
+        Epoch::ZERO,
     )
     .unwrap();
     assert_eq!(progress(), 0.0);
@@ -945,21 +1015,33 @@ pub fn progress_reads_back_from_the_records(b: &dyn Backend) {
 /// which it leaves as it is.
 pub fn update_atom_meta_is_fenced(b: &dyn Backend) {
     let (flow, atom) = saved_flow(b);
-    b.fence_flow_detail(flow.uuid, 7).unwrap();
+    b.fence_flow_detail(flow.uuid, Epoch::new(7)).unwrap();
     let before = b.get_flow_detail(flow.uuid).unwrap();
     for stale in [0, 6] {
         for value in [Some(json!(0.5)), None] {
             assert_fenced(
-                b.update_atom_meta(flow.uuid, atom.uuid, "progress", value.clone(), stale)
-                    .unwrap_err(),
-                flow.uuid,
+                b.update_atom_meta(
+                    flow.uuid,
+                    atom.uuid,
+                    "progress",
+                    value.clone(),
+                    Epoch::new(stale),
+                )
+                .unwrap_err(),
+                Uuid::from(flow.uuid),
                 7,
                 stale,
             );
             assert_fenced(
-                b.update_atom_meta(flow.uuid, Uuid::new_v4(), "progress", value, stale)
-                    .unwrap_err(),
-                flow.uuid,
+                b.update_atom_meta(
+                    flow.uuid,
+                    AtomDetailId::new(),
+                    "progress",
+                    value,
+                    Epoch::new(stale),
+                )
+                .unwrap_err(),
+                Uuid::from(flow.uuid),
                 7,
                 stale,
             );
@@ -967,10 +1049,16 @@ pub fn update_atom_meta_is_fenced(b: &dyn Backend) {
     }
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
     for epoch in [7, 8] {
-        b.update_atom_meta(flow.uuid, atom.uuid, "progress", Some(json!(epoch)), epoch)
-            .unwrap();
+        b.update_atom_meta(
+            flow.uuid,
+            atom.uuid,
+            "progress",
+            Some(json!(epoch)),
+            Epoch::new(epoch),
+        )
+        .unwrap();
         let stored = b.get_flow_detail(flow.uuid).unwrap();
-        assert_eq!(stored.owner_epoch, 7);
+        assert_eq!(stored.owner_epoch, Epoch::new(7));
         assert_eq!(stored.atom_details[0].meta["progress"], json!(epoch));
     }
 }
@@ -985,14 +1073,14 @@ pub fn update_atom_meta_of_missing_records_is_not_found(b: &dyn Backend) {
     let cases = [
         (flow, missing_atom, RecordKind::AtomDetail, missing_atom),
         (
-            missing_flow,
+            FlowDetailId::from(missing_flow),
             missing_atom,
             RecordKind::FlowDetail,
             missing_flow,
         ),
         (
-            missing_flow,
-            book.flow_details[0].atom_details[0].uuid,
+            FlowDetailId::from(missing_flow),
+            Uuid::from(book.flow_details[0].atom_details[0].uuid),
             RecordKind::FlowDetail,
             missing_flow,
         ),
@@ -1000,7 +1088,13 @@ pub fn update_atom_meta_of_missing_records_is_not_found(b: &dyn Backend) {
     for (flow, atom, kind, id) in cases {
         for value in [Some(json!(0.5)), None] {
             let err = b
-                .update_atom_meta(flow, atom, "progress", value, 0)
+                .update_atom_meta(
+                    flow,
+                    AtomDetailId::from(atom),
+                    "progress",
+                    value,
+                    Epoch::ZERO,
+                )
                 .unwrap_err();
             assert!(
                 matches!(&err, PersistenceError::NotFound { kind: k, id: i } if *k == kind && *i == id),
@@ -1023,17 +1117,29 @@ pub fn update_atom_meta_refuses_too_deep_values(b: &dyn Backend) {
     let limit = crate::MAX_RECORD_DEPTH;
     for levels in [limit + 1, 100_000] {
         assert_too_deep(
-            b.update_atom_meta(flow, atom, "progress", Some(nested_value(levels)), 0)
-                .unwrap_err(),
+            b.update_atom_meta(
+                flow,
+                atom,
+                "progress",
+                Some(nested_value(levels)),
+                Epoch::ZERO,
+            )
+            .unwrap_err(),
             RecordKind::AtomDetail,
-            atom,
+            Uuid::from(atom),
             "meta entry \"progress\"",
             levels,
         );
         assert_reads(b, &book);
     }
-    b.update_atom_meta(flow, atom, "progress", Some(nested_value(limit)), 0)
-        .unwrap();
+    b.update_atom_meta(
+        flow,
+        atom,
+        "progress",
+        Some(nested_value(limit)),
+        Epoch::ZERO,
+    )
+    .unwrap();
     book.flow_details[0].atom_details[0]
         .meta
         .insert("progress".into(), nested_value(limit));
@@ -1062,7 +1168,13 @@ pub fn state_and_meta_updates_race(states: &dyn Backend, metas: &dyn Backend) {
     ];
     let (flow, atom) = saved_flow(states);
     metas
-        .update_atom_meta(flow.uuid, atom.uuid, "other", Some(json!("kept")), 0)
+        .update_atom_meta(
+            flow.uuid,
+            atom.uuid,
+            "other",
+            Some(json!("kept")),
+            Epoch::ZERO,
+        )
         .unwrap();
     let start = std::sync::Barrier::new(2);
     let running = |started: std::time::Instant, i: usize| i < MIN_ROUNDS || started.elapsed() < FOR;
@@ -1073,7 +1185,7 @@ pub fn state_and_meta_updates_race(states: &dyn Backend, metas: &dyn Backend) {
             while running(started, i) {
                 let (state, intention) = PAIRS[i % 2];
                 states
-                    .update_atom_state(flow.uuid, atom.uuid, state, intention, 0)
+                    .update_atom_state(flow.uuid, atom.uuid, state, intention, Epoch::ZERO)
                     .unwrap();
                 let got = states.get_atom_detail(flow.uuid, atom.uuid).unwrap();
                 assert_eq!(
@@ -1090,7 +1202,13 @@ pub fn state_and_meta_updates_race(states: &dyn Backend, metas: &dyn Backend) {
             let (started, mut i) = (std::time::Instant::now(), 0);
             while running(started, i) {
                 metas
-                    .update_atom_meta(flow.uuid, atom.uuid, "progress", Some(json!(i)), 0)
+                    .update_atom_meta(
+                        flow.uuid,
+                        atom.uuid,
+                        "progress",
+                        Some(json!(i)),
+                        Epoch::ZERO,
+                    )
                     .unwrap();
                 let got = metas.get_atom_detail(flow.uuid, atom.uuid).unwrap();
                 assert_eq!(
@@ -1196,14 +1314,14 @@ pub fn deep_values_round_trip(b: &dyn Backend) {
 
         // Saved piece by piece, as the engine does.
         let mut empty = book.clone();
-        empty.uuid = Uuid::new_v4();
+        empty.uuid = LogBookId::new();
         let mut detail = empty.flow_details.remove(0);
-        detail.uuid = Uuid::new_v4();
+        detail.uuid = FlowDetailId::new();
         let atoms = std::mem::take(&mut detail.atom_details);
         b.save_logbook(&empty).unwrap();
         b.save_flow_detail(empty.uuid, &detail).unwrap();
         for atom in &atoms {
-            b.save_atom_detail(detail.uuid, atom, 0).unwrap();
+            b.save_atom_detail(detail.uuid, atom, Epoch::ZERO).unwrap();
             assert_eq!(b.get_atom_detail(detail.uuid, atom.uuid).unwrap(), *atom);
         }
         detail.atom_details = atoms;
@@ -1244,7 +1362,7 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         assert_too_deep(
             b.save_logbook(&book).unwrap_err(),
             RecordKind::FlowDetail,
-            book.flow_details[0].uuid,
+            Uuid::from(book.flow_details[0].uuid),
             "meta entry \"store\"",
             levels,
         );
@@ -1254,7 +1372,7 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         assert_too_deep(
             b.save_flow_detail(book.uuid, &flow).unwrap_err(),
             RecordKind::FlowDetail,
-            flow.uuid,
+            Uuid::from(flow.uuid),
             "meta entry \"store\"",
             levels,
         );
@@ -1268,9 +1386,10 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         let mut atom = flow.atom_details[0].clone();
         atom.result = deep().map(Arc::new);
         assert_too_deep(
-            b.save_atom_detail(flow.uuid, &atom, 0).unwrap_err(),
+            b.save_atom_detail(flow.uuid, &atom, Epoch::ZERO)
+                .unwrap_err(),
             RecordKind::AtomDetail,
-            atom.uuid,
+            Uuid::from(atom.uuid),
             "result",
             levels,
         );
@@ -1279,9 +1398,10 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         }
         atom.revert_result = deep().map(Arc::new);
         assert_too_deep(
-            b.save_atom_detail(flow.uuid, &atom, 0).unwrap_err(),
+            b.save_atom_detail(flow.uuid, &atom, Epoch::ZERO)
+                .unwrap_err(),
             RecordKind::AtomDetail,
-            atom.uuid,
+            Uuid::from(atom.uuid),
             "revert result",
             levels,
         );
@@ -1292,9 +1412,10 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         let mut retry = AtomDetail::new("r", AtomKind::Retry);
         retry.history.push(nested_value(limit + 1));
         assert_too_deep(
-            b.save_atom_detail(flow.uuid, &retry, 0).unwrap_err(),
+            b.save_atom_detail(flow.uuid, &retry, Epoch::ZERO)
+                .unwrap_err(),
             RecordKind::AtomDetail,
-            retry.uuid,
+            Uuid::from(retry.uuid),
             "retry history",
             limit + 1,
         );
@@ -1306,7 +1427,7 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         assert_too_deep(
             b.save_logbook(&other).unwrap_err(),
             RecordKind::LogBook,
-            other.uuid,
+            Uuid::from(other.uuid),
             "meta entry \"deep\"",
             levels,
         );
@@ -1360,13 +1481,13 @@ pub fn one_corrupt_logbook_leaves_the_others_listed(
     );
     let text = err.to_string();
     assert!(text.contains(reason), "{text} says {reason}");
-    let ids: Vec<String> = std::iter::once(victim.uuid)
-        .chain(victim.flow_details.iter().map(|f| f.uuid))
+    let ids: Vec<String> = std::iter::once(victim.uuid.as_uuid())
+        .chain(victim.flow_details.iter().map(|f| f.uuid.as_uuid()))
         .chain(
             victim
                 .flow_details
                 .iter()
-                .flat_map(|f| f.atom_details.iter().map(|a| a.uuid)),
+                .flat_map(|f| f.atom_details.iter().map(|a| a.uuid.as_uuid())),
         )
         .map(|id| id.to_string())
         .collect();
@@ -1460,68 +1581,76 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         self.backend.save_logbook(book)
     }
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         self.backend.get_logbook(id)
     }
     fn list_logbooks(&self) -> Result<Vec<Result<LogBook, PersistenceError>>, PersistenceError> {
         self.backend.list_logbooks()
     }
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError> {
         self.backend.destroy_logbook(id)
     }
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         self.backend.save_flow_detail(book, flow)
     }
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
         self.backend.get_flow_detail(id)
     }
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         self.backend.update_flow_state(flow, state, epoch)
     }
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError> {
         self.backend.fence_flow_detail(flow, epoch)
     }
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError> {
         self.backend.take_flow_detail(flow)
     }
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError> {
         self.backend.destroy_flow_detail(id)
     }
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         self.backend.save_atom_detail(flow, atom, epoch)
     }
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         self.backend
             .update_atom_state(flow, atom, state, intention, epoch)
     }
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         self.backend.update_atom_meta(flow, atom, key, value, epoch)
     }
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         self.backend.get_atom_detail(flow, atom)
     }
 }

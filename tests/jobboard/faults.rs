@@ -286,7 +286,7 @@ fn a_job_this_conductor_cannot_run_is_left_to_one_that_can() {
 fn only_corrupt_records_trash_a_job() {
     let s = setup(BoardOptions::default());
     let mut elsewhere = NewJob::new("elsewhere");
-    elsewhere.flow_detail = Some(uuid::Uuid::new_v4());
+    elsewhere.flow_detail = Some(taskflow::FlowDetailId::new());
     let elsewhere = s.board.post(elsewhere).expect("posted");
     let events = Events::default();
     let c = conductor(&s, "c", &events);

@@ -18,6 +18,7 @@ use taskflow::jobboard::{
     PostFlow, Retention, SqliteBoard,
 };
 use taskflow::prelude::*;
+use taskflow_jobboard::JobId;
 
 /// Faults that must not lose or stall jobs: panics, stops, jobs a
 /// conductor cannot run, corrupt records.
@@ -125,11 +126,11 @@ fn redis_url() -> String {
     std::env::var("TASKFLOW_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn post_chain(s: &Setup, name: &str) -> uuid::Uuid {
+fn post_chain(s: &Setup, name: &str) -> JobId {
     post_flow_of(s, name, &chain(None, None))
 }
 
-fn post_flow_of(s: &Setup, name: &str, flow: &Flow) -> uuid::Uuid {
+fn post_flow_of(s: &Setup, name: &str, flow: &Flow) -> JobId {
     post_flow(
         &*s.board,
         &*s.records,

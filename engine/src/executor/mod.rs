@@ -16,9 +16,8 @@ use std::sync::Arc;
 
 use taskflow_patterns::{AtomImpl, AtomIndex, Context, Failure, History, Inputs, Value};
 
-use uuid::Uuid;
-
 use crate::listener::Listeners;
+use taskflow_persistence::AtomDetailId;
 
 pub use parallel::Parallel;
 pub use serial::Serial;
@@ -60,7 +59,7 @@ pub struct AtomWork {
     /// The atom detail a task's progress is recorded in while it runs
     /// (`None` for a revert, a retry controller, or work run away from the
     /// records).
-    pub(crate) progress_detail: Option<Uuid>,
+    pub(crate) progress_detail: Option<AtomDetailId>,
     /// Set when the run is asked to stop.
     pub(crate) cancel: Arc<AtomicBool>,
 }

@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Value};
+use taskflow_persistence::AtomDetailId;
+use taskflow_persistence::Epoch;
+use taskflow_persistence::FlowDetailId;
 use taskflow_persistence::{AtomDetail, Backend};
-use uuid::Uuid;
 
 pub use capturing::CapturingListener;
 pub use logging::LoggingListener;
@@ -28,7 +30,7 @@ pub struct FlowEvent {
     /// The flow's name.
     pub flow: Arc<str>,
     /// Its flow detail's id.
-    pub flow_detail: Uuid,
+    pub flow_detail: FlowDetailId,
     /// The state it left.
     pub from: FlowState,
     /// The state it entered.
@@ -161,8 +163,8 @@ struct Slot {
 /// it reports.
 pub(crate) struct ProgressSink {
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) flow: Uuid,
-    pub(crate) epoch: u64,
+    pub(crate) flow: FlowDetailId,
+    pub(crate) epoch: Epoch,
 }
 
 impl Listeners {
@@ -224,7 +226,7 @@ impl Listeners {
     /// advisory, and the engine's next checkpoint meets the same refusal.
     /// Each report is one small write, as in TaskFlow: a task that reports
     /// very often on a durable backend pays for each.
-    pub(crate) fn report(&self, detail: Option<Uuid>, atom: &str, fraction: f32) {
+    pub(crate) fn report(&self, detail: Option<AtomDetailId>, atom: &str, fraction: f32) {
         self.progress(atom, fraction);
         let (Some(sink), Some(detail)) = (&self.0.sink, detail) else {
             return;

@@ -219,7 +219,7 @@ pub fn atom_details_that_do_not_match_are_refused(factory: Factory<'_>) {
 
     let mut duplicated = started.clone();
     let mut twin = duplicated.atom_details[0].clone();
-    twin.uuid = uuid::Uuid::new_v4();
+    twin.uuid = taskflow_persistence::AtomDetailId::new();
     duplicated.atom_details.push(twin);
     backend.save_flow_detail(book, &duplicated).unwrap();
     match load() {

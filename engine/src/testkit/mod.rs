@@ -12,7 +12,7 @@ use taskflow_patterns::{
     Depth, Flow, FlowRegistry, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError,
     Times, Unordered,
 };
-use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
+use taskflow_persistence::{Backend, FlowDetailId, MemoryBackend, PersistenceError};
 
 use crate::{CapturingListener, Engine, EngineBuilder, EngineError, Event, Listener};
 
@@ -167,7 +167,7 @@ pub(crate) fn linear_ab(log: &Log) -> FlowRegistry {
 pub(crate) fn prepared_records(
     factory: Factory<'_>,
     registry: &FlowRegistry,
-) -> (Arc<dyn Backend>, uuid::Uuid) {
+) -> (Arc<dyn Backend>, FlowDetailId) {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let mut engine = factory(Engine::from_factory(registry, "flow", Value::Null).unwrap())
         .persistence(backend.clone())

@@ -1,6 +1,7 @@
 //! Resuming from records, changed flows, and owner fencing.
 
 use super::*;
+use taskflow_persistence::Epoch;
 
 /// Suspends its engine when `atom` enters `state`.
 struct SuspendOn(&'static str, AtomState, crate::SuspendHandle);
@@ -21,7 +22,7 @@ fn run_until(
     backend: &Arc<dyn Backend>,
     atom: &'static str,
     state: AtomState,
-) -> uuid::Uuid {
+) -> FlowDetailId {
     let handle = crate::SuspendHandle::new();
     let builder = Engine::from_factory(registry, "flow", Value::Null).unwrap();
     let mut engine = factory(builder)
@@ -38,7 +39,7 @@ fn resume(
     factory: Factory<'_>,
     registry: &FlowRegistry,
     backend: &Arc<dyn Backend>,
-    id: uuid::Uuid,
+    id: FlowDetailId,
 ) -> crate::Engine {
     factory(Engine::load_with(backend.clone(), id, registry).unwrap())
         .build()
@@ -73,7 +74,7 @@ pub fn resume_skips_finished_atoms(factory: Factory<'_>) {
             a2,
             AtomState::Running,
             taskflow_patterns::Intention::Execute,
-            0,
+            Epoch::ZERO,
         )
         .unwrap();
     let mut engine = resume(factory, &registry, &backend, id);
@@ -220,7 +221,7 @@ pub fn resume_refuses_a_changed_flow(factory: Factory<'_>) {
 
 /// Whether `err` is the `Fenced` refusal of a write at `presented` to the
 /// flow detail `flow` owned at `held`.
-fn is_fenced(err: &EngineError, flow: uuid::Uuid, held: u64, presented: u64) -> bool {
+fn is_fenced(err: &EngineError, flow: FlowDetailId, held: u64, presented: u64) -> bool {
     matches!(
         err,
         EngineError::Persistence(PersistenceError::Fenced { flow: f, held: h, presented: p })

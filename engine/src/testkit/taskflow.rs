@@ -15,6 +15,7 @@ use taskflow_persistence::{Backend, MemoryBackend};
 
 use super::{failed_state, linear_ab, prepared_records, registry_of, save_records, Factory, Log};
 use crate::{CapturingListener, Engine};
+use taskflow_persistence::Epoch;
 
 /// Nested controllers that all say `REVERT`: only the innermost subflow
 /// reverts (TaskFlow's default); the atoms outside it stay `SUCCESS` and
@@ -230,7 +231,7 @@ pub fn resuming_a_running_flow_notifies_no_resuming(factory: Factory<'_>) {
     let registry = linear_ab(&log);
     let (backend, id) = prepared_records(factory, &registry);
     backend
-        .update_flow_state(id, FlowState::Running, 0)
+        .update_flow_state(id, FlowState::Running, Epoch::ZERO)
         .unwrap();
     let capture = Arc::new(CapturingListener::new());
     let mut resumed = factory(Engine::load_with(backend.clone(), id, &registry).unwrap())

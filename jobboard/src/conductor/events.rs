@@ -1,7 +1,7 @@
 use std::time::Duration;
 
+use crate::JobId;
 use taskflow_patterns::FlowState;
-use uuid::Uuid;
 
 /// What a conductor did with a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,14 +10,14 @@ pub enum ConductorEvent {
     /// It claimed the job at this epoch.
     Claimed {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// The claim's epoch.
         epoch: u64,
     },
     /// The job's flow ran to its end (in this state) and the job was consumed.
     Consumed {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// How the flow ended: `SUCCESS`, or `REVERTED` / `FAILURE` for a flow
         /// that failed (its failures are in its records).
         flow_state: FlowState,
@@ -25,7 +25,7 @@ pub enum ConductorEvent {
     /// It gave the job back for another conductor.
     Abandoned {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// Why (shutdown, lost resources).
         reason: String,
     },
@@ -35,7 +35,7 @@ pub enum ConductorEvent {
     /// no more for `retry_after`.
     Skipped {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// Why it cannot run it.
         reason: String,
         /// How long it leaves the job to other conductors.
@@ -45,21 +45,21 @@ pub enum ConductorEvent {
     /// complete with the reason.
     Trashed {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// Why.
         reason: String,
     },
     /// Its claim lapsed and another owner took the job; its run stopped.
     LeaseLost {
         /// The job.
-        job: Uuid,
+        job: JobId,
         /// The epoch of the lost claim.
         epoch: u64,
     },
     /// Retention removed complete jobs (and the logbooks of consumed ones).
     Purged {
         /// The jobs removed.
-        jobs: Vec<Uuid>,
+        jobs: Vec<JobId>,
     },
 }
 

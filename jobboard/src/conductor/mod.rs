@@ -43,9 +43,9 @@ use serde_json::json;
 use taskflow_engine::{Engine, EngineBuilder, EngineError, SuspendHandle};
 use taskflow_patterns::{Failure, FlowRegistry, FlowState};
 use taskflow_persistence::{Backend, PersistenceError};
-use uuid::Uuid;
 
 use crate::sync::lock;
+use crate::JobId;
 use crate::{Claim, Entity, Job, JobBoard, JobBoardError, Outcome};
 
 pub use events::{ConductorEvent, ConductorListener};
@@ -88,7 +88,7 @@ pub struct Conductor {
     /// board is listed again (a listing per claim would cost O(jobs) each).
     candidates: Mutex<VecDeque<Job>>,
     /// Jobs this conductor cannot run, and until when it leaves them alone.
-    skipped: Mutex<HashMap<Uuid, Instant>>,
+    skipped: Mutex<HashMap<JobId, Instant>>,
     skip_for: Duration,
 }
 
@@ -320,7 +320,7 @@ impl Conductor {
     fn run_job(&self, job: &Job, claim: Claim) {
         self.emit(&ConductorEvent::Claimed {
             job: job.id,
-            epoch: claim.epoch,
+            epoch: claim.epoch.get(),
         });
         let prepared = catch_unwind(AssertUnwindSafe(|| self.prepare(job, &claim)))
             .unwrap_or_else(|panic| Err(panicked(&claim, "building the engine", &*panic)));
@@ -472,7 +472,7 @@ impl Conductor {
             Settle::Lost(claim) => {
                 self.emit(&ConductorEvent::LeaseLost {
                     job: job.id,
-                    epoch: claim.epoch,
+                    epoch: claim.epoch.get(),
                 });
                 return;
             }
@@ -605,7 +605,7 @@ pub struct StopHandle {
 #[derive(Default)]
 struct StopInner {
     stopped: AtomicBool,
-    running: Mutex<HashMap<Uuid, SuspendHandle>>,
+    running: Mutex<HashMap<JobId, SuspendHandle>>,
 }
 
 impl StopHandle {
@@ -622,14 +622,14 @@ impl StopHandle {
         self.inner.stopped.load(Ordering::SeqCst)
     }
 
-    fn register(&self, job: Uuid, suspend: SuspendHandle) {
+    fn register(&self, job: JobId, suspend: SuspendHandle) {
         if self.is_stopped() {
             suspend.suspend();
         }
         lock(&self.inner.running).insert(job, suspend);
     }
 
-    fn unregister(&self, job: Uuid) {
+    fn unregister(&self, job: JobId) {
         lock(&self.inner.running).remove(&job);
     }
 }

@@ -7,7 +7,10 @@ use redis::Value;
 use uuid::Uuid;
 
 use super::pool::BOARD;
+use crate::JobId;
 use crate::{Job, JobBoardError, JobState, Outcome};
+use taskflow_persistence::FlowDetailId;
+use taskflow_persistence::LogBookId;
 
 /// The fields of a job hash, as `HGETALL` returns them.
 pub(super) type Fields = HashMap<String, String>;
@@ -154,11 +157,11 @@ pub(super) fn job(f: &Fields, now: u64, key: &str) -> Result<Job, JobBoardError>
         _ => stored,
     };
     Ok(Job {
-        id,
+        id: JobId::from(id),
         name: field(f, id_ref, "name")?.to_owned(),
         details,
-        logbook: optional_uuid(f, id_ref, "logbook")?,
-        flow_detail: optional_uuid(f, id_ref, "flow_detail")?,
+        logbook: (optional_uuid(f, id_ref, "logbook")?).map(LogBookId::from),
+        flow_detail: (optional_uuid(f, id_ref, "flow_detail")?).map(FlowDetailId::from),
         priority: number(f, id_ref, "priority")?,
         created_at: number(f, id_ref, "created_at")?,
         sequence: number(f, id_ref, "sequence")?,

@@ -26,9 +26,11 @@ use uuid::Uuid;
 use self::codec::{corrupt, items, text, text_at, u64_at};
 use self::pool::{Pool, BOARD, IO_TIMEOUT};
 use self::script::{Keys, Scripts};
+use crate::JobId;
 use crate::{
     BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, NewJob, Outcome, Retention,
 };
+use taskflow_persistence::Epoch;
 
 /// How many events the events stream keeps (approximately): waiters only
 /// need the newest id, so a short stream is enough.
@@ -222,7 +224,7 @@ impl RedisBoard {
     }
 
     /// Job `id` and the time it was read at.
-    fn read(&self, id: Uuid) -> Result<(Job, u64), JobBoardError> {
+    fn read(&self, id: JobId) -> Result<(Job, u64), JobBoardError> {
         let key = self.keys.job(id);
         let now = self.now_arg();
         let reply: Value = self.pool.run("reading a job", |c| {
@@ -250,7 +252,7 @@ impl RedisBoard {
             "not_owner" => Err(JobBoardError::NotOwner {
                 job: claim.job,
                 owner: claim.owner.clone(),
-                epoch: claim.epoch,
+                epoch: claim.epoch.get(),
             }),
             other => Err(corrupt(key, format!("{what}: unexpected reply `{other}`"))),
         }
@@ -355,7 +357,7 @@ impl RedisBoard {
 
 impl JobBoard for RedisBoard {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
-        let id = Uuid::new_v4();
+        let id = JobId::new();
         let details = serde_json::to_string(&job.details).map_err(|e| {
             JobBoardError::backend(BOARD, format!("posting: encoding the details: {e}"), e)
         })?;
@@ -363,7 +365,10 @@ impl JobBoard for RedisBoard {
         let (seq, pending, events) = (self.keys.seq(), self.keys.pending(), self.keys.events());
         let now = self.now_arg();
         let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-        let (logbook, flow_detail) = (opt(job.logbook), opt(job.flow_detail));
+        let (logbook, flow_detail) = (
+            opt((job.logbook).map(Uuid::from)),
+            opt((job.flow_detail).map(Uuid::from)),
+        );
         let reply: Value = self.pool.run("posting", |c| {
             self.scripts
                 .post
@@ -387,11 +392,11 @@ impl JobBoard for RedisBoard {
             .ok_or_else(|| corrupt(&key, "posted job is missing"))
     }
 
-    fn get(&self, id: Uuid) -> Result<Job, JobBoardError> {
+    fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         self.read(id).map(|(job, _)| job)
     }
 
-    fn claim(&self, id: Uuid, owner: &str) -> Result<Claim, JobBoardError> {
+    fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
         let (key, leases) = (self.keys.job(id), self.keys.leases());
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
         let lease = self.lease_ms();
@@ -415,7 +420,7 @@ impl JobBoard for RedisBoard {
             "ok" => Ok(Claim {
                 job: id,
                 owner: owner.to_owned(),
-                epoch: u64_at(&reply, 1, &key)?,
+                epoch: Epoch::new(u64_at(&reply, 1, &key)?),
                 expires_at: u64_at(&reply, 2, &key)?,
             }),
             "not_found" => Err(JobBoardError::NotFound(id)),
@@ -513,7 +518,7 @@ impl JobBoard for RedisBoard {
             .iter()
             .map(
                 |m| match m.split_once(':').map(|(_, id)| Uuid::parse_str(id)) {
-                    Some(Ok(id)) => Ok(self.keys.job(id)),
+                    Some(Ok(id)) => Ok(self.keys.job(JobId::from(id))),
                     _ => Err(corrupt(
                         &pending,
                         format!("member `{m}` is not `<sequence>:<id>`"),
@@ -571,7 +576,7 @@ impl JobBoard for RedisBoard {
         }
     }
 
-    fn find_owner(&self, id: Uuid) -> Result<Option<String>, JobBoardError> {
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
         let (job, now) = self.read(id)?;
         Ok(codec::running_owner(&job, now))
     }

@@ -2,7 +2,8 @@
 //! `lua/common.lua`); see `README.md` beside this file.
 
 use redis::Script;
-use uuid::Uuid;
+
+use crate::JobId;
 
 /// The names of a board's keys, all under its prefix.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ impl Keys {
     }
 
     /// The hash of job `id`.
-    pub(super) fn job(&self, id: Uuid) -> String {
+    pub(super) fn job(&self, id: JobId) -> String {
         format!("{}:job:{id}", self.prefix)
     }
 
@@ -126,13 +127,14 @@ impl Scripts {
 #[cfg(test)]
 mod tests {
     use super::Keys;
+    use crate::JobId;
 
     #[test]
     fn every_key_is_under_the_prefix() {
         let keys = Keys::new("tf:test");
         let id = uuid::Uuid::nil();
         for key in [
-            keys.job(id),
+            keys.job(JobId::from(id)),
             keys.seq(),
             keys.pending(),
             keys.leases(),
@@ -143,7 +145,10 @@ mod tests {
         ] {
             assert!(key.starts_with("tf:test:"), "{key}");
         }
-        assert_eq!(keys.job(id), format!("{}{id}", keys.job_prefix()));
+        assert_eq!(
+            keys.job(JobId::from(id)),
+            format!("{}{id}", keys.job_prefix())
+        );
         assert_eq!(Keys::new("a*[b]").pattern(), "a\\*\\[b\\]:*");
     }
 }

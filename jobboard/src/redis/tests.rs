@@ -12,6 +12,7 @@ use serde_json::json;
 use super::RedisBoard;
 use crate::testkit::WithGuard;
 use crate::{BoardOptions, Entity, JobBoard, JobBoardError, ManualClock, NewJob};
+use taskflow_persistence::Epoch;
 
 /// Deletes a test board's keys when dropped.
 #[derive(Debug)]
@@ -228,7 +229,7 @@ fn a_retried_script_call_returns_what_the_first_did() {
     let held = crate::Claim {
         job: job.id,
         owner: "A".into(),
-        epoch: 1,
+        epoch: Epoch::new(1),
         expires_at: first[2].parse().unwrap(),
     };
 

@@ -8,7 +8,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{db_err, BOARD};
+use crate::JobId;
 use crate::{Job, JobBoardError, JobState, Outcome};
+use taskflow_persistence::Epoch;
+use taskflow_persistence::FlowDetailId;
+use taskflow_persistence::LogBookId;
 
 /// The columns [`decode`] reads, in order.
 pub(super) const JOB_COLUMNS: &str =
@@ -148,18 +152,18 @@ pub(super) fn decode(row: &Row<'_>) -> Result<Job, JobBoardError> {
         .integer(6, "priority")?
         .ok_or_else(|| corrupt(id, "priority is null"))?;
     Ok(Job {
-        id,
+        id: JobId::from(id),
         name: cols.required_text(2, "name")?.to_owned(),
         details: cols.json::<Value>(3, "details")?.unwrap_or(Value::Null),
-        logbook: cols.uuid(4, "logbook")?,
-        flow_detail: cols.uuid(5, "flow_detail")?,
+        logbook: (cols.uuid(4, "logbook")?).map(LogBookId::from),
+        flow_detail: (cols.uuid(5, "flow_detail")?).map(FlowDetailId::from),
         priority: i32::try_from(priority)
             .map_err(|_| corrupt(id, format_args!("priority {priority} is out of range")))?,
         created_at: cols.required_unsigned(7, "created_at")?,
         sequence: cols.required_unsigned(0, "sequence")?,
         state,
         owner,
-        epoch: cols.required_unsigned(10, "epoch")?,
+        epoch: Epoch::new(cols.required_unsigned(10, "epoch")?),
         lease_expires_at,
         outcome,
     })

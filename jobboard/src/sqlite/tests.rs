@@ -66,7 +66,7 @@ fn leases_lapse_on_the_boards_clock() {
     assert!(board.wait(Duration::ZERO).unwrap());
     assert_eq!(board.find_owner(job.id).unwrap(), None);
     let second = board.claim(job.id, "B").unwrap();
-    assert_eq!((second.epoch, second.expires_at), (2, 1_020_000));
+    assert_eq!((second.epoch.get(), second.expires_at), (2, 1_020_000));
     assert!(matches!(
         board.consume(&first),
         Err(JobBoardError::NotOwner { epoch: 1, .. })
@@ -186,14 +186,14 @@ fn racing_connections_each_job_once() {
         lease: Duration::from_secs(600),
         ..BoardOptions::default()
     };
-    let ids: Vec<Uuid> = {
+    let ids: Vec<JobId> = {
         let board = SqliteBoard::open(&path, options.clone()).unwrap();
         (0..500)
             .map(|i| board.post(NewJob::new(format!("j{i}"))).unwrap().id)
             .collect()
     };
     let barrier = Barrier::new(8);
-    let wins: Vec<Vec<Uuid>> = std::thread::scope(|s| {
+    let wins: Vec<Vec<JobId>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 let (path, ids, barrier, options) = (&path, &ids, &barrier, options.clone());
@@ -214,7 +214,7 @@ fn racing_connections_each_job_once() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let mut all: Vec<Uuid> = wins.into_iter().flatten().collect();
+    let mut all: Vec<JobId> = wins.into_iter().flatten().collect();
     all.sort();
     let mut expected = ids.clone();
     expected.sort();

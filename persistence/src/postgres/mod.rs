@@ -20,7 +20,10 @@ use self::pool::{prepared, Conn, Pool};
 use self::rows::{atoms_by_flow, col, decode_atom, decode_book, flows_by_book};
 use crate::codec;
 use crate::error::{check_epoch, epoch_at_its_largest};
-use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+use crate::{
+    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
+    PersistenceError, RecordKind,
+};
 
 const BACKEND: &str = "postgres";
 
@@ -29,9 +32,35 @@ fn pg_err(e: postgres::Error, what: impl fmt::Display) -> PersistenceError {
     PersistenceError::backend(BACKEND, what.to_string(), e)
 }
 
-fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
-    PersistenceError::NotFound { kind, id }
+fn not_found(kind: RecordKind, id: impl Into<Uuid>) -> PersistenceError {
+    PersistenceError::NotFound {
+        kind,
+        id: id.into(),
+    }
 }
+
+/// The ids go to the server as the UUIDs they are.
+macro_rules! uuid_to_sql {
+    ($($id:ty),*) => {$(
+        impl postgres::types::ToSql for $id {
+            fn to_sql(
+                &self,
+                ty: &postgres::types::Type,
+                out: &mut postgres::types::private::BytesMut,
+            ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.as_uuid().to_sql(ty, out)
+            }
+
+            fn accepts(ty: &postgres::types::Type) -> bool {
+                <Uuid as postgres::types::ToSql>::accepts(ty)
+            }
+
+            postgres::types::to_sql_checked!();
+        }
+    )*};
+}
+
+uuid_to_sql!(LogBookId, FlowDetailId, AtomDetailId);
 
 fn is_foreign_key_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
@@ -299,8 +328,8 @@ fn query<C: GenericClient>(
 fn refusal<C: GenericClient>(
     client: &mut C,
     cache: &mut Cache,
-    flow: Uuid,
-    epoch: u64,
+    flow: FlowDetailId,
+    epoch: Epoch,
 ) -> Result<Option<PersistenceError>, PersistenceError> {
     let rows = query(
         client,
@@ -320,9 +349,9 @@ fn refusal<C: GenericClient>(
 fn put_atom<C: GenericClient>(
     client: &mut C,
     cache: &mut Cache,
-    flow: Uuid,
+    flow: FlowDetailId,
     atom: &AtomDetail,
-    epoch: u64,
+    epoch: Epoch,
 ) -> Result<(), PersistenceError> {
     let body = codec::encode_atom_body(atom)?;
     let presented = codec::encode_epoch(flow, epoch)?;
@@ -363,7 +392,7 @@ fn put_atom<C: GenericClient>(
 fn put_flow<C: GenericClient>(
     client: &mut C,
     cache: &mut Cache,
-    book: Uuid,
+    book: LogBookId,
     flow: &FlowDetail,
 ) -> Result<(), PersistenceError> {
     let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.stored_meta())?;
@@ -467,8 +496,8 @@ impl PostgresBackend {
     /// of the flow, or else `NotFound` of `missing` (the row written to).
     fn fenced_write(
         &self,
-        flow: Uuid,
-        epoch: u64,
+        flow: FlowDetailId,
+        epoch: Epoch,
         sql: &'static str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
         missing: (RecordKind, Uuid),
@@ -526,7 +555,7 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         let what = format!("logbook {id}");
         self.read(&what, |tx, cache| {
             let rows = query(
@@ -543,7 +572,7 @@ impl Backend for PostgresBackend {
             let atoms = query(tx, cache, SELECT_BOOK_ATOMS, &[&id], "reading atom details")?;
             let flows = query(tx, cache, SELECT_BOOK_FLOWS, &[&id], "reading flow details")?;
             let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms));
-            book.flow_details = flows.take(id)?;
+            book.flow_details = flows.take(Uuid::from(id))?;
             Ok(book)
         })
     }
@@ -558,7 +587,7 @@ impl Backend for PostgresBackend {
                 .iter()
                 .map(|row| {
                     let mut book = decode_book(row)?;
-                    if let Some(group) = flows.groups.remove(&book.uuid) {
+                    if let Some(group) = flows.groups.remove(&book.uuid.as_uuid()) {
                         book.flow_details = group?;
                     }
                     Ok(book)
@@ -569,7 +598,7 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError> {
         let n = self.execute(
             DELETE_BOOK,
             &[&id],
@@ -581,7 +610,7 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         let what = format!("flow detail {}", flow.uuid);
         self.write(&what, |tx, cache| {
             let found = query(
@@ -598,7 +627,7 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
         let what = format!("flow detail {id}");
         self.read(&what, |tx, cache| {
             let rows = query(
@@ -627,9 +656,9 @@ impl Backend for PostgresBackend {
 
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         self.fenced_write(
@@ -637,26 +666,30 @@ impl Backend for PostgresBackend {
             epoch,
             UPDATE_FLOW_STATE,
             &[&flow, &codec::flow_state_str(state), &presented],
-            (RecordKind::FlowDetail, flow),
+            (RecordKind::FlowDetail, Uuid::from(flow)),
             &format_args!("updating the state of flow detail {flow}"),
         )
         .map(drop)
     }
 
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         self.fenced_write(
             flow,
             epoch,
             FENCE_FLOW,
             &[&flow, &presented],
-            (RecordKind::FlowDetail, flow),
+            (RecordKind::FlowDetail, Uuid::from(flow)),
             &format_args!("fencing flow detail {flow} at epoch {epoch}"),
         )?;
         Ok(epoch)
     }
 
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError> {
         self.pool.run(|conn| {
             let (client, cache) = conn.parts();
             let rows = query(
@@ -671,15 +704,18 @@ impl Backend for PostgresBackend {
                     let epoch: i64 = col(row, 0, RecordKind::FlowDetail, &flow, "owner_epoch")?;
                     codec::decode_epoch(flow, epoch)
                 }
-                None if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? => {
-                    Err(epoch_at_its_largest(flow, i64::MAX.unsigned_abs()))
+                None if exists(conn, FLOW_EXISTS, Uuid::from(flow), RecordKind::FlowDetail)? => {
+                    Err(epoch_at_its_largest(
+                        flow,
+                        Epoch::new(i64::MAX.unsigned_abs()),
+                    ))
                 }
                 None => Err(not_found(RecordKind::FlowDetail, flow)),
             }
         })
     }
 
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError> {
         let n = self.execute(
             DELETE_FLOW,
             &[&id],
@@ -693,9 +729,9 @@ impl Backend for PostgresBackend {
 
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         self.pool.run(|conn| {
             let (client, cache) = conn.parts();
@@ -705,11 +741,11 @@ impl Backend for PostgresBackend {
 
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         self.fenced_write(
@@ -723,18 +759,18 @@ impl Backend for PostgresBackend {
                 &codec::intention_str(intention),
                 &presented,
             ],
-            (RecordKind::AtomDetail, atom),
+            (RecordKind::AtomDetail, Uuid::from(atom)),
             &format_args!("updating the state of atom detail {atom}"),
         )
     }
 
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let value = codec::checked_meta_entry(atom, key, value)?;
         let what = format!("the meta of atom detail {atom}");
@@ -770,7 +806,11 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         self.pool.run(|conn| {
             let (client, cache) = conn.parts();
             let rows = query(
@@ -782,7 +822,7 @@ impl Backend for PostgresBackend {
             )?;
             match rows.first() {
                 Some(row) => decode_atom(row).and_then(|(_, detail)| detail),
-                None if exists(conn, FLOW_EXISTS, flow, RecordKind::FlowDetail)? => {
+                None if exists(conn, FLOW_EXISTS, Uuid::from(flow), RecordKind::FlowDetail)? => {
                     Err(not_found(RecordKind::AtomDetail, atom))
                 }
                 None => Err(not_found(RecordKind::FlowDetail, flow)),

@@ -12,7 +12,9 @@ use postgres::Row;
 use uuid::Uuid;
 
 use crate::codec::{self, AtomColumns};
-use crate::{AtomDetail, FlowDetail, LogBook, PersistenceError, RecordKind};
+use crate::{
+    AtomDetail, FlowDetail, FlowDetailId, LogBook, LogBookId, PersistenceError, RecordKind,
+};
 
 /// Column `i` of a row of record `kind` `id`; a value of the wrong type is
 /// corrupt.
@@ -40,7 +42,7 @@ pub(super) fn decode_book(row: &Row) -> Result<LogBook, PersistenceError> {
     let updated: i64 = col(row, 3, kind, &id, "updated_at")?;
     let meta: &str = col(row, 4, kind, &id, "meta")?;
     Ok(LogBook {
-        uuid: id,
+        uuid: LogBookId::from(id),
         name: col(row, 1, kind, &id, "name")?,
         created_at: codec::decode_millis(kind, id, "created_at", created)?,
         updated_at: codec::decode_millis(kind, id, "updated_at", updated)?,
@@ -61,10 +63,12 @@ pub(super) fn decode_flow(
         let state: &str = col(row, 3, kind, &id, "state")?;
         let meta: &str = col(row, 4, kind, &id, "meta")?;
         let epoch: i64 = col(row, 5, kind, &id, "owner_epoch")?;
-        let (meta, run) =
-            FlowDetail::split_stored_meta(id, codec::decode_meta(kind, id, meta.as_bytes())?)?;
+        let (meta, run) = FlowDetail::split_stored_meta(
+            FlowDetailId::from(id),
+            codec::decode_meta(kind, id, meta.as_bytes())?,
+        )?;
         Ok(FlowDetail {
-            uuid: id,
+            uuid: FlowDetailId::from(id),
             name: col(row, 2, kind, &id, "name")?,
             state: codec::decode_flow_state(id, state)?,
             meta,
@@ -155,8 +159,10 @@ pub(super) fn flows_by_book(rows: &[Row], mut atoms: Grouped<AtomDetail>) -> Gro
         match decode_flow(row) {
             Ok((book, flow)) => {
                 let flow = flow.and_then(|mut flow| {
-                    flow.atom_details =
-                        atoms.groups.remove(&flow.uuid).unwrap_or(Ok(Vec::new()))?;
+                    flow.atom_details = atoms
+                        .groups
+                        .remove(&Uuid::from(flow.uuid))
+                        .unwrap_or(Ok(Vec::new()))?;
                     Ok(flow)
                 });
                 flows.push(book, flow);

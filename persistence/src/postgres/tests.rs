@@ -124,7 +124,7 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
     assert_corrupt(
         t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap_err(),
         RecordKind::AtomDetail,
-        atom.uuid,
+        Uuid::from(atom.uuid),
         "EXPLODED",
     );
     for err in [
@@ -132,7 +132,12 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
         t.backend.get_logbook(book.uuid).unwrap_err(),
         only_error(t.backend.list_logbooks().unwrap()),
     ] {
-        assert_corrupt(err, RecordKind::AtomDetail, atom.uuid, "EXPLODED");
+        assert_corrupt(
+            err,
+            RecordKind::AtomDetail,
+            Uuid::from(atom.uuid),
+            "EXPLODED",
+        );
     }
 }
 
@@ -151,14 +156,20 @@ fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
         .raw("UPDATE atomdetails SET body = left(body, length(body) / 2)");
     let err = t
         .backend
-        .update_atom_meta(flow.uuid, atom.uuid, "progress", Some(json!(0.5)), 0)
+        .update_atom_meta(
+            flow.uuid,
+            atom.uuid,
+            "progress",
+            Some(json!(0.5)),
+            Epoch::ZERO,
+        )
         .unwrap_err();
-    assert_corrupt(err, RecordKind::AtomDetail, atom.uuid, "body");
+    assert_corrupt(err, RecordKind::AtomDetail, Uuid::from(atom.uuid), "body");
     // Still the same broken body: nothing was written.
     assert_corrupt(
         t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap_err(),
         RecordKind::AtomDetail,
-        atom.uuid,
+        Uuid::from(atom.uuid),
         "body",
     );
 }
@@ -172,7 +183,7 @@ fn truncated_body_and_meta_are_corrupt_naming_the_record() {
     assert_corrupt(
         t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap_err(),
         RecordKind::AtomDetail,
-        atom.uuid,
+        Uuid::from(atom.uuid),
         "body",
     );
     t.guard
@@ -180,14 +191,14 @@ fn truncated_body_and_meta_are_corrupt_naming_the_record() {
     assert_corrupt(
         t.backend.get_flow_detail(flow.uuid).unwrap_err(),
         RecordKind::FlowDetail,
-        flow.uuid,
+        Uuid::from(flow.uuid),
         "WEIRD",
     );
     t.guard.raw("UPDATE logbooks SET meta = '{\"a\":'");
     assert_corrupt(
         t.backend.get_logbook(book.uuid).unwrap_err(),
         RecordKind::LogBook,
-        book.uuid,
+        Uuid::from(book.uuid),
         "meta",
     );
     t.guard
@@ -195,7 +206,7 @@ fn truncated_body_and_meta_are_corrupt_naming_the_record() {
     assert_corrupt(
         t.backend.get_logbook(book.uuid).unwrap_err(),
         RecordKind::LogBook,
-        book.uuid,
+        Uuid::from(book.uuid),
         "created_at",
     );
 }
@@ -288,7 +299,7 @@ fn reconnects_after_its_connections_are_killed() {
                 atom.uuid,
                 AtomState::Running,
                 Intention::Execute,
-                0,
+                Epoch::ZERO,
             )
             .unwrap();
         assert_eq!(
@@ -363,14 +374,14 @@ fn a_version_1_schema_is_migrated_and_fenced() {
         .get(0);
     assert_eq!(version, PostgresBackend::SCHEMA_VERSION.to_string());
     assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
-    assert_eq!(b.fence_flow_detail(flow.uuid, 2).unwrap(), 2);
+    assert_eq!(b.fence_flow_detail(flow.uuid, Epoch::new(2)).unwrap(), 2);
     let err = b
         .update_atom_state(
             flow.uuid,
             atom.uuid,
             AtomState::Running,
             Intention::Execute,
-            1,
+            Epoch::new(1),
         )
         .unwrap_err();
     assert!(err.is_fenced(), "{err}");
@@ -397,7 +408,7 @@ fn a_write_waits_for_a_fence_in_flight_and_is_then_refused() {
                 atom.uuid,
                 AtomState::Running,
                 Intention::Execute,
-                4,
+                Epoch::new(4),
             )
         });
         // The writer blocks on the row lock until the fence commits.
@@ -408,11 +419,8 @@ fn a_write_waits_for_a_fence_in_flight_and_is_then_refused() {
         assert!(
             matches!(
                 err,
-                PersistenceError::Fenced {
-                    held: 5,
-                    presented: 4,
-                    ..
-                }
+                PersistenceError::Fenced { held, presented, .. }
+                    if held == 5 && presented == 4
             ),
             "{err}"
         );
@@ -453,21 +461,26 @@ fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
     assert_corrupt(
         t.backend.get_atom_detail(flow.uuid, atom.uuid).unwrap_err(),
         RecordKind::AtomDetail,
-        atom.uuid,
+        Uuid::from(atom.uuid),
         "body: nested 100001 levels deep",
     );
     for err in [
         t.backend.get_flow_detail(flow.uuid).unwrap_err(),
         t.backend.get_logbook(book.uuid).unwrap_err(),
     ] {
-        assert_corrupt(err, RecordKind::AtomDetail, atom.uuid, "levels deep");
+        assert_corrupt(
+            err,
+            RecordKind::AtomDetail,
+            Uuid::from(atom.uuid),
+            "levels deep",
+        );
     }
     t.guard
         .raw("DELETE FROM atomdetails; UPDATE flowdetails SET meta = repeat('[', 100000)");
     assert_corrupt(
         t.backend.get_flow_detail(flow.uuid).unwrap_err(),
         RecordKind::FlowDetail,
-        flow.uuid,
+        Uuid::from(flow.uuid),
         "meta: nested 100000 levels deep",
     );
     t.guard
@@ -475,7 +488,7 @@ fn a_record_nested_100_000_levels_deep_is_corrupt_not_an_abort() {
     assert_corrupt(
         t.backend.get_logbook(book.uuid).unwrap_err(),
         RecordKind::LogBook,
-        book.uuid,
+        Uuid::from(book.uuid),
         "meta: nested 100000 levels deep",
     );
 }

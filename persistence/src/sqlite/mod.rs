@@ -21,7 +21,10 @@ use self::rows::{
 use crate::codec;
 use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::sync::lock;
-use crate::{AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind};
+use crate::{
+    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
+    PersistenceError, RecordKind,
+};
 
 pub use connection::{open_sqlite, Durability};
 pub use schema::SqliteSchema;
@@ -149,8 +152,11 @@ fn db_err(e: rusqlite::Error, what: impl fmt::Display) -> PersistenceError {
     PersistenceError::backend(BACKEND, what.to_string(), e)
 }
 
-fn not_found(kind: RecordKind, id: Uuid) -> PersistenceError {
-    PersistenceError::NotFound { kind, id }
+fn not_found(kind: RecordKind, id: impl Into<Uuid>) -> PersistenceError {
+    PersistenceError::NotFound {
+        kind,
+        id: id.into(),
+    }
 }
 
 fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
@@ -159,8 +165,8 @@ fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// The canonical text of an id (lower-case, hyphenated), without allocating.
-fn id_text(id: Uuid, buf: &mut [u8; 45]) -> &str {
-    id.hyphenated().encode_lower(buf)
+fn id_text(id: impl Into<Uuid>, buf: &mut [u8; 45]) -> &str {
+    id.into().hyphenated().encode_lower(buf)
 }
 
 /// Upserts an atom detail of the flow `flow` (text `key`) as a writer at
@@ -168,10 +174,10 @@ fn id_text(id: Uuid, buf: &mut [u8; 45]) -> &str {
 /// or owned at a higher epoch.
 fn put_atom(
     conn: &Connection,
-    flow: Uuid,
+    flow: FlowDetailId,
     key: &str,
     atom: &AtomDetail,
-    epoch: u64,
+    epoch: Epoch,
 ) -> Result<(), PersistenceError> {
     let body = codec::encode_atom_body(atom)?;
     let presented = codec::encode_epoch(flow, epoch)?;
@@ -221,9 +227,9 @@ fn put_atom(
 /// (`Fenced`); `None` when neither (the row written to is what is missing).
 fn refusal(
     conn: &Connection,
-    flow: Uuid,
+    flow: FlowDetailId,
     key: &str,
-    epoch: u64,
+    epoch: Epoch,
 ) -> Result<Option<PersistenceError>, PersistenceError> {
     let held: Option<i64> = conn
         .prepare_cached("SELECT owner_epoch FROM flowdetails WHERE uuid = ?1")
@@ -246,8 +252,8 @@ fn refusal(
 /// flow, or else `NotFound` of `missing` (the row written to).
 fn fenced_write(
     conn: &Connection,
-    flow: Uuid,
-    epoch: u64,
+    flow: FlowDetailId,
+    epoch: Epoch,
     sql: &str,
     params: impl rusqlite::Params,
     missing: (RecordKind, Uuid),
@@ -292,7 +298,7 @@ fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), Pers
             meta,
             epoch
         ],
-        (RecordKind::FlowDetail, flow.uuid),
+        (RecordKind::FlowDetail, flow.uuid.into()),
         &format_args!("saving flow detail {id}"),
     )?;
     conn.prepare_cached("DELETE FROM atomdetails WHERE flow_uuid = ?1")
@@ -344,7 +350,7 @@ impl Backend for SqliteBackend {
             .map_err(|e| db_err(e, format_args!("committing logbook {id}")))
     }
 
-    fn get_logbook(&self, id: Uuid) -> Result<LogBook, PersistenceError> {
+    fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
         let mut conn = lock(&self.conn);
@@ -424,7 +430,7 @@ impl Backend for SqliteBackend {
         Ok(books)
     }
 
-    fn destroy_logbook(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_logbook(&self, id: LogBookId) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
         let conn = lock(&self.conn);
@@ -438,7 +444,7 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    fn save_flow_detail(&self, book: Uuid, flow: &FlowDetail) -> Result<(), PersistenceError> {
+    fn save_flow_detail(&self, book: LogBookId, flow: &FlowDetail) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(book, &mut buf);
         let mut conn = lock(&self.conn);
@@ -458,7 +464,7 @@ impl Backend for SqliteBackend {
             .map_err(|e| db_err(e, format_args!("committing flow detail {}", flow.uuid)))
     }
 
-    fn get_flow_detail(&self, id: Uuid) -> Result<FlowDetail, PersistenceError> {
+    fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
         let mut conn = lock(&self.conn);
@@ -490,9 +496,9 @@ impl Backend for SqliteBackend {
 
     fn update_flow_state(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         state: FlowState,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         let mut buf = Uuid::encode_buffer();
@@ -503,12 +509,16 @@ impl Backend for SqliteBackend {
             epoch,
             "UPDATE flowdetails SET state = ?2 WHERE uuid = ?1 AND owner_epoch <= ?3",
             params![key, codec::flow_state_str(state), presented],
-            (RecordKind::FlowDetail, flow),
+            (RecordKind::FlowDetail, flow.into()),
             &format_args!("updating the state of flow detail {flow}"),
         )
     }
 
-    fn fence_flow_detail(&self, flow: Uuid, epoch: u64) -> Result<u64, PersistenceError> {
+    fn fence_flow_detail(
+        &self,
+        flow: FlowDetailId,
+        epoch: Epoch,
+    ) -> Result<Epoch, PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
@@ -518,13 +528,13 @@ impl Backend for SqliteBackend {
             epoch,
             "UPDATE flowdetails SET owner_epoch = ?2 WHERE uuid = ?1 AND owner_epoch <= ?2",
             params![key, presented],
-            (RecordKind::FlowDetail, flow),
+            (RecordKind::FlowDetail, flow.into()),
             &format_args!("fencing flow detail {flow} at epoch {epoch}"),
         )?;
         Ok(epoch)
     }
 
-    fn take_flow_detail(&self, flow: Uuid) -> Result<u64, PersistenceError> {
+    fn take_flow_detail(&self, flow: FlowDetailId) -> Result<Epoch, PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
         let conn = lock(&self.conn);
@@ -543,14 +553,17 @@ impl Backend for SqliteBackend {
             .map_err(|e| db_err(e, format_args!("taking flow detail {flow}")))?;
         match taken {
             Some(epoch) => codec::decode_epoch(flow, epoch),
-            None => match refusal(&conn, flow, key, u64::MAX)? {
+            None => match refusal(&conn, flow, key, Epoch::new(u64::MAX))? {
                 Some(missing) => Err(missing),
-                None => Err(epoch_at_its_largest(flow, i64::MAX.unsigned_abs())),
+                None => Err(epoch_at_its_largest(
+                    flow,
+                    Epoch::new(i64::MAX.unsigned_abs()),
+                )),
             },
         }
     }
 
-    fn destroy_flow_detail(&self, id: Uuid) -> Result<(), PersistenceError> {
+    fn destroy_flow_detail(&self, id: FlowDetailId) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(id, &mut buf);
         let conn = lock(&self.conn);
@@ -566,9 +579,9 @@ impl Backend for SqliteBackend {
 
     fn save_atom_detail(
         &self,
-        flow: Uuid,
+        flow: FlowDetailId,
         atom: &AtomDetail,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
@@ -577,11 +590,11 @@ impl Backend for SqliteBackend {
 
     fn update_atom_state(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         state: AtomState,
         intention: Intention,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let presented = codec::encode_epoch(flow, epoch)?;
         let mut fbuf = Uuid::encode_buffer();
@@ -602,18 +615,18 @@ impl Backend for SqliteBackend {
                 codec::intention_str(intention),
                 presented
             ],
-            (RecordKind::AtomDetail, atom),
+            (RecordKind::AtomDetail, atom.into()),
             &format_args!("updating the state of atom detail {atom}"),
         )
     }
 
     fn update_atom_meta(
         &self,
-        flow: Uuid,
-        atom: Uuid,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
         key: &str,
         value: Option<Value>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         let value = codec::checked_meta_entry(atom, key, value)?;
         let mut fbuf = Uuid::encode_buffer();
@@ -657,7 +670,11 @@ impl Backend for SqliteBackend {
             .map_err(|e| db_err(e, format_args!("committing the meta of atom detail {atom}")))
     }
 
-    fn get_atom_detail(&self, flow: Uuid, atom: Uuid) -> Result<AtomDetail, PersistenceError> {
+    fn get_atom_detail(
+        &self,
+        flow: FlowDetailId,
+        atom: AtomDetailId,
+    ) -> Result<AtomDetail, PersistenceError> {
         let mut fbuf = Uuid::encode_buffer();
         let mut abuf = Uuid::encode_buffer();
         let flow_key = id_text(flow, &mut fbuf);

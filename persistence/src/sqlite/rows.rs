@@ -88,7 +88,7 @@ pub(super) fn decode_book(row: &Row<'_>) -> Result<LogBook, PersistenceError> {
     let kind = RecordKind::LogBook;
     let id = row_id(row, 0, kind)?;
     Ok(LogBook {
-        uuid: id,
+        uuid: id.into(),
         name: text(row, 1, kind, &id, "name")?.to_owned(),
         created_at: codec::decode_millis(
             kind,
@@ -113,9 +113,9 @@ fn decode_flow(row: &Row<'_>, at: usize) -> Result<FlowDetail, PersistenceError>
     let kind = RecordKind::FlowDetail;
     let id = row_id(row, at, kind)?;
     let stored = codec::decode_meta(kind, id, bytes(row, at + 3, kind, &id, "meta")?)?;
-    let (meta, run) = FlowDetail::split_stored_meta(id, stored)?;
+    let (meta, run) = FlowDetail::split_stored_meta(id.into(), stored)?;
     Ok(FlowDetail {
-        uuid: id,
+        uuid: id.into(),
         name: text(row, at + 1, kind, &id, "name")?.to_owned(),
         state: codec::decode_flow_state(id, text(row, at + 2, kind, &id, "state")?)?,
         meta,

@@ -144,7 +144,9 @@ fn a_backend_error_prints_its_cause() {
     lock(&b.conn)
         .execute_batch("DROP TABLE atomdetails")
         .unwrap();
-    let err = b.get_atom_detail(flow, atom).unwrap_err();
+    let err = b
+        .get_atom_detail(FlowDetailId::from(flow), AtomDetailId::from(atom))
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("sqlite backend: preparing the atom query: no such table: atomdetails"),
@@ -178,7 +180,13 @@ fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
         .execute("UPDATE atomdetails SET body = ?1", [broken])
         .unwrap();
     let err = b
-        .update_atom_meta(flow.uuid, atom.uuid, "progress", Some(0.5.into()), 0)
+        .update_atom_meta(
+            flow.uuid,
+            atom.uuid,
+            "progress",
+            Some(0.5.into()),
+            Epoch::ZERO,
+        )
         .unwrap_err();
     assert!(
         matches!(&err, PersistenceError::Corrupt { kind: RecordKind::AtomDetail, id, reason }

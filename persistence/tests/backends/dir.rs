@@ -10,6 +10,7 @@ use taskflow_persistence::{
 };
 
 use crate::support::{assert_corrupt, listed, listed_error, one_atom_book};
+use taskflow_persistence::Epoch;
 
 struct Store {
     _dir: tempfile::TempDir,
@@ -123,7 +124,9 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
     replace(&s.atom_file(), "\"SUCCESS\"", "\"EXPLODED\"");
     s.atom_reads_fail("EXPLODED");
     // Saving the atom again repairs it.
-    s.backend.save_atom_detail(s.flow.uuid, &s.atom, 0).unwrap();
+    s.backend
+        .save_atom_detail(s.flow.uuid, &s.atom, Epoch::ZERO)
+        .unwrap();
     assert_eq!(s.backend.get_logbook(s.book.uuid).unwrap(), s.book);
 }
 
@@ -138,7 +141,7 @@ fn update_of_a_corrupt_atom_is_refused() {
             s.atom.uuid,
             AtomState::Running,
             Intention::Execute,
-            0,
+            Epoch::ZERO,
         )
         .unwrap_err();
     assert_corrupt(err, RecordKind::AtomDetail, &s.atom.uuid.to_string(), "EOF");
@@ -200,7 +203,11 @@ fn corrupt_flow_header_is_corrupt_naming_the_flow() {
     );
     let err = s
         .backend
-        .update_flow_state(s.flow.uuid, taskflow_patterns::FlowState::Running, 0)
+        .update_flow_state(
+            s.flow.uuid,
+            taskflow_patterns::FlowState::Running,
+            Epoch::ZERO,
+        )
         .unwrap_err();
     assert_corrupt(err, kind, &id, "WEIRD");
 }

@@ -14,6 +14,7 @@ use taskflow_patterns::{AtomState, FlowState, Intention};
 use taskflow_persistence::{Backend, DirBackend, LogBook, SqliteBackend};
 
 use crate::support::{copy_tree, fixture_book, listed};
+use taskflow_persistence::Epoch;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -52,7 +53,7 @@ fn expected(version: &Path) -> LogBook {
     if number(version) < 2 {
         // Format 1 had no owner epochs: they read as 0 (never claimed).
         for flow in &mut book.flow_details {
-            flow.owner_epoch = 0;
+            flow.owner_epoch = Epoch::ZERO;
         }
     }
     book
@@ -81,7 +82,7 @@ fn check(backend: &dyn Backend, version: &Path) {
             atom.uuid,
             AtomState::Pending,
             Intention::Execute,
-            0,
+            Epoch::ZERO,
         )
         .unwrap();
     assert_eq!(
@@ -91,20 +92,24 @@ fn check(backend: &dyn Backend, version: &Path) {
     // And fenced: the stored epochs hold against stale writers, and a fence
     // raises them.
     let first = &expected.flow_details[0];
-    if first.owner_epoch > 0 {
+    if first.owner_epoch > Epoch::ZERO {
         let err = backend
-            .update_flow_state(first.uuid, FlowState::Running, first.owner_epoch - 1)
+            .update_flow_state(
+                first.uuid,
+                FlowState::Running,
+                Epoch::new(first.owner_epoch.get() - 1),
+            )
             .unwrap_err();
         assert!(err.is_fenced(), "{}: {err}", version.display());
     }
-    backend.fence_flow_detail(flow.uuid, 3).unwrap();
+    backend.fence_flow_detail(flow.uuid, Epoch::new(3)).unwrap();
     let err = backend
         .update_atom_state(
             flow.uuid,
             atom.uuid,
             AtomState::Running,
             Intention::Execute,
-            2,
+            Epoch::new(2),
         )
         .unwrap_err();
     assert!(err.is_fenced(), "{}: {err}", version.display());

@@ -12,6 +12,7 @@ use taskflow_persistence::{
 };
 
 use crate::support::{assert_corrupt, listed_error, one_atom_book};
+use taskflow_persistence::Epoch;
 
 fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -43,18 +44,22 @@ fn two_handles_on_one_file_see_each_others_writes() {
                 s.spawn(move || {
                     for i in 0..50 {
                         let mut atom = AtomDetail::new(format!("h{h}-t{t}-{i}"), AtomKind::Task);
-                        backend.save_atom_detail(flow.uuid, &atom, 0).unwrap();
+                        backend
+                            .save_atom_detail(flow.uuid, &atom, Epoch::ZERO)
+                            .unwrap();
                         backend
                             .update_atom_state(
                                 flow.uuid,
                                 atom.uuid,
                                 AtomState::Running,
                                 Intention::Execute,
-                                0,
+                                Epoch::ZERO,
                             )
                             .unwrap();
                         atom.state = AtomState::Success;
-                        backend.save_atom_detail(flow.uuid, &atom, 0).unwrap();
+                        backend
+                            .save_atom_detail(flow.uuid, &atom, Epoch::ZERO)
+                            .unwrap();
                     }
                 });
             }
@@ -86,6 +91,7 @@ fn takes_through_two_handles_on_one_file_get_distinct_epochs() {
                 s.spawn(move || {
                     (0..25)
                         .map(|_| backend.take_flow_detail(flow.uuid).unwrap())
+                        .map(Epoch::get)
                         .collect::<Vec<u64>>()
                 })
             })
@@ -100,17 +106,13 @@ fn takes_through_two_handles_on_one_file_get_distinct_epochs() {
             atom.uuid,
             AtomState::Running,
             Intention::Execute,
-            99,
+            Epoch::new(99),
         )
         .unwrap_err();
     assert!(
         matches!(
             err,
-            PersistenceError::Fenced {
-                held: 100,
-                presented: 99,
-                ..
-            }
+            PersistenceError::Fenced { held, presented, .. } if held == 100 && presented == 99
         ),
         "{err}"
     );
@@ -159,9 +161,9 @@ fn child_process_writer() {
     let backend = SqliteBackend::open(path).unwrap();
     for i in 0..50 {
         let mut atom = AtomDetail::new(format!("{name}-{i}"), AtomKind::Task);
-        backend.save_atom_detail(flow, &atom, 0).unwrap();
+        backend.save_atom_detail(flow, &atom, Epoch::ZERO).unwrap();
         atom.state = AtomState::Success;
-        backend.save_atom_detail(flow, &atom, 0).unwrap();
+        backend.save_atom_detail(flow, &atom, Epoch::ZERO).unwrap();
     }
 }
 
@@ -193,7 +195,9 @@ fn processes_share_one_file() {
         .collect();
     for i in 0..50 {
         let atom = AtomDetail::new(format!("parent-{i}"), AtomKind::Task);
-        parent.save_atom_detail(flow.uuid, &atom, 0).unwrap();
+        parent
+            .save_atom_detail(flow.uuid, &atom, Epoch::ZERO)
+            .unwrap();
     }
     for mut child in children {
         assert!(child.wait().unwrap().success());
@@ -335,7 +339,7 @@ fn unknown_atom_state_is_corrupt_naming_the_atom() {
         atom.uuid,
         AtomState::Success,
         Intention::Execute,
-        0,
+        Epoch::ZERO,
     )
     .unwrap();
     assert_eq!(b.get_atom_detail(flow.uuid, atom.uuid).unwrap(), atom);

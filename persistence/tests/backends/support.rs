@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
+use taskflow_persistence::AtomDetailId;
+use taskflow_persistence::Epoch;
+use taskflow_persistence::FlowDetailId;
+use taskflow_persistence::LogBookId;
 use taskflow_persistence::{
     AtomDetail, Backend, FlowDetail, LogBook, PersistenceError, RecordKind,
 };
@@ -63,7 +67,7 @@ pub(crate) fn assert_corrupt(err: PersistenceError, kind: RecordKind, id: &str, 
 pub(crate) fn fixture_book() -> LogBook {
     let id = |n: u128| Uuid::from_u128(0x7466_0000_0000_4000_8000_0000_0000_0000 | n);
     let mut book = LogBook {
-        uuid: id(1),
+        uuid: LogBookId::from(id(1)),
         name: "fixture-book".into(),
         created_at: 1_700_000_000_000,
         updated_at: 1_700_000_000_500,
@@ -73,19 +77,19 @@ pub(crate) fn fixture_book() -> LogBook {
     book.meta.insert("owner".into(), json!("fixtures"));
 
     let mut first = FlowDetail::new("provision");
-    first.uuid = id(2);
+    first.uuid = FlowDetailId::from(id(2));
     first.state = FlowState::Failure;
     first.run.store.insert("region".into(), json!("eu-1"));
     first.run.store.insert("size".into(), json!(10));
     let mut volume = AtomDetail::new("volume", AtomKind::Task);
-    volume.uuid = id(3);
+    volume.uuid = AtomDetailId::from(id(3));
     volume.state = AtomState::Success;
     volume.result = Some(Arc::new(
         json!({"id": "vol-1", "size_gb": 10, "ratio": 0.1}),
     ));
     volume.meta.insert("progress".into(), json!(1.0));
     let mut attach = AtomDetail::new("attach \u{2192} host", AtomKind::Task);
-    attach.uuid = id(4);
+    attach.uuid = AtomDetailId::from(id(4));
     attach.state = AtomState::RevertFailure;
     attach.intention = Intention::Revert;
     attach.set_failure(Some(
@@ -93,7 +97,7 @@ pub(crate) fn fixture_book() -> LogBook {
     ));
     attach.set_revert_failure(Some(Failure::new("Stuck", "cannot detach")));
     let mut retry = AtomDetail::new("retry", AtomKind::Retry);
-    retry.uuid = id(5);
+    retry.uuid = AtomDetailId::from(id(5));
     retry.state = AtomState::Retrying;
     retry.intention = Intention::Retry;
     retry.history.push(json!(1));
@@ -103,12 +107,12 @@ pub(crate) fn fixture_book() -> LogBook {
     retry.history.push(json!(2));
     first.atom_details = vec![volume, attach, retry];
     // Format 2 records an owner epoch; format 1 had none (read as 0).
-    first.owner_epoch = 7;
+    first.owner_epoch = Epoch::new(7);
 
     let mut second = FlowDetail::new("cleanup");
-    second.uuid = id(6);
+    second.uuid = FlowDetailId::from(id(6));
     let mut skip = AtomDetail::new("skip", AtomKind::Task);
-    skip.uuid = id(7);
+    skip.uuid = AtomDetailId::from(id(7));
     skip.state = AtomState::Ignore;
     skip.intention = Intention::Ignore;
     second.atom_details = vec![skip];

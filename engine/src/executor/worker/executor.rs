@@ -136,7 +136,7 @@ struct Pending {
     listeners: Listeners,
     /// The atom detail the task's progress, as the worker reports it, is
     /// recorded in.
-    progress_detail: Option<Uuid>,
+    progress_detail: Option<taskflow_persistence::AtomDetailId>,
     cancel: Arc<AtomicBool>,
     deadline: Instant,
     /// Until when it may wait for a worker of its type.
