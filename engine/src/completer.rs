@@ -21,8 +21,7 @@ use crate::EngineError;
 impl Runtime<'_> {
     pub(crate) fn complete(&mut self, outcome: AtomOutcome) -> Result<(), EngineError> {
         let atom = outcome.atom;
-        self.in_flight = self.in_flight.saturating_sub(1);
-        self.busy[atom.index()] = false;
+        self.selector.completed(atom);
         match (outcome.action, outcome.result) {
             (action, Err(failure)) if self.is_interruption(atom, action, &failure) => {
                 self.interrupted(atom, action, &failure)
@@ -73,11 +72,9 @@ impl Runtime<'_> {
         }
         if self.storage.detail(atom).intention == Intention::Revert {
             // Taken back while it ran (a failure elsewhere): revert it now.
-            if self.waiting_succs[atom.index()] == 0 {
-                self.push_revert_ready(atom);
-            }
+            self.selector.queue_revert(atom);
         } else {
-            self.on_done(atom);
+            self.selector.on_done(self.storage, atom);
         }
         Ok(())
     }
@@ -134,9 +131,7 @@ impl Runtime<'_> {
         self.transition(atom, AtomState::Failure, Write::Detail)?;
         self.add_failure(failure.clone());
         if self.storage.detail(atom).intention == Intention::Revert {
-            if self.waiting_succs[atom.index()] == 0 {
-                self.push_revert_ready(atom);
-            }
+            self.selector.queue_revert(atom);
             return Ok(());
         }
         self.resolve(atom)
@@ -209,7 +204,8 @@ impl Runtime<'_> {
         self.storage.write_state(r)?;
         let atoms = self.round_atoms(r, |d| needs_revert(d.state));
         let remaining = self.take_back(&atoms, Some(r))?;
-        self.plan_reverts(atoms.iter().copied());
+        self.selector
+            .plan_reverts(self.storage, atoms.iter().copied());
         self.rounds.push(Round {
             controller: r,
             atoms,
@@ -282,13 +278,7 @@ impl Runtime<'_> {
         intend(self.storage.detail_mut(r), Intention::Execute);
         self.transition(r, AtomState::Retrying, Write::State)?;
         self.reset_round(&atoms)?;
-        for &s in &atoms {
-            self.waiting_preds[s.index()] = self.count_waiting_preds(s);
-        }
-        self.waiting_preds[r.index()] = self.count_waiting_preds(r);
-        if self.waiting_preds[r.index()] == 0 {
-            self.push_ready(r);
-        }
+        self.selector.round_reset(self.storage, r, &atoms);
         Ok(())
     }
 
@@ -342,7 +332,7 @@ impl Runtime<'_> {
         atoms.push(r);
         self.take_back(&atoms, None)?;
         self.reverting_part = true;
-        self.plan_reverts(atoms.into_iter());
+        self.selector.plan_reverts(self.storage, atoms.into_iter());
         Ok(())
     }
 
@@ -352,7 +342,8 @@ impl Runtime<'_> {
         self.rounds.clear();
         self.round_of.iter_mut().for_each(|r| *r = None);
         self.mark_all_for_revert()?;
-        self.plan_reverts(self.comp.indices());
+        self.selector
+            .plan_reverts(self.storage, self.comp.indices());
         Ok(())
     }
 
@@ -382,7 +373,7 @@ impl Runtime<'_> {
             Write::Detail
         };
         self.transition(atom, AtomState::Reverted, write)?;
-        self.on_reverted(atom);
+        self.selector.on_reverted(self.storage, atom);
         if let Some(r) = self.round_of[atom.index()] {
             if let Some(round) = self.rounds.iter_mut().find(|round| round.controller == r) {
                 round.remaining = round.remaining.saturating_sub(1);

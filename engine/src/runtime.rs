@@ -60,7 +60,7 @@ use taskflow_patterns::{
 
 use crate::executor::Executor;
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
-use crate::ready::ReadyQueue;
+use crate::selector::Selector;
 use crate::storage::Storage;
 use crate::{EngineError, ExecutorError};
 
@@ -98,21 +98,14 @@ pub(crate) struct Runtime<'e> {
     pub(crate) cancel: &'e Arc<AtomicBool>,
     /// Events kept for `run_iter`.
     pub(crate) events: Option<VecDeque<Event>>,
+    /// What is ready to execute or revert, and what is in flight.
+    pub(crate) selector: Selector<'e>,
     /// The loop's phase last yielded to `run_iter`.
     phase: Option<EngineState>,
-    /// Per atom: dependencies not yet done.
-    pub(crate) waiting_preds: Vec<u32>,
-    /// Per atom being reverted: dependents still to revert.
-    pub(crate) waiting_succs: Vec<u32>,
-    /// Per atom: its work is with the executor.
-    pub(crate) busy: Vec<bool>,
     /// Per atom: the retry round it is being reverted for.
     pub(crate) round_of: Vec<Option<AtomIndex>>,
     /// Retry rounds in progress.
     pub(crate) rounds: Vec<Round>,
-    pub(crate) ready: ReadyQueue,
-    pub(crate) revert_ready: ReadyQueue,
-    pub(crate) in_flight: usize,
     pub(crate) revert_all: bool,
     /// A controller's subflow is reverting (or reverted) on its own: the
     /// flow ends `REVERTED`, the rest of it as it was.
@@ -149,15 +142,10 @@ impl<'e> Runtime<'e> {
             listeners,
             cancel,
             events: keep_events.then(VecDeque::new),
+            selector: Selector::new(comp),
             phase: None,
-            waiting_preds: vec![0; n],
-            waiting_succs: vec![0; n],
-            busy: vec![false; n],
             round_of: vec![None; n],
             rounds: Vec::new(),
-            ready: ReadyQueue::new(comp.has_priorities()),
-            revert_ready: ReadyQueue::new(comp.has_priorities()),
-            in_flight: 0,
             revert_all: false,
             reverting_part: false,
             defer_reverts: false,
@@ -183,30 +171,28 @@ impl<'e> Runtime<'e> {
             return Ok(Step::Continue);
         }
         if !self.halted {
-            let has_work =
-                !self.revert_ready.is_empty() || (!self.revert_all && !self.ready.is_empty());
+            let has_work = self.selector.has_work(!self.revert_all);
             if has_work {
                 if self.cancel.load(Ordering::Relaxed) {
                     self.begin_suspending()?;
                 } else {
                     self.enter(EngineState::Scheduling);
-                    if let Some(atom) = self.revert_ready.pop() {
+                    if let Some(atom) = self.selector.pop_revert() {
                         self.start_revert(atom)?;
-                    } else if let Some(atom) = self.ready.pop() {
+                    } else if let Some(atom) = self.selector.pop_ready() {
                         self.start_execute(atom)?;
                     }
                     return Ok(Step::Continue);
                 }
             }
         }
-        if self.in_flight > 0 {
+        let in_flight = self.selector.in_flight();
+        if in_flight > 0 {
             self.enter(EngineState::Waiting);
             let outcome = self
                 .executor
                 .wait_outcome()
-                .ok_or(ExecutorError::LostOutcomes {
-                    in_flight: self.in_flight,
-                })?;
+                .ok_or(ExecutorError::LostOutcomes { in_flight })?;
             self.enter(EngineState::Analyzing);
             self.complete(outcome)?;
             return Ok(Step::Continue);
@@ -259,7 +245,7 @@ impl<'e> Runtime<'e> {
                 .atom_details()
                 .iter()
                 .any(|d| !d.state.is_done() && d.state != AtomState::Reverted);
-            if unfinished || !self.revert_ready.is_empty() {
+            if unfinished || self.selector.has_revert_ready() {
                 return FlowState::Suspended;
             }
         }
@@ -403,14 +389,7 @@ impl<'e> Runtime<'e> {
             self.round_of.iter_mut().for_each(|r| *r = None);
             self.mark_all_for_revert()?;
         }
-        for atom in comp.indices() {
-            let waiting = self.count_waiting_preds(atom);
-            self.waiting_preds[atom.index()] = waiting;
-            if waiting == 0 && self.executable(atom) {
-                self.push_ready(atom);
-            }
-        }
-        self.plan_reverts(comp.indices());
+        self.selector.rebuild(self.storage);
         let finished: Vec<AtomIndex> = self
             .rounds
             .iter()
@@ -436,16 +415,6 @@ impl<'e> Runtime<'e> {
             }
         }
         Ok(())
-    }
-
-    /// Whether an atom may be scheduled for execution, state-wise.
-    pub(crate) fn executable(&self, atom: AtomIndex) -> bool {
-        let d = self.storage.detail(atom);
-        d.intention == Intention::Execute
-            && !self.busy[atom.index()]
-            && (d.state == AtomState::Pending
-                || (d.state == AtomState::Retrying
-                    && self.comp.atom(atom).kind() == AtomKind::Retry))
     }
 
     /// Yields the loop's phase to `run_iter`, when it changed.
@@ -518,16 +487,6 @@ impl<'e> Runtime<'e> {
             }
         }
         Ok(())
-    }
-
-    /// Queues `atom` to execute (see [`ReadyQueue`]).
-    pub(crate) fn push_ready(&mut self, atom: AtomIndex) {
-        self.ready.push(self.comp, atom);
-    }
-
-    /// Queues `atom` to revert (see [`ReadyQueue`]).
-    pub(crate) fn push_revert_ready(&mut self, atom: AtomIndex) {
-        self.revert_ready.push(self.comp, atom);
     }
 
     /// Stops scheduling: the flow is `SUSPENDING` until the work in flight

@@ -1,9 +1,15 @@
 //! Scheduling: turning a ready atom into work for the executor.
+//!
+//! The scheduler keeps no state of its own: it takes the atom the
+//! [`Selector`](crate::selector::Selector) hands out, checkpoints its
+//! start, gathers its arguments and submits it, telling the selector what
+//! it submitted.
 
 use std::sync::Arc;
 
 use taskflow_patterns::{
-    ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Pick, TaskError,
+    ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Intention, Pick,
+    TaskError,
 };
 
 use crate::executor::{Action, AtomWork};
@@ -15,10 +21,10 @@ impl Runtime<'_> {
     /// Starts executing `atom`, unless it is no longer ready (queues may
     /// hold atoms a failure resolution has since taken back).
     pub(crate) fn start_execute(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
-        if !self.executable(atom) || self.waiting_preds[atom.index()] != 0 {
+        if !self.selector.may_execute(self.storage, atom) {
             return Ok(());
         }
-        match self.decide(atom) {
+        match self.selector.decide(self.storage, atom) {
             Ok(None) => {}
             Ok(Some(decider)) => return self.ignore(atom, decider),
             Err(failure) => return self.fail_before_running(atom, failure),
@@ -65,11 +71,7 @@ impl Runtime<'_> {
 
     /// Starts reverting `atom`, unless it is no longer ready to.
     pub(crate) fn start_revert(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
-        if !self.revertible(atom)
-            || self.busy[atom.index()]
-            || self.waiting_succs[atom.index()] != 0
-            || self.storage.detail(atom).state == AtomState::Running
-        {
+        if !self.selector.may_revert(self.storage, atom) {
             return Ok(());
         }
         if self.storage.detail(atom).state != AtomState::Reverting {
@@ -98,14 +100,32 @@ impl Runtime<'_> {
     }
 
     fn submit(&mut self, work: AtomWork) {
-        self.busy[work.atom.index()] = true;
-        let alone = self.in_flight == 0 && self.ready.is_empty() && self.revert_ready.is_empty();
-        self.in_flight += 1;
+        let alone = self.selector.submitted(work.atom);
         if alone {
             self.executor.submit_alone(work);
         } else {
             self.executor.submit(work);
         }
+    }
+
+    /// A decider said no to `atom`: it, and per the decider's depth more of
+    /// what follows it, become `IGNORE` (those still pending), and count as
+    /// done for their dependents.
+    fn ignore(&mut self, atom: AtomIndex, decider: u32) -> Result<(), EngineError> {
+        let affected = self.selector.ignored_by(atom, decider);
+        let mut ignored = Vec::with_capacity(affected.len());
+        for x in affected {
+            let detail = self.storage.detail_mut(x);
+            if detail.state == AtomState::Pending && detail.intention == Intention::Execute {
+                detail.intention = Intention::Ignore;
+                self.transition(x, AtomState::Ignore, Write::State)?;
+                ignored.push(x);
+            }
+        }
+        for x in ignored {
+            self.selector.on_done(self.storage, x);
+        }
+        Ok(())
     }
 
     /// `atom` cannot run (a missing input, a panicking decider): it goes

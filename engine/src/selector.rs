@@ -1,50 +1,222 @@
 //! Selecting what is ready: executions whose dependencies are done,
 //! reverts whose dependents are reverted, and what a false decider ignores.
+//!
+//! The [`Selector`] owns the readiness bookkeeping of a run and nothing
+//! else: it reads atom states from the storage it is handed and writes no
+//! record. The scheduler takes ready atoms from it and says what it
+//! submitted; the completer says what came back, what is done, reverted or
+//! taken back.
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use taskflow_patterns::{
-    AtomIndex, AtomKind, AtomState, CompiledDecider, Depth, Failure, Intention,
+    AtomIndex, AtomKind, AtomState, Compilation, CompiledDecider, Depth, Failure, Intention,
 };
 
-use crate::runtime::{needs_revert, Runtime, Write};
-use crate::EngineError;
+use crate::ready::ReadyQueue;
+use crate::runtime::needs_revert;
+use crate::storage::Storage;
 
-impl Runtime<'_> {
+/// The readiness bookkeeping of a run: per atom, how many dependencies are
+/// not yet done, how many dependents are still to revert and whether its
+/// work is with the executor; the atoms ready to execute and to revert, in
+/// the order they start; how much work is in flight. Per-atom state is a
+/// vector indexed by atom index, so each question costs the same whatever
+/// the size of the flow.
+pub(crate) struct Selector<'e> {
+    comp: &'e Compilation,
+    /// Per atom: dependencies not yet done.
+    waiting_preds: Vec<u32>,
+    /// Per atom being reverted: dependents still to revert.
+    waiting_succs: Vec<u32>,
+    /// Per atom: its work is with the executor.
+    busy: Vec<bool>,
+    /// Atoms whose dependencies are done, to execute.
+    ready: ReadyQueue,
+    /// Atoms whose dependents are reverted, to revert.
+    revert_ready: ReadyQueue,
+    /// Work submitted whose outcome has not come back.
+    in_flight: usize,
+}
+
+impl<'e> Selector<'e> {
+    /// Nothing counted, nothing ready (see [`rebuild`](Self::rebuild)).
+    pub(crate) fn new(comp: &'e Compilation) -> Self {
+        let n = comp.len();
+        Selector {
+            comp,
+            waiting_preds: vec![0; n],
+            waiting_succs: vec![0; n],
+            busy: vec![false; n],
+            ready: ReadyQueue::new(comp.has_priorities()),
+            revert_ready: ReadyQueue::new(comp.has_priorities()),
+            in_flight: 0,
+        }
+    }
+
+    /// Counts every atom's unfinished dependencies from the atom details,
+    /// queues the atoms ready to execute, and plans the reverts the
+    /// records ask for.
+    pub(crate) fn rebuild(&mut self, storage: &Storage) {
+        let comp = self.comp;
+        for atom in comp.indices() {
+            let waiting = self.count_waiting_preds(storage, atom);
+            self.waiting_preds[atom.index()] = waiting;
+            if waiting == 0 && self.executable(storage, atom) {
+                self.push_ready(atom);
+            }
+        }
+        self.plan_reverts(storage, comp.indices());
+    }
+
+    /// Whether anything is queued: a revert, or (with `executions`) an
+    /// execution.
+    #[inline]
+    pub(crate) fn has_work(&self, executions: bool) -> bool {
+        !self.revert_ready.is_empty() || (executions && !self.ready.is_empty())
+    }
+
+    /// Whether a revert is queued.
+    #[inline]
+    pub(crate) fn has_revert_ready(&self) -> bool {
+        !self.revert_ready.is_empty()
+    }
+
+    /// The next atom queued to revert.
+    #[inline]
+    pub(crate) fn pop_revert(&mut self) -> Option<AtomIndex> {
+        self.revert_ready.pop()
+    }
+
+    /// The next atom queued to execute.
+    #[inline]
+    pub(crate) fn pop_ready(&mut self) -> Option<AtomIndex> {
+        self.ready.pop()
+    }
+
+    /// How much work is with the executor.
+    #[inline]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The work of `atom` went to the executor. Returns whether it is all
+    /// there is to do (nothing else in flight, nothing else queued).
+    #[inline]
+    pub(crate) fn submitted(&mut self, atom: AtomIndex) -> bool {
+        self.busy[atom.index()] = true;
+        let alone = self.in_flight == 0 && self.ready.is_empty() && self.revert_ready.is_empty();
+        self.in_flight += 1;
+        alone
+    }
+
+    /// The outcome of `atom`'s work came back.
+    #[inline]
+    pub(crate) fn completed(&mut self, atom: AtomIndex) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.busy[atom.index()] = false;
+    }
+
+    /// Whether `atom`, taken from the queue, is still ready to execute
+    /// (queues may hold atoms a failure resolution has since taken back).
+    #[inline]
+    pub(crate) fn may_execute(&self, storage: &Storage, atom: AtomIndex) -> bool {
+        self.executable(storage, atom) && self.waiting_preds[atom.index()] == 0
+    }
+
+    /// Whether `atom`, taken from the queue, is still ready to revert.
+    #[inline]
+    pub(crate) fn may_revert(&self, storage: &Storage, atom: AtomIndex) -> bool {
+        self.revertible(storage, atom)
+            && !self.busy[atom.index()]
+            && self.waiting_succs[atom.index()] == 0
+            && storage.detail(atom).state != AtomState::Running
+    }
+
+    /// Whether an atom may be scheduled for execution, state-wise.
+    #[inline]
+    fn executable(&self, storage: &Storage, atom: AtomIndex) -> bool {
+        let d = storage.detail(atom);
+        d.intention == Intention::Execute
+            && !self.busy[atom.index()]
+            && (d.state == AtomState::Pending
+                || (d.state == AtomState::Retrying
+                    && self.comp.atom(atom).kind() == AtomKind::Retry))
+    }
+
+    /// Queues `atom` to execute (see [`ReadyQueue`]).
+    #[inline]
+    fn push_ready(&mut self, atom: AtomIndex) {
+        self.ready.push(self.comp, atom);
+    }
+
+    /// Queues `atom` to revert (see [`ReadyQueue`]).
+    #[inline]
+    fn push_revert_ready(&mut self, atom: AtomIndex) {
+        self.revert_ready.push(self.comp, atom);
+    }
+
     /// How many dependencies of `atom` are not done.
-    pub(crate) fn count_waiting_preds(&self, atom: AtomIndex) -> u32 {
+    fn count_waiting_preds(&self, storage: &Storage, atom: AtomIndex) -> u32 {
         let n = self
             .comp
             .predecessors(atom)
             .iter()
-            .filter(|p| !self.storage.detail(**p).state.is_done())
+            .filter(|p| !storage.detail(**p).state.is_done())
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// `atom` is done (`SUCCESS` or `IGNORE`): its dependents may be ready.
-    pub(crate) fn on_done(&mut self, atom: AtomIndex) {
+    pub(crate) fn on_done(&mut self, storage: &Storage, atom: AtomIndex) {
         for &s in self.comp.successors(atom) {
             let waiting = &mut self.waiting_preds[s.index()];
             *waiting = waiting.saturating_sub(1);
-            if *waiting == 0 && self.executable(s) {
+            if *waiting == 0 && self.executable(storage, s) {
                 self.push_ready(s);
             }
         }
     }
 
+    /// The atoms of a retry round of `r` were reset to run again: they
+    /// count their dependencies again, and `r` (about to run again) is
+    /// queued once its own are done.
+    pub(crate) fn round_reset(&mut self, storage: &Storage, r: AtomIndex, atoms: &[AtomIndex]) {
+        for &s in atoms {
+            self.waiting_preds[s.index()] = self.count_waiting_preds(storage, s);
+        }
+        self.waiting_preds[r.index()] = self.count_waiting_preds(storage, r);
+        if self.waiting_preds[r.index()] == 0 {
+            self.push_ready(r);
+        }
+    }
+
+    /// `atom`, taken back for a revert while it ran, has finished: its
+    /// revert is queued if no dependent is still to revert.
+    #[inline]
+    pub(crate) fn queue_revert(&mut self, atom: AtomIndex) {
+        if self.waiting_succs[atom.index()] == 0 {
+            self.push_revert_ready(atom);
+        }
+    }
+
     /// Counts, for each atom of `atoms` to revert, its dependents still to
     /// revert, and queues those with none.
-    pub(crate) fn plan_reverts(&mut self, atoms: impl Iterator<Item = AtomIndex>) {
+    pub(crate) fn plan_reverts(
+        &mut self,
+        storage: &Storage,
+        atoms: impl Iterator<Item = AtomIndex>,
+    ) {
         for atom in atoms {
-            if !self.revertible(atom) {
+            if !self.revertible(storage, atom) {
                 continue;
             }
-            let waiting = if self.next_to_ignored(atom, Direction::Dependents) {
-                self.revert_neighbours(atom, Direction::Dependents).len()
+            let waiting = if self.next_to_ignored(storage, atom, Direction::Dependents) {
+                self.revert_neighbours(storage, atom, Direction::Dependents)
+                    .len()
             } else {
-                let revertible = |s: &&AtomIndex| self.revertible(**s);
+                let revertible = |s: &&AtomIndex| self.revertible(storage, **s);
                 self.comp.successors(atom).iter().filter(revertible).count()
             };
             self.waiting_succs[atom.index()] = u32::try_from(waiting).unwrap_or(u32::MAX);
@@ -55,21 +227,22 @@ impl Runtime<'_> {
     }
 
     /// Whether `atom` is meant to be reverted and has something to revert.
-    pub(crate) fn revertible(&self, atom: AtomIndex) -> bool {
-        let d = self.storage.detail(atom);
+    #[inline]
+    fn revertible(&self, storage: &Storage, atom: AtomIndex) -> bool {
+        let d = storage.detail(atom);
         d.intention == Intention::Revert && needs_revert(d.state)
     }
 
     /// Whether an atom next to `atom`, one way, was ignored by a decider:
     /// only then must the walk look through it (most reverts never do,
     /// and count their neighbours without allocating).
-    fn next_to_ignored(&self, atom: AtomIndex, way: Direction) -> bool {
+    fn next_to_ignored(&self, storage: &Storage, atom: AtomIndex, way: Direction) -> bool {
         let next = match way {
             Direction::Dependents => self.comp.successors(atom),
             Direction::Dependencies => self.comp.predecessors(atom),
         };
         next.iter()
-            .any(|&n| self.storage.detail(n).state == AtomState::Ignore)
+            .any(|&n| storage.detail(n).state == AtomState::Ignore)
     }
 
     /// The atoms to revert next to `atom`, one way: its dependents (which
@@ -77,17 +250,23 @@ impl Runtime<'_> {
     /// looking through atoms a decider ignored. As in TaskFlow, a
     /// dependency through an ignored atom counts: in `a -> b -> c` with `b`
     /// ignored, `c` reverts before `a`.
-    fn revert_neighbours(&self, atom: AtomIndex, way: Direction) -> Vec<AtomIndex> {
+    fn revert_neighbours(
+        &self,
+        storage: &Storage,
+        atom: AtomIndex,
+        way: Direction,
+    ) -> Vec<AtomIndex> {
+        let comp = self.comp;
         let next = |a: AtomIndex| match way {
-            Direction::Dependents => self.comp.successors(a),
-            Direction::Dependencies => self.comp.predecessors(a),
+            Direction::Dependents => comp.successors(a),
+            Direction::Dependencies => comp.predecessors(a),
         };
         let mut found = Vec::new();
         let mut through: Vec<AtomIndex> = Vec::new();
         for &n in next(atom) {
-            if self.revertible(n) {
+            if self.revertible(storage, n) {
                 found.push(n);
-            } else if self.storage.detail(n).state == AtomState::Ignore {
+            } else if storage.detail(n).state == AtomState::Ignore {
                 through.push(n);
             }
         }
@@ -102,9 +281,9 @@ impl Runtime<'_> {
                 if !seen.insert(n) {
                     continue;
                 }
-                if self.revertible(n) {
+                if self.revertible(storage, n) {
                     found.push(n);
-                } else if self.storage.detail(n).state == AtomState::Ignore {
+                } else if storage.detail(n).state == AtomState::Ignore {
                     through.push(n);
                 }
             }
@@ -113,15 +292,15 @@ impl Runtime<'_> {
     }
 
     /// `atom` was reverted: its dependencies may be ready to revert.
-    pub(crate) fn on_reverted(&mut self, atom: AtomIndex) {
-        if self.next_to_ignored(atom, Direction::Dependencies) {
-            for p in self.revert_neighbours(atom, Direction::Dependencies) {
+    pub(crate) fn on_reverted(&mut self, storage: &Storage, atom: AtomIndex) {
+        if self.next_to_ignored(storage, atom, Direction::Dependencies) {
+            for p in self.revert_neighbours(storage, atom, Direction::Dependencies) {
                 self.dependent_reverted(p);
             }
         } else {
             let comp = self.comp;
             for &p in comp.predecessors(atom) {
-                if self.revertible(p) {
+                if self.revertible(storage, p) {
                     self.dependent_reverted(p);
                 }
             }
@@ -144,16 +323,32 @@ impl Runtime<'_> {
     /// names the decider that said no with the widest depth (the one whose
     /// ignoring reaches furthest). A panicking decider is a failure of
     /// `atom`.
-    pub(crate) fn decide(&self, atom: AtomIndex) -> Result<Option<u32>, Failure> {
+    #[inline]
+    pub(crate) fn decide(
+        &self,
+        storage: &Storage,
+        atom: AtomIndex,
+    ) -> Result<Option<u32>, Failure> {
+        // Most atoms have no decider: that answer stays inline.
         let incoming = self.comp.incoming_deciders(atom);
         if incoming.is_empty() {
             return Ok(None);
         }
+        self.ask_deciders(storage, atom, incoming)
+    }
+
+    /// [`decide`](Self::decide) for an atom with deciders on `incoming`.
+    fn ask_deciders(
+        &self,
+        storage: &Storage,
+        atom: AtomIndex,
+        incoming: &[u32],
+    ) -> Result<Option<u32>, Failure> {
         let deciders = self.comp.deciders();
         let mut history: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         for &id in incoming {
             for &s in &deciders[id as usize].sources {
-                let d = self.storage.detail(s);
+                let d = storage.detail(s);
                 if let Some(result) = d
                     .result
                     .as_deref()
@@ -169,7 +364,7 @@ impl Runtime<'_> {
             let ignored = decider
                 .sources
                 .iter()
-                .all(|&s| self.storage.detail(s).state == AtomState::Ignore);
+                .all(|&s| storage.detail(s).state == AtomState::Ignore);
             if ignored && !decider.sources.is_empty() {
                 continue;
             }
@@ -195,11 +390,12 @@ impl Runtime<'_> {
         Ok(nay)
     }
 
-    /// A decider said no to `atom`: it, and per the decider's depth more of
-    /// what follows it, become `IGNORE`.
-    pub(crate) fn ignore(&mut self, atom: AtomIndex, decider: u32) -> Result<(), EngineError> {
-        let d: &CompiledDecider = &self.comp.deciders()[decider as usize];
+    /// What a decider's no to `atom` reaches, per the decider's depth:
+    /// `atom` first, then more of what follows it. (Those still pending
+    /// become `IGNORE`; see the scheduler.)
+    pub(crate) fn ignored_by(&self, atom: AtomIndex, decider: u32) -> Vec<AtomIndex> {
         let comp = self.comp;
+        let d: &CompiledDecider = &comp.deciders()[decider as usize];
         let flow = comp.atom(atom).flow;
         let mut affected = vec![atom];
         match d.depth {
@@ -227,23 +423,11 @@ impl Runtime<'_> {
             }
             Depth::All => affected.extend(comp.descendants(atom)),
         }
-        let mut ignored = Vec::with_capacity(affected.len());
-        for x in affected {
-            let detail = self.storage.detail_mut(x);
-            if detail.state == AtomState::Pending && detail.intention == Intention::Execute {
-                detail.intention = Intention::Ignore;
-                self.transition(x, AtomState::Ignore, Write::State)?;
-                ignored.push(x);
-            }
-        }
-        for x in ignored {
-            self.on_done(x);
-        }
-        Ok(())
+        affected
     }
 }
 
-/// Which way [`Runtime::revert_neighbours`] looks.
+/// Which way [`Selector::revert_neighbours`] looks.
 #[derive(Clone, Copy)]
 enum Direction {
     Dependents,
