@@ -1,6 +1,12 @@
 //! Completing outcomes: checkpoint results and failures, and carry out what
 //! retry controllers decide (the controllers only decide; only this module
-//! reverts or resets atoms).
+//! reverts or resets atoms). It also recovers, when a run starts, what a
+//! crash left half done.
+//!
+//! The [`Completer`] holds what it keeps between outcomes (retry rounds,
+//! failures, how failure resolution left the flow); the methods here work
+//! on the runtime, tell the [`Selector`](crate::selector::Selector) what is
+//! done, reverted or taken back, and write the checkpoints.
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,9 +20,116 @@ use taskflow_patterns::{
 use taskflow_persistence::AtomDetail;
 
 use crate::executor::{Action, AtomOutcome};
-use crate::runtime::{needs_revert, Round, Runtime, Write};
+use crate::runtime::{needs_revert, Runtime, Write};
 use crate::storage::{clear_progress, intend};
 use crate::EngineError;
+
+/// What the completer keeps between outcomes: the retry rounds in progress
+/// and the round each atom is reverted for, the flow's failures, and how
+/// failure resolution left the flow (reverting as a whole, one
+/// controller's subflow reverting, or halted by a failed revert). Built
+/// from the records by [`Runtime::recover`] when a run starts.
+pub(crate) struct Completer {
+    /// Per atom: the retry round it is being reverted for.
+    round_of: Vec<Option<AtomIndex>>,
+    /// Retry rounds in progress.
+    rounds: Vec<Round>,
+    /// The whole flow is reverting: nothing more executes.
+    revert_all: bool,
+    /// A controller's subflow is reverting (or reverted) on its own: the
+    /// flow ends `REVERTED`, the rest of it as it was.
+    reverting_part: bool,
+    /// `REVERT` with no controller further out reverts the whole flow, as
+    /// TaskFlow's `defer_reverts` (see `EngineBuilder::defer_reverts`).
+    defer_reverts: bool,
+    /// A revert failed: nothing more is scheduled.
+    halted: bool,
+    /// The flow's failures, the last attempt's of each atom.
+    failures: Vec<Failure>,
+    /// `failures` as shared with revert work, until they change.
+    failures_shared: Option<Arc<[Failure]>>,
+    /// An empty failure list, shared by every execution.
+    no_failures: Arc<[Failure]>,
+}
+
+/// A retry round in progress: its controller, the atoms it reverts and
+/// resets, and how many are still to revert.
+struct Round {
+    controller: AtomIndex,
+    atoms: Vec<AtomIndex>,
+    remaining: usize,
+}
+
+impl Completer {
+    /// No rounds, no failures, for a flow of `n` atoms.
+    pub(crate) fn new(n: usize) -> Self {
+        Completer {
+            round_of: vec![None; n],
+            rounds: Vec::new(),
+            revert_all: false,
+            reverting_part: false,
+            defer_reverts: false,
+            halted: false,
+            failures: Vec::new(),
+            failures_shared: None,
+            no_failures: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Whether `REVERT` with no controller further out reverts the whole
+    /// flow (see `EngineBuilder::defer_reverts`).
+    pub(crate) fn set_defer_reverts(&mut self, defer: bool) {
+        self.defer_reverts = defer;
+    }
+
+    /// Whether a revert failed, so nothing more is scheduled.
+    #[inline]
+    pub(crate) fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Whether the whole flow is reverting (nothing more executes).
+    #[inline]
+    pub(crate) fn reverting_all(&self) -> bool {
+        self.revert_all
+    }
+
+    /// Whether one controller's subflow is reverting (or reverted) on its
+    /// own.
+    pub(crate) fn reverting_part(&self) -> bool {
+        self.reverting_part
+    }
+
+    /// The flow's failures.
+    pub(crate) fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// Adds a failure of the flow.
+    pub(crate) fn add_failure(&mut self, failure: Failure) {
+        self.failures.push(failure);
+        self.failures_shared = None;
+    }
+
+    /// The flow's failures, shared with revert work.
+    pub(crate) fn shared_failures(&mut self) -> Arc<[Failure]> {
+        self.failures_shared
+            .get_or_insert_with(|| self.failures.clone().into())
+            .clone()
+    }
+
+    /// No failures, shared with every execution.
+    #[inline]
+    pub(crate) fn no_failures(&self) -> Arc<[Failure]> {
+        self.no_failures.clone()
+    }
+
+    /// Drops every retry round: the whole flow reverts.
+    fn forget_rounds(&mut self) {
+        self.rounds.clear();
+        self.round_of.iter_mut().for_each(|r| *r = None);
+    }
+}
 
 impl Runtime<'_> {
     pub(crate) fn complete(&mut self, outcome: AtomOutcome) -> Result<(), EngineError> {
@@ -129,7 +242,7 @@ impl Runtime<'_> {
         d.set_failure(Some(failure.clone()));
         d.result = None;
         self.transition(atom, AtomState::Failure, Write::Detail)?;
-        self.add_failure(failure.clone());
+        self.completer.add_failure(failure.clone());
         if self.storage.detail(atom).intention == Intention::Revert {
             self.selector.queue_revert(atom);
             return Ok(());
@@ -139,7 +252,7 @@ impl Runtime<'_> {
 
     /// Asks the retry controllers around `atom`, innermost first, what to
     /// do about its failure, and does it.
-    pub(crate) fn resolve(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+    fn resolve(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
         let failure = self.storage.detail(atom).failure().cloned();
         let name = self.comp.atom(atom).name.clone();
         let mut controller = self.comp.atom(atom).retry;
@@ -163,7 +276,7 @@ impl Runtime<'_> {
         // only the innermost one's subflow reverts, unless reverts are
         // deferred to the flow as a whole.
         match innermost_revert {
-            Some(r) if !self.defer_reverts => self.revert_subflow(r),
+            Some(r) if !self.completer.defer_reverts => self.revert_subflow(r),
             _ => self.start_revert_all(),
         }
     }
@@ -183,7 +296,7 @@ impl Runtime<'_> {
             Err(panic) => {
                 let mut f = Failure::from_panic(&*panic).with_atom(&*name);
                 f.message = format!("on_failure panicked: {}", f.message);
-                self.add_failure(f);
+                self.completer.add_failure(f);
                 Decision::RevertAll
             }
         }
@@ -198,7 +311,8 @@ impl Runtime<'_> {
         };
         // A round of a controller inside this scope (this controller's own
         // included: its flow holds it) is superseded by this one.
-        self.rounds
+        self.completer
+            .rounds
             .retain(|round| !comp.flow_contains(flow, round.controller));
         intend(self.storage.detail_mut(r), Intention::Retry);
         self.storage.write_state(r)?;
@@ -206,7 +320,7 @@ impl Runtime<'_> {
         let remaining = self.take_back(&atoms, Some(r))?;
         self.selector
             .plan_reverts(self.storage, atoms.iter().copied());
-        self.rounds.push(Round {
+        self.completer.rounds.push(Round {
             controller: r,
             atoms,
             remaining,
@@ -230,7 +344,7 @@ impl Runtime<'_> {
             if intend(self.storage.detail_mut(a), Intention::Revert) {
                 self.storage.write_state(a)?;
             }
-            self.round_of[a.index()] = round;
+            self.completer.round_of[a.index()] = round;
             to_revert += usize::from(needs_revert(self.storage.detail(a).state));
         }
         Ok(to_revert)
@@ -240,11 +354,7 @@ impl Runtime<'_> {
     /// the atoms downstream of the scope, outside it, that `outside` picks
     /// (those that ran on the scope's results; TaskFlow resets every
     /// successor of the controller).
-    pub(crate) fn round_atoms(
-        &self,
-        r: AtomIndex,
-        outside: impl Fn(&AtomDetail) -> bool,
-    ) -> Vec<AtomIndex> {
+    fn round_atoms(&self, r: AtomIndex, outside: impl Fn(&AtomDetail) -> bool) -> Vec<AtomIndex> {
         let comp = self.comp;
         let mut atoms: Vec<AtomIndex> = comp.scope(r).collect();
         let mut seen = vec![false; comp.len()];
@@ -270,9 +380,10 @@ impl Runtime<'_> {
     /// The round of `r` is reverted: `r` moves to `RETRYING` (notified
     /// before its atoms' `PENDING`, as TaskFlow does), its atoms are reset,
     /// and `r` runs again.
-    pub(crate) fn finish_round(&mut self, r: AtomIndex) -> Result<(), EngineError> {
-        let atoms = match self.rounds.iter().position(|round| round.controller == r) {
-            Some(i) => self.rounds.swap_remove(i).atoms,
+    fn finish_round(&mut self, r: AtomIndex) -> Result<(), EngineError> {
+        let rounds = &mut self.completer.rounds;
+        let atoms = match rounds.iter().position(|round| round.controller == r) {
+            Some(i) => rounds.swap_remove(i).atoms,
             None => self.round_atoms(r, |d| d.intention == Intention::Revert),
         };
         intend(self.storage.detail_mut(r), Intention::Execute);
@@ -286,17 +397,19 @@ impl Runtime<'_> {
     /// left reset already are skipped), and forgets their failures: the
     /// flow's failure is its last attempt's, the earlier ones stay in the
     /// controller's history.
-    pub(crate) fn reset_round(&mut self, atoms: &[AtomIndex]) -> Result<(), EngineError> {
+    fn reset_round(&mut self, atoms: &[AtomIndex]) -> Result<(), EngineError> {
         let comp = self.comp;
         let names: HashSet<&str> = atoms.iter().map(|&a| &*comp.atom(a).name).collect();
-        let before = self.failures.len();
-        self.failures
+        let completer = &mut self.completer;
+        let before = completer.failures.len();
+        completer
+            .failures
             .retain(|f| !f.atom.as_deref().is_some_and(|a| names.contains(a)));
-        if self.failures.len() != before {
-            self.failures_shared = None;
+        if completer.failures.len() != before {
+            completer.failures_shared = None;
         }
         for &s in atoms {
-            self.round_of[s.index()] = None;
+            self.completer.round_of[s.index()] = None;
             let d = self.storage.detail_mut(s);
             if d.intention == Intention::Execute && d.state == AtomState::Pending {
                 continue;
@@ -326,28 +439,30 @@ impl Runtime<'_> {
         let Some(flow) = comp.atom(r).controls else {
             return self.start_revert_all();
         };
-        self.rounds
+        self.completer
+            .rounds
             .retain(|round| !comp.flow_contains(flow, round.controller));
         let mut atoms = self.round_atoms(r, |d| needs_revert(d.state));
         atoms.push(r);
         self.take_back(&atoms, None)?;
-        self.reverting_part = true;
+        self.completer.reverting_part = true;
         self.selector.plan_reverts(self.storage, atoms.into_iter());
         Ok(())
     }
 
     /// `REVERT_ALL`, or no controller left: revert everything that ran.
     fn start_revert_all(&mut self) -> Result<(), EngineError> {
-        self.revert_all = true;
-        self.rounds.clear();
-        self.round_of.iter_mut().for_each(|r| *r = None);
+        self.completer.revert_all = true;
+        self.completer.forget_rounds();
         self.mark_all_for_revert()?;
         self.selector
             .plan_reverts(self.storage, self.comp.indices());
         Ok(())
     }
 
-    pub(crate) fn mark_all_for_revert(&mut self) -> Result<(), EngineError> {
+    /// Marks every atom that ran (and every controller retrying) to be
+    /// reverted, checkpointing each intention that changed.
+    fn mark_all_for_revert(&mut self) -> Result<(), EngineError> {
         for atom in self.comp.indices() {
             let d = self.storage.detail_mut(atom);
             let wanted = if needs_revert(d.state) || d.intention == Intention::Retry {
@@ -374,8 +489,9 @@ impl Runtime<'_> {
         };
         self.transition(atom, AtomState::Reverted, write)?;
         self.selector.on_reverted(self.storage, atom);
-        if let Some(r) = self.round_of[atom.index()] {
-            if let Some(round) = self.rounds.iter_mut().find(|round| round.controller == r) {
+        if let Some(r) = self.completer.round_of[atom.index()] {
+            let rounds = &mut self.completer.rounds;
+            if let Some(round) = rounds.iter_mut().find(|round| round.controller == r) {
                 round.remaining = round.remaining.saturating_sub(1);
                 if round.remaining == 0 {
                     self.finish_round(r)?;
@@ -390,8 +506,152 @@ impl Runtime<'_> {
             .detail_mut(atom)
             .set_revert_failure(Some(failure.clone()));
         self.transition(atom, AtomState::RevertFailure, Write::Detail)?;
-        self.add_failure(failure);
-        self.halted = true;
+        self.completer.add_failure(failure);
+        self.completer.halted = true;
+        Ok(())
+    }
+}
+
+/// Starting a run from the records: a reverted flow's reset, and the
+/// recovery of what a crash left half done.
+impl Runtime<'_> {
+    /// A reverted flow runs again: what was reverted (all of it, or one
+    /// controller's subflow) is reset to run again; atoms left `SUCCESS`
+    /// keep their results.
+    pub(crate) fn reset_all(&mut self) -> Result<(), EngineError> {
+        for atom in self.comp.indices() {
+            let d = self.storage.detail_mut(atom);
+            if d.state == AtomState::Success {
+                continue;
+            }
+            d.intention = Intention::Execute;
+            d.result = None;
+            d.failure = None;
+            d.revert_failure = None;
+            d.revert_result = None;
+            d.history = Default::default();
+            if matches!(d.state, AtomState::Reverted | AtomState::Ignore) {
+                self.transition(atom, AtomState::Pending, Write::Detail)?;
+            } else {
+                self.storage.write_detail(atom)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recovers what a crash may have left half done (atoms found
+    /// `RUNNING`, resets of finished retry rounds), and builds the
+    /// completer's rounds, failures and revert mode from the atom details.
+    /// Runs before the selector counts;
+    /// [`resume_resolution`](Self::resume_resolution) runs after.
+    pub(crate) fn recover(&mut self) -> Result<(), EngineError> {
+        let comp = self.comp;
+        for atom in comp.indices() {
+            let d = self.storage.detail(atom);
+            if d.state != AtomState::Running {
+                continue;
+            }
+            if d.intention == Intention::Revert {
+                let failure = Failure::new(
+                    kinds::STOPPED_WHILE_REVERTING,
+                    "the engine stopped while the atom ran; it is reverted",
+                )
+                .with_atom(&*comp.atom(atom).name);
+                self.storage.detail_mut(atom).set_failure(Some(failure));
+                self.transition(atom, AtomState::Failure, Write::Detail)?;
+            } else {
+                self.transition(atom, AtomState::Pending, Write::State)?;
+            }
+        }
+        let completer = &mut self.completer;
+        for d in self.storage.atom_details() {
+            if d.intention == Intention::Revert || d.state == AtomState::RevertFailure {
+                completer.failures.extend(d.failure().cloned());
+            }
+            completer.halted |= d.state == AtomState::RevertFailure;
+        }
+        for d in self.storage.atom_details() {
+            completer.failures.extend(d.revert_failure().cloned());
+        }
+        completer
+            .failures
+            .extend(self.storage.removed_failures.iter().cloned());
+        // Retry rounds in progress, and resets of finished rounds that a
+        // crash interrupted (the controller already `RETRYING`).
+        for r in comp.indices() {
+            let d = self.storage.detail(r);
+            if d.intention == Intention::Retry {
+                let atoms = self.round_atoms(r, |d| d.intention == Intention::Revert);
+                let mut remaining = 0;
+                for &s in &atoms {
+                    self.completer.round_of[s.index()] = Some(r);
+                    remaining += usize::from(needs_revert(self.storage.detail(s).state));
+                }
+                self.completer.rounds.push(Round {
+                    controller: r,
+                    atoms,
+                    remaining,
+                });
+            } else if d.state == AtomState::Retrying && comp.atom(r).kind() == AtomKind::Retry {
+                let atoms = self.round_atoms(r, |d| d.intention == Intention::Revert);
+                self.reset_round(&atoms)?;
+            }
+        }
+        let stray = |a: AtomIndex| {
+            self.storage.detail(a).intention == Intention::Revert
+                && self.completer.round_of[a.index()].is_none()
+        };
+        if comp.indices().any(stray) {
+            // Everything that ran is being reverted: the whole flow is;
+            // otherwise one controller's subflow is, the rest left alone.
+            let whole = comp.indices().all(|a| {
+                let d = self.storage.detail(a);
+                !needs_revert(d.state) || d.intention == Intention::Revert
+            });
+            if whole {
+                self.completer.revert_all = true;
+            } else {
+                self.completer.reverting_part = true;
+            }
+        }
+        if self.completer.revert_all {
+            self.completer.forget_rounds();
+            self.mark_all_for_revert()?;
+        }
+        Ok(())
+    }
+
+    /// After the selector has counted: finishes the retry rounds whose
+    /// atoms the records show all reverted, and resolves the failures
+    /// whose resolution was never written (atoms `FAILURE` with intention
+    /// `EXECUTE`).
+    pub(crate) fn resume_resolution(&mut self) -> Result<(), EngineError> {
+        let finished: Vec<AtomIndex> = self
+            .completer
+            .rounds
+            .iter()
+            .filter(|round| round.remaining == 0)
+            .map(|round| round.controller)
+            .collect();
+        for r in finished {
+            self.finish_round(r)?;
+        }
+        let unresolved: Vec<AtomIndex> = self
+            .comp
+            .indices()
+            .filter(|&a| {
+                let d = self.storage.detail(a);
+                d.state == AtomState::Failure && d.intention == Intention::Execute
+            })
+            .collect();
+        for atom in unresolved {
+            if let Some(f) = self.storage.detail(atom).failure().cloned() {
+                self.completer.failures.push(f);
+            }
+            if self.storage.detail(atom).intention == Intention::Execute {
+                self.resolve(atom)?;
+            }
+        }
         Ok(())
     }
 }

@@ -146,7 +146,9 @@ impl Engine {
             &self.options.suspend.0,
             keep_events,
         );
-        runtime.defer_reverts = self.options.defer_reverts;
+        runtime
+            .completer
+            .set_defer_reverts(self.options.defer_reverts);
         Ok(runtime)
     }
 
@@ -201,7 +203,7 @@ fn finish(runtime: &Runtime<'_>, state: FlowState) -> Result<FlowState, EngineEr
         FlowState::Reverted | FlowState::Failure => Err(EngineError::Failed {
             flow: runtime.storage.flow_name().to_owned(),
             state,
-            failures: runtime.failures.clone(),
+            failures: runtime.completer.failures().to_vec(),
         }),
         other => Ok(other),
     }

@@ -46,31 +46,35 @@
 //! that ran, dependents first. A failed revert (`REVERT_FAILURE`) halts the
 //! flow, which ends in `FAILURE`.
 //!
-//! Per-atom state lives in vectors indexed by atom index (counters of
-//! unfinished dependencies and of dependents still to revert), so a step
-//! costs the same whatever the size of the flow.
+//! # Who owns what
+//!
+//! Each role owns the state it changes, private to its module:
+//!
+//! * the selector (selector.rs, [`Selector`]): the readiness bookkeeping,
+//!   per atom the dependencies not yet done, the dependents still to
+//!   revert and whether its work is in flight, and the ready queues;
+//! * the completer (completer.rs, [`Completer`]): retry rounds, the flow's
+//!   failures, how failure resolution left the flow (reverting all of it or
+//!   a part, halted), and the recovery of what a crash left half done;
+//! * the scheduler (scheduler.rs) keeps nothing: it submits work;
+//! * the runtime: the loop, the run's context, and the transitions that
+//!   checkpoint and tell listeners.
+//!
+//! Per-atom state lives in vectors indexed by atom index, so a step costs
+//! the same whatever the size of the flow.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use taskflow_patterns::{
-    kinds, AtomIndex, AtomKind, AtomState, Compilation, Failure, FlowState, Intention, Resolution,
-};
+use taskflow_patterns::{kinds, AtomIndex, AtomState, Compilation, Failure, FlowState, Resolution};
 
+use crate::completer::Completer;
 use crate::executor::Executor;
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
 use crate::selector::Selector;
 use crate::storage::Storage;
 use crate::{EngineError, ExecutorError};
-
-/// A retry round in progress: its controller, the atoms it reverts and
-/// resets, and how many are still to revert.
-pub(crate) struct Round {
-    pub(crate) controller: AtomIndex,
-    pub(crate) atoms: Vec<AtomIndex>,
-    pub(crate) remaining: usize,
-}
 
 /// What a step did.
 pub(crate) enum Step {
@@ -89,6 +93,11 @@ pub(crate) enum Write {
     Detail,
 }
 
+/// One run of a flow: the loop of the module docs over the run's context
+/// (compilation, records, executor, listeners), composing the roles: the
+/// [`Selector`] (what is ready), the scheduler (its methods submit work)
+/// and the completer (its methods take outcomes; the [`Completer`] keeps
+/// rounds and failures).
 pub(crate) struct Runtime<'e> {
     pub(crate) comp: &'e Compilation,
     pub(crate) res: &'e Resolution,
@@ -100,26 +109,12 @@ pub(crate) struct Runtime<'e> {
     pub(crate) events: Option<VecDeque<Event>>,
     /// What is ready to execute or revert, and what is in flight.
     pub(crate) selector: Selector<'e>,
+    /// Retry rounds, failures, and how failures left the flow.
+    pub(crate) completer: Completer,
     /// The loop's phase last yielded to `run_iter`.
     phase: Option<EngineState>,
-    /// Per atom: the retry round it is being reverted for.
-    pub(crate) round_of: Vec<Option<AtomIndex>>,
-    /// Retry rounds in progress.
-    pub(crate) rounds: Vec<Round>,
-    pub(crate) revert_all: bool,
-    /// A controller's subflow is reverting (or reverted) on its own: the
-    /// flow ends `REVERTED`, the rest of it as it was.
-    pub(crate) reverting_part: bool,
-    /// `REVERT` with no controller further out reverts the whole flow, as
-    /// TaskFlow's `defer_reverts` (see `EngineBuilder::defer_reverts`).
-    pub(crate) defer_reverts: bool,
-    /// A revert failed: nothing more is scheduled.
-    pub(crate) halted: bool,
-    pub(crate) suspending: bool,
-    pub(crate) failures: Vec<Failure>,
-    pub(crate) failures_shared: Option<Arc<[Failure]>>,
-    /// An empty failure list, shared by every execution.
-    pub(crate) no_failures: Arc<[Failure]>,
+    /// A suspend was asked for: nothing more is scheduled.
+    suspending: bool,
     started: bool,
 }
 
@@ -133,7 +128,6 @@ impl<'e> Runtime<'e> {
         cancel: &'e Arc<AtomicBool>,
         keep_events: bool,
     ) -> Self {
-        let n = comp.len();
         Runtime {
             comp,
             res,
@@ -143,17 +137,9 @@ impl<'e> Runtime<'e> {
             cancel,
             events: keep_events.then(VecDeque::new),
             selector: Selector::new(comp),
+            completer: Completer::new(comp.len()),
             phase: None,
-            round_of: vec![None; n],
-            rounds: Vec::new(),
-            revert_all: false,
-            reverting_part: false,
-            defer_reverts: false,
-            halted: false,
             suspending: false,
-            failures: Vec::new(),
-            failures_shared: None,
-            no_failures: Arc::from(Vec::new()),
             started: false,
         }
     }
@@ -170,8 +156,8 @@ impl<'e> Runtime<'e> {
             self.complete(outcome)?;
             return Ok(Step::Continue);
         }
-        if !self.halted {
-            let has_work = self.selector.has_work(!self.revert_all);
+        if !self.completer.halted() {
+            let has_work = self.selector.has_work(!self.completer.reverting_all());
             if has_work {
                 if self.cancel.load(Ordering::Relaxed) {
                     self.begin_suspending()?;
@@ -236,7 +222,7 @@ impl<'e> Runtime<'e> {
     }
 
     fn final_state(&self) -> FlowState {
-        if self.halted {
+        if self.completer.halted() {
             return FlowState::Failure;
         }
         if self.suspending {
@@ -249,7 +235,7 @@ impl<'e> Runtime<'e> {
                 return FlowState::Suspended;
             }
         }
-        if self.revert_all {
+        if self.completer.reverting_all() {
             return FlowState::Reverted;
         }
         if self
@@ -259,7 +245,7 @@ impl<'e> Runtime<'e> {
             .all(|d| d.state.is_done())
         {
             FlowState::Success
-        } else if self.reverting_part {
+        } else if self.completer.reverting_part() {
             FlowState::Reverted
         } else {
             FlowState::Failure
@@ -270,7 +256,7 @@ impl<'e> Runtime<'e> {
     /// neither done nor reverted, which is a bug) gets one naming them:
     /// a failed flow always says why.
     fn explain_stall(&mut self) {
-        if !self.failures.is_empty() {
+        if !self.completer.failures().is_empty() {
             return;
         }
         let stuck: Vec<String> = self
@@ -280,7 +266,7 @@ impl<'e> Runtime<'e> {
             .filter(|d| !d.state.is_done() && d.state != AtomState::Reverted)
             .map(|d| format!("`{}` ({})", d.name, d.state))
             .collect();
-        self.add_failure(Failure::new(
+        self.completer.add_failure(Failure::new(
             kinds::STALLED,
             format!(
                 "the engine found nothing more to run, yet these atoms neither finished nor \
@@ -290,131 +276,14 @@ impl<'e> Runtime<'e> {
         ));
     }
 
-    /// A reverted flow runs again: what was reverted (all of it, or one
-    /// controller's subflow) is reset to run again; atoms left `SUCCESS`
-    /// keep their results.
-    fn reset_all(&mut self) -> Result<(), EngineError> {
-        for atom in self.comp.indices() {
-            let d = self.storage.detail_mut(atom);
-            if d.state == AtomState::Success {
-                continue;
-            }
-            d.intention = Intention::Execute;
-            d.result = None;
-            d.failure = None;
-            d.revert_failure = None;
-            d.revert_result = None;
-            d.history = Default::default();
-            if matches!(d.state, AtomState::Reverted | AtomState::Ignore) {
-                self.transition(atom, AtomState::Pending, Write::Detail)?;
-            } else {
-                self.storage.write_detail(atom)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Builds counters, queues, rounds and failures from the atom details,
-    /// after recovering what a crash may have left half done.
+    /// Builds the roles' state from the atom details: the completer first
+    /// recovers what a crash left half done and rebuilds rounds and
+    /// failures, then the selector counts and queues, then the completer
+    /// finishes what the records show done but not yet followed up.
     fn init(&mut self) -> Result<(), EngineError> {
-        let comp = self.comp;
-        for atom in comp.indices() {
-            let d = self.storage.detail(atom);
-            if d.state != AtomState::Running {
-                continue;
-            }
-            if d.intention == Intention::Revert {
-                let failure = Failure::new(
-                    kinds::STOPPED_WHILE_REVERTING,
-                    "the engine stopped while the atom ran; it is reverted",
-                )
-                .with_atom(&*comp.atom(atom).name);
-                self.storage.detail_mut(atom).set_failure(Some(failure));
-                self.transition(atom, AtomState::Failure, Write::Detail)?;
-            } else {
-                self.transition(atom, AtomState::Pending, Write::State)?;
-            }
-        }
-        for d in self.storage.atom_details() {
-            if d.intention == Intention::Revert || d.state == AtomState::RevertFailure {
-                self.failures.extend(d.failure().cloned());
-            }
-            self.halted |= d.state == AtomState::RevertFailure;
-        }
-        for d in self.storage.atom_details() {
-            self.failures.extend(d.revert_failure().cloned());
-        }
-        self.failures
-            .extend(self.storage.removed_failures.iter().cloned());
-        // Retry rounds in progress, and resets of finished rounds that a
-        // crash interrupted (the controller already `RETRYING`).
-        for r in comp.indices() {
-            let d = self.storage.detail(r);
-            if d.intention == Intention::Retry {
-                let atoms = self.round_atoms(r, |d| d.intention == Intention::Revert);
-                let mut remaining = 0;
-                for &s in &atoms {
-                    self.round_of[s.index()] = Some(r);
-                    remaining += usize::from(needs_revert(self.storage.detail(s).state));
-                }
-                self.rounds.push(Round {
-                    controller: r,
-                    atoms,
-                    remaining,
-                });
-            } else if d.state == AtomState::Retrying && comp.atom(r).kind() == AtomKind::Retry {
-                let atoms = self.round_atoms(r, |d| d.intention == Intention::Revert);
-                self.reset_round(&atoms)?;
-            }
-        }
-        let stray = |a: AtomIndex| {
-            self.storage.detail(a).intention == Intention::Revert
-                && self.round_of[a.index()].is_none()
-        };
-        if comp.indices().any(stray) {
-            // Everything that ran is being reverted: the whole flow is;
-            // otherwise one controller's subflow is, the rest left alone.
-            let whole = comp.indices().all(|a| {
-                let d = self.storage.detail(a);
-                !needs_revert(d.state) || d.intention == Intention::Revert
-            });
-            if whole {
-                self.revert_all = true;
-            } else {
-                self.reverting_part = true;
-            }
-        }
-        if self.revert_all {
-            self.rounds.clear();
-            self.round_of.iter_mut().for_each(|r| *r = None);
-            self.mark_all_for_revert()?;
-        }
+        self.recover()?;
         self.selector.rebuild(self.storage);
-        let finished: Vec<AtomIndex> = self
-            .rounds
-            .iter()
-            .filter(|round| round.remaining == 0)
-            .map(|round| round.controller)
-            .collect();
-        for r in finished {
-            self.finish_round(r)?;
-        }
-        let unresolved: Vec<AtomIndex> = comp
-            .indices()
-            .filter(|&a| {
-                let d = self.storage.detail(a);
-                d.state == AtomState::Failure && d.intention == Intention::Execute
-            })
-            .collect();
-        for atom in unresolved {
-            if let Some(f) = self.storage.detail(atom).failure().cloned() {
-                self.failures.push(f);
-            }
-            if self.storage.detail(atom).intention == Intention::Execute {
-                self.resolve(atom)?;
-            }
-        }
-        Ok(())
+        self.resume_resolution()
     }
 
     /// Yields the loop's phase to `run_iter`, when it changed.
@@ -497,18 +366,6 @@ impl<'e> Runtime<'e> {
             self.flow_to(FlowState::Suspending)?;
         }
         Ok(())
-    }
-
-    /// The flow's failures, shared with revert work.
-    pub(crate) fn shared_failures(&mut self) -> Arc<[Failure]> {
-        self.failures_shared
-            .get_or_insert_with(|| self.failures.clone().into())
-            .clone()
-    }
-
-    pub(crate) fn add_failure(&mut self, failure: Failure) {
-        self.failures.push(failure);
-        self.failures_shared = None;
     }
 }
 

@@ -60,7 +60,7 @@ impl Runtime<'_> {
             history,
             own_result: None,
             own_failure: None,
-            flow_failures: self.no_failures.clone(),
+            flow_failures: self.completer.no_failures(),
             listeners: self.listeners.clone(),
             progress_detail: record,
             cancel: self.cancel.clone(),
@@ -78,7 +78,7 @@ impl Runtime<'_> {
             self.transition(atom, AtomState::Reverting, Write::State)?;
         }
         let inputs = self.revert_inputs(atom);
-        let flow_failures = self.shared_failures();
+        let flow_failures = self.completer.shared_failures();
         let compiled = self.comp.atom(atom);
         let d = self.storage.detail(atom);
         let work = AtomWork {
