@@ -38,21 +38,28 @@ struct AtomIn<K: ?Sized> {
     kind: Box<K>,
 }
 
+/// Writes an atom whose `kind` is stored as `stored`, or fails naming the
+/// atom (`what`: "atom" or "retry atom"), its part and the trait it lacks.
+fn write_atom<S: Serializer, K: Serialize + ?Sized>(
+    serializer: S,
+    spec: &AtomSpec,
+    stored: Option<&K>,
+    (what, part, type_name, stored_trait): (&str, &str, &str, &str),
+) -> Result<S::Ok, S::Error> {
+    let kind = stored.ok_or_else(|| {
+        S::Error::custom(format!(
+            "{what} `{}` cannot be stored: its {part} `{type_name}` is not a {stored_trait} \
+             (#[typetag::serde] impl {stored_trait}); {USE_A_FACTORY}",
+            spec.name
+        ))
+    })?;
+    AtomOut { spec, kind }.serialize(serializer)
+}
+
 impl Serialize for TaskAtom {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let kind = self.kind.stored().ok_or_else(|| {
-            S::Error::custom(format!(
-                "atom `{}` cannot be stored: its task `{}` is not a StoredTask \
-                 (#[typetag::serde] impl StoredTask); {USE_A_FACTORY}",
-                self.spec.name,
-                self.kind.type_name()
-            ))
-        })?;
-        AtomOut {
-            spec: &self.spec,
-            kind,
-        }
-        .serialize(serializer)
+        let part = ("atom", "task", self.kind.type_name(), "StoredTask");
+        write_atom(serializer, &self.spec, self.kind.stored(), part)
     }
 }
 
@@ -68,19 +75,13 @@ impl<'de> Deserialize<'de> for TaskAtom {
 
 impl Serialize for RetryAtom {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let kind = self.kind.stored().ok_or_else(|| {
-            S::Error::custom(format!(
-                "retry atom `{}` cannot be stored: its controller `{}` is not a StoredRetry \
-                 (#[typetag::serde] impl StoredRetry); {USE_A_FACTORY}",
-                self.spec.name,
-                self.kind.type_name()
-            ))
-        })?;
-        AtomOut {
-            spec: &self.spec,
-            kind,
-        }
-        .serialize(serializer)
+        let part = (
+            "retry atom",
+            "controller",
+            self.kind.type_name(),
+            "StoredRetry",
+        );
+        write_atom(serializer, &self.spec, self.kind.stored(), part)
     }
 }
 

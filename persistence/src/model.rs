@@ -376,12 +376,7 @@ impl RunSpec {
         let store = match meta.remove(run_meta::STORE) {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(store)) => store,
-            Some(other) => {
-                return Err(corrupt(format!(
-                    "its initial store is {}, not an object",
-                    json_kind(&other)
-                )))
-            }
+            Some(_) => return Err(corrupt("its initial store is not a JSON object".into())),
         };
         let logbook = match meta.remove(run_meta::LOGBOOK) {
             None => None,
@@ -398,18 +393,6 @@ impl RunSpec {
             store,
             logbook,
         })
-    }
-}
-
-/// What kind of JSON value `value` is, for errors.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

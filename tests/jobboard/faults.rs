@@ -320,7 +320,7 @@ fn only_corrupt_records_trash_a_job() {
     s.records.save_logbook(&book).expect("saved");
     for (flow_detail, why) in ids.into_iter().zip([
         "no flow definition",
-        "its initial store is a string, not an object",
+        "its initial store is not a JSON object",
     ]) {
         let mut job = NewJob::new("broken");
         job.logbook = Some(book.uuid);
