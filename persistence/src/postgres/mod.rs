@@ -99,11 +99,16 @@ fn is_foreign_key_violation(e: &postgres::Error) -> bool {
 /// # Connections
 ///
 /// The client is the synchronous `postgres` crate (it drives its own small
-/// runtime inside). A backend keeps a small pool: connections are made as
-/// callers need them, a few are kept idle, and a connection broken by a
-/// server restart is dropped and replaced on the next call (a call that hit
-/// a pooled connection broken while idle is retried once on a new one).
-/// Connections are made without TLS.
+/// runtime inside). A backend keeps an `r2d2` pool of at most 32
+/// connections, each with its prepared statements: connections are made as
+/// callers need them, and a connection broken by a server restart is
+/// dropped and replaced on the next call (a call that hit a pooled
+/// connection broken while idle is retried once on a new one, and every
+/// connection older than it is dropped). While the server is down a call
+/// waits up to the connect timeout for a connection, then fails. The first
+/// connection, which creates or migrates the schema, is made in the
+/// caller's thread, so a wrong URL fails at once. Connections are made
+/// without TLS.
 ///
 /// # Example
 ///
@@ -216,8 +221,8 @@ impl PostgresBackend {
             },
             other => other,
         })?;
+        // Closed when done: the pool opens its own as calls need them.
         schema::prepare(&mut conn.client, schema, &ident, &location)?;
-        pool.put(conn);
         Ok(PostgresBackend {
             pool,
             schema: schema.to_owned(),
