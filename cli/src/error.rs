@@ -64,7 +64,7 @@ pub enum CliError {
     Engine(#[from] EngineError),
     /// The Ctrl-C handler could not be installed.
     #[error("cannot handle Ctrl-C: {0}")]
-    Signal(#[from] ctrlc::Error),
+    Signal(String),
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),

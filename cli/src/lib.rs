@@ -45,7 +45,7 @@ use taskflow::{Flow, FlowRegistry, TaskError, Value};
 
 pub use decider::{Test, When};
 pub use error::CliError;
-pub use file::{FileErrors, FlowFile, Located, Pos};
+pub use file::{document_json, FileErrors, FlowFile, Located, Pos};
 pub use records::{Records, DEFAULT_RECORDS};
 pub use tasks::{FileTask, Seconds, Shell, Sleep, TaskKinds};
 
@@ -100,11 +100,12 @@ impl App {
     /// Runs the command the process's arguments say; the exit code says
     /// how it ended.
     pub fn run(self) -> ExitCode {
-        self.run_with(std::env::args_os())
+        ExitCode::from(self.execute(std::env::args_os()))
     }
 
-    /// Runs the command `args` say (the first is the program's name).
-    pub fn run_with<I, T>(self, args: I) -> ExitCode
+    /// Runs the command `args` say (the first is the program's name), as
+    /// [`run`](Self::run) does; the exit code (see [`exit`]).
+    pub fn execute<I, T>(self, args: I) -> u8
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -113,18 +114,18 @@ impl App {
             Ok(cli) => cli,
             Err(e) => {
                 let _ = e.print();
-                return ExitCode::from(if e.use_stderr() {
+                return if e.use_stderr() {
                     exit::INVALID
                 } else {
                     exit::SUCCESS
-                });
+                };
             }
         };
         match commands::exec(&self, cli) {
-            Ok(code) => ExitCode::from(code),
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(exit::code_of(&e))
+                exit::code_of(&e)
             }
         }
     }

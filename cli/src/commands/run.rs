@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use clap::ValueEnum;
 use taskflow::{
@@ -164,19 +164,36 @@ fn go(builder: EngineBuilder, options: &RunOptions, records: &Records) -> Result
     Ok(code)
 }
 
+/// The engine that Ctrl-C suspends: the one running now, if any.
+static RUNNING: Mutex<Option<SuspendHandle>> = Mutex::new(None);
+static PRESSES: AtomicUsize = AtomicUsize::new(0);
+static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+
 /// The first Ctrl-C suspends the flow at the next atom boundary; a second
-/// ends the process at once.
+/// ends the process at once. The handler is installed once per process
+/// (a program may run several flows); each run points it at its engine.
 fn on_ctrl_c(suspend: SuspendHandle) -> Result<(), CliError> {
-    let presses = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
-            eprintln!(
-                "suspending after the atoms running now finish (Ctrl-C again to quit at once)"
-            );
-            suspend.suspend();
-        } else {
-            std::process::exit(130);
-        }
-    })?;
+    let installed = INSTALLED.get_or_init(|| {
+        ctrlc::set_handler(|| {
+            if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
+                eprintln!(
+                    "suspending after the atoms running now finish (Ctrl-C again to quit at once)"
+                );
+                if let Some(handle) = RUNNING.lock().ok().and_then(|r| r.clone()) {
+                    handle.suspend();
+                }
+            } else {
+                std::process::exit(130);
+            }
+        })
+        .map_err(|e| e.to_string())
+    });
+    if let Err(e) = installed {
+        return Err(CliError::Signal(e.clone()));
+    }
+    PRESSES.store(0, Ordering::SeqCst);
+    if let Ok(mut running) = RUNNING.lock() {
+        *running = Some(suspend);
+    }
     Ok(())
 }

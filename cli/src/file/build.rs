@@ -91,6 +91,15 @@ pub(super) fn parse(source: &str, kinds: &TaskKinds) -> Result<Parsed, Vec<Locat
     }
 }
 
+/// The YAML document: a map, duplicate keys refused, quoted scalars kept
+/// apart from plain ones.
+pub(super) fn document(source: &str) -> Result<Node, Located> {
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    marked_yaml::parse_yaml_with_options(0, source, options).map_err(|e| load_error(&e))
+}
+
 fn load_error(e: &marked_yaml::LoadError) -> Located {
     use marked_yaml::LoadError as L;
     let (marker, message) = match e {
@@ -798,4 +807,48 @@ fn unknown_field_place(message: &str, params: &Node) -> Option<Pos> {
         .map(|(k, _)| (k.as_str(), pos(k.span())))
         .collect();
     found.get(field).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Every key the parser accepts is in the JSON Schema, at its place.
+    #[test]
+    fn the_schema_covers_every_key() {
+        let schema: Value = serde_json::from_str(include_str!("../../flow.schema.json")).unwrap();
+        let props = |pointer: &str| -> Vec<String> {
+            schema
+                .pointer(pointer)
+                .and_then(Value::as_object)
+                .unwrap_or_else(|| panic!("no {pointer} in the schema"))
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let check = |keys: &[&str], pointer: &str| {
+            let have = props(pointer);
+            for k in keys {
+                assert!(have.iter().any(|h| h == k), "`{k}` missing from {pointer}");
+            }
+            for h in &have {
+                assert!(
+                    keys.contains(&h.as_str()) || ["shell", "sleep"].contains(&h.as_str()),
+                    "{pointer} has `{h}`, which the parser refuses"
+                );
+            }
+        };
+        check(TOP_KEYS, "/properties");
+        check(FLOW_KEYS, "/$defs/subflow/properties");
+        check(ATOM_KEYS, "/$defs/task/properties");
+        check(RETRY_KEYS, "/$defs/retry/oneOf/1/properties");
+        check(LINK_KEYS, "/$defs/links/items/oneOf/1/properties");
+        check(WHEN_KEYS, "/$defs/when/oneOf/1/properties");
+        check(
+            &["command", "revert", "env", "cwd", "timeout"],
+            "/$defs/shell/oneOf/1/properties",
+        );
+    }
 }

@@ -25,6 +25,13 @@ use taskflow::{CompileError, Flow};
 use crate::tasks::TaskKinds;
 use crate::CliError;
 
+/// A flow file's document as JSON, read as flow files are (YAML 1.2's
+/// core schema: plain `10` is a number, quoted `"10"` text): what
+/// `flow.schema.json` describes. A YAML mistake is located.
+pub fn document_json(source: &str) -> Result<Value, Located> {
+    build::document(source).map(|root| yaml::value(&root))
+}
+
 /// A place in a flow file: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 pub struct Pos {

@@ -16,9 +16,16 @@ pub(super) fn pos(span: &Span) -> Pos {
     })
 }
 
-/// Where a node starts.
+/// Where a node starts. For a block map, that is its first key (the
+/// loader marks a block map where it saw its first `:`).
 pub(super) fn at(node: &Node) -> Pos {
-    pos(node.span())
+    match node {
+        Node::Mapping(map) => map
+            .keys()
+            .next()
+            .map_or_else(|| pos(node.span()), |k| pos(k.span()).min(pos(node.span()))),
+        _ => pos(node.span()),
+    }
 }
 
 /// What a node is, for messages: "a map", "a list", "the text `x`".
