@@ -48,6 +48,8 @@ pub use error::CliError;
 pub use file::{document_json, FileErrors, FlowFile, Located, Pos};
 pub use records::{Records, DEFAULT_RECORDS};
 pub use tasks::{FileTask, Seconds, Shell, Sleep, TaskKinds};
+#[cfg(feature = "http")]
+pub use tasks::{Http, Request};
 
 /// A `taskflow` command: the stock verbs over the flow factories and task
 /// types a program adds.

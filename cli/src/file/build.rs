@@ -835,7 +835,7 @@ mod tests {
             }
             for h in &have {
                 assert!(
-                    keys.contains(&h.as_str()) || ["shell", "sleep"].contains(&h.as_str()),
+                    keys.contains(&h.as_str()) || ["shell", "sleep", "http"].contains(&h.as_str()),
                     "{pointer} has `{h}`, which the parser refuses"
                 );
             }
@@ -849,6 +849,12 @@ mod tests {
         check(
             &["command", "revert", "env", "cwd", "timeout"],
             "/$defs/shell/oneOf/1/properties",
+        );
+        let request = ["method", "url", "headers", "body", "success", "timeout"];
+        check(&request, "/$defs/request/properties");
+        check(
+            &[&request[..], &["revert"]].concat(),
+            "/$defs/http/oneOf/1/properties",
         );
     }
 }

@@ -1,4 +1,4 @@
-//! Task types a flow file can use: the built-in `shell` and `sleep`, and
+//! Task types a flow file can use: the built-in `shell`, `sleep` and `http`, and
 //! those a program adds with [`App::task_type`](crate::App::task_type).
 //!
 //! Each is a [`StoredTask`], so a flow made of them is stored whole in its
@@ -6,6 +6,8 @@
 //! conductor) with no factory.
 
 mod duration;
+#[cfg(feature = "http")]
+mod http;
 mod shell;
 mod sleep;
 
@@ -17,6 +19,8 @@ use serde_json::Value;
 use taskflow::{atom, StoredTask, TaskAtom};
 
 pub use duration::Seconds;
+#[cfg(feature = "http")]
+pub use http::{Http, Request};
 pub use shell::Shell;
 pub use sleep::Sleep;
 
@@ -85,11 +89,14 @@ fn make<T: FileTask>(name: &str, params: Value) -> Result<TaskAtom, String> {
 }
 
 impl TaskKinds {
-    /// The built-in types: `shell` and `sleep`.
+    /// The built-in types: `shell`, `sleep` and (with the `http` feature,
+    /// on by default) `http`.
     pub fn builtin() -> Self {
         let mut kinds = TaskKinds::default();
         kinds.add::<Shell>();
         kinds.add::<Sleep>();
+        #[cfg(feature = "http")]
+        kinds.add::<Http>();
         kinds
     }
 

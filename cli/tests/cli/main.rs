@@ -5,6 +5,8 @@
 
 mod app;
 mod examples;
+#[cfg(feature = "http")]
+mod http;
 mod mistakes;
 mod schema;
 mod suspend;
