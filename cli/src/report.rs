@@ -114,6 +114,10 @@ impl Listener for Progress {
                 }
             }
         }
+        if running && matches!(self.show, Show::Bars { .. }) {
+            // The bar says it.
+            return;
+        }
         let detail = match &event.failure {
             Some(f) => format!(": {}: {}", f.kind, f.message),
             None => String::new(),

@@ -146,6 +146,12 @@ impl Shell {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
+        // Its own process group: a timeout kills what the command started
+        // too (whose open pipes would otherwise keep the task waiting), and
+        // a Ctrl-C at the terminal, which suspends the flow, does not kill
+        // the command running now.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -255,11 +261,23 @@ fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<ExitStatus, Wait
             return Ok(status);
         }
         if start.elapsed() >= limit {
+            kill_group(child);
             let _ = child.kill();
             let _ = child.wait();
             return Err(Waited::TimedOut(limit));
         }
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills the process group the command leads (see `process_group`).
+fn kill_group(child: &Child) {
+    if cfg!(unix) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

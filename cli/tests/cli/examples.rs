@@ -223,3 +223,128 @@ fn validate_summarises_a_good_file() {
     assert_eq!(report["valid"], true);
     assert_eq!(report["tasks"], 4);
 }
+
+#[test]
+fn a_shell_timeout_kills_the_command_and_what_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.yaml"),
+        "name: slow\nsteps:\n  - name: hang\n    shell:\n      command: sleep 5; echo late\n      timeout: 200ms\n",
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let ran = run_in(dir.path(), &["run", "slow.yaml", "--json"]);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(ran.code, 3, "{}{}", ran.stdout, ran.stderr);
+    let summary: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let failure = summary["atoms"][0]["failure"].as_str().unwrap();
+    assert!(
+        failure.starts_with("Timeout: `sleep 5; echo late` still ran after 0.2s"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_failed_revert_ends_the_flow_failure_with_exit_4() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.yaml"),
+        "name: f\nsteps:\n  - name: a\n    shell:\n      command: echo made\n      revert: echo cannot undo >&2; exit 7\n  - name: b\n    shell: exit 1\n",
+    )
+    .unwrap();
+    let ran = run_in(dir.path(), &["run", "f.yaml", "--json"]);
+    assert_eq!(ran.code, 4, "{}{}", ran.stdout, ran.stderr);
+    let summary: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(summary["state"], "FAILURE");
+    assert_eq!(summary["atoms"][0]["state"], "REVERT_FAILURE");
+    let revert = summary["atoms"][0]["revert_failure"].as_str().unwrap();
+    assert!(
+        revert.contains("exited with code 7; stderr: cannot undo"),
+        "{revert}"
+    );
+}
+
+#[test]
+fn records_where_the_flag_or_the_environment_says() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.yaml"),
+        "name: f\nsteps:\n  - name: a\n    shell: echo hi\n",
+    )
+    .unwrap();
+    let ran = run_in(dir.path(), &["run", "f.yaml", "--records", "dir:recs"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(dir.path().join("recs").is_dir());
+    assert!(ran.stdout.contains("records dir:recs"), "{}", ran.stdout);
+    let ran: super::Ran = super::taskflow()
+        .args(["run", "f.yaml"])
+        .current_dir(dir.path())
+        .env("TASKFLOW_RECORDS", "sqlite:env.db")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(dir.path().join("env.db").exists());
+    assert!(!dir.path().join(".taskflow").exists());
+    let bad = run_in(dir.path(), &["run", "f.yaml", "--records", "mysql://x"]);
+    assert_eq!(bad.code, 2);
+    assert_eq!(bad.stderr.lines().count(), 1, "one line: {}", bad.stderr);
+    assert!(
+        bad.stderr.contains("records `mysql://x`: unknown scheme"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn for_each_and_the_argument_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.yaml"),
+        r#"name: regions
+steps:
+  - name: place
+    retry:
+      for_each: [eu-1, eu-2, eu-3]
+      provides: region
+    steps:
+      - name: try
+        shell: |
+          if [ "$region" = eu-1 ]; then echo "eu-1 is full" >&2; exit 1; fi
+          echo "[\"$region\", \"$zone\"]"
+        requires: [region]
+        optional: {zone: a}
+        provides: [where, zone_used]
+  - name: describe
+    shell: |
+      echo "{\"text\": \"$where/$zone_used/$size\", \"n\": $size}"
+    requires: [where, zone_used, size]
+    inject: {size: 5}
+    provides: {keys: [text, n]}
+  - name: show
+    shell: echo "$t"
+    rebind: {t: text}
+    requires: [t]
+"#,
+    )
+    .unwrap();
+    let ran = run_in(dir.path(), &["run", "f.yaml", "--json"]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let summary: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let by = |n: &str| {
+        summary["atoms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("place_retry")["attempts"], 2);
+    assert_eq!(by("try")["result"], serde_json::json!(["eu-2", "a"]));
+    assert_eq!(by("show")["result"], "eu-2/a/5");
+}

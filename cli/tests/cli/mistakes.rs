@@ -214,3 +214,12 @@ fn the_text_report_quotes_the_line_with_a_caret() {
     );
     assert!(!dir.path().join(".taskflow").exists());
 }
+
+#[test]
+fn a_cycle_points_at_its_first_atom() {
+    let (line, column, message) = only(
+        "name: g\npattern: graph\nsteps:\n  - name: a\n    shell: echo\n  - name: b\n    shell: echo\nlinks: [a -> b, b -> a]\n",
+    );
+    assert_eq!((line, column), (4, 11), "{message}");
+    assert!(message.contains("the flow has a cycle"), "{message}");
+}
