@@ -38,8 +38,7 @@ pub(crate) struct Args {
 pub(crate) fn exec(app: &App, args: Args) -> Result<u8, CliError> {
     let flow = match source(app, &args.flow)? {
         Source::File(file) => {
-            file.check(&file.store().clone())
-                .map_err(CliError::Invalid)?;
+            file.compile().map_err(CliError::Invalid)?;
             file.into_flow()
         }
         Source::Factory(name) => {

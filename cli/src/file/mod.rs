@@ -193,20 +193,27 @@ impl FlowFile {
     /// Compiles the flow and resolves it against the file's store with
     /// `extra` over it: every error the library finds, placed in the file.
     pub fn check(&self, extra: &Map<String, Value>) -> Result<Compilation, FileErrors> {
-        let located = |errors: Vec<CompileError>| {
-            let mut errors: Vec<Located> = errors.iter().map(|e| self.place(e)).collect();
-            errors.sort_by_key(|e| e.pos);
-            FileErrors {
-                file: self.path.clone(),
-                errors,
-                source: self.source.clone(),
-            }
-        };
-        let compilation = compile(&self.flow).map_err(|e| located(e.0))?;
+        let compilation = self.compile()?;
         let mut store = self.store.clone();
         store.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        compilation.resolve(&store).map_err(|e| located(e.0))?;
+        compilation.resolve(&store).map_err(|e| self.located(e.0))?;
         Ok(compilation)
+    }
+
+    /// Compiles the flow, without resolving its arguments against a store
+    /// (what `graph` needs): the errors placed in the file.
+    pub fn compile(&self) -> Result<Compilation, FileErrors> {
+        compile(&self.flow).map_err(|e| self.located(e.0))
+    }
+
+    fn located(&self, errors: Vec<CompileError>) -> FileErrors {
+        let mut errors: Vec<Located> = errors.iter().map(|e| self.place(e)).collect();
+        errors.sort_by_key(|e| e.pos);
+        FileErrors {
+            file: self.path.clone(),
+            errors,
+            source: self.source.clone(),
+        }
     }
 
     /// Where in the file the library's error `e` comes from.

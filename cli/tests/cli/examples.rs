@@ -348,3 +348,19 @@ steps:
     assert_eq!(by("try")["result"], serde_json::json!(["eu-2", "a"]));
     assert_eq!(by("show")["result"], "eu-2/a/5");
 }
+
+#[test]
+fn graph_needs_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.yaml"),
+        "name: f\nsteps:\n  - name: a\n    shell: echo\n    requires: [given_at_run]\n",
+    )
+    .unwrap();
+    let ran = run_in(dir.path(), &["graph", "f.yaml"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout,
+        "f (linear)\n  a [shell] requires given_at_run\n"
+    );
+}
