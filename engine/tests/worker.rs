@@ -17,7 +17,9 @@ use taskflow_engine::worker::{
     kinds, InProcess, Transport, Worker, WorkerConfig, WorkerExecutor, WorkerHandle, WorkerOptions,
 };
 use taskflow_engine::{CapturingListener, Engine, EngineError};
-use taskflow_patterns::{atom, Context, FlowState, Linear, StoredTask, TaskError, Unordered, Value};
+use taskflow_patterns::{
+    atom, Context, FlowState, Linear, StoredTask, TaskError, Unordered, Value,
+};
 
 /// Adds `amount` to the input `x`; reports progress; returns the sum and
 /// the worker thread that ran it.
@@ -366,7 +368,11 @@ mod amqp {
             "{}",
             failures[0]
         );
-        assert!(failures[0].message.contains("is not a StoredTask"), "{}", failures[0]);
+        assert!(
+            failures[0].message.contains("is not a StoredTask"),
+            "{}",
+            failures[0]
+        );
         w.stop().unwrap();
     }
 

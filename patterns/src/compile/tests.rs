@@ -818,7 +818,10 @@ fn a_part_that_is_not_stored_is_named_when_the_flow_is_serialized() {
     struct Client(std::sync::Mutex<Vec<i64>>);
     impl Task for Client {
         fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
-            let mut sent = self.0.lock().map_err(|_| TaskError::new("Poisoned", "lock"))?;
+            let mut sent = self
+                .0
+                .lock()
+                .map_err(|_| TaskError::new("Poisoned", "lock"))?;
             sent.push(1);
             Ok(Value::Null)
         }
