@@ -53,7 +53,7 @@
 //! * the selector (selector.rs, [`Selector`]): the readiness bookkeeping,
 //!   per atom the dependencies not yet done, the dependents still to
 //!   revert and whether its work is in flight, and the ready queues;
-//! * the completer (completer.rs, [`Completer`]): retry rounds, the flow's
+//! * the completer (completer/, [`Completer`] in completer/state.rs): retry rounds, the flow's
 //!   failures, how failure resolution left the flow (reverting all of it or
 //!   a part, halted), and the recovery of what a crash left half done;
 //! * the scheduler (scheduler.rs) keeps nothing: it submits work;
@@ -69,7 +69,7 @@ use std::sync::Arc;
 
 use taskflow_patterns::{kinds, AtomIndex, AtomState, Compilation, Failure, FlowState, Resolution};
 
-use crate::completer::Completer;
+use crate::completer::state::Completer;
 use crate::executor::Executor;
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
 use crate::selector::Selector;
@@ -367,12 +367,4 @@ impl<'e> Runtime<'e> {
         }
         Ok(())
     }
-}
-
-/// Whether an atom in this state has done something that must be reverted.
-pub(crate) fn needs_revert(state: AtomState) -> bool {
-    matches!(
-        state,
-        AtomState::Success | AtomState::Failure | AtomState::Running | AtomState::Reverting
-    )
 }

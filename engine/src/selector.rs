@@ -15,7 +15,6 @@ use taskflow_patterns::{
 };
 
 use crate::ready::ReadyQueue;
-use crate::runtime::needs_revert;
 use crate::storage::Storage;
 
 /// The readiness bookkeeping of a run: per atom, how many dependencies are
@@ -442,4 +441,12 @@ fn reach(depth: Depth) -> u8 {
         Depth::Flow => 2,
         Depth::All => 3,
     }
+}
+
+/// Whether an atom in this state has done something that must be reverted.
+pub(crate) fn needs_revert(state: AtomState) -> bool {
+    matches!(
+        state,
+        AtomState::Success | AtomState::Failure | AtomState::Running | AtomState::Reverting
+    )
 }

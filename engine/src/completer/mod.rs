@@ -8,6 +8,9 @@
 //! on the runtime, tell the [`Selector`](crate::selector::Selector) what is
 //! done, reverted or taken back, and write the checkpoints.
 
+pub(crate) mod state;
+
+use self::state::Round;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -20,116 +23,10 @@ use taskflow_patterns::{
 use taskflow_persistence::AtomDetail;
 
 use crate::executor::{Action, AtomOutcome};
-use crate::runtime::{needs_revert, Runtime, Write};
+use crate::runtime::{Runtime, Write};
+use crate::selector::needs_revert;
 use crate::storage::{clear_progress, intend};
 use crate::EngineError;
-
-/// What the completer keeps between outcomes: the retry rounds in progress
-/// and the round each atom is reverted for, the flow's failures, and how
-/// failure resolution left the flow (reverting as a whole, one
-/// controller's subflow reverting, or halted by a failed revert). Built
-/// from the records by [`Runtime::recover`] when a run starts.
-pub(crate) struct Completer {
-    /// Per atom: the retry round it is being reverted for.
-    round_of: Vec<Option<AtomIndex>>,
-    /// Retry rounds in progress.
-    rounds: Vec<Round>,
-    /// The whole flow is reverting: nothing more executes.
-    revert_all: bool,
-    /// A controller's subflow is reverting (or reverted) on its own: the
-    /// flow ends `REVERTED`, the rest of it as it was.
-    reverting_part: bool,
-    /// `REVERT` with no controller further out reverts the whole flow, as
-    /// TaskFlow's `defer_reverts` (see `EngineBuilder::defer_reverts`).
-    defer_reverts: bool,
-    /// A revert failed: nothing more is scheduled.
-    halted: bool,
-    /// The flow's failures, the last attempt's of each atom.
-    failures: Vec<Failure>,
-    /// `failures` as shared with revert work, until they change.
-    failures_shared: Option<Arc<[Failure]>>,
-    /// An empty failure list, shared by every execution.
-    no_failures: Arc<[Failure]>,
-}
-
-/// A retry round in progress: its controller, the atoms it reverts and
-/// resets, and how many are still to revert.
-struct Round {
-    controller: AtomIndex,
-    atoms: Vec<AtomIndex>,
-    remaining: usize,
-}
-
-impl Completer {
-    /// No rounds, no failures, for a flow of `n` atoms.
-    pub(crate) fn new(n: usize) -> Self {
-        Completer {
-            round_of: vec![None; n],
-            rounds: Vec::new(),
-            revert_all: false,
-            reverting_part: false,
-            defer_reverts: false,
-            halted: false,
-            failures: Vec::new(),
-            failures_shared: None,
-            no_failures: Arc::from(Vec::new()),
-        }
-    }
-
-    /// Whether `REVERT` with no controller further out reverts the whole
-    /// flow (see `EngineBuilder::defer_reverts`).
-    pub(crate) fn set_defer_reverts(&mut self, defer: bool) {
-        self.defer_reverts = defer;
-    }
-
-    /// Whether a revert failed, so nothing more is scheduled.
-    #[inline]
-    pub(crate) fn halted(&self) -> bool {
-        self.halted
-    }
-
-    /// Whether the whole flow is reverting (nothing more executes).
-    #[inline]
-    pub(crate) fn reverting_all(&self) -> bool {
-        self.revert_all
-    }
-
-    /// Whether one controller's subflow is reverting (or reverted) on its
-    /// own.
-    pub(crate) fn reverting_part(&self) -> bool {
-        self.reverting_part
-    }
-
-    /// The flow's failures.
-    pub(crate) fn failures(&self) -> &[Failure] {
-        &self.failures
-    }
-
-    /// Adds a failure of the flow.
-    pub(crate) fn add_failure(&mut self, failure: Failure) {
-        self.failures.push(failure);
-        self.failures_shared = None;
-    }
-
-    /// The flow's failures, shared with revert work.
-    pub(crate) fn shared_failures(&mut self) -> Arc<[Failure]> {
-        self.failures_shared
-            .get_or_insert_with(|| self.failures.clone().into())
-            .clone()
-    }
-
-    /// No failures, shared with every execution.
-    #[inline]
-    pub(crate) fn no_failures(&self) -> Arc<[Failure]> {
-        self.no_failures.clone()
-    }
-
-    /// Drops every retry round: the whole flow reverts.
-    fn forget_rounds(&mut self) {
-        self.rounds.clear();
-        self.round_of.iter_mut().for_each(|r| *r = None);
-    }
-}
 
 impl Runtime<'_> {
     pub(crate) fn complete(&mut self, outcome: AtomOutcome) -> Result<(), EngineError> {
