@@ -208,9 +208,7 @@ impl Runtime<'_> {
         };
         // A round of a controller inside this scope (this controller's own
         // included: its flow holds it) is superseded by this one.
-        self.completer
-            .rounds
-            .retain(|round| !comp.flow_contains(flow, round.controller));
+        self.completer.forget_rounds_in(comp, flow);
         intend(self.storage.detail_mut(r), Intention::Retry);
         self.storage.write_state(r)?;
         let atoms = self.round_atoms(r, |d| needs_revert(d.state));
@@ -336,9 +334,7 @@ impl Runtime<'_> {
         let Some(flow) = comp.atom(r).controls else {
             return self.start_revert_all();
         };
-        self.completer
-            .rounds
-            .retain(|round| !comp.flow_contains(flow, round.controller));
+        self.completer.forget_rounds_in(comp, flow);
         let mut atoms = self.round_atoms(r, |d| needs_revert(d.state));
         atoms.push(r);
         self.take_back(&atoms, None)?;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use taskflow_patterns::{AtomIndex, Failure};
+use taskflow_patterns::{AtomIndex, Compilation, Failure, FlowIndex};
 
 /// What the completer keeps between outcomes: the retry rounds in progress
 /// and the round each atom is reverted for, the flow's failures, and how
@@ -104,6 +104,14 @@ impl Completer {
     #[inline]
     pub(crate) fn no_failures(&self) -> Arc<[Failure]> {
         self.no_failures.clone()
+    }
+
+    /// Drops the rounds of the controllers inside `flow` (its own
+    /// controller's included), superseded by a round or a revert of the
+    /// whole of `flow`.
+    pub(super) fn forget_rounds_in(&mut self, comp: &Compilation, flow: FlowIndex) {
+        self.rounds
+            .retain(|round| !comp.flow_contains(flow, round.controller));
     }
 
     /// Drops every retry round: the whole flow reverts.
