@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use taskflow::{EngineError, PersistenceError};
+use taskflow::{EngineError, JobBoardError, PersistenceError};
 
 use crate::file::FileErrors;
 
@@ -33,6 +33,26 @@ pub enum CliError {
         /// What is wrong with it.
         why: String,
     },
+    /// `--board` (or `TASKFLOW_BOARD`) is not a URL this command knows.
+    #[error("board `{url}`: {why}")]
+    BoardUrl {
+        /// The URL given (without a password).
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The board did not answer, or refused a read or a write.
+    #[error("board `{url}`: {source}")]
+    Board {
+        /// The board's URL (without a password).
+        url: String,
+        /// What failed.
+        #[source]
+        source: JobBoardError,
+    },
+    /// A job id that is not a UUID.
+    #[error("`{0}` is not a job id (a UUID, as `taskflow post` prints it)")]
+    BadJobId(String),
     /// A `--store key=value` argument is malformed.
     #[error("--store `{arg}`: {why}")]
     StoreArg {

@@ -37,6 +37,8 @@ pub fn code_of(e: &CliError) -> u8 {
         | CliError::StoreArg { .. }
         | CliError::UnknownFlow { .. }
         | CliError::BadFlowDetailId(_)
+        | CliError::BadJobId(_)
+        | CliError::BoardUrl { .. }
         | CliError::RecordsUrl { .. } => INVALID,
         CliError::Engine(EngineError::Compile(_)) => INVALID,
         CliError::Engine(EngineError::Failed { state, .. }) => of_state(*state),

@@ -28,6 +28,7 @@
 //!
 //! Exit codes say how a command ended: see [`exit`].
 
+mod board;
 mod commands;
 mod decider;
 mod error;
@@ -35,6 +36,7 @@ pub mod exit;
 mod file;
 mod records;
 mod report;
+mod signal;
 mod tasks;
 
 use std::ffi::OsString;
@@ -43,6 +45,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use taskflow::{Flow, FlowRegistry, TaskError, Value};
 
+pub use board::{Board, DEFAULT_BOARD, REDIS_KEY_PREFIX};
 pub use decider::{Test, When};
 pub use error::CliError;
 pub use file::{document_json, FileErrors, FlowFile, Located, Pos};

@@ -1,22 +1,32 @@
 //! The verbs: one module each, a clap `Args` and an `exec`.
 
+mod conductor;
 mod graph;
+mod jobs;
+mod post;
+mod purge;
 mod run;
+mod show;
+mod trash;
 mod validate;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::{App, CliError, FlowFile};
+use taskflow::{Backend, JobBoard};
+
+use crate::{App, Board, CliError, FlowFile, Records, Seconds};
 
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "taskflow",
     version,
-    about = "Run, check and draw TaskFlow flows: YAML flow files or the flow factories of this program.",
+    about = "Run, check and draw TaskFlow flows (YAML flow files or the flow factories of this program), post them as jobs and run them on conductors.",
     after_help = "Exit codes: 0 success, 1 error, 2 invalid input, 3 flow reverted, 4 flow failed, 5 flow suspended."
 )]
 pub(crate) struct Cli {
@@ -24,6 +34,14 @@ pub(crate) struct Cli {
     /// default: sqlite:.taskflow/records.db]
     #[arg(long, global = true, value_name = "URL")]
     records: Option<String>,
+    /// Where the jobboard is: `sqlite:PATH` or `redis://HOST[:PORT][/DB]`
+    /// [env: TASKFLOW_BOARD; default: sqlite:.taskflow/board.db]
+    #[arg(long, global = true, value_name = "URL")]
+    board: Option<String>,
+    /// How long a conductor's claim on a job lasts unless renewed (`2s`,
+    /// `500ms`): a dead conductor's job is taken over after it [default: 1s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = duration)]
+    lease: Option<Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,16 +56,71 @@ enum Command {
     Run(run::RunArgs),
     /// Go on with a flow that was suspended, failed or interrupted.
     Resume(run::ResumeArgs),
+    /// Post a flow as a job on the board; prints the job's id.
+    Post(post::Args),
+    /// Run jobs from the board until SIGTERM or Ctrl-C.
+    Conductor(conductor::Args),
+    /// List the jobs on the board, with their flows' progress.
+    Jobs(jobs::Args),
+    /// Show a job's (or a flow detail's) flow, atom by atom.
+    Show(show::Args),
+    /// Mark a job complete without running it, recording why.
+    Trash(trash::Args),
+    /// Remove the complete jobs the board no longer keeps, and their records.
+    Purge(purge::Args),
+}
+
+/// Where the records and the board are, and the board's lease: the
+/// options every verb takes.
+pub(crate) struct Places {
+    records: Option<String>,
+    board: Option<String>,
+    lease: Option<Duration>,
+}
+
+impl Places {
+    /// The records, chosen and opened.
+    pub(crate) fn records(&self) -> Result<(Records, Arc<dyn Backend>), CliError> {
+        let records = Records::choose(self.records.as_deref())?;
+        let backend = records.open()?;
+        Ok((records, backend))
+    }
+
+    /// The board, chosen and opened.
+    pub(crate) fn board(&self) -> Result<(Board, Arc<dyn JobBoard>), CliError> {
+        let board = Board::choose(self.board.as_deref())?;
+        let opened = board.open(self.lease)?;
+        Ok((board, opened))
+    }
+}
+
+/// `--lease`: a duration as flow files write them.
+fn duration(text: &str) -> Result<Duration, String> {
+    match Seconds::parse(text) {
+        Some(s) if s.0 > 0.0 => Ok(s.duration()),
+        _ => Err("expected a positive duration such as `2s`, `500ms` or `1m`".to_owned()),
+    }
 }
 
 /// Runs the parsed command; its exit code.
 pub(crate) fn exec(app: &App, cli: Cli) -> Result<u8, CliError> {
-    let records = cli.records.as_deref();
+    let places = Places {
+        records: cli.records,
+        board: cli.board,
+        lease: cli.lease,
+    };
+    let records = places.records.as_deref();
     match cli.command {
         Command::Validate(args) => validate::exec(app, args),
         Command::Graph(args) => graph::exec(app, args),
         Command::Run(args) => run::exec(app, args, records),
         Command::Resume(args) => run::resume(app, args, records),
+        Command::Post(args) => post::exec(app, args, &places),
+        Command::Conductor(args) => conductor::exec(app, args, &places),
+        Command::Jobs(args) => jobs::exec(args, &places),
+        Command::Show(args) => show::exec(args, &places),
+        Command::Trash(args) => trash::exec(args, &places),
+        Command::Purge(args) => purge::exec(args, &places),
     }
 }
 

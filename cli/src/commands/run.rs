@@ -3,8 +3,7 @@
 //! boundary, and every atom's end in a table.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use clap::ValueEnum;
 use taskflow::{
@@ -115,7 +114,10 @@ fn go(builder: EngineBuilder, options: &RunOptions, records: &Records) -> Result
         .listener(progress.clone())
         .suspend_handle(suspend.clone())
         .build()?;
-    on_ctrl_c(suspend)?;
+    crate::signal::on_interrupt(move || {
+        eprintln!("suspending after the atoms running now finish (Ctrl-C again to quit at once)");
+        suspend.suspend();
+    })?;
     let outcome = engine.run();
     let (state, failed) = match outcome {
         Ok(state) => (state, None),
@@ -162,38 +164,4 @@ fn go(builder: EngineBuilder, options: &RunOptions, records: &Records) -> Result
         eprintln!("suspended; to go on: {command}");
     }
     Ok(code)
-}
-
-/// The engine that Ctrl-C suspends: the one running now, if any.
-static RUNNING: Mutex<Option<SuspendHandle>> = Mutex::new(None);
-static PRESSES: AtomicUsize = AtomicUsize::new(0);
-static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-
-/// The first Ctrl-C suspends the flow at the next atom boundary; a second
-/// ends the process at once. The handler is installed once per process
-/// (a program may run several flows); each run points it at its engine.
-fn on_ctrl_c(suspend: SuspendHandle) -> Result<(), CliError> {
-    let installed = INSTALLED.get_or_init(|| {
-        ctrlc::set_handler(|| {
-            if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
-                eprintln!(
-                    "suspending after the atoms running now finish (Ctrl-C again to quit at once)"
-                );
-                if let Some(handle) = RUNNING.lock().ok().and_then(|r| r.clone()) {
-                    handle.suspend();
-                }
-            } else {
-                std::process::exit(130);
-            }
-        })
-        .map_err(|e| e.to_string())
-    });
-    if let Err(e) = installed {
-        return Err(CliError::Signal(e.clone()));
-    }
-    PRESSES.store(0, Ordering::SeqCst);
-    if let Ok(mut running) = RUNNING.lock() {
-        *running = Some(suspend);
-    }
-    Ok(())
 }

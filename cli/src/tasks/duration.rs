@@ -18,7 +18,7 @@ impl Seconds {
         Duration::try_from_secs_f64(self.0).unwrap_or(Duration::ZERO)
     }
 
-    fn parse(text: &str) -> Option<Seconds> {
+    pub(crate) fn parse(text: &str) -> Option<Seconds> {
         let text = text.trim();
         let split = text
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -7,6 +7,7 @@ mod app;
 mod examples;
 #[cfg(feature = "http")]
 mod http;
+mod jobs;
 mod mistakes;
 mod schema;
 mod suspend;
@@ -49,6 +50,7 @@ fn run_in(dir: &Path, args: &[&str]) -> Ran {
         .args(args)
         .current_dir(dir)
         .env_remove("TASKFLOW_RECORDS")
+        .env_remove("TASKFLOW_BOARD")
         .output()
         .expect("the binary runs")
         .into()

@@ -1,0 +1,160 @@
+//! Where the jobboard is: `--board URL`, `TASKFLOW_BOARD`, or SQLite under
+//! `./.taskflow/`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskflow::{BoardOptions, JobBoard, JobBoardError, SqliteBoard};
+
+use crate::CliError;
+
+/// The board when nothing says where: a SQLite file in `./.taskflow/`.
+pub const DEFAULT_BOARD: &str = "sqlite:.taskflow/board.db";
+
+/// The prefix of every key a `redis://` board keeps.
+pub const REDIS_KEY_PREFIX: &str = "taskflow";
+
+/// A board URL: `sqlite:PATH` or `redis://...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Board {
+    /// A SQLite file (made, with its folder, if missing), shared by the
+    /// processes of one host.
+    Sqlite(PathBuf),
+    /// A Redis server (feature `redis`), shared by conductors on many
+    /// hosts; the whole URL.
+    Redis(String),
+}
+
+impl fmt::Display for Board {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Board::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            Board::Redis(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl Board {
+    /// Reads a URL.
+    pub fn parse(url: &str) -> Result<Board, CliError> {
+        let bad = |why: &str| CliError::BoardUrl {
+            url: redact(url),
+            why: why.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once(':')
+            .ok_or_else(|| bad("expected `sqlite:PATH` or `redis://HOST[:PORT][/DB]`"))?;
+        match scheme {
+            "sqlite" => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(bad("the path is empty"));
+                }
+                Ok(Board::Sqlite(PathBuf::from(path)))
+            }
+            "redis" | "redis+unix" => {
+                if cfg!(feature = "redis") {
+                    Ok(Board::Redis(url.to_owned()))
+                } else {
+                    Err(bad(
+                        "this build of `taskflow` has no Redis board (cargo feature `redis`)",
+                    ))
+                }
+            }
+            _ => Err(bad(
+                "unknown scheme; expected `sqlite:PATH` or `redis://HOST[:PORT][/DB]`",
+            )),
+        }
+    }
+
+    /// The board `flag` names, else `TASKFLOW_BOARD`, else the default.
+    pub fn choose(flag: Option<&str>) -> Result<Board, CliError> {
+        match flag {
+            Some(url) => Board::parse(url),
+            None => match std::env::var("TASKFLOW_BOARD") {
+                Ok(url) if !url.is_empty() => Board::parse(&url),
+                _ => Board::parse(DEFAULT_BOARD),
+            },
+        }
+    }
+
+    /// Opens (and if need be makes) the board, whose claims last `lease`
+    /// (the board's default when not given).
+    pub fn open(&self, lease: Option<Duration>) -> Result<Arc<dyn JobBoard>, CliError> {
+        let mut options = BoardOptions::default();
+        if let Some(lease) = lease {
+            options.lease = lease;
+        }
+        match self {
+            Board::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| CliError::BoardUrl {
+                        url: self.to_string(),
+                        why: format!("cannot make `{}`: {e}", parent.display()),
+                    })?;
+                }
+                let board = SqliteBoard::open(path, options).map_err(|e| self.failed(e))?;
+                Ok(Arc::new(board))
+            }
+            #[cfg(feature = "redis")]
+            Board::Redis(url) => {
+                let board = taskflow::RedisBoard::connect(url, REDIS_KEY_PREFIX, options)
+                    .map_err(|e| self.failed(e))?;
+                Ok(Arc::new(board))
+            }
+            #[cfg(not(feature = "redis"))]
+            Board::Redis(_) => Err(CliError::BoardUrl {
+                url: self.to_string(),
+                why: "this build of `taskflow` has no Redis board (cargo feature `redis`)".into(),
+            }),
+        }
+    }
+
+    /// The error of `source`, naming this board.
+    pub fn failed(&self, source: JobBoardError) -> CliError {
+        CliError::Board {
+            url: self.to_string(),
+            source,
+        }
+    }
+}
+
+/// The URL without its password (`redis://user:***@host`).
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Board::parse("sqlite:a/b.db").ok(),
+            Some(Board::Sqlite("a/b.db".into()))
+        );
+        assert!(Board::parse("sqlite:").is_err());
+        assert!(Board::parse("zk://x").is_err());
+        #[cfg(feature = "redis")]
+        assert_eq!(
+            Board::parse("redis://u:secret@h:6379/2")
+                .map(|b| b.to_string())
+                .ok(),
+            Some("redis://u:***@h:6379/2".to_owned())
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! `post`, `conductor`, `jobs`, `show`, `trash` and `purge` on a SQLite
+//! board: jobs posted from flow files run on conductor processes, a
+//! conductor killed mid-flow loses nothing finished, and an unreachable
+//! board is one line.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{example, run_in, taskflow, Ran};
+
+/// A `taskflow conductor` process, killed if the test ends without
+/// stopping it.
+struct Conductor(Option<Child>);
+
+impl Conductor {
+    fn start(dir: &Path, name: &str) -> Conductor {
+        let child = taskflow()
+            .args(["conductor", "--name", name, "--lease", "1s"])
+            .current_dir(dir)
+            .env_remove("TASKFLOW_RECORDS")
+            .env_remove("TASKFLOW_BOARD")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Conductor(Some(child))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then what it said: it stops gracefully.
+    fn terminate(mut self) -> Ran {
+        let child = self.0.take().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        child.wait_with_output().unwrap().into()
+    }
+
+    /// SIGKILL: it dies holding what it held.
+    fn kill(mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Conductor {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `taskflow jobs --all --json`, parsed.
+fn jobs(dir: &Path) -> Vec<Value> {
+    let ran = run_in(dir, &["jobs", "--all", "--json"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    serde_json::from_str(&ran.stdout).unwrap()
+}
+
+/// Waits until every job is complete; the jobs then.
+fn all_complete(dir: &Path, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let listed = jobs(dir);
+        if !listed.is_empty() && listed.iter().all(|j| j["state"] == "COMPLETE") {
+            return listed;
+        }
+        assert!(Instant::now() < deadline, "not all complete: {listed:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn post(dir: &Path, args: &[&str]) -> String {
+    let ran = run_in(dir, &[&["post"], args].concat());
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let id = ran.stdout.trim().to_owned();
+    assert_eq!(id.len(), 36, "a job id alone: {}", ran.stdout);
+    id
+}
+
+#[test]
+fn three_jobs_on_two_conductors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("provision.yaml");
+    let file = file.to_str().unwrap();
+    let ids: Vec<String> = (1..=3)
+        .map(|i| post(dir.path(), &[file, "--store", &format!("region=r{i}")]))
+        .collect();
+
+    let listed = run_in(dir.path(), &["jobs"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    for id in &ids {
+        let line = listed.stdout.lines().find(|l| l.contains(id.as_str()));
+        assert!(
+            line.is_some_and(|l| l.contains("UNCLAIMED") && l.contains("PENDING")),
+            "{}",
+            listed.stdout
+        );
+    }
+
+    let (a, b) = (
+        Conductor::start(dir.path(), "c1"),
+        Conductor::start(dir.path(), "c2"),
+    );
+    let done = all_complete(dir.path(), Duration::from_secs(30));
+    assert_eq!(done.len(), 3, "{done:#?}");
+    for job in &done {
+        assert!(ids.contains(&job["id"].as_str().unwrap().to_owned()));
+        assert_eq!(job["outcome"], "consumed", "{job:#}");
+        assert_eq!(job["flow_state"], "SUCCESS", "{job:#}");
+        assert_eq!(
+            (&job["atoms_done"], &job["atoms_total"]),
+            (&5.into(), &5.into())
+        );
+        assert!(
+            ["c1", "c2"].contains(&job["owner"].as_str().unwrap()),
+            "{job:#}"
+        );
+    }
+    for c in [a, b] {
+        let ran = c.terminate();
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert!(ran.stderr.contains("conductor stopped"), "{}", ran.stderr);
+    }
+
+    // Not complete: none; complete: all three.
+    let open = run_in(dir.path(), &["jobs", "--json"]);
+    assert_eq!(open.stdout.trim(), "[]");
+    let complete = run_in(dir.path(), &["jobs", "--state", "complete", "--json"]);
+    let complete: Vec<Value> = serde_json::from_str(&complete.stdout).unwrap();
+    assert_eq!(complete.len(), 3);
+
+    // The region each was posted with reached its flow.
+    let shown = run_in(dir.path(), &["show", &ids[1], "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["state"], "SUCCESS");
+    assert_eq!(shown["job"]["id"], ids[1].as_str());
+    assert_eq!(shown["atoms"][0]["name"], "network");
+    assert_eq!(shown["atoms"][0]["result"]["id"], "net-r2");
+    let table = run_in(dir.path(), &["show", &ids[1]]);
+    assert!(
+        table.stdout.contains("flow `provision` SUCCESS"),
+        "{}",
+        table.stdout
+    );
+}
+
+const SLOW: &str = r#"name: slow
+store: {log: ran.log}
+steps:
+  - name: first
+    shell: echo first >> "$log"
+    requires: [log]
+  - name: slow
+    shell: |
+      if [ -e started ]; then
+        echo slow >> "$log"
+      else
+        touch started
+        sleep 5
+      fi
+    requires: [log]
+  - name: last
+    shell: echo last >> "$log"
+    requires: [log]
+"#;
+
+#[test]
+fn a_killed_conductors_job_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("slow.yaml"), SLOW).unwrap();
+    let id = post(dir.path(), &["slow.yaml"]);
+
+    let first = Conductor::start(dir.path(), "doomed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "the slow atom never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let held = jobs(dir.path());
+    assert_eq!(held[0]["state"], "CLAIMED", "{held:#?}");
+    assert_eq!(held[0]["owner"], "doomed");
+    assert_eq!(held[0]["atoms_done"], 1, "{held:#?}");
+    assert!(first.pid() > 0);
+    first.kill();
+
+    let second = Conductor::start(dir.path(), "heir");
+    let done = all_complete(dir.path(), Duration::from_secs(20));
+    let ran = second.terminate();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let job = &done[0];
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["owner"], "heir", "{job:#}");
+    assert_eq!(job["epoch"], 2, "{job:#}");
+    assert_eq!(job["flow_state"], "SUCCESS", "{job:#}");
+    let log = std::fs::read_to_string(dir.path().join("ran.log")).unwrap();
+    assert_eq!(log, "first\nslow\nlast\n", "`first` ran once, `slow` again");
+}
+
+#[test]
+fn trash_and_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("provision.yaml");
+    let id = post(dir.path(), &[file.to_str().unwrap(), "--priority", "-3"]);
+    let ran = run_in(dir.path(), &["trash", &id, "--reason", "not today"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let listed = jobs(dir.path());
+    assert_eq!(listed[0]["outcome"], "trashed: not today", "{listed:#?}");
+    assert_eq!(listed[0]["priority"], -3);
+    let again = run_in(dir.path(), &["trash", &id, "--reason", "twice"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("is complete"), "{}", again.stderr);
+    // Kept for the board's retention (7 days): nothing to purge yet.
+    let purged = run_in(dir.path(), &["purge", "--json"]);
+    assert_eq!(
+        (purged.code, purged.stdout.trim()),
+        (0, "[]"),
+        "{}",
+        purged.stderr
+    );
+}
+
+#[test]
+fn board_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = run_in(dir.path(), &["--board", "zk://x", "jobs"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("board `zk://x`: unknown scheme"),
+        "{}",
+        bad.stderr
+    );
+    // TASKFLOW_BOARD says where when --board does not.
+    let ran: Ran = taskflow()
+        .args(["jobs"])
+        .current_dir(dir.path())
+        .env("TASKFLOW_BOARD", "sqlite:elsewhere/jobs.db")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("no jobs on sqlite:elsewhere/jobs.db"),
+        "{}",
+        ran.stdout
+    );
+    assert!(dir.path().join("elsewhere/jobs.db").exists());
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn an_unreachable_redis_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("provision.yaml");
+    for args in [
+        vec!["jobs"],
+        vec!["post", file.to_str().unwrap()],
+        vec!["conductor"],
+    ] {
+        let ran = run_in(
+            dir.path(),
+            &[&["--board", "redis://127.0.0.1:1"], &args[..]].concat(),
+        );
+        assert_eq!(ran.code, 1, "{args:?}: {}", ran.stderr);
+        assert_eq!(
+            ran.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr
+                .starts_with("error: board `redis://127.0.0.1:1`: ")
+                && ran.stderr.contains("connecting to"),
+            "{args:?}: {}",
+            ran.stderr
+        );
+    }
+}
