@@ -38,6 +38,7 @@ mod records;
 mod report;
 mod signal;
 mod tasks;
+mod timing;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -10,6 +10,7 @@ use taskflow::{Conductor, LoggingListener, Parallel};
 use tracing_subscriber::EnvFilter;
 
 use super::Places;
+use crate::timing::RecordTimes;
 use crate::{exit, App, CliError};
 
 /// Arguments of `conductor`.
@@ -37,11 +38,14 @@ pub(crate) fn exec(app: &App, args: Args, places: &Places) -> Result<u8, CliErro
     }
     let name = args.name.unwrap_or_else(default_name);
     let workers = args.workers;
+    let timed = backend.clone();
     let mut builder = Conductor::builder(name.clone(), jobs, backend)
         .registry(app.registry.clone())
         .max_concurrent_jobs(args.jobs)
         .configure_engine(move |engine| {
-            let engine = engine.listener(LoggingListener);
+            let engine = engine
+                .listener(LoggingListener)
+                .listener(RecordTimes::new(timed.clone()));
             match workers.map(Parallel::new) {
                 Some(Ok(pool)) => engine.executor(pool),
                 _ => engine,

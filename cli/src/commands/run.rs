@@ -12,6 +12,7 @@ use taskflow::{
 
 use super::{source, store_args, FlowArg, Source};
 use crate::report::{rows, table, Progress, Summary};
+use crate::timing::RecordTimes;
 use crate::{exit, App, CliError, Records};
 
 /// Which executor runs the atoms.
@@ -82,7 +83,10 @@ pub(crate) fn exec(app: &App, args: RunArgs, records: Option<&str>) -> Result<u8
             Engine::from_factory(&app.registry, &name, factory_args)?.store(extra.into())
         }
     };
-    let builder = builder.persistence(records.open()?);
+    let backend = records.open()?;
+    let builder = builder
+        .persistence(backend.clone())
+        .listener(RecordTimes::new(backend));
     go(builder, &args.options, &records)
 }
 
@@ -92,7 +96,9 @@ pub(crate) fn resume(app: &App, args: ResumeArgs, records: Option<&str>) -> Resu
         .parse()
         .map_err(|_| CliError::BadFlowDetailId(args.flow_detail.clone()))?;
     let records = Records::choose(records)?;
-    let builder = Engine::load_with(records.open()?, id, &app.registry)?;
+    let backend = records.open()?;
+    let builder =
+        Engine::load_with(backend.clone(), id, &app.registry)?.listener(RecordTimes::new(backend));
     go(builder, &args.options, &records)
 }
 

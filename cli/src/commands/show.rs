@@ -9,6 +9,7 @@ use taskflow::{AtomDetail, AtomKind, FlowDetail, FlowDetailId, JobBoardError, Jo
 
 use super::jobs::{row, JobRow};
 use super::Places;
+use crate::timing::DURATION_KEY;
 use crate::{exit, CliError};
 
 /// Arguments of `show`.
@@ -27,6 +28,8 @@ struct AtomView {
     name: String,
     kind: &'static str,
     state: String,
+    /// Seconds it ran (and reverted) in its latest run, as recorded.
+    seconds: Option<f64>,
     /// A retry controller's attempts.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<usize>,
@@ -100,6 +103,7 @@ fn atom(d: &AtomDetail) -> AtomView {
             AtomKind::Retry => "retry",
         },
         state: d.state.to_string(),
+        seconds: d.meta.get(DURATION_KEY).and_then(Value::as_f64),
         attempts: (d.kind == AtomKind::Retry).then(|| d.history.len()),
         result: d.result.as_deref().cloned(),
         failure: d.failure().map(|f| format!("{}: {}", f.kind, f.message)),
@@ -131,7 +135,7 @@ fn text(view: &View) -> String {
     } else {
         let mut table = Table::new();
         table.load_style(presets::UTF8_FULL_CONDENSED);
-        table.set_header(["atom", "kind", "state", "result / failure"]);
+        table.set_header(["atom", "kind", "state", "time", "result / failure"]);
         for a in &view.atoms {
             let what = match (&a.failure, &a.revert_failure, &a.result, a.attempts) {
                 (_, _, _, Some(n)) => format!("{n} attempt{}", if n == 1 { "" } else { "s" }),
@@ -145,6 +149,8 @@ fn text(view: &View) -> String {
                 a.name.clone(),
                 a.kind.to_owned(),
                 a.state.clone(),
+                a.seconds
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s")),
                 shorten(&what),
             ]);
         }

@@ -182,6 +182,15 @@ fn three_jobs_on_two_conductors() {
     assert_eq!(shown["job"]["id"], ids[1].as_str());
     assert_eq!(shown["atoms"][0]["name"], "network");
     assert_eq!(shown["atoms"][0]["result"]["id"], "net-r2");
+    // Each atom's time, as the conductor recorded it.
+    assert!(
+        shown["atoms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["seconds"].as_f64().is_some_and(|s| s >= 0.0)),
+        "{shown:#}"
+    );
     let table = run_in(dir.path(), &["show", &ids[1]]);
     assert!(
         table.stdout.contains("flow `provision` SUCCESS"),
