@@ -26,6 +26,10 @@ pub(crate) struct Args {
     /// not given).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Run the claimable jobs one at a time, then exit (0) when none is
+    /// left, rather than wait for more: for scripts and batch hosts.
+    #[arg(long)]
+    drain: bool,
 }
 
 pub(crate) fn exec(app: &App, args: Args, places: &Places) -> Result<u8, CliError> {
@@ -73,7 +77,18 @@ pub(crate) fn exec(app: &App, args: Args, places: &Places) -> Result<u8, CliErro
         jobs = args.jobs,
         "conductor running"
     );
-    conductor.run();
+    if args.drain {
+        let stop = conductor.stop_handle();
+        while !stop.is_stopped() {
+            match conductor.run_once() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(board.failed(e)),
+            }
+        }
+    } else {
+        conductor.run();
+    }
     tracing::info!(conductor = %name, "conductor stopped");
     Ok(exit::SUCCESS)
 }
