@@ -50,7 +50,7 @@ pub(crate) struct Args {
 }
 
 /// One job, as the table and `--json` show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct JobRow {
     pub(crate) id: String,
     pub(crate) name: String,

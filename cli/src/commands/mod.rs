@@ -95,7 +95,7 @@ impl Places {
 }
 
 /// `--lease`: a duration as flow files write them.
-fn duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     match Seconds::parse(text) {
         Some(s) if s.0 > 0.0 => Ok(s.duration()),
         _ => Err("expected a positive duration such as `2s`, `500ms` or `1m`".to_owned()),

@@ -1,7 +1,8 @@
 //! `taskflow show JOB|FLOW_DETAIL`: a job's flow (or any flow detail of
 //! the records), atom by atom, as the records have it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use comfy_table::{presets, Table};
 use serde::Serialize;
@@ -17,13 +18,20 @@ use crate::{exit, CliError};
 pub(crate) struct Args {
     /// A job's id (as `post` printed it), or a flow detail's (as `run` did).
     id: String,
-    /// Print it as JSON.
+    /// Print it as JSON (with `--watch`, one line per change).
     #[arg(long)]
     json: bool,
+    /// Redraw it as it changes, until the job is complete (or the flow
+    /// ended).
+    #[arg(long)]
+    watch: bool,
+    /// How often `--watch` reads the board and records.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = super::duration)]
+    interval: Duration,
 }
 
 /// One atom of the flow.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct AtomView {
     name: String,
     kind: &'static str,
@@ -42,7 +50,7 @@ struct AtomView {
 }
 
 /// What `show --json` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct View {
     /// The job, when a job was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,29 +68,71 @@ pub(crate) fn exec(args: Args, places: &Places) -> Result<u8, CliError> {
         .map_err(|_| CliError::BadJobId(args.id.clone()))?;
     let (_, backend) = places.records()?;
     let (board, jobs) = places.board()?;
-    let (job, flow_detail) = match jobs.get(JobId::from(uuid)) {
-        Ok(job) => {
-            let Some(flow) = job.flow_detail else {
-                return Err(CliError::BadJobId(format!(
-                    "{} (the job names no flow detail)",
-                    args.id
-                )));
-            };
-            (Some(row(&job, &*backend)), flow)
-        }
-        Err(JobBoardError::NotFound(_)) => (None, FlowDetailId::from(uuid)),
-        Err(e) => return Err(board.failed(e)),
+    let load = || -> Result<View, CliError> {
+        let (job, flow_detail) = match jobs.get(JobId::from(uuid)) {
+            Ok(job) => {
+                let Some(flow) = job.flow_detail else {
+                    return Err(CliError::BadJobId(format!(
+                        "{} (the job names no flow detail)",
+                        args.id
+                    )));
+                };
+                (Some(row(&job, &*backend)), flow)
+            }
+            Err(JobBoardError::NotFound(_)) => (None, FlowDetailId::from(uuid)),
+            Err(e) => return Err(board.failed(e)),
+        };
+        let flow = backend.get_flow_detail(flow_detail)?;
+        Ok(view(job, &flow))
     };
-    let flow = backend.get_flow_detail(flow_detail)?;
-    let view = view(job, &flow);
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let text = serde_json::to_string_pretty(&view).map_err(std::io::Error::other)?;
-        writeln!(out, "{text}")?;
-    } else {
-        writeln!(out, "{}", text(&view))?;
+    if !args.watch {
+        let view = load()?;
+        if args.json {
+            let text = serde_json::to_string_pretty(&view).map_err(std::io::Error::other)?;
+            writeln!(out, "{text}")?;
+        } else {
+            writeln!(out, "{}", text(&view))?;
+        }
+        return Ok(exit::SUCCESS);
     }
-    Ok(exit::SUCCESS)
+    // Redrawn on a terminal; elsewhere each change once (JSON: one line
+    // each), the lease's countdown alone not counting as one.
+    let redraw = !args.json && std::io::stdout().is_terminal();
+    let mut last = None;
+    loop {
+        let view = load()?;
+        let mut same = view.clone();
+        if let Some(job) = &mut same.job {
+            job.lease_left = None;
+        }
+        let key = serde_json::to_string(&same).map_err(std::io::Error::other)?;
+        if redraw || last.as_ref() != Some(&key) {
+            if args.json {
+                let line = serde_json::to_string(&view).map_err(std::io::Error::other)?;
+                writeln!(out, "{line}")?;
+            } else if redraw {
+                writeln!(out, "\x1b[2J\x1b[H{}", text(&view))?;
+            } else {
+                writeln!(out, "{}\n", text(&view))?;
+            }
+            out.flush()?;
+            last = Some(key);
+        }
+        if finished(&view) {
+            return Ok(exit::SUCCESS);
+        }
+        std::thread::sleep(args.interval);
+    }
+}
+
+/// Whether a watch is over: the job is complete, or (for a flow detail
+/// with no job) its flow ended.
+fn finished(view: &View) -> bool {
+    match &view.job {
+        Some(job) => job.state == "COMPLETE",
+        None => matches!(view.state.as_str(), "SUCCESS" | "REVERTED" | "FAILURE"),
+    }
 }
 
 fn view(job: Option<JobRow>, flow: &FlowDetail) -> View {

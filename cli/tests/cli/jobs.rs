@@ -449,3 +449,72 @@ fn an_unreachable_redis_is_one_line() {
         );
     }
 }
+
+#[test]
+fn show_watch_follows_a_job_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nap.yaml"), NAP).unwrap();
+    let id = post(dir.path(), &["nap.yaml"]);
+    let watch = |json: bool| {
+        taskflow()
+            .args(["show", &id, "--watch", "--interval", "50ms"])
+            .args(json.then_some("--json"))
+            .current_dir(dir.path())
+            .env_remove("TASKFLOW_RECORDS")
+            .env_remove("TASKFLOW_BOARD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut text, mut json) = (watch(false), watch(true));
+    std::thread::sleep(Duration::from_millis(300));
+    let conductor = Conductor::start(dir.path(), "w");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for child in [&mut text, &mut json] {
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the watch did not end with the job");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    drop(conductor.terminate());
+    let text: Ran = text.wait_with_output().unwrap().into();
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let views: Vec<&str> = text
+        .stdout
+        .split("\n\n")
+        .filter(|v| !v.trim().is_empty())
+        .collect();
+    assert!(
+        views[0].contains("UNCLAIMED") && views[0].contains("no atom has run yet"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        views.iter().any(|v| v.contains(": CLAIMED (owner w")
+            && v.lines()
+                .any(|l| l.contains(" nap ") && l.contains("RUNNING"))),
+        "{}",
+        text.stdout
+    );
+    let last = views.last().unwrap();
+    assert!(
+        last.contains("COMPLETE, consumed") && last.contains("flow `nap` SUCCESS"),
+        "{}",
+        text.stdout
+    );
+    let json: Ran = json.wait_with_output().unwrap().into();
+    let lines: Vec<Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["job"]["state"], "UNCLAIMED", "{}", json.stdout);
+    let end = lines.last().unwrap();
+    assert_eq!(end["job"]["state"], "COMPLETE", "{}", json.stdout);
+    assert_eq!(end["state"], "SUCCESS");
+    assert_eq!(end["atoms"][2]["state"], "SUCCESS");
+}
