@@ -3,6 +3,7 @@
 mod conductor;
 mod graph;
 mod jobs;
+mod logbooks;
 mod post;
 mod purge;
 mod run;
@@ -68,6 +69,8 @@ enum Command {
     Trash(trash::Args),
     /// Remove the complete jobs the board no longer keeps, and their records.
     Purge(purge::Args),
+    /// List the logbooks of the records, with their flow details.
+    Logbooks(logbooks::Args),
 }
 
 /// Where the records and the board are, and the board's lease: the
@@ -121,6 +124,7 @@ pub(crate) fn exec(app: &App, cli: Cli) -> Result<u8, CliError> {
         Command::Show(args) => show::exec(args, &places),
         Command::Trash(args) => trash::exec(args, &places),
         Command::Purge(args) => purge::exec(args, &places),
+        Command::Logbooks(args) => logbooks::exec(args, &places),
     }
 }
 

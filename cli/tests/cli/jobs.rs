@@ -518,3 +518,35 @@ fn show_watch_follows_a_job_to_its_end() {
     assert_eq!(end["state"], "SUCCESS");
     assert_eq!(end["atoms"][2]["state"], "SUCCESS");
 }
+
+#[test]
+fn logbooks_lists_runs_and_posted_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = run_in(dir.path(), &["logbooks"]);
+    assert!(
+        empty.stdout.starts_with("no logbooks in sqlite:"),
+        "{}",
+        empty.stdout
+    );
+    let file = example("provision.yaml");
+    let file = file.to_str().unwrap();
+    let ran = run_in(dir.path(), &["run", file]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let job = post(dir.path(), &[file]);
+    let listed = run_in(dir.path(), &["logbooks", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let books: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(books.len(), 2, "{books:#?}");
+    assert!(books[0].get("job").is_none(), "{books:#?}");
+    assert_eq!(books[0]["flow_details"][0]["state"], "SUCCESS");
+    assert_eq!(books[0]["flow_details"][0]["atoms_done"], 5);
+    assert_eq!(books[1]["job"], job.as_str());
+    assert_eq!(books[1]["flow_details"][0]["state"], "PENDING");
+    let table = run_in(dir.path(), &["logbooks"]);
+    assert!(table.stdout.contains(&job), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("provision SUCCESS"),
+        "{}",
+        table.stdout
+    );
+}
