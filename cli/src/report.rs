@@ -182,10 +182,7 @@ pub(crate) fn rows(details: &[AtomDetail], progress: &Progress) -> Vec<AtomRow> 
         .iter()
         .map(|d| AtomRow {
             name: d.name.to_string(),
-            kind: match d.kind {
-                AtomKind::Task => "task",
-                AtomKind::Retry => "retry",
-            },
+            kind: kind(d.kind),
             state: d.state.to_string(),
             seconds: progress
                 .time_of(&d.name)
@@ -198,6 +195,24 @@ pub(crate) fn rows(details: &[AtomDetail], progress: &Progress) -> Vec<AtomRow> 
             attempts: (d.kind == AtomKind::Retry).then(|| d.history.len()),
         })
         .collect()
+}
+
+/// How tables name an atom's kind.
+pub(crate) fn kind(kind: AtomKind) -> &'static str {
+    match kind {
+        AtomKind::Task => "task",
+        AtomKind::Retry => "retry",
+    }
+}
+
+/// Of a flow's atoms: how many ended `SUCCESS` or `IGNORE`, and how many
+/// the records know of.
+pub(crate) fn atoms_done(details: &[AtomDetail]) -> (usize, usize) {
+    let done = details
+        .iter()
+        .filter(|a| matches!(a.state, AtomState::Success | AtomState::Ignore))
+        .count();
+    (done, details.len())
 }
 
 /// The table of a summary.
@@ -234,7 +249,8 @@ pub(crate) fn table(summary: &Summary) -> String {
     )
 }
 
-fn shorten(text: &str, max: usize) -> String {
+/// `text` on one line, cut to `max` characters (with `...`).
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     let text = text.replace('\n', " ");
     if text.chars().count() <= max {
         return text;

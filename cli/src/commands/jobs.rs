@@ -8,10 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::ValueEnum;
 use comfy_table::{presets, Table};
 use serde::Serialize;
-use taskflow::{AtomState, Backend, Job, JobBoard, JobId, JobState, Outcome};
+use taskflow::{Backend, Job, JobBoard, JobId, JobState, Outcome};
 
 use super::post::JOB_META;
 use super::Places;
+use crate::report::atoms_done;
 use crate::{exit, Board, CliError};
 
 /// A job state to list.
@@ -146,6 +147,9 @@ pub(crate) fn row(job: &Job, records: &dyn Backend) -> JobRow {
     let flow = job
         .flow_detail
         .and_then(|id| records.get_flow_detail(id).ok());
+    let (done, total) = flow
+        .as_ref()
+        .map_or((0, 0), |f| atoms_done(&f.atom_details));
     let lease_left = match (job.state, job.lease_expires_at) {
         (JobState::Claimed, Some(at)) => Some(at.saturating_sub(now_millis()) as f64 / 1000.0),
         _ => None,
@@ -164,13 +168,8 @@ pub(crate) fn row(job: &Job, records: &dyn Backend) -> JobRow {
         }),
         flow_detail: job.flow_detail.map(|id| id.to_string()),
         flow_state: flow.as_ref().map(|f| f.state.to_string()),
-        atoms_done: flow.as_ref().map_or(0, |f| {
-            f.atom_details
-                .iter()
-                .filter(|a| matches!(a.state, AtomState::Success | AtomState::Ignore))
-                .count()
-        }),
-        atoms_total: flow.as_ref().map_or(0, |f| f.atom_details.len()),
+        atoms_done: done,
+        atoms_total: total,
     }
 }
 

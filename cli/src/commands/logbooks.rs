@@ -5,11 +5,12 @@ use std::io::Write;
 
 use comfy_table::{presets, Table};
 use serde::Serialize;
-use taskflow::{AtomState, FlowDetail, LogBook};
+use taskflow::{FlowDetail, LogBook};
 
 use super::jobs::now_millis;
 use super::post::JOB_META;
 use super::Places;
+use crate::report::atoms_done;
 use crate::{exit, CliError};
 
 /// Arguments of `logbooks`.
@@ -93,16 +94,13 @@ fn row(book: &LogBook) -> BookRow {
 }
 
 fn flow(f: &FlowDetail) -> FlowRow {
+    let (done, total) = atoms_done(&f.atom_details);
     FlowRow {
         id: f.uuid.to_string(),
         name: f.name.clone(),
         state: f.state.to_string(),
-        atoms_done: f
-            .atom_details
-            .iter()
-            .filter(|a| matches!(a.state, AtomState::Success | AtomState::Ignore))
-            .count(),
-        atoms_total: f.atom_details.len(),
+        atoms_done: done,
+        atoms_total: total,
     }
 }
 

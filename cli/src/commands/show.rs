@@ -10,6 +10,7 @@ use taskflow::{AtomDetail, AtomKind, FlowDetail, FlowDetailId, JobBoardError, Jo
 
 use super::jobs::{row, JobRow};
 use super::Places;
+use crate::report::{kind, shorten};
 use crate::timing::DURATION_KEY;
 use crate::{exit, CliError};
 
@@ -148,10 +149,7 @@ fn view(job: Option<JobRow>, flow: &FlowDetail) -> View {
 fn atom(d: &AtomDetail) -> AtomView {
     AtomView {
         name: d.name.to_string(),
-        kind: match d.kind {
-            AtomKind::Task => "task",
-            AtomKind::Retry => "retry",
-        },
+        kind: kind(d.kind),
         state: d.state.to_string(),
         seconds: d.meta.get(DURATION_KEY).and_then(Value::as_f64),
         attempts: (d.kind == AtomKind::Retry).then(|| d.history.len()),
@@ -201,19 +199,10 @@ fn text(view: &View) -> String {
                 a.state.clone(),
                 a.seconds
                     .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s")),
-                shorten(&what),
+                shorten(&what, 70),
             ]);
         }
         lines.push(table.to_string());
     }
     lines.join("\n")
-}
-
-fn shorten(text: &str) -> String {
-    let text = text.replace('\n', " ");
-    if text.chars().count() <= 70 {
-        return text;
-    }
-    let cut: String = text.chars().take(67).collect();
-    format!("{cut}...")
 }
