@@ -25,6 +25,10 @@
 //! and those added with [`App::task_type`]: `taskflow validate`, `graph`
 //! and `run` read them, and a flow file is stored whole in its records, so
 //! `taskflow resume` (or any process with the same task types) rebuilds it.
+//! `taskflow post` puts a flow on a jobboard (`--board`: SQLite or Redis)
+//! as a job, `taskflow conductor` runs jobs (with this program's factories)
+//! until SIGTERM, and `jobs`, `show`, `logbooks`, `trash` and `purge` look
+//! after them.
 //!
 //! Exit codes say how a command ended: see [`exit`].
 
@@ -87,7 +91,9 @@ impl App {
     }
 
     /// Adds the flow factory `name`: `taskflow run NAME --args JSON`
-    /// builds the flow with it, and `resume` rebuilds it by name.
+    /// builds the flow with it, and `resume` rebuilds it by name;
+    /// `taskflow post NAME` posts a job built by it, which this program's
+    /// `taskflow conductor` runs (conductors that lack it leave it alone).
     pub fn flow<F>(mut self, name: impl Into<String>, factory: F) -> Self
     where
         F: Fn(&Value) -> Result<Flow, TaskError> + Send + Sync + 'static,
