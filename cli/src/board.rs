@@ -123,7 +123,8 @@ impl Board {
 }
 
 /// The URL without its password (`redis://user:***@host`).
-fn redact(url: &str) -> String {
+/// `url` without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

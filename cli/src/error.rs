@@ -33,6 +33,23 @@ pub enum CliError {
         /// What is wrong with it.
         why: String,
     },
+    /// The records did not open: the server did not answer, or refused.
+    #[error("records `{url}`: {source}")]
+    Records {
+        /// The records' URL (without a password).
+        url: String,
+        /// What failed.
+        #[source]
+        source: PersistenceError,
+    },
+    /// `taskflow.toml` could not be read or has a mistake.
+    #[error("{path}: {why}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong (with its line and column when it is a mistake).
+        why: String,
+    },
     /// `--board` (or `TASKFLOW_BOARD`) is not a URL this command knows.
     #[error("board `{url}`: {why}")]
     BoardUrl {

@@ -39,7 +39,8 @@ pub fn code_of(e: &CliError) -> u8 {
         | CliError::BadFlowDetailId(_)
         | CliError::BadJobId(_)
         | CliError::BoardUrl { .. }
-        | CliError::RecordsUrl { .. } => INVALID,
+        | CliError::RecordsUrl { .. }
+        | CliError::Config { .. } => INVALID,
         CliError::Engine(EngineError::Compile(_)) => INVALID,
         CliError::Engine(EngineError::Failed { state, .. }) => of_state(*state),
         _ => ERROR,

@@ -34,6 +34,7 @@
 
 mod board;
 mod commands;
+mod config;
 mod decider;
 mod error;
 pub mod exit;
@@ -51,6 +52,7 @@ use clap::Parser;
 use taskflow::{Flow, FlowRegistry, TaskError, Value};
 
 pub use board::{Board, DEFAULT_BOARD, REDIS_KEY_PREFIX};
+pub use config::{Config, CONFIG_FILE};
 pub use decider::{Test, When};
 pub use error::CliError;
 pub use file::{document_json, FileErrors, FlowFile, Located, Pos};

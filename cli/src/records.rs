@@ -1,5 +1,5 @@
-//! Where the records are: `--records URL`, `TASKFLOW_RECORDS`, or SQLite
-//! under `./.taskflow/`.
+//! Where the records are: `--records URL`, `TASKFLOW_RECORDS`, the
+//! `records` of `taskflow.toml`, or SQLite under `./.taskflow/`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use crate::CliError;
 /// The records when nothing says where: a SQLite file in `./.taskflow/`.
 pub const DEFAULT_RECORDS: &str = "sqlite:.taskflow/records.db";
 
-/// A records URL: `sqlite:PATH` or `dir:PATH`.
+/// A records URL: `sqlite:PATH`, `dir:PATH` or `postgres://...[#SCHEMA]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Records {
@@ -20,6 +20,14 @@ pub enum Records {
     Sqlite(PathBuf),
     /// A folder of one file per record.
     Dir(PathBuf),
+    /// A PostgreSQL database (`postgres://USER@HOST[:PORT]/DB`), in the
+    /// schema after `#` (default `taskflow`); cargo feature `postgres`.
+    Postgres {
+        /// The connection URL, without the `#SCHEMA`.
+        url: String,
+        /// The schema the records live in.
+        schema: String,
+    },
 }
 
 impl fmt::Display for Records {
@@ -27,6 +35,9 @@ impl fmt::Display for Records {
         match self {
             Records::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             Records::Dir(p) => write!(f, "dir:{}", p.display()),
+            Records::Postgres { url, schema } => {
+                write!(f, "{}#{schema}", crate::board::redact(url))
+            }
         }
     }
 }
@@ -48,14 +59,28 @@ impl Records {
         match scheme {
             "sqlite" => Ok(Records::Sqlite(PathBuf::from(path))),
             "dir" => Ok(Records::Dir(PathBuf::from(path))),
+            "postgres" | "postgresql" if cfg!(feature = "postgres") => {
+                let (url, schema) = url.split_once('#').unwrap_or((url, "taskflow"));
+                if schema.is_empty() {
+                    return Err(bad("the schema after `#` is empty"));
+                }
+                Ok(Records::Postgres {
+                    url: url.to_owned(),
+                    schema: schema.to_owned(),
+                })
+            }
             "postgres" | "postgresql" => Err(bad(
-                "PostgreSQL records are not in this build of `taskflow` yet; use `sqlite:PATH` or `dir:PATH`",
+                "this build of `taskflow` has no PostgreSQL records (cargo feature `postgres`)",
             )),
-            _ => Err(bad("unknown scheme; expected `sqlite:PATH` or `dir:PATH`")),
+            _ => Err(bad(
+                "unknown scheme; expected `sqlite:PATH`, `dir:PATH` or `postgres://...`",
+            )),
         }
     }
 
-    /// The records `flag` names, else `TASKFLOW_RECORDS`, else the default.
+    /// The records `flag` names, else `TASKFLOW_RECORDS`, else the default
+    /// (the commands pass the `records` of `taskflow.toml` as the flag when
+    /// neither the flag nor the variable is set).
     pub fn choose(flag: Option<&str>) -> Result<Records, CliError> {
         match flag {
             Some(url) => Records::parse(url),
@@ -84,6 +109,22 @@ impl Records {
             Records::Dir(path) => {
                 made(path)?;
                 Arc::new(DirBackend::open(path)?)
+            }
+            #[cfg(feature = "postgres")]
+            Records::Postgres { url, schema } => Arc::new(
+                taskflow::PostgresBackend::connect_in_schema(url, schema).map_err(|source| {
+                    CliError::Records {
+                        url: self.to_string(),
+                        source,
+                    }
+                })?,
+            ),
+            #[cfg(not(feature = "postgres"))]
+            Records::Postgres { .. } => {
+                return Err(CliError::RecordsUrl {
+                    url: self.to_string(),
+                    why: "this build of `taskflow` has no PostgreSQL records".to_owned(),
+                })
             }
         })
     }

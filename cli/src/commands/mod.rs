@@ -31,18 +31,24 @@ use crate::{App, Board, CliError, FlowFile, Records, Seconds};
     after_help = "Exit codes: 0 success, 1 error, 2 invalid input, 3 flow reverted, 4 flow failed, 5 flow suspended."
 )]
 pub(crate) struct Cli {
-    /// Where the records are: `sqlite:PATH` or `dir:PATH` [env: TASKFLOW_RECORDS;
-    /// default: sqlite:.taskflow/records.db]
+    /// Where the records are: `sqlite:PATH`, `dir:PATH` or
+    /// `postgres://USER@HOST/DB[#SCHEMA]` [env: TASKFLOW_RECORDS; then
+    /// `records` in taskflow.toml; default: sqlite:.taskflow/records.db]
     #[arg(long, global = true, value_name = "URL")]
     records: Option<String>,
     /// Where the jobboard is: `sqlite:PATH` or `redis://HOST[:PORT][/DB]`
-    /// [env: TASKFLOW_BOARD; default: sqlite:.taskflow/board.db]
+    /// [env: TASKFLOW_BOARD; then `board` in taskflow.toml; default:
+    /// sqlite:.taskflow/board.db]
     #[arg(long, global = true, value_name = "URL")]
     board: Option<String>,
     /// How long a conductor's claim on a job lasts unless renewed (`2s`,
     /// `500ms`): a dead conductor's job is taken over after it [default: 1s]
     #[arg(long, global = true, value_name = "DURATION", value_parser = duration)]
     lease: Option<Duration>,
+    /// The configuration file (`records`, `board`, `lease`) [default:
+    /// taskflow.toml in the working directory, if there is one]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,10 +113,27 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 
 /// Runs the parsed command; its exit code.
 pub(crate) fn exec(app: &App, cli: Cli) -> Result<u8, CliError> {
+    // Flags, then the environment (read by `Records::choose` and
+    // `Board::choose`), then the file, then the defaults.
+    let config = crate::Config::load(cli.config.as_deref())?;
+    let from_file = |flag: Option<String>, var: &str, file: Option<String>| {
+        flag.or_else(|| match std::env::var(var) {
+            Ok(url) if !url.is_empty() => None,
+            _ => file,
+        })
+    };
+    let config_path = cli
+        .config
+        .as_deref()
+        .map_or(crate::CONFIG_FILE.to_owned(), |p| p.display().to_string());
+    let lease = match cli.lease {
+        Some(lease) => Some(lease),
+        None => config.lease(&config_path)?,
+    };
     let places = Places {
-        records: cli.records,
-        board: cli.board,
-        lease: cli.lease,
+        records: from_file(cli.records, "TASKFLOW_RECORDS", config.records),
+        board: from_file(cli.board, "TASKFLOW_BOARD", config.board),
+        lease,
     };
     let records = places.records.as_deref();
     match cli.command {

@@ -9,6 +9,7 @@ mod examples;
 mod http;
 mod jobs;
 mod mistakes;
+mod places;
 mod schema;
 mod suspend;
 
