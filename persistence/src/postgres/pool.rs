@@ -12,8 +12,8 @@
 //! (`r2d2_postgres` 0.18 is not used: its connection is a bare `Client`,
 //! with nowhere to keep the statements, and it does not set the schema.)
 //!
-//! Above the pool: a call that failed because a *pooled* connection had
-//! broken (the server restarted while it sat idle) is retried once on a new
+//! Above the pool: a call that failed because its connection had broken
+//! (the server restarted while it sat idle) is retried once on a new
 //! connection; every write of the backend is an upsert or an update, so the
 //! retry is harmless even if the first try reached the server (a retried
 //! destroy may then report `NotFound`). A broken connection is taken as the
@@ -52,8 +52,6 @@ pub(super) struct Conn {
     statements: HashMap<&'static str, Statement>,
     /// The pool's generation when the connection was opened.
     generation: u64,
-    /// Whether a call has run on it (a pooled connection, not a new one).
-    used: bool,
 }
 
 impl Conn {
@@ -121,7 +119,6 @@ impl Shared {
             client,
             statements: HashMap::new(),
             generation,
-            used: false,
         })
     }
 
@@ -196,15 +193,17 @@ impl Pool {
         &self,
         mut f: impl FnMut(&mut Conn) -> Result<T, PersistenceError>,
     ) -> Result<T, PersistenceError> {
+        // Any connection taken may have sat idle: r2d2 opens connections on
+        // its own threads, sometimes more than the callers waiting take, so
+        // even one no call has used yet may have died with the server. A
+        // call that broke on one is retried once, on a fresh connection.
         let mut conn = self.take()?;
-        let pooled = std::mem::replace(&mut conn.used, true);
         let result = f(&mut conn);
-        if !self.broke(&conn, &result) || !pooled {
+        if !self.broke(&conn, &result) {
             return result;
         }
         drop(conn);
         let mut conn = self.take()?;
-        conn.used = true;
         let result = f(&mut conn);
         self.broke(&conn, &result);
         result
