@@ -12,6 +12,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use taskflow::{AtomDetail, AtomEvent, AtomKind, AtomState, FlowEvent, FlowState, Listener, Value};
 
+use crate::CliError;
+
 /// The time each atom spent running and reverting.
 #[derive(Default)]
 struct Clock {
@@ -213,6 +215,27 @@ pub(crate) fn atoms_done(details: &[AtomDetail]) -> (usize, usize) {
         .filter(|a| matches!(a.state, AtomState::Success | AtomState::Ignore))
         .count();
     (done, details.len())
+}
+
+/// Prints a listing: `rows` as JSON with `json`, else `empty` when there
+/// are none, else the table `table` makes of them.
+pub(crate) fn print_listing<R: Serialize>(
+    rows: &[R],
+    json: bool,
+    empty: &dyn std::fmt::Display,
+    table: impl FnOnce(&[R]) -> String,
+) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let text = serde_json::to_string_pretty(rows).map_err(std::io::Error::other)?;
+        writeln!(out, "{text}")?;
+    } else if rows.is_empty() {
+        writeln!(out, "{empty}")?;
+    } else {
+        writeln!(out, "{}", table(rows))?;
+    }
+    Ok(())
 }
 
 /// The table of a summary.

@@ -42,6 +42,7 @@ mod backend;
 mod codec;
 mod dir;
 mod error;
+mod grouped;
 mod ids;
 mod memory;
 mod model;

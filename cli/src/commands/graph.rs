@@ -42,11 +42,7 @@ pub(crate) fn exec(app: &App, args: Args) -> Result<u8, CliError> {
             file.into_flow()
         }
         Source::Factory(name) => {
-            let factory_args =
-                serde_json::from_str(&args.args).map_err(|e| CliError::StoreArg {
-                    arg: args.args.clone(),
-                    why: format!("--args is not JSON: {e}"),
-                })?;
+            let factory_args = super::factory_args(&args.args)?;
             app.registry
                 .build(&name, &factory_args)
                 .map_err(|e| CliError::Engine(e.into()))?

@@ -2,7 +2,6 @@
 //! its flow got (from the records).
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
@@ -84,15 +83,7 @@ pub(crate) fn exec(args: Args, places: &Places) -> Result<u8, CliError> {
         .filter(|j| wanted.is_none_or(|w| j.state == w))
         .map(|j| row(j, &*backend))
         .collect();
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let text = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
-        writeln!(out, "{text}")?;
-    } else if rows.is_empty() {
-        writeln!(out, "no jobs on {board}")?;
-    } else {
-        writeln!(out, "{}", table(&rows))?;
-    }
+    crate::report::print_listing(&rows, args.json, &format_args!("no jobs on {board}"), table)?;
     Ok(exit::SUCCESS)
 }
 

@@ -1,8 +1,6 @@
 //! `taskflow logbooks`: every logbook of the records with its flow
 //! details, whether run here, posted as a job, or written by a program.
 
-use std::io::Write;
-
 use comfy_table::{presets, Table};
 use serde::Serialize;
 use taskflow::{FlowDetail, LogBook};
@@ -66,15 +64,12 @@ pub(crate) fn exec(args: Args, places: &Places) -> Result<u8, CliError> {
             },
         })
         .collect();
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let text = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
-        writeln!(out, "{text}")?;
-    } else if rows.is_empty() {
-        writeln!(out, "no logbooks in {records}")?;
-    } else {
-        writeln!(out, "{}", table(&rows))?;
-    }
+    crate::report::print_listing(
+        &rows,
+        args.json,
+        &format_args!("no logbooks in {records}"),
+        table,
+    )?;
     Ok(exit::SUCCESS)
 }
 

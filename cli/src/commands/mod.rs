@@ -151,6 +151,14 @@ pub(crate) fn exec(app: &App, cli: Cli) -> Result<u8, CliError> {
     }
 }
 
+/// `--args`: a factory's arguments, as JSON.
+pub(crate) fn factory_args(text: &str) -> Result<Value, CliError> {
+    serde_json::from_str(text).map_err(|e| CliError::StoreArg {
+        arg: text.to_owned(),
+        why: format!("--args is not JSON: {e}"),
+    })
+}
+
 /// `--store key=value` pairs: the value as JSON when it is JSON, else text.
 pub(crate) fn store_args(pairs: &[String]) -> Result<Map<String, Value>, CliError> {
     let mut store = Map::new();

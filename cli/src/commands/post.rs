@@ -71,11 +71,7 @@ pub(crate) fn exec(app: &App, args: Args, places: &Places) -> Result<u8, CliErro
             )
         }
         Source::Factory(factory) => {
-            let factory_args: Value =
-                serde_json::from_str(&args.args).map_err(|e| CliError::StoreArg {
-                    arg: args.args.clone(),
-                    why: format!("--args is not JSON: {e}"),
-                })?;
+            let factory_args: Value = super::factory_args(&args.args)?;
             let name = args.name.unwrap_or_else(|| factory.clone());
             post_flow(
                 &*jobs,

@@ -75,11 +75,7 @@ pub(crate) fn exec(app: &App, args: RunArgs, records: Option<&str>) -> Result<u8
             Engine::builder(file.into_flow()).store(store.into())
         }
         Source::Factory(name) => {
-            let factory_args =
-                serde_json::from_str(&args.args).map_err(|e| CliError::StoreArg {
-                    arg: args.args.clone(),
-                    why: format!("--args is not JSON: {e}"),
-                })?;
+            let factory_args = super::factory_args(&args.args)?;
             Engine::from_factory(&app.registry, &name, factory_args)?.store(extra.into())
         }
     };

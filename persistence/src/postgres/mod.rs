@@ -577,7 +577,7 @@ impl Backend for PostgresBackend {
             let atoms = query(tx, cache, SELECT_BOOK_ATOMS, &[&id], "reading atom details")?;
             let flows = query(tx, cache, SELECT_BOOK_FLOWS, &[&id], "reading flow details")?;
             let mut flows = flows_by_book(&flows, atoms_by_flow(&atoms));
-            book.flow_details = flows.take(Uuid::from(id))?;
+            book.flow_details = flows.take(&id.as_uuid())?;
             Ok(book)
         })
     }

@@ -4,7 +4,6 @@
 //! under their parents, so that a corrupt record spoils its own flow or
 //! logbook and not the others.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use postgres::types::FromSql;
@@ -12,6 +11,7 @@ use postgres::Row;
 use uuid::Uuid;
 
 use crate::codec::{self, AtomColumns};
+use crate::grouped::Grouped;
 use crate::{
     AtomDetail, FlowDetail, FlowDetailId, LogBook, LogBookId, PersistenceError, RecordKind,
 };
@@ -101,46 +101,8 @@ pub(super) fn decode_atom(
     Ok((flow, atom))
 }
 
-/// Records read in one query, grouped by their parent's id, each group
-/// with the first error found in it: a corrupt record spoils its own group
-/// (its flow, its logbook), not the others.
-pub(super) struct Grouped<T> {
-    pub(super) groups: HashMap<Uuid, Result<Vec<T>, PersistenceError>>,
-    /// Errors of rows whose parent cannot be told.
-    pub(super) orphans: Vec<PersistenceError>,
-}
-
-impl<T> Grouped<T> {
-    fn new() -> Self {
-        Grouped {
-            groups: HashMap::new(),
-            orphans: Vec::new(),
-        }
-    }
-
-    /// Adds a record (or the error reading it) to the group `parent`.
-    fn push(&mut self, parent: Uuid, item: Result<T, PersistenceError>) {
-        let group = self.groups.entry(parent).or_insert_with(|| Ok(Vec::new()));
-        match (group, item) {
-            (Ok(items), Ok(item)) => items.push(item),
-            (group @ Ok(_), Err(e)) => *group = Err(e),
-            // The group has failed already: its first error stands.
-            (Err(_), _) => {}
-        }
-    }
-
-    /// The group `parent` (empty if it has none), for a read that fails
-    /// on any error.
-    pub(super) fn take(&mut self, parent: Uuid) -> Result<Vec<T>, PersistenceError> {
-        if let Some(e) = self.orphans.pop() {
-            return Err(e);
-        }
-        self.groups.remove(&parent).unwrap_or(Ok(Vec::new()))
-    }
-}
-
 /// Atoms of `rows`, grouped by flow id, in row order.
-pub(super) fn atoms_by_flow(rows: &[Row]) -> Grouped<AtomDetail> {
+pub(super) fn atoms_by_flow(rows: &[Row]) -> Grouped<Uuid, AtomDetail> {
     let mut atoms = Grouped::new();
     for row in rows {
         match decode_atom(row) {
@@ -152,17 +114,17 @@ pub(super) fn atoms_by_flow(rows: &[Row]) -> Grouped<AtomDetail> {
 }
 
 /// Flows of `rows` with their atoms, grouped by logbook id, in row order.
-pub(super) fn flows_by_book(rows: &[Row], mut atoms: Grouped<AtomDetail>) -> Grouped<FlowDetail> {
+pub(super) fn flows_by_book(
+    rows: &[Row],
+    mut atoms: Grouped<Uuid, AtomDetail>,
+) -> Grouped<Uuid, FlowDetail> {
     let mut flows = Grouped::new();
     flows.orphans = std::mem::take(&mut atoms.orphans);
     for row in rows {
         match decode_flow(row) {
             Ok((book, flow)) => {
                 let flow = flow.and_then(|mut flow| {
-                    flow.atom_details = atoms
-                        .groups
-                        .remove(&Uuid::from(flow.uuid))
-                        .unwrap_or(Ok(Vec::new()))?;
+                    flow.atom_details = atoms.remove(&flow.uuid.as_uuid())?;
                     Ok(flow)
                 });
                 flows.push(book, flow);

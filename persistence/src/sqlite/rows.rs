@@ -4,7 +4,6 @@
 //! rows of one query grouped under their parents, so that a corrupt record
 //! spoils its own flow or logbook and not the others.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use rusqlite::types::ValueRef;
@@ -13,6 +12,7 @@ use uuid::Uuid;
 
 use super::db_err;
 use crate::codec::{self, AtomColumns};
+use crate::grouped::Grouped;
 use crate::{AtomDetail, FlowDetail, LogBook, PersistenceError, RecordKind};
 
 /// What a stored value is, for messages.
@@ -158,51 +158,13 @@ fn parent_key(
     .to_owned())
 }
 
-/// Records read in one query, grouped by the text of their parent's id,
-/// each group with the first error found in it: a corrupt record spoils
-/// its own group (its flow, its logbook), not the others.
-pub(super) struct Grouped<T> {
-    pub(super) groups: HashMap<String, Result<Vec<T>, PersistenceError>>,
-    /// Errors of rows whose parent cannot be told.
-    pub(super) orphans: Vec<PersistenceError>,
-}
-
-impl<T> Grouped<T> {
-    fn new() -> Self {
-        Grouped {
-            groups: HashMap::new(),
-            orphans: Vec::new(),
-        }
-    }
-
-    /// Adds a record (or the error reading it) to the group `parent`.
-    fn push(&mut self, parent: String, item: Result<T, PersistenceError>) {
-        let group = self.groups.entry(parent).or_insert_with(|| Ok(Vec::new()));
-        match (group, item) {
-            (Ok(items), Ok(item)) => items.push(item),
-            (group @ Ok(_), Err(e)) => *group = Err(e),
-            // The group has failed already: its first error stands.
-            (Err(_), _) => {}
-        }
-    }
-
-    /// The group `parent` (empty if it has none), for a read that fails
-    /// on any error.
-    pub(super) fn take(&mut self, parent: &str) -> Result<Vec<T>, PersistenceError> {
-        if let Some(e) = self.orphans.drain(..).next() {
-            return Err(e);
-        }
-        self.groups.remove(parent).unwrap_or(Ok(Vec::new()))
-    }
-}
-
 /// The atoms of the flows selected by `sql` (first column the flow id, then
 /// [`ATOM_COLUMNS`]), grouped by the text of the flow id, in saved order.
 pub(super) fn atoms_by_flow(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
-) -> Result<Grouped<AtomDetail>, PersistenceError> {
+) -> Result<Grouped<String, AtomDetail>, PersistenceError> {
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(|e| db_err(e, "preparing an atom query"))?;
@@ -226,8 +188,8 @@ pub(super) fn flows_by_book(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
-    mut atoms: Grouped<AtomDetail>,
-) -> Result<Grouped<FlowDetail>, PersistenceError> {
+    mut atoms: Grouped<String, AtomDetail>,
+) -> Result<Grouped<String, FlowDetail>, PersistenceError> {
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(|e| db_err(e, "preparing a flow query"))?;
@@ -246,7 +208,7 @@ pub(super) fn flows_by_book(
         };
         let flow = decode_flow(row, 1).and_then(|mut flow| {
             let key = text(row, 1, RecordKind::FlowDetail, &flow.uuid, "uuid")?;
-            flow.atom_details = atoms.groups.remove(key).unwrap_or(Ok(Vec::new()))?;
+            flow.atom_details = atoms.remove(key)?;
             Ok(flow)
         });
         flows.push(book, flow);
