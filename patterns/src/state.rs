@@ -176,9 +176,11 @@ pub enum FlowState {
     Success,
     /// It failed and could not be fully reverted.
     Failure,
-    /// It failed and every executed atom was reverted.
+    /// It failed, or a revert was asked for, and every executed atom was
+    /// reverted.
     Reverted,
-    /// Being resumed (from suspension, a crash or a failure).
+    /// Being resumed (from suspension, a crash or a failure), or a
+    /// finished flow being reverted on request.
     Resuming,
     /// A suspend was asked for; atoms in flight are finishing.
     Suspending,
@@ -217,6 +219,8 @@ impl FlowState {
                 | (Suspended, Resuming)
                 | (Resuming, Running)
                 | (Failure, Resuming)
+                // A finished flow reverted on request (`Engine::revert`).
+                | (Success, Resuming)
                 | (Reverted, Pending)
         )
     }
@@ -350,6 +354,7 @@ mod tests {
             (Suspended, Resuming),
             (Resuming, Running),
             (Failure, Resuming),
+            (Success, Resuming),
             (Reverted, Pending),
         ];
         for from in FlowState::ALL {

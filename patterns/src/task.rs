@@ -192,7 +192,8 @@ impl<K: Into<Arc<str>>, V: Into<Value>> FromIterator<(K, V)> for Inputs {
 }
 
 /// What a task sees while it runs: its inputs, its own earlier outcome (when
-/// reverting), the flow's failures, a progress reporter and a cancel flag.
+/// reverting), the flow's failures, where progress reports and check-ins
+/// go, and a cancel flag.
 pub struct Context<'a> {
     atom: &'a str,
     inputs: &'a Inputs,
@@ -200,6 +201,7 @@ pub struct Context<'a> {
     own_failure: Option<&'a Failure>,
     flow_failures: &'a [Failure],
     progress: Option<&'a (dyn Fn(f32) + Sync)>,
+    checkin: Option<&'a (dyn Fn(&str) + Sync)>,
     cancel: Option<&'a AtomicBool>,
     revert_result: Option<Value>,
 }
@@ -215,6 +217,7 @@ impl<'a> Context<'a> {
             own_failure: None,
             flow_failures: &[],
             progress: None,
+            checkin: None,
             cancel: None,
             revert_result: None,
         }
@@ -241,6 +244,12 @@ impl<'a> Context<'a> {
     /// Sets where progress reports go.
     pub fn with_progress(mut self, progress: &'a (dyn Fn(f32) + Sync)) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Sets where check-ins go (see [`checkin`](Self::checkin)).
+    pub fn with_checkin(mut self, checkin: &'a (dyn Fn(&str) + Sync)) -> Self {
+        self.checkin = Some(checkin);
         self
     }
 
@@ -304,6 +313,47 @@ impl<'a> Context<'a> {
     pub fn progress(&self, fraction: f32) {
         if let Some(report) = self.progress {
             report(fraction.clamp(0.0, 1.0));
+        }
+    }
+
+    /// Checks in: tells the engine, in words a person reads, where the task
+    /// has got (`"30%"`, `"copied 12 of 40 blobs"`). The engine records the
+    /// latest check-in at once in the atom's record (its detail's `meta`,
+    /// under `AtomDetail::CHECKIN_KEY` of `taskflow-persistence`, as
+    /// `{"message": ..., "at": <ms since the epoch>}`), where another
+    /// process reading the records (a job service, a dashboard) sees it
+    /// while the task runs, and tells the engine's listeners
+    /// (`Listener::on_checkin`). On the worker engine the check-in travels
+    /// back from the worker with the task's progress reports.
+    ///
+    /// The record keeps the last check-in after the task ends (its final
+    /// word, or what it was doing when it failed) until the atom runs
+    /// again. Each check-in is one small write to the records: check in
+    /// when something a person would want to know changed, not in a tight
+    /// loop. Outside an engine (a unit test of a task) it goes nowhere.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use taskflow_patterns::{task_fn, Context, Inputs, Task, Value};
+    ///
+    /// let copy = task_fn(|ctx| {
+    ///     for done in [12, 40] {
+    ///         ctx.checkin(format!("copied {done} of 40 blobs"));
+    ///     }
+    ///     Ok(Value::Null)
+    /// });
+    /// // What an engine does with check-ins, in miniature.
+    /// let heard = Mutex::new(Vec::new());
+    /// let hear = |message: &str| heard.lock().unwrap().push(message.to_owned());
+    /// let inputs = Inputs::new();
+    /// let mut ctx = Context::new("copy", &inputs).with_checkin(&hear);
+    /// copy.execute(&mut ctx)?;
+    /// assert_eq!(*heard.lock().unwrap(), ["copied 12 of 40 blobs", "copied 40 of 40 blobs"]);
+    /// # Ok::<(), taskflow_patterns::TaskError>(())
+    /// ```
+    pub fn checkin(&self, message: impl Into<String>) {
+        if let Some(checkin) = self.checkin {
+            checkin(&message.into());
         }
     }
 

@@ -149,7 +149,8 @@ pub struct AtomDetail {
     #[serde(default)]
     pub version: Version,
     /// Free-form metadata (e.g. the last progress reported, under
-    /// [`AtomDetail::PROGRESS_KEY`]).
+    /// [`AtomDetail::PROGRESS_KEY`], and the last check-in, under
+    /// [`AtomDetail::CHECKIN_KEY`]).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub meta: Map<String, Value>,
 }
@@ -159,6 +160,19 @@ impl AtomDetail {
     /// progress report, a number from 0.0 to 1.0 (TaskFlow's
     /// `meta['progress']`): see [`progress`](AtomDetail::progress).
     pub const PROGRESS_KEY: &'static str = "progress";
+
+    /// The entry of [`meta`](AtomDetail::meta) that holds a task's latest
+    /// check-in (`ctx.checkin("copied 12 of 40 blobs")`):
+    /// `{"message": "copied 12 of 40 blobs", "at": 1718000000000}`, `at`
+    /// in milliseconds since the Unix epoch, when the engine heard it.
+    ///
+    /// The engine writes it through
+    /// [`Backend::update_atom_meta`](crate::Backend::update_atom_meta) as
+    /// soon as the task checks in, from the thread that hears it, so a
+    /// second process reading the records sees it while the task runs; it
+    /// keeps it after the task ends (its last word) and clears it when the
+    /// atom runs again.
+    pub const CHECKIN_KEY: &'static str = "checkin";
 
     /// A new detail in state `PENDING` with a fresh id.
     pub fn new(name: impl Into<Arc<str>>, kind: AtomKind) -> Self {
