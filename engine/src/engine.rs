@@ -135,6 +135,58 @@ impl Engine {
         }
     }
 
+    /// Reverts the flow: undoes every atom that ran, as a failure with no
+    /// retry controller would (cancel with compensation). For a flow that
+    /// was suspended (a job stopped, then cancelled), failed, or even
+    /// finished `SUCCESS`.
+    ///
+    /// Every atom that ran (`SUCCESS`, `FAILURE`, or left `RUNNING` by a
+    /// crash) is reverted, dependents before what they depend on, as the
+    /// flow's own `REVERT_ALL`; atoms that never ran are left `PENDING`.
+    /// It goes through the same loop as [`run`](Self::run): every
+    /// transition is checkpointed at the engine's owner epoch (a fenced
+    /// write ends it with that error) and listeners hear every event.
+    ///
+    /// Returns `REVERTED` (also for a flow that never ran, or was reverted
+    /// already), or `SUSPENDED` after [`suspend`](Self::suspend); a revert
+    /// that fails ends the flow `FAILURE`, returned as
+    /// [`EngineError::Failed`] with every failure. A revert interrupted by
+    /// a suspension or a crash continues on the next `revert` (or `run`)
+    /// on the records, and atoms already `REVERTED` are not reverted again.
+    /// Running the flow after it was reverted runs it again from the start
+    /// (see [`run`](Self::run)).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use taskflow_engine::Engine;
+    /// use taskflow_patterns::{atom, task_fn, FlowState, Linear};
+    ///
+    /// let flow = Linear::new("order")
+    ///     .add(atom("reserve", task_fn(|_| Ok(json!("r-1")))
+    ///         .with_revert(|ctx| { ctx.set_revert_result("released"); Ok(()) })))
+    ///     .add(atom("charge", task_fn(|_| Ok(json!("c-1")))));
+    /// let mut engine = Engine::builder(flow).build()?;
+    /// assert_eq!(engine.run()?, FlowState::Success);
+    /// // The order is cancelled after all: undo it.
+    /// assert_eq!(engine.revert()?, FlowState::Reverted);
+    /// let reserve = engine.storage().atom_detail("reserve").unwrap();
+    /// assert_eq!(reserve.revert_result.as_deref(), Some(&json!("released")));
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// ```
+    pub fn revert(&mut self) -> Result<FlowState, EngineError> {
+        let mut runtime = self.runtime(false)?;
+        runtime.request_revert();
+        loop {
+            if let Step::Finished(state) = runtime.step()? {
+                // `REVERTED` is what was asked for here, not a failure.
+                return match state {
+                    FlowState::Reverted => Ok(state),
+                    other => finish(&runtime, other),
+                };
+            }
+        }
+    }
+
     fn runtime(&mut self, keep_events: bool) -> Result<Runtime<'_>, EngineError> {
         self.storage.ensure_saved()?;
         let mut runtime = Runtime::new(
@@ -179,6 +231,8 @@ impl Engine {
     /// ```
     pub fn reset(&mut self) -> Result<(), EngineError> {
         self.storage.ensure_saved()?;
+        // Check-ins of an earlier run are gone with the records' meta.
+        drop(self.listeners.take_checkins());
         self.storage.reset()
     }
 

@@ -22,6 +22,49 @@
 //! assert!(err.to_string().contains("CardDeclined"));
 //! # Ok::<(), EngineError>(())
 //! ```
+//!
+//! # Cancelling with compensation
+//!
+//! [`Engine::revert`] undoes what a flow did, as its own failure would: a
+//! suspended job that is cancelled, a failed flow, even a finished one.
+//! Every atom that ran is reverted, dependents first, checkpointed like a
+//! run; a revert cut short by a suspension or a crash continues on the next
+//! `revert` (or `run`) of the records.
+//!
+//! # Check-ins
+//!
+//! A task says where it has got, for people, with
+//! [`Context::checkin`](taskflow_patterns::Context::checkin)
+//! (`ctx.checkin("copied 12 of 40 blobs")`). The engine records the latest
+//! in the atom's record at once
+//! ([`AtomDetail::CHECKIN_KEY`](taskflow_persistence::AtomDetail::CHECKIN_KEY))
+//! and tells listeners ([`Listener::on_checkin`]); the worker engine
+//! carries check-ins back from its workers.
+//!
+//! # Tracing
+//!
+//! Tasks log inside the span that was current when `run`, `run_iter` or
+//! `revert` was called, on the serial and parallel engines alike (the
+//! parallel one enters it, with its subscriber, on its pool threads), so a
+//! caller that wraps a run in `tracing::info_span!("job", id = ...)` sees
+//! every line its tasks log tagged with the job. Outside any span this
+//! costs one check per atom. Tasks the worker engine runs in other
+//! processes log there, outside the engine's span (see [`worker`]).
+//!
+//! ```
+//! use serde_json::json;
+//! use taskflow_engine::Engine;
+//! use taskflow_patterns::{atom, task_fn, Linear};
+//!
+//! let flow = Linear::new("copy").add(atom("blobs", task_fn(|ctx| {
+//!     tracing::info!("copying"); // inside the span `job`, id = 7
+//!     ctx.checkin("copied 40 of 40 blobs");
+//!     Ok(json!(40))
+//! })));
+//! let mut engine = Engine::builder(flow).build()?;
+//! tracing::info_span!("job", id = 7).in_scope(|| engine.run())?;
+//! # Ok::<(), taskflow_engine::EngineError>(())
+//! ```
 
 mod builder;
 mod completer;

@@ -38,6 +38,23 @@
 //! * an atom found `FAILURE` with intention `EXECUTE` failed before its
 //!   resolution was written, and is resolved again.
 //!
+//! # Reverting on request
+//!
+//! `Engine::revert` runs the same loop with one difference when it starts:
+//! every atom that ran (`SUCCESS`, `FAILURE`, found `RUNNING` or
+//! `REVERTING`) gets intention `REVERT`, checkpointed, before the records
+//! are recovered, and then the whole flow reverts as on `REVERT_ALL`:
+//! dependents first, nothing more executes, the flow ends `REVERTED` (or
+//! `FAILURE` if a revert fails). The flow gets there from wherever it was:
+//! `SUSPENDED`, `FAILURE` and `SUCCESS` through `RESUMING` and `RUNNING`,
+//! `PENDING` through `RUNNING` (nothing to revert), a crashed run's
+//! `RUNNING` as it is; a `REVERTED` flow is left as it is unless only a
+//! controller's subflow was reverted. Since the intentions are in the
+//! records, a revert that a crash or a suspension interrupted continues
+//! on the next `run` or `revert`, and atoms already `REVERTED` are not
+//! reverted again. An atom whose execution was interrupted by a
+//! suspension went back to `PENDING` and is not reverted.
+//!
 //! # Failures
 //!
 //! The innermost retry controller of a failed atom decides: `RETRY` reverts
@@ -111,6 +128,11 @@ pub(crate) struct Runtime<'e> {
     pub(crate) selector: Selector<'e>,
     /// Retry rounds, failures, and how failures left the flow.
     pub(crate) completer: Completer,
+    /// The span current when the run started, entered around each atom's
+    /// work wherever it runs (see `AtomWork::span`).
+    pub(crate) span: tracing::Span,
+    /// The caller asked for the flow to be reverted (`Engine::revert`).
+    revert: bool,
     /// The loop's phase last yielded to `run_iter`.
     phase: Option<EngineState>,
     /// A suspend was asked for: nothing more is scheduled.
@@ -138,10 +160,18 @@ impl<'e> Runtime<'e> {
             events: keep_events.then(VecDeque::new),
             selector: Selector::new(comp),
             completer: Completer::new(comp.len()),
+            span: tracing::Span::current(),
+            revert: false,
             phase: None,
             suspending: false,
             started: false,
         }
+    }
+
+    /// Makes this run revert the flow rather than run it (see the module
+    /// docs, "Reverting on request").
+    pub(crate) fn request_revert(&mut self) {
+        self.revert = true;
     }
 
     /// Runs one step of the loop (see the module docs).
@@ -196,7 +226,8 @@ impl<'e> Runtime<'e> {
     /// builds the scheduling state from the atom details.
     fn start(&mut self) -> Result<Step, EngineError> {
         match self.storage.flow_state() {
-            FlowState::Success => return Ok(Step::Finished(FlowState::Success)),
+            FlowState::Success if !self.revert => return Ok(Step::Finished(FlowState::Success)),
+            FlowState::Success => self.flow_to(FlowState::Resuming)?,
             FlowState::Running | FlowState::Resuming => {
                 // The records hold it running already (a crash): it goes
                 // on, with no RESUMING/RUNNING pair, as in TaskFlow.
@@ -204,6 +235,13 @@ impl<'e> Runtime<'e> {
                 return Ok(Step::Continue);
             }
             FlowState::Pending => {}
+            FlowState::Reverted if self.revert => {
+                // Reverted already, unless only one controller's subflow was.
+                if self.nothing_to_revert() {
+                    return Ok(Step::Finished(FlowState::Reverted));
+                }
+                self.flow_to(FlowState::Pending)?;
+            }
             FlowState::Reverted => {
                 self.reset_all()?;
                 self.flow_to(FlowState::Pending)?;
@@ -280,10 +318,22 @@ impl<'e> Runtime<'e> {
     /// recovers what a crash left half done and rebuilds rounds and
     /// failures, then the selector counts and queues, then the completer
     /// finishes what the records show done but not yet followed up.
+    ///
+    /// A run that reverts on request marks every atom that ran to be
+    /// reverted before recovery (so an atom a crash left `RUNNING` is
+    /// reverted, not run again), and reverts the whole flow once the roles
+    /// are rebuilt.
     fn init(&mut self) -> Result<(), EngineError> {
+        if self.revert {
+            self.prepare_requested_revert()?;
+        }
         self.recover()?;
         self.selector.rebuild(self.storage);
-        self.resume_resolution()
+        self.resume_resolution()?;
+        if self.revert {
+            self.start_requested_revert()?;
+        }
+        Ok(())
     }
 
     /// Yields the loop's phase to `run_iter`, when it changed.

@@ -14,7 +14,7 @@ use taskflow_patterns::{
 
 use crate::executor::{Action, AtomWork};
 use crate::runtime::{Runtime, Write};
-use crate::storage::{clear_progress, has_result};
+use crate::storage::{clear_reports, has_result};
 use crate::EngineError;
 
 impl Runtime<'_> {
@@ -33,9 +33,10 @@ impl Runtime<'_> {
             Ok(inputs) => inputs,
             Err(failure) => return self.fail_before_running(atom, failure),
         };
-        // A task starts at progress 0: a report left in the record by an
-        // earlier, interrupted run goes (the record is then written whole).
-        let write = if clear_progress(self.storage.detail_mut(atom)) {
+        // A task starts at progress 0 with nothing said: a report or a
+        // check-in left in the record by an earlier run goes (the record is
+        // then written whole).
+        let write = if clear_reports(self.storage.detail_mut(atom)) {
             Write::Detail
         } else {
             Write::State
@@ -62,8 +63,9 @@ impl Runtime<'_> {
             own_failure: None,
             flow_failures: self.completer.no_failures(),
             listeners: self.listeners.clone(),
-            progress_detail: record,
+            detail: record,
             cancel: self.cancel.clone(),
+            span: self.span.clone(),
         };
         self.submit(work);
         Ok(())
@@ -81,6 +83,8 @@ impl Runtime<'_> {
         let flow_failures = self.completer.shared_failures();
         let compiled = self.comp.atom(atom);
         let d = self.storage.detail(atom);
+        // A task's revert checks in to its record as its execute does.
+        let record = matches!(compiled.imp, AtomImpl::Task(_)).then_some(d.uuid);
         let work = AtomWork {
             atom,
             name: compiled.name.clone(),
@@ -92,8 +96,9 @@ impl Runtime<'_> {
             own_failure: d.failure().cloned(),
             flow_failures,
             listeners: self.listeners.clone(),
-            progress_detail: None,
+            detail: record,
             cancel: self.cancel.clone(),
+            span: self.span.clone(),
         };
         self.submit(work);
         Ok(())

@@ -10,6 +10,7 @@ use taskflow_persistence::{AtomDetail, Backend, FlowDetail, LogBook};
 
 use crate::listener::ProgressSink;
 use crate::EngineError;
+use taskflow_persistence::AtomDetailId;
 use taskflow_persistence::Epoch;
 use taskflow_persistence::FlowDetailId;
 use taskflow_persistence::LogBookId;
@@ -225,13 +226,20 @@ impl Storage {
         &mut self.details[atom.index()]
     }
 
-    /// Where the tasks of this run record their progress.
-    pub(crate) fn progress_sink(&self) -> ProgressSink {
-        ProgressSink {
-            backend: self.backend.clone(),
-            flow: self.flow.uuid,
-            epoch: self.epoch,
+    /// Keeps check-ins the tasks recorded (see
+    /// [`Listeners::take_checkins`](crate::Listeners)) in the engine's copy
+    /// of their details, so that writing a detail whole keeps its last one.
+    pub(crate) fn keep_checkins(&mut self, heard: Vec<(AtomDetailId, Value)>) {
+        for (id, value) in heard {
+            if let Some(d) = self.details.iter_mut().find(|d| d.uuid == id) {
+                d.meta.insert(AtomDetail::CHECKIN_KEY.to_owned(), value);
+            }
         }
+    }
+
+    /// Where the tasks of this run record their progress and check-ins.
+    pub(crate) fn progress_sink(&self) -> ProgressSink {
+        ProgressSink::new(self.backend.clone(), self.flow.uuid, self.epoch)
     }
 
     /// Checkpoints a state and intention change (no data).
@@ -305,6 +313,18 @@ pub(crate) fn has_result(state: AtomState) -> bool {
 /// was one (the detail is then to be written whole).
 pub(crate) fn clear_progress(detail: &mut AtomDetail) -> bool {
     !detail.meta.is_empty() && detail.meta.remove(AtomDetail::PROGRESS_KEY).is_some()
+}
+
+/// Drops what a task reported while it ran, its progress and its last
+/// check-in, from its detail, as the atom starts running again (each run
+/// starts from nothing); whether there was any (the detail is then to be
+/// written whole).
+pub(crate) fn clear_reports(detail: &mut AtomDetail) -> bool {
+    if detail.meta.is_empty() {
+        return false;
+    }
+    let progress = detail.meta.remove(AtomDetail::PROGRESS_KEY).is_some();
+    detail.meta.remove(AtomDetail::CHECKIN_KEY).is_some() | progress
 }
 
 /// Marks a detail's intention without touching its state.

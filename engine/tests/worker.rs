@@ -20,9 +20,10 @@ use taskflow_engine::{CapturingListener, Engine, EngineError};
 use taskflow_patterns::{
     atom, Context, FlowState, Linear, StoredTask, TaskError, Unordered, Value,
 };
+use taskflow_persistence::AtomDetail;
 
-/// Adds `amount` to the input `x`; reports progress; returns the sum and
-/// the worker thread that ran it.
+/// Adds `amount` to the input `x`; reports progress and checks in;
+/// returns the sum and the worker thread that ran it.
 #[derive(Serialize, Deserialize)]
 struct Add {
     amount: i64,
@@ -34,6 +35,7 @@ struct Add {
 impl StoredTask for Add {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
         ctx.progress(0.5);
+        ctx.checkin(format!("adding {}", self.amount));
         std::thread::sleep(Duration::from_millis(self.sleep_ms));
         let x: i64 = ctx.input("x")?;
         let thread = std::thread::current().name().unwrap_or("").to_owned();
@@ -193,6 +195,25 @@ fn fan_out(transport: &dyn Transport) -> BTreeSet<String> {
             .map(|(_, p)| *p)
             .collect();
         assert_eq!(of, [0.0, 0.5, 1.0], "{progress:?}");
+    }
+    // Each check-in came back over the transport: heard, and recorded.
+    let mut checkins = capture.checkins();
+    checkins.sort();
+    let expected: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("add{i}"), format!("adding {i}")))
+        .collect();
+    assert_eq!(checkins, expected);
+    let records = engine
+        .storage()
+        .backend()
+        .get_flow_detail(engine.storage().flow_detail_id())
+        .unwrap();
+    for i in 0..6 {
+        let d = records.atom_detail(&format!("add{i}")).unwrap();
+        assert_eq!(
+            d.meta[AtomDetail::CHECKIN_KEY]["message"],
+            json!(format!("adding {i}"))
+        );
     }
     threads
 }

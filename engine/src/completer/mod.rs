@@ -30,6 +30,11 @@ use crate::EngineError;
 
 impl Runtime<'_> {
     pub(crate) fn complete(&mut self, outcome: AtomOutcome) -> Result<(), EngineError> {
+        // Check-ins recorded while the work ran, kept in the details the
+        // completion may write whole.
+        if let Some(heard) = self.listeners.take_checkins() {
+            self.storage.keep_checkins(heard);
+        }
         let atom = outcome.atom;
         self.selector.completed(atom);
         match (outcome.action, outcome.result) {
@@ -351,6 +356,29 @@ impl Runtime<'_> {
         self.selector
             .plan_reverts(self.storage, self.comp.indices());
         Ok(())
+    }
+
+    /// A revert asked for by the caller (`Engine::revert`), before the
+    /// records are recovered: every atom that ran is marked to be reverted,
+    /// so that recovery reverts an atom found `RUNNING` rather than running
+    /// it again, and sees the whole flow reverting.
+    pub(crate) fn prepare_requested_revert(&mut self) -> Result<(), EngineError> {
+        self.mark_all_for_revert()
+    }
+
+    /// A revert asked for by the caller, once the roles are rebuilt: the
+    /// whole flow reverts, as on `REVERT_ALL` (a flow that never ran has
+    /// nothing to revert, and ends `REVERTED`).
+    pub(crate) fn start_requested_revert(&mut self) -> Result<(), EngineError> {
+        self.start_revert_all()
+    }
+
+    /// Whether no atom has anything to revert.
+    pub(crate) fn nothing_to_revert(&self) -> bool {
+        !self
+            .comp
+            .indices()
+            .any(|a| needs_revert(self.storage.detail(a).state))
     }
 
     /// Marks every atom that ran (and every controller retrying) to be

@@ -54,14 +54,19 @@ pub struct AtomWork {
     pub(crate) own_failure: Option<Failure>,
     /// When reverting: the flow's failures.
     pub(crate) flow_failures: Arc<[Failure]>,
-    /// Listeners, for progress reports.
+    /// Listeners, for progress reports and check-ins.
     pub(crate) listeners: Listeners,
-    /// The atom detail a task's progress is recorded in while it runs
-    /// (`None` for a revert, a retry controller, or work run away from the
-    /// records).
-    pub(crate) progress_detail: Option<AtomDetailId>,
+    /// The atom detail of a task, where its check-ins (and, while it
+    /// executes, its progress) are recorded (`None` for a retry
+    /// controller, or work run away from the records).
+    pub(crate) detail: Option<AtomDetailId>,
     /// Set when the run is asked to stop.
     pub(crate) cancel: Arc<AtomicBool>,
+    /// The span that was current when the run started: the work runs
+    /// inside it, whichever thread runs it, so that a task's `tracing`
+    /// events carry the caller's span (`Span::none()` for work rebuilt
+    /// from a message, in another process).
+    pub(crate) span: tracing::Span,
 }
 
 /// How an atom's work ended.
@@ -93,20 +98,40 @@ impl AtomWork {
         self.action
     }
 
-    /// Runs the work on the current thread. A panic in the task is caught
-    /// and becomes a failure with the panic's message.
-    pub fn run(self) -> AtomOutcome {
+    /// Runs the work on the current thread, inside the span that was
+    /// current when the engine's run started (and with the `tracing`
+    /// subscriber that span belongs to as the thread's default, so a
+    /// subscriber set only for the caller's thread hears the task too). A
+    /// panic in the task is caught and becomes a failure with the panic's
+    /// message.
+    pub fn run(mut self) -> AtomOutcome {
+        // A run started outside any span (the usual case when nothing
+        // traces) costs one check here.
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        match span.with_subscriber(|(_, dispatch)| dispatch.clone()) {
+            None => self.run_here(),
+            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, || {
+                let _entered = span.enter();
+                self.run_here()
+            }),
+        }
+    }
+
+    fn run_here(self) -> AtomOutcome {
         let listeners = &self.listeners;
         let name = &*self.name;
-        let detail = self.progress_detail;
-        let report = |fraction: f32| listeners.report(detail, name, fraction);
+        let detail = self.detail;
+        // Progress is an execution's: a revert's reaches listeners only.
+        let progress_detail = detail.filter(|_| self.action == Action::Execute);
+        let report = |fraction: f32| listeners.report(progress_detail, name, fraction);
+        let checkin = |message: &str| listeners.check_in(detail, name, message);
         let mut ctx = Context::new(name, &self.inputs)
             .with_own_result(self.own_result.as_deref())
             .with_own_failure(self.own_failure.as_ref())
             .with_flow_failures(&self.flow_failures)
             .with_cancel(&self.cancel);
         if listeners.hears_progress() {
-            ctx = ctx.with_progress(&report);
+            ctx = ctx.with_progress(&report).with_checkin(&checkin);
         }
         let history = self.history.unwrap_or_default();
         let outcome = catch_unwind(AssertUnwindSafe(|| match (&self.imp, self.action) {

@@ -17,6 +17,7 @@ use super::{AtomEvent, Event, FlowEvent, Listener};
 pub struct CapturingListener {
     events: Mutex<Vec<Event>>,
     progress: Mutex<Vec<(String, f32)>>,
+    checkins: Mutex<Vec<(String, String)>>,
 }
 
 impl CapturingListener {
@@ -75,10 +76,16 @@ impl CapturingListener {
         lock(&self.progress).clone()
     }
 
+    /// Every check-in so far, as `(atom, message)`.
+    pub fn checkins(&self) -> Vec<(String, String)> {
+        lock(&self.checkins).clone()
+    }
+
     /// Forgets everything captured.
     pub fn clear(&self) {
         lock(&self.events).clear();
         lock(&self.progress).clear();
+        lock(&self.checkins).clear();
     }
 }
 
@@ -93,5 +100,9 @@ impl Listener for CapturingListener {
 
     fn on_progress(&self, atom: &str, progress: f32) {
         lock(&self.progress).push((atom.to_owned(), progress));
+    }
+
+    fn on_checkin(&self, atom: &str, message: &str) {
+        lock(&self.checkins).push((atom.to_owned(), message.to_owned()));
     }
 }

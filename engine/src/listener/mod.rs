@@ -1,5 +1,5 @@
-//! Listeners: hooks called on flow and atom transitions and on progress
-//! reports. Every method has a no-op default, so a listener implements only
+//! Listeners: hooks called on flow and atom transitions, on progress
+//! reports and on check-ins. Every method has a no-op default, so a listener implements only
 //! what it needs. Built-ins: [`LoggingListener`] (through `tracing`),
 //! [`TimingListener`] (per-atom durations), [`CapturingListener`] (every
 //! event, for tests) and [`ProgressListener`] (latest progress per atom).
@@ -11,7 +11,8 @@ mod timing;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Value};
 use taskflow_persistence::AtomDetailId;
@@ -100,7 +101,9 @@ impl std::fmt::Display for EngineState {
 }
 
 /// Hooks on a running engine. Called on the engine's thread for
-/// transitions; `on_progress` is called on the thread running the task.
+/// transitions; `on_progress` and `on_checkin` are called on the thread
+/// that hears the task (the one running it, or on the worker engine the
+/// engine's, as the worker's reports arrive).
 pub trait Listener: Send + Sync {
     /// A flow changed state.
     fn on_flow(&self, event: &FlowEvent) {
@@ -116,6 +119,13 @@ pub trait Listener: Send + Sync {
     fn on_progress(&self, atom: &str, progress: f32) {
         let _ = (atom, progress);
     }
+
+    /// A task checked in (`ctx.checkin(message)`): a message for people
+    /// about where it has got. The engine has recorded it already (see
+    /// [`AtomDetail::CHECKIN_KEY`]).
+    fn on_checkin(&self, atom: &str, message: &str) {
+        let _ = (atom, message);
+    }
 }
 
 impl<L: Listener + ?Sized> Listener for Arc<L> {
@@ -128,10 +138,13 @@ impl<L: Listener + ?Sized> Listener for Arc<L> {
     fn on_progress(&self, atom: &str, progress: f32) {
         (**self).on_progress(atom, progress);
     }
+    fn on_checkin(&self, atom: &str, message: &str) {
+        (**self).on_checkin(atom, message);
+    }
 }
 
 /// The listeners of an engine, cheap to clone into work items, and where
-/// the run records its tasks' progress.
+/// the run records its tasks' progress and check-ins.
 ///
 /// A listener that panics is contained as a task's panic is: the panic is
 /// logged (through `tracing`, at error level, with the event it was
@@ -143,7 +156,8 @@ pub struct Listeners(Arc<Inner>);
 #[derive(Default)]
 struct Inner {
     slots: Box<[Slot]>,
-    /// Where running tasks' progress is recorded (an engine's run).
+    /// Where running tasks' progress and check-ins are recorded (an
+    /// engine's run).
     sink: Option<ProgressSink>,
 }
 
@@ -153,18 +167,43 @@ struct Slot {
     dropped: AtomicBool,
 }
 
-/// Where a running task's progress goes in the records: its atom detail's
-/// `meta["progress"]` ([`AtomDetail::PROGRESS_KEY`]), written from the
+/// Where a running task's progress and check-ins go in the records: its
+/// atom detail's `meta["progress"]` ([`AtomDetail::PROGRESS_KEY`]) and
+/// `meta["checkin"]` ([`AtomDetail::CHECKIN_KEY`]), written from the
 /// thread that hears the report (the task's, or the worker engine's as
 /// reports arrive), so that another process reading the records sees it.
 /// Only that one entry is written ([`Backend::update_atom_meta`]), never
 /// the atom's state. It rides in the listeners' shared allocation, which
 /// every work item holds already, so recording costs a task nothing until
 /// it reports.
+///
+/// A check-in outlives its task's run in the records, so the engine's own
+/// copy of the detail (which it writes whole when the atom finishes) must
+/// hold it too: check-ins heard are also kept in `heard` until the runtime
+/// takes them ([`Listeners::take_checkins`]), before it completes the next
+/// outcome. Progress needs no such care: the atom's end clears it.
 pub(crate) struct ProgressSink {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) flow: FlowDetailId,
     pub(crate) epoch: Epoch,
+    /// Check-ins recorded and not yet taken by the runtime.
+    pub(crate) heard: Mutex<Vec<(AtomDetailId, Value)>>,
+    /// `heard` is not empty: one relaxed load per outcome when no task
+    /// checks in.
+    pub(crate) unheard: AtomicBool,
+}
+
+impl ProgressSink {
+    /// A sink writing to the flow detail `flow` of `backend` at `epoch`.
+    pub(crate) fn new(backend: Arc<dyn Backend>, flow: FlowDetailId, epoch: Epoch) -> Self {
+        ProgressSink {
+            backend,
+            flow,
+            epoch,
+            heard: Mutex::new(Vec::new()),
+            unheard: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Listeners {
@@ -218,6 +257,58 @@ impl Listeners {
             |l| l.on_progress(atom, progress),
             || format!("progress {progress} of `{atom}`"),
         );
+    }
+
+    /// Tells every listener of a check-in.
+    pub fn checkin(&self, atom: &str, message: &str) {
+        self.each(
+            |l| l.on_checkin(atom, message),
+            || format!("check-in {message:?} of `{atom}`"),
+        );
+    }
+
+    /// A task's check-in: records it in the atom detail `detail` (when
+    /// given and the run records) under [`AtomDetail::CHECKIN_KEY`], then
+    /// tells the listeners. As with [`report`](Self::report), a write the
+    /// backend refuses is logged, not raised.
+    pub(crate) fn check_in(&self, detail: Option<AtomDetailId>, atom: &str, message: &str) {
+        if let (Some(sink), Some(detail)) = (&self.0.sink, detail) {
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let value = serde_json::json!({ "message": message, "at": at });
+            match sink.backend.update_atom_meta(
+                sink.flow,
+                detail,
+                AtomDetail::CHECKIN_KEY,
+                Some(value.clone()),
+                sink.epoch,
+            ) {
+                Ok(()) => {
+                    let mut heard = crate::sync::lock(&sink.heard);
+                    heard.push((detail, value));
+                    sink.unheard.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    tracing::warn!(atom, error = %e, "cannot record the check-in of the task");
+                }
+            }
+        }
+        self.checkin(atom, message);
+    }
+
+    /// The check-ins recorded since the last call, oldest first, for the
+    /// runtime's own copy of the records; `None` (one atomic load) when
+    /// there are none.
+    #[inline]
+    pub(crate) fn take_checkins(&self) -> Option<Vec<(AtomDetailId, Value)>> {
+        let sink = self.0.sink.as_ref()?;
+        if !sink.unheard.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut heard = crate::sync::lock(&sink.heard);
+        sink.unheard.store(false, Ordering::Release);
+        Some(std::mem::take(&mut *heard))
     }
 
     /// A running task's progress report: tells the listeners, and records

@@ -129,6 +129,21 @@ impl Log {
     }
 }
 
+/// Suspends its engine when `atom` enters `state`.
+pub(crate) struct SuspendOn(
+    pub(crate) &'static str,
+    pub(crate) AtomState,
+    pub(crate) crate::SuspendHandle,
+);
+
+impl Listener for SuspendOn {
+    fn on_atom(&self, e: &crate::AtomEvent) {
+        if *e.atom == *self.0 && e.to == self.1 {
+            self.2.suspend();
+        }
+    }
+}
+
 pub(crate) fn run(
     factory: Factory<'_>,
     flow: impl Into<Flow>,
@@ -231,7 +246,11 @@ macro_rules! engine_conformance {
             revert_results_are_recorded higher_priority_runs_first
             an_unstored_definition_says_which_atom_kept_it_out
             contradictory_configuration_is_refused
-            a_task_holding_a_client_runs_through_a_factory);
+            a_task_holding_a_client_runs_through_a_factory
+            revert_on_request_undoes_a_suspended_flow
+            revert_on_request_from_success_pending_and_failure
+            revert_on_request_continues_after_reload revert_on_request_is_fenced
+            checkins_are_recorded_and_heard);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(

@@ -3,17 +3,6 @@
 use super::*;
 use taskflow_persistence::Epoch;
 
-/// Suspends its engine when `atom` enters `state`.
-struct SuspendOn(&'static str, AtomState, crate::SuspendHandle);
-
-impl Listener for SuspendOn {
-    fn on_atom(&self, e: &crate::AtomEvent) {
-        if *e.atom == *self.0 && e.to == self.1 {
-            self.2.suspend();
-        }
-    }
-}
-
 /// Runs `factory_name` of `registry` on `backend` until `atom` enters
 /// `state`, as a process that stops there would; returns the flow detail id.
 fn run_until(

@@ -1,4 +1,4 @@
-//! Running: suspending, run_iter, bad input, build errors, records of every transition, progress.
+//! Running: suspending, run_iter, bad input, build errors, records of every transition, progress, check-ins.
 
 use super::*;
 
@@ -239,6 +239,109 @@ pub fn progress_reaches_listeners(factory: Factory<'_>) {
     assert!(!p
         .meta
         .contains_key(taskflow_persistence::AtomDetail::PROGRESS_KEY));
+}
+
+/// The check-in of the atom named `atom` in the records of `backend`
+/// (its message and time), read as another process would.
+fn recorded_checkin(backend: &dyn Backend, atom: &str) -> Option<(String, u64)> {
+    let checkin = backend
+        .list_logbooks()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b.flow_details)
+        .flat_map(|f| f.atom_details)
+        .find(|d| &*d.name == atom)?
+        .meta
+        .get(taskflow_persistence::AtomDetail::CHECKIN_KEY)?
+        .clone();
+    Some((
+        checkin["message"].as_str()?.to_owned(),
+        checkin["at"].as_u64()?,
+    ))
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
+/// A task's check-ins are in its record while it runs (another reader
+/// sees them), reach listeners, and the last one stays in the record when
+/// the task ends; a revert's check-ins too; the atom's next run starts
+/// with none.
+pub fn checkins_are_recorded_and_heard(factory: Factory<'_>) {
+    let backend = Arc::new(MemoryBackend::new());
+    let seen_in_records = Arc::new(Mutex::new(None));
+    let (reader, seen) = (backend.clone(), seen_in_records.clone());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let flow = Linear::new("f").add(atom(
+        "copy",
+        task_fn(move |ctx| {
+            if runs.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Ok(Value::Null); // A later run says nothing.
+            }
+            ctx.checkin("copied 12 of 40 blobs");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let checkin = recorded_checkin(&*reader, "copy").map(|(m, _)| m);
+                if checkin.is_some() || std::time::Instant::now() > deadline {
+                    *seen.lock().unwrap() = checkin;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            ctx.checkin(String::from("copied 40 of 40 blobs"));
+            Ok(json!(40))
+        })
+        .with_revert(|ctx| {
+            ctx.checkin("deleted 40 blobs");
+            Ok(())
+        }),
+    ));
+    let capture = Arc::new(CapturingListener::new());
+    let mut engine = factory(Engine::builder(flow))
+        .persistence(backend.clone())
+        .listener(capture.clone())
+        .build()
+        .unwrap();
+    let before = now_ms();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    let after = now_ms();
+    assert_eq!(
+        seen_in_records.lock().unwrap().as_deref(),
+        Some("copied 12 of 40 blobs")
+    );
+    let checkins = |c: &CapturingListener| -> Vec<String> {
+        c.checkins()
+            .into_iter()
+            .map(|(a, m)| format!("{a}: {m}"))
+            .collect()
+    };
+    assert_eq!(
+        checkins(&capture),
+        ["copy: copied 12 of 40 blobs", "copy: copied 40 of 40 blobs"]
+    );
+    let (message, at) = recorded_checkin(&*backend, "copy").unwrap();
+    assert_eq!(message, "copied 40 of 40 blobs");
+    assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+    let in_engine = engine.storage().atom_detail("copy").unwrap();
+    assert_eq!(
+        in_engine.meta[taskflow_persistence::AtomDetail::CHECKIN_KEY]["message"],
+        "copied 40 of 40 blobs"
+    );
+
+    assert_eq!(engine.revert().unwrap(), FlowState::Reverted);
+    assert_eq!(checkins(&capture)[2..], ["copy: deleted 40 blobs"]);
+    let (message, _) = recorded_checkin(&*backend, "copy").unwrap();
+    assert_eq!(message, "deleted 40 blobs");
+
+    // Run again: the task starts with nothing said, and says nothing.
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(recorded_checkin(&*backend, "copy"), None);
+    assert_eq!(checkins(&capture).len(), 3);
 }
 
 /// A builder told contradictory things refuses to build, saying which: an

@@ -134,9 +134,9 @@ struct Pending {
     action: Action,
     task_type: String,
     listeners: Listeners,
-    /// The atom detail the task's progress, as the worker reports it, is
-    /// recorded in.
-    progress_detail: Option<taskflow_persistence::AtomDetailId>,
+    /// The atom detail the task's check-ins (and, for an execute, its
+    /// progress), as the worker reports them, are recorded in.
+    detail: Option<taskflow_persistence::AtomDetailId>,
     cancel: Arc<AtomicBool>,
     deadline: Instant,
     /// Until when it may wait for a worker of its type.
@@ -448,9 +448,17 @@ impl WorkerExecutor {
             }
             Message::Progress { id, progress } => {
                 if let Some(pending) = self.pending.get(&id) {
+                    let detail = pending.detail.filter(|_| pending.action == Action::Execute);
+                    pending.listeners.report(detail, &pending.name, progress);
+                    let worker = pending.worker.clone();
+                    self.seen(worker.as_deref());
+                }
+            }
+            Message::CheckIn { id, message } => {
+                if let Some(pending) = self.pending.get(&id) {
                     pending
                         .listeners
-                        .report(pending.progress_detail, &pending.name, progress);
+                        .check_in(pending.detail, &pending.name, &message);
                     let worker = pending.worker.clone();
                     self.seen(worker.as_deref());
                 }
@@ -647,7 +655,7 @@ impl Executor for WorkerExecutor {
             action: work.action,
             task_type: task_type.clone(),
             listeners: work.listeners.clone(),
-            progress_detail: work.progress_detail,
+            detail: work.detail,
             cancel: work.cancel.clone(),
             deadline,
             discovery_deadline: now + self.options.discovery_timeout,
@@ -661,7 +669,7 @@ impl Executor for WorkerExecutor {
             atom: work.name.to_string(),
             task_type,
             action: work.action,
-            progress: work.listeners.hears_progress() && work.progress_detail.is_some()
+            progress: work.listeners.hears_progress() && work.detail.is_some()
                 || !work.listeners.is_empty(),
             payload: match payload {
                 Some(payload) => payload,

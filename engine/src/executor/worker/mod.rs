@@ -16,6 +16,7 @@
 //!    |        heartbeat, and in answer to Discover)  |
 //!    |-- Request{id, atom, task type, action, payload} --> "w1"
 //!    |<-- Progress{id, fraction} (0..n) -------------|
+//!    |<-- CheckIn{id, message} (0..n) ---------------|
 //!    |<-- Done{id, Ok(result) | Err(failure)} -------|
 //!    |-- Cancel{id} (on timeout / suspend) --------->|
 //!    |<-- Bye{name} (graceful stop) -----------------|
@@ -93,6 +94,18 @@
 //! reverts. Requests are at most once per send: a worker takes a request
 //! off its queue when it receives it, and a request lost with its worker is
 //! not run again unless a retry controller asks.
+//!
+//! # Progress, check-ins and tracing
+//!
+//! A task's progress reports and check-ins travel back to the engine as
+//! `Progress` and `CheckIn` messages (when the request asked for them),
+//! and the engine records and announces them as it would its own tasks'.
+//! Tracing spans do not travel: a task run by a worker in another process
+//! logs there, outside the span its engine's run was called in (a span is
+//! the subscriber's, in the engine's process). Put what identifies the
+//! work in the task's own fields or inputs to find its lines. Over the
+//! in-process transport with [`InProcess::new`] the work item, span
+//! included, moves as it is, so in-process workers do log inside it.
 //!
 //! # Stopping a worker
 //!

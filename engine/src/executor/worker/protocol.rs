@@ -78,6 +78,13 @@ pub enum Message {
         /// From 0.0 to 1.0.
         progress: f32,
     },
+    /// Worker to engine: a task checked in (`ctx.checkin(message)`).
+    CheckIn {
+        /// The request.
+        id: Uuid,
+        /// What the task said.
+        message: String,
+    },
     /// Worker to engine: how a request ended.
     Done {
         /// The request.
@@ -109,6 +116,10 @@ impl Message {
                 id: *id,
                 progress: *progress,
             },
+            Message::CheckIn { id, message } => Message::CheckIn {
+                id: *id,
+                message: message.clone(),
+            },
             Message::Done { id, result } => Message::Done {
                 id: *id,
                 result: result.clone(),
@@ -135,7 +146,7 @@ pub struct Request {
     /// Execute or revert.
     #[serde(with = "action_name")]
     pub action: Action,
-    /// Whether the engine wants progress reports.
+    /// Whether the engine wants progress reports and check-ins.
     #[serde(default)]
     pub progress: bool,
     /// What to run.
@@ -253,9 +264,12 @@ impl WorkData {
             own_failure: self.own_failure,
             flow_failures: self.flow_failures.into(),
             listeners,
-            // The engine records the progress it hears from the worker.
-            progress_detail: None,
+            // The engine records the progress and check-ins it hears from
+            // the worker.
+            detail: None,
             cancel,
+            // The engine's span is in another process.
+            span: tracing::Span::none(),
         })
     }
 }

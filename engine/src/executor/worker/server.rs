@@ -580,6 +580,7 @@ impl Session<'_> {
                 shared.send(&Route::Engine(reply_to), Message::Hello(self.info.clone()));
             }
             Message::Progress { .. }
+            | Message::CheckIn { .. }
             | Message::Done { .. }
             | Message::Hello(_)
             | Message::Bye { .. } => {
@@ -651,7 +652,8 @@ fn run_job(shared: &Arc<Shared>, job: Job) {
     shared.reply(id, &reply_to, outcome.result);
 }
 
-/// Sends a task's progress reports to the engine that asked for them.
+/// Sends a task's progress reports and check-ins to the engine that asked
+/// for them.
 struct ForwardProgress {
     shared: Arc<Shared>,
     id: Uuid,
@@ -665,6 +667,16 @@ impl Listener for ForwardProgress {
             Message::Progress {
                 id: self.id,
                 progress,
+            },
+        );
+    }
+
+    fn on_checkin(&self, _atom: &str, message: &str) {
+        self.shared.send(
+            &self.reply_to,
+            Message::CheckIn {
+                id: self.id,
+                message: message.to_owned(),
             },
         );
     }

@@ -449,7 +449,8 @@ fn retry_controllers_run_in_the_engine() {
         own_failure: None,
         flow_failures: Arc::new([]),
         listeners: Listeners::default(),
-        progress_detail: None,
+        detail: None,
+        span: tracing::Span::none(),
         cancel: Arc::new(AtomicBool::new(false)),
     };
     executor.submit(work);
@@ -494,7 +495,8 @@ fn work_data_round_trips_a_revert() {
         own_failure: None,
         flow_failures: Arc::new([Failure::new("Boom", "x").with_atom("other")]),
         listeners: Listeners::default(),
-        progress_detail: None,
+        detail: None,
+        span: tracing::Span::none(),
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let data = WorkData::from_work(&work).unwrap();
@@ -547,7 +549,8 @@ fn in_process_work_refuses_to_serialize() {
         own_failure: None,
         flow_failures: Arc::new([]),
         listeners: Listeners::default(),
-        progress_detail: None,
+        detail: None,
+        span: tracing::Span::none(),
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let err = serde_json::to_string(&Payload::Work(Box::new(work))).unwrap_err();
