@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{Claim, Entity, Job, JobBoardError, JobId, JobState, NewJob};
+use crate::{Claim, Control, Entity, Job, JobBoardError, JobId, JobState, NewJob};
 
 /// How long [`JobBoard::wait_until_complete`]'s default first sleeps
 /// between two reads of the job; each sleep doubles it, up to
@@ -73,8 +73,12 @@ pub(crate) fn settled(job: Job) -> JobWait {
 /// server's clock, for boards that say so).
 ///
 /// - A job is *claimable* at `now` when it is unclaimed, or claimed with a
-///   lapsed lease (`lease_expires_at <= now`). Claiming it sets its owner,
-///   raises its epoch by one and sets `lease_expires_at = now + lease`.
+///   lapsed lease (`lease_expires_at <= now`), and it does not wait for
+///   its not-before time (`not_before` is unset or `<= now`, or a control
+///   request was made on it). Claiming it sets its owner, raises its epoch
+///   by one and sets `lease_expires_at = now + lease`; the claim carries
+///   the job's control request, if any. A job that waits for its time is
+///   refused with [`JobBoardError::NotYet`].
 /// - A claim is *current* while the job is not complete and is claimed
 ///   with the claim's epoch and owner. Renew, consume, abandon and trash
 ///   refuse any other claim with [`JobBoardError::NotOwner`] (and an
@@ -91,6 +95,37 @@ pub(crate) fn settled(job: Job) -> JobWait {
 /// - Abandoning clears the owner and keeps the epoch; consuming and
 ///   trashing complete the job, recording its outcome and completion time
 ///   (which [`purge`](JobBoard::purge) measures retention from).
+/// - Renewing returns the claim with the job's control request as it is
+///   now, so an owner learns of a stop or cancel at its next renewal.
+/// - [`reopen`](JobBoard::reopen) takes a complete job back to unclaimed
+///   (a retry) with its epoch kept, so the next claim's epoch is higher
+///   than any before and fencing still holds across revisions.
+///
+/// # Scheduled, unique and keyed jobs
+///
+/// The board, not a lock beside it, enforces what [`NewJob`] asks for,
+/// atomically with the post (of any number of racing posters, on any
+/// number of processes or hosts, the rules hold):
+///
+/// - **Scheduled**: a job with `not_before` after now reads as
+///   [`Unclaimed`](crate::JobState::Unclaimed) ([`Job::is_scheduled`] says
+///   it waits) but is not claimable, nor listed by `iterjobs(true)`, until
+///   then; [`wait`](JobBoard::wait) wakes when its time comes. The time is
+///   stored with the job: a board reopened on the same store neither loses
+///   nor advances it. A control request makes it claimable at once, so a
+///   conductor can settle it.
+/// - **Unique**: at most one job that is not complete holds a given
+///   `unique_key`. Posting another while one does is
+///   [`JobBoardError::Duplicate`] naming the holder, and writes nothing;
+///   once the holder completes (consumed or trashed) the key is free.
+/// - **Execution key**: `key` is an idempotency key (a periodic run's
+///   `policy@fire-time`). Posting a job whose `key` a job on the board
+///   already has, complete or not, is [`JobBoardError::AlreadyPosted`]
+///   naming that job, and writes nothing, until [`purge`](JobBoard::purge)
+///   removes that job. Of any number of posters of one key, one posts.
+///
+/// A post with both keys is checked for its execution key first (the run
+/// was posted already), then for its uniqueness key.
 ///
 /// # Waiting
 ///
@@ -125,18 +160,23 @@ pub(crate) fn settled(job: Job) -> JobWait {
 /// # Ok::<(), taskflow_jobboard::JobBoardError>(())
 /// ```
 pub trait JobBoard: Send + Sync {
-    /// Posts a job; returns it as stored (id, sequence, created time).
+    /// Posts a job; returns it as stored (id, sequence, created time,
+    /// revision 1). `AlreadyPosted` if a job on the board has its execution
+    /// key, `Duplicate` if a job that is not complete holds its uniqueness
+    /// key (see [Scheduled, unique and keyed jobs](JobBoard#scheduled-unique-and-keyed-jobs)).
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError>;
 
     /// The job with id `id`.
     fn get(&self, id: JobId) -> Result<Job, JobBoardError>;
 
-    /// Claims job `id` for `owner` for the board's lease. Fails with
-    /// `AlreadyClaimed` while another claim's lease runs, `Complete` for a
-    /// complete job.
+    /// Claims job `id` for `owner` for the board's lease; the claim carries
+    /// the job's control request, if any. Fails with `AlreadyClaimed` while
+    /// another claim's lease runs, `NotYet` while the job waits for its
+    /// not-before time, `Complete` for a complete job.
     fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError>;
 
-    /// Extends a claim by the board's lease. `NotOwner` if the claim is no
+    /// Extends a claim by the board's lease; the renewed claim carries the
+    /// job's control request as it is now. `NotOwner` if the claim is no
     /// longer the job's (it lapsed and someone else claimed the job).
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError>;
 
@@ -149,13 +189,40 @@ pub trait JobBoard: Send + Sync {
     /// Marks the job complete because it can never run, recording why.
     fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError>;
 
+    /// Records a control request (stop or cancel) on job `id`, which is not
+    /// complete, and returns the job. The job keeps the strongest request
+    /// made (a cancel overrides a stop; a stop after a cancel leaves the
+    /// cancel). Its owner sees it in the claim its next renewal returns; a
+    /// job waiting for its not-before time becomes claimable at once, so a
+    /// conductor can settle it. `Complete` for a complete job, `NotFound`
+    /// for an unknown one.
+    fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError>;
+
+    /// Reopens complete job `id` for another run (a retry, as a new
+    /// revision), and returns it: unclaimed, its owner, lease, outcome and
+    /// control request cleared, its revision one higher, its epoch kept (so
+    /// the next claim's epoch is higher than any before); its id, name,
+    /// details, records, priority, keys and not-before time kept (a job
+    /// reopened before that time waits for it again). `NotComplete` for a
+    /// job that is not complete, `Duplicate` if another job that is not
+    /// complete now holds its uniqueness key, `NotFound` for an unknown
+    /// one.
+    fn reopen(&self, id: JobId) -> Result<Job, JobBoardError>;
+
     /// Jobs that are not complete, highest priority first, then in posting
     /// order; with `only_unclaimed`, only those claimable now (unclaimed, or
-    /// claimed with a lapsed lease).
+    /// claimed with a lapsed lease, and not waiting for their not-before
+    /// time).
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError>;
 
+    /// Every job the board holds, complete ones included (until purged), in
+    /// posting order, as readers see them now.
+    fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError>;
+
     /// Blocks until a job is claimable or `timeout` passes; returns whether
-    /// one is.
+    /// one is. It wakes when a job is posted, abandoned, reopened or
+    /// requested, when a lease lapses, and when a scheduled job's time
+    /// comes.
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError>;
 
     /// Blocks until job `id` is complete (consumed or trashed) or `timeout`
@@ -239,8 +306,17 @@ impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
     fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
         (**self).trash(claim, reason)
     }
+    fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
+        (**self).request(id, control)
+    }
+    fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
+        (**self).reopen(id)
+    }
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
         (**self).iterjobs(only_unclaimed)
+    }
+    fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
+        (**self).all_jobs()
     }
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
         (**self).wait(timeout)

@@ -22,6 +22,37 @@ pub enum JobBoardError {
     /// The job is complete (consumed or trashed); it cannot be claimed.
     #[error("job {0} is complete")]
     Complete(JobId),
+    /// The job waits for its not-before time: it cannot be claimed until
+    /// then (unless a control request is made on it).
+    #[error("job {job} is scheduled: not claimable before {not_before} (ms since the epoch)")]
+    NotYet {
+        /// The job.
+        job: JobId,
+        /// When it becomes claimable (ms since the Unix epoch, on the
+        /// board's clock).
+        not_before: u64,
+    },
+    /// A job that is not complete already holds the uniqueness key: the
+    /// job was not posted (or reopened), and nothing was written.
+    #[error("unique key `{key}` is held by job {existing}, which is not complete")]
+    Duplicate {
+        /// The uniqueness key.
+        key: String,
+        /// The job holding it.
+        existing: JobId,
+    },
+    /// A job with this execution key is already on the board (complete or
+    /// not): the job was not posted again, and nothing was written.
+    #[error("a job with key `{key}` was already posted: job {existing}")]
+    AlreadyPosted {
+        /// The execution key.
+        key: String,
+        /// The job posted with it.
+        existing: JobId,
+    },
+    /// The job is not complete, so it cannot be reopened.
+    #[error("job {0} is not complete")]
+    NotComplete(JobId),
     /// The claim presented is not the job's current claim: its lease lapsed
     /// and the job was claimed again (a higher epoch), or it was released.
     #[error("job {job}: the claim of `{owner}` (epoch {epoch}) is no longer the job's claim")]

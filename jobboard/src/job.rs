@@ -49,8 +49,52 @@ pub enum Outcome {
     },
 }
 
+/// A request to the owner of a job, recorded on the board with
+/// [`JobBoard::request`](crate::JobBoard::request) and seen by the owner in
+/// its [`Claim`] when it claims the job or renews its lease.
+///
+/// The two are ordered by strength (`Stop < Cancel`): a job keeps the
+/// strongest request made, so a cancel overrides a stop and a stop after a
+/// cancel leaves the cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Stop the job: suspend its flow at the next atom boundary, keeping
+    /// what ran (a later retry resumes it).
+    Stop,
+    /// Cancel the job: stop it and revert what ran (compensation).
+    Cancel,
+}
+
+impl Control {
+    /// The name used in records and messages (`"stop"`, `"cancel"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Stop => "stop",
+            Control::Cancel => "cancel",
+        }
+    }
+
+    /// The control named `name` (`"stop"` or `"cancel"`, as
+    /// [`as_str`](Control::as_str) gives), if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "stop" => Some(Control::Stop),
+            "cancel" => Some(Control::Cancel),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What is posted: a name, free-form details, the records of the flow to
-/// run, and a priority.
+/// run, a priority, and optionally a time before which it does not run and
+/// keys the board enforces (see [`JobBoard`](crate::JobBoard#scheduled-unique-and-keyed-jobs)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
     /// A name for people (need not be unique).
@@ -65,10 +109,26 @@ pub struct NewJob {
     /// Higher runs first; equal priorities run in posting order.
     #[serde(default)]
     pub priority: i32,
+    /// Not claimable before this time (ms since the Unix epoch, on the
+    /// board's clock); `None`: at once.
+    #[serde(default)]
+    pub not_before: Option<u64>,
+    /// At most one job that is not complete holds this key on a board:
+    /// posting another while one does fails with
+    /// [`Duplicate`](crate::JobBoardError::Duplicate).
+    #[serde(default)]
+    pub unique_key: Option<String>,
+    /// An idempotency key (a periodic run's `policy@fire-time`): a board
+    /// holds at most one job with it, complete or not, until
+    /// [`purge`](crate::JobBoard::purge) removes that job; posting another
+    /// fails with [`AlreadyPosted`](crate::JobBoardError::AlreadyPosted).
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 impl NewJob {
-    /// A job named `name` with no records, details `null`, priority 0.
+    /// A job named `name` with no records, details `null`, priority 0,
+    /// claimable at once, with no keys.
     pub fn new(name: impl Into<String>) -> Self {
         NewJob {
             name: name.into(),
@@ -76,8 +136,35 @@ impl NewJob {
             logbook: None,
             flow_detail: None,
             priority: 0,
+            not_before: None,
+            unique_key: None,
+            key: None,
         }
     }
+
+    /// Makes it not claimable before `ms` (ms since the Unix epoch, on the
+    /// board's clock).
+    pub fn not_before(mut self, ms: u64) -> Self {
+        self.not_before = Some(ms);
+        self
+    }
+
+    /// Gives it a uniqueness key (see [`NewJob::unique_key`](NewJob#structfield.unique_key)).
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// Gives it an execution (idempotency) key (see [`NewJob::key`](NewJob#structfield.key)).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+/// The revision of a job as posted (for records written before revisions).
+fn first_revision() -> u64 {
+    1
 }
 
 /// A job on a board.
@@ -110,6 +197,24 @@ pub struct Job {
     pub lease_expires_at: Option<u64>,
     /// How it ended, once complete.
     pub outcome: Option<Outcome>,
+    /// Not claimable before this time (ms since the Unix epoch, on the
+    /// board's clock), unless a control request was made; `None`: at once.
+    #[serde(default)]
+    pub not_before: Option<u64>,
+    /// Its uniqueness key, if posted with one.
+    #[serde(default)]
+    pub unique_key: Option<String>,
+    /// Its execution (idempotency) key, if posted with one.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The strongest control request made since it was posted (or last
+    /// reopened).
+    #[serde(default)]
+    pub control: Option<Control>,
+    /// 1 when posted; each [`reopen`](crate::JobBoard::reopen) (a retry)
+    /// adds one.
+    #[serde(default = "first_revision")]
+    pub revision: u64,
 }
 
 impl Job {
@@ -129,6 +234,17 @@ impl Job {
     pub fn factory(&self) -> Option<&str> {
         self.details.get(Self::FACTORY_KEY)?.as_str()
     }
+
+    /// Whether it waits for its [`not_before`](Job::not_before) time at
+    /// `now` (ms since the Unix epoch, on the board's clock): unclaimed,
+    /// with a not-before time after `now` and no control request. Such a
+    /// job reads as [`Unclaimed`](JobState::Unclaimed) but is not
+    /// claimable yet.
+    pub fn is_scheduled(&self, now: u64) -> bool {
+        self.state == JobState::Unclaimed
+            && self.control.is_none()
+            && self.not_before.is_some_and(|at| at > now)
+    }
 }
 
 /// A claim on a job: proof of ownership until its lease lapses.
@@ -147,6 +263,11 @@ pub struct Claim {
     pub epoch: Epoch,
     /// When the lease lapses unless renewed (ms since the epoch).
     pub expires_at: u64,
+    /// The control request made on the job, as the board held it when it
+    /// gave this claim (at the claim, and again at each renewal): the owner
+    /// should stop (or cancel) the job's run and settle it.
+    #[serde(default)]
+    pub control: Option<Control>,
 }
 
 /// A party using a board (a conductor), registered so others can see it.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Claim, Job, JobBoardError, JobState};
+use crate::{Claim, Control, Job, JobBoardError, JobState};
 
 /// Where a board reads the time: the system clock, or a clock the caller
 /// controls (tests move a [`ManualClock`] forward instead of sleeping until
@@ -138,8 +138,16 @@ impl ManualClock {
     }
 }
 
-/// Whether `job` (as stored) can be claimed at `now`.
+/// Whether `job` (as stored) can be claimed at `now`: not complete, not
+/// under a running lease, and not waiting for its not-before time (a
+/// control request lifts that wait).
 pub(crate) fn claimable(job: &Job, now: u64) -> bool {
+    free(job, now) && !waits(job, now)
+}
+
+/// Whether `job` (as stored) is free of claims at `now`: unclaimed, or
+/// claimed with a lapsed lease.
+fn free(job: &Job, now: u64) -> bool {
     match job.state {
         JobState::Unclaimed => true,
         JobState::Claimed => job.lease_expires_at.map_or(true, |at| at <= now),
@@ -147,15 +155,29 @@ pub(crate) fn claimable(job: &Job, now: u64) -> bool {
     }
 }
 
+/// Whether `job` (as stored) waits for its not-before time at `now`.
+pub(crate) fn waits(job: &Job, now: u64) -> bool {
+    job.control.is_none() && job.not_before.is_some_and(|at| at > now)
+}
+
 /// Why `job` (as stored), which is not claimable at `now`, cannot be claimed.
-pub(crate) fn refusal(job: &Job) -> JobBoardError {
+pub(crate) fn refusal(job: &Job, now: u64) -> JobBoardError {
     match job.state {
         JobState::Complete => JobBoardError::Complete(job.id),
+        _ if free(job, now) => JobBoardError::NotYet {
+            job: job.id,
+            not_before: job.not_before.unwrap_or_default(),
+        },
         _ => JobBoardError::AlreadyClaimed {
             job: job.id,
             owner: job.owner.clone().unwrap_or_default(),
         },
     }
+}
+
+/// The stronger of two control requests: a job keeps the strongest made.
+pub(crate) fn stronger(held: Option<Control>, asked: Control) -> Control {
+    held.map_or(asked, |held| held.max(asked))
 }
 
 /// Whether `claim` is the current claim of `job` (as stored): `NotOwner`
@@ -183,7 +205,7 @@ pub(crate) fn not_owner(claim: &Claim) -> JobBoardError {
 /// `job` (as stored) as readers see it at `now`: a claim whose lease
 /// lapsed shows as unclaimed.
 pub(crate) fn view(mut job: Job, now: u64) -> Job {
-    if job.state == JobState::Claimed && claimable(&job, now) {
+    if job.state == JobState::Claimed && free(&job, now) {
         job.state = JobState::Unclaimed;
     }
     job
@@ -191,7 +213,7 @@ pub(crate) fn view(mut job: Job, now: u64) -> Job {
 
 /// The owner of `job` (as stored) if claimed with a running lease at `now`.
 pub(crate) fn running_owner(job: &Job, now: u64) -> Option<String> {
-    if job.state == JobState::Claimed && !claimable(job, now) {
+    if job.state == JobState::Claimed && !free(job, now) {
         job.owner.clone()
     } else {
         None

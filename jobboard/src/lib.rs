@@ -28,7 +28,9 @@ pub use board::{JobBoard, JobWait};
 #[cfg(feature = "conductor")]
 pub use conductor::{Conductor, ConductorBuilder, ConductorEvent, ConductorListener, StopHandle};
 pub use error::JobBoardError;
-pub use job::{BoardOptions, Claim, Entity, Job, JobId, JobState, NewJob, Outcome, Retention};
+pub use job::{
+    BoardOptions, Claim, Control, Entity, Job, JobId, JobState, NewJob, Outcome, Retention,
+};
 pub use lease::{Clock, ManualClock};
 pub use memory::MemoryBoard;
 pub use post::{post_flow, FlowSource, PostFlow};

@@ -10,8 +10,8 @@ use crate::lease::{self, millis};
 use crate::sync::{lock, wait, wait_timeout};
 use crate::JobId;
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
-    Retention,
+    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob,
+    Outcome, Retention,
 };
 use taskflow_persistence::Epoch;
 
@@ -30,9 +30,16 @@ const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
 /// job's claim until someone else claims the job.
 ///
 /// [`wait`](JobBoard::wait) sleeps on a condition variable that
-/// [`post`](JobBoard::post) and [`abandon`](JobBoard::abandon) notify, with
-/// a timeout set to when the earliest running lease lapses, so it returns
-/// as soon as a job becomes claimable either way.
+/// [`post`](JobBoard::post), [`abandon`](JobBoard::abandon),
+/// [`request`](JobBoard::request) and [`reopen`](JobBoard::reopen) notify,
+/// with a timeout set to when the earliest running lease lapses or the
+/// earliest scheduled job's time comes, so it returns as soon as a job
+/// becomes claimable any way.
+///
+/// Uniqueness and execution keys are kept in two maps beside the jobs,
+/// changed under the same lock as the jobs: a key leaves them when its job
+/// completes (uniqueness) or is purged (both), so they stay as small as
+/// the board.
 /// [`wait_until_complete`](JobBoard::wait_until_complete) sleeps on the same
 /// condition variable, which consume and trash notify too, so it returns as
 /// soon as the job completes.
@@ -63,6 +70,26 @@ struct State {
     /// The sequence of the last job posted.
     last_sequence: u64,
     entities: BTreeMap<String, Entity>,
+    /// Uniqueness key -> the job not complete that holds it.
+    unique: HashMap<String, JobId>,
+    /// Execution key -> the job posted with it, until purged.
+    keys: HashMap<String, JobId>,
+}
+
+impl State {
+    /// The job not complete holding uniqueness key `key`, other than `not`.
+    fn unique_holder(&self, key: &str, not: Option<JobId>) -> Option<JobId> {
+        self.unique.get(key).copied().filter(|id| Some(*id) != not)
+    }
+
+    /// Frees the uniqueness key of `job` (which completed or went away).
+    fn release_unique(&mut self, job: &Job) {
+        if let Some(key) = &job.unique_key {
+            if self.unique.get(key) == Some(&job.id) {
+                self.unique.remove(key);
+            }
+        }
+    }
 }
 
 struct Stored {
@@ -122,12 +149,20 @@ impl MemoryBoard {
     }
 
     fn complete(&self, claim: &Claim, outcome: Outcome) -> Result<(), JobBoardError> {
-        self.with_current(claim, |stored, now| {
-            stored.job.state = JobState::Complete;
-            stored.job.lease_expires_at = None;
-            stored.job.outcome = Some(outcome);
-            stored.completed_at = Some(now);
-        })?;
+        let mut state = lock(&self.state);
+        let now = self.now();
+        let stored = state
+            .jobs
+            .get_mut(&claim.job)
+            .ok_or(JobBoardError::NotFound(claim.job))?;
+        lease::check_current(&stored.job, claim)?;
+        stored.job.state = JobState::Complete;
+        stored.job.lease_expires_at = None;
+        stored.job.outcome = Some(outcome);
+        stored.completed_at = Some(now);
+        let job = stored.job.clone();
+        state.release_unique(&job);
+        drop(state);
         self.changed.notify_all();
         Ok(())
     }
@@ -136,6 +171,22 @@ impl MemoryBoard {
 impl JobBoard for MemoryBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
         let mut state = lock(&self.state);
+        if let Some(key) = &new.key {
+            if let Some(existing) = state.keys.get(key) {
+                return Err(JobBoardError::AlreadyPosted {
+                    key: key.clone(),
+                    existing: *existing,
+                });
+            }
+        }
+        if let Some(key) = &new.unique_key {
+            if let Some(existing) = state.unique_holder(key, None) {
+                return Err(JobBoardError::Duplicate {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+        }
         state.last_sequence += 1;
         let job = Job {
             id: JobId::new(),
@@ -151,7 +202,18 @@ impl JobBoard for MemoryBoard {
             epoch: Epoch::ZERO,
             lease_expires_at: None,
             outcome: None,
+            not_before: new.not_before,
+            unique_key: new.unique_key,
+            key: new.key,
+            control: None,
+            revision: 1,
         };
+        if let Some(key) = &job.key {
+            state.keys.insert(key.clone(), job.id);
+        }
+        if let Some(key) = &job.unique_key {
+            state.unique.insert(key.clone(), job.id);
+        }
         state.jobs.insert(
             job.id,
             Stored {
@@ -179,7 +241,7 @@ impl JobBoard for MemoryBoard {
             .ok_or(JobBoardError::NotFound(id))?
             .job;
         if !lease::claimable(job, now) {
-            return Err(lease::refusal(job));
+            return Err(lease::refusal(job, now));
         }
         let expires_at = self.expiry(now);
         job.state = JobState::Claimed;
@@ -191,6 +253,7 @@ impl JobBoard for MemoryBoard {
             owner: owner.to_owned(),
             epoch: job.epoch,
             expires_at,
+            control: job.control,
         })
     }
 
@@ -200,6 +263,7 @@ impl JobBoard for MemoryBoard {
             stored.job.lease_expires_at = Some(expires_at);
             Claim {
                 expires_at,
+                control: stored.job.control,
                 ..claim.clone()
             }
         })
@@ -226,6 +290,68 @@ impl JobBoard for MemoryBoard {
                 reason: reason.to_owned(),
             },
         )
+    }
+
+    fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
+        let mut state = lock(&self.state);
+        let job = &mut state
+            .jobs
+            .get_mut(&id)
+            .ok_or(JobBoardError::NotFound(id))?
+            .job;
+        if job.state == JobState::Complete {
+            return Err(JobBoardError::Complete(id));
+        }
+        job.control = Some(lease::stronger(job.control, control));
+        let job = lease::view(job.clone(), self.now());
+        drop(state);
+        // A scheduled job with a request is claimable at once.
+        self.changed.notify_all();
+        Ok(job)
+    }
+
+    fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
+        let mut state = lock(&self.state);
+        let job = &state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?.job;
+        if job.state != JobState::Complete {
+            return Err(JobBoardError::NotComplete(id));
+        }
+        let unique_key = job.unique_key.clone();
+        if let Some(key) = &unique_key {
+            if let Some(existing) = state.unique_holder(key, Some(id)) {
+                return Err(JobBoardError::Duplicate {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+            state.unique.insert(key.clone(), id);
+        }
+        let stored = state.jobs.get_mut(&id).ok_or(JobBoardError::NotFound(id))?;
+        stored.completed_at = None;
+        let job = &mut stored.job;
+        job.state = JobState::Unclaimed;
+        job.owner = None;
+        job.lease_expires_at = None;
+        job.outcome = None;
+        job.control = None;
+        job.revision += 1;
+        let job = job.clone();
+        drop(state);
+        self.changed.notify_all();
+        Ok(job)
+    }
+
+    fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
+        let state = lock(&self.state);
+        let now = self.now();
+        let mut jobs: Vec<Job> = state
+            .jobs
+            .values()
+            .map(|s| lease::view(s.job.clone(), now))
+            .collect();
+        drop(state);
+        jobs.sort_by_key(|job| job.sequence);
+        Ok(jobs)
     }
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
@@ -259,13 +385,22 @@ impl JobBoard for MemoryBoard {
         let mut state = lock(&self.state);
         loop {
             let now = self.now();
+            // The earliest time after `now` a job may become claimable: a
+            // running lease lapsing, or a scheduled job's time coming.
             let mut next_lapse: Option<u64> = None;
             for stored in state.jobs.values() {
                 let job = &stored.job;
                 if lease::claimable(job, now) {
                     return Ok(true);
                 }
-                if let (JobState::Claimed, Some(at)) = (job.state, job.lease_expires_at) {
+                let mut at = None;
+                if let (JobState::Claimed, Some(lapse)) = (job.state, job.lease_expires_at) {
+                    at = Some(lapse);
+                }
+                if job.state != JobState::Complete && lease::waits(job, now) {
+                    at = at.max(job.not_before);
+                }
+                if let Some(at) = at {
                     next_lapse = Some(next_lapse.map_or(at, |n| n.min(at)));
                 }
             }
@@ -278,7 +413,7 @@ impl JobBoard for MemoryBoard {
             }
             let mut slice = remaining.min(recheck);
             if let Some(at) = next_lapse {
-                // Not claimable yet, so the lease lapses after `now`.
+                // Not claimable yet, so that time is after `now`.
                 slice = slice.min(Duration::from_millis(at.saturating_sub(now)));
             }
             state = wait_timeout(&self.changed, state, slice);
@@ -352,12 +487,21 @@ impl JobBoard for MemoryBoard {
             }
         };
         // Oldest first.
-        Ok(doomed
+        let purged: Vec<Job> = doomed
             .iter()
             .rev()
             .filter_map(|id| state.jobs.remove(id))
             .map(|s| s.job)
-            .collect())
+            .collect();
+        for job in &purged {
+            if let Some(key) = &job.key {
+                if state.keys.get(key) == Some(&job.id) {
+                    state.keys.remove(key);
+                }
+            }
+            state.release_unique(job);
+        }
+        Ok(purged)
     }
 }
 

@@ -95,6 +95,13 @@ pub struct PostFlow<'a> {
     pub priority: i32,
     /// Free-form job details.
     pub details: Value,
+    /// Not claimable before this time (ms since the Unix epoch, on the
+    /// board's clock); `None`: at once.
+    pub not_before: Option<u64>,
+    /// The job's uniqueness key (see [`NewJob::unique_key`](NewJob#structfield.unique_key)).
+    pub unique_key: Option<String>,
+    /// The job's execution key (see [`NewJob::key`](NewJob#structfield.key)).
+    pub key: Option<String>,
 }
 
 impl<'a> PostFlow<'a> {
@@ -107,6 +114,9 @@ impl<'a> PostFlow<'a> {
             job_store: Map::new(),
             priority: 0,
             details: Value::Null,
+            not_before: None,
+            unique_key: None,
+            key: None,
         }
     }
 
@@ -135,6 +145,27 @@ impl<'a> PostFlow<'a> {
         self.details = details;
         self
     }
+
+    /// Makes the job not claimable before `ms` (ms since the Unix epoch, on
+    /// the board's clock).
+    pub fn not_before(mut self, ms: u64) -> Self {
+        self.not_before = Some(ms);
+        self
+    }
+
+    /// Gives the job a uniqueness key: while a job holding it is not
+    /// complete, the post fails with [`Duplicate`](JobBoardError::Duplicate).
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// Gives the job an execution key: if a job with it is on the board,
+    /// the post fails with [`AlreadyPosted`](JobBoardError::AlreadyPosted).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
 }
 
 /// Writes a logbook and flow detail for the flow, then posts a job that
@@ -146,6 +177,13 @@ impl<'a> PostFlow<'a> {
 /// `store` the details already hold); details that cannot hold it (not an
 /// object nor null, or a `store` that is not an object) are
 /// [`InvalidJob`](JobBoardError::InvalidJob), and nothing is written.
+///
+/// A post the board refuses for its keys
+/// ([`Duplicate`](JobBoardError::Duplicate),
+/// [`AlreadyPosted`](JobBoardError::AlreadyPosted)) leaves no records
+/// behind: the logbook written for it is destroyed again and the error
+/// returned. (If destroying it fails too, the board's refusal is still the
+/// error returned; the logbook, which no job points at, is left.)
 pub fn post_flow(
     board: &dyn JobBoard,
     records: &dyn Backend,
@@ -199,6 +237,9 @@ pub fn post_flow(
     job.flow_detail = Some(flow_id);
     job.priority = post.priority;
     job.details = details;
+    job.not_before = post.not_before;
+    job.unique_key = post.unique_key;
+    job.key = post.key;
     if let FlowSource::Factory { name, .. } = post.flow {
         // Conductors that lack the factory leave the job to those that have it.
         if let Some(details) = details_object(&mut job.details) {
@@ -207,7 +248,20 @@ pub fn post_flow(
                 .or_insert_with(|| Value::from(name));
         }
     }
-    board.post(job)
+    match board.post(job) {
+        Err(refused @ (JobBoardError::Duplicate { .. } | JobBoardError::AlreadyPosted { .. })) => {
+            // No job points at the logbook: remove it rather than orphan it.
+            if let Err(e) = records.destroy_logbook(book.uuid) {
+                tracing::warn!(
+                    logbook = %book.uuid,
+                    error = %e,
+                    "could not remove the logbook of a refused post"
+                );
+            }
+            Err(refused)
+        }
+        posted => posted,
+    }
 }
 
 /// Writes `job_store` into `details` as `details.store`, over the values of
@@ -339,5 +393,71 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    fn keyed(
+        board: &MemoryBoard,
+        records: &MemoryBackend,
+        post: PostFlow<'_>,
+    ) -> Result<Job, JobBoardError> {
+        post_flow(board, records, post)
+    }
+
+    #[test]
+    fn keys_and_times_reach_the_job() {
+        let board = MemoryBoard::new(BoardOptions::default());
+        let records = MemoryBackend::new();
+        let args = json!({});
+        let source = FlowSource::Factory {
+            name: "f",
+            args: &args,
+        };
+        let job = keyed(
+            &board,
+            &records,
+            PostFlow::new("j", source)
+                .not_before(u64::MAX)
+                .unique_key("u")
+                .key("policy@1"),
+        )
+        .unwrap();
+        assert_eq!(job.not_before, Some(u64::MAX));
+        assert_eq!(job.unique_key.as_deref(), Some("u"));
+        assert_eq!(job.key.as_deref(), Some("policy@1"));
+        assert_eq!(board.get(job.id).unwrap(), job);
+    }
+
+    #[test]
+    fn a_post_refused_for_its_keys_leaves_no_logbook() {
+        let board = MemoryBoard::new(BoardOptions::default());
+        let records = MemoryBackend::new();
+        let args = json!({});
+        let source = FlowSource::Factory {
+            name: "f",
+            args: &args,
+        };
+        let first = keyed(&board, &records, PostFlow::new("a", source).key("p@1")).unwrap();
+        let held = keyed(&board, &records, PostFlow::new("b", source).unique_key("u")).unwrap();
+        let err = keyed(&board, &records, PostFlow::new("c", source).key("p@1")).unwrap_err();
+        assert!(
+            matches!(&err, JobBoardError::AlreadyPosted { key, existing } if key == "p@1" && *existing == first.id),
+            "{err}"
+        );
+        let err = keyed(&board, &records, PostFlow::new("d", source).unique_key("u")).unwrap_err();
+        assert!(
+            matches!(&err, JobBoardError::Duplicate { key, existing } if key == "u" && *existing == held.id),
+            "{err}"
+        );
+        let mut books: Vec<_> = records
+            .list_logbooks()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.unwrap().uuid)
+            .collect();
+        books.sort();
+        let mut expected = vec![first.logbook.unwrap(), held.logbook.unwrap()];
+        expected.sort();
+        assert_eq!(books, expected, "only the posted jobs' logbooks are left");
+        assert_eq!(board.all_jobs().unwrap().len(), 2);
     }
 }

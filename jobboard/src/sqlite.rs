@@ -61,15 +61,15 @@ use crate::board::settled;
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait_timeout};
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
-    Retention,
+    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob,
+    Outcome, Retention,
 };
 
 mod codec;
 mod schema;
 
 use crate::JobId;
-use codec::{corrupt, decode, JOB_COLUMNS};
+use codec::{corrupt, decode, JOB_COLUMNS, JOB_COLUMN_COUNT};
 use taskflow_persistence::Epoch;
 
 const BOARD: &str = "sqlite";
@@ -264,9 +264,10 @@ impl SqliteBoard {
         *lock(&self.local_writes)
     }
 
-    /// Runs `update` (an `UPDATE ... WHERE id = ?1 AND <claim is current>`
-    /// whose parameters 1 to 3 are the job, epoch and owner) with the extra
-    /// parameters given, in a `BEGIN IMMEDIATE` transaction; `NotFound` or
+    /// Runs `update` (an `UPDATE ... WHERE id = ?1 AND <claim is current>
+    /// RETURNING control` whose parameters 1 to 3 are the job, epoch and
+    /// owner) with the extra parameters given, in a `BEGIN IMMEDIATE`
+    /// transaction; returns the job's control request. `NotFound` or
     /// `NotOwner` when it changes no row.
     fn update_current(
         &self,
@@ -274,7 +275,7 @@ impl SqliteBoard {
         what: &str,
         update: &str,
         extra: &[&dyn rusqlite::ToSql],
-    ) -> Result<(), JobBoardError> {
+    ) -> Result<Option<Control>, JobBoardError> {
         let mut conn = lock(&self.conn);
         let tx = immediate(&mut conn, what, claim.job)?;
         let mut buf = Uuid::encode_buffer();
@@ -282,19 +283,21 @@ impl SqliteBoard {
         let epoch = sql_int(claim.epoch.get());
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id, &epoch, &claim.owner];
         values.extend_from_slice(extra);
-        let changed = tx
+        let changed: Option<Option<String>> = tx
             .prepare_cached(update)
-            .and_then(|mut s| s.execute(values.as_slice()))
+            .and_then(|mut s| s.query_row(values.as_slice(), |row| row.get(0)).optional())
             .map_err(|e| db_err(e, format_args!("{what} job {}", claim.job)))?;
-        if changed == 0 {
+        let Some(control) = changed else {
             return Err(if job_exists(&tx, id)? {
                 lease::not_owner(claim)
             } else {
                 JobBoardError::NotFound(claim.job)
             });
-        }
+        };
+        let control = codec::control(control.as_deref(), claim.job)?;
         tx.commit()
-            .map_err(|e| db_err(e, format_args!("committing: {what} job {}", claim.job)))
+            .map_err(|e| db_err(e, format_args!("committing: {what} job {}", claim.job)))?;
+        Ok(control)
     }
 
     fn complete(&self, claim: &Claim, outcome: &Outcome) -> Result<(), JobBoardError> {
@@ -309,7 +312,8 @@ impl SqliteBoard {
             "completing",
             "UPDATE jobboard_jobs SET state = 'COMPLETE', lease_expires_at = NULL, \
              outcome = ?4, completed_at = ?5 \
-             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
+             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
+             RETURNING control",
             &[&outcome, &now],
         )?;
         self.wrote();
@@ -325,23 +329,37 @@ impl SqliteBoard {
         }
     }
 
-    /// Whether a job is claimable at `now`, and the earliest lease of a
-    /// claimed job that lapses after `now`.
+    /// Whether a job is claimable at `now`, and the earliest time after
+    /// `now` a job may become claimable: the lease of a claimed job
+    /// lapsing, or a scheduled job's time coming.
     fn claimable_now(&self, now: u64) -> Result<(bool, Option<u64>), JobBoardError> {
         let conn = lock(&self.conn);
         let now = sql_int(now);
         conn.prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM jobboard_jobs WHERE state = 'UNCLAIMED' \
-                 OR (state = 'CLAIMED' AND lease_expires_at <= ?1)), \
+            "SELECT EXISTS (SELECT 1 FROM jobboard_jobs WHERE (state = 'UNCLAIMED' \
+                 OR (state = 'CLAIMED' AND lease_expires_at <= ?1)) \
+                 AND (not_before IS NULL OR not_before <= ?1 OR control IS NOT NULL)), \
              (SELECT min(lease_expires_at) FROM jobboard_jobs WHERE state = 'CLAIMED' \
-                 AND lease_expires_at > ?1)",
+                 AND lease_expires_at > ?1), \
+             (SELECT min(not_before) FROM jobboard_jobs WHERE not_before IS NOT NULL \
+                 AND control IS NULL AND state != 'COMPLETE' AND not_before > ?1)",
         )
         .and_then(|mut s| {
             s.query_row([now], |row| {
-                Ok((row.get::<_, bool>(0)?, row.get::<_, Option<i64>>(1)?))
+                Ok((
+                    row.get::<_, bool>(0)?,
+                    row.get::<_, Option<i64>>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                ))
             })
         })
-        .map(|(any, next)| (any, next.and_then(|n| u64::try_from(n).ok())))
+        .map(|(any, lapse, due)| {
+            let next = match (lapse, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (any, next.and_then(|n| u64::try_from(n).ok()))
+        })
         .map_err(|e| db_err(e, "looking for claimable jobs"))
     }
 
@@ -361,12 +379,39 @@ impl JobBoard for SqliteBoard {
             source: Some(Box::new(e)),
         })?;
         let created_at = self.now();
-        let conn = lock(&self.conn);
+        let mut conn = lock(&self.conn);
+        // A post with keys checks them and inserts in one `BEGIN IMMEDIATE`
+        // transaction: no other writer can post the same key in between.
+        let behavior = if new.key.is_some() || new.unique_key.is_some() {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| db_err(e, format_args!("locking the board for posting job {id}")))?;
+        if let Some(key) = &new.key {
+            if let Some(existing) = key_holder(&tx, key)? {
+                return Err(JobBoardError::AlreadyPosted {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+        }
+        if let Some(key) = &new.unique_key {
+            if let Some(existing) = unique_holder(&tx, key)? {
+                return Err(JobBoardError::Duplicate {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+        }
         let mut buf = Uuid::encode_buffer();
-        let sequence: i64 = conn
+        let sequence: i64 = tx
             .prepare_cached(
                 "INSERT INTO jobboard_jobs (id, name, details, logbook, flow_detail, priority, \
-                 created_at, state, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'UNCLAIMED', 0) \
+                 created_at, state, epoch, not_before, unique_key, execution_key, revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'UNCLAIMED', 0, ?8, ?9, ?10, 1) \
                  RETURNING sequence",
             )
             .and_then(|mut s| {
@@ -379,11 +424,16 @@ impl JobBoard for SqliteBoard {
                         new.flow_detail.map(|u| u.to_string()),
                         new.priority,
                         sql_int(created_at),
+                        new.not_before.map(sql_int),
+                        new.unique_key,
+                        new.key,
                     ],
                     |row| row.get(0),
                 )
             })
             .map_err(|e| db_err(e, format_args!("posting job {id} ({})", new.name)))?;
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing the post of job {id}")))?;
         drop(conn);
         self.wrote();
         Ok(Job {
@@ -400,6 +450,11 @@ impl JobBoard for SqliteBoard {
             epoch: Epoch::ZERO,
             lease_expires_at: None,
             outcome: None,
+            not_before: new.not_before,
+            unique_key: new.unique_key,
+            key: new.key,
+            control: None,
+            revision: 1,
         })
     }
 
@@ -420,27 +475,29 @@ impl JobBoard for SqliteBoard {
         let tx = immediate(&mut conn, "claiming", id)?;
         let now = self.now();
         let expires_at = self.expiry(now);
-        let epoch: Option<i64> = tx
+        let claimed: Option<(i64, Option<String>)> = tx
             .prepare_cached(
                 "UPDATE jobboard_jobs SET state = 'CLAIMED', owner = ?2, epoch = epoch + 1, \
                  lease_expires_at = ?4 \
                  WHERE id = ?1 AND (state = 'UNCLAIMED' \
                      OR (state = 'CLAIMED' AND lease_expires_at <= ?3)) \
-                 RETURNING epoch",
+                 AND (not_before IS NULL OR not_before <= ?3 OR control IS NOT NULL) \
+                 RETURNING epoch, control",
             )
             .and_then(|mut s| {
                 s.query_row(
                     params![text, owner, sql_int(now), sql_int(expires_at)],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
             })
             .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
-        let Some(epoch) = epoch else {
+        let Some((epoch, control)) = claimed else {
             // Not claimable: say why, from the same snapshot.
             let job = read_job(&tx, text, id)?.ok_or(JobBoardError::NotFound(id))?;
-            return Err(lease::refusal(&job));
+            return Err(lease::refusal(&job, now));
         };
+        let control = codec::control(control.as_deref(), id)?;
         tx.commit()
             .map_err(|e| db_err(e, format_args!("committing the claim of job {id}")))?;
         Ok(Claim {
@@ -448,20 +505,23 @@ impl JobBoard for SqliteBoard {
             owner: owner.to_owned(),
             epoch: Epoch::new(u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?),
             expires_at,
+            control,
         })
     }
 
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
         let expires_at = self.expiry(self.now());
-        self.update_current(
+        let control = self.update_current(
             claim,
             "renewing the claim on",
             "UPDATE jobboard_jobs SET lease_expires_at = ?4 \
-             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
+             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
+             RETURNING control",
             &[&sql_int(expires_at)],
         )?;
         Ok(Claim {
             expires_at,
+            control,
             ..claim.clone()
         })
     }
@@ -476,7 +536,8 @@ impl JobBoard for SqliteBoard {
             "abandoning",
             "UPDATE jobboard_jobs SET state = 'UNCLAIMED', owner = NULL, \
              lease_expires_at = NULL \
-             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3",
+             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
+             RETURNING control",
             &[],
         )?;
         self.wrote();
@@ -492,6 +553,91 @@ impl JobBoard for SqliteBoard {
         )
     }
 
+    fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
+        let mut conn = lock(&self.conn);
+        let tx = immediate(&mut conn, "a control request on", id)?;
+        let mut buf = Uuid::encode_buffer();
+        let text = id_text(id, &mut buf);
+        let job = read_job(&tx, text, id)?.ok_or(JobBoardError::NotFound(id))?;
+        if job.state == JobState::Complete {
+            return Err(JobBoardError::Complete(id));
+        }
+        let control = lease::stronger(job.control, control);
+        tx.prepare_cached("UPDATE jobboard_jobs SET control = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![text, control.as_str()]))
+            .map_err(|e| db_err(e, format_args!("requesting {control} of job {id}")))?;
+        tx.commit().map_err(|e| {
+            db_err(
+                e,
+                format_args!("committing the {control} request of job {id}"),
+            )
+        })?;
+        drop(conn);
+        // A scheduled job with a request is claimable at once.
+        self.wrote();
+        let job = Job {
+            control: Some(control),
+            ..job
+        };
+        Ok(lease::view(job, self.now()))
+    }
+
+    fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
+        let mut conn = lock(&self.conn);
+        let tx = immediate(&mut conn, "reopening", id)?;
+        let mut buf = Uuid::encode_buffer();
+        let text = id_text(id, &mut buf);
+        let job = read_job(&tx, text, id)?.ok_or(JobBoardError::NotFound(id))?;
+        if job.state != JobState::Complete {
+            return Err(JobBoardError::NotComplete(id));
+        }
+        if let Some(key) = &job.unique_key {
+            // The job itself is complete, so not among the holders.
+            if let Some(existing) = unique_holder(&tx, key)? {
+                return Err(JobBoardError::Duplicate {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE jobboard_jobs SET state = 'UNCLAIMED', owner = NULL, \
+             lease_expires_at = NULL, outcome = NULL, completed_at = NULL, control = NULL, \
+             revision = revision + 1 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute([text]))
+        .map_err(|e| db_err(e, format_args!("reopening job {id}")))?;
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing the reopening of job {id}")))?;
+        drop(conn);
+        self.wrote();
+        Ok(Job {
+            state: JobState::Unclaimed,
+            owner: None,
+            lease_expires_at: None,
+            outcome: None,
+            control: None,
+            revision: job.revision.saturating_add(1),
+            ..job
+        })
+    }
+
+    fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
+        let now = self.now();
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobboard_jobs ORDER BY sequence"
+            ))
+            .map_err(|e| db_err(e, "preparing the list of all jobs"))?;
+        let mut rows = stmt.query([]).map_err(|e| db_err(e, "listing all jobs"))?;
+        let mut jobs = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| db_err(e, "listing all jobs"))? {
+            jobs.push(lease::view(decode(row)?, now));
+        }
+        Ok(jobs)
+    }
+
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
         let now = self.now();
         let conn = lock(&self.conn);
@@ -499,8 +645,9 @@ impl JobBoard for SqliteBoard {
         let (sql, params): (String, &[&dyn rusqlite::ToSql]) = if only_unclaimed {
             (
                 format!(
-                    "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE state = 'UNCLAIMED' \
-                     OR (state = 'CLAIMED' AND lease_expires_at <= ?1) \
+                    "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE (state = 'UNCLAIMED' \
+                     OR (state = 'CLAIMED' AND lease_expires_at <= ?1)) \
+                     AND (not_before IS NULL OR not_before <= ?1 OR control IS NOT NULL) \
                      ORDER BY priority DESC, sequence"
                 ),
                 &[&now_param],
@@ -648,7 +795,9 @@ impl JobBoard for SqliteBoard {
             let mut rows = stmt.query([bound]).map_err(|e| db_err(e, "purging"))?;
             while let Some(row) = rows.next().map_err(|e| db_err(e, "purging"))? {
                 let job = decode(row)?;
-                let at: Option<i64> = row.get(13).map_err(|e| db_err(e, "purging"))?;
+                let at: Option<i64> = row
+                    .get(JOB_COLUMN_COUNT)
+                    .map_err(|e| db_err(e, "purging"))?;
                 purged.push((at, job));
             }
         }
@@ -724,21 +873,73 @@ fn quick_refusal(
     id: JobId,
     now: u64,
 ) -> Result<Option<JobBoardError>, JobBoardError> {
-    let row: Option<(String, Option<String>, Option<i64>)> = conn
-        .prepare_cached("SELECT state, owner, lease_expires_at FROM jobboard_jobs WHERE id = ?1")
+    type Row = (String, Option<String>, Option<i64>, Option<i64>, bool);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT state, owner, lease_expires_at, not_before, control IS NOT NULL \
+             FROM jobboard_jobs WHERE id = ?1",
+        )
         .and_then(|mut s| {
-            s.query_row([text], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .optional()
+            s.query_row([text], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()
         })
         .map_err(|e| db_err(e, format_args!("looking up job {id}")))?;
+    let now = sql_int(now);
     Ok(match row {
         None => Some(JobBoardError::NotFound(id)),
-        Some((state, _, _)) if state == "COMPLETE" => Some(JobBoardError::Complete(id)),
-        Some((state, Some(owner), Some(at))) if state == "CLAIMED" && at > sql_int(now) => {
+        Some((state, ..)) if state == "COMPLETE" => Some(JobBoardError::Complete(id)),
+        Some((state, Some(owner), Some(at), ..)) if state == "CLAIMED" && at > now => {
             Some(JobBoardError::AlreadyClaimed { job: id, owner })
+        }
+        Some((_, _, _, Some(not_before), false)) if not_before > now => {
+            Some(JobBoardError::NotYet {
+                job: id,
+                not_before: u64::try_from(not_before).unwrap_or_default(),
+            })
         }
         Some(_) => None,
     })
+}
+
+/// The job posted with execution key `key`, if one is on the board.
+fn key_holder(conn: &Connection, key: &str) -> Result<Option<JobId>, JobBoardError> {
+    holder(
+        conn,
+        "SELECT id FROM jobboard_jobs WHERE execution_key = ?1",
+        key,
+    )
+}
+
+/// The job not complete holding uniqueness key `key`, if any.
+fn unique_holder(conn: &Connection, key: &str) -> Result<Option<JobId>, JobBoardError> {
+    holder(
+        conn,
+        "SELECT id FROM jobboard_jobs WHERE unique_key = ?1 AND state != 'COMPLETE'",
+        key,
+    )
+}
+
+/// The job `query` finds for `key`.
+fn holder(conn: &Connection, query: &str, key: &str) -> Result<Option<JobId>, JobBoardError> {
+    let found: Option<String> = conn
+        .prepare_cached(query)
+        .and_then(|mut s| s.query_row([key], |row| row.get(0)).optional())
+        .map_err(|e| db_err(e, format_args!("looking for the job holding key `{key}`")))?;
+    found
+        .map(|text| {
+            Uuid::parse_str(&text)
+                .map(JobId::from)
+                .map_err(|e| corrupt(&text, format_args!("id is not a uuid: {e}")))
+        })
+        .transpose()
 }
 
 fn job_exists(conn: &Connection, id: &str) -> Result<bool, JobBoardError> {

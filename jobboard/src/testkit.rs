@@ -29,8 +29,8 @@ use uuid::Uuid;
 use crate::lease::system_millis;
 use crate::JobId;
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob, Outcome,
-    Retention,
+    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob,
+    Outcome, Retention,
 };
 use taskflow_persistence::Epoch;
 use taskflow_persistence::FlowDetailId;
@@ -131,6 +131,8 @@ pub fn post_and_get_round_trip<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     new.logbook = Some(LogBookId::new());
     new.flow_detail = Some(FlowDetailId::new());
     new.priority = -7;
+    new.unique_key = Some("unique \u{e9}:1".into());
+    new.key = Some("policy@2024-01-01T00:00:00Z".into());
     let job = board.post(new.clone()).unwrap();
     let after = system_millis();
     assert_eq!(job.name, new.name);
@@ -143,6 +145,11 @@ pub fn post_and_get_round_trip<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     assert_eq!(job.epoch, 0);
     assert_eq!(job.lease_expires_at, None);
     assert_eq!(job.outcome, None);
+    assert_eq!(job.not_before, None);
+    assert_eq!(job.unique_key, new.unique_key);
+    assert_eq!(job.key, new.key);
+    assert_eq!(job.control, None);
+    assert_eq!(job.revision, 1);
     assert!(
         job.created_at + 1000 >= before && job.created_at <= after + 1000,
         "created_at {} is not about now ({before}..{after})",
@@ -304,6 +311,7 @@ pub fn only_the_owner_may_release<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
         owner: "A".into(),
         epoch: Epoch::new(1),
         expires_at: u64::MAX,
+        control: None,
     };
     for err in [
         board.renew(&ghost).unwrap_err(),
@@ -866,6 +874,496 @@ pub fn racing_claimers_each_job_once<B: JobBoard>(make: &dyn Fn(BoardOptions) ->
     assert!(board.iterjobs(true).unwrap().is_empty());
 }
 
+/// How far ahead the scheduled cases schedule a job: time for a few calls
+/// before it is due, short enough to sleep past.
+const AHEAD: u64 = 400;
+
+fn assert_duplicate(err: JobBoardError, want_key: &str, holder: JobId) {
+    assert!(
+        matches!(&err, JobBoardError::Duplicate { key, existing } if key == want_key && *existing == holder),
+        "expected unique key `{want_key}` held by job {holder}, got {err}"
+    );
+}
+
+fn assert_already_posted(err: JobBoardError, want_key: &str, posted: JobId) {
+    assert!(
+        matches!(&err, JobBoardError::AlreadyPosted { key, existing } if key == want_key && *existing == posted),
+        "expected key `{want_key}` already posted as job {posted}, got {err}"
+    );
+}
+
+fn assert_not_complete(err: JobBoardError, id: JobId) {
+    assert!(
+        matches!(err, JobBoardError::NotComplete(job) if job == id),
+        "expected job {id} not complete, got {err}"
+    );
+}
+
+fn assert_not_found(err: JobBoardError, id: JobId) {
+    assert!(
+        matches!(err, JobBoardError::NotFound(job) if job == id),
+        "expected job {id} not found, got {err}"
+    );
+}
+
+/// A job scheduled for later reads as unclaimed with its time, is
+/// [`is_scheduled`](Job::is_scheduled), is refused with `NotYet` naming its
+/// time, is listed by `iterjobs(false)` but not by `iterjobs(true)`, and
+/// is claimable once its time comes; a job whose time has passed is
+/// claimable at once.
+pub fn scheduled_job_waits_for_its_time<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let at = system_millis() + AHEAD;
+    let late = board.post(NewJob::new("late").not_before(at)).unwrap();
+    let past = system_millis().saturating_sub(10_000);
+    let due = board.post(NewJob::new("due").not_before(past)).unwrap();
+    let plain = post(&board, "plain", 0);
+    assert_eq!(late.not_before, Some(at));
+    assert_eq!(late.state, JobState::Unclaimed);
+    assert_eq!(board.get(late.id).unwrap(), late);
+    assert!(late.is_scheduled(system_millis()));
+    assert!(!late.is_scheduled(at));
+    assert!(!due.is_scheduled(system_millis()));
+    assert!(!plain.is_scheduled(system_millis()));
+    match board.claim(late.id, "A") {
+        Err(JobBoardError::NotYet { job, not_before }) if job == late.id && not_before == at => {}
+        other => panic!(
+            "expected job {} not claimable before {at}, got {other:?}",
+            late.id
+        ),
+    }
+    assert_eq!(
+        board.get(late.id).unwrap(),
+        late,
+        "a refused claim changed it"
+    );
+    assert_eq!(board.find_owner(late.id).unwrap(), None);
+    assert_eq!(
+        names(&board.iterjobs(false).unwrap()),
+        ["late", "due", "plain"]
+    );
+    assert_eq!(names(&board.iterjobs(true).unwrap()), ["due", "plain"]);
+    assert_eq!(board.claim(due.id, "A").unwrap().epoch, 1);
+    sleep_past(at);
+    assert!(!board.get(late.id).unwrap().is_scheduled(system_millis()));
+    assert_eq!(names(&board.iterjobs(true).unwrap()), ["late", "plain"]);
+    let claim = board.claim(late.id, "A").unwrap();
+    assert_eq!((claim.epoch, claim.control), (Epoch::new(1), None));
+    assert_eq!(board.get(late.id).unwrap().not_before, Some(at));
+    board.consume(&claim).unwrap();
+}
+
+/// `wait` on a board whose only job is scheduled returns false before the
+/// job's time, and wakes when its time comes rather than at the timeout.
+pub fn wait_wakes_when_a_scheduled_job_is_due<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let at = system_millis() + AHEAD;
+    let job = board.post(NewJob::new("later").not_before(at)).unwrap();
+    assert!(!board.wait(Duration::from_millis(50)).unwrap());
+    let start = Instant::now();
+    assert!(board.wait(Duration::from_secs(30)).unwrap());
+    let woke = system_millis();
+    // A few ms of slack: a board on a server's clock rounds differently.
+    assert!(
+        woke + 20 >= at,
+        "woke at {woke}, before the job's time {at}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "woke after {:?}, long after the job's time",
+        start.elapsed()
+    );
+    let claim = board.claim(job.id, "A").unwrap();
+    board.consume(&claim).unwrap();
+}
+
+/// A control request makes a scheduled job claimable at once (so a
+/// conductor can settle it) and wakes a waiter; the claim carries it.
+pub fn a_requested_scheduled_job_is_claimable<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let at = system_millis() + 60_000;
+    let job = board.post(NewJob::new("later").not_before(at)).unwrap();
+    assert!(matches!(
+        board.claim(job.id, "A"),
+        Err(JobBoardError::NotYet { .. })
+    ));
+    assert!(!board.wait(Duration::ZERO).unwrap());
+    let seen = std::thread::scope(|s| {
+        let start = Instant::now();
+        let requester = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            board.request(job.id, Control::Cancel).unwrap()
+        });
+        assert!(board.wait(Duration::from_secs(30)).unwrap());
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(90), "woke after {waited:?}");
+        assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+        requester.join().unwrap()
+    });
+    assert_eq!(seen.control, Some(Control::Cancel));
+    assert_eq!(seen.not_before, Some(at));
+    assert_eq!(seen.state, JobState::Unclaimed);
+    assert!(!seen.is_scheduled(system_millis()));
+    assert_eq!(names(&board.iterjobs(true).unwrap()), ["later"]);
+    let claim = board.claim(job.id, "A").unwrap();
+    assert_eq!(claim.control, Some(Control::Cancel));
+    board.trash(&claim, "cancelled before it ran").unwrap();
+}
+
+/// At most one job that is not complete holds a uniqueness key: another
+/// post is `Duplicate` naming the holder, and writes nothing, while the
+/// holder is unclaimed, claimed or abandoned; once it is consumed or
+/// trashed the key is free. Other keys and unkeyed jobs are unaffected.
+pub fn unique_key_one_open_job<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let first = board.post(NewJob::new("a").unique_key("nightly")).unwrap();
+    board
+        .post(NewJob::new("other").unique_key("weekly"))
+        .unwrap();
+    post(&board, "plain", 0);
+    assert_duplicate(
+        board
+            .post(NewJob::new("b").unique_key("nightly"))
+            .unwrap_err(),
+        "nightly",
+        first.id,
+    );
+    assert_eq!(
+        names(&board.all_jobs().unwrap()),
+        ["a", "other", "plain"],
+        "a refused post wrote a job"
+    );
+    let claim = board.claim(first.id, "A").unwrap();
+    assert_duplicate(
+        board
+            .post(NewJob::new("b").unique_key("nightly"))
+            .unwrap_err(),
+        "nightly",
+        first.id,
+    );
+    board.abandon(&claim).unwrap();
+    assert_duplicate(
+        board
+            .post(NewJob::new("b").unique_key("nightly"))
+            .unwrap_err(),
+        "nightly",
+        first.id,
+    );
+    let claim = board.claim(first.id, "A").unwrap();
+    board.consume(&claim).unwrap();
+    let second = board.post(NewJob::new("c").unique_key("nightly")).unwrap();
+    assert_ne!(second.id, first.id);
+    assert_duplicate(
+        board
+            .post(NewJob::new("d").unique_key("nightly"))
+            .unwrap_err(),
+        "nightly",
+        second.id,
+    );
+    let claim = board.claim(second.id, "A").unwrap();
+    board.trash(&claim, "bad").unwrap();
+    let third = board.post(NewJob::new("e").unique_key("nightly")).unwrap();
+    assert_eq!(
+        names(&board.all_jobs().unwrap()),
+        ["a", "other", "plain", "c", "e"]
+    );
+    assert_eq!(
+        board.get(third.id).unwrap().unique_key.as_deref(),
+        Some("nightly")
+    );
+}
+
+/// An execution key posts once: a second post of it is `AlreadyPosted`
+/// naming the first job, and writes nothing, whether that job is
+/// unclaimed or complete, until purge removes that job. The execution key
+/// is checked before the uniqueness key.
+pub fn execution_key_posts_once_until_purged<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(with_retention(Retention::Last(0)));
+    let key = "backup@2024-01-01T00:00:00Z";
+    let run = board.post(NewJob::new("run").key(key)).unwrap();
+    assert_eq!(run.key.as_deref(), Some(key));
+    assert_already_posted(
+        board.post(NewJob::new("again").key(key)).unwrap_err(),
+        key,
+        run.id,
+    );
+    // Both keys taken, by different jobs: the execution key answers.
+    board.post(NewJob::new("holder").unique_key("u")).unwrap();
+    assert_already_posted(
+        board
+            .post(NewJob::new("again").key(key).unique_key("u"))
+            .unwrap_err(),
+        key,
+        run.id,
+    );
+    let claim = board.claim(run.id, "A").unwrap();
+    board.consume(&claim).unwrap();
+    assert_already_posted(
+        board.post(NewJob::new("again").key(key)).unwrap_err(),
+        key,
+        run.id,
+    );
+    let next = board
+        .post(NewJob::new("next").key("backup@2024-01-02T00:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        names(&board.all_jobs().unwrap()),
+        ["run", "holder", "next"],
+        "a refused post wrote a job"
+    );
+    let purged = board.purge().unwrap();
+    assert_eq!(purged.iter().map(|j| j.id).collect::<Vec<_>>(), [run.id]);
+    let again = board.post(NewJob::new("again").key(key)).unwrap();
+    assert_ne!(again.id, run.id);
+    assert_already_posted(
+        board.post(NewJob::new("thrice").key(key)).unwrap_err(),
+        key,
+        again.id,
+    );
+    assert_eq!(board.get(next.id).unwrap().name, "next");
+}
+
+/// Eight threads race to post each of 20 execution keys, then each of 20
+/// uniqueness keys: each key posts exactly one job, and every loser is
+/// told which.
+pub fn racing_posters_one_job_per_key<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    const THREADS: usize = 8;
+    const KEYS: usize = 20;
+    let board = make(long_lease());
+    for unique in [false, true] {
+        let barrier = Barrier::new(THREADS);
+        let results: Vec<Vec<Result<Job, JobBoardError>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (board, barrier) = (&board, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        (0..KEYS)
+                            .map(|k| {
+                                let new = NewJob::new(format!("t{t}-k{k}"));
+                                let new = if unique {
+                                    new.unique_key(format!("unique-{k}"))
+                                } else {
+                                    new.key(format!("run@{k}"))
+                                };
+                                board.post(new)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for k in 0..KEYS {
+            let tries: Vec<&Result<Job, JobBoardError>> =
+                results.iter().map(|thread| &thread[k]).collect();
+            let won: Vec<&Job> = tries.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(
+                won.len(),
+                1,
+                "key {k} (unique: {unique}) posted {} jobs",
+                won.len()
+            );
+            let winner = won[0].id;
+            for result in tries {
+                match result {
+                    Ok(_) => {}
+                    Err(JobBoardError::AlreadyPosted { existing, .. }) if !unique => {
+                        assert_eq!(*existing, winner);
+                    }
+                    Err(JobBoardError::Duplicate { existing, .. }) if unique => {
+                        assert_eq!(*existing, winner);
+                    }
+                    Err(e) => panic!("posting key {k} (unique: {unique}): {e}"),
+                }
+            }
+        }
+    }
+    assert_eq!(board.all_jobs().unwrap().len(), 2 * KEYS);
+}
+
+/// A control request is recorded on an unclaimed or claimed job and
+/// returned with the job; the next claim, and each renewal, carries it; a
+/// cancel overrides a stop and a stop after a cancel leaves the cancel;
+/// the request changes no claim. A complete job is `Complete`, an unknown
+/// one `NotFound`.
+pub fn control_requests_reach_the_owner<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let job = post(&board, "a", 0);
+    let seen = board.request(job.id, Control::Stop).unwrap();
+    assert_eq!(
+        (seen.id, seen.state, seen.control),
+        (job.id, JobState::Unclaimed, Some(Control::Stop))
+    );
+    assert_eq!(board.get(job.id).unwrap(), seen);
+    let claim = board.claim(job.id, "A").unwrap();
+    assert_eq!(claim.control, Some(Control::Stop));
+    assert_eq!(board.renew(&claim).unwrap().control, Some(Control::Stop));
+    // Abandoned, the request stays for the next owner.
+    board.abandon(&claim).unwrap();
+    let claim = board.claim(job.id, "B").unwrap();
+    assert_eq!(claim.control, Some(Control::Stop));
+
+    let other = post(&board, "b", 0);
+    let held = board.claim(other.id, "B").unwrap();
+    assert_eq!(held.control, None);
+    assert_eq!(board.renew(&held).unwrap().control, None);
+    let seen = board.request(other.id, Control::Stop).unwrap();
+    assert_eq!(seen.state, JobState::Claimed);
+    assert_eq!(seen.owner.as_deref(), Some("B"));
+    assert_eq!(seen.epoch, held.epoch);
+    assert_eq!(seen.control, Some(Control::Stop));
+    let renewed = board.renew(&held).unwrap();
+    assert_eq!(
+        (renewed.epoch, renewed.control),
+        (held.epoch, Some(Control::Stop))
+    );
+    let seen = board.request(other.id, Control::Cancel).unwrap();
+    assert_eq!(seen.control, Some(Control::Cancel), "cancel overrides stop");
+    assert_eq!(board.renew(&held).unwrap().control, Some(Control::Cancel));
+    let seen = board.request(other.id, Control::Stop).unwrap();
+    assert_eq!(
+        seen.control,
+        Some(Control::Cancel),
+        "a stop leaves a cancel"
+    );
+    assert_eq!(board.renew(&held).unwrap().control, Some(Control::Cancel));
+    assert_eq!(board.find_owner(other.id).unwrap().as_deref(), Some("B"));
+
+    board.trash(&held, "cancelled").unwrap();
+    assert!(
+        matches!(board.request(other.id, Control::Cancel), Err(JobBoardError::Complete(id)) if id == other.id)
+    );
+    assert_eq!(board.get(other.id).unwrap().control, Some(Control::Cancel));
+    let missing = JobId::new();
+    assert_not_found(board.request(missing, Control::Stop).unwrap_err(), missing);
+    board.consume(&claim).unwrap();
+}
+
+/// Reopening a complete job runs it again as a new revision: same id,
+/// name, details, records, priority and keys; unclaimed, with no owner,
+/// lease, outcome or control request; revision + 1; epoch kept, so the
+/// next claim's epoch is higher than any before and the old claim is
+/// refused everywhere. A job that is not complete is `NotComplete`; an
+/// unknown one `NotFound`; one whose uniqueness key another open job took
+/// meanwhile `Duplicate` (and stays complete).
+pub fn reopen_runs_a_complete_job_again<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let mut new = NewJob::new("retry me").unique_key("u").key("p@1");
+    new.details = json!({"a": 1});
+    new.logbook = Some(LogBookId::new());
+    new.flow_detail = Some(FlowDetailId::new());
+    new.priority = 3;
+    let job = board.post(new).unwrap();
+    assert_not_complete(board.reopen(job.id).unwrap_err(), job.id);
+    let first = board.claim(job.id, "A").unwrap();
+    assert_not_complete(board.reopen(job.id).unwrap_err(), job.id);
+    board.request(job.id, Control::Stop).unwrap();
+    let first = board.renew(&first).unwrap();
+    board.trash(&first, "stopped").unwrap();
+
+    let again = board.reopen(job.id).unwrap();
+    assert_eq!(again.revision, 2);
+    assert_eq!(again.state, JobState::Unclaimed);
+    assert_eq!(
+        (
+            &again.owner,
+            again.lease_expires_at,
+            &again.outcome,
+            again.control
+        ),
+        (&None, None, &None, None)
+    );
+    assert_eq!(again.epoch, first.epoch);
+    assert_eq!(
+        Job {
+            revision: 1,
+            epoch: Epoch::ZERO,
+            ..again.clone()
+        },
+        job,
+        "reopening changed more than its run"
+    );
+    assert_eq!(board.get(job.id).unwrap(), again);
+    assert_eq!(names(&board.iterjobs(true).unwrap()), ["retry me"]);
+    assert!(board.wait(Duration::ZERO).unwrap());
+    // Its keys are its own again.
+    assert_duplicate(
+        board.post(NewJob::new("x").unique_key("u")).unwrap_err(),
+        "u",
+        job.id,
+    );
+    assert_already_posted(
+        board.post(NewJob::new("x").key("p@1")).unwrap_err(),
+        "p@1",
+        job.id,
+    );
+    // Fencing holds across revisions.
+    assert_refused_everywhere(&board, &first);
+    let second = board.claim(job.id, "B").unwrap();
+    assert!(
+        second.epoch > first.epoch,
+        "{} after {}",
+        second.epoch,
+        first.epoch
+    );
+    assert_eq!(second.control, None);
+    assert_refused_everywhere(&board, &first);
+    assert_not_complete(board.reopen(job.id).unwrap_err(), job.id);
+    board.consume(&second).unwrap();
+    assert_eq!(board.reopen(job.id).unwrap().revision, 3);
+    let third = board.claim(job.id, "C").unwrap();
+    assert!(third.epoch > second.epoch);
+    board.consume(&third).unwrap();
+
+    let holder = board.post(NewJob::new("holder").unique_key("u")).unwrap();
+    assert_duplicate(board.reopen(job.id).unwrap_err(), "u", holder.id);
+    let still = board.get(job.id).unwrap();
+    assert_eq!((still.state, still.revision), (JobState::Complete, 3));
+    let missing = JobId::new();
+    assert_not_found(board.reopen(missing).unwrap_err(), missing);
+}
+
+/// `all_jobs` lists every job, complete ones included, in posting order
+/// (not priority), as `get` reads them, until purge removes them.
+pub fn all_jobs_lists_complete_ones_in_posting_order<B: JobBoard>(
+    make: &dyn Fn(BoardOptions) -> B,
+) {
+    let board = make(with_retention(Retention::Last(0)));
+    assert!(board.all_jobs().unwrap().is_empty());
+    let a = post(&board, "a", 0);
+    let b = post(&board, "b", 9);
+    let c = post(&board, "c", 5);
+    let d = post(&board, "d", 0);
+    let claim = board.claim(b.id, "A").unwrap();
+    board.consume(&claim).unwrap();
+    board.claim(c.id, "A").unwrap();
+    let claim = board.claim(d.id, "A").unwrap();
+    board.trash(&claim, "bad").unwrap();
+    let all = board.all_jobs().unwrap();
+    assert_eq!(names(&all), ["a", "b", "c", "d"]);
+    for job in &all {
+        assert_eq!(*job, board.get(job.id).unwrap());
+    }
+    assert_eq!(all[1].outcome, Some(Outcome::Consumed));
+    assert_eq!(all[2].state, JobState::Claimed);
+    assert_eq!(all[3].state, JobState::Complete);
+    assert_purged(
+        &board,
+        &board.purge().unwrap(),
+        &[all[1].clone(), all[3].clone()],
+    );
+    assert_eq!(
+        board
+            .all_jobs()
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>(),
+        [a.id, c.id]
+    );
+}
+
 /// Runs `case` on boards built by `make`; if `make` gives `None` (its
 /// server is unreachable), the case is skipped, having said so. This is
 /// what each test of [`board_conformance!`](crate::board_conformance) does.
@@ -911,7 +1409,12 @@ macro_rules! board_conformance {
             wait_until_complete_times_out wait_until_complete_unknown_job
             find_owner register_entity
             purge_forever_keeps_everything purge_keeps_the_last_n
-            purge_drops_jobs_completed_long_ago racing_claimers_each_job_once);
+            purge_drops_jobs_completed_long_ago racing_claimers_each_job_once
+            scheduled_job_waits_for_its_time wait_wakes_when_a_scheduled_job_is_due
+            a_requested_scheduled_job_is_claimable unique_key_one_open_job
+            execution_key_posts_once_until_purged racing_posters_one_job_per_key
+            control_requests_reach_the_owner reopen_runs_a_complete_job_again
+            all_jobs_lists_complete_ones_in_posting_order);
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
@@ -982,8 +1485,17 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
         self.board.trash(claim, reason)
     }
+    fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
+        self.board.request(id, control)
+    }
+    fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
+        self.board.reopen(id)
+    }
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
         self.board.iterjobs(only_unclaimed)
+    }
+    fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
+        self.board.all_jobs()
     }
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
         self.board.wait(timeout)

@@ -268,6 +268,7 @@ impl Conductor {
                     Ok(claim) => return Ok(Some((job, claim))),
                     Err(
                         JobBoardError::AlreadyClaimed { .. }
+                        | JobBoardError::NotYet { .. }
                         | JobBoardError::Complete(_)
                         | JobBoardError::NotFound(_),
                     ) => continue,

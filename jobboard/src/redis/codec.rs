@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::pool::BOARD;
 use crate::JobId;
-use crate::{Job, JobBoardError, JobState, Outcome};
+use crate::{Control, Job, JobBoardError, JobState, Outcome};
 use taskflow_persistence::FlowDetailId;
 use taskflow_persistence::LogBookId;
 
@@ -152,6 +152,29 @@ pub(super) fn job(f: &Fields, now: u64, key: &str) -> Result<Job, JobBoardError>
     if stored == JobState::Complete && outcome.is_none() {
         return Err(corrupt(id_ref, "complete without an outcome"));
     }
+    let not_before = match f.get("not_before").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => Some(parse_u64(s).ok_or_else(|| {
+            corrupt(
+                id_ref,
+                format!("field `not_before` = `{s}` is not a number"),
+            )
+        })?),
+    };
+    let control = match f.get("control") {
+        None => None,
+        Some(s) => Some(Control::parse(s).ok_or_else(|| {
+            corrupt(
+                id_ref,
+                format!("field `control` = `{s}` is not a control request"),
+            )
+        })?),
+    };
+    // Jobs posted before revisions were kept are at their first.
+    let revision = match f.get("revision") {
+        None => 1,
+        Some(_) => number(f, id_ref, "revision")?,
+    };
     let state = match (stored, lease_expires_at) {
         (JobState::Claimed, Some(at)) if at <= now => JobState::Unclaimed,
         _ => stored,
@@ -170,6 +193,11 @@ pub(super) fn job(f: &Fields, now: u64, key: &str) -> Result<Job, JobBoardError>
         epoch: number(f, id_ref, "epoch")?,
         lease_expires_at,
         outcome,
+        not_before,
+        unique_key: f.get("unique_key").cloned(),
+        key: f.get("key").cloned(),
+        control,
+        revision,
     })
 }
 

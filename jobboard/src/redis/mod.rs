@@ -28,7 +28,7 @@ use self::pool::{Pool, BOARD, IO_TIMEOUT};
 use self::script::{Keys, Scripts};
 use crate::JobId;
 use crate::{
-    BoardOptions, Claim, Entity, Job, JobBoard, JobBoardError, NewJob, Outcome, Retention,
+    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, NewJob, Outcome, Retention,
 };
 use taskflow_persistence::Epoch;
 
@@ -53,6 +53,43 @@ const CUSTOM_CLOCK_POLL: Duration = Duration::from_millis(50);
 /// Lua numbers are doubles, exact only below 2^53, and `now + lease` must
 /// stay exact.
 const MAX_SCRIPT_MS: u64 = 1 << 50;
+
+/// The job hashes of `members` of the pending zset (`<sequence>:<id>`).
+fn pending_keys(keys: &Keys, members: &[String], what: &str) -> Result<Vec<String>, JobBoardError> {
+    members
+        .iter()
+        .map(
+            |m| match m.split_once(':').map(|(_, id)| Uuid::parse_str(id)) {
+                Some(Ok(id)) => Ok(keys.job(JobId::from(id))),
+                _ => Err(corrupt(
+                    what,
+                    format!("member `{m}` is not `<sequence>:<id>`"),
+                )),
+            },
+        )
+        .collect()
+}
+
+/// Element `i` of a script's reply, as a job id.
+fn job_id_at(items: &[Value], i: usize, what: &str) -> Result<JobId, JobBoardError> {
+    let text = text_at(items, i, what)?;
+    Uuid::parse_str(&text).map(JobId::from).map_err(|e| {
+        corrupt(
+            what,
+            format!("reply element {i} `{text}` is not a job id: {e}"),
+        )
+    })
+}
+
+/// Element `i` of a script's reply, as a control request (`''`: none).
+fn control_at(items: &[Value], i: usize, what: &str) -> Result<Option<Control>, JobBoardError> {
+    match text_at(items, i, what)?.as_str() {
+        "" => Ok(None),
+        name => Control::parse(name)
+            .map(Some)
+            .ok_or_else(|| corrupt(what, format!("`{name}` is not a control request"))),
+    }
+}
 
 /// `d` in whole milliseconds, capped at [`MAX_SCRIPT_MS`].
 fn script_ms(d: Duration) -> u64 {
@@ -275,6 +312,7 @@ impl RedisBoard {
             self.keys.leases(),
             self.keys.complete(),
         );
+        let (unique, scheduled) = (self.keys.unique(), self.keys.scheduled());
         let (now, id, epoch, op) = (
             self.now_arg(),
             claim.job.to_string(),
@@ -287,6 +325,8 @@ impl RedisBoard {
                 .key(&pending)
                 .key(&leases)
                 .key(&complete)
+                .key(&unique)
+                .key(&scheduled)
                 .arg(&now)
                 .arg(&id)
                 .arg(&claim.owner)
@@ -299,10 +339,15 @@ impl RedisBoard {
     }
 
     /// What `wait` needs: whether a job is claimable now, when the next
-    /// running lease lapses, the time, and the newest event's id.
+    /// running lease lapses or scheduled job is due, the time, and the
+    /// newest event's id.
     fn probe(&self) -> Result<(bool, Option<u64>, u64, String), JobBoardError> {
-        let (pending, leases, events) =
-            (self.keys.pending(), self.keys.leases(), self.keys.events());
+        let (pending, leases, events, scheduled) = (
+            self.keys.pending(),
+            self.keys.leases(),
+            self.keys.events(),
+            self.keys.scheduled(),
+        );
         let now = self.now_arg();
         let what = "waiting";
         let reply = items(
@@ -312,6 +357,7 @@ impl RedisBoard {
                     .key(&pending)
                     .key(&leases)
                     .key(&events)
+                    .key(&scheduled)
                     .arg(&now)
                     .invoke(c)
             })?,
@@ -329,6 +375,38 @@ impl RedisBoard {
         let now = u64_at(&reply, 2, &pending)?;
         let last = text_at(&reply, 3, &pending)?;
         Ok((claimable, next, now, last))
+    }
+
+    /// The jobs of `keys` (in that order) read in pages with the `list`
+    /// script, `which` of them its ARGV[2] says (`"1"`, `"0"`, `"all"`).
+    fn list(&self, keys: &[String], which: &str, what: &str) -> Result<Vec<Job>, JobBoardError> {
+        let mut jobs = Vec::with_capacity(keys.len());
+        for page in keys.chunks(LIST_PAGE) {
+            let now = self.now_arg();
+            let reply = items(
+                self.pool.run("listing jobs", |c| {
+                    let mut call = self.scripts.list.prepare_invoke();
+                    for key in page {
+                        call.key(key);
+                    }
+                    call.arg(&now).arg(which).invoke(c)
+                })?,
+                what,
+            )?;
+            let now = u64_at(&reply, 0, what)?;
+            for fields in reply.into_iter().skip(1) {
+                jobs.push(codec::job(&codec::fields(fields, what)?, now, what)?);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The job of an `{'ok', now, HGETALL}` reply of a script that changed
+    /// job `id`.
+    fn job_after(&self, reply: Vec<Value>, key: &str, id: JobId) -> Result<Job, JobBoardError> {
+        self.job_reply(Value::Array(reply.into_iter().skip(1).collect()), key)?
+            .0
+            .ok_or(JobBoardError::NotFound(id))
     }
 
     /// Blocks until an event after `last` is appended to the events stream,
@@ -363,33 +441,64 @@ impl JobBoard for RedisBoard {
         })?;
         let key = self.keys.job(id);
         let (seq, pending, events) = (self.keys.seq(), self.keys.pending(), self.keys.events());
-        let now = self.now_arg();
+        let (unique, exec_keys, scheduled) = (
+            self.keys.unique(),
+            self.keys.exec_keys(),
+            self.keys.scheduled(),
+        );
+        let (now, prefix) = (self.now_arg(), self.keys.job_prefix());
         let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
         let (logbook, flow_detail) = (
             opt((job.logbook).map(Uuid::from)),
             opt((job.flow_detail).map(Uuid::from)),
         );
-        let reply: Value = self.pool.run("posting", |c| {
-            self.scripts
-                .post
-                .key(&key)
-                .key(&seq)
-                .key(&pending)
-                .key(&events)
-                .arg(&now)
-                .arg(id.to_string())
-                .arg(&job.name)
-                .arg(&details)
-                .arg(&logbook)
-                .arg(&flow_detail)
-                .arg(job.priority)
-                .arg(-i64::from(job.priority))
-                .arg(EVENTS_KEPT)
-                .invoke(c)
-        })?;
-        self.job_reply(reply, &key)?
-            .0
-            .ok_or_else(|| corrupt(&key, "posted job is missing"))
+        let not_before = job.not_before.map(|at| at.to_string()).unwrap_or_default();
+        let flag = |k: &Option<String>| if k.is_some() { "1" } else { "0" };
+        let reply = items(
+            self.pool.run("posting", |c| {
+                self.scripts
+                    .post
+                    .key(&key)
+                    .key(&seq)
+                    .key(&pending)
+                    .key(&events)
+                    .key(&unique)
+                    .key(&exec_keys)
+                    .key(&scheduled)
+                    .arg(&now)
+                    .arg(id.to_string())
+                    .arg(&job.name)
+                    .arg(&details)
+                    .arg(&logbook)
+                    .arg(&flow_detail)
+                    .arg(job.priority)
+                    .arg(-i64::from(job.priority))
+                    .arg(EVENTS_KEPT)
+                    .arg(&not_before)
+                    .arg(flag(&job.unique_key))
+                    .arg(job.unique_key.as_deref().unwrap_or_default())
+                    .arg(flag(&job.key))
+                    .arg(job.key.as_deref().unwrap_or_default())
+                    .arg(&prefix)
+                    .invoke(c)
+            })?,
+            &key,
+        )?;
+        match text_at(&reply, 0, &key)?.as_str() {
+            "ok" => self
+                .job_reply(Value::Array(reply.into_iter().skip(1).collect()), &key)?
+                .0
+                .ok_or_else(|| corrupt(&key, "posted job is missing")),
+            "already_posted" => Err(JobBoardError::AlreadyPosted {
+                key: job.key.unwrap_or_default(),
+                existing: job_id_at(&reply, 1, &key)?,
+            }),
+            "duplicate" => Err(JobBoardError::Duplicate {
+                key: job.unique_key.unwrap_or_default(),
+                existing: job_id_at(&reply, 1, &key)?,
+            }),
+            other => Err(corrupt(key, format!("posting: unexpected reply `{other}`"))),
+        }
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
@@ -397,7 +506,8 @@ impl JobBoard for RedisBoard {
     }
 
     fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
-        let (key, leases) = (self.keys.job(id), self.keys.leases());
+        let (key, leases, scheduled) =
+            (self.keys.job(id), self.keys.leases(), self.keys.scheduled());
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
         let lease = self.lease_ms();
         let reply = items(
@@ -406,6 +516,7 @@ impl JobBoard for RedisBoard {
                     .claim
                     .key(&key)
                     .key(&leases)
+                    .key(&scheduled)
                     .arg(&now)
                     .arg(id.to_string())
                     .arg(owner)
@@ -422,9 +533,14 @@ impl JobBoard for RedisBoard {
                 owner: owner.to_owned(),
                 epoch: Epoch::new(u64_at(&reply, 1, &key)?),
                 expires_at: u64_at(&reply, 2, &key)?,
+                control: control_at(&reply, 3, &key)?,
             }),
             "not_found" => Err(JobBoardError::NotFound(id)),
             "complete" => Err(JobBoardError::Complete(id)),
+            "not_yet" => Err(JobBoardError::NotYet {
+                job: id,
+                not_before: u64_at(&reply, 1, &key)?,
+            }),
             "claimed" => Err(JobBoardError::AlreadyClaimed {
                 job: id,
                 owner: text_at(&reply, 1, &key)?,
@@ -460,6 +576,7 @@ impl JobBoard for RedisBoard {
         })?;
         Ok(Claim {
             expires_at: u64_at(&reply, 1, &key)?,
+            control: control_at(&reply, 2, &key)?,
             ..claim.clone()
         })
     }
@@ -514,41 +631,113 @@ impl JobBoard for RedisBoard {
         let members: Vec<String> = self.pool.run("listing jobs", |c| {
             redis::cmd("ZRANGE").arg(&pending).arg(0).arg(-1).query(c)
         })?;
-        let keys = members
-            .iter()
-            .map(
-                |m| match m.split_once(':').map(|(_, id)| Uuid::parse_str(id)) {
-                    Some(Ok(id)) => Ok(self.keys.job(JobId::from(id))),
-                    _ => Err(corrupt(
-                        &pending,
-                        format!("member `{m}` is not `<sequence>:<id>`"),
-                    )),
-                },
-            )
-            .collect::<Result<Vec<_>, _>>()?;
-        let filter = if only_unclaimed { "1" } else { "0" };
-        let mut jobs = Vec::with_capacity(keys.len());
-        for page in keys.chunks(LIST_PAGE) {
-            let now = self.now_arg();
-            let reply = items(
-                self.pool.run("listing jobs", |c| {
-                    let mut call = self.scripts.list.prepare_invoke();
-                    for key in page {
-                        call.key(key);
-                    }
-                    call.arg(&now).arg(filter).invoke(c)
-                })?,
-                &pending,
-            )?;
-            let now = u64_at(&reply, 0, &pending)?;
-            for fields in reply.into_iter().skip(1) {
-                jobs.push(codec::job(
-                    &codec::fields(fields, &pending)?,
-                    now,
-                    &pending,
-                )?);
-            }
+        let keys = pending_keys(&self.keys, &members, &pending)?;
+        self.list(&keys, if only_unclaimed { "1" } else { "0" }, &pending)
+    }
+
+    fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
+        let (key, scheduled, events) =
+            (self.keys.job(id), self.keys.scheduled(), self.keys.events());
+        let now = self.now_arg();
+        let reply = items(
+            self.pool.run("requesting a stop or cancel", |c| {
+                self.scripts
+                    .request
+                    .key(&key)
+                    .key(&scheduled)
+                    .key(&events)
+                    .arg(&now)
+                    .arg(id.to_string())
+                    .arg(control.as_str())
+                    .arg(EVENTS_KEPT)
+                    .invoke(c)
+            })?,
+            &key,
+        )?;
+        match text_at(&reply, 0, &key)?.as_str() {
+            "ok" => self.job_after(reply, &key, id),
+            "not_found" => Err(JobBoardError::NotFound(id)),
+            "complete" => Err(JobBoardError::Complete(id)),
+            other => Err(corrupt(
+                key,
+                format!("requesting {control}: unexpected reply `{other}`"),
+            )),
         }
+    }
+
+    fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
+        let key = self.keys.job(id);
+        let (pending, complete, unique, scheduled, events) = (
+            self.keys.pending(),
+            self.keys.complete(),
+            self.keys.unique(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
+        let (now, op, prefix) = (
+            self.now_arg(),
+            Uuid::new_v4().to_string(),
+            self.keys.job_prefix(),
+        );
+        let reply = items(
+            self.pool.run("reopening", |c| {
+                self.scripts
+                    .reopen
+                    .key(&key)
+                    .key(&pending)
+                    .key(&complete)
+                    .key(&unique)
+                    .key(&scheduled)
+                    .key(&events)
+                    .arg(&now)
+                    .arg(id.to_string())
+                    .arg(&op)
+                    .arg(EVENTS_KEPT)
+                    .arg(&prefix)
+                    .invoke(c)
+            })?,
+            &key,
+        )?;
+        match text_at(&reply, 0, &key)?.as_str() {
+            "ok" => self.job_after(reply, &key, id),
+            "not_found" => Err(JobBoardError::NotFound(id)),
+            "not_complete" => Err(JobBoardError::NotComplete(id)),
+            "duplicate" => Err(JobBoardError::Duplicate {
+                existing: job_id_at(&reply, 1, &key)?,
+                key: text_at(&reply, 2, &key)?,
+            }),
+            other => Err(corrupt(
+                key,
+                format!("reopening: unexpected reply `{other}`"),
+            )),
+        }
+    }
+
+    fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
+        let (pending, complete) = (self.keys.pending(), self.keys.complete());
+        // Both indexes at one instant: a job completing meanwhile is in
+        // exactly one of them.
+        let (open, done): (Vec<String>, Vec<String>) = self.pool.run("listing all jobs", |c| {
+            redis::pipe()
+                .atomic()
+                .cmd("ZRANGE")
+                .arg(&pending)
+                .arg(0)
+                .arg(-1)
+                .cmd("ZRANGE")
+                .arg(&complete)
+                .arg(0)
+                .arg(-1)
+                .query(c)
+        })?;
+        let mut keys = pending_keys(&self.keys, &open, &pending)?;
+        for member in &done {
+            let id = Uuid::parse_str(member)
+                .map_err(|_| corrupt(&complete, format!("member `{member}` is not a job id")))?;
+            keys.push(self.keys.job(JobId::from(id)));
+        }
+        let mut jobs = self.list(&keys, "all", &pending)?;
+        jobs.sort_by_key(|job| job.sequence);
         Ok(jobs)
     }
 
@@ -607,6 +796,7 @@ impl JobBoard for RedisBoard {
             Retention::Last(n) => ("last", u64::try_from(*n).unwrap_or(MAX_SCRIPT_MS)),
         };
         let (complete, prefix) = (self.keys.complete(), self.keys.job_prefix());
+        let (exec_keys, unique) = (self.keys.exec_keys(), self.keys.unique());
         let mut purged = Vec::new();
         loop {
             let op = Uuid::new_v4().to_string();
@@ -618,6 +808,8 @@ impl JobBoard for RedisBoard {
                         .purge
                         .key(&complete)
                         .key(&kept)
+                        .key(&exec_keys)
+                        .key(&unique)
                         .arg(&now)
                         .arg(&prefix)
                         .arg(mode)

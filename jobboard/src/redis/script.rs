@@ -53,7 +53,26 @@ impl Keys {
         format!("{}:complete", self.prefix)
     }
 
-    /// The stream that post and abandon append to, for wait.
+    /// The sorted set of jobs waiting for their not-before time (posted or
+    /// reopened with one ahead, no control request, not claimed since),
+    /// scored by that time.
+    pub(super) fn scheduled(&self) -> String {
+        format!("{}:scheduled", self.prefix)
+    }
+
+    /// The hash of uniqueness keys held by jobs that are not complete:
+    /// key -> job id.
+    pub(super) fn unique(&self) -> String {
+        format!("{}:unique", self.prefix)
+    }
+
+    /// The hash of execution keys of the jobs on the board: key -> job id.
+    pub(super) fn exec_keys(&self) -> String {
+        format!("{}:keys", self.prefix)
+    }
+
+    /// The stream that post, abandon, request and reopen append to, for
+    /// wait.
     pub(super) fn events(&self) -> String {
         format!("{}:events", self.prefix)
     }
@@ -102,6 +121,8 @@ pub(super) struct Scripts {
     /// Consume and trash: the same moves, with different outcomes.
     pub(super) complete: Script,
     pub(super) abandon: Script,
+    pub(super) request: Script,
+    pub(super) reopen: Script,
     pub(super) purge: Script,
     pub(super) read: Script,
     pub(super) list: Script,
@@ -116,6 +137,8 @@ impl Scripts {
             renew: script!("renew.lua"),
             complete: script!("complete.lua"),
             abandon: script!("abandon.lua"),
+            request: script!("request.lua"),
+            reopen: script!("reopen.lua"),
             purge: script!("purge.lua"),
             read: script!("read.lua"),
             list: script!("list.lua"),
@@ -140,6 +163,9 @@ mod tests {
             keys.leases(),
             keys.complete(),
             keys.events(),
+            keys.scheduled(),
+            keys.unique(),
+            keys.exec_keys(),
             keys.entities(),
             keys.purged("op"),
         ] {

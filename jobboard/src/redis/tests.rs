@@ -209,6 +209,7 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .claim
             .key(&key)
             .key(board.keys.leases())
+            .key(board.keys.scheduled())
             .arg("")
             .arg(&id)
             .arg(owner)
@@ -231,6 +232,7 @@ fn a_retried_script_call_returns_what_the_first_did() {
         owner: "A".into(),
         epoch: Epoch::new(1),
         expires_at: first[2].parse().unwrap(),
+        control: None,
     };
 
     let consume = |op: &str, conn: &mut redis::Connection| -> Vec<String> {
@@ -241,6 +243,8 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .key(board.keys.pending())
             .key(board.keys.leases())
             .key(board.keys.complete())
+            .key(board.keys.unique())
+            .key(board.keys.scheduled())
             .arg("")
             .arg(&id)
             .arg("A")
@@ -268,6 +272,8 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .purge
             .key(board.keys.complete())
             .key(board.keys.purged(op))
+            .key(board.keys.exec_keys())
+            .key(board.keys.unique())
             .arg("")
             .arg(board.keys.job_prefix())
             .arg("last")

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{db_err, BOARD};
 use crate::JobId;
-use crate::{Job, JobBoardError, JobState, Outcome};
+use crate::{Control, Job, JobBoardError, JobState, Outcome};
 use taskflow_persistence::Epoch;
 use taskflow_persistence::FlowDetailId;
 use taskflow_persistence::LogBookId;
@@ -17,7 +17,24 @@ use taskflow_persistence::LogBookId;
 /// The columns [`decode`] reads, in order.
 pub(super) const JOB_COLUMNS: &str =
     "sequence, id, name, details, logbook, flow_detail, priority, \
-     created_at, state, owner, epoch, lease_expires_at, outcome";
+     created_at, state, owner, epoch, lease_expires_at, outcome, \
+     not_before, unique_key, execution_key, control, revision";
+
+/// How many columns [`JOB_COLUMNS`] names (a column after them is at this
+/// index).
+pub(super) const JOB_COLUMN_COUNT: usize = 18;
+
+/// A control request from its column (`"stop"`, `"cancel"` or null).
+pub(super) fn control(
+    text: Option<&str>,
+    id: impl fmt::Display,
+) -> Result<Option<Control>, JobBoardError> {
+    text.map(|t| {
+        Control::parse(t)
+            .ok_or_else(|| corrupt(id, format_args!("control {t:?} is not a control request")))
+    })
+    .transpose()
+}
 
 /// A corrupt-record error naming job `id`.
 pub(super) fn corrupt(id: impl fmt::Display, reason: impl fmt::Display) -> JobBoardError {
@@ -166,5 +183,10 @@ pub(super) fn decode(row: &Row<'_>) -> Result<Job, JobBoardError> {
         epoch: Epoch::new(cols.required_unsigned(10, "epoch")?),
         lease_expires_at,
         outcome,
+        not_before: cols.unsigned(13, "not_before")?,
+        unique_key: cols.text(14, "unique_key")?.map(str::to_owned),
+        key: cols.text(15, "execution_key")?.map(str::to_owned),
+        control: control(cols.text(16, "control")?, id)?,
+        revision: cols.required_unsigned(17, "revision")?,
     })
 }

@@ -18,7 +18,7 @@ pub(super) const VERSION: u32 = BOARD_SCHEMA.version();
 /// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`. Table
 /// names start with `jobboard_`, so one file may also hold the records of a
 /// `taskflow_persistence::SqliteBackend`.
-const MIGRATIONS: [&str; 1] = [
+pub(super) const MIGRATIONS: [&str; 2] = [
     // Version 1. `sequence` is the rowid: AUTOINCREMENT never reuses one,
     // even after a purge, so posting order is total.
     "CREATE TABLE jobboard_jobs (
@@ -45,6 +45,23 @@ const MIGRATIONS: [&str; 1] = [
         meta TEXT NOT NULL,
         registered_at INTEGER NOT NULL
     );",
+    // Version 2: scheduled, unique and keyed jobs, control requests and
+    // revisions. Jobs of version 1 read as posted without any of them, at
+    // revision 1. The two partial unique indexes are the board's last word
+    // on keys (posts check them first, in the same transaction, to name
+    // the holder): at most one job not complete per uniqueness key, at most
+    // one job per execution key.
+    "ALTER TABLE jobboard_jobs ADD COLUMN not_before INTEGER;
+    ALTER TABLE jobboard_jobs ADD COLUMN unique_key TEXT;
+    ALTER TABLE jobboard_jobs ADD COLUMN execution_key TEXT;
+    ALTER TABLE jobboard_jobs ADD COLUMN control TEXT;
+    ALTER TABLE jobboard_jobs ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    CREATE UNIQUE INDEX jobboard_jobs_unique_key ON jobboard_jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND state != 'COMPLETE';
+    CREATE UNIQUE INDEX jobboard_jobs_execution_key ON jobboard_jobs (execution_key)
+        WHERE execution_key IS NOT NULL;
+    CREATE INDEX jobboard_jobs_scheduled ON jobboard_jobs (not_before)
+        WHERE not_before IS NOT NULL AND control IS NULL AND state != 'COMPLETE';",
 ];
 
 /// The board's schema, created, migrated or refused (too new) by the

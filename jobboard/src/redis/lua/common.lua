@@ -26,14 +26,46 @@ local function member(sequence, id)
   return string.format('%020d', tonumber(sequence)) .. ':' .. id
 end
 
--- Reads what the ownership scripts check: state, owner, epoch, lease, op.
+-- Reads what the ownership scripts check: state, owner, epoch, lease, op,
+-- and the control request and not-before time (false when absent).
 -- Returns nil when the job does not exist.
 local function load_claim(job)
-  local j = redis.call('HMGET', job, 'state', 'owner', 'epoch', 'lease_expires_at', 'op')
+  local j = redis.call('HMGET', job, 'state', 'owner', 'epoch', 'lease_expires_at', 'op',
+    'control', 'not_before')
   if not j[1] then
     return nil
   end
-  return { state = j[1], owner = j[2], epoch = j[3], lease = j[4], op = j[5] }
+  return { state = j[1], owner = j[2], epoch = j[3], lease = j[4], op = j[5],
+    control = j[6], not_before = j[7] }
+end
+
+-- Whether a job (its control request and not-before time, as HMGET gives
+-- them: false when absent) waits for its time at now.
+local function waits(control, not_before, now)
+  return (not control) and not_before and (tonumber(not_before) or 0) > now
+end
+
+-- The job of key `key` holding `field` (a uniqueness or execution key) in
+-- hash `index`, if that job is still there and, when `open_only`, not
+-- complete. An entry naming a job that is gone (or complete, for
+-- uniqueness) is stale and ignored.
+local function holder(index, field, prefix, open_only)
+  local id = redis.call('HGET', index, field)
+  if not id then
+    return nil
+  end
+  local state = redis.call('HGET', prefix .. id, 'state')
+  if not state or (open_only and state == 'COMPLETE') then
+    return nil
+  end
+  return id
+end
+
+-- Removes `field` from hash `index` if it names job `id`.
+local function unindex(index, field, id)
+  if field and redis.call('HGET', index, field) == id then
+    redis.call('HDEL', index, field)
+  end
 end
 
 -- Whether the claim (owner, epoch) presented is the job's current claim.

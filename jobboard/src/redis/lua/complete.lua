@@ -2,9 +2,10 @@
 -- complete, with the outcome: consumed (its flow ran to its end) or trashed
 -- (it can never run, with the reason). The job leaves the pending and lease
 -- indexes and enters the complete index (scored by completion time, for
--- purge) in one step.
+-- purge), and frees its uniqueness key, in one step.
 --
--- KEYS: 1 job hash, 2 pending zset, 3 leases zset, 4 complete zset
+-- KEYS: 1 job hash, 2 pending zset, 3 leases zset, 4 complete zset,
+--       5 unique hash, 6 scheduled zset
 -- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 epoch, 5 op token,
 --       6 outcome (JSON: consumed, or trashed with the reason)
 -- Returns {'ok'} | {'not_found'} | {'not_owner'}.
@@ -20,11 +21,14 @@ end
 if not is_current(j, ARGV[3], ARGV[4]) then
   return { 'not_owner' }
 end
-local seq = redis.call('HGET', KEYS[1], 'sequence')
+local f = redis.call('HMGET', KEYS[1], 'sequence', 'unique_key')
+local seq = f[1]
 redis.call('HSET', KEYS[1], 'state', 'COMPLETE', 'outcome', ARGV[6],
   'completed_at', int(now), 'op', ARGV[5])
 redis.call('HDEL', KEYS[1], 'owner', 'lease_expires_at')
 redis.call('ZREM', KEYS[2], member(seq, ARGV[2]))
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[4], int(now), ARGV[2])
+unindex(KEYS[5], f[2], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
 return { 'ok' }

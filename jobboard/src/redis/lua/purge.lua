@@ -7,7 +7,11 @@
 -- the call's op token), so that a retry of this very call after a lost
 -- reply returns them again instead of losing them.
 --
--- KEYS: 1 complete zset, 2 purged list of this call
+-- Each removed job's execution key (and uniqueness key, should one still
+-- name it) is freed with it.
+--
+-- KEYS: 1 complete zset, 2 purged list of this call, 3 keys hash,
+--       4 unique hash
 -- ARGV: 1 now ('' = server time), 2 job key prefix ('<prefix>:job:'),
 --       3 mode ('for' | 'last'), 4 age (ms) for 'for' | count for 'last',
 --       5 batch size
@@ -36,6 +40,9 @@ for _, id in ipairs(ids) do
   local state = redis.call('HGET', key, 'state')
   if state == 'COMPLETE' then
     out[#out + 1] = cjson.encode(redis.call('HGETALL', key))
+    local k = redis.call('HMGET', key, 'key', 'unique_key')
+    unindex(KEYS[3], k[1], id)
+    unindex(KEYS[4], k[2], id)
     redis.call('DEL', key)
   end
   -- Gone, or (never written so) not complete: only the index entry goes.
