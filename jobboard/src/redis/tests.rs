@@ -357,3 +357,132 @@ fn iterjobs_keeps_its_order_across_pages() {
     assert_eq!(ids(&b.iterjobs(true).unwrap()), open);
     assert_eq!(b.iterjobs(false).unwrap().len(), n - 1);
 }
+
+/// A scheduled job is stored with its time: a new board on the same
+/// prefix (another host, a restart) neither loses nor advances it.
+#[test]
+fn a_reconnected_board_keeps_not_before() {
+    let clock = ManualClock::new(1_000_000);
+    let options = BoardOptions {
+        lease: Duration::from_secs(10),
+        clock: clock.clock(),
+        ..BoardOptions::default()
+    };
+    let Some(b) = board(options.clone()) else {
+        return;
+    };
+    let at = 1_000_000 + 5_000;
+    let job = b.post(NewJob::new("later").not_before(at)).unwrap();
+    b.board.close().unwrap();
+    let again = RedisBoard::connect(&url(), b.board.key_prefix(), options).unwrap();
+    assert_eq!(again.get(job.id).unwrap(), job);
+    assert!(matches!(
+        again.claim(job.id, "A"),
+        Err(JobBoardError::NotYet { not_before, .. }) if not_before == at
+    ));
+    assert!(!again.wait(Duration::ZERO).unwrap());
+    assert!(again.iterjobs(true).unwrap().is_empty());
+    clock.advance(Duration::from_millis(4_999));
+    assert!(!again.wait(Duration::ZERO).unwrap());
+    clock.advance(Duration::from_millis(1));
+    assert!(again.wait(Duration::ZERO).unwrap());
+    assert_eq!(again.claim(job.id, "A").unwrap().epoch, 1);
+    assert_eq!(b.get(job.id).unwrap().not_before, Some(at));
+}
+
+/// The key indexes hold only what the board needs: a uniqueness key while
+/// its job is not complete, an execution key until its job is purged.
+#[test]
+fn key_indexes_shrink_with_the_board() {
+    let options = BoardOptions {
+        lease: Duration::from_secs(60),
+        retention: crate::Retention::Last(0),
+        ..BoardOptions::default()
+    };
+    let Some(b) = board(options) else {
+        return;
+    };
+    let mut conn = redis::Client::open(url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut len = |key: String| -> u64 { redis::cmd("HLEN").arg(key).query(&mut conn).unwrap() };
+    let jobs: Vec<_> = (0..3)
+        .map(|i| {
+            b.post(
+                NewJob::new("j")
+                    .unique_key(format!("u{i}"))
+                    .key(format!("k{i}")),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        (len(b.board.keys.unique()), len(b.board.keys.exec_keys())),
+        (3, 3)
+    );
+    for job in &jobs {
+        let claim = b.claim(job.id, "A").unwrap();
+        b.consume(&claim).unwrap();
+    }
+    assert_eq!(
+        (len(b.board.keys.unique()), len(b.board.keys.exec_keys())),
+        (0, 3)
+    );
+    assert_eq!(b.purge().unwrap().len(), 3);
+    assert_eq!(
+        (len(b.board.keys.unique()), len(b.board.keys.exec_keys())),
+        (0, 0)
+    );
+}
+
+/// A reopen retried with its op token (its reply lost) returns the job it
+/// reopened instead of refusing it as not complete.
+#[test]
+fn a_retried_reopen_returns_the_reopened_job() {
+    let Some(b) = board(BoardOptions {
+        lease: Duration::from_secs(60),
+        ..BoardOptions::default()
+    }) else {
+        return;
+    };
+    let board = &b.board;
+    let job = board.post(NewJob::new("j")).unwrap();
+    let claim = board.claim(job.id, "A").unwrap();
+    board.consume(&claim).unwrap();
+    let mut conn = redis::Client::open(url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let reopen = |op: &str, conn: &mut redis::Connection| -> redis::Value {
+        board
+            .scripts
+            .reopen
+            .key(board.keys.job(job.id))
+            .key(board.keys.pending())
+            .key(board.keys.complete())
+            .key(board.keys.unique())
+            .key(board.keys.scheduled())
+            .key(board.keys.events())
+            .arg("")
+            .arg(job.id.to_string())
+            .arg(op)
+            .arg(100)
+            .arg(board.keys.job_prefix())
+            .invoke(conn)
+            .unwrap()
+    };
+    let status = |v: redis::Value| {
+        super::codec::text_at(&super::codec::items(v, "k").unwrap(), 0, "k").unwrap()
+    };
+    assert_eq!(status(reopen("op-1", &mut conn)), "ok");
+    assert_eq!(
+        status(reopen("op-1", &mut conn)),
+        "ok",
+        "a retry is not refused"
+    );
+    assert_eq!(status(reopen("op-2", &mut conn)), "not_complete");
+    let got = board.get(job.id).unwrap();
+    assert_eq!((got.revision, got.state), (2, crate::JobState::Unclaimed));
+    assert_eq!(board.iterjobs(true).unwrap().len(), 1);
+}

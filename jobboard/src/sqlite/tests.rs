@@ -319,3 +319,140 @@ fn newer_schemas_are_refused_and_files_are_shared_with_persistence() {
     let err = SqliteBoard::open(&path, BoardOptions::default()).unwrap_err();
     assert!(err.to_string().contains("refusing to guess"), "{err}");
 }
+
+/// A scheduled job is stored with its time: a board opened again on the
+/// file (another process, a restart) neither loses nor advances it.
+#[test]
+fn a_reopened_board_keeps_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, clock) = manual(dir.path(), 10_000);
+    let at = 1_000_000 + 5_000;
+    let job = board.post(NewJob::new("later").not_before(at)).unwrap();
+    drop(board);
+    let options = BoardOptions {
+        lease: Duration::from_secs(10),
+        clock: clock.clock(),
+        ..BoardOptions::default()
+    };
+    let board = SqliteBoard::open(dir.path().join("jobs.db"), options.clone()).unwrap();
+    assert_eq!(board.get(job.id).unwrap(), job);
+    assert!(matches!(
+        board.claim(job.id, "A"),
+        Err(JobBoardError::NotYet { not_before, .. }) if not_before == at
+    ));
+    assert!(!board.wait(Duration::ZERO).unwrap());
+    assert!(board.iterjobs(true).unwrap().is_empty());
+    clock.advance(Duration::from_millis(4_999));
+    assert!(!board.wait(Duration::ZERO).unwrap());
+    drop(board);
+    let board = SqliteBoard::open(dir.path().join("jobs.db"), options).unwrap();
+    clock.advance(Duration::from_millis(1));
+    assert!(board.wait(Duration::ZERO).unwrap());
+    let claim = board.claim(job.id, "A").unwrap();
+    assert_eq!(claim.epoch.get(), 1);
+    assert_eq!(board.get(job.id).unwrap().not_before, Some(at));
+}
+
+/// `wait` wakes when a scheduled job's time comes on the board's clock,
+/// even when that clock jumps (no write to notice).
+#[test]
+fn wait_sees_a_scheduled_job_come_due_on_a_manual_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, clock) = manual(dir.path(), 10_000);
+    board
+        .post(NewJob::new("later").not_before(1_000_000 + 60_000))
+        .unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            clock.advance(Duration::from_secs(60));
+        });
+        let start = Instant::now();
+        assert!(board.wait(Duration::from_secs(5)).unwrap());
+        assert!(start.elapsed() < Duration::from_secs(1));
+    });
+}
+
+/// The board's tables as schema version 1 made them.
+const V1: taskflow_persistence::SqliteSchema = taskflow_persistence::SqliteSchema::new(
+    "jobboard_meta",
+    "jobboard_jobs",
+    &[super::schema::MIGRATIONS[0]],
+);
+
+/// A file of schema version 1 (before scheduled, keyed and requested jobs)
+/// is migrated on open: its jobs read as posted without a time, keys or a
+/// request, at revision 1, and the new rules apply to them.
+#[test]
+fn a_version_1_file_migrates_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let id = JobId::new();
+    {
+        let mut raw = Connection::open(&path).unwrap();
+        V1.prepare(&mut raw, "v1.db").unwrap();
+        raw.execute(
+            "INSERT INTO jobboard_jobs (id, name, details, priority, created_at, state, epoch, \
+             outcome, completed_at) VALUES (?1, 'old', '{\"a\":1}', 2, 5, 'COMPLETE', 1, \
+             '\"consumed\"', 6)",
+            [id.to_string()],
+        )
+        .unwrap();
+    }
+    let board = SqliteBoard::open(&path, BoardOptions::default()).unwrap();
+    let old = board.get(id).unwrap();
+    assert_eq!((old.name.as_str(), old.priority), ("old", 2));
+    assert_eq!(old.details, serde_json::json!({"a": 1}));
+    assert_eq!(
+        (old.state, old.outcome),
+        (JobState::Complete, Some(Outcome::Consumed))
+    );
+    assert_eq!(
+        (
+            old.not_before,
+            old.unique_key,
+            old.key,
+            old.control,
+            old.revision
+        ),
+        (None, None, None, None, 1)
+    );
+    let raw = Connection::open(&path).unwrap();
+    let version: String = raw
+        .query_row(
+            "SELECT value FROM jobboard_meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, SqliteBoard::SCHEMA_VERSION.to_string());
+    assert_eq!(SqliteBoard::SCHEMA_VERSION, 2);
+    let reopened = board.reopen(id).unwrap();
+    assert_eq!((reopened.revision, reopened.epoch.get()), (2, 1));
+    let keyed = board.post(NewJob::new("new").unique_key("u")).unwrap();
+    assert!(matches!(
+        board.post(NewJob::new("again").unique_key("u")),
+        Err(JobBoardError::Duplicate { existing, .. }) if existing == keyed.id
+    ));
+    assert_eq!(board.claim(id, "A").unwrap().epoch.get(), 2);
+}
+
+/// A control column that names no request is corrupt, naming the job.
+#[test]
+fn a_bad_control_request_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let board = SqliteBoard::open(&path, BoardOptions::default()).unwrap();
+    let job = board.post(NewJob::new("j")).unwrap();
+    let raw = Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE jobboard_jobs SET control = 'pause' WHERE id = ?1",
+        [job.id.to_string()],
+    )
+    .unwrap();
+    let err = board.get(job.id).unwrap_err();
+    assert!(
+        matches!(&err, JobBoardError::Corrupt { id, reason, .. } if *id == job.id.to_string() && reason.contains("pause")),
+        "{err}"
+    );
+}
