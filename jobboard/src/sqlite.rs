@@ -14,13 +14,15 @@
 //!        lease_expires_at = ?now + lease
 //!  WHERE id = ?id
 //!    AND (state = 'UNCLAIMED' OR (state = 'CLAIMED' AND lease_expires_at <= ?now))
-//! RETURNING epoch
+//!    AND (not_before IS NULL OR not_before <= ?now OR control IS NOT NULL)
+//! RETURNING epoch, control
 //! ```
 //!
 //! Of any number of racing claimers exactly one finds the condition true;
 //! the others find the row claimed with a running lease (zero rows
 //! updated), and read the job back in the same transaction to say why
-//! (`AlreadyClaimed` naming the owner, `Complete`, or `NotFound`). Before
+//! (`AlreadyClaimed` naming the owner, `NotYet` for a job waiting for its
+//! not-before time, `Complete`, or `NotFound`). Before
 //! taking the write lock, a claim reads the job's committed state: if that
 //! already shows it complete or claimed with a running lease, the claim is
 //! refused without queueing for the lock (a refusal from a committed
@@ -29,7 +31,22 @@
 //! jobs this doubles the claims per second. Renew,
 //! consume, abandon and trash are single `UPDATE`s conditioned on
 //! `state = 'CLAIMED' AND epoch = ? AND owner = ?` (the claim is current),
-//! so a claim superseded by another owner's can never write.
+//! so a claim superseded by another owner's can never write; each returns
+//! the job's control request (renew hands it to the owner).
+//!
+//! # How keys stay unique across processes
+//!
+//! A post with a uniqueness or execution key is one `BEGIN IMMEDIATE`
+//! transaction that looks for the key's holder (`unique_key = ? AND state
+//! != 'COMPLETE'`, or `execution_key = ?`) and inserts only if there is
+//! none, so of any number of racing posters one inserts and the others
+//! are told which job holds the key. Two partial unique indexes back this
+//! up in the file itself: `jobboard_jobs_unique_key` over `unique_key`
+//! where the job is not complete (a job completing drops out of it, which
+//! frees the key), and `jobboard_jobs_execution_key` over `execution_key`
+//! (a purged row drops out of it). [`reopen`](JobBoard::reopen) checks the
+//! uniqueness key in its transaction the same way. Control requests and
+//! reopens are `BEGIN IMMEDIATE` read-then-update transactions too.
 //!
 //! # How `wait` learns of new jobs
 //!
@@ -37,9 +54,9 @@
 //! every [`SqliteBoard::POLL_INTERVAL`] it reads `PRAGMA data_version`
 //! (which changes when another connection commits) and a counter of this
 //! board's own writes, and queries the jobs only when one of them changed or
-//! when the earliest running lease it saw has lapsed. Posts and abandons
-//! through the same [`SqliteBoard`] also wake it at once through a
-//! condition variable. So a waiter learns of a claimable job within one
+//! when the earliest running lease or scheduled job's not-before time it
+//! saw has passed. Posts, abandons, requests and reopens through the same
+//! [`SqliteBoard`] also wake it at once through a condition variable. So a waiter learns of a claimable job within one
 //! poll interval, and an idle waiter costs one cheap pragma per interval.
 //!
 //! [`wait_until_complete`](JobBoard::wait_until_complete) polls the same
@@ -80,9 +97,12 @@ const BOARD: &str = "sqlite";
 /// # Storage
 ///
 /// Table `jobboard_jobs` (one row per job; details and outcome as JSON
-/// text), table `jobboard_entities`, and `jobboard_meta`, which holds the
-/// schema version ([`SqliteBoard::SCHEMA_VERSION`]; a newer one is refused,
-/// an older one migrated on open). The names leave room for a
+/// text; not-before time, uniqueness and execution keys, control request
+/// and revision in columns of their own), table `jobboard_entities`, and
+/// `jobboard_meta`, which holds the schema version
+/// ([`SqliteBoard::SCHEMA_VERSION`]; a newer one is refused, an older one
+/// migrated on open: a version 1 file gains the columns of version 2, its
+/// jobs at revision 1 without keys). The names leave room for a
 /// `taskflow_persistence::SqliteBackend` in the same file.
 ///
 /// # Sharing a file
@@ -118,9 +138,9 @@ pub struct SqliteBoard {
     conn: Mutex<Connection>,
     options: BoardOptions,
     location: String,
-    /// How many posts, abandons and completions went through this board
-    /// (whose commits `data_version` does not show to this connection),
-    /// notified on each.
+    /// How many posts, abandons, completions, requests and reopens went
+    /// through this board (whose commits `data_version` does not show to
+    /// this connection), notified on each.
     local_writes: Mutex<u64>,
     local_changed: Condvar,
 }
@@ -252,7 +272,8 @@ impl SqliteBoard {
         now.saturating_add(millis(self.options.lease))
     }
 
-    /// Counts a post, abandon or completion and wakes this board's waiters.
+    /// Counts a post, abandon, completion, request or reopen and wakes this
+    /// board's waiters.
     fn wrote(&self) {
         let mut n = lock(&self.local_writes);
         *n = n.wrapping_add(1);

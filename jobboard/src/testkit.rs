@@ -16,8 +16,10 @@
 //! ```
 //!
 //! Cases run on real time: lease cases use leases of a few hundred
-//! milliseconds and sleep past them, so that boards keeping time on a
-//! server pass them too. A maker may ignore [`BoardOptions::clock`].
+//! milliseconds and sleep past them, and scheduled cases schedule jobs a
+//! few hundred milliseconds ahead of the system clock, so that boards
+//! keeping time on a server (on the same host) pass them too. A maker may
+//! ignore [`BoardOptions::clock`].
 
 use std::collections::HashMap;
 use std::sync::Barrier;

@@ -6,10 +6,12 @@
 //! (`TIME` inside the scripts), so the clients' clocks do not matter. Each
 //! claim raises the job's epoch, the fencing token that lets the board (and
 //! persistence) refuse an owner whose lease lapsed and whose job was taken
-//! over. `wait` blocks on a stream that post and abandon append to, and
-//! wakes by itself when the next lease lapses. The key layout, what each
-//! script makes atomic, and what survives a restart are in `README.md`
-//! beside this file.
+//! over. Uniqueness and execution keys are checked and recorded by the
+//! post script itself, so of any number of racing posters one posts.
+//! `wait` blocks on a stream that post, abandon, request and reopen append
+//! to, and wakes by itself when the next lease lapses or the next scheduled
+//! job comes due. The key layout, what each script makes atomic, and what
+//! survives a restart are in `README.md` beside this file.
 
 mod codec;
 mod pool;
