@@ -64,8 +64,8 @@ pub use taskflow_engine::{
 pub use taskflow_jobboard::RedisBoard;
 pub use taskflow_jobboard::{
     post_flow, BoardOptions, Claim, Conductor, ConductorBuilder, ConductorEvent, ConductorListener,
-    FlowSource, Job, JobBoard, JobBoardError, JobId, JobState, JobWait, MemoryBoard, NewJob,
-    Outcome, PostFlow, Retention, SqliteBoard, StopHandle,
+    Control, Entity, FlowSource, Job, JobBoard, JobBoardError, JobId, JobState, JobWait,
+    MemoryBoard, NewJob, Outcome, PostFlow, Retention, SqliteBoard, StopHandle,
 };
 pub use taskflow_patterns::{
     atom, decider_fn, kinds, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Atom, AtomKind,

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::JobId;
+use crate::{Control, JobId};
 use taskflow_patterns::FlowState;
 
 /// What a conductor did with a job.
@@ -48,6 +48,15 @@ pub enum ConductorEvent {
         job: JobId,
         /// Why.
         reason: String,
+    },
+    /// A stop or cancel request was seen on the job (at its claim or a
+    /// lease renewal): its flow suspends after the atoms in flight; a
+    /// stopped job is then consumed, a cancelled one reverted first.
+    Requested {
+        /// The job.
+        job: JobId,
+        /// What was asked.
+        control: Control,
     },
     /// Its claim lapsed and another owner took the job; its run stopped.
     LeaseLost {

@@ -46,7 +46,7 @@ use taskflow_persistence::{Backend, PersistenceError};
 
 use crate::sync::lock;
 use crate::JobId;
-use crate::{Claim, Entity, Job, JobBoard, JobBoardError, Outcome};
+use crate::{Claim, Control, Entity, Job, JobBoard, JobBoardError, Outcome};
 
 pub use events::{ConductorEvent, ConductorListener};
 
@@ -317,8 +317,13 @@ impl Conductor {
         }
     }
 
-    /// Runs one claimed job to its end and settles it on the board.
+    /// Runs one claimed job to its end and settles it on the board, inside
+    /// a `job` span whose field `job_id` is the job's id: every `tracing` event of
+    /// the run (the engine's, its listeners', its tasks' on the serial and
+    /// parallel executors) is tagged with the job.
     fn run_job(&self, job: &Job, claim: Claim) {
+        let span = tracing::info_span!("job", job_id = %job.id, epoch = claim.epoch.get());
+        let _entered = span.enter();
         self.emit(&ConductorEvent::Claimed {
             job: job.id,
             epoch: claim.epoch.get(),
@@ -384,6 +389,14 @@ impl Conductor {
         (mut engine, suspend): (Engine, SuspendHandle),
     ) -> Settle {
         self.stop.register(job.id, suspend.clone());
+        if let Some(control) = claim.control {
+            // Requested before this claim: the run stops at once.
+            self.emit(&ConductorEvent::Requested {
+                job: job.id,
+                control,
+            });
+            suspend.suspend();
+        }
         let lost = AtomicBool::new(false);
         let (stop_renewing, renew_stop) = mpsc::channel::<()>();
         let latest = Mutex::new(claim.clone());
@@ -395,7 +408,19 @@ impl Conductor {
                 {
                     let current = lock(latest).clone();
                     match self.board.renew(&current) {
-                        Ok(renewed) => *lock(latest) = renewed,
+                        Ok(renewed) => {
+                            if let (None, Some(control)) = (current.control, renewed.control) {
+                                // A stop or cancel request: the flow
+                                // suspends after the atoms in flight (their
+                                // tasks see `ctx.is_cancelled()`).
+                                self.emit(&ConductorEvent::Requested {
+                                    job: claim.job,
+                                    control,
+                                });
+                                suspend.suspend();
+                            }
+                            *lock(latest) = renewed;
+                        }
                         Err(JobBoardError::NotOwner { .. } | JobBoardError::Complete(_)) => {
                             lost.store(true, Ordering::SeqCst);
                             suspend.suspend();
@@ -412,7 +437,20 @@ impl Conductor {
             // Whatever happens in the run, the renewer stops with it: a
             // panic must not leave the job claimed by a conductor that no
             // longer runs it.
-            let result = catch_unwind(AssertUnwindSafe(|| engine.run()));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let ran = engine.run();
+                let cancel = lock(latest).control == Some(Control::Cancel);
+                match ran {
+                    // Cancel: once stopped, revert what ran (compensation),
+                    // still under the lease.
+                    Ok(_) | Err(EngineError::Failed { .. })
+                        if cancel && !lost.load(Ordering::SeqCst) && !self.stop.is_stopped() =>
+                    {
+                        engine.revert()
+                    }
+                    ran => ran,
+                }
+            }));
             let _ = stop_renewing.send(());
             result
         });
@@ -425,6 +463,27 @@ impl Conductor {
             Ok(result) => result,
             Err(panic) => return panicked(&claim, "running the flow", &*panic),
         };
+        match (result, claim.control) {
+            // Stopped on request: the job is done with (status stopped);
+            // a retry reopens it and resumes it from this checkpoint.
+            (Ok(FlowState::Suspended), Some(Control::Stop)) if !self.stop.is_stopped() => {
+                Settle::Consume(claim, FlowState::Suspended)
+            }
+            // Cancelled: consumed once reverted; a revert cut short by
+            // this conductor's stop goes on elsewhere.
+            (Ok(state @ FlowState::Reverted), Some(Control::Cancel))
+            | (Err(EngineError::Failed { state, .. }), Some(Control::Cancel)) => {
+                Settle::Consume(claim, state)
+            }
+            (Ok(FlowState::Suspended), Some(Control::Cancel)) => {
+                Settle::Abandon(claim, "stopping while cancelling".into())
+            }
+            (result, _) => self.settled_run(claim, result),
+        }
+    }
+
+    /// How to settle a run that no request ended.
+    fn settled_run(&self, claim: Claim, result: Result<FlowState, EngineError>) -> Settle {
         match result {
             Ok(FlowState::Suspended) if self.stop.is_stopped() => {
                 Settle::Abandon(claim, "the conductor is stopping".into())
