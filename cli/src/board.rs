@@ -84,6 +84,16 @@ impl Board {
     /// Opens (and if need be makes) the board, whose claims last `lease`
     /// (the board's default when not given).
     pub fn open(&self, lease: Option<Duration>) -> Result<Arc<dyn JobBoard>, CliError> {
+        self.open_in(lease, REDIS_KEY_PREFIX)
+    }
+
+    /// As [`open`](Self::open), a Redis board keeping its keys under
+    /// `prefix` (the job service's `namespace`).
+    pub fn open_in(
+        &self,
+        lease: Option<Duration>,
+        prefix: &str,
+    ) -> Result<Arc<dyn JobBoard>, CliError> {
         let mut options = BoardOptions::default();
         if let Some(lease) = lease {
             options.lease = lease;
@@ -101,7 +111,7 @@ impl Board {
             }
             #[cfg(feature = "redis")]
             Board::Redis(url) => {
-                let board = taskflow::RedisBoard::connect(url, REDIS_KEY_PREFIX, options)
+                let board = taskflow::RedisBoard::connect(url, prefix, options)
                     .map_err(|e| self.failed(e))?;
                 Ok(Arc::new(board))
             }

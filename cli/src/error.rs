@@ -105,6 +105,9 @@ pub enum CliError {
     /// Output could not be written (a closed pipe, a full disk).
     #[error("cannot write output: {0}")]
     Output(#[from] io::Error),
+    /// The job service could not start or stopped on an error.
+    #[error("{0}")]
+    Service(#[from] taskflow_service::ServiceError),
 }
 
 fn known_factories(known: &[String]) -> String {

@@ -42,6 +42,13 @@ pub fn code_of(e: &CliError) -> u8 {
         | CliError::RecordsUrl { .. }
         | CliError::Config { .. } => INVALID,
         CliError::Engine(EngineError::Compile(_)) => INVALID,
+        CliError::Service(
+            taskflow_service::ServiceError::Config { .. }
+            | taskflow_service::ServiceError::ConfigRead { .. }
+            | taskflow_service::ServiceError::NoSecret
+            | taskflow_service::ServiceError::NoJobTypes
+            | taskflow_service::ServiceError::Tls { .. },
+        ) => INVALID,
         CliError::Engine(EngineError::Failed { state, .. }) => of_state(*state),
         _ => ERROR,
     }

@@ -7,6 +7,7 @@ mod logbooks;
 mod post;
 mod purge;
 mod run;
+mod serve;
 mod show;
 mod trash;
 mod validate;
@@ -77,6 +78,9 @@ enum Command {
     Purge(purge::Args),
     /// List the logbooks of the records, with their flow details.
     Logbooks(logbooks::Args),
+    /// Run a node of the job service (Harbor's jobservice REST API);
+    /// `--config` names its service.yaml.
+    Serve(serve::Args),
 }
 
 /// Where the records and the board are, and the board's lease: the
@@ -115,6 +119,15 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 pub(crate) fn exec(app: &App, cli: Cli) -> Result<u8, CliError> {
     // Flags, then the environment (read by `Records::choose` and
     // `Board::choose`), then the file, then the defaults.
+    if let Command::Serve(args) = cli.command {
+        // `--config` is the service's YAML here, not taskflow.toml.
+        let places = Places {
+            records: cli.records,
+            board: cli.board,
+            lease: cli.lease,
+        };
+        return serve::exec(app, args, cli.config.as_deref(), &places);
+    }
     let config = crate::Config::load(cli.config.as_deref())?;
     let from_file = |flag: Option<String>, var: &str, file: Option<String>| {
         flag.or_else(|| match std::env::var(var) {
@@ -148,6 +161,7 @@ pub(crate) fn exec(app: &App, cli: Cli) -> Result<u8, CliError> {
         Command::Trash(args) => trash::exec(args, &places),
         Command::Purge(args) => purge::exec(args, &places),
         Command::Logbooks(args) => logbooks::exec(args, &places),
+        Command::Serve(_) => unreachable!("served above"),
     }
 }
 

@@ -179,6 +179,11 @@ impl Shell {
         }
         let out = stdout.map(collect).unwrap_or_default();
         let err = stderr.map(collect).unwrap_or_default();
+        // What the command said on stderr is its log (in the job service,
+        // the job's log): one event per line, once it has ended.
+        for line in err.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(atom = ctx.atom_name(), "{line}");
+        }
         match status {
             Ok(status) if status.success() => Ok(out),
             Ok(status) => Err(TaskError::new(

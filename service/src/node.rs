@@ -1,0 +1,397 @@
+//! A service node: the API, a conductor running jobs, the periodic
+//! enqueuer, the heartbeat and the log sweeper, until stopped.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::json;
+use taskflow::{
+    Backend, Conductor, ConductorEvent, Entity, FlowState, JobBoard, LoggingListener, StopHandle,
+};
+use tokio::sync::Notify;
+
+use crate::api::{router, AppState};
+use crate::core::{now_ms, Core, NodeStats, HEARTBEAT_EVERY_MS, NODE_MARK};
+use crate::logs::JobLogs;
+use crate::meta::JobMeta;
+use crate::{periodic, JobType, JobTypes, Protocol, ServiceConfig, ServiceError};
+
+/// How often the log sweeper runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Configures a [`Service`].
+pub struct ServiceBuilder {
+    config: ServiceConfig,
+    board: Arc<dyn JobBoard>,
+    records: Arc<dyn Backend>,
+    types: JobTypes,
+    secret: Option<String>,
+}
+
+/// One node of the job service.
+pub struct Service {
+    config: ServiceConfig,
+    core: Arc<Core>,
+    secret: String,
+    handle: ServiceHandle,
+    conductor: Conductor,
+}
+
+/// Stops a running [`Service`] from anywhere (a signal handler, a test),
+/// and tells where it listens.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    stopped: AtomicBool,
+    notify: Notify,
+    conductor: StopHandle,
+    address: OnceLock<SocketAddr>,
+}
+
+impl ServiceHandle {
+    /// Stops the node gracefully: the API stops taking requests, the
+    /// conductor suspends the jobs it runs after their atoms in flight and
+    /// gives them back to the board (another node resumes them), and
+    /// [`Service::run`] returns.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.conductor.stop();
+        self.inner.notify.notify_waiters();
+        self.inner.notify.notify_one();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::SeqCst)
+    }
+
+    /// The address the API listens on, once it does.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.address.get().copied()
+    }
+
+    /// Sleeps for `duration`, or less if the node is stopped; returns
+    /// whether it still runs.
+    fn sleep(&self, duration: Duration) -> bool {
+        let step = Duration::from_millis(50);
+        let mut left = duration;
+        while !left.is_zero() {
+            if self.is_stopped() {
+                return false;
+            }
+            let nap = left.min(step);
+            std::thread::sleep(nap);
+            left -= nap;
+        }
+        !self.is_stopped()
+    }
+}
+
+impl Service {
+    /// A node taking jobs from `board`, running their flows on `records`
+    /// (the same board and records on every node of one service).
+    pub fn builder(
+        config: ServiceConfig,
+        board: Arc<dyn JobBoard>,
+        records: Arc<dyn Backend>,
+    ) -> ServiceBuilder {
+        ServiceBuilder {
+            config,
+            board,
+            records,
+            types: JobTypes::new(),
+            secret: None,
+        }
+    }
+
+    /// A handle that stops the node and tells its address.
+    pub fn stop_handle(&self) -> ServiceHandle {
+        self.handle.clone()
+    }
+
+    /// This node's name on the board.
+    pub fn node_id(&self) -> &str {
+        &self.core.node_id
+    }
+
+    /// Serves the API and runs jobs until [`ServiceHandle::stop`].
+    pub fn run(self) -> Result<(), ServiceError> {
+        self.run_with(|_| {})
+    }
+
+    /// As [`run`](Self::run), calling `on_ready` with the API's address
+    /// once it listens (a port of 0 picks a free one).
+    pub fn run_with(self, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServiceError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("taskflow-service-api")
+            .build()
+            .map_err(ServiceError::Runtime)?;
+        let address = format!("{}:{}", self.config.host, self.config.port);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(&address))
+            .map_err(|source| ServiceError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| ServiceError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let _ = self.handle.inner.address.set(local);
+        tracing::info!(node = %self.core.node_id, %local, "taskflow service listening");
+        on_ready(local);
+        let app = router(AppState {
+            core: Arc::clone(&self.core),
+            secret: Arc::from(self.secret.as_str()),
+            auth_scheme: Arc::from(self.config.auth_scheme.as_str()),
+        });
+        let started_at = now_ms() / 1000;
+        std::thread::scope(|scope| {
+            let handle = &self.handle;
+            let core = &self.core;
+            let config = &self.config;
+            scope.spawn(|| self.conductor.run());
+            scope.spawn(move || heartbeat(core, config, handle, started_at));
+            scope.spawn(move || {
+                while handle.sleep(periodic::TICK) {
+                    if let Err(e) = periodic::enqueue_due(core) {
+                        tracing::warn!(error = %e, "cannot post the periodic executions due");
+                    }
+                }
+            });
+            scope.spawn(move || loop {
+                match core.logs.sweep(config.job_log_retention) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "swept old job logs"),
+                    Err(e) => tracing::warn!(error = %e, "cannot sweep the job logs"),
+                }
+                if !handle.sleep(SWEEP_EVERY) {
+                    break;
+                }
+            });
+            let stopping = handle.clone();
+            let served = runtime.block_on(async {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        while !stopping.is_stopped() {
+                            stopping.inner.notify.notified().await;
+                        }
+                    })
+                    .await
+            });
+            // However the server ended, the node's threads end with it.
+            handle.stop();
+            served.map_err(|source| ServiceError::Bind { address, source })
+        })
+    }
+}
+
+/// Says on the board, every [`HEARTBEAT_EVERY_MS`], that this node lives.
+fn heartbeat(core: &Core, config: &ServiceConfig, handle: &ServiceHandle, started_at: u64) {
+    loop {
+        let stats = NodeStats {
+            worker_pool_id: core.node_id.clone(),
+            started_at,
+            heartbeat_at: now_ms() / 1000,
+            job_names: core.types.names(),
+            concurrency: config.workers,
+            status: "healthy".into(),
+        };
+        let entity = Entity {
+            name: core.node_id.clone(),
+            meta: json!({
+                NODE_MARK: true,
+                "pid": std::process::id(),
+                "factories": core.types.names(),
+                "max_concurrent_jobs": config.workers,
+                "stats": stats,
+            }),
+        };
+        if let Err(e) = core.board.register_entity(&entity) {
+            tracing::warn!(error = %e, "cannot register this node on the board");
+        }
+        if !handle.sleep(Duration::from_millis(HEARTBEAT_EVERY_MS)) {
+            break;
+        }
+    }
+}
+
+impl ServiceBuilder {
+    /// Registers (or replaces) the job type `name`.
+    pub fn job_type(mut self, name: impl Into<String>, job_type: impl JobType) -> Self {
+        self.types.insert(name, job_type);
+        self
+    }
+
+    /// Adds every job type of `types`.
+    pub fn job_types(mut self, types: JobTypes) -> Self {
+        for name in types.names() {
+            if let Some(job_type) = types.get(&name) {
+                self.types.insert_shared(name, Arc::clone(job_type));
+            }
+        }
+        self
+    }
+
+    /// The secret requests must present (default: from the environment,
+    /// see [`secret_from_env`](crate::secret_from_env)).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The node, ready to [`run`](Service::run).
+    pub fn build(self) -> Result<Service, ServiceError> {
+        let secret = self
+            .secret
+            .or_else(crate::secret_from_env)
+            .ok_or(ServiceError::NoSecret)?;
+        if self.types.is_empty() {
+            return Err(ServiceError::NoJobTypes);
+        }
+        if let Protocol::Https { .. } = self.config.protocol {
+            return Err(ServiceError::Tls {
+                message: "this build serves plain HTTP only: set `protocol: http` and put a TLS \
+                          proxy in front of it"
+                    .into(),
+            });
+        }
+        let logs =
+            JobLogs::open(&self.config.job_log_dir).map_err(|source| ServiceError::LogDir {
+                path: self.config.job_log_dir.clone(),
+                source,
+            })?;
+        let node_id = self.config.node_id.clone().unwrap_or_else(default_node_id);
+        let core = Arc::new(Core {
+            board: Arc::clone(&self.board),
+            records: Arc::clone(&self.records),
+            types: self.types.clone(),
+            logs,
+            node_id: node_id.clone(),
+        });
+        let listener = JobListener {
+            core: Arc::clone(&core),
+        };
+        let lease = self.config.lease;
+        let conductor =
+            Conductor::builder(node_id, Arc::clone(&self.board), Arc::clone(&self.records))
+                .registry(self.types.registry())
+                .max_concurrent_jobs(self.config.workers)
+                .renew_every(lease / 4)
+                .wait_timeout(Duration::from_millis(200))
+                .listener(listener)
+                // Every transition, in the job's span: into the job's log.
+                .configure_engine(|engine| engine.listener(LoggingListener))
+                .build();
+        let handle = ServiceHandle {
+            inner: Arc::new(HandleInner {
+                stopped: AtomicBool::new(false),
+                notify: Notify::new(),
+                conductor: conductor.stop_handle(),
+                address: OnceLock::new(),
+            }),
+        };
+        Ok(Service {
+            config: self.config,
+            core,
+            secret,
+            handle,
+            conductor,
+        })
+    }
+}
+
+/// `host-pid`: unique among the nodes of one host, readable.
+fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Writes the conductor's transitions to the jobs' logs, and runs a failed
+/// job again while its type allows (Harbor's `MaxFails` / `ShouldRetry`).
+struct JobListener {
+    core: Arc<Core>,
+}
+
+impl taskflow::ConductorListener for JobListener {
+    fn on_event(&self, event: &ConductorEvent) {
+        let logs = &self.core.logs;
+        let node = &self.core.node_id;
+        match event {
+            ConductorEvent::Claimed { job, epoch } => {
+                logs.append(*job, &format!("running on {node} (epoch {epoch})"))
+            }
+            ConductorEvent::Consumed { job, flow_state } => {
+                logs.append(*job, &format!("finished on {node}: flow {flow_state}"));
+                if matches!(flow_state, FlowState::Reverted | FlowState::Failure) {
+                    self.maybe_retry(*job);
+                }
+            }
+            ConductorEvent::Abandoned { job, reason } => {
+                logs.append(*job, &format!("given back by {node}: {reason}"))
+            }
+            ConductorEvent::Skipped { job, reason, .. } => {
+                logs.append(*job, &format!("{node} cannot run it: {reason}"))
+            }
+            ConductorEvent::Trashed { job, reason } => {
+                logs.append(*job, &format!("cannot run: {reason}"))
+            }
+            ConductorEvent::LeaseLost { job, epoch } => logs.append(
+                *job,
+                &format!("{node} lost its claim (epoch {epoch}): another node runs it"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+impl JobListener {
+    fn maybe_retry(&self, id: taskflow::JobId) {
+        let Ok(job) = self.core.board.get(id) else {
+            return;
+        };
+        let Some(meta) = JobMeta::of(&job) else {
+            return;
+        };
+        let Some(job_type) = self.core.types.get(&meta.name) else {
+            return;
+        };
+        if job.control.is_some() || !job_type.should_retry() {
+            return;
+        }
+        // Revision n has failed n times so far (each failure reopens it).
+        if job.revision > u64::from(job_type.max_fails()) {
+            self.core.logs.append(
+                id,
+                &format!(
+                    "failed {} time(s), as many as its type allows: left in error",
+                    job.revision
+                ),
+            );
+            return;
+        }
+        match self.core.board.reopen(id) {
+            Ok(reopened) => self.core.logs.append(
+                id,
+                &format!(
+                    "failed; run again (revision {}, {} failure(s) allowed), from its checkpoint",
+                    reopened.revision,
+                    job_type.max_fails()
+                ),
+            ),
+            Err(e) => tracing::warn!(job = %id, error = %e, "cannot run a failed job again"),
+        }
+    }
+}

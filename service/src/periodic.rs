@@ -1,0 +1,210 @@
+//! Periodic policies: each fire time of a policy's cron spec becomes one
+//! execution job, exactly once however many nodes run.
+//!
+//! Every node looks at the policies every [`TICK`] and posts the
+//! executions due within the next [`HORIZON`] as jobs that are not
+//! claimable before their fire time (the board's not-before time), each
+//! with the execution key `policy@fire-time-ms`. The board keeps one job
+//! per key (complete or not, until retention purges it), so when several
+//! nodes post the same execution all but one are refused: duplicates are
+//! impossible at the board, not made unlikely by a lock. Fire times are
+//! posted only from [`CATCH_UP`] before now, far inside any retention, so
+//! a purged execution is never posted again; fire times missed while no
+//! node ran are skipped (as Harbor does).
+//!
+//! Cron specs have Harbor's six fields (robfig/cron's order and
+//! numbering): `second minute hour day-of-month month day-of-week`, Sunday
+//! = 0 (7 also), read in UTC; a day-of-month and a day-of-week that are
+//! both restricted match either (vixie cron's rule, as robfig's).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+use serde_json::Value;
+use taskflow::{post_flow, Control, FlowSource, Job, JobBoardError, JobState, PostFlow};
+
+use crate::core::{now_ms, Core};
+use crate::meta::JobMeta;
+use crate::Kind;
+
+/// How often a node posts the executions coming due.
+pub(crate) const TICK: Duration = Duration::from_millis(500);
+
+/// How far ahead executions are posted.
+pub(crate) const HORIZON: Duration = Duration::from_secs(5);
+
+/// How far back a fire time not yet posted is still posted (a node that
+/// was busy or paused).
+pub(crate) const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// Reads a 6-field cron spec.
+pub(crate) fn parse_cron(spec: &str) -> Result<Cron, String> {
+    let fields = spec.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "expected 6 fields (second minute hour day-of-month month day-of-week), got {fields}"
+        ));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Disallowed)
+        .build()
+        .parse(spec)
+        .map_err(|e| e.to_string())
+}
+
+/// The fire times of `cron` in `(after, until]` (ms since the epoch).
+pub(crate) fn fire_times(cron: &Cron, after: u64, until: u64) -> Vec<u64> {
+    let Some(start) = DateTime::<Utc>::from_timestamp_millis(after as i64) else {
+        return Vec::new();
+    };
+    cron.iter_after(start)
+        .map(|t| t.timestamp_millis().max(0) as u64)
+        .take_while(|&t| t <= until)
+        .take(1000)
+        .collect()
+}
+
+/// The execution key of `policy`'s run at `fire_ms`.
+pub(crate) fn execution_key(policy: &Job, fire_ms: u64) -> String {
+    format!("{}@{fire_ms}", policy.id)
+}
+
+/// Posts the executions of every live policy due up to the horizon; returns
+/// how many this node posted.
+pub(crate) fn enqueue_due(core: &Core) -> Result<usize, JobBoardError> {
+    let jobs = core.board.all_jobs()?;
+    let posted_keys: HashSet<&str> = jobs.iter().filter_map(|j| j.key.as_deref()).collect();
+    let now = now_ms();
+    let mut posted = 0;
+    for policy in &jobs {
+        if policy.state == JobState::Complete || policy.control.is_some() {
+            continue;
+        }
+        let Some(meta) = JobMeta::of(policy).filter(|m| m.kind == Kind::Periodic) else {
+            continue;
+        };
+        let Some(cron) = meta.cron_spec.as_deref().and_then(|s| parse_cron(s).ok()) else {
+            continue;
+        };
+        let after = policy
+            .created_at
+            .max(now.saturating_sub(CATCH_UP.as_millis() as u64));
+        let until = now + HORIZON.as_millis() as u64;
+        for fire in fire_times(&cron, after, until) {
+            let key = execution_key(policy, fire);
+            if posted_keys.contains(key.as_str()) {
+                continue;
+            }
+            if post_execution(core, policy, &meta, fire, key)? {
+                posted += 1;
+            }
+        }
+    }
+    Ok(posted)
+}
+
+/// Posts one execution; false when another node posted it first.
+fn post_execution(
+    core: &Core,
+    policy: &Job,
+    meta: &JobMeta,
+    fire: u64,
+    key: String,
+) -> Result<bool, JobBoardError> {
+    let execution = JobMeta {
+        name: meta.name.clone(),
+        kind: Kind::Generic,
+        parameters: meta.parameters.clone(),
+        status_hook: meta.status_hook.clone(),
+        unique: false,
+        schedule_delay: None,
+        cron_spec: None,
+        upstream_job_id: Some(policy.id),
+        run_at: Some(fire),
+    };
+    let args = Value::Object(meta.parameters.clone());
+    let store = match core.types.get(&meta.name) {
+        Some(job_type) => job_type.store(&meta.parameters),
+        None => meta.parameters.clone(),
+    };
+    let post = PostFlow::new(
+        meta.name.clone(),
+        FlowSource::Factory {
+            name: &meta.name,
+            args: &args,
+        },
+    )
+    .details(execution.details())
+    .store(Value::Object(store))
+    .not_before(fire)
+    .key(key);
+    match post_flow(&*core.board, &*core.records, post) {
+        Ok(job) => {
+            core.logs.append(
+                job.id,
+                &format!(
+                    "execution of periodic policy {} for {} posted by {}",
+                    policy.id,
+                    humantime::format_rfc3339_millis(
+                        std::time::UNIX_EPOCH + Duration::from_millis(fire)
+                    ),
+                    core.node_id
+                ),
+            );
+            Ok(true)
+        }
+        Err(JobBoardError::AlreadyPosted { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stops the executions of a stopped policy that have not started.
+pub(crate) fn stop_executions(core: &Core, policy: &Job, control: Control) {
+    let Ok(jobs) = core.board.all_jobs() else {
+        return;
+    };
+    for job in jobs {
+        if job.state != JobState::Complete
+            && JobMeta::of(&job).is_some_and(|m| m.upstream_job_id == Some(policy.id))
+        {
+            let _ = core.board.request(job.id, control);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harbors_six_fields_with_sunday_zero() {
+        // 2026-12-06 is a Sunday.
+        let sunday = DateTime::parse_from_rfc3339("2026-12-06T00:00:00Z")
+            .unwrap()
+            .timestamp_millis() as u64;
+        let cron = parse_cron("30 0 12 * * 0").unwrap();
+        let times = fire_times(&cron, sunday - 1, sunday + 8 * 24 * 3600 * 1000);
+        assert_eq!(times.len(), 2, "{times:?}");
+        assert_eq!(times[0], sunday + 12 * 3600 * 1000 + 30 * 1000);
+        let every_second = parse_cron("* * * * * *").unwrap();
+        assert_eq!(
+            fire_times(&every_second, 0, 10_000),
+            (1..=10).map(|s| s * 1000).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_reason() {
+        assert!(parse_cron("* * * * *").unwrap_err().contains("6 fields"));
+        assert!(parse_cron("* * * * * * 2026")
+            .unwrap_err()
+            .contains("6 fields"));
+        assert!(parse_cron("61 * * * * *").is_err());
+        assert!(parse_cron("* * 25 * * *").is_err());
+        assert!(parse_cron("* * * * * mon-fri").is_ok());
+    }
+}
