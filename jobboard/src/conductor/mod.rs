@@ -51,6 +51,7 @@ use crate::{Claim, Control, Entity, Job, JobBoard, JobBoardError, Outcome};
 pub use events::{ConductorEvent, ConductorListener};
 
 type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
+type ConfigureJob = dyn Fn(&Job, &Claim, EngineBuilder) -> EngineBuilder + Send + Sync;
 
 /// Runs jobs from a board: up to `max_concurrent_jobs` at once (1 by
 /// default: a blocking conductor).
@@ -78,6 +79,7 @@ pub struct Conductor {
     records: Arc<dyn Backend>,
     registry: FlowRegistry,
     configure: Arc<Configure>,
+    configure_job: Option<Arc<ConfigureJob>>,
     max_concurrent_jobs: usize,
     listeners: Vec<Arc<dyn ConductorListener>>,
     wait_timeout: Duration,
@@ -114,6 +116,7 @@ impl Conductor {
                 records: Arc::new(records),
                 registry: FlowRegistry::new(),
                 configure: Arc::new(|b| b),
+                configure_job: None,
                 max_concurrent_jobs: 1,
                 listeners: Vec::new(),
                 wait_timeout: Duration::from_millis(500),
@@ -354,7 +357,11 @@ impl Conductor {
         let builder = Engine::load_with(self.records.clone(), flow_detail, &self.registry)
             .map_err(|e| settle_error(claim, e))?;
         let suspend = SuspendHandle::new();
-        let mut builder = (self.configure)(builder)
+        let mut builder = (self.configure)(builder);
+        if let Some(configure_job) = &self.configure_job {
+            builder = configure_job(job, claim, builder);
+        }
+        let mut builder = builder
             .owner_epoch(claim.epoch)
             .suspend_handle(suspend.clone());
         if let Some(values) = job_store {
@@ -608,6 +615,17 @@ impl ConductorBuilder {
         F: Fn(EngineBuilder) -> EngineBuilder + Send + Sync + 'static,
     {
         self.conductor.configure = Arc::new(configure);
+        self
+    }
+
+    /// Configures the engine of each job knowing the job and its claim
+    /// (a listener that reports to the job's owner, say), after
+    /// [`configure_engine`](Self::configure_engine).
+    pub fn configure_job<F>(mut self, configure: F) -> Self
+    where
+        F: Fn(&Job, &Claim, EngineBuilder) -> EngineBuilder + Send + Sync + 'static,
+    {
+        self.conductor.configure_job = Some(Arc::new(configure));
         self
     }
 
