@@ -26,6 +26,13 @@
 //! loggers:
 //!   - name: STD_OUTPUT
 //!     level: INFO
+//! hooks:                    # status hooks (see taskflow_service::HookOptions)
+//!   outbox: .taskflow/hooks.db                 # JOB_SERVICE_HOOK_OUTBOX
+//!   initial_backoff_ms: 1000
+//!   max_backoff_ms: 60000
+//!   give_up_after_s: 86400
+//!   timeout_ms: 5000
+//!   concurrency: 4
 //! ```
 //!
 //! The secret every request but the health check must present is never in
@@ -36,7 +43,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ServiceError;
+use crate::{HookOptions, ServiceError};
 
 /// The default port.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -74,6 +81,8 @@ pub struct ServiceConfig {
     pub auth_scheme: String,
     /// Job types written as flow files (for the stock `taskflow serve`).
     pub job_types: Vec<FlowFileType>,
+    /// How status hooks are sent.
+    pub hooks: HookOptions,
 }
 
 /// A job type written as a flow file: `job_types:` in `service.yaml`.
@@ -132,6 +141,7 @@ impl Default for ServiceConfig {
             log_level: "INFO".into(),
             auth_scheme: "Harbor-Secret".into(),
             job_types: Vec::new(),
+            hooks: HookOptions::default(),
         }
     }
 }
@@ -154,6 +164,18 @@ struct FileConfig {
     loggers: Vec<LoggerFile>,
     #[serde(default)]
     job_types: Vec<FlowFileType>,
+    hooks: Option<HooksFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksFile {
+    outbox: Option<PathBuf>,
+    initial_backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    give_up_after_s: Option<u64>,
+    timeout_ms: Option<u64>,
+    concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,7 +227,7 @@ struct SweeperFile {
 
 /// The environment variables that override the file, and the option each
 /// one sets.
-pub const ENVIRONMENT: [(&str, &str); 13] = [
+pub const ENVIRONMENT: [(&str, &str); 14] = [
     ("JOB_SERVICE_PROTOCOL", "protocol"),
     ("JOB_SERVICE_PORT", "port"),
     ("JOB_SERVICE_HTTPS_CERT", "https_config.cert"),
@@ -228,6 +250,7 @@ pub const ENVIRONMENT: [(&str, &str); 13] = [
         "JOB_SERVICE_JOB_LOG_DIR",
         "job_loggers[FILE].settings.base_dir",
     ),
+    ("JOB_SERVICE_HOOK_OUTBOX", "hooks.outbox"),
 ];
 
 impl ServiceConfig {
@@ -440,6 +463,32 @@ impl ServiceConfig {
                     ))
                 }
             }
+        }
+        let hooks = file.hooks.unwrap_or_default();
+        if let Some(outbox) = env("JOB_SERVICE_HOOK_OUTBOX")
+            .map(PathBuf::from)
+            .or(hooks.outbox)
+        {
+            config.hooks.outbox = outbox;
+        }
+        let ms = Duration::from_millis;
+        if let Some(v) = hooks.initial_backoff_ms {
+            config.hooks.initial_backoff = ms(v.max(1));
+        }
+        if let Some(v) = hooks.max_backoff_ms {
+            config.hooks.max_backoff = ms(v.max(1));
+        }
+        if let Some(v) = hooks.give_up_after_s {
+            config.hooks.give_up_after = Duration::from_secs(v);
+        }
+        if let Some(v) = hooks.timeout_ms {
+            config.hooks.timeout = ms(v.max(1));
+        }
+        if let Some(v) = hooks.concurrency {
+            if v == 0 {
+                return Err(bad("hooks.concurrency", "must be at least 1".into()));
+            }
+            config.hooks.concurrency = v;
         }
         let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
         for mut job_type in file.job_types {

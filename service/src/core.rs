@@ -11,6 +11,7 @@ use taskflow::{
 };
 
 use crate::api::ApiError;
+use crate::hooks::{Hooks, FINAL_PHASE};
 use crate::logs::JobLogs;
 use crate::meta::JobMeta;
 use crate::{JobStats, JobTypes, Kind, Parameters, Status};
@@ -112,6 +113,7 @@ pub(crate) struct Core {
     pub(crate) records: Arc<dyn Backend>,
     pub(crate) types: JobTypes,
     pub(crate) logs: JobLogs,
+    pub(crate) hooks: Hooks,
     pub(crate) node_id: String,
 }
 
@@ -244,7 +246,63 @@ impl Core {
             posted.id,
             &format!("submitted on {} as {} (revision 1)", self.node_id, kind),
         );
-        self.stats_of(&posted)
+        let stats = self.stats_of(&posted)?;
+        self.hooks.status(&stats);
+        Ok(stats)
+    }
+
+    /// Enqueues the hook event of job `id`'s status now (a transition seen
+    /// by this node).
+    pub(crate) fn hook_status(&self, id: JobId) {
+        match self.board.get(id) {
+            Ok(job) => {
+                if let Some(stats) = JobStats::read(&job, &*self.records, now_ms()) {
+                    self.hooks.status(&stats);
+                    if stats.status.is_final() {
+                        self.hooks.finished(id);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(job = %id, error = %e, "cannot read a job for its hook"),
+        }
+    }
+
+    /// Enqueues the hook event of a check-in of job `id`.
+    pub(crate) fn hook_checkin(&self, id: JobId, message: &str) {
+        if let Ok(job) = self.board.get(id) {
+            if let Some(stats) = JobStats::read(&job, &*self.records, now_ms()) {
+                self.hooks.checkin(&stats, message);
+            }
+        }
+    }
+
+    /// Puts back the final events that a crash kept out of the outbox: for
+    /// every finished job with a hook whose final event of its revision
+    /// and claim was never enqueued, enqueues it.
+    pub(crate) fn reconcile_hooks(&self, jobs: &[Job]) {
+        let now = now_ms();
+        for job in jobs
+            .iter()
+            .filter(|j| j.state == taskflow::JobState::Complete)
+        {
+            let Some(meta) = JobMeta::of(job) else {
+                continue;
+            };
+            if meta.status_hook.is_none() {
+                continue;
+            }
+            let final_seq = crate::hooks::sequence(job.revision, job.epoch.get(), FINAL_PHASE);
+            match self.hooks.outbox.enqueued(job.id) {
+                Ok(Some(seq)) if seq >= final_seq => {}
+                Ok(_) => {
+                    if let Some(stats) = JobStats::read(job, &*self.records, now) {
+                        tracing::info!(job = %job.id, status = %stats.status, "re-enqueueing a final status hook");
+                        self.hooks.status(&stats);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the hook outbox"),
+            }
+        }
     }
 
     /// The stats of job `id`.
@@ -446,11 +504,10 @@ impl Core {
     /// conductor that wins instead sees the request in its claim.
     fn settle_unstarted(&self, id: JobId) {
         match self.board.claim(id, &self.node_id) {
-            Ok(claim) => {
-                if let Err(e) = self.board.consume(&claim) {
-                    tracing::warn!(job = %id, error = %e, "cannot settle a stopped job");
-                }
-            }
+            Ok(claim) => match self.board.consume(&claim) {
+                Ok(()) => self.hook_status(id),
+                Err(e) => tracing::warn!(job = %id, error = %e, "cannot settle a stopped job"),
+            },
             Err(e) => tracing::debug!(job = %id, error = %e, "a node settles the request"),
         }
     }
@@ -477,6 +534,7 @@ impl Core {
                 self.node_id, reopened.revision
             ),
         );
+        self.hook_status(job.id);
         Ok(())
     }
 }

@@ -61,6 +61,12 @@ pub enum ServiceError {
         /// What is wrong, naming the file.
         message: String,
     },
+    /// The hook outbox cannot be opened.
+    #[error(transparent)]
+    Outbox(#[from] crate::hooks::OutboxError),
+    /// The hooks' HTTP client cannot be made.
+    #[error("cannot make the status hooks' HTTP client: {0}")]
+    HookClient(String),
     /// The board failed.
     #[error(transparent)]
     Board(#[from] JobBoardError),

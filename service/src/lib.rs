@@ -57,6 +57,7 @@ mod api;
 mod config;
 mod core;
 mod error;
+mod hooks;
 mod job_type;
 mod logs;
 mod meta;
@@ -71,6 +72,7 @@ pub use config::{
 };
 pub use core::NodeStats;
 pub use error::ServiceError;
+pub use hooks::{HookEvent, HookOptions, OutboxError};
 pub use job_type::{InvalidParameter, JobType, JobTypes, Parameters};
 pub use logs::{JobLogLayer, JobLogs, JOB_FIELD, JOB_SPAN};
 pub use node::{Service, ServiceBuilder, ServiceHandle};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskflow::{
@@ -14,12 +14,19 @@ use tokio::sync::Notify;
 
 use crate::api::{router, AppState};
 use crate::core::{now_ms, Core, NodeStats, HEARTBEAT_EVERY_MS, NODE_MARK};
+use crate::hooks::Hooks;
 use crate::logs::JobLogs;
 use crate::meta::JobMeta;
 use crate::{periodic, JobType, JobTypes, Protocol, ServiceConfig, ServiceError};
 
 /// How often the log sweeper runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the final hook events a crash may have lost are looked for.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a hook worker with nothing to send waits before looking again.
+const HOOK_IDLE: Duration = Duration::from_millis(100);
 
 /// Configures a [`Service`].
 pub struct ServiceBuilder {
@@ -160,12 +167,29 @@ impl Service {
             scope.spawn(|| self.conductor.run());
             scope.spawn(move || heartbeat(core, config, handle, started_at));
             scope.spawn(move || {
+                let mut last_reconcile: Option<Instant> = None;
                 while handle.sleep(periodic::TICK) {
                     if let Err(e) = periodic::enqueue_due(core) {
                         tracing::warn!(error = %e, "cannot post the periodic executions due");
                     }
+                    if last_reconcile.is_none_or(|at| at.elapsed() >= RECONCILE_EVERY) {
+                        last_reconcile = Some(Instant::now());
+                        match core.board.all_jobs() {
+                            Ok(jobs) => core.reconcile_hooks(&jobs),
+                            Err(e) => tracing::warn!(error = %e, "cannot list the jobs for hooks"),
+                        }
+                    }
                 }
             });
+            for _ in 0..config.hooks.concurrency {
+                scope.spawn(move || {
+                    while !handle.is_stopped() {
+                        if !core.hooks.send_one(&core.node_id) {
+                            handle.sleep(HOOK_IDLE);
+                        }
+                    }
+                });
+            }
             scope.spawn(move || loop {
                 match core.logs.sweep(config.job_log_retention) {
                     Ok(0) => {}
@@ -269,11 +293,13 @@ impl ServiceBuilder {
                 source,
             })?;
         let node_id = self.config.node_id.clone().unwrap_or_else(default_node_id);
+        let hooks = Hooks::open(self.config.hooks.clone())?;
         let core = Arc::new(Core {
             board: Arc::clone(&self.board),
             records: Arc::clone(&self.records),
             types: self.types.clone(),
             logs,
+            hooks,
             node_id: node_id.clone(),
         });
         let listener = JobListener {
@@ -289,6 +315,15 @@ impl ServiceBuilder {
                 .listener(listener)
                 // Every transition, in the job's span: into the job's log.
                 .configure_engine(|engine| engine.listener(LoggingListener))
+                .configure_job({
+                    let core = Arc::clone(&core);
+                    move |job, _claim, engine| {
+                        engine.listener(CheckinHook {
+                            core: Arc::clone(&core),
+                            job: job.id,
+                        })
+                    }
+                })
                 .build();
         let handle = ServiceHandle {
             inner: Arc::new(HandleInner {
@@ -331,14 +366,20 @@ impl taskflow::ConductorListener for JobListener {
         let node = &self.core.node_id;
         match event {
             ConductorEvent::Claimed { job, epoch } => {
-                logs.append(*job, &format!("running on {node} (epoch {epoch})"))
+                logs.append(*job, &format!("running on {node} (epoch {epoch})"));
+                self.core.hook_status(*job);
             }
             ConductorEvent::Consumed { job, flow_state } => {
                 logs.append(*job, &format!("finished on {node}: flow {flow_state}"));
+                self.core.hook_status(*job);
                 if matches!(flow_state, FlowState::Reverted | FlowState::Failure) {
                     self.maybe_retry(*job);
                 }
             }
+            ConductorEvent::Requested { job, control } => logs.append(
+                *job,
+                &format!("{control} request seen by {node}: suspending after the atoms in flight"),
+            ),
             ConductorEvent::Abandoned { job, reason } => {
                 logs.append(*job, &format!("given back by {node}: {reason}"))
             }
@@ -346,7 +387,8 @@ impl taskflow::ConductorListener for JobListener {
                 logs.append(*job, &format!("{node} cannot run it: {reason}"))
             }
             ConductorEvent::Trashed { job, reason } => {
-                logs.append(*job, &format!("cannot run: {reason}"))
+                logs.append(*job, &format!("cannot run: {reason}"));
+                self.core.hook_status(*job);
             }
             ConductorEvent::LeaseLost { job, epoch } => logs.append(
                 *job,
@@ -383,15 +425,30 @@ impl JobListener {
             return;
         }
         match self.core.board.reopen(id) {
-            Ok(reopened) => self.core.logs.append(
-                id,
-                &format!(
-                    "failed; run again (revision {}, {} failure(s) allowed), from its checkpoint",
-                    reopened.revision,
-                    job_type.max_fails()
-                ),
-            ),
+            Ok(reopened) => {
+                self.core.logs.append(
+                    id,
+                    &format!(
+                        "failed; run again (revision {}, {} failure(s) allowed), from its checkpoint",
+                        reopened.revision,
+                        job_type.max_fails()
+                    ),
+                );
+                self.core.hook_status(id);
+            }
             Err(e) => tracing::warn!(job = %id, error = %e, "cannot run a failed job again"),
         }
+    }
+}
+
+/// Sends a job's check-ins to its hook.
+struct CheckinHook {
+    core: Arc<Core>,
+    job: taskflow::JobId,
+}
+
+impl taskflow::Listener for CheckinHook {
+    fn on_checkin(&self, _atom: &str, message: &str) {
+        self.core.hook_checkin(self.job, message);
     }
 }

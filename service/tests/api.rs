@@ -15,7 +15,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use taskflow::{atom, task_fn, BoardOptions, Flow, Linear, SqliteBackend, SqliteBoard, TaskError};
 use taskflow_service::{
-    InvalidParameter, JobLogs, JobType, Parameters, Service, ServiceConfig, ServiceHandle,
+    HookOptions, InvalidParameter, JobLogs, JobType, Parameters, Service, ServiceConfig,
+    ServiceHandle,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -120,6 +121,16 @@ fn shared_logs() -> &'static Path {
 
 /// A node on the board and records in `dir`.
 fn node(dir: &Path, name: &str, journal: &Journal) -> Node {
+    node_with(dir, name, journal, |_| {})
+}
+
+/// A node whose configuration `adjust` changes.
+fn node_with(
+    dir: &Path,
+    name: &str,
+    journal: &Journal,
+    adjust: impl FnOnce(&mut ServiceConfig),
+) -> Node {
     let config = ServiceConfig {
         host: "127.0.0.1".into(),
         port: 0,
@@ -127,8 +138,17 @@ fn node(dir: &Path, name: &str, journal: &Journal) -> Node {
         job_log_dir: shared_logs().to_owned(),
         lease: Duration::from_millis(500),
         workers: 2,
+        hooks: HookOptions {
+            outbox: dir.join("hooks.db"),
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            timeout: Duration::from_secs(2),
+            ..HookOptions::default()
+        },
         ..ServiceConfig::default()
     };
+    let mut config = config;
+    adjust(&mut config);
     let options = BoardOptions {
         lease: config.lease,
         ..BoardOptions::default()
@@ -634,4 +654,173 @@ fn the_served_openapi_document_is_the_one_in_the_repository() {
     ] {
         assert!(kept.contains(path), "the document lacks {path}");
     }
+}
+
+/// A hook receiver on a free port: answers 500 to its first `failures`
+/// deliveries, 200 to the rest, and keeps the bodies it accepted. Down
+/// (refusing connections) while `up` is false.
+struct Receiver {
+    url: String,
+    accepted: Arc<Mutex<Vec<Value>>>,
+    attempts: Arc<Mutex<usize>>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn receiver(failures: usize) -> Receiver {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let attempts = Arc::new(Mutex::new(0usize));
+    let up = Arc::new(AtomicBool::new(true));
+    let (acc, att, on) = (accepted.clone(), attempts.clone(), up.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if !on.load(Ordering::SeqCst) {
+                // Down: the connection closes unanswered.
+                continue;
+            }
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let n = {
+                let mut a = att.lock().unwrap();
+                *a += 1;
+                *a
+            };
+            let status = if n <= failures {
+                "500 Internal Server Error"
+            } else {
+                acc.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    Receiver {
+        url,
+        accepted,
+        attempts,
+        up,
+    }
+}
+
+/// The accepted events of `job`, by arrival.
+fn events_of(receiver: &Receiver, job: &str) -> Vec<Value> {
+    receiver
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["job_id"] == job)
+        .cloned()
+        .collect()
+}
+
+fn wait_events(receiver: &Receiver, job: &str, last_status: &str, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let events = events_of(receiver, job);
+        if events.last().is_some_and(|e| e["status"] == last_status) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hook events of {job} so far: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_hook_that_fails_first_gets_every_event_in_order_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::default();
+    let node = node(dir.path(), "node-a", &journal);
+    let hook = receiver(3);
+    let id = submit_ok(
+        &node,
+        json!({ "job": { "name": "replicate", "parameters": { "image": "h", "delay_ms": 300 },
+                          "status_hook": hook.url } }),
+    );
+    wait_for(&node, &id, "success", Duration::from_secs(10));
+    let events = wait_events(&hook, &id, "success", Duration::from_secs(10));
+    assert!(*hook.attempts.lock().unwrap() >= 3 + events.len());
+    let seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e["status"].as_str().unwrap(), e["check_in"].as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("pending", None),
+            ("running", None),
+            ("running", Some("copying: 30%")),
+            ("running", Some("copied: 100%")),
+            ("success", None)
+        ],
+        "{events:#?}"
+    );
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+    assert!(events
+        .iter()
+        .skip(1)
+        .all(|e| e["epoch"] == 1 && e["revision"] == 1));
+    assert_eq!(events[4]["metadata"]["status"], "success");
+}
+
+#[test]
+fn hook_events_wait_in_the_outbox_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::default();
+    let hook = receiver(0);
+    hook.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let id = {
+        let node = node(dir.path(), "node-a", &journal);
+        let id = submit_ok(
+            &node,
+            json!({ "job": { "name": "replicate", "parameters": { "image": "r" },
+                              "status_hook": hook.url } }),
+        );
+        wait_for(&node, &id, "success", Duration::from_secs(10));
+        // The receiver is down: nothing was delivered; the node stops.
+        std::thread::sleep(Duration::from_millis(300));
+        id
+    };
+    assert!(events_of(&hook, &id).is_empty());
+    hook.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let node = node(dir.path(), "node-b", &journal);
+    let events = wait_events(&hook, &id, "success", Duration::from_secs(15));
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["pending", "running", "running", "running", "success"]
+    );
+    drop(node);
 }

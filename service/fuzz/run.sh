@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Fuzzes the job service's REST API against its own OpenAPI document with
+# schemathesis: starts `taskflow serve` on a free port in a scratch
+# directory (SQLite board and records, one flow-file job type `hello`),
+# runs schemathesis against GET /api/v1/openapi.yaml, and fails when
+# schemathesis finds a failure (a 5xx, a status code, content type, header
+# or body the document does not describe) or when the server died or
+# panicked during the run.
+#
+#   service/fuzz/run.sh [TASKFLOW_BINARY]     (default target/debug/taskflow)
+#
+# Builds nothing. Environment: FUZZ_EXAMPLES (test cases per operation and
+# phase, default 40), FUZZ_SEED (default 1; "random" for a new one each
+# run), FUZZ_VENV (the virtualenv, default target/fuzz-venv, reused when it
+# holds the pinned schemathesis).
+set -euo pipefail
+
+SCHEMATHESIS_VERSION=4.32.5
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+
+bin="${1:-$root/target/debug/taskflow}"
+case "$bin" in /*) ;; *) [[ -n "${1:-}" ]] && bin="$PWD/$bin" ;; esac
+if [[ ! -x "$bin" ]]; then
+  echo "fuzz: no taskflow binary at $bin (build it first: cargo build -p taskflow-cli)" >&2
+  exit 2
+fi
+examples="${FUZZ_EXAMPLES:-40}"
+seed="${FUZZ_SEED:-1}"
+venv="${FUZZ_VENV:-$root/target/fuzz-venv}"
+
+# schemathesis in a private virtualenv, pinned.
+if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != *"version $SCHEMATHESIS_VERSION" ]]; then
+  echo "fuzz: installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+"$venv/bin/schemathesis" --version
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# One job type: a shell step that needs the parameter `who`.
+cat >"$work/hello.yaml" <<'EOF'
+name: hello
+steps:
+  - name: greet
+    shell: echo hi
+    requires: [who]
+EOF
+
+cd "$work"
+JOB_SERVICE_SECRET=fuzz-secret "$bin" serve --port 0 --job-type hello=hello.yaml \
+  >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+
+# Its one line on stdout: `taskflow serve: node NAME listening on http://ADDR`.
+port=""
+for _ in $(seq 1 300); do
+  if line="$(grep -m1 'listening on http://' "$work/server.out" 2>/dev/null)"; then
+    port="${line##*:}"
+    break
+  fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+if [[ -z "$port" ]]; then
+  echo "fuzz: the server did not start; its log:" >&2
+  cat "$work/server.out" "$work/server.err" >&2
+  exit 1
+fi
+base="http://127.0.0.1:$port"
+echo "fuzz: $line (fuzzing $base, seed $seed, $examples examples per operation)"
+
+seed_args=()
+[[ "$seed" == random ]] || seed_args=(--seed "$seed")
+status=0
+"$venv/bin/schemathesis" run "$base/api/v1/openapi.yaml" \
+  --url "$base" \
+  --header "Authorization: Harbor-Secret fuzz-secret" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples "$examples" \
+  "${seed_args[@]}" \
+  --workers 2 \
+  --request-timeout 10 \
+  --generation-database none \
+  --report-dir "$work/report" \
+  --no-color || status=$?
+
+crashed=0
+if ! kill -0 "$server_pid" 2>/dev/null; then
+  rc=0
+  wait "$server_pid" || rc=$?
+  server_pid=""
+  echo "fuzz: the server died during the run (exit code $rc)" >&2
+  crashed=1
+fi
+if grep -q 'panicked' "$work/server.err"; then
+  echo "fuzz: the server panicked during the run" >&2
+  crashed=1
+fi
+if [[ $crashed -ne 0 ]]; then
+  echo "fuzz: the server's log (last 50 lines):" >&2
+  tail -n 50 "$work/server.err" >&2
+fi
+if [[ $status -ne 0 ]]; then
+  echo "fuzz: schemathesis failed (exit code $status)" >&2
+fi
+if [[ $status -ne 0 || $crashed -ne 0 ]]; then
+  exit 1
+fi
+echo "fuzz: no failure"
