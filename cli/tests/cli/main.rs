@@ -11,6 +11,8 @@ mod jobs;
 mod mistakes;
 mod places;
 mod schema;
+#[cfg(feature = "http")]
+mod serve;
 mod suspend;
 
 use std::path::{Path, PathBuf};
