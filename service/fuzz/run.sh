@@ -12,7 +12,11 @@
 # Builds nothing. Environment: FUZZ_EXAMPLES (test cases per operation and
 # phase, default 40), FUZZ_SEED (default 1; "random" for a new one each
 # run), FUZZ_VENV (the virtualenv, default target/fuzz-venv, reused when it
-# holds the pinned schemathesis).
+# holds the pinned schemathesis), FUZZ_CHECKS (schemathesis's --checks),
+# FUZZ_REPORT_DIR (keep a HAR and a JUnit report of every request there),
+# FUZZ_SCHEMA (a document file to fuzz against instead of the one the
+# server serves, e.g. service/openapi.yaml while editing it: the binary
+# serves the document it was built with).
 set -euo pipefail
 
 SCHEMATHESIS_VERSION=4.32.5
@@ -27,6 +31,11 @@ fi
 examples="${FUZZ_EXAMPLES:-40}"
 seed="${FUZZ_SEED:-1}"
 venv="${FUZZ_VENV:-$root/target/fuzz-venv}"
+checks="${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
+report_dir="${FUZZ_REPORT_DIR:-}"
+schema="${FUZZ_SCHEMA:-}"
+[[ -z "$schema" || "$schema" == /* ]] || schema="$PWD/$schema"
+[[ -z "$report_dir" || "$report_dir" == /* ]] || report_dir="$PWD/$report_dir"
 
 # schemathesis in a private virtualenv, pinned.
 if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != *"version $SCHEMATHESIS_VERSION" ]]; then
@@ -80,19 +89,65 @@ fi
 base="http://127.0.0.1:$port"
 echo "fuzz: $line (fuzzing $base, seed $seed, $examples examples per operation)"
 
+# Jobs to act on, so that the operations on /api/v1/jobs/{id} see real
+# ids (of each kind and several statuses) besides random ones: a generic
+# job (it runs to success), a scheduled one (a day away), a periodic
+# policy (executions every 5 seconds) and a unique job.
+auth="Authorization: Harbor-Secret fuzz-secret"
+submit() {
+  local answer
+  answer="$(curl -sS --fail-with-body -H "$auth" -H 'Content-Type: application/json' \
+    -d "$1" "$base/api/v1/jobs")" || { echo "fuzz: seeding failed: $1 -> $answer" >&2; exit 1; }
+  sed -E 's/.*"id":"([^"]+)".*/\1/' <<<"$answer"
+}
+ids=(
+  "$(submit '{"job": {"name": "hello", "parameters": {"who": "world"}}}')"
+  "$(submit '{"job": {"name": "hello", "parameters": {"who": "later"}, "metadata": {"kind": "Scheduled", "schedule_delay": 86400}}}')"
+  "$(submit '{"job": {"name": "hello", "parameters": {"who": "often"}, "metadata": {"kind": "Periodic", "cron_spec": "*/5 * * * * *"}}}')"
+  "$(submit '{"job": {"name": "hello", "parameters": {"who": "once"}, "metadata": {"unique": true}}}')"
+)
+echo "fuzz: seeded jobs ${ids[*]}"
+
+# Known ids and the job type's name are drawn often, random values the
+# rest of the time.
+id_values="$(printf '"%s", ' "${ids[@]}")"
+cat >"$work/schemathesis.toml" <<TOML
+[dictionaries.ids]
+values = [${id_values%, }]
+
+[dictionaries.job_types]
+values = ["hello"]
+
+[dictionaries.whos]
+values = ["world"]
+
+[parameters]
+"path.id" = { dictionary = "ids", probability = 0.7 }
+"body.job.name" = { dictionary = "job_types", probability = 0.7 }
+"body.job.parameters.who" = { dictionary = "whos", probability = 0.7 }
+
+# The job types are the deployment's, not the document's: a name the
+# document allows may be unknown here (400).
+[[operations]]
+include-operation-id = "submitJob"
+checks.positive_data_acceptance.enabled = false
+TOML
+
 seed_args=()
+report_args=(--report-dir "$work/report")
+[[ -z "$report_dir" ]] || report_args=(--report har,junit --report-dir "$report_dir")
 [[ "$seed" == random ]] || seed_args=(--seed "$seed")
 status=0
-"$venv/bin/schemathesis" run "$base/api/v1/openapi.yaml" \
+"$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "${schema:-$base/api/v1/openapi.yaml}" \
   --url "$base" \
   --header "Authorization: Harbor-Secret fuzz-secret" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --checks "$checks" \
   --max-examples "$examples" \
   "${seed_args[@]}" \
   --workers 2 \
   --request-timeout 10 \
   --generation-database none \
-  --report-dir "$work/report" \
+  "${report_args[@]}" \
   --no-color || status=$?
 
 crashed=0

@@ -554,6 +554,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_reads() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/examples/service/service.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = ServiceConfig::from_yaml(&path, &text, |_| None).unwrap();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.job_types.len(), 1);
+        assert!(config.job_types[0].flow.ends_with("service/replicate.yaml"));
+        assert!(config.job_types[0].should_retry);
+    }
+
+    #[test]
     fn the_environment_overrides_the_file() {
         let config = read(
             "port: 9443\nworker_pool:\n  workers: 10\n",

@@ -280,6 +280,10 @@ impl Core {
     /// every finished job with a hook whose final event of its revision
     /// and claim was never enqueued, enqueues it.
     pub(crate) fn reconcile_hooks(&self, jobs: &[Job]) {
+        let on_board = jobs.iter().map(|j| j.id.to_string()).collect();
+        if let Err(e) = self.hooks.outbox.forget_gone(&on_board) {
+            tracing::warn!(error = %e, "cannot trim the hook outbox");
+        }
         let now = now_ms();
         for job in jobs
             .iter()

@@ -278,6 +278,35 @@ impl Outbox {
             .map_err(|e| self.fail(e))
     }
 
+    /// Forgets the enqueue marks of jobs the board no longer holds (and
+    /// that have no event waiting), so the outbox stays as small as the
+    /// board.
+    pub(crate) fn forget_gone(
+        &self,
+        on_board: &std::collections::HashSet<String>,
+    ) -> Result<usize, OutboxError> {
+        let conn = self.conn();
+        let marked: Vec<String> = {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT job FROM hook_enqueued e
+                     WHERE NOT EXISTS (SELECT 1 FROM hook_events h WHERE h.job = e.job)",
+                )
+                .map_err(|e| self.fail(e))?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(|e| self.fail(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))?
+        };
+        let mut forgotten = 0;
+        for job in marked.iter().filter(|j| !on_board.contains(*j)) {
+            forgotten += conn
+                .execute("DELETE FROM hook_enqueued WHERE job = ?1", params![job])
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(forgotten)
+    }
+
     /// How many events wait.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

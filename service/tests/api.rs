@@ -88,6 +88,43 @@ impl JobType for Replicate {
     }
 }
 
+/// `flaky`: one task that fails its first `fail_times` runs (counted in
+/// the journal); its type runs a failed job again, twice at most.
+struct Flaky {
+    journal: Journal,
+}
+
+impl JobType for Flaky {
+    fn max_fails(&self) -> u32 {
+        2
+    }
+
+    fn should_retry(&self) -> bool {
+        true
+    }
+
+    fn flow(&self, params: &Parameters) -> Result<Flow, TaskError> {
+        let fail_times = params
+            .get("fail_times")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        let journal = self.journal.clone();
+        Ok(Linear::new("flaky")
+            .add(atom(
+                "try",
+                task_fn(move |_| {
+                    let mut j = journal.lock().unwrap();
+                    j.push("try".into());
+                    if j.len() <= fail_times {
+                        return Err(TaskError::msg("not yet"));
+                    }
+                    Ok(Value::Null)
+                }),
+            ))
+            .into())
+    }
+}
+
 struct Node {
     handle: ServiceHandle,
     thread: Option<JoinHandle<()>>,
@@ -159,6 +196,12 @@ fn node_with(
         .job_type(
             "replicate",
             Replicate {
+                journal: journal.clone(),
+            },
+        )
+        .job_type(
+            "flaky",
+            Flaky {
                 journal: journal.clone(),
             },
         )
@@ -307,7 +350,7 @@ fn a_generic_job_runs_to_success_with_its_check_in_and_its_log() {
         .json()
         .unwrap();
     assert_eq!(nodes[0]["worker_pool_id"], "node-a", "{nodes}");
-    assert_eq!(nodes[0]["job_names"], json!(["replicate"]));
+    assert_eq!(nodes[0]["job_names"], json!(["flaky", "replicate"]));
     assert_eq!(nodes[0]["status"], "healthy");
 }
 
@@ -823,4 +866,36 @@ fn hook_events_wait_in_the_outbox_across_a_restart() {
         ["pending", "running", "running", "running", "success"]
     );
     drop(node);
+}
+
+#[test]
+fn a_failed_job_runs_again_on_its_own_within_its_allowed_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::default();
+    let node = node(dir.path(), "node-a", &journal);
+    let flaky = |fail_times: u64| json!({ "job": { "name": "flaky", "parameters": { "fail_times": fail_times } } });
+
+    // Fails once, runs again (revision 2) and succeeds.
+    let id = submit_ok(&node, flaky(1));
+    let done = wait_for(&node, &id, "success", Duration::from_secs(10));
+    assert_eq!(done["revision"], 2, "{done}");
+    assert_eq!(journal.lock().unwrap().len(), 2);
+
+    // Fails every time: run 1 + 2 more (max_fails 2), then left in error.
+    journal.lock().unwrap().clear();
+    let id = submit_ok(&node, flaky(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let now = stats(&node, &id);
+        if now["status"] == "error" && now["revision"] == 3 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "{now}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stats(&node, &id)["revision"], 3, "{failed}");
+    assert_eq!(journal.lock().unwrap().len(), 3);
+    // A person may still retry it.
+    assert_eq!(act(&node, &id, "retry").0, StatusCode::NO_CONTENT);
 }
