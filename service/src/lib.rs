@@ -65,6 +65,7 @@ mod node;
 mod periodic;
 mod stats;
 mod status;
+mod tls;
 
 pub use api::{ApiError, OPENAPI};
 pub use config::{

@@ -17,6 +17,7 @@ use crate::core::{now_ms, Core, NodeStats, HEARTBEAT_EVERY_MS, NODE_MARK};
 use crate::hooks::Hooks;
 use crate::logs::JobLogs;
 use crate::meta::JobMeta;
+use crate::tls::TlsListener;
 use crate::{periodic, JobType, JobTypes, Protocol, ServiceConfig, ServiceError};
 
 /// How often the log sweeper runs.
@@ -44,6 +45,7 @@ pub struct Service {
     secret: String,
     handle: ServiceHandle,
     conductor: Conductor,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Stops a running [`Service`] from anywhere (a signal handler, a test),
@@ -201,14 +203,24 @@ impl Service {
                 }
             });
             let stopping = handle.clone();
+            let stopped = async move {
+                while !stopping.is_stopped() {
+                    stopping.inner.notify.notified().await;
+                }
+            };
             let served = runtime.block_on(async {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        while !stopping.is_stopped() {
-                            stopping.inner.notify.notified().await;
-                        }
-                    })
-                    .await
+                match self.tls.clone() {
+                    Some(acceptor) => {
+                        axum::serve(TlsListener::new(listener, acceptor)?, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                    }
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                    }
+                }
             });
             // However the server ended, the node's threads end with it.
             handle.stop();
@@ -280,13 +292,10 @@ impl ServiceBuilder {
         if self.types.is_empty() {
             return Err(ServiceError::NoJobTypes);
         }
-        if let Protocol::Https { .. } = self.config.protocol {
-            return Err(ServiceError::Tls {
-                message: "this build serves plain HTTP only: set `protocol: http` and put a TLS \
-                          proxy in front of it"
-                    .into(),
-            });
-        }
+        let tls = match &self.config.protocol {
+            Protocol::Https { cert, key } => Some(crate::tls::acceptor(cert, key)?),
+            Protocol::Http => None,
+        };
         let logs =
             JobLogs::open(&self.config.job_log_dir).map_err(|source| ServiceError::LogDir {
                 path: self.config.job_log_dir.clone(),
@@ -339,6 +348,7 @@ impl ServiceBuilder {
             secret,
             handle,
             conductor,
+            tls,
         })
     }
 }

@@ -899,3 +899,91 @@ fn a_failed_job_runs_again_on_its_own_within_its_allowed_failures() {
     // A person may still retry it.
     assert_eq!(act(&node, &id, "retry").0, StatusCode::NO_CONTENT);
 }
+
+#[test]
+fn https_serves_the_api_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes a test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let journal = Journal::default();
+    let node = node_with(dir.path(), "node-tls", &journal, |config| {
+        config.protocol = taskflow_service::Protocol::Https {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+    });
+    let port = node.url.rsplit(':').next().unwrap();
+    let trusted = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let https = Client::builder()
+        .add_root_certificate(trusted)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let submitted: Value = https
+        .post(format!("https://localhost:{port}/api/v1/jobs"))
+        .header("Authorization", auth())
+        .json(&replicate(json!({ "image": "tls" })))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(submitted["job"]["status"], "pending", "{submitted}");
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(client()
+        .get(format!("{}/api/v1/health", node.url))
+        .send()
+        .is_err());
+    // A key that is not the certificate's: refused at start, naming the files.
+    let other = dir.path().join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let config = ServiceConfig {
+        protocol: taskflow_service::Protocol::Https {
+            cert: cert.clone(),
+            key: other,
+        },
+        job_log_dir: shared_logs().to_owned(),
+        hooks: HookOptions {
+            outbox: dir.path().join("hooks2.db"),
+            ..HookOptions::default()
+        },
+        ..ServiceConfig::default()
+    };
+    let board =
+        Arc::new(SqliteBoard::open(dir.path().join("b2.db"), BoardOptions::default()).unwrap());
+    let records = Arc::new(SqliteBackend::open(dir.path().join("r2.db")).unwrap());
+    let err = Service::builder(config, board, records)
+        .job_type("replicate", Replicate { journal })
+        .secret(SECRET)
+        .build()
+        .err()
+        .expect("a mismatched key is refused");
+    assert!(err.to_string().contains("cert.pem"), "{err}");
+}

@@ -117,9 +117,13 @@ pub(crate) fn exec(
         stop.stop();
     })?;
     let (board_shown, records_shown) = (board.to_string(), records.to_string());
+    let scheme = match config.protocol {
+        taskflow_service::Protocol::Http => "http",
+        taskflow_service::Protocol::Https { .. } => "https",
+    };
     service.run_with(|address| {
         // The one line on standard output: scripts and tests read the port.
-        println!("taskflow serve: node {node} listening on http://{address}");
+        println!("taskflow serve: node {node} listening on {scheme}://{address}");
         tracing::info!(%node, board = %board_shown, records = %records_shown, "job service running");
     })?;
     tracing::info!("job service stopped");
