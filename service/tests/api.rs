@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use taskflow::{atom, task_fn, BoardOptions, Flow, Linear, SqliteBackend, SqliteBoard, TaskError};
+use taskflow::{
+    atom, task_fn, BoardOptions, Flow, JobBoard, Linear, SqliteBackend, SqliteBoard, TaskError,
+};
 use taskflow_service::{
     HookOptions, InvalidParameter, JobLogs, JobType, Parameters, Service, ServiceConfig,
     ServiceHandle,
@@ -168,6 +170,22 @@ fn node_with(
     journal: &Journal,
     adjust: impl FnOnce(&mut ServiceConfig),
 ) -> Node {
+    let options = BoardOptions {
+        lease: Duration::from_millis(500),
+        ..BoardOptions::default()
+    };
+    let board = Arc::new(SqliteBoard::open(dir.join("board.db"), options).unwrap());
+    node_on(board, dir, name, journal, adjust)
+}
+
+/// A node on `board`, its records and outbox in `dir`.
+fn node_on(
+    board: Arc<dyn JobBoard>,
+    dir: &Path,
+    name: &str,
+    journal: &Journal,
+    adjust: impl FnOnce(&mut ServiceConfig),
+) -> Node {
     let config = ServiceConfig {
         host: "127.0.0.1".into(),
         port: 0,
@@ -186,11 +204,6 @@ fn node_with(
     };
     let mut config = config;
     adjust(&mut config);
-    let options = BoardOptions {
-        lease: config.lease,
-        ..BoardOptions::default()
-    };
-    let board = Arc::new(SqliteBoard::open(dir.join("board.db"), options).unwrap());
     let records = Arc::new(SqliteBackend::open(dir.join("records.db")).unwrap());
     let service = Service::builder(config, board, records)
         .job_type(
@@ -474,15 +487,54 @@ fn a_periodic_policy_on_two_nodes_runs_once_per_fire_time() {
     let journal = Journal::default();
     let a = node(dir.path(), "node-a", &journal);
     let b = node(dir.path(), "node-b", &journal);
+    periodic_on_two_nodes(&a, &b, &journal);
+}
+
+/// The same on a Redis board (nodes of several hosts would share it), on a
+/// fresh key prefix of `TASKFLOW_TEST_REDIS_URL` (default the local server).
+#[cfg(feature = "redis")]
+#[test]
+fn a_periodic_policy_on_two_nodes_of_a_redis_board_runs_once_per_fire_time() {
+    let url = std::env::var("TASKFLOW_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("taskflow-service-test:{}", uuid::Uuid::new_v4());
+    let options = BoardOptions {
+        lease: Duration::from_millis(500),
+        ..BoardOptions::default()
+    };
+    let connect = || taskflow::RedisBoard::connect(&url, &prefix, options.clone());
+    let (first, second) = match (connect(), connect()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            assert!(
+                std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "redis at {url} unreachable: {e} (TASKFLOW_REQUIRE_SERVICES=1)"
+            );
+            eprintln!("skipping: redis at {url} unreachable: {e}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::default();
+    let a = node_on(Arc::new(first), dir.path(), "node-a", &journal, |_| {});
+    let b = node_on(Arc::new(second), dir.path(), "node-b", &journal, |_| {});
+    periodic_on_two_nodes(&a, &b, &journal);
+    drop((a, b));
+    if let Ok(board) = connect() {
+        let _ = board.destroy();
+    }
+}
+
+fn periodic_on_two_nodes(a: &Node, b: &Node, journal: &Journal) {
     let policy = submit_ok(
-        &a,
+        a,
         json!({ "job": { "name": "replicate", "parameters": { "image": "p" },
                           "metadata": { "kind": "Periodic", "cron_spec": "* * * * * *" } } }),
     );
-    assert_eq!(stats(&b, &policy)["status"], "scheduled");
+    assert_eq!(stats(b, &policy)["status"], "scheduled");
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(act(&b, &policy, "stop").0, StatusCode::NO_CONTENT);
-    wait_for(&a, &policy, "stopped", Duration::from_secs(5));
+    assert_eq!(act(b, &policy, "stop").0, StatusCode::NO_CONTENT);
+    wait_for(a, &policy, "stopped", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(1500));
 
     let response = client()
@@ -528,7 +580,7 @@ fn a_periodic_policy_on_two_nodes_runs_once_per_fire_time() {
         .filter(|l| *l == "copy p")
         .count();
     assert_eq!(copies, ran);
-    let listed = stats(&a, &policy);
+    let listed = stats(a, &policy);
     assert_eq!(listed["multiple_executions"], true);
     assert_eq!(listed["executions"].as_array().unwrap().len(), total);
 }
