@@ -33,7 +33,7 @@ pub use job::{
 };
 pub use lease::{Clock, ManualClock};
 pub use memory::MemoryBoard;
-pub use post::{post_flow, FlowSource, PostFlow};
+pub use post::{json_type, post_flow, FlowSource, PostFlow};
 #[cfg(feature = "redis")]
 pub use redis::RedisBoard;
 pub use sqlite::SqliteBoard;

@@ -302,7 +302,11 @@ fn details_object(details: &mut Value) -> Option<&mut Map<String, Value>> {
 }
 
 /// The JSON type of `value`, for messages ("an array", "a string", ...).
-pub(crate) fn json_type(value: &Value) -> &'static str {
+///
+/// ```
+/// assert_eq!(taskflow_jobboard::json_type(&serde_json::json!([1])), "an array");
+/// ```
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

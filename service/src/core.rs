@@ -10,6 +10,8 @@ use taskflow::{
     post_flow, Backend, Control, FlowSource, Job, JobBoard, JobBoardError, JobId, NewJob, PostFlow,
 };
 
+use taskflow::jobboard::json_type;
+
 use crate::api::ApiError;
 use crate::hooks::{Hooks, FINAL_PHASE};
 use crate::logs::JobLogs;
@@ -559,15 +561,4 @@ fn page(items: Vec<JobStats>, query: &ListQuery) -> Result<Vec<JobStats>, ApiErr
         .skip((number - 1).saturating_mul(size))
         .take(size)
         .collect())
-}
-
-pub(crate) fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
