@@ -2,7 +2,6 @@
 //! against the board and the records every node shares.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,18 +11,12 @@ use taskflow::{
 
 use taskflow::jobboard::json_type;
 
-use crate::api::ApiError;
+use crate::clock::now_ms;
+use crate::error::ApiError;
 use crate::hooks::{Hooks, FINAL_PHASE};
 use crate::logs::JobLogs;
 use crate::meta::JobMeta;
 use crate::{JobStats, JobTypes, Kind, Parameters, Status};
-
-/// Milliseconds since the Unix epoch, on this host's clock.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The entity metadata marking a service node on the board.
 pub(crate) const NODE_MARK: &str = "service_node";
@@ -193,7 +186,7 @@ impl Core {
                          (sec min hour day-of-month month day-of-week)",
                     )
                 })?;
-                crate::periodic::parse_cron(&spec).map_err(|e| {
+                crate::cron::parse_cron(&spec).map_err(|e| {
                     ApiError::bad_request(format!("job.metadata.cron_spec: `{spec}`: {e}"))
                 })?;
                 meta.cron_spec = Some(spec);
@@ -497,12 +490,24 @@ impl Core {
         );
         if stats.kind == Kind::Periodic {
             // Its executions not yet started stop with it.
-            crate::periodic::stop_executions(self, job, control);
+            self.stop_executions(job, control);
         }
         if matches!(stats.status, Status::Pending | Status::Scheduled) {
             self.settle_unstarted(job.id);
         }
         Ok(())
+    }
+
+    /// Stops (or cancels) the executions of a policy that have not finished.
+    fn stop_executions(&self, policy: &Job, control: Control) {
+        let Ok(executions) = self.executions_of(policy.id) else {
+            return;
+        };
+        for execution in executions {
+            if execution.state != taskflow::JobState::Complete {
+                let _ = self.board.request(execution.id, control);
+            }
+        }
     }
 
     /// Claims a job that no node runs, and completes it: its request is

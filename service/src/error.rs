@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use axum::http::StatusCode;
 use taskflow::{JobBoardError, PersistenceError};
 
 /// What can go wrong starting or running a service node.
@@ -73,4 +74,64 @@ pub enum ServiceError {
     /// The records failed.
     #[error(transparent)]
     Records(#[from] PersistenceError),
+}
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, naming the field, job or server at fault.
+    pub description: String,
+}
+
+impl ApiError {
+    /// 400: a body, a parameter or a query that is wrong.
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, description)
+    }
+
+    /// 401: no secret, or the wrong one.
+    pub fn unauthorized(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, description)
+    }
+
+    /// 404: no such job.
+    pub fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, description)
+    }
+
+    /// 409: the job's state forbids it, or a unique job runs already.
+    pub fn conflict(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, description)
+    }
+
+    /// 503: the board or the records cannot be reached.
+    pub fn unavailable(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, description)
+    }
+
+    fn new(status: StatusCode, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            description: description.into(),
+        }
+    }
+
+    /// The answer to a board error: what a client caused is 4xx, a board
+    /// that is down or failing is 503 (never 500).
+    pub fn from_board(error: JobBoardError) -> Self {
+        match &error {
+            JobBoardError::NotFound(id) => Self::not_found(format!("no job {id}")),
+            JobBoardError::Complete(id) => Self::conflict(format!("job {id} is finished")),
+            JobBoardError::NotComplete(id) => Self::conflict(format!("job {id} is not finished")),
+            JobBoardError::Duplicate { key, existing } => Self::conflict(format!(
+                "a unique job `{key}` is not finished: job {existing}"
+            )),
+            JobBoardError::AlreadyClaimed { .. } | JobBoardError::NotOwner { .. } => {
+                Self::conflict(error.to_string())
+            }
+            _ => Self::unavailable(format!("the jobboard failed: {error}")),
+        }
+    }
 }

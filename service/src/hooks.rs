@@ -387,7 +387,7 @@ impl Hooks {
         let body = event_body(stats, check_in, seq);
         if let Err(e) = self
             .outbox
-            .enqueue(stats.id, url, seq, &body, crate::core::now_ms())
+            .enqueue(stats.id, url, seq, &body, crate::clock::now_ms())
         {
             tracing::error!(job = %stats.id, error = %e, "cannot enqueue a status hook event");
         }
@@ -431,7 +431,7 @@ impl Hooks {
 
     /// Sends one event if one is due; returns whether it did.
     pub(crate) fn send_one(&self, node: &str) -> bool {
-        let now = crate::core::now_ms();
+        let now = crate::clock::now_ms();
         // Held a little longer than a delivery may take: a node that dies
         // mid-delivery frees it for the others.
         let hold = self.options.timeout * 2 + Duration::from_secs(1);

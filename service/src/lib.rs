@@ -54,8 +54,10 @@
 //! ```
 
 mod api;
+mod clock;
 mod config;
 mod core;
+mod cron;
 mod error;
 mod hooks;
 mod job_type;
@@ -67,12 +69,12 @@ mod stats;
 mod status;
 mod tls;
 
-pub use api::{ApiError, OPENAPI};
+pub use api::OPENAPI;
 pub use config::{
     secret_from_env, FlowFileType, Protocol, ServiceConfig, DEFAULT_PORT, ENVIRONMENT,
 };
 pub use core::NodeStats;
-pub use error::ServiceError;
+pub use error::{ApiError, ServiceError};
 pub use hooks::{HookEvent, HookOptions, OutboxError};
 pub use job_type::{InvalidParameter, JobType, JobTypes, Parameters};
 pub use logs::{JobLogLayer, JobLogs, JOB_FIELD, JOB_SPAN};

@@ -13,7 +13,8 @@ use taskflow::{
 use tokio::sync::Notify;
 
 use crate::api::{router, AppState};
-use crate::core::{now_ms, Core, NodeStats, HEARTBEAT_EVERY_MS, NODE_MARK};
+use crate::clock::now_ms;
+use crate::core::{Core, NodeStats, HEARTBEAT_EVERY_MS, NODE_MARK};
 use crate::hooks::Hooks;
 use crate::logs::JobLogs;
 use crate::meta::JobMeta;

@@ -21,12 +21,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde_json::Value;
-use taskflow::{post_flow, Control, FlowSource, Job, JobBoardError, JobState, PostFlow};
+use taskflow::{post_flow, FlowSource, Job, JobBoardError, JobState, PostFlow};
 
-use crate::core::{now_ms, Core};
+use crate::clock::now_ms;
+use crate::core::Core;
+use crate::cron::parse_cron;
 use crate::meta::JobMeta;
 use crate::Kind;
 
@@ -39,22 +40,6 @@ pub(crate) const HORIZON: Duration = Duration::from_secs(5);
 /// How far back a fire time not yet posted is still posted (a node that
 /// was busy or paused).
 pub(crate) const CATCH_UP: Duration = Duration::from_secs(10);
-
-/// Reads a 6-field cron spec.
-pub(crate) fn parse_cron(spec: &str) -> Result<Cron, String> {
-    let fields = spec.split_whitespace().count();
-    if fields != 6 {
-        return Err(format!(
-            "expected 6 fields (second minute hour day-of-month month day-of-week), got {fields}"
-        ));
-    }
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Disallowed)
-        .build()
-        .parse(spec)
-        .map_err(|e| e.to_string())
-}
 
 /// The fire times of `cron` in `(after, until]` (ms since the epoch).
 pub(crate) fn fire_times(cron: &Cron, after: u64, until: u64) -> Vec<u64> {
@@ -159,20 +144,6 @@ fn post_execution(
         }
         Err(JobBoardError::AlreadyPosted { .. }) => Ok(false),
         Err(e) => Err(e),
-    }
-}
-
-/// Stops the executions of a stopped policy that have not started.
-pub(crate) fn stop_executions(core: &Core, policy: &Job, control: Control) {
-    let Ok(jobs) = core.board.all_jobs() else {
-        return;
-    };
-    for job in jobs {
-        if job.state != JobState::Complete
-            && JobMeta::of(&job).is_some_and(|m| m.upstream_job_id == Some(policy.id))
-        {
-            let _ = core.board.request(job.id, control);
-        }
     }
 }
 

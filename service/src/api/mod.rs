@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::json;
 
-pub use error::ApiError;
+use crate::error::ApiError;
 
 use crate::core::{Core, ListQuery};
 use crate::JobStats;
