@@ -10,9 +10,10 @@
 #   service/fuzz/run.sh [TASKFLOW_BINARY]     (default target/debug/taskflow)
 #
 # Builds nothing. Environment: FUZZ_EXAMPLES (test cases per operation and
-# phase, default 40), FUZZ_SEED (default 1; "random" for a new one each
+# phase, default 100), FUZZ_SEED (default 1; "random" for a new one each
 # run), FUZZ_VENV (the virtualenv, default target/fuzz-venv, reused when it
-# holds the pinned schemathesis), FUZZ_CHECKS (schemathesis's --checks),
+# holds the pinned schemathesis), FUZZ_CHECKS (schemathesis's --checks;
+# default: all of them, positive_data_acceptance not on submitJob),
 # FUZZ_REPORT_DIR (keep a HAR and a JUnit report of every request there),
 # FUZZ_SCHEMA (a document file to fuzz against instead of the one the
 # server serves, e.g. service/openapi.yaml while editing it: the binary
@@ -28,21 +29,29 @@ if [[ ! -x "$bin" ]]; then
   echo "fuzz: no taskflow binary at $bin (build it first: cargo build -p taskflow-cli)" >&2
   exit 2
 fi
-examples="${FUZZ_EXAMPLES:-40}"
+examples="${FUZZ_EXAMPLES:-100}"
 seed="${FUZZ_SEED:-1}"
 venv="${FUZZ_VENV:-$root/target/fuzz-venv}"
-checks="${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
+checks="${FUZZ_CHECKS:-}"
 report_dir="${FUZZ_REPORT_DIR:-}"
 schema="${FUZZ_SCHEMA:-}"
 [[ -z "$schema" || "$schema" == /* ]] || schema="$PWD/$schema"
 [[ -z "$report_dir" || "$report_dir" == /* ]] || report_dir="$PWD/$report_dir"
 
-# schemathesis in a private virtualenv, pinned.
-if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != *"version $SCHEMATHESIS_VERSION" ]]; then
+# schemathesis in a private virtualenv, pinned with all it pulls
+# (requirements.txt); reinstalled when that list changes.
+requirements="$root/service/fuzz/requirements.txt"
+want="$(cksum <"$requirements")"
+if [[ "$(cat "$venv/.fuzz-requirements" 2>/dev/null || true)" != "$want" ]]; then
   echo "fuzz: installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+  if [[ -e "$venv" && ! -e "$venv/pyvenv.cfg" ]]; then
+    echo "fuzz: $venv exists and is not a virtualenv" >&2
+    exit 2
+  fi
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$venv/.fuzz-requirements"
 fi
 "$venv/bin/schemathesis" --version
 
@@ -50,7 +59,12 @@ work="$(mktemp -d)"
 server_pid=""
 cleanup() {
   if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
+    kill "$server_pid" 2>/dev/null || true # SIGTERM: a graceful stop
+    for _ in $(seq 1 100); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
@@ -109,22 +123,26 @@ ids=(
 echo "fuzz: seeded jobs ${ids[*]}"
 
 # Known ids and the job type's name are drawn often, random values the
-# rest of the time.
+# rest of the time; hooks.py gives most submissions of `hello` its `who`.
 id_values="$(printf '"%s", ' "${ids[@]}")"
 cat >"$work/schemathesis.toml" <<TOML
+hooks = "$root/service/fuzz/hooks.py"
+
 [dictionaries.ids]
 values = [${id_values%, }]
 
 [dictionaries.job_types]
 values = ["hello"]
 
-[dictionaries.whos]
-values = ["world"]
-
 [parameters]
 "path.id" = { dictionary = "ids", probability = 0.7 }
 "body.job.name" = { dictionary = "job_types", probability = 0.7 }
-"body.job.parameters.who" = { dictionary = "whos", probability = 0.7 }
+
+# The API sets no Location header, and learning links from URLs in bodies
+# (part of the location-headers inference) crashes this schemathesis on a
+# string like "http://[" that a job's parameters echo back.
+[phases.stateful.inference]
+algorithms = ["dependency-analysis"]
 
 # The job types are the deployment's, not the document's: a name the
 # document allows may be unknown here (400).
@@ -133,22 +151,27 @@ include-operation-id = "submitJob"
 checks.positive_data_acceptance.enabled = false
 TOML
 
+check_args=()
+[[ -z "$checks" ]] || check_args=(--checks "$checks")
 seed_args=()
 report_args=(--report-dir "$work/report")
 [[ -z "$report_dir" ]] || report_args=(--report har,junit --report-dir "$report_dir")
 [[ "$seed" == random ]] || seed_args=(--seed "$seed")
+# One worker: with two, hypothesis's lambda descriptions (ast.parse in
+# threads) fail now and then on CPython 3.11.7 ("AST constructor recursion
+# depth mismatch").
 status=0
 "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "${schema:-$base/api/v1/openapi.yaml}" \
   --url "$base" \
   --header "Authorization: Harbor-Secret fuzz-secret" \
-  --checks "$checks" \
+  "${check_args[@]}" \
   --max-examples "$examples" \
   "${seed_args[@]}" \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 10 \
   --generation-database none \
   "${report_args[@]}" \
-  --no-color || status=$?
+  --no-color 2>&1 | tee "$work/schemathesis.log" || status=$?
 
 crashed=0
 if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -158,7 +181,7 @@ if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "fuzz: the server died during the run (exit code $rc)" >&2
   crashed=1
 fi
-if grep -q 'panicked' "$work/server.err"; then
+if grep -q "' panicked at " "$work/server.err"; then
   echo "fuzz: the server panicked during the run" >&2
   crashed=1
 fi
@@ -172,4 +195,6 @@ fi
 if [[ $status -ne 0 || $crashed -ne 0 ]]; then
   exit 1
 fi
+passed="$(sed -nE 's/.*[0-9]+ generated, ([0-9]+) passed.*/\1/p' "$work/schemathesis.log" | tail -n 1)"
 echo "fuzz: no failure"
+echo "fuzz: ${passed:-0} passed, 0 failed"
