@@ -139,9 +139,18 @@ impl Core {
             ApiError::bad_request(format!("job.parameters.{}: {}", e.field, e.reason))
         })?;
         if let Some(hook) = &job.status_hook {
-            if !(hook.starts_with("http://") || hook.starts_with("https://")) {
+            let url = reqwest::Url::parse(hook);
+            let usable = url.as_ref().is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+            });
+            if !usable {
+                let why = match url {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "expected an http:// or https:// URL with a host".into(),
+                };
                 return Err(ApiError::bad_request(format!(
-                    "job.status_hook: `{hook}` is not an http:// or https:// URL"
+                    "job.status_hook: `{hook}` is not an http:// or https:// URL: {why}"
                 )));
             }
         }

@@ -171,8 +171,9 @@ impl Service {
             scope.spawn(move || heartbeat(core, config, handle, started_at));
             scope.spawn(move || {
                 let mut last_reconcile: Option<Instant> = None;
+                let mut enqueuer = periodic::Enqueuer::default();
                 while handle.sleep(periodic::TICK) {
-                    if let Err(e) = periodic::enqueue_due(core) {
+                    if let Err(e) = enqueuer.tick(core) {
                         tracing::warn!(error = %e, "cannot post the periodic executions due");
                     }
                     if last_reconcile.is_none_or(|at| at.elapsed() >= RECONCILE_EVERY) {
@@ -242,7 +243,9 @@ fn heartbeat(core: &Core, config: &ServiceConfig, handle: &ServiceHandle, starte
             status: "healthy".into(),
         };
         let entity = Entity {
-            name: core.node_id.clone(),
+            // Not the conductor's own entity (named as the node), which it
+            // registers with its own metadata when it starts.
+            name: format!("{NODE_MARK}:{}", core.node_id),
             meta: json!({
                 NODE_MARK: true,
                 "pid": std::process::id(),

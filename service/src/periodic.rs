@@ -17,17 +17,15 @@
 //! = 0 (7 also), read in UTC; a day-of-month and a day-of-week that are
 //! both restricted match either (vixie cron's rule, as robfig's).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use croner::Cron;
 use serde_json::Value;
-use taskflow::{post_flow, FlowSource, Job, JobBoardError, JobState, PostFlow};
+use taskflow::{post_flow, FlowSource, Job, JobBoardError, JobId, JobState, PostFlow};
 
 use crate::clock::now_ms;
 use crate::core::Core;
-use crate::cron::parse_cron;
+use crate::cron::{next_fire, parse_fields};
 use crate::meta::JobMeta;
 use crate::Kind;
 
@@ -41,55 +39,63 @@ pub(crate) const HORIZON: Duration = Duration::from_secs(5);
 /// was busy or paused).
 pub(crate) const CATCH_UP: Duration = Duration::from_secs(10);
 
-/// The fire times of `cron` in `(after, until]` (ms since the epoch).
-pub(crate) fn fire_times(cron: &Cron, after: u64, until: u64) -> Vec<u64> {
-    let Some(start) = DateTime::<Utc>::from_timestamp_millis(after as i64) else {
-        return Vec::new();
-    };
-    cron.iter_after(start)
-        .map(|t| t.timestamp_millis().max(0) as u64)
-        .take_while(|&t| t <= until)
-        .take(1000)
-        .collect()
-}
-
 /// The execution key of `policy`'s run at `fire_ms`.
 pub(crate) fn execution_key(policy: &Job, fire_ms: u64) -> String {
     format!("{}@{fire_ms}", policy.id)
 }
 
-/// Posts the executions of every live policy due up to the horizon; returns
-/// how many this node posted.
-pub(crate) fn enqueue_due(core: &Core) -> Result<usize, JobBoardError> {
-    let jobs = core.board.all_jobs()?;
-    let posted_keys: HashSet<&str> = jobs.iter().filter_map(|j| j.key.as_deref()).collect();
-    let now = now_ms();
-    let mut posted = 0;
-    for policy in &jobs {
-        if policy.state == JobState::Complete || policy.control.is_some() {
-            continue;
-        }
-        let Some(meta) = JobMeta::of(policy).filter(|m| m.kind == Kind::Periodic) else {
-            continue;
-        };
-        let Some(cron) = meta.cron_spec.as_deref().and_then(|s| parse_cron(s).ok()) else {
-            continue;
-        };
-        let after = policy
-            .created_at
-            .max(now.saturating_sub(CATCH_UP.as_millis() as u64));
+/// A node's enqueuer: the next fire time of each policy it has seen, so
+/// a cron spec is searched once per fire time, not once per tick.
+#[derive(Default)]
+pub(crate) struct Enqueuer {
+    next: HashMap<JobId, Option<u64>>,
+}
+
+impl Enqueuer {
+    /// Posts the executions of every live policy due up to the horizon;
+    /// returns how many this node posted.
+    pub(crate) fn tick(&mut self, core: &Core) -> Result<usize, JobBoardError> {
+        let jobs = core.board.all_jobs()?;
+        let posted_keys: HashSet<&str> = jobs.iter().filter_map(|j| j.key.as_deref()).collect();
+        let now = now_ms();
         let until = now + HORIZON.as_millis() as u64;
-        for fire in fire_times(&cron, after, until) {
-            let key = execution_key(policy, fire);
-            if posted_keys.contains(key.as_str()) {
+        let mut live = HashSet::new();
+        let mut posted = 0;
+        for policy in &jobs {
+            if policy.state == JobState::Complete || policy.control.is_some() {
                 continue;
             }
-            if post_execution(core, policy, &meta, fire, key)? {
-                posted += 1;
+            let Some(meta) = JobMeta::of(policy).filter(|m| m.kind == Kind::Periodic) else {
+                continue;
+            };
+            let Some(cron) = meta.cron_spec.as_deref().and_then(|s| parse_fields(s).ok()) else {
+                continue;
+            };
+            live.insert(policy.id);
+            let from = policy
+                .created_at
+                .max(now.saturating_sub(CATCH_UP.as_millis() as u64));
+            let next = self
+                .next
+                .entry(policy.id)
+                .or_insert_with(|| next_fire(&cron, from.saturating_sub(1)));
+            // A node that was paused skips what is older than the catch-up.
+            while next.is_some_and(|at| at < from) {
+                *next = next.and_then(|at| next_fire(&cron, at));
+            }
+            while let Some(fire) = next.filter(|&at| at <= until) {
+                let key = execution_key(policy, fire);
+                if !posted_keys.contains(key.as_str())
+                    && post_execution(core, policy, &meta, fire, key)?
+                {
+                    posted += 1;
+                }
+                *next = next_fire(&cron, fire);
             }
         }
+        self.next.retain(|id, _| live.contains(id));
+        Ok(posted)
     }
-    Ok(posted)
 }
 
 /// Posts one execution; false when another node posted it first.
@@ -144,38 +150,5 @@ fn post_execution(
         }
         Err(JobBoardError::AlreadyPosted { .. }) => Ok(false),
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn harbors_six_fields_with_sunday_zero() {
-        // 2026-12-06 is a Sunday.
-        let sunday = DateTime::parse_from_rfc3339("2026-12-06T00:00:00Z")
-            .unwrap()
-            .timestamp_millis() as u64;
-        let cron = parse_cron("30 0 12 * * 0").unwrap();
-        let times = fire_times(&cron, sunday - 1, sunday + 8 * 24 * 3600 * 1000);
-        assert_eq!(times.len(), 2, "{times:?}");
-        assert_eq!(times[0], sunday + 12 * 3600 * 1000 + 30 * 1000);
-        let every_second = parse_cron("* * * * * *").unwrap();
-        assert_eq!(
-            fire_times(&every_second, 0, 10_000),
-            (1..=10).map(|s| s * 1000).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn bad_specs_are_refused_with_the_reason() {
-        assert!(parse_cron("* * * * *").unwrap_err().contains("6 fields"));
-        assert!(parse_cron("* * * * * * 2026")
-            .unwrap_err()
-            .contains("6 fields"));
-        assert!(parse_cron("61 * * * * *").is_err());
-        assert!(parse_cron("* * 25 * * *").is_err());
-        assert!(parse_cron("* * * * * mon-fri").is_ok());
     }
 }

@@ -660,6 +660,16 @@ fn what_a_client_gets_wrong_gets_its_error() {
                           "status_hook": "ftp://x" } }),
             "job.status_hook",
         ),
+        (
+            json!({ "job": { "name": "replicate", "parameters": { "image": "a" },
+                          "status_hook": "http://[" } }),
+            "job.status_hook",
+        ),
+        (
+            json!({ "job": { "name": "replicate", "parameters": { "image": "a" },
+                          "metadata": { "kind": "Periodic", "cron_spec": "0 0 0 30 2 *" } } }),
+            "never fires",
+        ),
     ];
     for (body, names) in cases {
         let (status, answer) = submit(&node, body.clone());
