@@ -16,7 +16,7 @@ use crate::{floor, workloads, BenchError};
 pub struct CompareOptions {
     /// The sizes of W1-W3 (W4 and W6 use those up to 1,000).
     pub sizes: Vec<usize>,
-    /// The workloads to run, `W1` to `W10`.
+    /// The workloads to run, `W1` to `W10` and `W12`.
     pub workloads: Vec<String>,
     /// Run Python TaskFlow too.
     pub python: bool,
@@ -68,6 +68,8 @@ pub fn compare(options: &CompareOptions) -> Result<(Vec<Measurement>, Vec<String
             "W8" => run.w8()?,
             "W9" => run.w9()?,
             "W10" => run.w10()?,
+            #[cfg(feature = "service")]
+            "W12" => run.w12()?,
             other => return Err(BenchError::Setup(format!("unknown workload {other}"))),
         }
         eprintln!(
@@ -432,6 +434,54 @@ impl Comparison<'_> {
                 Unit::Seconds,
             );
         }
+        Ok(())
+    }
+
+    /// W12: the job service over HTTP, 1 and 2 nodes, beside the bare
+    /// board (see [`crate::service`]); one run per figure (about 40 s at
+    /// the default sizes, 10 s with `--quick`).
+    #[cfg(feature = "service")]
+    fn w12(&mut self) -> Result<(), BenchError> {
+        use crate::service::{self, ServiceOptions};
+        let quick = self.options.repeats.max_runs <= 1;
+        let options = ServiceOptions {
+            jobs: if quick { 500 } else { 2_000 },
+            sample: if quick { 50 } else { 200 },
+            ..ServiceOptions::default()
+        };
+        let all = service::run(&options)?;
+        for m in service::measurements(&options, &all) {
+            eprintln!(
+                "compare: W12 N={} {} {}: {:.3} {}",
+                m.n,
+                m.setting,
+                m.executor,
+                m.value,
+                m.unit.label()
+            );
+            self.all.push(m);
+        }
+        self.notes.push(format!(
+            "W12: {} one-task jobs submitted over HTTP by {} client threads, {} workers per node, \
+             SQLite board and records (full durability); submit→success of {} jobs one at a \
+             time; the bare board does the same with post_flow and a conductor per node, no \
+             HTTP. One run per figure. Service ÷ bare: {}.",
+            options.jobs,
+            options.clients,
+            options.workers,
+            options.sample,
+            all.iter()
+                .map(|f| format!(
+                    "{} node(s): accepted {}×, drained {}×, p50 submit→success {}×",
+                    f.nodes,
+                    crate::report::figure(f.service.accepted_per_s / f.bare.accepted_per_s),
+                    crate::report::figure(f.service.drained_per_s / f.bare.drained_per_s),
+                    crate::report::figure(f.service.success_p50_ms / f.bare.success_p50_ms),
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        self.notes.extend(service::w8_lines(&all));
         Ok(())
     }
 

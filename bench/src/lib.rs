@@ -25,6 +25,8 @@ pub mod ours;
 pub mod peers;
 pub mod python;
 pub mod report;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod workloads;
 
 use taskflow::jobboard::JobBoardError;
@@ -55,6 +57,10 @@ pub enum BenchError {
     /// A workload could not be set up, or ended other than it must.
     #[error("{0}")]
     Setup(String),
+    /// A job service node failed to start.
+    #[cfg(feature = "service")]
+    #[error(transparent)]
+    Service(#[from] taskflow_service::ServiceError),
     /// The Python TaskFlow side failed.
     #[error("Python TaskFlow: {0}")]
     Python(String),

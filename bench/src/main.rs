@@ -1,10 +1,12 @@
 //! `taskflow-bench`: the engine comparison command.
 //!
 //! ```sh
-//! cargo run --release -p taskflow-bench -- compare            # everything, about 6 minutes once built
+//! cargo run --release -p taskflow-bench -- compare            # everything, about 7 minutes once built
 //! cargo run --release -p taskflow-bench -- compare --quick    # one run per figure, N up to 1,000
 //! cargo run --release -p taskflow-bench -- compare --workloads W1,W3 --no-python
 //! cargo run --release -p taskflow-bench -- render target/bench-compare/comparison.json
+//! cargo run --release -p taskflow-bench -- service            # W12: the job service over HTTP, 1 and 2 nodes
+//! cargo run --release -p taskflow-bench -- service --jobs 500 --sample 50
 //! ```
 
 use std::path::PathBuf;
@@ -40,6 +42,10 @@ enum Command {
         #[arg(long, default_value = "target/bench-compare")]
         out: PathBuf,
     },
+    /// W12: the job service over HTTP (1 node, then 2), beside the bare
+    /// jobboard on the same SQLite files and W8: jobs accepted per second,
+    /// jobs drained per second, submit-to-success latency.
+    Service(ServiceArgs),
     /// A child process of W9 or W10 (the command runs itself).
     #[command(hide = true)]
     Child {
@@ -57,7 +63,7 @@ struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10"
+        default_value = "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W12"
     )]
     workloads: Vec<String>,
     /// Leave Python TaskFlow out (no virtualenv, no PyPI).
@@ -92,6 +98,25 @@ struct CompareArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct ServiceArgs {
+    /// Jobs submitted for the accepted and drained figures.
+    #[arg(long, default_value_t = 2_000)]
+    jobs: usize,
+    /// Client threads submitting them (each with a keep-alive client).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Jobs timed one at a time from submit to success.
+    #[arg(long, default_value_t = 200)]
+    sample: usize,
+    /// Workers per node.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Node counts, each on a fresh board.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    nodes: Vec<usize>,
+}
+
 #[derive(Subcommand)]
 enum ChildCommand {
     /// W9's first process: run until atom `t{block_at}`, then block.
@@ -116,6 +141,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compare(args) => run_compare(args),
         Command::Render { json, out } => render(&json, &out),
+        Command::Service(args) => run_service(args),
         Command::Child { child } => match child {
             ChildCommand::W9Run {
                 db,
@@ -140,6 +166,30 @@ fn render(json: &std::path::Path, out: &std::path::Path) -> Result<(), taskflow_
     let saved: report::Saved = serde_json::from_str(&std::fs::read_to_string(json)?)?;
     report::write_all(out, &saved.context, &saved.figures)?;
     println!("{}", report::summary_table(&saved.figures));
+    Ok(())
+}
+
+fn run_service(args: ServiceArgs) -> Result<(), taskflow_bench::BenchError> {
+    use taskflow_bench::service;
+    let options = service::ServiceOptions {
+        jobs: args.jobs,
+        clients: args.clients,
+        sample: args.sample,
+        workers: args.workers,
+        nodes: args.nodes,
+        ..service::ServiceOptions::default()
+    };
+    let all = service::run(&options)?;
+    println!("{}", taskflow_bench::machine_line());
+    println!(
+        "W12: {} one-task jobs from {} client threads; {} jobs submit-to-success one at a time; \
+         {} workers per node; SQLite board and records (full durability).\n",
+        options.jobs, options.clients, options.sample, options.workers
+    );
+    println!("{}", service::markdown_table(&all));
+    for line in service::w8_lines(&all) {
+        println!("- {line}");
+    }
     Ok(())
 }
 

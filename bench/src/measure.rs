@@ -21,6 +21,8 @@ pub enum Unit {
     JobsPerSecond,
     /// Peak resident memory in MiB (lower is better).
     MebiBytes,
+    /// Milliseconds (a latency; lower is better).
+    Millis,
 }
 
 impl Unit {
@@ -36,6 +38,7 @@ impl Unit {
             Unit::Seconds => "s",
             Unit::JobsPerSecond => "jobs/s",
             Unit::MebiBytes => "MiB",
+            Unit::Millis => "ms",
         }
     }
 }

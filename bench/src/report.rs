@@ -29,6 +29,7 @@ pub fn describe(workload: &str) -> &'static str {
         "W8" => "W8 jobboard claim + consume",
         "W9" => "W9 resume after SIGKILL",
         "W10" => "W10 peak RSS of W1",
+        "W12" => "W12 job service over HTTP",
         _ => "other",
     }
 }
@@ -161,11 +162,12 @@ pub fn summary_table(all: &[Measurement]) -> String {
             rows.push(key);
         }
     }
-    let columns: [Column<'_>; 9] = [
+    let columns: [Column<'_>; 10] = [
         ("Python TaskFlow", &|e| e.starts_with(PYTHON)),
         ("serial", &|e| e == "taskflow-rs serial"),
         ("parallel", &|e| e == "taskflow-rs parallel"),
         ("conductor", &|e| e.starts_with("taskflow-rs conductor")),
+        ("service", &|e| e.starts_with("taskflow-rs service")),
         ("worker", &|e| e == "taskflow-rs worker"),
         ("floor", &|e| e == FLOOR),
         ("dagx inline", &|e| e == "dagx inline"),
