@@ -259,6 +259,8 @@ impl Core {
     /// by this node).
     pub(crate) fn hook_status(&self, id: JobId) {
         match self.board.get(id) {
+            // A job without a hook costs no read of its records.
+            Ok(job) if JobMeta::of(&job).is_none_or(|m| m.status_hook.is_none()) => {}
             Ok(job) => {
                 if let Some(stats) = JobStats::read(&job, &*self.records, now_ms()) {
                     self.hooks.status(&stats);
@@ -274,6 +276,9 @@ impl Core {
     /// Enqueues the hook event of a check-in of job `id`.
     pub(crate) fn hook_checkin(&self, id: JobId, message: &str) {
         if let Ok(job) = self.board.get(id) {
+            if JobMeta::of(&job).is_none_or(|m| m.status_hook.is_none()) {
+                return;
+            }
             if let Some(stats) = JobStats::read(&job, &*self.records, now_ms()) {
                 self.hooks.checkin(&stats, message);
             }

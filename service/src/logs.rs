@@ -9,11 +9,12 @@
 //! host share the folder; nodes on several hosts need it on a shared
 //! volume (Harbor's FILE logger has the same rule).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use taskflow::JobId;
@@ -35,14 +36,24 @@ pub const JOB_FIELD: &str = "job_id";
 #[derive(Debug, Clone)]
 pub struct JobLogs {
     dir: Arc<PathBuf>,
+    /// The files of the jobs logging now, kept open (a job logs a line per
+    /// transition; opening its file for each one cost most of the service's
+    /// own time).
+    open: Arc<Mutex<HashMap<JobId, File>>>,
 }
+
+/// How many job log files stay open at once; past it all are closed.
+const OPEN_FILES: usize = 128;
 
 impl JobLogs {
     /// The logs under `dir` (made if missing).
     pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<JobLogs> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
-        Ok(JobLogs { dir: Arc::new(dir) })
+        Ok(JobLogs {
+            dir: Arc::new(dir),
+            open: Arc::default(),
+        })
     }
 
     /// The folder.
@@ -61,15 +72,45 @@ impl JobLogs {
     }
 
     fn write(&self, job: JobId, text: &str) {
-        let written = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(job))
-            .and_then(|mut file| file.write_all(text.as_bytes()));
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !open.contains_key(&job) {
+            if open.len() >= OPEN_FILES {
+                open.clear();
+            }
+            match OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.path(job))
+            {
+                Ok(file) => {
+                    open.insert(job, file);
+                }
+                Err(e) => {
+                    eprintln!("taskflow-service: cannot open the log of job {job}: {e}");
+                    return;
+                }
+            }
+        }
+        let written = match open.get_mut(&job) {
+            Some(file) => file.write_all(text.as_bytes()),
+            None => Ok(()),
+        };
         if let Err(e) = written {
+            open.remove(&job);
             // Not through `tracing` inside a job's span: that would loop.
             eprintln!("taskflow-service: cannot write the log of job {job}: {e}");
         }
+    }
+
+    /// Closes `job`'s log file, if open (its run on this node ended).
+    pub fn close(&self, job: JobId) {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&job);
     }
 
     /// `job`'s log so far (empty if it has logged nothing yet).
@@ -94,6 +135,16 @@ impl JobLogs {
             }
             let modified = entry.metadata()?.modified()?;
             if now.duration_since(modified).unwrap_or_default() > retention {
+                if let Some(job) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<JobId>().ok())
+                {
+                    self.open
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&job);
+                }
                 match fs::remove_file(&path) {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == ErrorKind::NotFound => {}

@@ -378,6 +378,20 @@ impl taskflow::ConductorListener for JobListener {
     fn on_event(&self, event: &ConductorEvent) {
         let logs = &self.core.logs;
         let node = &self.core.node_id;
+        self.log(event, logs, node);
+        match event {
+            ConductorEvent::Consumed { job, .. }
+            | ConductorEvent::Abandoned { job, .. }
+            | ConductorEvent::Skipped { job, .. }
+            | ConductorEvent::Trashed { job, .. }
+            | ConductorEvent::LeaseLost { job, .. } => logs.close(*job),
+            _ => {}
+        }
+    }
+}
+
+impl JobListener {
+    fn log(&self, event: &ConductorEvent, logs: &JobLogs, node: &str) {
         match event {
             ConductorEvent::Claimed { job, epoch } => {
                 logs.append(*job, &format!("running on {node} (epoch {epoch})"));
@@ -411,9 +425,7 @@ impl taskflow::ConductorListener for JobListener {
             _ => {}
         }
     }
-}
 
-impl JobListener {
     fn maybe_retry(&self, id: taskflow::JobId) {
         let Ok(job) = self.core.board.get(id) else {
             return;
