@@ -535,22 +535,36 @@ fn periodic_on_two_nodes(a: &Node, b: &Node, journal: &Journal) {
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(act(b, &policy, "stop").0, StatusCode::NO_CONTENT);
     wait_for(a, &policy, "stopped", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(1500));
 
-    let response = client()
-        .get(format!(
-            "{}/api/v1/jobs/{policy}/executions?page_size=1000",
-            a.url
-        ))
-        .header("Authorization", auth())
-        .send()
-        .unwrap();
-    let total: usize = response.headers()["X-Total-Count"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let executions: Vec<Value> = response.json().unwrap();
+    // Every execution ends (those not yet run are stopped with the policy).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (executions, total) = loop {
+        let response = client()
+            .get(format!(
+                "{}/api/v1/jobs/{policy}/executions?page_size=1000",
+                a.url
+            ))
+            .header("Authorization", auth())
+            .send()
+            .unwrap();
+        let total: usize = response.headers()["X-Total-Count"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let executions: Vec<Value> = response.json().unwrap();
+        let finished = executions
+            .iter()
+            .all(|e| ["success", "stopped"].contains(&e["job"]["status"].as_str().unwrap()));
+        if finished {
+            break (executions, total);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "executions not finished: {executions:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(executions.len(), total);
     let mut fire_times: Vec<u64> = executions
         .iter()
