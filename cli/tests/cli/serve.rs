@@ -71,6 +71,31 @@ fn stats(node: &Node, id: &str) -> Value {
         .clone()
 }
 
+fn post(node: &Node, path: &str, body: Value) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}{path}", node.url))
+        .header("Authorization", format!("Harbor-Secret {SECRET}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn wait_status(node: &Node, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = stats(node, id);
+        if now["status"] == status {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "not {status}: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
@@ -159,4 +184,129 @@ fn a_node_killed_mid_job_is_taken_over_and_its_finished_atoms_do_not_run_again()
         .unwrap();
     assert!(log.contains("running on node-a (epoch 1)"), "{log}");
     assert!(log.contains("running on node-b (epoch 2)"), "{log}");
+}
+
+#[test]
+fn two_serve_processes_run_each_fire_time_once_and_cancel_reverts_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tick.yaml"),
+        "name: tick\nsteps:\n  - name: note\n    shell:\n      command: echo tick >> ticks.log\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("steps.yaml"),
+        "name: steps\nsteps:\n\
+         \x20 - name: one\n    shell:\n      command: echo one >> done.log\n      revert: echo undo-one >> undone.log\n\
+         \x20 - name: two\n    shell:\n      command: echo two >> done.log\n      revert: echo undo-two >> undone.log\n\
+         \x20 - name: three\n    sleep: 30s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("service.yaml"),
+        "port: 0\nhost: 127.0.0.1\nworker_pool:\n  lease_ms: 500\n\
+         job_types:\n  - name: tick\n    flow: tick.yaml\n  - name: steps\n    flow: steps.yaml\n",
+    )
+    .unwrap();
+    let a = serve(dir.path(), "node-a");
+    let b = serve(dir.path(), "node-b");
+
+    // A policy firing every second, on two nodes, for about 6 s.
+    let (status, policy) = post(
+        &a,
+        "/api/v1/jobs",
+        json!({ "job": { "name": "tick", "metadata": { "kind": "Periodic", "cron_spec": "* * * * * *" } } }),
+    );
+    assert_eq!(status, 202, "{policy}");
+    let policy = policy["job"]["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        post(
+            &b,
+            &format!("/api/v1/jobs/{policy}"),
+            json!({ "action": "stop" })
+        )
+        .0,
+        204
+    );
+    wait_status(&a, &policy, "stopped");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let executions: Vec<Value> = loop {
+        let listed: Vec<Value> = client()
+            .get(format!(
+                "{}/api/v1/jobs/{policy}/executions?page_size=1000",
+                a.url
+            ))
+            .header("Authorization", format!("Harbor-Secret {SECRET}"))
+            .send()
+            .unwrap()
+            .text()
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap();
+        if listed
+            .iter()
+            .all(|e| ["success", "stopped"].contains(&e["job"]["status"].as_str().unwrap()))
+        {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "{listed:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut fire_times: Vec<u64> = executions
+        .iter()
+        .map(|e| e["job"]["run_at"].as_u64().unwrap())
+        .collect();
+    fire_times.sort_unstable();
+    let before = fire_times.len();
+    fire_times.dedup();
+    assert_eq!(fire_times.len(), before, "two executions of one fire time");
+    let ran = executions
+        .iter()
+        .filter(|e| e["job"]["status"] == "success")
+        .count();
+    assert!(ran >= 5, "{ran} executions ran in about 6 s");
+    assert_eq!(
+        lines(&dir.path().join("ticks.log")),
+        ran,
+        "an execution ran twice"
+    );
+    let owners: std::collections::BTreeSet<&str> = executions
+        .iter()
+        .filter_map(|e| e["job"]["owner"].as_str())
+        .collect();
+    eprintln!("{ran} executions on {owners:?}, fire times {fire_times:?}");
+
+    // Cancel while `three` runs: `two` then `one` are reverted.
+    let (_, job) = post(&b, "/api/v1/jobs", json!({ "job": { "name": "steps" } }));
+    let id = job["job"]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&dir.path().join("done.log")) < 2 {
+        assert!(Instant::now() < deadline, "{}", stats(&a, &id));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        post(
+            &a,
+            &format!("/api/v1/jobs/{id}"),
+            json!({ "action": "cancel" })
+        )
+        .0,
+        204
+    );
+    wait_status(&b, &id, "cancelled");
+    let undone = std::fs::read_to_string(dir.path().join("undone.log")).unwrap();
+    assert_eq!(undone, "undo-two\nundo-one\n");
+    let (status, refused) = post(
+        &a,
+        &format!("/api/v1/jobs/{id}"),
+        json!({ "action": "stop" }),
+    );
+    assert_eq!(status, 409);
+    assert!(
+        refused["description"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{refused}"
+    );
 }
