@@ -5,6 +5,8 @@ mod pool;
 mod rows;
 mod schema;
 
+pub use self::schema::PostgresSchema;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
@@ -222,7 +224,7 @@ impl PostgresBackend {
             other => other,
         })?;
         // Closed when done: the pool opens its own as calls need them.
-        schema::prepare(&mut conn.client, schema, &ident, &location)?;
+        schema::RECORDS.prepare(&mut conn.client, schema, &location)?;
         Ok(PostgresBackend {
             pool,
             schema: schema.to_owned(),
