@@ -16,6 +16,8 @@ mod job;
 mod lease;
 mod memory;
 mod post;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqlite;
@@ -34,6 +36,8 @@ pub use job::{
 pub use lease::{Clock, ManualClock};
 pub use memory::MemoryBoard;
 pub use post::{json_type, post_flow, FlowSource, PostFlow};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBoard;
 #[cfg(feature = "redis")]
 pub use redis::RedisBoard;
 pub use sqlite::SqliteBoard;

@@ -1,0 +1,20 @@
+//! The board's PostgreSQL schema, its version and its migrations, run on
+//! connect by the persistence crate's runner
+//! ([`PostgresSchema`](taskflow_persistence::PostgresSchema)): in one
+//! transaction holding an advisory lock on the schema's name, the schema is
+//! created if missing, a missing version is version 0, each migration up
+//! to [`VERSION`] runs in order, and a newer version is refused.
+
+use taskflow_persistence::PostgresSchema;
+
+/// `MIGRATIONS[v]` takes a schema from version `v` to `v + 1`: `v1.sql`
+/// creates the tables.
+const MIGRATIONS: [&str; 1] = [include_str!("v1.sql")];
+
+/// The board's tables: version in `jobboard_meta`, so the schema may also
+/// hold the records of a `PostgresBackend` (whose version is in `meta`).
+pub(super) const BOARD_SCHEMA: PostgresSchema =
+    PostgresSchema::new("jobboard_meta", "jobboard_jobs", &MIGRATIONS);
+
+/// The schema version this build reads and writes.
+pub(super) const VERSION: u32 = BOARD_SCHEMA.version();
