@@ -16,7 +16,16 @@ pub const DEFAULT_BOARD: &str = "sqlite:.taskflow/board.db";
 /// The prefix of every key a `redis://` board keeps.
 pub const REDIS_KEY_PREFIX: &str = "taskflow";
 
-/// A board URL: `sqlite:PATH` or `redis://...`.
+/// The PostgreSQL schema a `postgres://` board works in when its URL has
+/// no `#SCHEMA` (the records' default too: the board's tables sit beside
+/// them).
+pub(crate) const POSTGRES_SCHEMA: &str = "taskflow";
+
+/// What the URLs may be, for messages.
+const EXPECTED: &str =
+    "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]` or `postgres://USER@HOST/DB[#SCHEMA]`";
+
+/// A board URL: `sqlite:PATH`, `redis://...` or `postgres://...[#SCHEMA]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Board {
@@ -26,6 +35,14 @@ pub enum Board {
     /// A Redis server (feature `redis`), shared by conductors on many
     /// hosts; the whole URL.
     Redis(String),
+    /// A PostgreSQL database (feature `postgres`), shared by conductors on
+    /// many hosts, and by the records if they are in the same database.
+    Postgres {
+        /// The connection URL, without the `#SCHEMA`.
+        url: String,
+        /// The schema the board's tables live in.
+        schema: String,
+    },
 }
 
 impl fmt::Display for Board {
@@ -33,6 +50,7 @@ impl fmt::Display for Board {
         match self {
             Board::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             Board::Redis(url) => f.write_str(&redact(url)),
+            Board::Postgres { url, schema } => write!(f, "{}#{schema}", redact(url)),
         }
     }
 }
@@ -44,9 +62,7 @@ impl Board {
             url: redact(url),
             why: why.to_owned(),
         };
-        let (scheme, rest) = url
-            .split_once(':')
-            .ok_or_else(|| bad("expected `sqlite:PATH` or `redis://HOST[:PORT][/DB]`"))?;
+        let (scheme, rest) = url.split_once(':').ok_or_else(|| bad(EXPECTED))?;
         match scheme {
             "sqlite" => {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -64,9 +80,20 @@ impl Board {
                     ))
                 }
             }
-            _ => Err(bad(
-                "unknown scheme; expected `sqlite:PATH` or `redis://HOST[:PORT][/DB]`",
+            "postgres" | "postgresql" if cfg!(feature = "postgres") => {
+                let (url, schema) = url.split_once('#').unwrap_or((url, POSTGRES_SCHEMA));
+                if schema.is_empty() {
+                    return Err(bad("the schema after `#` is empty"));
+                }
+                Ok(Board::Postgres {
+                    url: url.to_owned(),
+                    schema: schema.to_owned(),
+                })
+            }
+            "postgres" | "postgresql" => Err(bad(
+                "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)",
             )),
+            _ => Err(bad(&format!("unknown scheme; {EXPECTED}"))),
         }
     }
 
@@ -88,7 +115,8 @@ impl Board {
     }
 
     /// As [`open`](Self::open), a Redis board keeping its keys under
-    /// `prefix` (the job service's `namespace`).
+    /// `prefix` (the job service's `namespace`; a PostgreSQL board's
+    /// namespace is the schema its URL names).
     pub fn open_in(
         &self,
         lease: Option<Duration>,
@@ -119,6 +147,18 @@ impl Board {
             Board::Redis(_) => Err(CliError::BoardUrl {
                 url: self.to_string(),
                 why: "this build of `taskflow` has no Redis board (cargo feature `redis`)".into(),
+            }),
+            #[cfg(feature = "postgres")]
+            Board::Postgres { url, schema } => {
+                let board = taskflow::PostgresBoard::connect_in_schema(url, schema, options)
+                    .map_err(|e| self.failed(e))?;
+                Ok(Arc::new(board))
+            }
+            #[cfg(not(feature = "postgres"))]
+            Board::Postgres { .. } => Err(CliError::BoardUrl {
+                url: self.to_string(),
+                why: "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)"
+                    .into(),
             }),
         }
     }
@@ -167,5 +207,22 @@ mod tests {
                 .ok(),
             Some("redis://u:***@h:6379/2".to_owned())
         );
+        #[cfg(feature = "postgres")]
+        {
+            assert_eq!(
+                Board::parse("postgres://u:secret@h/db#jobs").ok(),
+                Some(Board::Postgres {
+                    url: "postgres://u:secret@h/db".into(),
+                    schema: "jobs".into()
+                })
+            );
+            assert_eq!(
+                Board::parse("postgresql://u@h/db")
+                    .map(|b| b.to_string())
+                    .ok(),
+                Some("postgresql://u@h/db#taskflow".to_owned())
+            );
+            assert!(Board::parse("postgres://h/db#").is_err());
+        }
     }
 }

@@ -7,6 +7,19 @@
 //! conductor claims the job with a higher epoch and resumes the flow from
 //! its last checkpoint; the dead owner's epoch is then refused by the board
 //! and by persistence (fencing), so it can no longer write.
+//!
+//! # Boards
+//!
+//! - [`MemoryBoard`]: one process, for tests and embedding.
+//! - [`SqliteBoard`]: the embedded default, every process of one host.
+//! - `RedisBoard` (feature `redis`): many hosts; Lua scripts make each
+//!   change atomic, leases on the Redis server's clock.
+//! - `PostgresBoard` (feature `postgres`): many hosts, on the database that
+//!   may hold the records too; claims with `FOR UPDATE SKIP LOCKED`, leases
+//!   on the server's clock (`now()`), keys enforced by unique indexes,
+//!   `wait` woken by `LISTEN/NOTIFY`, a versioned schema per board.
+//!
+//! All of them pass one conformance suite (`testkit`, feature `testkit`).
 
 mod board;
 #[cfg(feature = "conductor")]

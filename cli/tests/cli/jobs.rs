@@ -556,3 +556,83 @@ fn logbooks_lists_runs_and_posted_jobs() {
         table.stdout
     );
 }
+
+/// A fresh schema on the local PostgreSQL (`TASKFLOW_TEST_POSTGRES_URL`,
+/// default the loopback server), as a board URL `...#schema`, dropped when
+/// the value is; `None` (skipped) when the server does not answer, unless
+/// `TASKFLOW_REQUIRE_SERVICES=1`.
+#[cfg(feature = "postgres")]
+struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+#[cfg(feature = "postgres")]
+impl PgSchema {
+    fn fresh() -> Option<PgSchema> {
+        let url = std::env::var("TASKFLOW_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok()
+            || !url.contains("127.0.0.1:5432");
+        if !reachable {
+            assert!(
+                std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "PostgreSQL at {url} does not answer, and TASKFLOW_REQUIRE_SERVICES=1"
+            );
+            eprintln!("skipped: PostgreSQL at {url} does not answer");
+            return None;
+        }
+        let schema = format!("taskflow_cli_board_{}", uuid::Uuid::new_v4().simple());
+        Some(PgSchema { url, schema })
+    }
+
+    fn board(&self) -> String {
+        format!("{}#{}", self.url, self.schema)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.url,
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            ])
+            .output();
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_job_posted_on_a_postgres_board_runs_on_a_conductor() {
+    let Some(pg) = PgSchema::fresh() else { return };
+    let board = pg.board();
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("provision.yaml");
+    let id = post_on(
+        dir.path(),
+        Some(&board),
+        &[file.to_str().unwrap(), "--store", "region=r1"],
+    );
+    let listed = jobs_on(dir.path(), Some(&board));
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["state"], "UNCLAIMED");
+    let conductor = Conductor::on(dir.path(), "pg-1", Some(&board));
+    let done = all_complete_on(dir.path(), Some(&board), Duration::from_secs(30));
+    let ran = conductor.terminate();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(done[0]["id"], id.as_str());
+    assert_eq!(done[0]["flow_state"], "SUCCESS", "{:#}", done[0]);
+    assert_eq!(done[0]["epoch"], 1, "{:#}", done[0]);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_killed_conductors_job_is_taken_over_on_postgres() {
+    let Some(pg) = PgSchema::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    taken_over(dir.path(), Some(&pg.board()));
+}

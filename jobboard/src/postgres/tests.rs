@@ -119,9 +119,14 @@ fn four_boards_race_for_1000_jobs_and_each_is_won_once() {
                     let owner = format!("racer-{n}");
                     barrier.wait();
                     let mut won = Vec::new();
-                    // Each racer starts at its own quarter and wraps round.
+                    // Two racers go forwards, two backwards: every job is
+                    // contended by two at once.
                     for i in 0..JOBS {
-                        let id = ids[(i + n * JOBS / BOARDS) % JOBS];
+                        let id = if n % 2 == 0 {
+                            ids[i]
+                        } else {
+                            ids[JOBS - 1 - i]
+                        };
                         match b.claim(id, &owner) {
                             Ok(claim) => {
                                 assert_eq!(claim.epoch, 1, "job {id} claimed twice");
