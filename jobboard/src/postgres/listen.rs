@@ -64,10 +64,11 @@ impl Signal {
     /// moved past `seen`.
     pub(super) fn sleep_unless_changed(&self, seen: u64, slice: Duration) {
         let state = lock(&self.state);
-        if state.count != seen || state.stop {
+        if state.count != seen {
             return;
         }
-        let slice = if state.listening {
+        // A closed board's waiters (if any call after the close) poll.
+        let slice = if state.listening && !state.stop {
             slice
         } else {
             slice.min(POLL_UNLISTENED)

@@ -160,8 +160,9 @@ pub struct PostgresBoard {
     channel: String,
     options: BoardOptions,
     signal: Arc<Signal>,
-    /// The listener thread, once a wait started it.
-    listener: Mutex<Option<JoinHandle<()>>>,
+    /// Once a wait started the listener: its thread (`None` if no thread
+    /// could be started: waiters then poll).
+    listener: Mutex<Option<Option<JoinHandle<()>>>>,
 }
 
 impl fmt::Debug for PostgresBoard {
@@ -399,14 +400,14 @@ impl PostgresBoard {
             Arc::clone(&self.signal),
         )
         .map_err(|e| pg_err(e, format_args!("listening on {}", self.channel)))?;
-        *listener = Some(handle.unwrap_or_else(|| std::thread::spawn(|| {})));
+        *listener = Some(handle);
         Ok(())
     }
 
     /// Stops the listener and waits for its thread.
     fn stop_listening(&self) {
         self.signal.stop();
-        if let Some(handle) = lock(&self.listener).take() {
+        if let Some(Some(handle)) = lock(&self.listener).take() {
             let _ = handle.join();
         }
     }

@@ -1,7 +1,7 @@
 //! The board's statements. Each is one statement (one round trip, its own
 //! transaction), prepared once per connection. Where a statement needs the
 //! time, `$1` is the board's custom clock (`NULL`: the server's clock,
-//! `now()`), read through [`now!`].
+//! `now()`), read through `now!`.
 
 /// The time in ms since the Unix epoch: parameter `$1` if set, else the
 /// server's `now()` (the start of the statement's transaction).
@@ -11,7 +11,7 @@ macro_rules! now {
     };
 }
 
-/// The columns [`decode`](super::codec::decode) reads, in order; a column
+/// The columns `decode` reads, in order; a column
 /// after them is at index [`COLUMN_COUNT`].
 macro_rules! cols {
     () => {
@@ -20,7 +20,7 @@ macro_rules! cols {
     };
 }
 
-/// How many columns [`cols!`] names.
+/// How many columns `cols!` names.
 pub(super) const COLUMN_COUNT: usize = 18;
 
 /// Whether a job (`j`) is claimable at `t.now`.
