@@ -217,10 +217,10 @@ mod tests {
                 })
             );
             assert_eq!(
-                Board::parse("postgresql://u@h/db")
+                Board::parse("postgresql://u:pw@h/db")
                     .map(|b| b.to_string())
                     .ok(),
-                Some("postgresql://u@h/db#taskflow".to_owned())
+                Some("postgresql://u:***@h/db#taskflow".to_owned())
             );
             assert!(Board::parse("postgres://h/db#").is_err());
         }
