@@ -12,7 +12,7 @@
 //! records_url: sqlite:.taskflow/records.db       # JOB_SERVICE_RECORDS_URL
 //! worker_pool:
 //!   workers: 4              # JOB_SERVICE_POOL_WORKERS
-//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis
+//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres
 //!   board_url: sqlite:.taskflow/board.db         # JOB_SERVICE_POOL_BOARD_URL
 //!   lease_ms: 1000          # JOB_SERVICE_POOL_LEASE_MS
 //!   redis_pool:             # with backend: redis
@@ -412,13 +412,19 @@ impl ServiceConfig {
                     "backend redis needs a redis_url (or worker_pool.board_url)".into(),
                 ))
             }
+            (Some("postgres"), None, _) => {
+                return Err(bad(
+                    "worker_pool.board_url",
+                    "backend postgres needs a board_url (postgres://USER@HOST/DB#SCHEMA)".into(),
+                ))
+            }
             (None | Some("sqlite"), None, _) => config.board_url,
             (Some(other), None, _) => {
                 return Err(bad(
                     "worker_pool.backend",
                     format!(
-                        "unknown backend `{other}`; expected `sqlite` or `redis` (or give \
-                         worker_pool.board_url)"
+                        "unknown backend `{other}`; expected `sqlite`, `redis` or `postgres` \
+                         (or give worker_pool.board_url)"
                     ),
                 ))
             }

@@ -525,6 +525,41 @@ fn a_periodic_policy_on_two_nodes_of_a_redis_board_runs_once_per_fire_time() {
     }
 }
 
+/// The same on a PostgreSQL board, in a fresh schema of
+/// `TASKFLOW_TEST_POSTGRES_URL` (default the local server), dropped after.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_periodic_policy_on_two_nodes_of_a_postgres_board_runs_once_per_fire_time() {
+    let url = std::env::var("TASKFLOW_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("taskflow_service_test_{}", uuid::Uuid::new_v4().simple());
+    let options = BoardOptions {
+        lease: Duration::from_millis(500),
+        ..BoardOptions::default()
+    };
+    let connect = || taskflow::PostgresBoard::connect_in_schema(&url, &schema, options.clone());
+    let (first, second) = match (connect(), connect()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            assert!(
+                std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "postgres at {url} unreachable: {e} (TASKFLOW_REQUIRE_SERVICES=1)"
+            );
+            eprintln!("skipping: postgres at {url} unreachable: {e}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::default();
+    let a = node_on(Arc::new(first), dir.path(), "node-a", &journal, |_| {});
+    let b = node_on(Arc::new(second), dir.path(), "node-b", &journal, |_| {});
+    periodic_on_two_nodes(&a, &b, &journal);
+    drop((a, b));
+    if let Ok(board) = connect() {
+        let _ = board.destroy();
+    }
+}
+
 fn periodic_on_two_nodes(a: &Node, b: &Node, journal: &Journal) {
     let policy = submit_ok(
         a,
