@@ -230,7 +230,9 @@ pub struct Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("id", &self.id).finish()
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -342,6 +344,12 @@ impl Notifier {
     /// Ends the dispatcher once it has delivered what is queued.
     pub(crate) fn close(&self) {
         lock(&self.tx).take();
+    }
+
+    /// Whether [`close`](Notifier::close) was called.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.tx).is_none()
     }
 }
 

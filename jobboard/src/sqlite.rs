@@ -80,8 +80,8 @@ use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait_timeout};
 use crate::{
-    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError,
-    JobState, JobWait, ListOptions, NewJob, Outcome, Retention, Subscription,
+    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState,
+    JobWait, ListOptions, NewJob, Outcome, Retention, Subscription,
 };
 
 mod codec;

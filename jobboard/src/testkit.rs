@@ -1431,8 +1431,7 @@ pub fn events_of_a_job_arrive_in_order<B: JobBoard>(make: &dyn Fn(BoardOptions) 
             BoardEvent::Removed(b.id),
         ],
     );
-    assert!(listener
-        .wait_for(EVENT_WAIT, |e| e.contains(&BoardEvent::Removed(a.id))));
+    assert!(listener.wait_for(EVENT_WAIT, |e| e.contains(&BoardEvent::Removed(a.id))));
     // Across jobs, too, events come in the board's order.
     let events = listener.events();
     let at = |e: &BoardEvent| events.iter().position(|x| x == e).unwrap();
@@ -1470,7 +1469,10 @@ pub fn listener_sees_another_instance<B: JobBoard, P: JobBoard>(
     let job = post(&other, "elsewhere", 0);
     assert!(listener.wait_for(EVENT_WAIT, |e| e.contains(&BoardEvent::Posted(job.id))));
     let seen_after = start.elapsed();
-    assert!(seen_after < Duration::from_secs(2), "seen after {seen_after:?}");
+    assert!(
+        seen_after < Duration::from_secs(2),
+        "seen after {seen_after:?}"
+    );
     let claim = other.claim(job.id, "c1").unwrap();
     other.consume(&claim).unwrap();
     assert_events(
@@ -1533,7 +1535,10 @@ pub fn closed_board_refuses_calls<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
     assert_closed(board.abandon(&claim), "abandon");
     assert_closed(board.request(job.id, Control::Stop), "request");
     assert_closed(board.iterjobs(false), "iterjobs");
-    assert_closed(board.iterjobs_with(ListOptions::unclaimed().fresh()), "iterjobs_with");
+    assert_closed(
+        board.iterjobs_with(ListOptions::unclaimed().fresh()),
+        "iterjobs_with",
+    );
     assert_closed(board.all_jobs(), "all_jobs");
     assert_closed(board.job_count(), "job_count");
     assert_closed(board.wait(Duration::from_secs(5)), "wait");
@@ -1564,7 +1569,10 @@ pub fn job_count_matches_iterjobs<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
     board
         .post(NewJob::new("later").not_before(system_millis() + 60_000))
         .unwrap();
-    assert_eq!(board.job_count().unwrap(), board.iterjobs(false).unwrap().len());
+    assert_eq!(
+        board.job_count().unwrap(),
+        board.iterjobs(false).unwrap().len()
+    );
     assert_eq!(board.job_count().unwrap(), 5);
     let ids = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
     assert_eq!(
@@ -1575,7 +1583,13 @@ pub fn job_count_matches_iterjobs<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
         ids(board.iterjobs_with(ListOptions::unclaimed()).unwrap()),
         ids(board.iterjobs(true).unwrap())
     );
-    assert_eq!(board.iterjobs_with(ListOptions::unclaimed().fresh()).unwrap().len(), 3);
+    assert_eq!(
+        board
+            .iterjobs_with(ListOptions::unclaimed().fresh())
+            .unwrap()
+            .len(),
+        3
+    );
     board.abandon(&claim).unwrap();
     assert_eq!(board.job_count().unwrap(), 5);
 }

@@ -94,9 +94,7 @@ fn version(source: &Source, shared: &Shared) -> Result<i64, JobBoardError> {
         Source::Own(conn) => conn
             .query_row("PRAGMA data_version", [], |row| row.get(0))
             .map_err(|e| db_err(e, "reading data_version")),
-        Source::Board(_) => Ok(i64::from_ne_bytes(
-            lock(&shared.local_writes).to_ne_bytes(),
-        )),
+        Source::Board(_) => Ok(i64::from_ne_bytes(lock(&shared.local_writes).to_ne_bytes())),
     }
 }
 
@@ -172,7 +170,9 @@ fn rows_after(conn: &Connection, last: i64) -> Result<Vec<(i64, String, String)>
         )
         .map_err(|e| db_err(e, "preparing the event read"))?;
     let rows = stmt
-        .query_map([last, BATCH], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_map([last, BATCH], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .map_err(|e| db_err(e, "reading events"))?;
     rows.collect::<Result<Vec<_>, _>>()
         .map_err(|e| db_err(e, "reading events"))
