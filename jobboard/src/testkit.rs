@@ -1594,13 +1594,17 @@ pub fn job_count_matches_iterjobs<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B)
     assert_eq!(board.job_count().unwrap(), 5);
 }
 
+/// A case that needs a second instance of the board: a maker, and what
+/// opens another instance on the same store as a board made.
+pub type PeerCase<B, P> = fn(&dyn Fn(BoardOptions) -> B, &dyn Fn(&B) -> P);
+
 /// Runs a case that needs a second instance of the board (`peer`), as
 /// [`run`] does.
 pub fn run_with_peer<A: Available, P: JobBoard>(
     case_name: &str,
     make: impl Fn(BoardOptions) -> A,
     peer: impl Fn(&A::Board) -> P,
-    case: fn(&dyn Fn(BoardOptions) -> A::Board, &dyn Fn(&A::Board) -> P),
+    case: PeerCase<A::Board, P>,
 ) {
     match make(BoardOptions::default()).available() {
         None => {

@@ -178,7 +178,7 @@ fn run(pool: &Pool, stream: &str, events: &Weak<Notifier>, mut last: String) {
                     notifier.emit(BoardEvent::Reconnected);
                     // Entries trimmed away while cut off are lost.
                     if let Ok(oldest) = end_id(pool, stream, true) {
-                        let gap = entries.first().map_or(false, |e| before(&oldest, &e.id))
+                        let gap = entries.first().is_some_and(|e| before(&oldest, &e.id))
                             && before(&last, &oldest);
                         if gap {
                             notifier.emit(BoardEvent::Missed { count: 1 });
