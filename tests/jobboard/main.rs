@@ -549,9 +549,11 @@ fn claim_latency() {
                 std::thread::sleep(Duration::from_millis(60));
                 let start = Instant::now();
                 let id = post_chain(&s, &format!("lat{i}"));
-                events.wait_for("claim", Duration::from_secs(10), |e| {
-                    matches!(e, ConductorEvent::Claimed { job, .. } if *job == id)
-                });
+                events.wait_for(
+                    "claim",
+                    Duration::from_secs(10),
+                    |e| matches!(e, ConductorEvent::Claimed { job, .. } if *job == id),
+                );
                 took.push(start.elapsed());
             }
             c.stop_handle().stop();
