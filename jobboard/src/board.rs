@@ -2,7 +2,49 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{Claim, Control, Entity, Job, JobBoardError, JobId, JobState, NewJob};
+use std::sync::Arc;
+
+use crate::{
+    BoardListener, Claim, Control, Entity, Job, JobBoardError, JobId, JobState, NewJob,
+    Subscription,
+};
+
+/// What [`JobBoard::iterjobs_with`] lists: TaskFlow's
+/// `iterjobs(only_unclaimed, ensure_fresh)` as options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListOptions {
+    /// Only the jobs claimable now (as `iterjobs(true)`).
+    pub only_unclaimed: bool,
+    /// The most recent state the board can give, bypassing any cache or
+    /// replica it reads from. Each board's documentation says what it
+    /// means there; the boards of this crate always read their primary
+    /// store, so for them every listing is fresh.
+    pub ensure_fresh: bool,
+}
+
+impl ListOptions {
+    /// Every job that is not complete.
+    pub fn all() -> Self {
+        ListOptions::default()
+    }
+
+    /// Only the jobs claimable now.
+    pub fn unclaimed() -> Self {
+        ListOptions {
+            only_unclaimed: true,
+            ..ListOptions::default()
+        }
+    }
+
+    /// The same, asking for the most recent state.
+    pub fn fresh(self) -> Self {
+        ListOptions {
+            ensure_fresh: true,
+            ..self
+        }
+    }
+}
 
 /// How long [`JobBoard::wait_until_complete`]'s default first sleeps
 /// between two reads of the job; each sleep doubles it, up to
@@ -276,15 +318,59 @@ pub trait JobBoard: Send + Sync {
     /// each with the metadata it registered last: who is there to run jobs.
     fn entities(&self) -> Result<Vec<Entity>, JobBoardError>;
 
-    /// Releases the board's resources (connections, watchers).
+    /// Releases the board's resources (connections, watchers). Afterwards
+    /// every call fails at once with [`JobBoardError::Closed`] (a `wait`
+    /// blocked meanwhile returns it within a second), and listeners hear
+    /// nothing more. Closing twice is closing once.
     fn close(&self) -> Result<(), JobBoardError> {
         Ok(())
+    }
+
+    /// Registers `listener` for the board's [events](crate::BoardEvent):
+    /// jobs posted, claimed, abandoned, consumed, trashed, requested,
+    /// reopened and removed, by this board or any other on the same store
+    /// (another process, another host), and the board's connection going
+    /// and coming back. Events arrive on the board's dispatcher thread, in
+    /// the order the board applied them; a slow listener does not slow the
+    /// board (see [`BoardEvent`](crate::BoardEvent) for a full queue).
+    /// Dropping the returned [`Subscription`] unregisters the listener.
+    ///
+    /// The default is [`JobBoardError::Unsupported`], for boards that
+    /// cannot learn of changes yet; every board of this crate has events.
+    fn subscribe(&self, listener: Arc<dyn BoardListener>) -> Result<Subscription, JobBoardError> {
+        let _ = listener;
+        Err(JobBoardError::Unsupported {
+            board: std::any::type_name::<Self>(),
+            what: "board events",
+        })
+    }
+
+    /// How many jobs are not complete (what `iterjobs(false)` would list).
+    /// The default lists them; boards that can count do.
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        self.iterjobs(false).map(|jobs| jobs.len())
+    }
+
+    /// Whether the board is connected to its store: `false` once closed,
+    /// and for a board whose server went away, until it is back (the board
+    /// reconnects by itself). It makes no call to the store: it reports
+    /// what the board last learned. The default is `true`.
+    fn connected(&self) -> bool {
+        true
+    }
+
+    /// Jobs as [`iterjobs`](JobBoard::iterjobs) lists them, with the
+    /// [`ListOptions`] given (`ensure_fresh`: see each board). The default
+    /// is `iterjobs(options.only_unclaimed)`, fresh for a board without a
+    /// cache or replica.
+    fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        self.iterjobs(options.only_unclaimed)
     }
 }
 
 /// A shared board is a board: an `Arc<B>` (an `Arc<dyn JobBoard>` too)
 /// goes wherever one is asked for.
-impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
+impl<B: JobBoard + ?Sized> JobBoard for Arc<B> {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
         (**self).post(job)
     }
@@ -338,5 +424,17 @@ impl<B: JobBoard + ?Sized> JobBoard for std::sync::Arc<B> {
     }
     fn close(&self) -> Result<(), JobBoardError> {
         (**self).close()
+    }
+    fn subscribe(&self, listener: Arc<dyn BoardListener>) -> Result<Subscription, JobBoardError> {
+        (**self).subscribe(listener)
+    }
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        (**self).job_count()
+    }
+    fn connected(&self) -> bool {
+        (**self).connected()
+    }
+    fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        (**self).iterjobs_with(options)
     }
 }

@@ -112,6 +112,21 @@ pub enum JobBoardError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The board was closed ([`close`](crate::JobBoard::close)): it makes
+    /// no more calls to its store.
+    #[error("{board} board is closed")]
+    Closed {
+        /// Which board.
+        board: &'static str,
+    },
+    /// The board does not offer this operation.
+    #[error("{board} board does not support {what}")]
+    Unsupported {
+        /// Which board (its type name when it does not say).
+        board: &'static str,
+        /// What it does not support.
+        what: &'static str,
+    },
     /// Writing the job's records failed.
     #[error(transparent)]
     Persistence(#[from] taskflow_persistence::PersistenceError),

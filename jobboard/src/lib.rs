@@ -25,6 +25,7 @@ mod board;
 #[cfg(feature = "conductor")]
 pub mod conductor;
 mod error;
+mod events;
 mod job;
 mod lease;
 mod memory;
@@ -39,10 +40,11 @@ mod sync;
 #[allow(clippy::unwrap_used)]
 pub mod testkit;
 
-pub use board::{JobBoard, JobWait};
+pub use board::{JobBoard, JobWait, ListOptions};
 #[cfg(feature = "conductor")]
 pub use conductor::{Conductor, ConductorBuilder, ConductorEvent, ConductorListener, StopHandle};
 pub use error::JobBoardError;
+pub use events::{BoardEvent, BoardListener, CapturingListener, Subscription, EVENT_QUEUE};
 pub use job::{
     BoardOptions, Claim, Control, Entity, Job, JobId, JobState, NewJob, Outcome, Retention,
 };

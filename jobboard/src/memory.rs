@@ -3,15 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait, wait_timeout};
 use crate::JobId;
 use crate::{
-    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob,
-    Outcome, Retention,
+    BoardEvent, BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError,
+    JobState, JobWait, ListOptions, NewJob, Outcome, Retention, Subscription,
 };
 use taskflow_persistence::Epoch;
 
@@ -21,6 +22,12 @@ use taskflow_persistence::Epoch;
 /// moved forward, or the system clock set forward).
 const RECHECK_SYSTEM: Duration = Duration::from_millis(250);
 const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
+
+const BOARD: &str = "memory";
+
+fn closed() -> JobBoardError {
+    JobBoardError::Closed { board: BOARD }
+}
 
 /// A board in memory: jobs in a map behind a mutex, shared by the threads
 /// of one process and gone with the value.
@@ -44,6 +51,15 @@ const RECHECK_CUSTOM: Duration = Duration::from_millis(10);
 /// condition variable, which consume and trash notify too, so it returns as
 /// soon as the job completes.
 ///
+/// **Events** ([`subscribe`](JobBoard::subscribe)) are queued by each
+/// change under the board's lock, so they arrive in the order the changes
+/// were made; only changes through this board (and its clones behind an
+/// `Arc`) exist. **Freshness**: every listing is of the jobs as they are
+/// ([`ListOptions::ensure_fresh`] changes nothing). **Connection**: the
+/// board is connected until [`close`](JobBoard::close)d; then every call
+/// (and a `wait` blocked at that moment) fails with
+/// [`JobBoardError::Closed`].
+///
 /// ```
 /// use taskflow_jobboard::{BoardOptions, JobBoard, MemoryBoard, NewJob};
 ///
@@ -60,8 +76,11 @@ pub struct MemoryBoard {
     /// half-way, so a poisoned lock still guards consistent data.
     state: Mutex<State>,
     /// Notified when a job may have become claimable (posted, abandoned) and
-    /// when one completes (consumed, trashed).
+    /// when one completes (consumed, trashed), and on close.
     changed: Condvar,
+    /// The board's events, emitted under the state lock (so in the order
+    /// the changes were made).
+    events: Notifier,
 }
 
 #[derive(Default)]
@@ -74,6 +93,8 @@ struct State {
     unique: HashMap<String, JobId>,
     /// Execution key -> the job posted with it, until purged.
     keys: HashMap<String, JobId>,
+    /// Set by `close`: every call then fails with `Closed`.
+    closed: bool,
 }
 
 impl State {
@@ -116,7 +137,17 @@ impl MemoryBoard {
             options,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            events: Notifier::new(BOARD),
         }
+    }
+
+    /// The state, unless the board is closed.
+    fn open(&self) -> Result<MutexGuard<'_, State>, JobBoardError> {
+        let state = lock(&self.state);
+        if state.closed {
+            return Err(closed());
+        }
+        Ok(state)
     }
 
     /// The options it was made with.
@@ -138,7 +169,7 @@ impl MemoryBoard {
         claim: &Claim,
         f: impl FnOnce(&mut Stored, u64) -> T,
     ) -> Result<T, JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         let now = self.now();
         let stored = state
             .jobs
@@ -149,7 +180,7 @@ impl MemoryBoard {
     }
 
     fn complete(&self, claim: &Claim, outcome: Outcome) -> Result<(), JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         let now = self.now();
         let stored = state
             .jobs
@@ -162,6 +193,10 @@ impl MemoryBoard {
         stored.completed_at = Some(now);
         let job = stored.job.clone();
         state.release_unique(&job);
+        self.events.emit(match job.outcome {
+            Some(Outcome::Consumed) => BoardEvent::Consumed(job.id),
+            _ => BoardEvent::Trashed(job.id),
+        });
         drop(state);
         self.changed.notify_all();
         Ok(())
@@ -170,7 +205,7 @@ impl MemoryBoard {
 
 impl JobBoard for MemoryBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         if let Some(key) = &new.key {
             if let Some(existing) = state.keys.get(key) {
                 return Err(JobBoardError::AlreadyPosted {
@@ -221,19 +256,20 @@ impl JobBoard for MemoryBoard {
                 completed_at: None,
             },
         );
+        self.events.emit(BoardEvent::Posted(job.id));
         drop(state);
         self.changed.notify_all();
         Ok(job)
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
-        let state = lock(&self.state);
+        let state = self.open()?;
         let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::view(stored.job.clone(), self.now()))
     }
 
     fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         let now = self.now();
         let job = &mut state
             .jobs
@@ -248,6 +284,7 @@ impl JobBoard for MemoryBoard {
         job.owner = Some(owner.to_owned());
         job.epoch = job.epoch.next();
         job.lease_expires_at = Some(expires_at);
+        self.events.emit(BoardEvent::Claimed(id));
         Ok(Claim {
             job: id,
             owner: owner.to_owned(),
@@ -278,6 +315,7 @@ impl JobBoard for MemoryBoard {
             stored.job.state = JobState::Unclaimed;
             stored.job.owner = None;
             stored.job.lease_expires_at = None;
+            self.events.emit(BoardEvent::Abandoned(stored.job.id));
         })?;
         self.changed.notify_all();
         Ok(())
@@ -293,7 +331,7 @@ impl JobBoard for MemoryBoard {
     }
 
     fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         let job = &mut state
             .jobs
             .get_mut(&id)
@@ -304,6 +342,7 @@ impl JobBoard for MemoryBoard {
         }
         job.control = Some(lease::stronger(job.control, control));
         let job = lease::view(job.clone(), self.now());
+        self.events.emit(BoardEvent::Requested(id));
         drop(state);
         // A scheduled job with a request is claimable at once.
         self.changed.notify_all();
@@ -311,7 +350,7 @@ impl JobBoard for MemoryBoard {
     }
 
     fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         let job = &state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?.job;
         if job.state != JobState::Complete {
             return Err(JobBoardError::NotComplete(id));
@@ -336,13 +375,14 @@ impl JobBoard for MemoryBoard {
         job.control = None;
         job.revision += 1;
         let job = job.clone();
+        self.events.emit(BoardEvent::Reopened(id));
         drop(state);
         self.changed.notify_all();
         Ok(job)
     }
 
     fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
-        let state = lock(&self.state);
+        let state = self.open()?;
         let now = self.now();
         let mut jobs: Vec<Job> = state
             .jobs
@@ -355,7 +395,7 @@ impl JobBoard for MemoryBoard {
     }
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
-        let state = lock(&self.state);
+        let state = self.open()?;
         let now = self.now();
         let mut jobs: Vec<Job> = state
             .jobs
@@ -382,7 +422,7 @@ impl JobBoard for MemoryBoard {
         } else {
             RECHECK_CUSTOM
         };
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         loop {
             let now = self.now();
             // The earliest time after `now` a job may become claimable: a
@@ -417,12 +457,15 @@ impl JobBoard for MemoryBoard {
                 slice = slice.min(Duration::from_millis(at.saturating_sub(now)));
             }
             state = wait_timeout(&self.changed, state, slice);
+            if state.closed {
+                return Err(closed());
+            }
         }
     }
 
     fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         loop {
             let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
             if stored.job.state == JobState::Complete {
@@ -430,6 +473,9 @@ impl JobBoard for MemoryBoard {
             }
             // Every completion notifies `changed`: no need to look again
             // before the deadline unless woken.
+            if state.closed {
+                return Err(closed());
+            }
             state = match deadline {
                 None => wait(&self.changed, state),
                 Some(deadline) => {
@@ -445,24 +491,24 @@ impl JobBoard for MemoryBoard {
     }
 
     fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
-        let state = lock(&self.state);
+        let state = self.open()?;
         let stored = state.jobs.get(&id).ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::running_owner(&stored.job, self.now()))
     }
 
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
-        lock(&self.state)
+        self.open()?
             .entities
             .insert(entity.name.clone(), entity.clone());
         Ok(())
     }
 
     fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
-        Ok(lock(&self.state).entities.values().cloned().collect())
+        Ok(self.open()?.entities.values().cloned().collect())
     }
 
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
-        let mut state = lock(&self.state);
+        let mut state = self.open()?;
         let now = self.now();
         // Complete jobs, most recently completed first.
         let mut complete: Vec<(u64, u64, JobId)> = state
@@ -500,8 +546,39 @@ impl JobBoard for MemoryBoard {
                 }
             }
             state.release_unique(job);
+            self.events.emit(BoardEvent::Removed(job.id));
         }
         Ok(purged)
+    }
+
+    fn close(&self) -> Result<(), JobBoardError> {
+        lock(&self.state).closed = true;
+        self.events.close();
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    fn subscribe(&self, listener: Arc<dyn BoardListener>) -> Result<Subscription, JobBoardError> {
+        let _state = self.open()?;
+        self.events.subscribe(listener)
+    }
+
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        let state = self.open()?;
+        Ok(state
+            .jobs
+            .values()
+            .filter(|s| s.job.state != JobState::Complete)
+            .count())
+    }
+
+    fn connected(&self) -> bool {
+        !lock(&self.state).closed
+    }
+
+    /// Always fresh: the jobs are in this process.
+    fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        self.iterjobs(options.only_unclaimed)
     }
 }
 
@@ -510,7 +587,11 @@ mod tests {
     use super::*;
 
     mod conformance {
-        crate::board_conformance!(super::MemoryBoard::new);
+        // Another instance of a memory board is another handle on it.
+        crate::board_conformance!(
+            |options| std::sync::Arc::new(super::MemoryBoard::new(options)),
+            peer = |b: &std::sync::Arc<super::MemoryBoard>| std::sync::Arc::clone(b)
+        );
     }
 
     fn manual(lease_ms: u64) -> (MemoryBoard, crate::ManualClock) {

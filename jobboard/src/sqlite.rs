@@ -65,8 +65,9 @@
 //! and wake it too), so it sees a completion within one poll interval.
 
 use std::fmt;
-use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
@@ -75,21 +76,26 @@ use taskflow_persistence::{Durability, PersistenceError, SqliteBackend};
 use uuid::Uuid;
 
 use crate::board::settled;
+use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait_timeout};
 use crate::{
-    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob,
-    Outcome, Retention,
+    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState,
+    JobWait, ListOptions, NewJob, Outcome, Retention, Subscription,
 };
 
 mod codec;
 mod schema;
+mod watch;
 
 use crate::JobId;
 use codec::{corrupt, decode, JOB_COLUMNS, JOB_COLUMN_COUNT};
 use taskflow_persistence::Epoch;
 
 const BOARD: &str = "sqlite";
+
+/// How long the change table keeps an event (trimmed by `purge`).
+const EVENTS_KEPT: Duration = Duration::from_secs(600);
 
 /// A board in a SQLite database file: the embedded default, shared by every
 /// process (and every [`SqliteBoard`]) on one host that opens the file.
@@ -118,7 +124,23 @@ const BOARD: &str = "sqlite";
 /// between threads.
 ///
 /// Claims follow the [lease rules](JobBoard#leases) of every board; `wait`
-/// polls (see the module's documentation). Complete jobs keep their
+/// polls (see the module's documentation).
+///
+/// # Events, freshness, connection
+///
+/// **Events** ([`subscribe`](JobBoard::subscribe)): triggers record every
+/// change of a job (by any process, any board on the file) in table
+/// `jobboard_events`, in commit order, and one watcher thread per board
+/// reads the new rows when `PRAGMA data_version` changes, at most 5 ms
+/// after the commit; the watcher also wakes this board's
+/// [`wait`](JobBoard::wait). A renewal is no event, nor is a lease lapsing
+/// or a scheduled job coming due. [`purge`](JobBoard::purge) trims events
+/// older than ten minutes. **Freshness**: every read sees every commit
+/// before it, so every listing is fresh. **Connection**: `connected` is
+/// `false` once closed, and while the watcher's look at the file fails
+/// (listeners are told `Disconnected`, then `Reconnected`); after
+/// [`close`](JobBoard::close) every call fails with
+/// [`JobBoardError::Closed`]. Complete jobs keep their
 /// completion time in a column, for [`purge`](JobBoard::purge).
 ///
 /// ```
@@ -134,15 +156,43 @@ const BOARD: &str = "sqlite";
 /// ```
 pub struct SqliteBoard {
     /// A panic while it is locked cannot leave a write half-done: an open
-    /// transaction is rolled back when it is dropped.
-    conn: Mutex<Connection>,
+    /// transaction is rolled back when it is dropped. Shared with the
+    /// watcher of an in-memory board (which has no other connection).
+    conn: Arc<Mutex<Connection>>,
     options: BoardOptions,
     location: String,
+    /// The file and durability, for the watcher's own connection (`None`
+    /// for an in-memory board).
+    file: Option<(PathBuf, Durability)>,
+    /// What the board and its watcher share.
+    shared: Arc<Shared>,
+}
+
+/// What a [`SqliteBoard`] shares with its watcher thread.
+struct Shared {
     /// How many posts, abandons, completions, requests and reopens went
     /// through this board (whose commits `data_version` does not show to
-    /// this connection), notified on each.
+    /// this connection), plus how many times the watcher saw new events;
+    /// notified on each, which wakes `wait`.
     local_writes: Mutex<u64>,
     local_changed: Condvar,
+    events: Notifier,
+    /// Set by `close` (calls then fail with `Closed`) and on drop: the
+    /// watcher stops.
+    closed: AtomicBool,
+    /// Whether the watcher thread was started.
+    watching: AtomicBool,
+    /// Whether the watcher's last look at the file failed.
+    failing: AtomicBool,
+}
+
+impl Shared {
+    fn wrote(&self) {
+        let mut n = lock(&self.local_writes);
+        *n = n.wrapping_add(1);
+        drop(n);
+        self.local_changed.notify_all();
+    }
 }
 
 impl fmt::Debug for SqliteBoard {
@@ -151,6 +201,14 @@ impl fmt::Debug for SqliteBoard {
             .field("location", &self.location)
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqliteBoard {
+    fn drop(&mut self) {
+        // The watcher stops at its next look.
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.events.close();
     }
 }
 
@@ -185,7 +243,12 @@ impl SqliteBoard {
         let path = path.as_ref();
         let conn = taskflow_persistence::open_sqlite(path, durability).map_err(from_persistence)?;
         let location = path.display().to_string();
-        SqliteBoard::finish(conn, location, options)
+        SqliteBoard::finish(
+            conn,
+            location,
+            options,
+            Some((path.to_path_buf(), durability)),
+        )
     }
 
     /// A private in-memory board, for tests: gone when the value is, and
@@ -193,24 +256,32 @@ impl SqliteBoard {
     pub fn in_memory(options: BoardOptions) -> Result<Self, JobBoardError> {
         let conn =
             Connection::open_in_memory().map_err(|e| db_err(e, "opening an in-memory database"))?;
-        SqliteBoard::finish(conn, ":memory:".to_owned(), options)
+        SqliteBoard::finish(conn, ":memory:".to_owned(), options, None)
     }
 
     fn finish(
         mut conn: Connection,
         location: String,
         options: BoardOptions,
+        file: Option<(PathBuf, Durability)>,
     ) -> Result<Self, JobBoardError> {
         conn.set_prepared_statement_cache_capacity(32);
         schema::BOARD_SCHEMA
             .prepare(&mut conn, &location)
             .map_err(from_persistence)?;
         Ok(SqliteBoard {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             options,
             location,
-            local_writes: Mutex::new(0),
-            local_changed: Condvar::new(),
+            file,
+            shared: Arc::new(Shared {
+                local_writes: Mutex::new(0),
+                local_changed: Condvar::new(),
+                events: Notifier::new(BOARD),
+                closed: AtomicBool::new(false),
+                watching: AtomicBool::new(false),
+                failing: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -226,7 +297,7 @@ impl SqliteBoard {
 
     /// The entities registered on the board (by every process), by name.
     fn registered(&self) -> Result<Vec<Entity>, JobBoardError> {
-        let conn = lock(&self.conn);
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT name, meta FROM jobboard_entities ORDER BY name")
             .map_err(|e| db_err(e, "preparing the entity list"))?;
@@ -275,14 +346,35 @@ impl SqliteBoard {
     /// Counts a post, abandon, completion, request or reopen and wakes this
     /// board's waiters.
     fn wrote(&self) {
-        let mut n = lock(&self.local_writes);
-        *n = n.wrapping_add(1);
-        drop(n);
-        self.local_changed.notify_all();
+        self.shared.wrote();
     }
 
     fn local_write_count(&self) -> u64 {
-        *lock(&self.local_writes)
+        *lock(&self.shared.local_writes)
+    }
+
+    /// The connection, unless the board is closed.
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, JobBoardError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(JobBoardError::Closed { board: BOARD });
+        }
+        Ok(lock(&self.conn))
+    }
+
+    /// Starts the watcher thread, once.
+    fn watch(&self) -> Result<(), JobBoardError> {
+        if self.shared.watching.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let started = watch::start(
+            self.file.clone(),
+            Arc::clone(&self.conn),
+            Arc::clone(&self.shared),
+        );
+        if started.is_err() {
+            self.shared.watching.store(false, Ordering::Release);
+        }
+        started
     }
 
     /// Runs `update` (an `UPDATE ... WHERE id = ?1 AND <claim is current>
@@ -297,7 +389,7 @@ impl SqliteBoard {
         update: &str,
         extra: &[&dyn rusqlite::ToSql],
     ) -> Result<Option<Control>, JobBoardError> {
-        let mut conn = lock(&self.conn);
+        let mut conn = self.conn()?;
         let tx = immediate(&mut conn, what, claim.job)?;
         let mut buf = Uuid::encode_buffer();
         let id = id_text(claim.job, &mut buf);
@@ -344,9 +436,9 @@ impl SqliteBoard {
     /// Sleeps up to `slice`, or until this board writes again if its
     /// write count is still `local`.
     fn sleep_unless_written(&self, local: u64, slice: Duration) {
-        let count = lock(&self.local_writes);
+        let count = lock(&self.shared.local_writes);
         if *count == local {
-            drop(wait_timeout(&self.local_changed, count, slice));
+            drop(wait_timeout(&self.shared.local_changed, count, slice));
         }
     }
 
@@ -354,7 +446,7 @@ impl SqliteBoard {
     /// `now` a job may become claimable: the lease of a claimed job
     /// lapsing, or a scheduled job's time coming.
     fn claimable_now(&self, now: u64) -> Result<(bool, Option<u64>), JobBoardError> {
-        let conn = lock(&self.conn);
+        let conn = self.conn()?;
         let now = sql_int(now);
         conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM jobboard_jobs WHERE (state = 'UNCLAIMED' \
@@ -385,7 +477,7 @@ impl SqliteBoard {
     }
 
     fn data_version(&self) -> Result<i64, JobBoardError> {
-        lock(&self.conn)
+        self.conn()?
             .query_row("PRAGMA data_version", [], |row| row.get(0))
             .map_err(|e| db_err(e, "reading data_version"))
     }
@@ -400,7 +492,7 @@ impl JobBoard for SqliteBoard {
             source: Some(Box::new(e)),
         })?;
         let created_at = self.now();
-        let mut conn = lock(&self.conn);
+        let mut conn = self.conn()?;
         // A post with keys checks them and inserts in one `BEGIN IMMEDIATE`
         // transaction: no other writer can post the same key in between.
         let behavior = if new.key.is_some() || new.unique_key.is_some() {
@@ -480,14 +572,14 @@ impl JobBoard for SqliteBoard {
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
-        let conn = lock(&self.conn);
+        let conn = self.conn()?;
         let mut buf = Uuid::encode_buffer();
         let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::view(job, self.now()))
     }
 
     fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
-        let mut conn = lock(&self.conn);
+        let mut conn = self.conn()?;
         let mut buf = Uuid::encode_buffer();
         let text = id_text(id, &mut buf);
         if let Some(refusal) = quick_refusal(&conn, text, id, self.now())? {
@@ -575,7 +667,7 @@ impl JobBoard for SqliteBoard {
     }
 
     fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
-        let mut conn = lock(&self.conn);
+        let mut conn = self.conn()?;
         let tx = immediate(&mut conn, "a control request on", id)?;
         let mut buf = Uuid::encode_buffer();
         let text = id_text(id, &mut buf);
@@ -604,7 +696,7 @@ impl JobBoard for SqliteBoard {
     }
 
     fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
-        let mut conn = lock(&self.conn);
+        let mut conn = self.conn()?;
         let tx = immediate(&mut conn, "reopening", id)?;
         let mut buf = Uuid::encode_buffer();
         let text = id_text(id, &mut buf);
@@ -645,7 +737,7 @@ impl JobBoard for SqliteBoard {
 
     fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
         let now = self.now();
-        let conn = lock(&self.conn);
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobboard_jobs ORDER BY sequence"
@@ -661,7 +753,7 @@ impl JobBoard for SqliteBoard {
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
         let now = self.now();
-        let conn = lock(&self.conn);
+        let conn = self.conn()?;
         let now_param = sql_int(now);
         let (sql, params): (String, &[&dyn rusqlite::ToSql]) = if only_unclaimed {
             (
@@ -694,6 +786,9 @@ impl JobBoard for SqliteBoard {
     }
 
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
+        // The watcher wakes this wait when another process changes the
+        // file, within one watch interval.
+        self.watch()?;
         let deadline = Instant::now().checked_add(timeout);
         // What the last full check saw; `None` forces one.
         let mut seen: Option<(i64, u64)> = None;
@@ -754,7 +849,7 @@ impl JobBoard for SqliteBoard {
 
     fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
         let now = self.now();
-        let conn = lock(&self.conn);
+        let conn = self.conn()?;
         let mut buf = Uuid::encode_buffer();
         let job = read_job(&conn, id_text(id, &mut buf), id)?.ok_or(JobBoardError::NotFound(id))?;
         Ok(lease::running_owner(&job, now))
@@ -767,7 +862,7 @@ impl JobBoard for SqliteBoard {
             source: Some(Box::new(e)),
         })?;
         let now = sql_int(self.now());
-        lock(&self.conn)
+        self.conn()?
             .prepare_cached(
                 "INSERT INTO jobboard_entities (name, meta, registered_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (name) DO UPDATE SET meta = excluded.meta, \
@@ -804,7 +899,7 @@ impl JobBoard for SqliteBoard {
                 i64::try_from(*n).unwrap_or(i64::MAX),
             ),
         };
-        let mut conn = lock(&self.conn);
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_err(e, "starting the purge"))?;
@@ -823,10 +918,50 @@ impl JobBoard for SqliteBoard {
             }
         }
         // A corrupt row returned an error above: the transaction rolls back
-        // and nothing is removed.
+        // and nothing is removed. Old events go too (watchers read new rows
+        // within milliseconds; the newest row always stays, to keep `seq`).
+        tx.prepare_cached(
+            "DELETE FROM jobboard_events WHERE at < ?1 \
+             AND seq < (SELECT max(seq) FROM jobboard_events)",
+        )
+        .and_then(|mut s| s.execute([sql_int(now).saturating_sub(sql_int(millis(EVENTS_KEPT)))]))
+        .map_err(|e| db_err(e, "trimming the events"))?;
         tx.commit().map_err(|e| db_err(e, "committing the purge"))?;
         purged.sort_by_key(|(at, job)| (*at, job.sequence));
         Ok(purged.into_iter().map(|(_, job)| job).collect())
+    }
+
+    fn close(&self) -> Result<(), JobBoardError> {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.events.close();
+        self.shared.local_changed.notify_all();
+        Ok(())
+    }
+
+    fn subscribe(&self, listener: Arc<dyn BoardListener>) -> Result<Subscription, JobBoardError> {
+        drop(self.conn()?);
+        let subscription = self.shared.events.subscribe(listener)?;
+        self.watch()?;
+        Ok(subscription)
+    }
+
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        let n: i64 = self
+            .conn()?
+            .prepare_cached("SELECT count(*) FROM jobboard_jobs WHERE state != 'COMPLETE'")
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(|e| db_err(e, "counting jobs"))?;
+        Ok(usize::try_from(n).unwrap_or_default())
+    }
+
+    fn connected(&self) -> bool {
+        !self.shared.closed.load(Ordering::Acquire) && !self.shared.failing.load(Ordering::Acquire)
+    }
+
+    /// Always fresh: every read is a read transaction on the file, which
+    /// sees every transaction committed before it (by any process).
+    fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        self.iterjobs(options.only_unclaimed)
     }
 }
 

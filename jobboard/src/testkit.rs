@@ -22,7 +22,7 @@
 //! ignore [`BoardOptions::clock`].
 
 use std::collections::HashMap;
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -31,8 +31,8 @@ use uuid::Uuid;
 use crate::lease::system_millis;
 use crate::JobId;
 use crate::{
-    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState, JobWait, NewJob,
-    Outcome, Retention,
+    BoardEvent, BoardOptions, CapturingListener, Claim, Control, Entity, Job, JobBoard,
+    JobBoardError, JobState, JobWait, ListOptions, NewJob, Outcome, Retention,
 };
 use taskflow_persistence::Epoch;
 use taskflow_persistence::FlowDetailId;
@@ -1366,6 +1366,264 @@ pub fn all_jobs_lists_complete_ones_in_posting_order<B: JobBoard>(
     );
 }
 
+/// How long a listener may take to see an event (the SQLite watcher looks
+/// every 5 ms, Redis pushes; this leaves room for a loaded host).
+const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+fn assert_events(listener: &CapturingListener, id: JobId, want: &[BoardEvent]) {
+    let seen = listener.wait_for(EVENT_WAIT, |events| {
+        events.iter().filter(|e| e.job() == Some(id)).count() >= want.len()
+    });
+    assert!(
+        seen,
+        "job {id}: saw {:?}, want {want:?}",
+        listener.events_of(id)
+    );
+    assert_eq!(listener.events_of(id), want, "events of job {id}, in order");
+}
+
+/// A listener hears of every change of a job, in the order the board
+/// made them: posted, claimed, consumed; and requested, abandoned,
+/// trashed, reopened and removed (purged). A renewal is no event.
+pub fn events_of_a_job_arrive_in_order<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(with_retention(Retention::Last(0)));
+    let listener = Arc::new(CapturingListener::new());
+    let _subscription = board.subscribe(listener.clone()).unwrap();
+
+    let a = post(&board, "a", 0);
+    let claim = board.claim(a.id, "c1").unwrap();
+    let claim = board.renew(&claim).unwrap();
+    board.consume(&claim).unwrap();
+    assert_events(
+        &listener,
+        a.id,
+        &[
+            BoardEvent::Posted(a.id),
+            BoardEvent::Claimed(a.id),
+            BoardEvent::Consumed(a.id),
+        ],
+    );
+
+    let b = post(&board, "b", 0);
+    board.request(b.id, Control::Stop).unwrap();
+    let claim = board.claim(b.id, "c1").unwrap();
+    board.abandon(&claim).unwrap();
+    let claim = board.claim(b.id, "c2").unwrap();
+    board.trash(&claim, "no factory").unwrap();
+    board.reopen(b.id).unwrap();
+    let claim = board.claim(b.id, "c2").unwrap();
+    board.consume(&claim).unwrap();
+    let purged = board.purge().unwrap();
+    assert_eq!(purged.len(), 2, "both complete jobs purged");
+    assert_events(
+        &listener,
+        b.id,
+        &[
+            BoardEvent::Posted(b.id),
+            BoardEvent::Requested(b.id),
+            BoardEvent::Claimed(b.id),
+            BoardEvent::Abandoned(b.id),
+            BoardEvent::Claimed(b.id),
+            BoardEvent::Trashed(b.id),
+            BoardEvent::Reopened(b.id),
+            BoardEvent::Claimed(b.id),
+            BoardEvent::Consumed(b.id),
+            BoardEvent::Removed(b.id),
+        ],
+    );
+    assert!(listener.wait_for(EVENT_WAIT, |e| e.contains(&BoardEvent::Removed(a.id))));
+    // Across jobs, too, events come in the board's order.
+    let events = listener.events();
+    let at = |e: &BoardEvent| events.iter().position(|x| x == e).unwrap();
+    assert!(at(&BoardEvent::Consumed(a.id)) < at(&BoardEvent::Posted(b.id)));
+}
+
+/// Dropping the subscription stops the listener's events; other listeners
+/// go on hearing them.
+pub fn unsubscribed_listeners_hear_nothing<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let gone = Arc::new(CapturingListener::new());
+    let stays = Arc::new(CapturingListener::new());
+    let subscription = board.subscribe(gone.clone()).unwrap();
+    let _kept = board.subscribe(stays.clone()).unwrap();
+    let a = post(&board, "a", 0);
+    assert_events(&gone, a.id, &[BoardEvent::Posted(a.id)]);
+    drop(subscription);
+    let b = post(&board, "b", 0);
+    assert_events(&stays, b.id, &[BoardEvent::Posted(b.id)]);
+    assert!(gone.events_of(b.id).is_empty());
+}
+
+/// A listener on one board instance hears of a job posted, claimed and
+/// consumed through another instance on the same store, within a bounded
+/// time; and a `wait` on the first wakes for a post on the second.
+pub fn listener_sees_another_instance<B: JobBoard, P: JobBoard>(
+    make: &dyn Fn(BoardOptions) -> B,
+    peer: &dyn Fn(&B) -> P,
+) {
+    let board = make(long_lease());
+    let other = peer(&board);
+    let listener = Arc::new(CapturingListener::new());
+    let _subscription = board.subscribe(listener.clone()).unwrap();
+    let start = Instant::now();
+    let job = post(&other, "elsewhere", 0);
+    assert!(listener.wait_for(EVENT_WAIT, |e| e.contains(&BoardEvent::Posted(job.id))));
+    let seen_after = start.elapsed();
+    assert!(
+        seen_after < Duration::from_secs(2),
+        "seen after {seen_after:?}"
+    );
+    let claim = other.claim(job.id, "c1").unwrap();
+    other.consume(&claim).unwrap();
+    assert_events(
+        &listener,
+        job.id,
+        &[
+            BoardEvent::Posted(job.id),
+            BoardEvent::Claimed(job.id),
+            BoardEvent::Consumed(job.id),
+        ],
+    );
+    std::thread::scope(|s| {
+        let poster = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            post(&other, "later", 0)
+        });
+        let start = Instant::now();
+        assert!(board.wait(Duration::from_secs(10)).unwrap());
+        assert!(start.elapsed() < Duration::from_secs(3));
+        poster.join().unwrap();
+    });
+}
+
+fn assert_closed<T: std::fmt::Debug>(result: Result<T, JobBoardError>, what: &str) {
+    match result {
+        Err(JobBoardError::Closed { .. }) => {}
+        other => panic!("{what} on a closed board: {other:?}, want Closed"),
+    }
+}
+
+/// After `close`, every call fails at once with `Closed` (a `wait` blocked
+/// at that moment too, within seconds), and `connected` says `false`.
+pub fn closed_board_refuses_calls<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    assert!(board.connected());
+    let job = post(&board, "a", 0);
+    let claim = board.claim(job.id, "c1").unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let start = Instant::now();
+            let result = board.wait(Duration::from_secs(30));
+            (result, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        board.close().unwrap();
+        let (result, took) = waiter.join().unwrap();
+        // The wait may have been between looks and see the close as Closed,
+        // or have been mid-call: either way it ends soon.
+        assert!(took < Duration::from_secs(5), "wait ended after {took:?}");
+        assert_closed(result, "a blocked wait");
+    });
+    assert!(!board.connected());
+    board.close().unwrap();
+    let started = Instant::now();
+    assert_closed(board.post(NewJob::new("b")), "post");
+    assert_closed(board.get(job.id), "get");
+    assert_closed(board.claim(job.id, "c2"), "claim");
+    assert_closed(board.renew(&claim), "renew");
+    assert_closed(board.consume(&claim), "consume");
+    assert_closed(board.abandon(&claim), "abandon");
+    assert_closed(board.request(job.id, Control::Stop), "request");
+    assert_closed(board.iterjobs(false), "iterjobs");
+    assert_closed(
+        board.iterjobs_with(ListOptions::unclaimed().fresh()),
+        "iterjobs_with",
+    );
+    assert_closed(board.all_jobs(), "all_jobs");
+    assert_closed(board.job_count(), "job_count");
+    assert_closed(board.wait(Duration::from_secs(5)), "wait");
+    assert_closed(
+        board.wait_until_complete(job.id, Duration::from_secs(5)),
+        "wait_until_complete",
+    );
+    assert_closed(board.find_owner(job.id), "find_owner");
+    assert_closed(board.entities(), "entities");
+    assert_closed(board.purge(), "purge");
+    assert_closed(
+        board.subscribe(Arc::new(CapturingListener::new())),
+        "subscribe",
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "no call hung");
+}
+
+/// `job_count` counts what `iterjobs(false)` lists: unclaimed, claimed and
+/// scheduled jobs, not complete ones; and `iterjobs_with` lists as
+/// `iterjobs` does, fresh or not.
+pub fn job_count_matches_iterjobs<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    assert_eq!(board.job_count().unwrap(), 0);
+    let jobs = post_many(&board, "j", 5);
+    let claim = board.claim(jobs[0].id, "c1").unwrap();
+    let done = board.claim(jobs[1].id, "c1").unwrap();
+    board.consume(&done).unwrap();
+    board
+        .post(NewJob::new("later").not_before(system_millis() + 60_000))
+        .unwrap();
+    assert_eq!(
+        board.job_count().unwrap(),
+        board.iterjobs(false).unwrap().len()
+    );
+    assert_eq!(board.job_count().unwrap(), 5);
+    let ids = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(board.iterjobs_with(ListOptions::all().fresh()).unwrap()),
+        ids(board.iterjobs(false).unwrap())
+    );
+    assert_eq!(
+        ids(board.iterjobs_with(ListOptions::unclaimed()).unwrap()),
+        ids(board.iterjobs(true).unwrap())
+    );
+    assert_eq!(
+        board
+            .iterjobs_with(ListOptions::unclaimed().fresh())
+            .unwrap()
+            .len(),
+        3
+    );
+    board.abandon(&claim).unwrap();
+    assert_eq!(board.job_count().unwrap(), 5);
+}
+
+/// A case that needs a second instance of the board: a maker, and what
+/// opens another instance on the same store as a board made.
+pub type PeerCase<B, P> = fn(&dyn Fn(BoardOptions) -> B, &dyn Fn(&B) -> P);
+
+/// Runs a case that needs a second instance of the board (`peer`), as
+/// [`run`] does.
+pub fn run_with_peer<A: Available, P: JobBoard>(
+    case_name: &str,
+    make: impl Fn(BoardOptions) -> A,
+    peer: impl Fn(&A::Board) -> P,
+    case: PeerCase<A::Board, P>,
+) {
+    match make(BoardOptions::default()).available() {
+        None => {
+            eprintln!("skipped {case_name}: the board is not available");
+        }
+        Some(probe) => {
+            drop(probe);
+            case(
+                &|options| {
+                    make(options)
+                        .available()
+                        .expect("the board was available a moment ago")
+                },
+                &peer,
+            );
+        }
+    }
+}
+
 /// Runs `case` on boards built by `make`; if `make` gives `None` (its
 /// server is unreachable), the case is skipped, having said so. This is
 /// what each test of [`board_conformance!`](crate::board_conformance) does.
@@ -1395,8 +1653,13 @@ pub fn run<A: Available>(
 /// (`None` when its server is unreachable: the tests are then skipped).
 /// A maker is called once per board a case needs, plus once more to probe.
 ///
+/// With `peer = f`, where `f` opens another instance of a board on the
+/// same store (`Fn(&Board) -> OtherBoard`), it also checks that a listener
+/// on one instance hears of changes made through the other.
+///
 /// ```ignore
 /// taskflow_jobboard::board_conformance!(MemoryBoard::new);
+/// taskflow_jobboard::board_conformance!(open_sqlite, peer = |b: &SqliteBoard| reopen(b));
 /// ```
 #[macro_export]
 macro_rules! board_conformance {
@@ -1416,7 +1679,21 @@ macro_rules! board_conformance {
             a_requested_scheduled_job_is_claimable unique_key_one_open_job
             execution_key_posts_once_until_purged racing_posters_one_job_per_key
             control_requests_reach_the_owner reopen_runs_a_complete_job_again
-            all_jobs_lists_complete_ones_in_posting_order);
+            all_jobs_lists_complete_ones_in_posting_order
+            events_of_a_job_arrive_in_order unsubscribed_listeners_hear_nothing
+            closed_board_refuses_calls job_count_matches_iterjobs);
+    };
+    ($make:expr, peer = $peer:expr) => {
+        $crate::board_conformance!($make);
+        #[test]
+        fn listener_sees_another_instance() {
+            $crate::testkit::run_with_peer(
+                "listener_sees_another_instance",
+                $make,
+                $peer,
+                $crate::testkit::listener_sees_another_instance,
+            );
+        }
     };
     (@cases $make:expr; $($case:ident)*) => {
         $(
@@ -1519,5 +1796,20 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     }
     fn close(&self) -> Result<(), JobBoardError> {
         self.board.close()
+    }
+    fn subscribe(
+        &self,
+        listener: std::sync::Arc<dyn crate::BoardListener>,
+    ) -> Result<crate::Subscription, JobBoardError> {
+        self.board.subscribe(listener)
+    }
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        self.board.job_count()
+    }
+    fn connected(&self) -> bool {
+        self.board.connected()
+    }
+    fn iterjobs_with(&self, options: crate::ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        self.board.iterjobs_with(options)
     }
 }

@@ -513,3 +513,59 @@ fn takeover(s: Setup) {
         (JobState::Complete, Some(Outcome::Consumed))
     );
 }
+
+/// The time from a post to the conductor's claim of it, one job at a time
+/// on an idle conductor (default wait timeout), on SQLite and (feature
+/// `redis`) Redis: p50 and max of 40 posts. A measurement, not a check:
+/// `cargo test -p taskflow --all-features --test jobboard claim_latency -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn claim_latency() {
+    let mut specs = vec!["sqlite".to_owned()];
+    if cfg!(feature = "redis") {
+        specs.push(format!("redis:taskflow-latency:{}", uuid::Uuid::new_v4()));
+    }
+    for spec in specs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let board = open_board(dir.path(), &spec, BoardOptions::default());
+        let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
+        let s = Setup {
+            dir,
+            board,
+            records,
+            board_spec: spec.clone(),
+        };
+        let events = Events::default();
+        let c = Conductor::builder("lat", s.board.clone(), s.records.clone())
+            .listener(events.listener())
+            .build();
+        let _stop = StopOnDrop(c.stop_handle());
+        let mut took = Vec::new();
+        std::thread::scope(|scope| {
+            scope.spawn(|| c.run());
+            std::thread::sleep(Duration::from_millis(300));
+            for i in 0..40 {
+                // An idle conductor: let it fall asleep in wait.
+                std::thread::sleep(Duration::from_millis(60));
+                let start = Instant::now();
+                let id = post_chain(&s, &format!("lat{i}"));
+                events.wait_for(
+                    "claim",
+                    Duration::from_secs(10),
+                    |e| matches!(e, ConductorEvent::Claimed { job, .. } if *job == id),
+                );
+                took.push(start.elapsed());
+            }
+            c.stop_handle().stop();
+        });
+        took.sort();
+        println!(
+            "claim latency on {}: p50 {:?}, p90 {:?}, max {:?} ({} posts)",
+            s.board_spec.split(':').next().unwrap_or_default(),
+            took[took.len() / 2],
+            took[took.len() * 9 / 10],
+            took[took.len() - 1],
+            took.len()
+        );
+    }
+}

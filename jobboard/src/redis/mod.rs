@@ -18,8 +18,11 @@ mod pool;
 mod script;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisResult, Value};
@@ -28,15 +31,18 @@ use uuid::Uuid;
 use self::codec::{corrupt, items, text, text_at, u64_at};
 use self::pool::{Pool, BOARD, IO_TIMEOUT};
 use self::script::{Keys, Scripts};
+use crate::events::Notifier;
 use crate::JobId;
 use crate::{
-    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, NewJob, Outcome, Retention,
+    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, ListOptions,
+    NewJob, Outcome, Retention, Subscription,
 };
 use taskflow_persistence::Epoch;
 
 /// How many events the events stream keeps (approximately): waiters only
-/// need the newest id, so a short stream is enough.
-const EVENTS_KEPT: u64 = 1000;
+/// need the newest id; a board's watcher that was cut off for longer than
+/// it takes to make this many changes reports the rest as missed.
+const EVENTS_KEPT: u64 = 10_000;
 
 /// How many complete jobs one purge script removes; purge repeats it until
 /// a batch comes back short.
@@ -50,6 +56,10 @@ const LIST_PAGE: usize = 256;
 /// (a custom [`Clock`](crate::Clock) in tests), since the server cannot
 /// know when such a clock passes a lease's expiry.
 const CUSTOM_CLOCK_POLL: Duration = Duration::from_millis(50);
+
+/// The longest one blocking read of the events stream lasts, so that a
+/// closed board's `wait` and watcher end within about this long.
+const BLOCK_SLICE: Duration = Duration::from_secs(1);
 
 /// The longest duration passed to a script (2^50 ms, about 35,000 years):
 /// Lua numbers are doubles, exact only below 2^53, and `now + lease` must
@@ -126,11 +136,22 @@ fn script_ms(d: Duration) -> u64 {
 /// # Ok::<(), taskflow_jobboard::JobBoardError>(())
 /// ```
 pub struct RedisBoard {
-    pool: Pool,
+    pool: Arc<Pool>,
     keys: Keys,
     scripts: Scripts,
     options: BoardOptions,
     url: String,
+    /// The board's listeners and their queue.
+    events: Arc<Notifier>,
+    /// Whether the watcher thread was started.
+    watching: AtomicBool,
+}
+
+impl Drop for RedisBoard {
+    fn drop(&mut self) {
+        // The watcher stops when its next block ends (within a second).
+        self.events.close();
+    }
 }
 
 impl fmt::Debug for RedisBoard {
@@ -163,12 +184,30 @@ impl RedisBoard {
             redis::cmd("PING").query::<String>(c)
         })?;
         Ok(RedisBoard {
-            pool,
+            pool: Arc::new(pool),
             keys: Keys::new(key_prefix),
             scripts: Scripts::new(),
             options,
             url,
+            events: Arc::new(Notifier::new(BOARD)),
+            watching: AtomicBool::new(false),
         })
+    }
+
+    /// Starts the watcher thread, once.
+    fn watch(&self) -> Result<(), JobBoardError> {
+        if self.watching.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let started = watch::start(
+            Arc::clone(&self.pool),
+            self.keys.events(),
+            Arc::downgrade(&self.events),
+        );
+        if started.is_err() {
+            self.watching.store(false, Ordering::Release);
+        }
+        started
     }
 
     /// The prefix of every key of this board.
@@ -305,6 +344,10 @@ impl RedisBoard {
         outcome: &Outcome,
         script: &redis::Script,
     ) -> Result<(), JobBoardError> {
+        let event = match outcome {
+            Outcome::Consumed => "consume",
+            Outcome::Trashed { .. } => "trash",
+        };
         let outcome = serde_json::to_string(outcome).map_err(|e| {
             JobBoardError::backend(BOARD, format!("{what}: encoding the outcome: {e}"), e)
         })?;
@@ -314,7 +357,12 @@ impl RedisBoard {
             self.keys.leases(),
             self.keys.complete(),
         );
-        let (unique, scheduled) = (self.keys.unique(), self.keys.scheduled());
+        let (unique, scheduled, events) = (
+            self.keys.unique(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
+
         let (now, id, epoch, op) = (
             self.now_arg(),
             claim.job.to_string(),
@@ -329,12 +377,15 @@ impl RedisBoard {
                 .key(&complete)
                 .key(&unique)
                 .key(&scheduled)
+                .key(&events)
                 .arg(&now)
                 .arg(&id)
                 .arg(&claim.owner)
                 .arg(&epoch)
                 .arg(&op)
                 .arg(&outcome)
+                .arg(event)
+                .arg(EVENTS_KEPT)
                 .invoke(c)
         })
         .map(drop)
@@ -411,12 +462,20 @@ impl RedisBoard {
             .ok_or(JobBoardError::NotFound(id))
     }
 
-    /// Blocks until an event after `last` is appended to the events stream,
-    /// or until `until`.
-    fn block_on_events(&self, last: &str, until: Instant) -> Result<(), JobBoardError> {
+    /// Blocks until events after `last` are appended to the events stream,
+    /// or until `until` (at most [`BLOCK_SLICE`] from now); returns them
+    /// (none when it timed out).
+    fn block_on_events(
+        &self,
+        last: &str,
+        until: Instant,
+        count: usize,
+    ) -> Result<Vec<watch::Entry>, JobBoardError> {
         let events = self.keys.events();
-        self.pool.run("waiting for events", |c| {
-            let left = until.saturating_duration_since(Instant::now());
+        let reply = self.pool.run("waiting for events", |c| {
+            let left = until
+                .saturating_duration_since(Instant::now())
+                .min(BLOCK_SLICE);
             // BLOCK 0 would block forever: at least 1 ms.
             let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             c.set_read_timeout(Some(left + IO_TIMEOUT))?;
@@ -424,14 +483,15 @@ impl RedisBoard {
                 .arg("BLOCK")
                 .arg(ms)
                 .arg("COUNT")
-                .arg(1)
+                .arg(count)
                 .arg("STREAMS")
                 .arg(&events)
                 .arg(last)
                 .query::<Value>(c);
             c.set_read_timeout(Some(IO_TIMEOUT))?;
-            result.map(drop)
-        })
+            result
+        })?;
+        watch::entries(reply, &events)
     }
 }
 
@@ -508,8 +568,12 @@ impl JobBoard for RedisBoard {
     }
 
     fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
-        let (key, leases, scheduled) =
-            (self.keys.job(id), self.keys.leases(), self.keys.scheduled());
+        let (key, leases, scheduled, events) = (
+            self.keys.job(id),
+            self.keys.leases(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
         let lease = self.lease_ms();
         let reply = items(
@@ -519,12 +583,14 @@ impl JobBoard for RedisBoard {
                     .key(&key)
                     .key(&leases)
                     .key(&scheduled)
+                    .key(&events)
                     .arg(&now)
                     .arg(id.to_string())
                     .arg(owner)
                     .arg("")
                     .arg(&op)
                     .arg(lease)
+                    .arg(EVENTS_KEPT)
                     .invoke(c)
             })?,
             &key,
@@ -763,7 +829,20 @@ impl JobBoard for RedisBoard {
             if !self.options.clock.is_system() {
                 until = until.min(start + CUSTOM_CLOCK_POLL);
             }
-            self.block_on_events(&last, until)?;
+            // Events that cannot make a job claimable (claims,
+            // completions, removals) do not call for another probe.
+            let mut last = last;
+            loop {
+                let entries = self.block_on_events(&last, until, 64)?;
+                if entries.iter().any(|e| e.wakes()) || Instant::now() >= until {
+                    break;
+                }
+                match entries.last() {
+                    Some(entry) => last = entry.id.clone(),
+                    // A slice ran out: probe again (a close shows there).
+                    None => break,
+                }
+            }
         }
     }
 
@@ -799,6 +878,7 @@ impl JobBoard for RedisBoard {
         };
         let (complete, prefix) = (self.keys.complete(), self.keys.job_prefix());
         let (exec_keys, unique) = (self.keys.exec_keys(), self.keys.unique());
+        let events = self.keys.events();
         let mut purged = Vec::new();
         loop {
             let op = Uuid::new_v4().to_string();
@@ -812,11 +892,13 @@ impl JobBoard for RedisBoard {
                         .key(&kept)
                         .key(&exec_keys)
                         .key(&unique)
+                        .key(&events)
                         .arg(&now)
                         .arg(&prefix)
                         .arg(mode)
                         .arg(limit)
                         .arg(PURGE_BATCH)
+                        .arg(EVENTS_KEPT)
                         .invoke(c)
                 })?,
                 &complete,
@@ -839,7 +921,33 @@ impl JobBoard for RedisBoard {
     }
 
     fn close(&self) -> Result<(), JobBoardError> {
-        self.pool.clear();
+        self.pool.close();
+        self.events.close();
         Ok(())
+    }
+
+    fn subscribe(&self, listener: Arc<dyn BoardListener>) -> Result<Subscription, JobBoardError> {
+        if self.pool.is_closed() {
+            return Err(JobBoardError::Closed { board: BOARD });
+        }
+        self.watch()?;
+        self.events.subscribe(listener)
+    }
+
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        let pending = self.keys.pending();
+        self.pool.run("counting jobs", |c| {
+            redis::cmd("ZCARD").arg(&pending).query::<usize>(c)
+        })
+    }
+
+    fn connected(&self) -> bool {
+        self.pool.is_connected()
+    }
+
+    /// Always fresh: every read goes to the server the board was connected
+    /// to (never a replica), and the board keeps no cache.
+    fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        self.iterjobs(options.only_unclaimed)
     }
 }

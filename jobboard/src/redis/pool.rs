@@ -31,7 +31,7 @@
 //! runs, calls of 18-50 µs) and 0.93-1.00 for claim + consume (the
 //! `throughput` test of `tests/redis.rs`, 12 runs): within the noise.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +113,11 @@ impl r2d2::ManageConnection for Manager {
 pub(super) struct Pool {
     pool: r2d2::Pool<Manager>,
     generation: Arc<AtomicU64>,
+    /// Set by `close`: every call then fails with `Closed`.
+    closed: AtomicBool,
+    /// Whether the last call reached the server (or, failing, failed for
+    /// a reason other than the connection).
+    reachable: AtomicBool,
 }
 
 impl Pool {
@@ -134,7 +139,12 @@ impl Pool {
             .connection_timeout(CHECKOUT_TIMEOUT)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
-        Ok(Pool { pool, generation })
+        Ok(Pool {
+            pool,
+            generation,
+            closed: AtomicBool::new(false),
+            reachable: AtomicBool::new(true),
+        })
     }
 
     /// Drops every idle connection, and every busy one when given back.
@@ -146,9 +156,51 @@ impl Pool {
         drop(newer);
     }
 
+    /// Makes every later call fail with `Closed`, and drops the idle
+    /// connections.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.clear();
+    }
+
+    /// Whether the pool was closed.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the last call reached the server (and the pool is open).
+    pub(super) fn is_connected(&self) -> bool {
+        !self.is_closed() && self.reachable.load(Ordering::Acquire)
+    }
+
     /// Runs `f` on a connection, reconnecting and trying again on
     /// connection failures; `what` names the operation in errors.
+    /// `Closed` once the pool is closed.
     pub(super) fn run<T>(
+        &self,
+        what: &str,
+        f: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, JobBoardError> {
+        if self.is_closed() {
+            return Err(JobBoardError::Closed { board: BOARD });
+        }
+        let result = self.run_open(what, f);
+        match &result {
+            Ok(_) => self.reachable.store(true, Ordering::Release),
+            Err(JobBoardError::Backend { source, .. }) => {
+                let lost = source.as_ref().map_or(true, |s| {
+                    s.downcast_ref::<RedisError>().map_or(true, broken)
+                });
+                if lost {
+                    self.reachable.store(false, Ordering::Release);
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn run_open<T>(
         &self,
         what: &str,
         mut f: impl FnMut(&mut Connection) -> RedisResult<T>,

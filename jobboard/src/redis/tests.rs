@@ -51,7 +51,17 @@ pub(super) fn board(options: BoardOptions) -> Option<WithGuard<RedisBoard, Clean
 }
 
 mod conformance {
-    crate::board_conformance!(super::board);
+    crate::board_conformance!(
+        super::board,
+        peer = |b: &crate::testkit::WithGuard<super::RedisBoard, super::Cleanup>| {
+            super::RedisBoard::connect(
+                &super::url(),
+                b.board.key_prefix(),
+                b.board.options().clone(),
+            )
+            .unwrap()
+        }
+    );
 }
 
 #[test]
@@ -210,12 +220,14 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .key(&key)
             .key(board.keys.leases())
             .key(board.keys.scheduled())
+            .key(board.keys.events())
             .arg("")
             .arg(&id)
             .arg(owner)
             .arg("")
             .arg(op)
             .arg(60_000)
+            .arg(super::EVENTS_KEPT)
             .invoke(conn)
             .unwrap()
     };
@@ -245,12 +257,15 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .key(board.keys.complete())
             .key(board.keys.unique())
             .key(board.keys.scheduled())
+            .key(board.keys.events())
             .arg("")
             .arg(&id)
             .arg("A")
             .arg("1")
             .arg(op)
             .arg("\"consumed\"")
+            .arg("consume")
+            .arg(super::EVENTS_KEPT)
             .invoke(conn)
             .unwrap()
     };
@@ -274,11 +289,13 @@ fn a_retried_script_call_returns_what_the_first_did() {
             .key(board.keys.purged(op))
             .key(board.keys.exec_keys())
             .key(board.keys.unique())
+            .key(board.keys.events())
             .arg("")
             .arg(board.keys.job_prefix())
             .arg("last")
             .arg(0)
             .arg(100)
+            .arg(super::EVENTS_KEPT)
             .invoke(conn)
             .unwrap()
     };
@@ -387,7 +404,9 @@ fn a_reconnected_board_keeps_not_before() {
     clock.advance(Duration::from_millis(1));
     assert!(again.wait(Duration::ZERO).unwrap());
     assert_eq!(again.claim(job.id, "A").unwrap().epoch, 1);
-    assert_eq!(b.get(job.id).unwrap().not_before, Some(at));
+    assert_eq!(again.get(job.id).unwrap().not_before, Some(at));
+    // The closed board makes no more calls.
+    assert!(matches!(b.get(job.id), Err(JobBoardError::Closed { .. })));
 }
 
 /// The key indexes hold only what the board needs: a uniqueness key while

@@ -18,7 +18,7 @@ pub(super) const VERSION: u32 = BOARD_SCHEMA.version();
 /// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`. Table
 /// names start with `jobboard_`, so one file may also hold the records of a
 /// `taskflow_persistence::SqliteBackend`.
-pub(super) const MIGRATIONS: [&str; 2] = [
+pub(super) const MIGRATIONS: [&str; 3] = [
     // Version 1. `sequence` is the rowid: AUTOINCREMENT never reuses one,
     // even after a purge, so posting order is total.
     "CREATE TABLE jobboard_jobs (
@@ -62,6 +62,45 @@ pub(super) const MIGRATIONS: [&str; 2] = [
         WHERE execution_key IS NOT NULL;
     CREATE INDEX jobboard_jobs_scheduled ON jobboard_jobs (not_before)
         WHERE not_before IS NOT NULL AND control IS NULL AND state != 'COMPLETE';",
+    // Version 3: board events. Triggers write every change of a job to
+    // `jobboard_events` inside the transaction that makes it, whoever
+    // writes (any process, any build from this one on), so the rows are in
+    // commit order (`seq` is AUTOINCREMENT: never reused). Each board's
+    // watcher reads the rows after the last it saw; `purge` trims the rows
+    // older than a few minutes. A renewal writes no event; only a control
+    // request sets `control` to a request (reopen clears it).
+    "CREATE TABLE jobboard_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+    );
+    CREATE TRIGGER jobboard_jobs_posted AFTER INSERT ON jobboard_jobs
+    BEGIN
+        INSERT INTO jobboard_events (job, kind) VALUES (NEW.id, 'post');
+    END;
+    CREATE TRIGGER jobboard_jobs_removed AFTER DELETE ON jobboard_jobs
+    BEGIN
+        INSERT INTO jobboard_events (job, kind) VALUES (OLD.id, 'remove');
+    END;
+    CREATE TRIGGER jobboard_jobs_changed AFTER UPDATE ON jobboard_jobs
+    WHEN NEW.epoch > OLD.epoch
+        OR (OLD.state = 'CLAIMED' AND NEW.state = 'UNCLAIMED')
+        OR (OLD.state != 'COMPLETE' AND NEW.state = 'COMPLETE')
+        OR (OLD.state = 'COMPLETE' AND NEW.state != 'COMPLETE')
+    BEGIN
+        INSERT INTO jobboard_events (job, kind) VALUES (NEW.id, CASE
+            WHEN NEW.epoch > OLD.epoch THEN 'claim'
+            WHEN OLD.state = 'COMPLETE' THEN 'reopen'
+            WHEN NEW.state = 'COMPLETE' AND NEW.outcome = '\"consumed\"' THEN 'consume'
+            WHEN NEW.state = 'COMPLETE' THEN 'trash'
+            ELSE 'abandon' END);
+    END;
+    CREATE TRIGGER jobboard_jobs_requested AFTER UPDATE OF control ON jobboard_jobs
+    WHEN NEW.control IS NOT NULL
+    BEGIN
+        INSERT INTO jobboard_events (job, kind) VALUES (NEW.id, 'request');
+    END;",
 ];
 
 /// The board's schema, created, migrated or refused (too new) by the

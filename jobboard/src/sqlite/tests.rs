@@ -14,7 +14,12 @@ fn fresh(options: BoardOptions) -> WithGuard<SqliteBoard, tempfile::TempDir> {
 }
 
 mod file {
-    crate::board_conformance!(super::fresh);
+    crate::board_conformance!(
+        super::fresh,
+        peer = |b: &crate::testkit::WithGuard<super::SqliteBoard, tempfile::TempDir>| {
+            super::SqliteBoard::open(b.board.location(), b.board.options().clone()).unwrap()
+        }
+    );
 }
 
 mod memory {
@@ -426,7 +431,7 @@ fn a_version_1_file_migrates_on_open() {
         )
         .unwrap();
     assert_eq!(version, SqliteBoard::SCHEMA_VERSION.to_string());
-    assert_eq!(SqliteBoard::SCHEMA_VERSION, 2);
+    assert_eq!(SqliteBoard::SCHEMA_VERSION, 3);
     let reopened = board.reopen(id).unwrap();
     assert_eq!((reopened.revision, reopened.epoch.get()), (2, 1));
     let keyed = board.post(NewJob::new("new").unique_key("u")).unwrap();

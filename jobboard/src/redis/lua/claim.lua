@@ -5,9 +5,10 @@
 -- the scheduled index. Two racing claimers: the first script to run wins,
 -- the second sees a running lease.
 --
--- KEYS: 1 job hash, 2 leases zset, 3 scheduled zset
+-- KEYS: 1 job hash, 2 leases zset, 3 scheduled zset, 4 events stream
 -- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 epoch ('': a claim
---       has none yet, it makes one), 5 op token, 6 lease (ms)
+--       has none yet, it makes one), 5 op token, 6 lease (ms),
+--       7 events stream length cap
 -- Returns {'ok', epoch, expires_at, control ('' = none)} | {'not_found'} |
 --         {'complete'} | {'claimed', owner} | {'not_yet', not_before}.
 -- A retry of this very call (same op token, after a lost reply) returns
@@ -36,4 +37,5 @@ redis.call('HSET', KEYS[1], 'state', 'CLAIMED', 'owner', ARGV[3], 'epoch', int(e
   'lease_expires_at', int(expires), 'op', ARGV[5])
 redis.call('ZADD', KEYS[2], int(expires), ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'claim', ARGV[2])
 return { 'ok', int(epoch), int(expires), j.control or '' }

@@ -5,9 +5,10 @@
 -- purge), and frees its uniqueness key, in one step.
 --
 -- KEYS: 1 job hash, 2 pending zset, 3 leases zset, 4 complete zset,
---       5 unique hash, 6 scheduled zset
+--       5 unique hash, 6 scheduled zset, 7 events stream
 -- ARGV: 1 now ('' = server time), 2 id, 3 owner, 4 epoch, 5 op token,
---       6 outcome (JSON: consumed, or trashed with the reason)
+--       6 outcome (JSON: consumed, or trashed with the reason),
+--       7 event ('consume' | 'trash'), 8 events stream length cap
 -- Returns {'ok'} | {'not_found'} | {'not_owner'}.
 
 local now = now_ms(ARGV[1])
@@ -31,4 +32,5 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[4], int(now), ARGV[2])
 unindex(KEYS[5], f[2], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', ARGV[7], ARGV[2])
 return { 'ok' }

@@ -11,10 +11,10 @@
 -- name it) is freed with it.
 --
 -- KEYS: 1 complete zset, 2 purged list of this call, 3 keys hash,
---       4 unique hash
+--       4 unique hash, 5 events stream
 -- ARGV: 1 now ('' = server time), 2 job key prefix ('<prefix>:job:'),
 --       3 mode ('for' | 'last'), 4 age (ms) for 'for' | count for 'last',
---       5 batch size
+--       5 batch size, 6 events stream length cap
 -- Returns a list of the removed jobs, each its HGETALL encoded as a JSON
 -- array of strings.
 
@@ -44,6 +44,7 @@ for _, id in ipairs(ids) do
     unindex(KEYS[3], k[1], id)
     unindex(KEYS[4], k[2], id)
     redis.call('DEL', key)
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'remove', id)
   end
   -- Gone, or (never written so) not complete: only the index entry goes.
   redis.call('ZREM', KEYS[1], id)
