@@ -83,6 +83,7 @@ mod sql;
 mod tests;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -97,12 +98,13 @@ use self::codec::{col, corrupt, decode, unsigned};
 use self::listen::Signal;
 use self::pool::{pg_err, Attempt, Conn, Pool};
 use self::sql::COLUMN_COUNT;
-use crate::board::settled;
+use crate::board::{settled, ListOptions};
+use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::lock;
 use crate::{
-    BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobId, JobState, JobWait,
-    NewJob, Outcome, Retention,
+    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobId,
+    JobState, JobWait, NewJob, Outcome, Retention, Subscription,
 };
 
 const BOARD: &str = "postgres";
@@ -122,6 +124,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(5);
 /// How often a waiter looks again when the board's clock is a custom one
 /// (the server cannot know when such a clock passes a lease's end).
 const CUSTOM_CLOCK_POLL: Duration = Duration::from_millis(50);
+
+/// How long [`purge`](JobBoard::purge) keeps events (watchers read new
+/// rows at their commit; this is room for a watcher reconnecting).
+const EVENTS_KEPT: Duration = Duration::from_secs(600);
 
 /// A [`JobBoard`] in a PostgreSQL schema, for conductors on many hosts
 /// (cargo feature `postgres`).
@@ -160,7 +166,11 @@ pub struct PostgresBoard {
     channel: String,
     options: BoardOptions,
     signal: Arc<Signal>,
-    /// Once a wait started the listener: its thread (`None` if no thread
+    /// The listeners' queue, fed by the listener thread.
+    events: Arc<Notifier>,
+    /// Set by `close`: every call then fails with `Closed`.
+    closed: AtomicBool,
+    /// Once a wait or a subscription started the listener: its thread (`None` if no thread
     /// could be started: waiters then poll).
     listener: Mutex<Option<Option<JoinHandle<()>>>>,
 }
@@ -347,6 +357,8 @@ impl PostgresBoard {
             channel: format!("taskflow_jobboard_{oid}"),
             options,
             signal: Arc::new(Signal::default()),
+            events: Arc::new(Notifier::new(BOARD)),
+            closed: AtomicBool::new(false),
             listener: Mutex::new(None),
         })
     }
@@ -380,9 +392,19 @@ impl PostgresBoard {
         sql_ms(self.options.lease)
     }
 
+    /// `Closed` once the board is closed.
+    fn check(&self) -> Result<(), JobBoardError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JobBoardError::Closed { board: BOARD });
+        }
+        Ok(())
+    }
+
     /// Starts the listener if it is not running, so that a wait that looks
-    /// at the jobs next is woken by any change committed after.
+    /// at the jobs next is woken by any change committed after, and the
+    /// board's listeners hear of every event committed after.
     fn listen(&self) -> Result<(), JobBoardError> {
+        self.check()?;
         let mut listener = lock(&self.listener);
         if listener.is_some() {
             return Ok(());
@@ -396,8 +418,13 @@ impl PostgresBoard {
         let handle = listen::spawn(
             client,
             self.config.clone(),
-            format!("LISTEN {}", quote_ident(&self.channel)),
+            format!(
+                "SET search_path TO {}; LISTEN {}",
+                quote_ident(&self.schema),
+                quote_ident(&self.channel)
+            ),
             Arc::clone(&self.signal),
+            Arc::clone(&self.events),
         )
         .map_err(|e| pg_err(e, format_args!("listening on {}", self.channel)))?;
         *listener = Some(handle);
@@ -538,7 +565,11 @@ impl PostgresBoard {
             .connect()
             .map_err(|e| pg_err(e, format_args!("connecting to {}", self.location)))?;
         client
-            .batch_execute("DROP TABLE IF EXISTS jobboard_jobs, jobboard_entities, jobboard_meta")
+            .batch_execute(
+                "DROP TABLE IF EXISTS jobboard_jobs, jobboard_entities, jobboard_meta, \
+                 jobboard_events, jobboard_event_seq; \
+                 DROP FUNCTION IF EXISTS jobboard_record_event()",
+            )
             .map_err(|e| pg_err(e, format_args!("dropping the board at {}", self.location)))?;
         let left = client
             .query_one(
@@ -563,11 +594,13 @@ impl PostgresBoard {
 impl Drop for PostgresBoard {
     fn drop(&mut self) {
         self.stop_listening();
+        self.events.close();
     }
 }
 
 impl JobBoard for PostgresBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
+        self.check()?;
         let id = JobId::new();
         let details = to_json(
             &new.details,
@@ -669,6 +702,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let uuid = id.as_uuid();
         let rows = self.pool.run(|conn, _| {
@@ -682,6 +716,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn claim(&self, id: JobId, owner: &str) -> Result<Claim, JobBoardError> {
+        self.check()?;
         let uuid = id.as_uuid();
         let lease = self.lease_ms();
         let token = Uuid::new_v4();
@@ -740,6 +775,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let id = claim.job.as_uuid();
         let epoch = sql_int(claim.epoch.get());
@@ -763,10 +799,12 @@ impl JobBoard for PostgresBoard {
     }
 
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.check()?;
         self.complete(claim, &Outcome::Consumed)
     }
 
     fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {
+        self.check()?;
         let token = Uuid::new_v4();
         let id = claim.job.as_uuid();
         let epoch = sql_int(claim.epoch.get());
@@ -782,6 +820,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn trash(&self, claim: &Claim, reason: &str) -> Result<(), JobBoardError> {
+        self.check()?;
         self.complete(
             claim,
             &Outcome::Trashed {
@@ -791,6 +830,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn request(&self, id: JobId, control: Control) -> Result<Job, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let uuid = id.as_uuid();
         let job = self.pool.run(|conn, _| {
@@ -816,6 +856,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn reopen(&self, id: JobId) -> Result<Job, JobBoardError> {
+        self.check()?;
         let uuid = id.as_uuid();
         let token = Uuid::new_v4();
         let job = self.pool.run(|conn, attempt| {
@@ -869,6 +910,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn iterjobs(&self, only_unclaimed: bool) -> Result<Vec<Job>, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let sql = if only_unclaimed {
             sql::CLAIMABLE
@@ -882,6 +924,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn all_jobs(&self) -> Result<Vec<Job>, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let rows = self
             .pool
@@ -893,6 +936,7 @@ impl JobBoard for PostgresBoard {
         self.listen()?;
         let deadline = Instant::now().checked_add(timeout);
         loop {
+            self.check()?;
             let seen = self.signal.count();
             let (any, next) = self.claimable_now()?;
             if any {
@@ -939,6 +983,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn find_owner(&self, id: JobId) -> Result<Option<String>, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let uuid = id.as_uuid();
         let rows = self.pool.run(|conn, _| {
@@ -957,6 +1002,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn register_entity(&self, entity: &Entity) -> Result<(), JobBoardError> {
+        self.check()?;
         let meta = to_json(
             &entity.meta,
             format_args!("the metadata of entity {}", entity.name),
@@ -973,6 +1019,7 @@ impl JobBoard for PostgresBoard {
     }
 
     fn entities(&self) -> Result<Vec<Entity>, JobBoardError> {
+        self.check()?;
         let rows = self
             .pool
             .run(|conn, _| conn.query(sql::ENTITIES, &[], &"listing entities"))?;
@@ -989,9 +1036,10 @@ impl JobBoard for PostgresBoard {
     }
 
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
+        self.check()?;
         let clock = self.clock();
         let rows = match &self.options.retention {
-            Retention::Forever => return Ok(Vec::new()),
+            Retention::Forever => Vec::new(),
             Retention::For(keep) => {
                 let keep = sql_ms(*keep);
                 self.pool
@@ -1012,12 +1060,51 @@ impl JobBoard for PostgresBoard {
             })
             .collect::<Result<Vec<_>, JobBoardError>>()?;
         purged.sort_by_key(|(at, job)| (*at, job.sequence));
+        // Old events go too, in a statement of their own (after the
+        // removals' events): watchers read new rows at their commit.
+        let kept = sql_ms(EVENTS_KEPT);
+        self.pool.run(|conn, _| {
+            conn.execute(sql::TRIM_EVENTS, &[&kept], &"trimming the events")
+        })?;
         Ok(purged.into_iter().map(|(_, job)| job).collect())
     }
 
     fn close(&self) -> Result<(), JobBoardError> {
+        self.closed.store(true, Ordering::Release);
         self.stop_listening();
+        self.events.close();
         Ok(())
+    }
+
+    fn subscribe(&self, listener: Arc<dyn BoardListener>) -> Result<Subscription, JobBoardError> {
+        self.check()?;
+        let subscription = self.events.subscribe(listener)?;
+        // The listener thread reads the events committed from now on.
+        self.listen()?;
+        Ok(subscription)
+    }
+
+    fn job_count(&self) -> Result<usize, JobBoardError> {
+        self.check()?;
+        let rows = self
+            .pool
+            .run(|conn, _| conn.query(sql::COUNT_OPEN, &[], &"counting jobs"))?;
+        let n: i64 = match rows.first() {
+            Some(row) => col(row, 0, &"the jobs", "count")?,
+            None => 0,
+        };
+        Ok(usize::try_from(n).unwrap_or_default())
+    }
+
+    fn connected(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.signal.connected()
+    }
+
+    /// Always fresh: every call reads the primary (the server the URL
+    /// names) in a transaction of its own, which sees every commit before
+    /// it, by any board.
+    fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        self.iterjobs(options.only_unclaimed)
     }
 }
 

@@ -223,3 +223,12 @@ pub(super) const PURGE_BEYOND: &str = concat!(
     cols!(),
     ", completed_at"
 );
+
+/// How many jobs are not complete.
+pub(super) const COUNT_OPEN: &str =
+    "SELECT count(*) FROM jobboard_jobs WHERE state <> 'COMPLETE'";
+
+/// `$1` how long to keep events (ms): removes the older ones (on the
+/// server's clock, which writes their time).
+pub(super) const TRIM_EVENTS: &str = "DELETE FROM jobboard_events \
+     WHERE at < floor(extract(epoch FROM now()) * 1000)::bigint - $1";

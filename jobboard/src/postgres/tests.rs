@@ -87,7 +87,10 @@ pub(super) fn board(options: BoardOptions) -> Option<TestBoard> {
 }
 
 mod conformance {
-    crate::board_conformance!(super::board);
+    crate::board_conformance!(
+        super::board,
+        peer = |b: &super::TestBoard| b.guard.board(b.board.options().clone())
+    );
 }
 
 fn long_lease() -> BoardOptions {
@@ -319,7 +322,7 @@ fn wait_until_complete_is_woken_by_a_consume_on_another_board() {
 #[test]
 fn the_schema_is_versioned_and_a_newer_one_is_refused() {
     let Some(t) = board(long_lease()) else { return };
-    assert_eq!(PostgresBoard::SCHEMA_VERSION, 1);
+    assert_eq!(PostgresBoard::SCHEMA_VERSION, 2);
     let mut client = Client::connect(&t.guard.url, NoTls).unwrap();
     let version: String = client
         .query_one(
@@ -331,7 +334,7 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "1");
+    assert_eq!(version, "2");
     // Connecting again finds it at its version and changes nothing.
     let job = t.board.post(NewJob::new("kept")).unwrap();
     let again = t.guard.board(long_lease());
@@ -346,7 +349,7 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
             JobBoardError::SchemaTooNew {
                 board: "postgres",
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
