@@ -21,6 +21,9 @@
 //!   change table in the database file, in commit order, whoever wrote it
 //!   (any process, any board on the file); one watcher thread per board
 //!   reads the new rows when `PRAGMA data_version` says the file changed.
+//! - `PostgresBoard`: triggers write each change to a change table,
+//!   numbered in commit order, whoever wrote it; one listener thread per
+//!   board reads the new rows when a `NOTIFY` from the trigger says so.
 //! - `RedisBoard`: the scripts append each change to the board's events
 //!   stream, atomically with the change; one watcher thread per board
 //!   blocks on the stream.

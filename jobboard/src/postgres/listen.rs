@@ -195,7 +195,9 @@ impl Watch {
             let Some(reason) = reason else { return };
             self.signal.set_listening(false);
             self.signal.set_broken(true);
-            tracing::debug!("postgres board: the listener's connection broke ({reason}); reconnecting");
+            tracing::debug!(
+                "postgres board: the listener's connection broke ({reason}); reconnecting"
+            );
             self.events.emit(BoardEvent::Disconnected { reason });
             loop {
                 if self.signal.stopped() {
@@ -284,7 +286,9 @@ impl Watch {
                 self.last = seq;
                 match BoardEvent::from_kind(kind, JobId::from(job)) {
                     Some(event) => self.events.emit(event),
-                    None => tracing::warn!(seq, %job, kind, "postgres board: an event row is corrupt"),
+                    None => {
+                        tracing::warn!(seq, %job, kind, "postgres board: an event row is corrupt")
+                    }
                 }
             }
             if !rows.is_empty() {

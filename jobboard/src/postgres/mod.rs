@@ -53,8 +53,8 @@
 //! Post, claim, abandon, consume, trash, request and reopen each send a
 //! `NOTIFY` on the board's channel (`taskflow_jobboard_<oid of the
 //! schema>`) in their own statement (delivered when it commits). A board
-//! that waits keeps one more connection, which `LISTEN`s on a thread of its
-//! own and wakes its waiters. [`wait`](JobBoard::wait) looks at the jobs,
+//! that waits or has listeners keeps one more connection, which
+//! `LISTEN`s on a thread of its own and wakes its waiters. [`wait`](JobBoard::wait) looks at the jobs,
 //! and if none is claimable sleeps until a notification, or until the
 //! earliest time a running lease lapses or a scheduled job comes due (no
 //! statement marks those moments, so the waiter times its sleep to them),
@@ -62,6 +62,38 @@
 //! reads the job again at each notification. While the listener's
 //! connection is broken (it reconnects by itself), waiters poll every
 //! 100 ms.
+//!
+//! # Events, freshness, connection
+//!
+//! **Events** ([`subscribe`](JobBoard::subscribe)): schema version 2 adds
+//! table `jobboard_events`, which triggers on `jobboard_jobs` fill with one
+//! row per change (post, claim, abandon, consume, trash, request, reopen,
+//! remove; not a renewal, nor a lease lapsing or a scheduled job coming
+//! due) inside the transaction that makes it, so changes by any board, any
+//! process, even plain SQL, are events. Their `seq` comes from a one-row
+//! counter the trigger updates, which stays locked until the commit: the
+//! numbers follow commit order without gaps (a sequence would not: two
+//! transactions may commit in the other order than they drew their
+//! numbers, and a watcher would skip the late one; `v2.sql` says more).
+//! The trigger also notifies the board's channel, so the listener thread
+//! (the one `wait` uses) reads the rows after the last `seq` it saw at
+//! each notification, and every second while listeners are registered,
+//! should a notification be lost; it hands them to the listeners in `seq`
+//! order. When its connection breaks the listeners are told
+//! `Disconnected`; once it listens again, `Reconnected`, then what was
+//! committed meanwhile (a gap in `seq`, events a purge trimmed, is
+//! `Missed`). [`purge`](JobBoard::purge) trims events older than ten
+//! minutes. The cost: changes that make events commit one at a time (they
+//! queue on the counter row for the commit of the one before).
+//!
+//! **Freshness**: every call reads the primary (the server the URL names)
+//! in a transaction of its own, which sees every commit before it, so
+//! every listing is fresh and `iterjobs_with(...fresh())` is `iterjobs`.
+//! **Connection**: [`connected`](JobBoard::connected) is `false` once
+//! closed, and while the listener's connection is broken; after
+//! [`close`](JobBoard::close) every call fails with
+//! [`JobBoardError::Closed`] (a blocked `wait` within 100 ms), the listener
+//! stops and listeners hear nothing more.
 //!
 //! # Connections and retries
 //!
@@ -140,8 +172,10 @@ const EVENTS_KEPT: Duration = Duration::from_secs(600);
 /// The table names leave room for a `PostgresBackend`'s records in the same
 /// schema. Claims are one statement with `FOR UPDATE SKIP LOCKED`, leases
 /// are measured on the server's clock (`now()`), keys are unique indexes,
-/// and [`wait`](JobBoard::wait) is woken by `LISTEN/NOTIFY`; the module's
-/// documentation says how. Connections are pooled and made again after a
+/// and [`wait`](JobBoard::wait) is woken by `LISTEN/NOTIFY`. Triggers
+/// record every change, by any process, for the board's
+/// [events](JobBoard::subscribe), in commit order; every listing is fresh
+/// (read from the primary). The module's documentation says how. Connections are pooled and made again after a
 /// server restart; they are made without TLS.
 ///
 /// ```no_run
@@ -1063,9 +1097,8 @@ impl JobBoard for PostgresBoard {
         // Old events go too, in a statement of their own (after the
         // removals' events): watchers read new rows at their commit.
         let kept = sql_ms(EVENTS_KEPT);
-        self.pool.run(|conn, _| {
-            conn.execute(sql::TRIM_EVENTS, &[&kept], &"trimming the events")
-        })?;
+        self.pool
+            .run(|conn, _| conn.execute(sql::TRIM_EVENTS, &[&kept], &"trimming the events"))?;
         Ok(purged.into_iter().map(|(_, job)| job).collect())
     }
 

@@ -225,8 +225,7 @@ pub(super) const PURGE_BEYOND: &str = concat!(
 );
 
 /// How many jobs are not complete.
-pub(super) const COUNT_OPEN: &str =
-    "SELECT count(*) FROM jobboard_jobs WHERE state <> 'COMPLETE'";
+pub(super) const COUNT_OPEN: &str = "SELECT count(*) FROM jobboard_jobs WHERE state <> 'COMPLETE'";
 
 /// `$1` how long to keep events (ms): removes the older ones (on the
 /// server's clock, which writes their time).
