@@ -569,3 +569,103 @@ fn claim_latency() {
         );
     }
 }
+
+/// The child's entry point: posts one job named `JOBS_NAME` on the board of
+/// `JOBS_DIR` / `JOBS_BOARD`, prints its id and exits.
+#[test]
+#[ignore = "entry point of the poster child process"]
+fn poster_process() {
+    let dir = PathBuf::from(std::env::var("JOBS_DIR").expect("run by the events test"));
+    let spec = std::env::var("JOBS_BOARD").unwrap_or_else(|_| "sqlite".into());
+    let name = std::env::var("JOBS_NAME").expect("a job name");
+    let board = open_board(&dir, &spec, BoardOptions::default());
+    let job = board.post(taskflow::NewJob::new(name)).expect("posted");
+    println!("posted {}", job.id);
+}
+
+/// A listener on this process's board hears of a job another process
+/// posted on the same board, and claimed and consumed here, in order.
+fn events_from_another_process(s: Setup) {
+    let heard = Arc::new(taskflow::jobboard::CapturingListener::new());
+    let _subscription = s.board.subscribe(heard.clone()).expect("subscribed");
+    let started = Instant::now();
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "poster_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("JOBS_DIR", s.dir.path())
+        .env("JOBS_BOARD", &s.board_spec)
+        .env("JOBS_NAME", "from-the-child")
+        .output()
+        .expect("the child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // libtest may print its own words before ours on the same line.
+    let id: JobId = stdout
+        .split("posted ")
+        .nth(1)
+        .and_then(|rest| rest.get(..36))
+        .expect("the child printed the job")
+        .parse()
+        .expect("a job id");
+    assert!(
+        heard.wait_for(Duration::from_secs(5), |events| events
+            .contains(&taskflow::jobboard::BoardEvent::Posted(id))),
+        "no Posted event from the other process: {:?}",
+        heard.events()
+    );
+    eprintln!(
+        "{}: Posted heard {:?} after the child started",
+        s.board_spec,
+        started.elapsed()
+    );
+    let claim = s.board.claim(id, "here").expect("claimed");
+    s.board.consume(&claim).expect("consumed");
+    assert!(heard.wait_for(Duration::from_secs(5), |events| events
+        .contains(&taskflow::jobboard::BoardEvent::Consumed(id))));
+    use taskflow::jobboard::BoardEvent::{Claimed, Consumed, Posted};
+    assert_eq!(heard.events_of(id), [Posted(id), Claimed(id), Consumed(id)]);
+}
+
+#[test]
+fn a_listener_hears_a_job_posted_by_another_process_on_sqlite() {
+    events_from_another_process(setup(BoardOptions::default()));
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_listener_hears_a_job_posted_by_another_process_on_redis() {
+    let prefix = format!("taskflow-test-events-{}", uuid::Uuid::new_v4().simple());
+    let board = match taskflow::jobboard::RedisBoard::connect(
+        &redis_url(),
+        &prefix,
+        BoardOptions::default(),
+    ) {
+        Ok(board) => Arc::new(board),
+        Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
+            eprintln!("skipping: redis at {} unreachable: {e}", redis_url());
+            return;
+        }
+        Err(e) => panic!(
+            "redis at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
+            redis_url()
+        ),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
+    events_from_another_process(Setup {
+        dir,
+        board: board.clone(),
+        records,
+        board_spec: format!("redis:{prefix}"),
+    });
+    board.destroy().expect("test keys removed");
+}
