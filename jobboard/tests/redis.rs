@@ -699,3 +699,65 @@ fn throughput() {
         );
     }
 }
+
+/// A board whose server goes away says so (`connected()` false, a
+/// `Disconnected` event), and when the server is back it reconnects by
+/// itself (`Reconnected`, `connected()` true) and hears new jobs again.
+#[test]
+fn a_board_whose_server_goes_away_says_so_and_comes_back() {
+    use std::sync::Arc;
+    use taskflow_jobboard::{BoardEvent, CapturingListener};
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let board =
+        RedisBoard::connect(&server.url(), "away", options(Duration::from_secs(60))).unwrap();
+    let heard = Arc::new(CapturingListener::new());
+    let _subscription = board.subscribe(heard.clone()).unwrap();
+    let first = board.post(NewJob::new("before")).unwrap();
+    assert!(heard.wait_for(Duration::from_secs(5), |e| e
+        .contains(&BoardEvent::Posted(first.id))));
+    assert!(board.connected());
+
+    server.kill();
+    let gone = Instant::now();
+    assert!(
+        heard.wait_for(Duration::from_secs(10), |e| e
+            .iter()
+            .any(|e| matches!(e, BoardEvent::Disconnected { .. }))),
+        "no Disconnected event: {:?}",
+        heard.events()
+    );
+    // A call fails (naming the server) rather than hanging.
+    assert!(board.post(NewJob::new("while away")).is_err());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while board.connected() {
+        assert!(
+            Instant::now() < deadline,
+            "connected() still true with the server down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "the board saw its server go away after {:?}",
+        gone.elapsed()
+    );
+
+    server.restart();
+    let back = Instant::now();
+    assert!(
+        heard.wait_for(Duration::from_secs(15), |e| e
+            .contains(&BoardEvent::Reconnected)),
+        "no Reconnected event: {:?}",
+        heard.events()
+    );
+    let second = board.post(NewJob::new("after")).unwrap();
+    assert!(heard.wait_for(Duration::from_secs(5), |e| e
+        .contains(&BoardEvent::Posted(second.id))));
+    assert!(board.connected());
+    eprintln!(
+        "the board reconnected {:?} after the server was back",
+        back.elapsed()
+    );
+    assert_eq!(board.get(first.id).unwrap().name, "before");
+}
