@@ -89,6 +89,10 @@ pub struct Conductor {
     /// Claimable jobs from the last listing, tried in board order before the
     /// board is listed again (a listing per claim would cost O(jobs) each).
     candidates: Mutex<VecDeque<Job>>,
+    /// Jobs the board's events say may have become claimable since the last
+    /// listing (posted, abandoned, reopened, requested): tried, one read
+    /// each, before the board is listed again.
+    hints: Arc<Hints>,
     /// Jobs this conductor cannot run, and until when it leaves them alone.
     skipped: Mutex<HashMap<JobId, Instant>>,
     skip_for: Duration,
@@ -124,6 +128,7 @@ impl Conductor {
                 purge_every: Duration::from_secs(60),
                 stop: StopHandle::default(),
                 candidates: Mutex::new(VecDeque::new()),
+                hints: Arc::default(),
                 skipped: Mutex::new(HashMap::new()),
                 skip_for: Duration::from_secs(60),
             },
@@ -152,6 +157,15 @@ impl Conductor {
                 "max_concurrent_jobs": self.max_concurrent_jobs,
                 "factories": self.registry.names().collect::<Vec<_>>(),
             }),
+        };
+        // Boards that push events tell the conductor of new jobs, so it
+        // claims them without listing the board; others are listed.
+        let _subscription = match self.board.subscribe(self.hints.clone()) {
+            Ok(subscription) => Some(subscription),
+            Err(e) => {
+                tracing::debug!(conductor = %self.name, error = %e, "no board events: listing the board");
+                None
+            }
         };
         if let Err(e) = self.board.register_entity(&entity) {
             tracing::warn!(conductor = %self.name, error = %e, "cannot register on the board");
@@ -251,6 +265,9 @@ impl Conductor {
     fn claim_next(&self) -> Result<Option<(Job, Claim)>, JobBoardError> {
         for listed_now in [false, true] {
             if listed_now {
+                if let Some(claimed) = self.claim_hinted()? {
+                    return Ok(Some(claimed));
+                }
                 let fresh = self.board.iterjobs(true)?;
                 // Skips that ran out are forgotten with each listing.
                 let now = Instant::now();
@@ -277,6 +294,37 @@ impl Conductor {
                     ) => continue,
                     Err(e) => return Err(e),
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Once the listed candidates are used up: the jobs the board's events
+    /// named since, in the order heard, each read once and claimed if it is
+    /// claimable. None when there are none (or the events overflowed: the
+    /// board is listed then).
+    fn claim_hinted(&self) -> Result<Option<(Job, Claim)>, JobBoardError> {
+        while let Some(id) = self.hints.pop() {
+            let job = match self.board.get(id) {
+                Ok(job) => job,
+                Err(JobBoardError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if job.state == crate::JobState::Claimed
+                || job.state == crate::JobState::Complete
+                || !self.may_claim(&job)
+            {
+                continue;
+            }
+            match self.board.claim(job.id, &self.name) {
+                Ok(claim) => return Ok(Some((job, claim))),
+                Err(
+                    JobBoardError::AlreadyClaimed { .. }
+                    | JobBoardError::NotYet { .. }
+                    | JobBoardError::Complete(_)
+                    | JobBoardError::NotFound(_),
+                ) => continue,
+                Err(e) => return Err(e),
             }
         }
         Ok(None)
@@ -717,5 +765,36 @@ impl std::fmt::Debug for StopHandle {
         f.debug_struct("StopHandle")
             .field("stopped", &self.is_stopped())
             .finish()
+    }
+}
+
+/// The jobs a conductor heard of through the board's events (see
+/// [`Conductor::claim_hinted`]): at most [`Hints::MAX`]; past it, or when
+/// the board says events were missed, they are dropped and the board is
+/// listed instead.
+#[derive(Default)]
+struct Hints {
+    queue: Mutex<VecDeque<JobId>>,
+}
+
+impl Hints {
+    const MAX: usize = 1024;
+
+    fn pop(&self) -> Option<JobId> {
+        lock(&self.queue).pop_front()
+    }
+}
+
+impl crate::BoardListener for Hints {
+    fn on_event(&self, event: &crate::BoardEvent) {
+        if !event.may_be_claimable() {
+            return;
+        }
+        let mut queue = lock(&self.queue);
+        match event.job() {
+            Some(id) if queue.len() < Self::MAX => queue.push_back(id),
+            // Too many, or some missed: a listing finds them all.
+            _ => queue.clear(),
+        }
     }
 }
