@@ -50,7 +50,7 @@ pub use job::{
 };
 pub use lease::{Clock, ManualClock};
 pub use memory::MemoryBoard;
-pub use post::{json_type, post_flow, FlowSource, PostFlow};
+pub use post::{json_type, post_flow, FlowSource, PostFlow, POSTED_KEY};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBoard;
 #[cfg(feature = "redis")]

@@ -228,6 +228,9 @@ pub fn post_flow(
         ),
     };
     let mut book = LogBook::new(post.name.clone());
+    // Marked as a job's, so that if this process dies before the job is
+    // posted, a conductor's purge finds the records no job points at.
+    book.meta.insert(POSTED_KEY.into(), Value::Bool(true));
     let flow = FlowDetail::for_run(flow_name, Some(definition), store, book.uuid);
     let flow_id = flow.uuid;
     book.flow_details.push(flow);
@@ -300,6 +303,13 @@ fn details_object(details: &mut Value) -> Option<&mut Map<String, Value>> {
     }
     details.as_object_mut()
 }
+
+/// The key of a logbook's meta that [`post_flow`] sets: its records are a
+/// job's. A logbook so marked that no job on the board points at (its
+/// poster died between writing the records and posting the job) is removed
+/// by [`Conductor::purge`](crate::Conductor::purge) once it is older than
+/// the conductor's orphan grace.
+pub const POSTED_KEY: &str = "taskflow.posted";
 
 /// The JSON type of `value`, for messages ("an array", "a string", ...).
 ///

@@ -669,3 +669,146 @@ fn a_listener_hears_a_job_posted_by_another_process_on_redis() {
     });
     board.destroy().expect("test keys removed");
 }
+
+/// A board whose `post` kills the process (SIGKILL) before posting: the
+/// hook between `post_flow`'s two writes.
+struct KillOnPost(Arc<dyn JobBoard>);
+
+impl JobBoard for KillOnPost {
+    fn post(&self, _job: taskflow::NewJob) -> Result<taskflow::Job, taskflow::JobBoardError> {
+        let _ = Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_secs(60));
+        unreachable!("killed before posting");
+    }
+    fn get(&self, id: JobId) -> Result<taskflow::Job, taskflow::JobBoardError> {
+        self.0.get(id)
+    }
+    fn claim(&self, id: JobId, owner: &str) -> Result<taskflow::Claim, taskflow::JobBoardError> {
+        self.0.claim(id, owner)
+    }
+    fn renew(&self, claim: &taskflow::Claim) -> Result<taskflow::Claim, taskflow::JobBoardError> {
+        self.0.renew(claim)
+    }
+    fn consume(&self, claim: &taskflow::Claim) -> Result<(), taskflow::JobBoardError> {
+        self.0.consume(claim)
+    }
+    fn abandon(&self, claim: &taskflow::Claim) -> Result<(), taskflow::JobBoardError> {
+        self.0.abandon(claim)
+    }
+    fn trash(&self, claim: &taskflow::Claim, reason: &str) -> Result<(), taskflow::JobBoardError> {
+        self.0.trash(claim, reason)
+    }
+    fn iterjobs(
+        &self,
+        only_unclaimed: bool,
+    ) -> Result<Vec<taskflow::Job>, taskflow::JobBoardError> {
+        self.0.iterjobs(only_unclaimed)
+    }
+    fn wait(&self, timeout: Duration) -> Result<bool, taskflow::JobBoardError> {
+        self.0.wait(timeout)
+    }
+    fn find_owner(&self, id: JobId) -> Result<Option<String>, taskflow::JobBoardError> {
+        self.0.find_owner(id)
+    }
+    fn register_entity(&self, entity: &taskflow::Entity) -> Result<(), taskflow::JobBoardError> {
+        self.0.register_entity(entity)
+    }
+    fn purge(&self) -> Result<Vec<taskflow::Job>, taskflow::JobBoardError> {
+        self.0.purge()
+    }
+    fn entities(&self) -> Result<Vec<taskflow::Entity>, taskflow::JobBoardError> {
+        self.0.entities()
+    }
+    fn request(
+        &self,
+        id: JobId,
+        control: taskflow::Control,
+    ) -> Result<taskflow::Job, taskflow::JobBoardError> {
+        self.0.request(id, control)
+    }
+    fn reopen(&self, id: JobId) -> Result<taskflow::Job, taskflow::JobBoardError> {
+        self.0.reopen(id)
+    }
+    fn all_jobs(&self) -> Result<Vec<taskflow::Job>, taskflow::JobBoardError> {
+        self.0.all_jobs()
+    }
+}
+
+/// The child's entry point: `post_flow` on a board that kills the process
+/// between writing the records and posting the job.
+#[test]
+#[ignore = "entry point of the dying poster child process"]
+fn dying_poster_process() {
+    let dir = PathBuf::from(std::env::var("JOBS_DIR").expect("run by the orphan test"));
+    let board = KillOnPost(open_board(&dir, "sqlite", BoardOptions::default()));
+    let records = SqliteBackend::open(dir.join("flows.db")).expect("records");
+    let flow = chain(None, None);
+    let _ = post_flow(
+        &board,
+        &records,
+        PostFlow::new("doomed", FlowSource::Flow(&flow)),
+    );
+}
+
+/// A poster SIGKILLed between its two writes leaves records no job points
+/// at: no job without records is ever visible, and a conductor's purge
+/// removes the orphan once it is older than the grace (records of a job
+/// that was posted, and records not written by `post_flow`, stay).
+#[test]
+fn records_of_a_poster_killed_before_posting_are_purged_and_no_job_lacks_records() {
+    let s = setup(BoardOptions::default());
+    let posted = post_chain(&s, "posted");
+    let unrelated = taskflow::LogBook::new("run here");
+    s.records.save_logbook(&unrelated).expect("saved");
+    let status = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "dying_poster_process",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("JOBS_DIR", s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the child runs");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the poster was SIGKILLed at the hook"
+    );
+    let books = |s: &Setup| -> Vec<String> {
+        let mut names: Vec<String> = s
+            .records
+            .list_logbooks()
+            .expect("listed")
+            .into_iter()
+            .map(|b| b.expect("readable").name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(books(&s), ["doomed", "posted", "run here"]);
+    // Every job on the board has its records.
+    for job in s.board.all_jobs().expect("jobs") {
+        assert!(s
+            .records
+            .get_logbook(job.logbook.expect("a logbook"))
+            .is_ok());
+    }
+    assert_eq!(s.board.get(posted).expect("posted").name, "posted");
+
+    let patient = Conductor::builder("purger", s.board.clone(), s.records.clone()).build();
+    assert_eq!(
+        patient.remove_orphans(),
+        0,
+        "the orphan is younger than the default grace"
+    );
+    let conductor = Conductor::builder("purger", s.board.clone(), s.records.clone())
+        .orphan_grace(Duration::ZERO)
+        .build();
+    assert_eq!(conductor.remove_orphans(), 1);
+    assert_eq!(books(&s), ["posted", "run here"]);
+}

@@ -85,6 +85,7 @@ pub struct Conductor {
     wait_timeout: Duration,
     renew_every: Duration,
     purge_every: Duration,
+    orphan_grace: Duration,
     stop: StopHandle,
     /// Claimable jobs from the last listing, tried in board order before the
     /// board is listed again (a listing per claim would cost O(jobs) each).
@@ -126,6 +127,7 @@ impl Conductor {
                 wait_timeout: Duration::from_millis(500),
                 renew_every: Duration::from_millis(250),
                 purge_every: Duration::from_secs(60),
+                orphan_grace: Duration::from_secs(600),
                 stop: StopHandle::default(),
                 candidates: Mutex::new(VecDeque::new()),
                 hints: Arc::default(),
@@ -227,6 +229,7 @@ impl Conductor {
     /// Removes complete jobs the board's retention no longer keeps, and the
     /// logbooks of the consumed ones.
     pub fn purge(&self) {
+        self.remove_orphans();
         let purged = match self.board.purge() {
             Ok(purged) => purged,
             Err(e) => {
@@ -251,6 +254,55 @@ impl Conductor {
         self.emit(&ConductorEvent::Purged {
             jobs: purged.iter().map(|j| j.id).collect(),
         });
+    }
+
+    /// Removes the records of jobs that were never posted: logbooks
+    /// [`post_flow`](crate::post_flow) marked ([`POSTED_KEY`](crate::POSTED_KEY))
+    /// that no job on the board points at, older than the orphan grace (a
+    /// poster that died between its two writes). Returns how many.
+    pub fn remove_orphans(&self) -> usize {
+        let books = match self.records.list_logbooks() {
+            Ok(books) => books,
+            Err(e) => {
+                tracing::warn!(conductor = %self.name, error = %e, "cannot list the logbooks for orphans");
+                return 0;
+            }
+        };
+        let marked: Vec<_> = books
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|book| book.meta.get(crate::POSTED_KEY) == Some(&serde_json::Value::Bool(true)))
+            .collect();
+        if marked.is_empty() {
+            return 0;
+        }
+        // Listed after the logbooks: a job posted meanwhile is seen.
+        let referenced: std::collections::HashSet<_> = match self.board.all_jobs() {
+            Ok(jobs) => jobs.into_iter().filter_map(|j| j.logbook).collect(),
+            Err(e) => {
+                tracing::warn!(conductor = %self.name, error = %e, "cannot list the jobs for orphans");
+                return 0;
+            }
+        };
+        let now = crate::lease::system_millis();
+        let grace = self.orphan_grace.as_millis() as u64;
+        let mut removed = 0;
+        for book in marked {
+            if referenced.contains(&book.uuid) || now.saturating_sub(book.created_at) < grace {
+                continue;
+            }
+            match self.records.destroy_logbook(book.uuid) {
+                Ok(()) => {
+                    tracing::info!(conductor = %self.name, logbook = %book.uuid, "removed the records of a job never posted");
+                    removed += 1;
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    tracing::warn!(logbook = %book.uuid, error = %e, "cannot remove orphan records")
+                }
+            }
+        }
+        removed
     }
 
     fn backoff(&self, error: &JobBoardError) {
@@ -707,6 +759,15 @@ impl ConductorBuilder {
     /// tries it again (default 60 s).
     pub fn skip_unrunnable_for(mut self, duration: Duration) -> Self {
         self.conductor.skip_for = duration;
+        self
+    }
+
+    /// How old the records of a job that was never posted (its poster died
+    /// between writing them and posting the job) must be before
+    /// [`purge`](Conductor::purge) removes them (default 10 min: far longer
+    /// than a post takes).
+    pub fn orphan_grace(mut self, grace: Duration) -> Self {
+        self.conductor.orphan_grace = grace;
         self
     }
 
