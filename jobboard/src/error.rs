@@ -147,6 +147,45 @@ impl JobBoardError {
     }
 }
 
+impl JobBoardError {
+    /// An error of the setup a board shares with the persistence crate
+    /// (its connection helpers, its schema runners) as board `board`'s:
+    /// the store's failures are the board's, not a record backend's.
+    pub(crate) fn from_persistence(
+        board: &'static str,
+        e: taskflow_persistence::PersistenceError,
+    ) -> JobBoardError {
+        use taskflow_persistence::PersistenceError;
+        match e {
+            PersistenceError::SchemaTooNew {
+                location,
+                found,
+                supported,
+                ..
+            } => JobBoardError::SchemaTooNew {
+                board,
+                location,
+                found,
+                supported,
+            },
+            PersistenceError::Backend {
+                message, source, ..
+            } => JobBoardError::Backend {
+                board,
+                message,
+                source,
+            },
+            other => JobBoardError::Persistence(other),
+        }
+    }
+}
+
+/// A time, epoch or count as the SQL boards store it, a signed 64-bit
+/// integer (saturating: times in ms fit for the next 290 million years).
+pub(crate) fn sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;

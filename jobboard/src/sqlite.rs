@@ -72,10 +72,11 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use taskflow_persistence::{Durability, PersistenceError, SqliteBackend};
+use taskflow_persistence::{Durability, SqliteBackend};
 use uuid::Uuid;
 
 use crate::board::settled;
+use crate::error::sql_int;
 use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait_timeout};
@@ -241,7 +242,8 @@ impl SqliteBoard {
         durability: Durability,
     ) -> Result<Self, JobBoardError> {
         let path = path.as_ref();
-        let conn = taskflow_persistence::open_sqlite(path, durability).map_err(from_persistence)?;
+        let conn = taskflow_persistence::open_sqlite(path, durability)
+            .map_err(|e| JobBoardError::from_persistence(BOARD, e))?;
         let location = path.display().to_string();
         SqliteBoard::finish(
             conn,
@@ -268,7 +270,7 @@ impl SqliteBoard {
         conn.set_prepared_statement_cache_capacity(32);
         schema::BOARD_SCHEMA
             .prepare(&mut conn, &location)
-            .map_err(from_persistence)?;
+            .map_err(|e| JobBoardError::from_persistence(BOARD, e))?;
         Ok(SqliteBoard {
             conn: Arc::new(Mutex::new(conn)),
             options,
@@ -974,40 +976,6 @@ fn id_text(id: impl Into<Uuid>, buf: &mut [u8; 45]) -> &str {
 /// A backend error for a failed SQLite call.
 fn db_err(e: rusqlite::Error, what: impl fmt::Display) -> JobBoardError {
     JobBoardError::backend(BOARD, what.to_string(), e)
-}
-
-/// An error of the setup shared with the persistence crate
-/// ([`taskflow_persistence::open_sqlite`], the schema runner
-/// [`SqliteSchema`](taskflow_persistence::SqliteSchema)) as this board's:
-/// its file's failures are the board's, not a record backend's.
-fn from_persistence(e: PersistenceError) -> JobBoardError {
-    match e {
-        PersistenceError::SchemaTooNew {
-            location,
-            found,
-            supported,
-            ..
-        } => JobBoardError::SchemaTooNew {
-            board: BOARD,
-            location,
-            found,
-            supported,
-        },
-        PersistenceError::Backend {
-            message, source, ..
-        } => JobBoardError::Backend {
-            board: BOARD,
-            message,
-            source,
-        },
-        other => JobBoardError::Persistence(other),
-    }
-}
-
-/// A time, epoch or count as SQLite stores it (saturating: times in ms fit
-/// for the next 290 million years).
-fn sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn immediate<'c>(

@@ -156,14 +156,12 @@ impl Core {
         }
         let metadata = job.metadata.unwrap_or_default();
         let kind = match metadata.kind.as_deref() {
-            None | Some("Generic") => Kind::Generic,
-            Some("Scheduled") => Kind::Scheduled,
-            Some("Periodic") => Kind::Periodic,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "job.metadata.kind: `{other}` is not `Generic`, `Scheduled` or `Periodic`"
-                )))
-            }
+            None => Kind::Generic,
+            Some(name) => Kind::parse(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "job.metadata.kind: `{name}` is not `Generic`, `Scheduled` or `Periodic`"
+                ))
+            })?,
         };
         let now = now_ms();
         let mut meta = JobMeta {
@@ -341,14 +339,11 @@ impl Core {
         };
         let kind = match query.kind.as_deref() {
             None => None,
-            Some("Generic") => Some(Kind::Generic),
-            Some("Scheduled") => Some(Kind::Scheduled),
-            Some("Periodic") => Some(Kind::Periodic),
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "kind: `{other}` is not `Generic`, `Scheduled` or `Periodic`"
-                )))
-            }
+            Some(name) => Some(Kind::parse(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "kind: `{name}` is not `Generic`, `Scheduled` or `Periodic`"
+                ))
+            })?),
         };
         let now = now_ms();
         let mut matching: Vec<JobStats> = self

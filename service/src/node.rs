@@ -305,7 +305,11 @@ impl ServiceBuilder {
                 path: self.config.job_log_dir.clone(),
                 source,
             })?;
-        let node_id = self.config.node_id.clone().unwrap_or_else(default_node_id);
+        let node_id = self
+            .config
+            .node_id
+            .clone()
+            .unwrap_or_else(Conductor::default_name);
         let hooks = Hooks::open(self.config.hooks.clone())?;
         let core = Arc::new(Core {
             board: Arc::clone(&self.board),
@@ -355,17 +359,6 @@ impl ServiceBuilder {
             tls,
         })
     }
-}
-
-/// `host-pid`: unique among the nodes of one host, readable.
-fn default_node_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into());
-    format!("{host}-{}", std::process::id())
 }
 
 /// Writes the conductor's transitions to the jobs' logs, and runs a failed

@@ -33,6 +33,18 @@ pub enum Kind {
     Periodic,
 }
 
+impl Kind {
+    /// The kind named `name` (`Generic`, `Scheduled`, `Periodic`).
+    pub fn parse(name: &str) -> Option<Kind> {
+        match name {
+            "Generic" => Some(Kind::Generic),
+            "Scheduled" => Some(Kind::Scheduled),
+            "Periodic" => Some(Kind::Periodic),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

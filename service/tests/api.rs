@@ -498,31 +498,11 @@ fn a_periodic_policy_on_two_nodes_of_a_redis_board_runs_once_per_fire_time() {
     let url = std::env::var("TASKFLOW_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("taskflow-service-test:{}", uuid::Uuid::new_v4());
-    let options = BoardOptions {
-        lease: Duration::from_millis(500),
-        ..BoardOptions::default()
-    };
-    let connect = || taskflow::RedisBoard::connect(&url, &prefix, options.clone());
-    let (first, second) = match (connect(), connect()) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            assert!(
-                std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "redis at {url} unreachable: {e} (TASKFLOW_REQUIRE_SERVICES=1)"
-            );
-            eprintln!("skipping: redis at {url} unreachable: {e}");
-            return;
-        }
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::default();
-    let a = node_on(Arc::new(first), dir.path(), "node-a", &journal, |_| {});
-    let b = node_on(Arc::new(second), dir.path(), "node-b", &journal, |_| {});
-    periodic_on_two_nodes(&a, &b, &journal);
-    drop((a, b));
-    if let Ok(board) = connect() {
-        let _ = board.destroy();
-    }
+    periodic_on_a_shared_board(
+        &url,
+        |options| taskflow::RedisBoard::connect(&url, &prefix, options),
+        |board| board.destroy().map(drop),
+    );
 }
 
 /// The same on a PostgreSQL board, in a fresh schema of
@@ -533,19 +513,34 @@ fn a_periodic_policy_on_two_nodes_of_a_postgres_board_runs_once_per_fire_time() 
     let url = std::env::var("TASKFLOW_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("taskflow_service_test_{}", uuid::Uuid::new_v4().simple());
+    periodic_on_a_shared_board(
+        &url,
+        |options| taskflow::PostgresBoard::connect_in_schema(&url, &schema, options),
+        |board| board.destroy(),
+    );
+}
+
+/// Two nodes, each on its own connection to the board `connect` opens (at
+/// `url`); skipped, saying so, when the server is unreachable and not
+/// required. `destroy` removes the board's data after.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn periodic_on_a_shared_board<B: JobBoard + 'static>(
+    url: &str,
+    connect: impl Fn(BoardOptions) -> Result<B, taskflow::JobBoardError>,
+    destroy: impl Fn(&B) -> Result<(), taskflow::JobBoardError>,
+) {
     let options = BoardOptions {
         lease: Duration::from_millis(500),
         ..BoardOptions::default()
     };
-    let connect = || taskflow::PostgresBoard::connect_in_schema(&url, &schema, options.clone());
-    let (first, second) = match (connect(), connect()) {
+    let (first, second) = match (connect(options.clone()), connect(options.clone())) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
             assert!(
                 std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "postgres at {url} unreachable: {e} (TASKFLOW_REQUIRE_SERVICES=1)"
+                "{url} unreachable: {e} (TASKFLOW_REQUIRE_SERVICES=1)"
             );
-            eprintln!("skipping: postgres at {url} unreachable: {e}");
+            eprintln!("skipping: {url} unreachable: {e}");
             return;
         }
     };
@@ -555,8 +550,8 @@ fn a_periodic_policy_on_two_nodes_of_a_postgres_board_runs_once_per_fire_time() 
     let b = node_on(Arc::new(second), dir.path(), "node-b", &journal, |_| {});
     periodic_on_two_nodes(&a, &b, &journal);
     drop((a, b));
-    if let Ok(board) = connect() {
-        let _ = board.destroy();
+    if let Ok(board) = connect(options) {
+        let _ = destroy(&board);
     }
 }
 

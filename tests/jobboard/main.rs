@@ -412,7 +412,19 @@ fn a_killed_conductors_job_is_taken_over_at_its_last_checkpoint() {
 #[cfg(feature = "redis")]
 #[test]
 fn a_killed_conductors_job_is_taken_over_on_the_redis_board() {
-    let prefix = format!("taskflow-test-takeover-{}", uuid::Uuid::new_v4().simple());
+    let Some((setup, board)) = redis_setup("takeover") else {
+        return;
+    };
+    takeover(setup);
+    board.destroy().expect("test keys removed");
+}
+
+/// A setup on the Redis board under a fresh key prefix (records in SQLite),
+/// and the board to destroy after; None (having said why) when Redis is
+/// unreachable, unless `TASKFLOW_REQUIRE_SERVICES=1`.
+#[cfg(feature = "redis")]
+fn redis_setup(what: &str) -> Option<(Setup, Arc<taskflow::jobboard::RedisBoard>)> {
+    let prefix = format!("taskflow-test-{what}-{}", uuid::Uuid::new_v4().simple());
     let board = match taskflow::jobboard::RedisBoard::connect(
         &redis_url(),
         &prefix,
@@ -421,7 +433,7 @@ fn a_killed_conductors_job_is_taken_over_on_the_redis_board() {
         Ok(board) => Arc::new(board),
         Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
             eprintln!("skipping: redis at {} unreachable: {e}", redis_url());
-            return;
+            return None;
         }
         Err(e) => panic!(
             "redis at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
@@ -436,8 +448,7 @@ fn a_killed_conductors_job_is_taken_over_on_the_redis_board() {
         records,
         board_spec: format!("redis:{prefix}"),
     };
-    takeover(setup);
-    board.destroy().expect("test keys removed");
+    Some((setup, board))
 }
 
 fn takeover(s: Setup) {
@@ -643,30 +654,10 @@ fn a_listener_hears_a_job_posted_by_another_process_on_sqlite() {
 #[cfg(feature = "redis")]
 #[test]
 fn a_listener_hears_a_job_posted_by_another_process_on_redis() {
-    let prefix = format!("taskflow-test-events-{}", uuid::Uuid::new_v4().simple());
-    let board = match taskflow::jobboard::RedisBoard::connect(
-        &redis_url(),
-        &prefix,
-        BoardOptions::default(),
-    ) {
-        Ok(board) => Arc::new(board),
-        Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
-            eprintln!("skipping: redis at {} unreachable: {e}", redis_url());
-            return;
-        }
-        Err(e) => panic!(
-            "redis at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
-            redis_url()
-        ),
+    let Some((setup, board)) = redis_setup("events") else {
+        return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
-    events_from_another_process(Setup {
-        dir,
-        board: board.clone(),
-        records,
-        board_spec: format!("redis:{prefix}"),
-    });
+    events_from_another_process(setup);
     board.destroy().expect("test keys removed");
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn exec(app: &App, args: Args, places: &Places) -> Result<u8, CliErro
         // A pool that cannot be made is an error now, not one per job.
         Parallel::new(workers)?;
     }
-    let name = args.name.unwrap_or_else(default_name);
+    let name = args.name.unwrap_or_else(Conductor::default_name);
     let workers = args.workers;
     let timed = backend.clone();
     let mut builder = Conductor::builder(name.clone(), jobs, backend)
@@ -102,19 +102,4 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
-}
-
-/// `HOST-PID`: unique among the conductors of a board.
-fn default_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "taskflow".to_owned());
-    format!("{host}-{}", std::process::id())
 }

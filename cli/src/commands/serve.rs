@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use taskflow::patterns::compile;
+use taskflow::patterns::{compile, Compilation};
 use taskflow::{CompileError, Flow, FlowRegistry, TaskError};
 use taskflow_service::{
     FlowFileType, InvalidParameter, JobLogs, JobType, JobTypes, Parameters, Service, ServiceConfig,
@@ -95,10 +95,13 @@ pub(crate) fn exec(
     }
     for file_type in &config.job_types {
         let file = FlowFile::load(&file_type.flow, &app.kinds)?;
+        // Compiled once here, not at every submission it validates.
+        let compiled = compile(file.flow()).map_err(|e| e.to_string());
         types.insert(
             file_type.name.clone(),
             FileJob {
                 file: Arc::new(file),
+                compiled,
                 max_fails: file_type.max_fails,
                 should_retry: file_type.should_retry,
             },
@@ -170,13 +173,17 @@ impl JobType for FactoryJob {
 /// is a missing parameter.
 struct FileJob {
     file: Arc<FlowFile>,
+    /// The flow compiled, or why it does not compile.
+    compiled: Result<Compilation, String>,
     max_fails: u32,
     should_retry: bool,
 }
 
 impl JobType for FileJob {
     fn validate(&self, params: &Parameters) -> Result<(), InvalidParameter> {
-        let compilation = compile(self.file.flow())
+        let compilation = self
+            .compiled
+            .as_ref()
             .map_err(|e| InvalidParameter::new("*", format!("the flow does not compile: {e}")))?;
         let mut store = self.file.store().clone();
         store.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));

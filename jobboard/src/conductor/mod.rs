@@ -144,6 +144,22 @@ impl Conductor {
         self.stop.clone()
     }
 
+    /// A name for a conductor when none is given: `HOST-PID`, unique among
+    /// the conductors of a board.
+    pub fn default_name() -> String {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+            })
+            .unwrap_or_else(|| "taskflow".to_owned());
+        format!("{host}-{}", std::process::id())
+    }
+
     /// The conductor's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -123,7 +123,7 @@ use std::time::{Duration, Instant};
 use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Config, Row};
-use taskflow_persistence::{Epoch, PersistenceError};
+use taskflow_persistence::Epoch;
 use uuid::Uuid;
 
 use self::codec::{col, corrupt, decode, unsigned};
@@ -131,6 +131,7 @@ use self::listen::Signal;
 use self::pool::{pg_err, Attempt, Conn, Pool};
 use self::sql::COLUMN_COUNT;
 use crate::board::{settled, ListOptions};
+use crate::error::sql_int;
 use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::lock;
@@ -250,37 +251,6 @@ fn describe(config: &Config, schema: &str) -> String {
     )
 }
 
-/// The persistence crate's error (from the shared schema runner) as this
-/// board's.
-fn from_persistence(e: PersistenceError) -> JobBoardError {
-    match e {
-        PersistenceError::SchemaTooNew {
-            location,
-            found,
-            supported,
-            ..
-        } => JobBoardError::SchemaTooNew {
-            board: BOARD,
-            location,
-            found,
-            supported,
-        },
-        PersistenceError::Backend {
-            message, source, ..
-        } => JobBoardError::Backend {
-            board: BOARD,
-            message,
-            source,
-        },
-        other => JobBoardError::Persistence(other),
-    }
-}
-
-/// A time or count as a `bigint` (saturating).
-fn sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 /// A duration as milliseconds for the server, capped at [`MAX_MS`].
 fn sql_ms(d: Duration) -> i64 {
     sql_int(millis(d).min(MAX_MS))
@@ -375,7 +345,7 @@ impl PostgresBoard {
             .map_err(|e| pg_err(e, format_args!("connecting to {location}")))?;
         schema::BOARD_SCHEMA
             .prepare(&mut client, schema, &location)
-            .map_err(from_persistence)?;
+            .map_err(|e| JobBoardError::from_persistence(BOARD, e))?;
         let oid: u32 = client
             .query_one(
                 "SELECT oid FROM pg_namespace WHERE nspname = $1",

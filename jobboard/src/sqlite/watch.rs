@@ -28,7 +28,7 @@ use rusqlite::Connection;
 use taskflow_persistence::Durability;
 use uuid::Uuid;
 
-use super::{db_err, from_persistence, Shared, BOARD};
+use super::{db_err, Shared, BOARD};
 use crate::sync::lock;
 use crate::{BoardEvent, JobBoardError, JobId};
 
@@ -56,7 +56,8 @@ pub(super) fn start(
 ) -> Result<(), JobBoardError> {
     let source = match file {
         Some((path, durability)) => Source::Own(
-            taskflow_persistence::open_sqlite(&path, durability).map_err(from_persistence)?,
+            taskflow_persistence::open_sqlite(&path, durability)
+                .map_err(|e| JobBoardError::from_persistence(BOARD, e))?,
         ),
         None => Source::Board(conn),
     };
