@@ -130,7 +130,7 @@ pub(crate) struct Runtime<'e> {
     pub(crate) completer: Completer,
     /// The span current when the run started, entered around each atom's
     /// work wherever it runs (see `AtomWork::span`).
-    pub(crate) span: tracing::Span,
+    pub(crate) span: Option<Arc<tracing::Span>>,
     /// The caller asked for the flow to be reverted (`Engine::revert`).
     revert: bool,
     /// The loop's phase last yielded to `run_iter`.
@@ -160,7 +160,9 @@ impl<'e> Runtime<'e> {
             events: keep_events.then(VecDeque::new),
             selector: Selector::new(comp),
             completer: Completer::new(comp.len()),
-            span: tracing::Span::current(),
+            span: Some(tracing::Span::current())
+                .filter(|span| !span.is_none())
+                .map(Arc::new),
             revert: false,
             phase: None,
             suspending: false,

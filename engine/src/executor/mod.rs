@@ -64,9 +64,10 @@ pub struct AtomWork {
     pub(crate) cancel: Arc<AtomicBool>,
     /// The span that was current when the run started: the work runs
     /// inside it, whichever thread runs it, so that a task's `tracing`
-    /// events carry the caller's span (`Span::none()` for work rebuilt
-    /// from a message, in another process).
-    pub(crate) span: tracing::Span,
+    /// events carry the caller's span. None when the run started outside
+    /// any span, and for work rebuilt from a message, in another process
+    /// (one pointer: the work is moved on every atom's path).
+    pub(crate) span: Option<Arc<tracing::Span>>,
 }
 
 /// How an atom's work ended.
@@ -107,7 +108,9 @@ impl AtomWork {
     pub fn run(mut self) -> AtomOutcome {
         // A run started outside any span (the usual case when nothing
         // traces) costs one check here.
-        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        let Some(span) = self.span.take() else {
+            return self.run_here();
+        };
         match span.with_subscriber(|(_, dispatch)| dispatch.clone()) {
             None => self.run_here(),
             Some(dispatch) => tracing::dispatcher::with_default(&dispatch, || {

@@ -269,7 +269,7 @@ impl WorkData {
             detail: None,
             cancel,
             // The engine's span is in another process.
-            span: tracing::Span::none(),
+            span: None,
         })
     }
 }

@@ -450,7 +450,7 @@ fn retry_controllers_run_in_the_engine() {
         flow_failures: Arc::new([]),
         listeners: Listeners::default(),
         detail: None,
-        span: tracing::Span::none(),
+        span: None,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     executor.submit(work);
@@ -496,7 +496,7 @@ fn work_data_round_trips_a_revert() {
         flow_failures: Arc::new([Failure::new("Boom", "x").with_atom("other")]),
         listeners: Listeners::default(),
         detail: None,
-        span: tracing::Span::none(),
+        span: None,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let data = WorkData::from_work(&work).unwrap();
@@ -550,7 +550,7 @@ fn in_process_work_refuses_to_serialize() {
         flow_failures: Arc::new([]),
         listeners: Listeners::default(),
         detail: None,
-        span: tracing::Span::none(),
+        span: None,
         cancel: Arc::new(AtomicBool::new(false)),
     };
     let err = serde_json::to_string(&Payload::Work(Box::new(work))).unwrap_err();
