@@ -1,8 +1,9 @@
 //! The [`JobBoard`] trait.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
+use taskflow_persistence::{Backend, LogBook};
 
 use crate::{
     BoardListener, Claim, Control, Entity, Job, JobBoardError, JobId, JobState, NewJob,
@@ -366,6 +367,25 @@ pub trait JobBoard: Send + Sync {
     fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
         self.iterjobs(options.only_unclaimed)
     }
+
+    /// Saves `book` (the logbook and flow detail `job` points at) to
+    /// `records`, and posts `job`, as [`post_flow`](crate::post_flow) does.
+    /// A board in the same database as the records does both in one
+    /// transaction (the SQLite board, when `records` is a
+    /// [`SqliteBackend`](taskflow_persistence::SqliteBackend) on its file):
+    /// a crash leaves both or neither. The default writes the records, then
+    /// posts; a post the board refuses for its keys destroys the records
+    /// again, and a crash in between leaves records that no job points at,
+    /// marked for the conductor's purge (see
+    /// [`POSTED_KEY`](crate::POSTED_KEY)).
+    fn post_with_records(
+        &self,
+        job: NewJob,
+        book: &LogBook,
+        records: &dyn Backend,
+    ) -> Result<Job, JobBoardError> {
+        crate::post::records_then_post(self, job, book, records)
+    }
 }
 
 /// A shared board is a board: an `Arc<B>` (an `Arc<dyn JobBoard>` too)
@@ -373,6 +393,14 @@ pub trait JobBoard: Send + Sync {
 impl<B: JobBoard + ?Sized> JobBoard for Arc<B> {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
         (**self).post(job)
+    }
+    fn post_with_records(
+        &self,
+        job: NewJob,
+        book: &LogBook,
+        records: &dyn Backend,
+    ) -> Result<Job, JobBoardError> {
+        (**self).post_with_records(job, book, records)
     }
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         (**self).get(id)

@@ -178,12 +178,21 @@ impl<'a> PostFlow<'a> {
 /// object nor null, or a `store` that is not an object) are
 /// [`InvalidJob`](JobBoardError::InvalidJob), and nothing is written.
 ///
-/// A post the board refuses for its keys
+/// # Records and job together
+///
+/// Posting goes through [`JobBoard::post_with_records`]. Where the board
+/// and the records are in one database (a [`SqliteBoard`](crate::SqliteBoard)
+/// and a [`SqliteBackend`](taskflow_persistence::SqliteBackend) opened on
+/// the same file), the records and the job are one transaction: a crash
+/// leaves both or neither, and a post the board refuses for its keys
 /// ([`Duplicate`](JobBoardError::Duplicate),
-/// [`AlreadyPosted`](JobBoardError::AlreadyPosted)) leaves no records
-/// behind: the logbook written for it is destroyed again and the error
-/// returned. (If destroying it fails too, the board's refusal is still the
-/// error returned; the logbook, which no job points at, is left.)
+/// [`AlreadyPosted`](JobBoardError::AlreadyPosted)) rolls the records back.
+/// Elsewhere the records are written first, then the job: a refused post
+/// destroys the logbook again (if destroying it fails too, the board's
+/// refusal is still the error returned), and records left by a poster that
+/// died in between are marked ([`POSTED_KEY`]) for the conductor's purge to
+/// remove after its orphan grace. No job is ever visible without its
+/// records.
 pub fn post_flow(
     board: &dyn JobBoard,
     records: &dyn Backend,
@@ -234,7 +243,6 @@ pub fn post_flow(
     let flow = FlowDetail::for_run(flow_name, Some(definition), store, book.uuid);
     let flow_id = flow.uuid;
     book.flow_details.push(flow);
-    records.save_logbook(&book)?;
     let mut job = NewJob::new(post.name);
     job.logbook = Some(book.uuid);
     job.flow_detail = Some(flow_id);
@@ -251,6 +259,19 @@ pub fn post_flow(
                 .or_insert_with(|| Value::from(name));
         }
     }
+    board.post_with_records(job, &book, records)
+}
+
+/// What [`JobBoard::post_with_records`] does by default: saves the records,
+/// then posts the job; a post the board refuses for its keys destroys the
+/// records again.
+pub(crate) fn records_then_post<B: JobBoard + ?Sized>(
+    board: &B,
+    job: NewJob,
+    book: &LogBook,
+    records: &dyn Backend,
+) -> Result<Job, JobBoardError> {
+    records.save_logbook(book)?;
     match board.post(job) {
         Err(refused @ (JobBoardError::Duplicate { .. } | JobBoardError::AlreadyPosted { .. })) => {
             // No job points at the logbook: remove it rather than orphan it.

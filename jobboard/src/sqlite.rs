@@ -72,7 +72,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use taskflow_persistence::{Durability, SqliteBackend};
+use taskflow_persistence::{Backend, Durability, LogBook, SharedDatabase, SqliteBackend};
 use uuid::Uuid;
 
 use crate::board::settled;
@@ -297,6 +297,22 @@ impl SqliteBoard {
         &self.options
     }
 
+    /// `records` when they are a SQLite backend on this board's file (the
+    /// same file once both paths are made absolute), which can post a job
+    /// in the transaction that writes its records.
+    fn same_file<'r>(&self, records: &'r dyn Backend) -> Option<&'r SqliteBackend> {
+        let (board_file, _) = self.file.as_ref()?;
+        let SharedDatabase::Sqlite(backend) = records.shared_database()? else {
+            return None;
+        };
+        let records_file = backend.path()?;
+        let same = match (board_file.canonicalize(), records_file.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        same.then_some(backend)
+    }
+
     /// The entities registered on the board (by every process), by name.
     fn registered(&self) -> Result<Vec<Entity>, JobBoardError> {
         let conn = self.conn()?;
@@ -485,14 +501,91 @@ impl SqliteBoard {
     }
 }
 
+/// Checks `new`'s keys and inserts it as job `id`, in the caller's
+/// transaction; returns its sequence.
+fn insert_job(
+    tx: &Connection,
+    id: JobId,
+    new: &NewJob,
+    created_at: u64,
+) -> Result<u64, JobBoardError> {
+    let details = serde_json::to_string(&new.details).map_err(|e| JobBoardError::Backend {
+        board: BOARD,
+        message: format!("encoding the details of job {id} ({})", new.name),
+        source: Some(Box::new(e)),
+    })?;
+    if let Some(key) = &new.key {
+        if let Some(existing) = key_holder(tx, key)? {
+            return Err(JobBoardError::AlreadyPosted {
+                key: key.clone(),
+                existing,
+            });
+        }
+    }
+    if let Some(key) = &new.unique_key {
+        if let Some(existing) = unique_holder(tx, key)? {
+            return Err(JobBoardError::Duplicate {
+                key: key.clone(),
+                existing,
+            });
+        }
+    }
+    let mut buf = Uuid::encode_buffer();
+    let sequence: i64 = tx
+        .prepare_cached(
+            "INSERT INTO jobboard_jobs (id, name, details, logbook, flow_detail, priority, \
+             created_at, state, epoch, not_before, unique_key, execution_key, revision) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'UNCLAIMED', 0, ?8, ?9, ?10, 1) \
+             RETURNING sequence",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    id_text(id, &mut buf),
+                    new.name,
+                    details,
+                    new.logbook.map(|u| u.to_string()),
+                    new.flow_detail.map(|u| u.to_string()),
+                    new.priority,
+                    sql_int(created_at),
+                    new.not_before.map(sql_int),
+                    new.unique_key,
+                    new.key,
+                ],
+                |row| row.get(0),
+            )
+        })
+        .map_err(|e| db_err(e, format_args!("posting job {id} ({})", new.name)))?;
+    Ok(u64::try_from(sequence).unwrap_or_default())
+}
+
+/// The job `new` became when posted as `id`.
+fn posted_job(id: JobId, new: NewJob, created_at: u64, sequence: u64) -> Job {
+    Job {
+        id,
+        name: new.name,
+        details: new.details,
+        logbook: new.logbook,
+        flow_detail: new.flow_detail,
+        priority: new.priority,
+        created_at,
+        sequence,
+        state: JobState::Unclaimed,
+        owner: None,
+        epoch: Epoch::ZERO,
+        lease_expires_at: None,
+        outcome: None,
+        not_before: new.not_before,
+        unique_key: new.unique_key,
+        key: new.key,
+        control: None,
+        revision: 1,
+    }
+}
+
 impl JobBoard for SqliteBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
         let id = JobId::new();
-        let details = serde_json::to_string(&new.details).map_err(|e| JobBoardError::Backend {
-            board: BOARD,
-            message: format!("encoding the details of job {id} ({})", new.name),
-            source: Some(Box::new(e)),
-        })?;
         let created_at = self.now();
         let mut conn = self.conn()?;
         // A post with keys checks them and inserts in one `BEGIN IMMEDIATE`
@@ -505,72 +598,32 @@ impl JobBoard for SqliteBoard {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(|e| db_err(e, format_args!("locking the board for posting job {id}")))?;
-        if let Some(key) = &new.key {
-            if let Some(existing) = key_holder(&tx, key)? {
-                return Err(JobBoardError::AlreadyPosted {
-                    key: key.clone(),
-                    existing,
-                });
-            }
-        }
-        if let Some(key) = &new.unique_key {
-            if let Some(existing) = unique_holder(&tx, key)? {
-                return Err(JobBoardError::Duplicate {
-                    key: key.clone(),
-                    existing,
-                });
-            }
-        }
-        let mut buf = Uuid::encode_buffer();
-        let sequence: i64 = tx
-            .prepare_cached(
-                "INSERT INTO jobboard_jobs (id, name, details, logbook, flow_detail, priority, \
-                 created_at, state, epoch, not_before, unique_key, execution_key, revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'UNCLAIMED', 0, ?8, ?9, ?10, 1) \
-                 RETURNING sequence",
-            )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        id_text(id, &mut buf),
-                        new.name,
-                        details,
-                        new.logbook.map(|u| u.to_string()),
-                        new.flow_detail.map(|u| u.to_string()),
-                        new.priority,
-                        sql_int(created_at),
-                        new.not_before.map(sql_int),
-                        new.unique_key,
-                        new.key,
-                    ],
-                    |row| row.get(0),
-                )
-            })
-            .map_err(|e| db_err(e, format_args!("posting job {id} ({})", new.name)))?;
+        let sequence = insert_job(&tx, id, &new, created_at)?;
         tx.commit()
             .map_err(|e| db_err(e, format_args!("committing the post of job {id}")))?;
         drop(conn);
         self.wrote();
-        Ok(Job {
-            id,
-            name: new.name,
-            details: new.details,
-            logbook: new.logbook,
-            flow_detail: new.flow_detail,
-            priority: new.priority,
-            created_at,
-            sequence: u64::try_from(sequence).unwrap_or_default(),
-            state: JobState::Unclaimed,
-            owner: None,
-            epoch: Epoch::ZERO,
-            lease_expires_at: None,
-            outcome: None,
-            not_before: new.not_before,
-            unique_key: new.unique_key,
-            key: new.key,
-            control: None,
-            revision: 1,
-        })
+        Ok(posted_job(id, new, created_at, sequence))
+    }
+
+    fn post_with_records(
+        &self,
+        new: NewJob,
+        book: &LogBook,
+        records: &dyn Backend,
+    ) -> Result<Job, JobBoardError> {
+        let Some(backend) = self.same_file(records) else {
+            return crate::post::records_then_post(self, new, book, records);
+        };
+        // The records' connection writes the job too, in the transaction
+        // that writes the records (`BEGIN IMMEDIATE`, so the key checks and
+        // the insert see no other writer in between).
+        let id = JobId::new();
+        let created_at = self.now();
+        let sequence =
+            backend.save_logbook_then(book, |tx| insert_job(tx, id, &new, created_at))?;
+        self.wrote();
+        Ok(posted_job(id, new, created_at, sequence))
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {

@@ -1746,6 +1746,14 @@ impl<B: JobBoard, G: Send + Sync> JobBoard for WithGuard<B, G> {
     fn post(&self, job: NewJob) -> Result<Job, JobBoardError> {
         self.board.post(job)
     }
+    fn post_with_records(
+        &self,
+        job: NewJob,
+        book: &taskflow_persistence::LogBook,
+        records: &dyn taskflow_persistence::Backend,
+    ) -> Result<Job, JobBoardError> {
+        self.board.post_with_records(job, book, records)
+    }
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
         self.board.get(id)
     }

@@ -194,9 +194,31 @@ pub trait Backend: Send + Sync {
         flow: FlowDetailId,
         atom: AtomDetailId,
     ) -> Result<AtomDetail, PersistenceError>;
+
+    /// The database the records are in, when another store in the same
+    /// database may write in the same transaction as them: a jobboard in the
+    /// same SQLite file posts a job and its records as one transaction (see
+    /// `taskflow_jobboard::post_flow`). `None` (the default): the records
+    /// share no transaction with anything.
+    fn shared_database(&self) -> Option<SharedDatabase<'_>> {
+        None
+    }
+}
+
+/// The database of a [`Backend`] whose transactions another store in the
+/// same database may join (see [`Backend::shared_database`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum SharedDatabase<'a> {
+    /// Records in a SQLite file
+    /// ([`SqliteBackend::save_logbook_then`](crate::SqliteBackend::save_logbook_then)).
+    Sqlite(&'a crate::SqliteBackend),
 }
 
 impl<B: Backend + ?Sized> Backend for Arc<B> {
+    fn shared_database(&self) -> Option<SharedDatabase<'_>> {
+        (**self).shared_database()
+    }
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         (**self).save_logbook(book)
     }

@@ -1578,6 +1578,9 @@ pub struct WithGuard<B, G> {
 }
 
 impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
+    fn shared_database(&self) -> Option<crate::SharedDatabase<'_>> {
+        self.backend.shared_database()
+    }
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         self.backend.save_logbook(book)
     }

@@ -461,3 +461,108 @@ fn a_bad_control_request_is_corrupt() {
         "{err}"
     );
 }
+
+/// A board and records on one file, and on two files, in `dir`.
+fn one_and_two_files(dir: &Path) -> [(SqliteBoard, SqliteBackend); 2] {
+    let shared = dir.join("one.db");
+    [
+        (
+            SqliteBoard::open(&shared, BoardOptions::default()).unwrap(),
+            SqliteBackend::open(&shared).unwrap(),
+        ),
+        (
+            SqliteBoard::open(dir.join("jobs.db"), BoardOptions::default()).unwrap(),
+            SqliteBackend::open(dir.join("flows.db")).unwrap(),
+        ),
+    ]
+}
+
+fn post_factory(
+    board: &SqliteBoard,
+    records: &SqliteBackend,
+    name: &str,
+    key: Option<&str>,
+) -> Result<Job, JobBoardError> {
+    let args = Value::Null;
+    let mut post = crate::PostFlow::new(
+        name,
+        crate::FlowSource::Factory {
+            name: "f",
+            args: &args,
+        },
+    );
+    post.key = key.map(str::to_owned);
+    crate::post_flow(board, records, post)
+}
+
+fn logbook_names(records: &SqliteBackend) -> Vec<String> {
+    let mut names: Vec<String> = records
+        .list_logbooks()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.unwrap().name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn on_one_file_a_job_and_its_records_are_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let [(board, records), (board2, records2)] = one_and_two_files(dir.path());
+    // A job insert that fails after the records were written (a trigger
+    // of the file's, standing for a crash or a full disk at that point).
+    for db in ["one.db", "jobs.db"] {
+        Connection::open(dir.path().join(db))
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON jobboard_jobs WHEN NEW.name = 'boom' \
+                 BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+            )
+            .unwrap();
+    }
+
+    let job = post_factory(&board, &records, "fine", None).unwrap();
+    let book = records.get_logbook(job.logbook.unwrap()).unwrap();
+    assert_eq!(book.flow_details[0].uuid, job.flow_detail.unwrap());
+    let err = post_factory(&board, &records, "boom", None).unwrap_err();
+    assert!(err.to_string().contains("the disk is full"), "{err}");
+    assert_eq!(logbook_names(&records), ["fine"], "the records rolled back");
+    // A refused key rolls the records back in the same transaction.
+    post_factory(&board, &records, "keyed", Some("k")).unwrap();
+    let err = post_factory(&board, &records, "again", Some("k")).unwrap_err();
+    assert!(matches!(err, JobBoardError::AlreadyPosted { .. }), "{err}");
+    assert_eq!(logbook_names(&records), ["fine", "keyed"]);
+    assert_eq!(board.all_jobs().unwrap().len(), 2);
+
+    // On two files the records are written first: the failed insert
+    // leaves them, marked as a job's for the conductor's purge.
+    post_factory(&board2, &records2, "fine", None).unwrap();
+    post_factory(&board2, &records2, "boom", None).unwrap_err();
+    assert_eq!(logbook_names(&records2), ["boom", "fine"]);
+    let orphan = records2
+        .list_logbooks()
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|b| b.name == "boom")
+        .unwrap();
+    assert_eq!(orphan.meta[crate::POSTED_KEY], Value::Bool(true));
+}
+
+#[test]
+fn records_on_another_file_or_in_memory_are_posted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = SqliteBoard::open(dir.path().join("jobs.db"), BoardOptions::default()).unwrap();
+    let elsewhere = SqliteBackend::open(dir.path().join("flows.db")).unwrap();
+    let memory = SqliteBackend::in_memory().unwrap();
+    assert!(board.same_file(&elsewhere).is_none());
+    assert!(board.same_file(&memory).is_none());
+    // The same file by another path is the same file.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let by_another_path =
+        SqliteBackend::open(dir.path().join("sub").join("..").join("jobs.db")).unwrap();
+    assert!(board.same_file(&by_another_path).is_some());
+    let in_memory_board = SqliteBoard::in_memory(BoardOptions::default()).unwrap();
+    assert!(in_memory_board.same_file(&by_another_path).is_none());
+}

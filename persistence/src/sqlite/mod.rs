@@ -6,7 +6,7 @@ mod rows;
 mod schema;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::sync::lock;
 use crate::{
     AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
-    PersistenceError, RecordKind,
+    PersistenceError, RecordKind, SharedDatabase,
 };
 
 pub use connection::{open_sqlite, Durability};
@@ -85,6 +85,8 @@ pub struct SqliteBackend {
     /// transaction is rolled back when it is dropped.
     conn: Mutex<Connection>,
     location: String,
+    /// The file (`None` in memory).
+    path: Option<PathBuf>,
 }
 
 impl fmt::Debug for SqliteBackend {
@@ -120,17 +122,21 @@ impl SqliteBackend {
         let path = path.as_ref();
         let conn = open_sqlite(path, durability)?;
         let location = path.display().to_string();
-        SqliteBackend::finish(conn, location)
+        SqliteBackend::finish(conn, location, Some(path.to_path_buf()))
     }
 
     /// A private in-memory database, for tests: gone when the value is.
     pub fn in_memory() -> Result<Self, PersistenceError> {
         let conn =
             Connection::open_in_memory().map_err(|e| db_err(e, "opening an in-memory database"))?;
-        SqliteBackend::finish(conn, ":memory:".to_owned())
+        SqliteBackend::finish(conn, ":memory:".to_owned(), None)
     }
 
-    fn finish(mut conn: Connection, location: String) -> Result<Self, PersistenceError> {
+    fn finish(
+        mut conn: Connection,
+        location: String,
+        path: Option<PathBuf>,
+    ) -> Result<Self, PersistenceError> {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(|e| db_err(e, "enabling foreign keys"))?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -138,12 +144,60 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             conn: Mutex::new(conn),
             location,
+            path,
         })
     }
 
     /// Where the database is (its path, or `:memory:`).
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// The database file, as opened (`None` for an in-memory database).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Saves `book` as [`save_logbook`](Backend::save_logbook) does, then
+    /// runs `then` in the same `BEGIN IMMEDIATE` transaction, and commits
+    /// only if `then` succeeds: the records and what `then` writes to the
+    /// same file land together or not at all. A jobboard in the same file
+    /// posts the job that points at the records this way, so a crash
+    /// cannot leave records no job points at, nor a job without records.
+    ///
+    /// ```
+    /// use taskflow_persistence::{Backend, LogBook, PersistenceError, SqliteBackend};
+    /// # let dir = std::env::temp_dir().join(format!("tf-doc-{}", uuid::Uuid::new_v4()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let backend = SqliteBackend::open(dir.join("flows.db"))?;
+    /// let book = LogBook::new("nightly");
+    /// // What `then` refuses rolls the logbook back too.
+    /// let refused: Result<(), PersistenceError> = backend.save_logbook_then(&book, |tx| {
+    ///     // A statement of the caller's that fails.
+    ///     tx.execute_batch("INSERT INTO no_such_table VALUES (1)")
+    ///         .map_err(|e| PersistenceError::backend("sqlite", "posting", e))
+    /// });
+    /// assert!(refused.is_err());
+    /// assert!(backend.get_logbook(book.uuid).is_err());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), PersistenceError>(())
+    /// ```
+    pub fn save_logbook_then<T, E: From<PersistenceError>>(
+        &self,
+        book: &LogBook,
+        then: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut buf = Uuid::encode_buffer();
+        let id = id_text(book.uuid, &mut buf);
+        let mut conn = lock(&self.conn);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(e, format_args!("starting to save logbook {id}")))?;
+        put_logbook(&tx, id, book)?;
+        let done = then(&tx)?;
+        tx.commit()
+            .map_err(|e| db_err(e, format_args!("committing logbook {id}")))?;
+        Ok(done)
     }
 }
 
@@ -310,6 +364,27 @@ fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), Pers
     Ok(())
 }
 
+/// Writes a logbook and its flow details, inside a transaction.
+fn put_logbook(conn: &Connection, id: &str, book: &LogBook) -> Result<(), PersistenceError> {
+    let kind = RecordKind::LogBook;
+    let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
+    let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
+    let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
+    conn.prepare_cached(
+        "INSERT INTO logbooks (uuid, name, created_at, updated_at, meta) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, \
+         created_at = excluded.created_at, updated_at = excluded.updated_at, \
+         meta = excluded.meta",
+    )
+    .and_then(|mut s| s.execute(params![id, book.name, created, updated, meta]))
+    .map_err(|e| db_err(e, format_args!("saving logbook {id}")))?;
+    for flow in &book.flow_details {
+        put_flow(conn, id, flow)?;
+    }
+    Ok(())
+}
+
 fn book_exists(conn: &Connection, book: &str) -> Result<bool, PersistenceError> {
     conn.prepare_cached("SELECT 1 FROM logbooks WHERE uuid = ?1")
         .and_then(|mut s| s.exists([book]))
@@ -324,30 +399,11 @@ fn flow_exists(conn: &Connection, flow: &str) -> Result<bool, PersistenceError> 
 
 impl Backend for SqliteBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
-        let kind = RecordKind::LogBook;
-        let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
-        let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
-        let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
-        let mut buf = Uuid::encode_buffer();
-        let id = id_text(book.uuid, &mut buf);
-        let mut conn = lock(&self.conn);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_err(e, format_args!("starting to save logbook {id}")))?;
-        tx.prepare_cached(
-            "INSERT INTO logbooks (uuid, name, created_at, updated_at, meta) \
-             VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, \
-             created_at = excluded.created_at, updated_at = excluded.updated_at, \
-             meta = excluded.meta",
-        )
-        .and_then(|mut s| s.execute(params![id, book.name, created, updated, meta]))
-        .map_err(|e| db_err(e, format_args!("saving logbook {id}")))?;
-        for flow in &book.flow_details {
-            put_flow(&tx, id, flow)?;
-        }
-        tx.commit()
-            .map_err(|e| db_err(e, format_args!("committing logbook {id}")))
+        self.save_logbook_then(book, |_| Ok::<(), PersistenceError>(()))
+    }
+
+    fn shared_database(&self) -> Option<SharedDatabase<'_>> {
+        self.path.is_some().then_some(SharedDatabase::Sqlite(self))
     }
 
     fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
