@@ -213,6 +213,10 @@ pub enum SharedDatabase<'a> {
     /// Records in a SQLite file
     /// ([`SqliteBackend::save_logbook_then`](crate::SqliteBackend::save_logbook_then)).
     Sqlite(&'a crate::SqliteBackend),
+    /// Records in a PostgreSQL database
+    /// ([`PostgresBackend::save_logbook_in`](crate::PostgresBackend::save_logbook_in)).
+    #[cfg(feature = "postgres")]
+    Postgres(&'a crate::PostgresBackend),
 }
 
 impl<B: Backend + ?Sized> Backend for Arc<B> {

@@ -123,7 +123,7 @@ use std::time::{Duration, Instant};
 use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Config, Row};
-use taskflow_persistence::Epoch;
+use taskflow_persistence::{Backend, Epoch, LogBook, SharedDatabase};
 use uuid::Uuid;
 
 use self::codec::{col, corrupt, decode, unsigned};
@@ -475,14 +475,33 @@ impl PostgresBoard {
         query: &'static str,
         key: &str,
     ) -> Result<Option<JobId>, JobBoardError> {
-        let rows = conn.query(
+        key_holder(
+            &mut |sql, params, what| conn.query(sql, params, what),
             query,
-            &[&key],
-            &format_args!("looking for the job holding key `{key}`"),
-        )?;
-        rows.first()
-            .map(|row| col::<Uuid>(row, 0, &key, "id").map(JobId::from))
-            .transpose()
+            key,
+        )
+    }
+
+    /// What a post of `new` as `id` binds (the clock and everything but the
+    /// channel are in `sql::POST`'s order).
+    fn post_params<'n>(
+        &'n self,
+        new: &'n NewJob,
+        id: JobId,
+    ) -> Result<PostParams<'n>, JobBoardError> {
+        Ok(PostParams {
+            clock: self.clock(),
+            uuid: id.as_uuid(),
+            details: to_json(
+                &new.details,
+                format_args!("the details of job {id} ({})", new.name),
+            )?,
+            logbook: new.logbook.map(|b| b.as_uuid()),
+            flow_detail: new.flow_detail.map(|f| f.as_uuid()),
+            not_before: new.not_before.map(sql_int),
+            new,
+            channel: &self.channel,
+        })
     }
 
     /// Runs a change of the current claim `claim` (`sql`, whose parameters
@@ -602,107 +621,216 @@ impl Drop for PostgresBoard {
     }
 }
 
+/// A statement runner: a pooled connection's (prepared once) or a
+/// transaction's.
+type Query<'q> = dyn FnMut(
+        &'static str,
+        &[&(dyn postgres::types::ToSql + Sync)],
+        &dyn fmt::Display,
+    ) -> Result<Vec<Row>, JobBoardError>
+    + 'q;
+
+/// The values a post binds to `sql::POST`.
+struct PostParams<'n> {
+    clock: Option<i64>,
+    uuid: Uuid,
+    details: String,
+    logbook: Option<Uuid>,
+    flow_detail: Option<Uuid>,
+    not_before: Option<i64>,
+    new: &'n NewJob,
+    channel: &'n str,
+}
+
+impl PostParams<'_> {
+    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 11] {
+        [
+            &self.clock,
+            &self.uuid,
+            &self.new.name,
+            &self.details,
+            &self.logbook,
+            &self.flow_detail,
+            &self.new.priority,
+            &self.not_before,
+            &self.new.unique_key,
+            &self.new.key,
+            &self.channel,
+        ]
+    }
+}
+
+/// The job holding execution key `key` (`KEY_HOLDER`) or uniqueness key
+/// `key` (`UNIQUE_HOLDER`), if any.
+fn key_holder(
+    run: &mut Query<'_>,
+    query: &'static str,
+    key: &str,
+) -> Result<Option<JobId>, JobBoardError> {
+    let rows = run(
+        query,
+        &[&key],
+        &format_args!("looking for the job holding key `{key}`"),
+    )?;
+    rows.first()
+        .map(|row| col::<Uuid>(row, 0, &key, "id").map(JobId::from))
+        .transpose()
+}
+
+/// Inserts `new` as job `id` (`params`: `sql::POST`'s), checking its keys:
+/// its sequence and creation time, or the job itself when a retry finds
+/// that its first try posted it.
+fn insert_job(
+    run: &mut Query<'_>,
+    new: &NewJob,
+    id: JobId,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    attempt: Attempt,
+) -> Result<Result<(i64, i64), Job>, JobBoardError> {
+    for _ in 0..KEY_TRIES {
+        let rows = run(
+            sql::POST,
+            params,
+            &format_args!("posting job {id} ({})", new.name),
+        )?;
+        if let Some(row) = rows.first() {
+            let sequence: i64 = col(row, 0, &id, "sequence")?;
+            let created_at: i64 = col(row, 1, &id, "created_at")?;
+            return Ok(Ok((sequence, created_at)));
+        }
+        if attempt == Attempt::Retry {
+            // The first try may have inserted it.
+            let rows = run(
+                sql::GET,
+                &[params[0], params[1]],
+                &format_args!("reading job {id}"),
+            )?;
+            if let Some(job) = first_viewed(&rows)? {
+                return Ok(Err(job));
+            }
+        }
+        if let Some(key) = &new.key {
+            if let Some(existing) = key_holder(run, sql::KEY_HOLDER, key)? {
+                return Err(JobBoardError::AlreadyPosted {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+        }
+        if let Some(key) = &new.unique_key {
+            if let Some(existing) = key_holder(run, sql::UNIQUE_HOLDER, key)? {
+                return Err(JobBoardError::Duplicate {
+                    key: key.clone(),
+                    existing,
+                });
+            }
+        }
+        // The holder completed or was purged meanwhile: again.
+    }
+    Err(JobBoardError::Backend {
+        board: BOARD,
+        message: format!(
+            "posting job {id} ({}): its keys kept conflicting with jobs that then vanished",
+            new.name
+        ),
+        source: None,
+    })
+}
+
+/// The job `new` became when posted as `id`.
+fn posted_job(
+    id: JobId,
+    new: NewJob,
+    sequence: i64,
+    created_at: i64,
+) -> Result<Job, JobBoardError> {
+    Ok(Job {
+        id,
+        created_at: unsigned(created_at, &id, "created_at")?,
+        sequence: unsigned(sequence, &id, "sequence")?,
+        name: new.name,
+        details: new.details,
+        logbook: new.logbook,
+        flow_detail: new.flow_detail,
+        priority: new.priority,
+        state: JobState::Unclaimed,
+        owner: None,
+        epoch: Epoch::ZERO,
+        lease_expires_at: None,
+        outcome: None,
+        not_before: new.not_before,
+        unique_key: new.unique_key,
+        key: new.key,
+        control: None,
+        revision: 1,
+    })
+}
+
 impl JobBoard for PostgresBoard {
     fn post(&self, new: NewJob) -> Result<Job, JobBoardError> {
         self.check()?;
         let id = JobId::new();
-        let details = to_json(
-            &new.details,
-            format_args!("the details of job {id} ({})", new.name),
-        )?;
-        let clock = self.clock();
-        let uuid = id.as_uuid();
-        let logbook = new.logbook.map(|b| b.as_uuid());
-        let flow_detail = new.flow_detail.map(|f| f.as_uuid());
-        let not_before = new.not_before.map(sql_int);
+        let post = self.post_params(&new, id)?;
         let posted = self.pool.run(|conn, attempt| {
-            for _ in 0..KEY_TRIES {
-                let rows = conn.query(
-                    sql::POST,
-                    &[
-                        &clock,
-                        &uuid,
-                        &new.name,
-                        &details,
-                        &logbook,
-                        &flow_detail,
-                        &new.priority,
-                        &not_before,
-                        &new.unique_key,
-                        &new.key,
-                        &self.channel,
-                    ],
-                    &format_args!("posting job {id} ({})", new.name),
-                )?;
-                if let Some(row) = rows.first() {
-                    let sequence: i64 = col(row, 0, &id, "sequence")?;
-                    let created_at: i64 = col(row, 1, &id, "created_at")?;
-                    return Ok(Ok((sequence, created_at)));
-                }
-                if attempt == Attempt::Retry {
-                    // The first try may have inserted it.
-                    let rows = conn.query(
-                        sql::GET,
-                        &[&clock, &uuid],
-                        &format_args!("reading job {id}"),
-                    )?;
-                    if let Some(job) = first_viewed(&rows)? {
-                        return Ok(Err(job));
-                    }
-                }
-                if let Some(key) = &new.key {
-                    if let Some(existing) = Self::holder(conn, sql::KEY_HOLDER, key)? {
-                        return Err(JobBoardError::AlreadyPosted {
-                            key: key.clone(),
-                            existing,
-                        });
-                    }
-                }
-                if let Some(key) = &new.unique_key {
-                    if let Some(existing) = Self::holder(conn, sql::UNIQUE_HOLDER, key)? {
-                        return Err(JobBoardError::Duplicate {
-                            key: key.clone(),
-                            existing,
-                        });
-                    }
-                }
-                // The holder completed or was purged meanwhile: again.
-            }
-            Err(JobBoardError::Backend {
-                board: BOARD,
-                message: format!(
-                    "posting job {id} ({}): its keys kept conflicting with jobs that then \
-                     vanished",
-                    new.name
-                ),
-                source: None,
-            })
+            insert_job(
+                &mut |sql, params, what| conn.query(sql, params, what),
+                &new,
+                id,
+                &post.params(),
+                attempt,
+            )
         })?;
         self.signal.bump();
-        let (sequence, created_at) = match posted {
-            Ok(inserted) => inserted,
-            Err(job) => return Ok(job),
+        match posted {
+            Ok((sequence, created_at)) => posted_job(id, new, sequence, created_at),
+            Err(job) => Ok(job),
+        }
+    }
+
+    fn post_with_records(
+        &self,
+        new: NewJob,
+        book: &LogBook,
+        records: &dyn Backend,
+    ) -> Result<Job, JobBoardError> {
+        let backend = match records.shared_database() {
+            Some(SharedDatabase::Postgres(backend)) if backend.same_database(&self.config) => {
+                backend
+            }
+            _ => return crate::post::records_then_post(self, new, book, records),
         };
-        Ok(Job {
-            id,
-            name: new.name,
-            details: new.details,
-            logbook: new.logbook,
-            flow_detail: new.flow_detail,
-            priority: new.priority,
-            created_at: unsigned(created_at, &id, "created_at")?,
-            sequence: unsigned(sequence, &id, "sequence")?,
-            state: JobState::Unclaimed,
-            owner: None,
-            epoch: Epoch::ZERO,
-            lease_expires_at: None,
-            outcome: None,
-            not_before: new.not_before,
-            unique_key: new.unique_key,
-            key: new.key,
-            control: None,
-            revision: 1,
-        })
+        self.check()?;
+        let id = JobId::new();
+        let post = self.post_params(&new, id)?;
+        let board_path = format!("SET LOCAL search_path TO {}", quote_ident(&self.schema));
+        // One transaction on a connection of the board's: the records (in
+        // their schema), then the job (in the board's); the notification
+        // is sent at the commit.
+        let posted = self.pool.run(|conn, attempt| {
+            let mut tx = conn
+                .transaction()
+                .map_err(|e| pg_err(e, format_args!("starting to post job {id}")))?;
+            backend
+                .save_logbook_in(&mut tx, book)
+                .map_err(|e| JobBoardError::from_persistence(BOARD, e))?;
+            tx.batch_execute(&board_path)
+                .map_err(|e| pg_err(e, format_args!("using schema {}", self.schema)))?;
+            let posted = insert_job(
+                &mut |sql, params, what| tx.query(sql, params).map_err(|e| pg_err(e, what)),
+                &new,
+                id,
+                &post.params(),
+                attempt,
+            )?;
+            tx.commit()
+                .map_err(|e| pg_err(e, format_args!("committing the post of job {id}")))?;
+            Ok(posted)
+        })?;
+        self.signal.bump();
+        match posted {
+            Ok((sequence, created_at)) => posted_job(id, new, sequence, created_at),
+            Err(job) => Ok(job),
+        }
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {

@@ -43,6 +43,12 @@ pub(super) struct Conn {
 }
 
 impl Conn {
+    /// Opens a transaction on the connection (its statements run
+    /// unprepared: the cache is the connection's).
+    pub(super) fn transaction(&mut self) -> Result<postgres::Transaction<'_>, postgres::Error> {
+        self.client.transaction()
+    }
+
     fn statement(&mut self, sql: &'static str) -> Result<Statement, JobBoardError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());

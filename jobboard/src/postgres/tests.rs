@@ -448,3 +448,102 @@ fn bad_schema_names_are_refused() {
         assert!(err.to_string().contains("schema name"), "{err}");
     }
 }
+
+/// Records in a fresh schema of the board's database, dropped with the
+/// guard.
+fn records_beside(t: &TestBoard) -> (taskflow_persistence::PostgresBackend, DropSchema) {
+    let schema = format!("taskflow_records_test_{}", Uuid::new_v4().simple());
+    let records =
+        taskflow_persistence::PostgresBackend::connect_in_schema(&t.guard.url, &schema).unwrap();
+    (
+        records,
+        DropSchema {
+            url: t.guard.url.clone(),
+            schema,
+        },
+    )
+}
+
+fn post_factory(
+    board: &dyn JobBoard,
+    records: &dyn Backend,
+    name: &str,
+    key: Option<&str>,
+) -> Result<Job, JobBoardError> {
+    let args = serde_json::Value::Null;
+    let mut post = crate::PostFlow::new(
+        name,
+        crate::FlowSource::Factory {
+            name: "f",
+            args: &args,
+        },
+    );
+    post.key = key.map(str::to_owned);
+    crate::post_flow(board, records, post)
+}
+
+fn logbook_names(records: &dyn Backend) -> Vec<String> {
+    let mut names: Vec<String> = records
+        .list_logbooks()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.unwrap().name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn in_one_database_a_job_and_its_records_are_one_transaction() {
+    let Some(t) = board(long_lease()) else { return };
+    let (records, _records_schema) = records_beside(&t);
+    // A job insert that fails after the records were written.
+    t.guard.raw(
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'the disk is full'; END $$; \
+         CREATE TRIGGER boom BEFORE INSERT ON jobboard_jobs FOR EACH ROW \
+         WHEN (NEW.name = 'boom') EXECUTE FUNCTION boom();",
+    );
+    let peer = t.guard.board(long_lease());
+
+    let job = post_factory(&t.board, &records, "fine", None).unwrap();
+    let book = records.get_logbook(job.logbook.unwrap()).unwrap();
+    assert_eq!(book.flow_details[0].uuid, job.flow_detail.unwrap());
+    assert!(
+        peer.wait(Duration::from_secs(5)).unwrap(),
+        "notified at the commit"
+    );
+    assert_eq!(peer.get(job.id).unwrap().name, "fine");
+
+    let err = post_factory(&t.board, &records, "boom", None).unwrap_err();
+    assert!(err.to_string().contains("the disk is full"), "{err}");
+    assert_eq!(logbook_names(&records), ["fine"], "the records rolled back");
+    post_factory(&t.board, &records, "keyed", Some("k")).unwrap();
+    let err = post_factory(&t.board, &records, "again", Some("k")).unwrap_err();
+    assert!(matches!(err, JobBoardError::AlreadyPosted { .. }), "{err}");
+    assert_eq!(logbook_names(&records), ["fine", "keyed"]);
+    assert_eq!(t.board.all_jobs().unwrap().len(), 2);
+    // The records' own connections still work in their schema.
+    records
+        .save_logbook(&taskflow_persistence::LogBook::new("later"))
+        .unwrap();
+    assert_eq!(logbook_names(&records), ["fine", "keyed", "later"]);
+
+    // Records elsewhere (here: in memory) are written first, then the job:
+    // the failed insert leaves them, marked for the conductor's purge.
+    let memory = taskflow_persistence::MemoryBackend::new();
+    post_factory(&t.board, &memory, "boom", None).unwrap_err();
+    assert_eq!(logbook_names(&memory), ["boom"]);
+}
+
+#[test]
+fn records_and_board_in_one_schema_post_in_one_transaction() {
+    let Some(t) = board(long_lease()) else { return };
+    let records =
+        taskflow_persistence::PostgresBackend::connect_in_schema(&t.guard.url, &t.guard.schema)
+            .unwrap();
+    let job = post_factory(&t.board, &records, "together", Some("k")).unwrap();
+    assert!(records.get_logbook(job.logbook.unwrap()).is_ok());
+    post_factory(&t.board, &records, "again", Some("k")).unwrap_err();
+    assert_eq!(logbook_names(&records), ["together"]);
+}

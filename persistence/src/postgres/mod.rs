@@ -24,7 +24,7 @@ use crate::codec;
 use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{
     AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
-    PersistenceError, RecordKind,
+    PersistenceError, RecordKind, SharedDatabase,
 };
 
 const BACKEND: &str = "postgres";
@@ -125,6 +125,9 @@ pub struct PostgresBackend {
     pool: Pool,
     schema: String,
     location: String,
+    /// Where it connects, to tell whether another store is in the same
+    /// database.
+    config: Config,
 }
 
 impl fmt::Debug for PostgresBackend {
@@ -210,7 +213,7 @@ impl PostgresBackend {
         }
         let location = describe(&config, schema);
         let ident = quote_ident(schema);
-        let pool = Pool::new(config, format!("SET search_path TO {ident}"));
+        let pool = Pool::new(config.clone(), format!("SET search_path TO {ident}"));
         let mut conn = pool.connect().map_err(|e| match e {
             PersistenceError::Backend {
                 backend,
@@ -229,7 +232,50 @@ impl PostgresBackend {
             pool,
             schema: schema.to_owned(),
             location,
+            config,
         })
+    }
+
+    /// Whether `config` connects to the same database as this backend
+    /// (the same hosts, ports and database name; the user and the schema
+    /// may differ), so that one transaction can write to both.
+    pub fn same_database(&self, config: &Config) -> bool {
+        let ports = |c: &Config| {
+            let ports = c.get_ports();
+            (0..c.get_hosts().len())
+                .map(|i| {
+                    ports
+                        .get(i)
+                        .or_else(|| ports.first())
+                        .copied()
+                        .unwrap_or(5432)
+                })
+                .collect::<Vec<u16>>()
+        };
+        self.config.get_hosts() == config.get_hosts()
+            && ports(&self.config) == ports(config)
+            && self.config.get_dbname() == config.get_dbname()
+    }
+
+    /// Saves `book` as [`save_logbook`](Backend::save_logbook) does, inside
+    /// `tx`, a transaction the caller opened on a connection to this
+    /// backend's database ([`same_database`](Self::same_database)), and
+    /// leaves it open: what the caller writes next commits with the
+    /// records or not at all. It sets the transaction's `search_path` to
+    /// this backend's schema (`SET LOCAL`); a caller that writes to
+    /// another schema next sets its own again. A jobboard in the same
+    /// database posts the job that points at the records this way.
+    pub fn save_logbook_in(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        book: &LogBook,
+    ) -> Result<(), PersistenceError> {
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path TO {}",
+            quote_ident(&self.schema)
+        ))
+        .map_err(|e| pg_err(e, format_args!("using schema {}", self.schema)))?;
+        put_book(tx, &mut Cache::new(), book)
     }
 
     /// The schema the backend works in.
@@ -396,6 +442,29 @@ fn put_atom<C: GenericClient>(
 
 /// Writes a flow detail (at its own owner epoch) and replaces its atoms
 /// (inside a transaction).
+/// Writes a logbook and its flow details, inside a transaction.
+fn put_book<C: GenericClient>(
+    client: &mut C,
+    cache: &mut Cache,
+    book: &LogBook,
+) -> Result<(), PersistenceError> {
+    let kind = RecordKind::LogBook;
+    let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
+    let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
+    let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
+    let statement = prepared(cache, client, UPSERT_BOOK)?;
+    client
+        .execute(
+            &statement,
+            &[&book.uuid, &book.name, &created, &updated, &meta],
+        )
+        .map_err(|e| pg_err(e, format_args!("saving logbook {}", book.uuid)))?;
+    for flow in &book.flow_details {
+        put_flow(client, cache, book.uuid, flow)?;
+    }
+    Ok(())
+}
+
 fn put_flow<C: GenericClient>(
     client: &mut C,
     cache: &mut Cache,
@@ -543,23 +612,12 @@ impl PostgresBackend {
 
 impl Backend for PostgresBackend {
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
-        let kind = RecordKind::LogBook;
-        let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
-        let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
-        let updated = codec::encode_millis(kind, book.uuid, book.updated_at)?;
         let what = format!("logbook {}", book.uuid);
-        self.write(&what, |tx, cache| {
-            let statement = prepared(cache, tx, UPSERT_BOOK)?;
-            tx.execute(
-                &statement,
-                &[&book.uuid, &book.name, &created, &updated, &meta],
-            )
-            .map_err(|e| pg_err(e, format_args!("saving logbook {}", book.uuid)))?;
-            for flow in &book.flow_details {
-                put_flow(tx, cache, book.uuid, flow)?;
-            }
-            Ok(())
-        })
+        self.write(&what, |tx, cache| put_book(tx, cache, book))
+    }
+
+    fn shared_database(&self) -> Option<SharedDatabase<'_>> {
+        Some(SharedDatabase::Postgres(self))
     }
 
     fn get_logbook(&self, id: LogBookId) -> Result<LogBook, PersistenceError> {
