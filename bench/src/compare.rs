@@ -35,6 +35,9 @@ pub struct CompareOptions {
     pub python_repeats: usize,
     /// The Redis server for W8's Redis board, `None` to leave it out.
     pub redis_url: Option<String>,
+    /// The PostgreSQL database for W8's PostgreSQL board (a fresh schema
+    /// per run), `None` to leave it out.
+    pub postgres_url: Option<String>,
     /// Where the Markdown, JSON and SVG go.
     pub out: PathBuf,
 }
@@ -362,10 +365,22 @@ impl Comparison<'_> {
                     Err(e) => self.notes.push(format!("W8 on Redis left out: {e}")),
                 }
             }
+            #[cfg(feature = "postgres")]
+            if let Some(url) = self.options.postgres_url.clone() {
+                match ours::jobboard_postgres(&url, JOBS, conductors, once) {
+                    Ok(s) => {
+                        let name = "taskflow-rs conductor (postgres board, synchronous_commit off)";
+                        self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
+                    }
+                    Err(e) => self.notes.push(format!("W8 on PostgreSQL left out: {e}")),
+                }
+            }
         }
         self.notes.push(
             "W8: our conductors claim, run a one-atom flow (records in memory) and consume; \
-             the Python consumers only claim and consume, running no flow."
+             the Python consumers only claim and consume, running no flow. The SQLite board \
+             runs with Normal durability and the PostgreSQL board with synchronous_commit \
+             off: a crash may forget the last commits, never corrupts the board."
                 .into(),
         );
         Ok(())

@@ -93,6 +93,14 @@ struct CompareArgs {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis: String,
+    /// The PostgreSQL database of W8's PostgreSQL board (a fresh schema
+    /// per run, dropped after it); `none` to leave it out.
+    #[arg(
+        long,
+        env = "TASKFLOW_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
     /// Where comparison.md, comparison.json and comparison.svg go.
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
@@ -214,6 +222,7 @@ fn run_compare(args: CompareArgs) -> Result<(), taskflow_bench::BenchError> {
         },
         python_repeats: if args.quick { 1 } else { 3 },
         redis_url: (args.redis != "none").then_some(args.redis),
+        postgres_url: (args.postgres != "none").then_some(args.postgres),
         out: args.out,
     };
     let (all, notes) = compare(&options)?;

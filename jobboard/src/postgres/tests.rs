@@ -547,3 +547,16 @@ fn records_and_board_in_one_schema_post_in_one_transaction() {
     post_factory(&t.board, &records, "again", Some("k")).unwrap_err();
     assert_eq!(logbook_names(&records), ["together"]);
 }
+
+#[test]
+fn destroy_drops_the_board_and_leaves_records_beside_it() {
+    let Some(t) = board(long_lease()) else { return };
+    let records =
+        taskflow_persistence::PostgresBackend::connect_in_schema(&t.guard.url, &t.guard.schema)
+            .unwrap();
+    post_factory(&t.board, &records, "kept", None).unwrap();
+    t.board.destroy().unwrap();
+    assert_eq!(logbook_names(&records), ["kept"], "the records stay");
+    let again = t.guard.board(long_lease());
+    assert!(again.all_jobs().unwrap().is_empty(), "a new board is empty");
+}
