@@ -117,8 +117,19 @@ fn open_board(dir: &Path, spec: &str, options: BoardOptions) -> Arc<dyn JobBoard
             taskflow::jobboard::RedisBoard::connect(&redis_url(), prefix, options)
                 .expect("redis board"),
         ),
+        #[cfg(feature = "postgres")]
+        Some(("postgres", schema)) => Arc::new(
+            taskflow::jobboard::PostgresBoard::connect_in_schema(&postgres_url(), schema, options)
+                .expect("postgres board"),
+        ),
         _ => Arc::new(SqliteBoard::open(dir.join("jobs.db"), options).expect("sqlite board")),
     }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_url() -> String {
+    std::env::var("TASKFLOW_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 #[cfg(feature = "redis")]
@@ -451,6 +462,50 @@ fn redis_setup(what: &str) -> Option<(Setup, Arc<taskflow::jobboard::RedisBoard>
     Some((setup, board))
 }
 
+/// The same on the PostgreSQL board (skipped, saying so, when the server is
+/// unreachable, unless `TASKFLOW_REQUIRE_SERVICES=1`).
+#[cfg(feature = "postgres")]
+#[test]
+fn a_killed_conductors_job_is_taken_over_on_the_postgres_board() {
+    let Some((setup, board)) = postgres_setup() else {
+        return;
+    };
+    takeover(setup);
+    board.destroy().expect("test schema dropped");
+}
+
+/// A setup on the PostgreSQL board in a fresh schema (records in SQLite),
+/// and the board to destroy after; None (having said why) when the server
+/// is unreachable, unless `TASKFLOW_REQUIRE_SERVICES=1`.
+#[cfg(feature = "postgres")]
+fn postgres_setup() -> Option<(Setup, Arc<taskflow::jobboard::PostgresBoard>)> {
+    let schema = format!("taskflow_test_{}", uuid::Uuid::new_v4().simple());
+    let board = match taskflow::jobboard::PostgresBoard::connect_in_schema(
+        &postgres_url(),
+        &schema,
+        BoardOptions::default(),
+    ) {
+        Ok(board) => Arc::new(board),
+        Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
+            eprintln!("skipping: postgres at {} unreachable: {e}", postgres_url());
+            return None;
+        }
+        Err(e) => panic!(
+            "postgres at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
+            postgres_url()
+        ),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
+    let setup = Setup {
+        dir,
+        board: board.clone(),
+        records,
+        board_spec: format!("postgres:{schema}"),
+    };
+    Some((setup, board))
+}
+
 fn takeover(s: Setup) {
     let log = s.dir.path().join("takeover.log");
     let id = post_flow_of(&s, "takeover", &chain(Some(&log), None));
@@ -497,7 +552,8 @@ fn takeover(s: Setup) {
         takeover
     });
     eprintln!(
-        "takeover after SIGKILL: {} ms (lease {:?})",
+        "takeover after SIGKILL on {}: {} ms (lease {:?})",
+        s.board_spec.split(':').next().unwrap_or_default(),
         takeover.as_millis(),
         BoardOptions::default().lease
     );
