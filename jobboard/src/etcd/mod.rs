@@ -127,6 +127,14 @@ const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// The longest `wait` sleeps before it looks again.
 const SLICE: Duration = Duration::from_secs(1);
 
+/// How many keys one read of a listing takes.
+const PAGE: i64 = 500;
+
+/// How many times in a row a call may find its job changed under it
+/// before it gives up (each time another call won the race for the job,
+/// so this many in a row means a storm of writes to one job).
+const MAX_CONTENDED: u32 = 10_000;
+
 /// How often `wait` looks again when the board's clock is a custom one.
 const CUSTOM_CLOCK_POLL: Duration = Duration::from_millis(50);
 
@@ -189,28 +197,44 @@ fn transient(e: &etcd_client::Error) -> bool {
 pub(super) struct Shared {
     closed: AtomicBool,
     connected: AtomicBool,
-    /// Bumped at every change the watcher sees (and at close).
-    changes: Mutex<u64>,
+    /// Counts the changes the watcher saw (and the close).
+    changes: Mutex<Generations>,
     changed: Condvar,
     events: Notifier,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// How many changes the watcher saw: all of them, and those that may have
+/// made a job claimable (what `wait` looks again for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Generations {
+    any: u64,
+    claimable: u64,
+}
+
 impl Shared {
-    fn generation(&self) -> u64 {
+    fn generations(&self) -> Generations {
         *lock(&self.changes)
     }
 
-    /// Wakes every thread waiting for a change.
-    pub(super) fn bump(&self) {
-        *lock(&self.changes) += 1;
+    /// Wakes the threads waiting for a change (`claimable`: one that may
+    /// have made a job claimable, which `wait` waits for; any change wakes
+    /// `wait_until_complete`).
+    pub(super) fn bump(&self, claimable: bool) {
+        let mut generations = lock(&self.changes);
+        generations.any += 1;
+        if claimable {
+            generations.claimable += 1;
+        }
+        drop(generations);
         self.changed.notify_all();
     }
 
-    /// Waits until the generation is past `seen`, or until `until`.
-    fn wait_change(&self, seen: u64, until: Instant) {
+    /// Waits until `pick` of the generations moves past `seen`, or until
+    /// `until`.
+    fn wait_change(&self, seen: Generations, pick: fn(&Generations) -> u64, until: Instant) {
         let mut generation = lock(&self.changes);
-        while *generation == seen {
+        while pick(&generation) == pick(&seen) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
@@ -412,7 +436,7 @@ impl EtcdBoard {
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
             connected: AtomicBool::new(true),
-            changes: Mutex::new(0),
+            changes: Mutex::new(Generations::default()),
             changed: Condvar::new(),
             events: Notifier::new(BOARD),
             stop,
@@ -487,7 +511,7 @@ impl EtcdBoard {
         self.shared.connected.store(false, Ordering::Release);
         let _ = self.shared.stop.send(true);
         self.shared.events.close();
-        self.shared.bump();
+        self.shared.bump(true);
     }
 
     fn closed(&self) -> JobBoardError {
@@ -506,6 +530,7 @@ impl EtcdBoard {
         let runtime = self.runtime.as_ref().ok_or_else(|| self.closed())?;
         let started = Instant::now();
         let mut pause = RETRY_FIRST;
+        let mut contended = 0;
         loop {
             if self.shared.is_closed() {
                 return Err(self.closed());
@@ -522,7 +547,20 @@ impl EtcdBoard {
                     self.shared.set_connected(true);
                     return Err(e);
                 }
-                Ok(Err(Failure::Retry)) => continue,
+                Ok(Err(Failure::Retry)) if contended < MAX_CONTENDED => {
+                    contended += 1;
+                    continue;
+                }
+                Ok(Err(Failure::Retry)) => {
+                    return Err(JobBoardError::Backend {
+                        board: BOARD,
+                        message: format!(
+                            "{what} at {}: the job changed under {contended} tries in a row",
+                            self.endpoints
+                        ),
+                        source: None,
+                    })
+                }
                 Ok(Err(Failure::Etcd(e))) if !transient(&e) => {
                     return Err(JobBoardError::backend(
                         BOARD,
@@ -572,17 +610,54 @@ impl EtcdBoard {
         }
     }
 
+    /// Every key under `prefix` at `revision` (0: now), read in pages of
+    /// [`PAGE`] keys so that no reply grows past what gRPC takes; returns
+    /// them and the revision read at.
+    async fn range(
+        &self,
+        prefix: &str,
+        mut revision: i64,
+    ) -> Result<(Vec<etcd_client::KeyValue>, i64), Failure> {
+        let end = prefix_end(prefix);
+        let mut from = prefix.as_bytes().to_vec();
+        let mut all = Vec::new();
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let mut reply = self
+                .client
+                .kv_client()
+                .get(from.clone(), Some(options))
+                .await?;
+            if revision == 0 {
+                revision = reply.header().map_or(0, |h| h.revision());
+            }
+            let more = reply.more();
+            let kvs = reply.take_kvs();
+            match kvs.last() {
+                Some(last) if more => {
+                    from = last.key().to_vec();
+                    // The next key after the last one read.
+                    from.push(0);
+                }
+                _ => {
+                    all.extend(kvs);
+                    return Ok((all, revision));
+                }
+            }
+            all.extend(kvs);
+        }
+    }
+
     /// Every job record and claim marker, read at one revision.
     async fn snapshot(&self) -> Result<(Vec<Stored>, HashMap<JobId, Held>), Failure> {
         let (jobs, claims) = (self.keys.jobs(), self.keys.claims());
-        let txn = Txn::new().and_then(vec![
-            TxnOp::get(jobs.clone(), Some(GetOptions::new().with_prefix())),
-            TxnOp::get(claims.clone(), Some(GetOptions::new().with_prefix())),
-        ]);
-        let reply = self.client.kv_client().txn(txn).await?;
-        let gets = gets(&reply);
+        let (records, revision) = self.range(&jobs, 0).await?;
+        let (markers, _) = self.range(&claims, revision).await?;
         let mut held = HashMap::new();
-        for kv in gets.get(1).into_iter().flatten() {
+        for kv in &markers {
             let id = Keys::id_in(kv.key(), &claims).ok_or_else(|| {
                 corrupt(
                     String::from_utf8_lossy(kv.key()),
@@ -591,10 +666,8 @@ impl EtcdBoard {
             })?;
             held.insert(id, Held::decode(kv)?);
         }
-        let stored = gets
-            .first()
-            .into_iter()
-            .flatten()
+        let stored = records
+            .iter()
             .map(|kv| Stored::decode(kv, &self.keys))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((stored, held))
@@ -1052,6 +1125,20 @@ impl EtcdBoard {
 /// (if any), and the time it looked at.
 type Look = (Vec<(Job, bool)>, Option<u64>, u64);
 
+/// The end of the range of keys starting with `prefix` (its last byte
+/// plus one; the board's prefixes end with `/`).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xff: to the end of the keyspace.
+    vec![0]
+}
+
 /// The key-values of each range operation of a transaction's reply.
 fn gets(reply: &TxnResponse) -> Vec<Vec<etcd_client::KeyValue>> {
     reply
@@ -1175,7 +1262,7 @@ impl JobBoard for EtcdBoard {
     fn wait(&self, timeout: Duration) -> Result<bool, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let seen = self.shared.generation();
+            let seen = self.shared.generations();
             let (jobs, next, now) = self.look("waiting")?;
             if jobs.iter().any(|(_, can)| *can) {
                 return Ok(true);
@@ -1194,7 +1281,7 @@ impl JobBoard for EtcdBoard {
             if !self.options.clock.is_system() {
                 until = until.min(start + CUSTOM_CLOCK_POLL);
             }
-            self.shared.wait_change(seen, until);
+            self.shared.wait_change(seen, |g| g.claimable, until);
         }
     }
 
@@ -1204,7 +1291,7 @@ impl JobBoard for EtcdBoard {
     fn wait_until_complete(&self, id: JobId, timeout: Duration) -> Result<JobWait, JobBoardError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let seen = self.shared.generation();
+            let seen = self.shared.generations();
             let job = self.get(id)?;
             if job.state == JobState::Complete {
                 return Ok(JobWait::Complete(job));
@@ -1217,7 +1304,7 @@ impl JobBoard for EtcdBoard {
             if let Some(d) = deadline {
                 until = until.min(d);
             }
-            self.shared.wait_change(seen, until);
+            self.shared.wait_change(seen, |g| g.any, until);
         }
     }
 

@@ -239,3 +239,18 @@ fn corrupt_records_are_reported_not_panicked_on() {
         JobBoardError::Corrupt { .. }
     ));
 }
+
+#[test]
+fn listings_read_past_one_page() {
+    let Some(b) = board(BoardOptions::default()) else {
+        return;
+    };
+    let n = usize::try_from(super::PAGE).unwrap() * 2 + 7;
+    let posted: Vec<crate::JobId> = (0..n)
+        .map(|i| b.post(NewJob::new(format!("j{i}"))).unwrap().id)
+        .collect();
+    let listed: Vec<crate::JobId> = b.iterjobs(false).unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(listed, posted, "every job, in posting order");
+    assert_eq!(b.all_jobs().unwrap().len(), n);
+    assert_eq!(b.job_count().unwrap(), n);
+}

@@ -45,7 +45,7 @@ pub(super) async fn run(
                 shared.emit(BoardEvent::Disconnected { reason });
             }
             // Waiters look again (and see the failure themselves).
-            shared.bump();
+            shared.bump(true);
             tokio::select! {
                 () = tokio::time::sleep(RETRY_PAUSE) => {}
                 _ = stop.changed() => return,
@@ -85,20 +85,20 @@ async fn follow(
             *failing = false;
             shared.set_connected(true);
             shared.emit(BoardEvent::Reconnected);
-            shared.bump();
+            shared.bump(true);
         }
         if reply.compact_revision() > 0 {
             // What happened before the compaction is gone: say so, and
             // go on from the oldest revision kept.
             shared.emit(BoardEvent::Missed { count: 1 });
-            shared.bump();
+            shared.bump(true);
             *next = reply.compact_revision();
             return Ok(());
         }
         if reply.canceled() {
             return Err(format!("the watch was canceled: {}", reply.cancel_reason()));
         }
-        let mut changed = false;
+        let (mut changed, mut claimable) = (false, false);
         for event in reply.events() {
             let Some(kv) = event.kv() else {
                 continue;
@@ -112,6 +112,7 @@ async fn follow(
                         .and_then(|c| BoardEvent::from_kind(&c.change, id)),
                 };
                 if let Some(told) = told {
+                    claimable |= told.may_be_claimable();
                     shared.emit(told);
                     changed = true;
                 }
@@ -120,10 +121,11 @@ async fn follow(
             {
                 // A lease lapsed or a claim was released.
                 changed = true;
+                claimable = true;
             }
         }
         if changed {
-            shared.bump();
+            shared.bump(claimable);
         }
     }
 }
