@@ -65,6 +65,20 @@
 //! `wait` also wakes by itself when the next live lease lapses or the next
 //! scheduled job is due, and looks again at least every second.
 //!
+//! Listings (`iterjobs`, `all_jobs`, `wait`, `purge`) read the records
+//! and markers in pages of 500 keys, all at the revision of the first
+//! page, so they see one instant of the board however long it is.
+//!
+//! # Restarts
+//!
+//! etcd acknowledges a write once its log is on disk, so a restarted (or
+//! SIGKILLed) server loses no job, claim, epoch or key; it keeps its leases
+//! too (renewed to their full TTL when its leader is elected), so claims
+//! are still held afterwards. A call made while the cluster is unreachable
+//! is retried, with pauses, for up to 20 s, then fails naming the
+//! endpoints; the watch reconnects by itself and tells listeners
+//! `Disconnected`, then `Reconnected`.
+//!
 //! # Blocking
 //!
 //! The board's methods block: the board owns a small tokio runtime (two
