@@ -17,6 +17,7 @@
 //!   listeners hear `Disconnected` then `Reconnected`); while worker threads
 //!   run jobs through two such restarts, no job is lost and every job ends
 //!   consumed exactly once.
+//! - An ignored benchmark measures claim + consume cycles per second.
 //!
 //! The shared server is `TASKFLOW_TEST_ETCD_URL` (default
 //! `http://127.0.0.1:2379`; `bash .ci/start-etcd-zookeeper` starts one).
@@ -552,6 +553,15 @@ fn a_restarted_server_loses_no_job_and_the_board_reconnects() {
                 server.restart();
                 Instant::now()
             });
+            // The board notices (its watch breaks) without a call.
+            let noticed = Instant::now();
+            while board.connected() {
+                assert!(
+                    noticed.elapsed() < Duration::from_secs(1),
+                    "connected() still true with the server down"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
             // Sent while the server is down: it rides the restart out.
             let start = Instant::now();
             let posted = board.post(NewJob::new(format!("during-{round}"))).unwrap();
@@ -720,4 +730,54 @@ fn jobs_survive_a_restart_during_a_run() {
         assert_eq!(job.outcome, Some(Outcome::Consumed), "{id}");
     }
     assert!(board.iterjobs(false).unwrap().is_empty());
+}
+
+/// Claim + consume cycles per second, with 1 and 4 threads (each thread on
+/// its own jobs), on the shared server. Run with
+/// `cargo test --release -p taskflow-jobboard --features etcd --test etcd -- --ignored --nocapture throughput`.
+#[test]
+#[ignore = "benchmark: prints claim + consume cycles per second"]
+fn throughput() {
+    let Some(board) = shared_board(Duration::from_secs(600)) else {
+        return;
+    };
+    let per_thread = 1000;
+    for threads in [1usize, 4] {
+        let start = Instant::now();
+        let jobs: Vec<Vec<JobId>> = (0..threads)
+            .map(|_| {
+                (0..per_thread)
+                    .map(|i| board.post(NewJob::new(format!("b{i}"))).unwrap().id)
+                    .collect()
+            })
+            .collect();
+        let posted = start.elapsed();
+        let start = Instant::now();
+        let listed = board.iterjobs(true).unwrap().len();
+        eprintln!(
+            "iterjobs(true) over {listed} pending jobs: {:?}",
+            start.elapsed()
+        );
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for (t, ids) in jobs.iter().enumerate() {
+                let board = &board;
+                s.spawn(move || {
+                    let owner = format!("t{t}");
+                    for id in ids {
+                        let claim = board.claim(*id, &owner).unwrap();
+                        board.consume(&claim).unwrap();
+                    }
+                });
+            }
+        });
+        let cycles = threads * per_thread;
+        let took = start.elapsed();
+        eprintln!(
+            "{threads} thread(s): {cycles} claim+consume cycles in {took:?}: {:.0} cycles/s \
+             (posting {cycles} jobs from one thread: {:.0} posts/s)",
+            cycles as f64 / took.as_secs_f64(),
+            cycles as f64 / posted.as_secs_f64(),
+        );
+    }
 }
