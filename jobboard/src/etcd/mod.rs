@@ -908,7 +908,9 @@ impl EtcdBoard {
                 vec![marker],
             )
             .await;
-        if committed.is_err() {
+        // Only a lost race is sure not to have committed: after a failed
+        // call the marker may be on this lease (the retry finds out).
+        if matches!(committed, Err(Failure::Retry)) {
             self.revoke_later(lease);
         }
         committed?;
@@ -964,7 +966,7 @@ impl EtcdBoard {
                 more,
             )
             .await;
-        if let (Err(_), Some(lease)) = (&committed, granted) {
+        if let (Err(Failure::Retry), Some(lease)) = (&committed, granted) {
             self.revoke_later(lease);
         }
         committed?;
