@@ -60,6 +60,8 @@ pub use taskflow_engine::{
     Event, Executor, ExecutorError, FlowEvent, Listener, LoggingListener, Missing, Parallel,
     ProgressListener, RunIter, Serial, Storage, StoreError, SuspendHandle, TimingListener,
 };
+#[cfg(feature = "etcd")]
+pub use taskflow_jobboard::EtcdBoard;
 #[cfg(feature = "postgres")]
 pub use taskflow_jobboard::PostgresBoard;
 #[cfg(feature = "redis")]

@@ -23,7 +23,13 @@ pub(crate) const POSTGRES_SCHEMA: &str = "taskflow";
 
 /// What the URLs may be, for messages.
 const EXPECTED: &str =
-    "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]` or `postgres://USER@HOST/DB[#SCHEMA]`";
+    "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]`, `postgres://USER@HOST/DB[#SCHEMA]` \
+     or `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`";
+
+/// Why an `etcd://` URL fails on a build without the etcd board.
+const NO_ETCD: &str = "this build of `taskflow` has no etcd board (cargo feature `etcd`, not a \
+     default because its build needs `protoc`): build it with `cargo install --path cli \
+     --features etcd`";
 
 /// A board URL: `sqlite:PATH`, `redis://...` or `postgres://...[#SCHEMA]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +49,9 @@ pub enum Board {
         /// The schema the board's tables live in.
         schema: String,
     },
+    /// An etcd cluster (feature `etcd`), shared by conductors on many
+    /// hosts; the whole URL (`etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`).
+    Etcd(String),
 }
 
 impl fmt::Display for Board {
@@ -51,6 +60,7 @@ impl fmt::Display for Board {
             Board::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             Board::Redis(url) => f.write_str(&redact(url)),
             Board::Postgres { url, schema } => write!(f, "{}#{schema}", redact(url)),
+            Board::Etcd(url) => f.write_str(url),
         }
     }
 }
@@ -93,6 +103,8 @@ impl Board {
             "postgres" | "postgresql" => Err(bad(
                 "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)",
             )),
+            "etcd" if cfg!(feature = "etcd") => Ok(Board::Etcd(url.to_owned())),
+            "etcd" => Err(bad(NO_ETCD)),
             _ => Err(bad(&format!("unknown scheme; {EXPECTED}"))),
         }
     }
@@ -116,7 +128,8 @@ impl Board {
 
     /// As [`open`](Self::open), a Redis board keeping its keys under
     /// `prefix` (the job service's `namespace`; a PostgreSQL board's
-    /// namespace is the schema its URL names).
+    /// namespace is the schema its URL names), and an etcd board too
+    /// unless its URL names a prefix.
     pub fn open_in(
         &self,
         lease: Option<Duration>,
@@ -159,6 +172,21 @@ impl Board {
                 url: self.to_string(),
                 why: "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)"
                     .into(),
+            }),
+            #[cfg(feature = "etcd")]
+            Board::Etcd(url) => {
+                let hosts = url.strip_prefix("etcd://").unwrap_or(url);
+                let url = match hosts.split_once('/') {
+                    Some((_, path)) if !path.trim_matches('/').is_empty() => url.clone(),
+                    _ => format!("etcd://{}/{prefix}", hosts.trim_end_matches('/')),
+                };
+                let board = taskflow::EtcdBoard::open(&url, options).map_err(|e| self.failed(e))?;
+                Ok(Arc::new(board))
+            }
+            #[cfg(not(feature = "etcd"))]
+            Board::Etcd(_) => Err(CliError::BoardUrl {
+                url: self.to_string(),
+                why: NO_ETCD.into(),
             }),
         }
     }
@@ -223,6 +251,20 @@ mod tests {
                 Some("postgresql://u:***@h/db#taskflow".to_owned())
             );
             assert!(Board::parse("postgres://h/db#").is_err());
+        }
+        let etcd = Board::parse("etcd://h1:2379,h2:2379/jobs");
+        #[cfg(feature = "etcd")]
+        assert_eq!(
+            etcd.ok(),
+            Some(Board::Etcd("etcd://h1:2379,h2:2379/jobs".into()))
+        );
+        #[cfg(not(feature = "etcd"))]
+        {
+            let err = etcd.unwrap_err().to_string();
+            assert!(
+                err.contains("no etcd board") && err.contains("--features etcd"),
+                "{err}"
+            );
         }
     }
 }

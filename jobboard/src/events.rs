@@ -27,6 +27,9 @@
 //! - `RedisBoard`: the scripts append each change to the board's events
 //!   stream, atomically with the change; one watcher thread per board
 //!   blocks on the stream.
+//! - `EtcdBoard`: each job record names the change that wrote it; one
+//!   etcd watch per board on its prefix reads them in revision order,
+//!   whoever wrote them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -18,6 +18,9 @@
 //!   may hold the records too; claims with `FOR UPDATE SKIP LOCKED`, leases
 //!   on the server's clock (`now()`), keys enforced by unique indexes,
 //!   `wait` woken by `LISTEN/NOTIFY`, a versioned schema per board.
+//! - `EtcdBoard` (feature `etcd`): many hosts, on an etcd cluster; claims
+//!   are transactions comparing revisions, leases are etcd leases (whole
+//!   seconds, at least the server's minimum), `wait` and events a watch.
 //!
 //! All of them pass one conformance suite (`testkit`, feature `testkit`).
 
@@ -25,6 +28,8 @@ mod board;
 #[cfg(feature = "conductor")]
 pub mod conductor;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod events;
 mod job;
 mod lease;
@@ -44,6 +49,8 @@ pub use board::{JobBoard, JobWait, ListOptions};
 #[cfg(feature = "conductor")]
 pub use conductor::{Conductor, ConductorBuilder, ConductorEvent, ConductorListener, StopHandle};
 pub use error::JobBoardError;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdBoard;
 pub use events::{BoardEvent, BoardListener, CapturingListener, Subscription, EVENT_QUEUE};
 pub use job::{
     BoardOptions, Claim, Control, Entity, Job, JobId, JobState, NewJob, Outcome, Retention,

@@ -12,7 +12,7 @@
 //! records_url: sqlite:.taskflow/records.db       # JOB_SERVICE_RECORDS_URL
 //! worker_pool:
 //!   workers: 4              # JOB_SERVICE_POOL_WORKERS
-//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres
+//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres | etcd
 //!   board_url: sqlite:.taskflow/board.db         # JOB_SERVICE_POOL_BOARD_URL
 //!   lease_ms: 1000          # JOB_SERVICE_POOL_LEASE_MS
 //!   redis_pool:             # with backend: redis
@@ -418,14 +418,21 @@ impl ServiceConfig {
                     "backend postgres needs a board_url (postgres://USER@HOST/DB#SCHEMA)".into(),
                 ))
             }
+            (Some("etcd"), None, _) => {
+                return Err(bad(
+                    "worker_pool.board_url",
+                    "backend etcd needs a board_url (etcd://HOST:PORT[,HOST:PORT...][/PREFIX])"
+                        .into(),
+                ))
+            }
             (None | Some("sqlite"), None, _) => config.board_url,
             (Some(other), None, _) => {
                 return Err(bad(
                     "worker_pool.backend",
                     format!(
-                        "unknown backend `{other}`; expected `sqlite`, `redis` or `postgres` \
+                    "unknown backend `{other}`; expected `sqlite`, `redis`, `postgres` or `etcd` \
                          (or give worker_pool.board_url)"
-                    ),
+                ),
                 ))
             }
         };
@@ -610,6 +617,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("redis_url"), "{err}");
+        let err = read("worker_pool:\n  backend: etcd\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("board_url") && err.contains("etcd://"),
+            "{err}"
+        );
+        let etcd = read(
+            "worker_pool:\n  backend: etcd\n  board_url: etcd://127.0.0.1:2379/jobs\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(etcd.board_url, "etcd://127.0.0.1:2379/jobs");
         let err = read("protocol: https\n", &[]).unwrap_err().to_string();
         assert!(err.contains("cert"), "{err}");
     }

@@ -520,10 +520,25 @@ fn a_periodic_policy_on_two_nodes_of_a_postgres_board_runs_once_per_fire_time() 
     );
 }
 
+/// The same on an etcd board, on a fresh key prefix of
+/// `TASKFLOW_TEST_ETCD_URL` (default the local server), deleted after.
+#[cfg(feature = "etcd")]
+#[test]
+fn a_periodic_policy_on_two_nodes_of_an_etcd_board_runs_once_per_fire_time() {
+    let url =
+        std::env::var("TASKFLOW_TEST_ETCD_URL").unwrap_or_else(|_| "http://127.0.0.1:2379".into());
+    let prefix = format!("taskflow-service-test/{}", uuid::Uuid::new_v4());
+    periodic_on_a_shared_board(
+        &url,
+        |options| taskflow::EtcdBoard::connect(&url, &prefix, options),
+        |board| board.destroy().map(drop),
+    );
+}
+
 /// Two nodes, each on its own connection to the board `connect` opens (at
 /// `url`); skipped, saying so, when the server is unreachable and not
 /// required. `destroy` removes the board's data after.
-#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg(any(feature = "redis", feature = "postgres", feature = "etcd"))]
 fn periodic_on_a_shared_board<B: JobBoard + 'static>(
     url: &str,
     connect: impl Fn(BoardOptions) -> Result<B, taskflow::JobBoardError>,

@@ -37,7 +37,8 @@ pub(crate) struct Cli {
     /// `records` in taskflow.toml; default: sqlite:.taskflow/records.db]
     #[arg(long, global = true, value_name = "URL")]
     records: Option<String>,
-    /// Where the jobboard is: `sqlite:PATH` or `redis://HOST[:PORT][/DB]`
+    /// Where the jobboard is: `sqlite:PATH`, `redis://HOST[:PORT][/DB]`,
+    /// `postgres://USER@HOST/DB[#SCHEMA]` or `etcd://HOST:PORT[/PREFIX]` (feature `etcd`)
     /// [env: TASKFLOW_BOARD; then `board` in taskflow.toml; default:
     /// sqlite:.taskflow/board.db]
     #[arg(long, global = true, value_name = "URL")]

@@ -425,6 +425,63 @@ fn board_urls() {
     assert!(dir.path().join("elsewhere/jobs.db").exists());
 }
 
+/// An `etcd://` board: on a build without the etcd board, a clear error
+/// saying how to build one; on a build with it, a board on the etcd of
+/// `TASKFLOW_TEST_ETCD_URL`'s host (default the local one), which posts and
+/// runs a flow.
+#[test]
+fn an_etcd_board_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::env::var("TASKFLOW_TEST_ETCD_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:2379".into())
+        .trim_start_matches("http://")
+        .to_owned();
+    let url = format!("etcd://{host}/taskflow-cli-test/{}", uuid::Uuid::new_v4());
+    let listed = run_in(dir.path(), &["--board", &url, "jobs"]);
+    if !cfg!(feature = "etcd") {
+        assert_eq!(listed.code, 2, "{}", listed.stderr);
+        assert!(
+            listed.stderr.contains("no etcd board") && listed.stderr.contains("--features etcd"),
+            "{}",
+            listed.stderr
+        );
+        return;
+    }
+    if listed.code == 1 && listed.stderr.contains("connecting to") {
+        assert!(
+            std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "etcd at {host} unreachable: {} (TASKFLOW_REQUIRE_SERVICES=1)",
+            listed.stderr
+        );
+        eprintln!("skipping: etcd at {host} unreachable: {}", listed.stderr);
+        return;
+    }
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains(&format!("no jobs on {url}")),
+        "{}",
+        listed.stdout
+    );
+    let file = example("provision.yaml");
+    let posted = run_in(
+        dir.path(),
+        &["--board", &url, "post", file.to_str().unwrap()],
+    );
+    assert_eq!(posted.code, 0, "{}", posted.stderr);
+    let drained = run_in(dir.path(), &["--board", &url, "conductor", "--drain"]);
+    assert_eq!(drained.code, 0, "{}", drained.stderr);
+    let listed = run_in(dir.path(), &["--board", &url, "jobs"]);
+    assert!(
+        listed.stdout.contains(&format!("no jobs on {url}")),
+        "the job ran and was consumed: {}",
+        listed.stdout
+    );
+    #[cfg(feature = "etcd")]
+    if let Ok(board) = taskflow::EtcdBoard::open(&url, taskflow::BoardOptions::default()) {
+        let _ = board.destroy();
+    }
+}
+
 #[cfg(feature = "redis")]
 #[test]
 fn an_unreachable_redis_is_one_line() {
