@@ -18,6 +18,10 @@
 //!   may hold the records too; claims with `FOR UPDATE SKIP LOCKED`, leases
 //!   on the server's clock (`now()`), keys enforced by unique indexes,
 //!   `wait` woken by `LISTEN/NOTIFY`, a versioned schema per board.
+//! - `ZookeeperBoard` (feature `zookeeper`): many hosts, on a ZooKeeper
+//!   ensemble, in TaskFlow's layout (a node per job, an ephemeral lock per
+//!   claim); every change one multi-op fenced by the job node's version,
+//!   leases on the server's clock, `wait` and events from watches.
 //!
 //! All of them pass one conformance suite (`testkit`, feature `testkit`).
 
@@ -39,6 +43,8 @@ mod sync;
 #[cfg(any(test, feature = "testkit"))]
 #[allow(clippy::unwrap_used)]
 pub mod testkit;
+#[cfg(feature = "zookeeper")]
+mod zookeeper;
 
 pub use board::{JobBoard, JobWait, ListOptions};
 #[cfg(feature = "conductor")]
@@ -56,3 +62,5 @@ pub use postgres::PostgresBoard;
 #[cfg(feature = "redis")]
 pub use redis::RedisBoard;
 pub use sqlite::SqliteBoard;
+#[cfg(feature = "zookeeper")]
+pub use zookeeper::ZookeeperBoard;
