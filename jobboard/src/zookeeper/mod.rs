@@ -177,9 +177,11 @@ fn multi_fail(what: &str, e: zk::MultiWriteError) -> Fail {
 
 /// Whether `err` is worth another try after a pause (the connection).
 fn transient(err: &zk::Error) -> bool {
+    // `Custom` carries the socket's own errors (a connection reset by a
+    // server going away), which the client recovers from by reconnecting.
     matches!(
         err,
-        zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::NoHosts
+        zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::NoHosts | zk::Error::Custom(_)
     )
 }
 
@@ -401,6 +403,7 @@ impl ZookeeperBoard {
                 .await
                 .map_err(|f| setup.final_error(f))?;
             setup.connected.store(true, Ordering::Release);
+            setup.track(&client);
             *lock(&setup.client) = Some(client);
             Ok::<(), JobBoardError>(())
         })?;
@@ -590,7 +593,7 @@ impl Inner {
     }
 
     /// The current client, or a new session if there is none.
-    async fn client(&self) -> Result<zk::Client, Fail> {
+    async fn client(self: &Arc<Self>) -> Result<zk::Client, Fail> {
         if self.closed() {
             return Err(JobBoardError::Closed { board: BOARD }.into());
         }
@@ -603,7 +606,7 @@ impl Inner {
 
     /// Replaces the client whose session is `stale` (or none) by a new
     /// session, unless another caller did already.
-    async fn replace(&self, stale: Option<zk::SessionId>) -> Result<zk::Client, Fail> {
+    async fn replace(self: &Arc<Self>, stale: Option<zk::SessionId>) -> Result<zk::Client, Fail> {
         {
             let slot = lock(&self.client);
             if let Some(c) = slot.as_ref() {
@@ -624,13 +627,41 @@ impl Inner {
         }
         tracing::info!(url = %self.url, "zookeeper board: new session");
         *slot = Some(fresh.clone());
+        drop(slot);
+        self.track(&fresh);
         Ok(fresh)
+    }
+
+    /// Follows the session state of `c` into [`connected`](JobBoard::connected),
+    /// until the session ends (a task on the board's runtime).
+    fn track(self: &Arc<Self>, c: &zk::Client) {
+        let mut state = c.state_watcher();
+        let board = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let now = state.changed().await;
+                let Some(inner) = board.upgrade() else {
+                    return;
+                };
+                match now {
+                    zk::SessionState::Disconnected => inner.set_connected(false),
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                        inner.set_connected(!inner.closed());
+                    }
+                    state if terminal(state) => {
+                        inner.set_connected(false);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        });
     }
 
     /// Runs `op` with the current client; a try cut off by a lost
     /// connection is tried again (for up to [`RETRY_FOR`]), one whose
     /// session expired with a new session.
-    async fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T, JobBoardError>
+    async fn retry<T, F, Fut>(self: &Arc<Self>, what: &str, op: F) -> Result<T, JobBoardError>
     where
         F: Fn(zk::Client) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
@@ -1448,8 +1479,8 @@ async fn watch_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        // Until the session ends.
-        loop {
+        // Until the connection drops (and comes back) or the session ends.
+        let new_session = loop {
             let session = tokio::select! {
                 _ = stop.changed() => return,
                 event = armed.root.changed() => session_of(&event),
@@ -1468,11 +1499,10 @@ async fn watch_loop(
                         });
                         continue;
                     }
-                    zk::SessionState::SyncConnected => {
-                        inner.set_connected(true);
-                        inner.events.emit(BoardEvent::Reconnected);
-                    }
-                    state if terminal(state) => break,
+                    // The same session, connected again: watches are set
+                    // again (what was missed meanwhile is in the log).
+                    zk::SessionState::SyncConnected => break false,
+                    state if terminal(state) => break true,
                     _ => continue,
                 }
             }
@@ -1480,19 +1510,23 @@ async fn watch_loop(
                 // Cut off: the state watcher says what comes next.
             }
             inner.bump();
+        };
+        if new_session {
+            inner.set_connected(false);
+            inner.events.emit(BoardEvent::Disconnected {
+                reason: format!("the session with {} ended", inner.url),
+            });
         }
-        // The session is gone: a new one, watches set again.
-        inner.set_connected(false);
-        inner.events.emit(BoardEvent::Disconnected {
-            reason: format!("the session with {} ended", inner.url),
-        });
         let stale = armed.client.session_id();
         let next = armed.next;
+        drop(armed);
         armed = loop {
             if *stop.borrow() || inner.closed() {
                 return;
             }
-            let _ = inner.replace(Some(stale)).await;
+            if new_session {
+                let _ = inner.replace(Some(stale)).await;
+            }
             match inner.arm(next).await {
                 Ok(again) => break again,
                 Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
