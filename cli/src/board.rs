@@ -22,10 +22,11 @@ pub const REDIS_KEY_PREFIX: &str = "taskflow";
 pub(crate) const POSTGRES_SCHEMA: &str = "taskflow";
 
 /// What the URLs may be, for messages.
-const EXPECTED: &str =
-    "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]` or `postgres://USER@HOST/DB[#SCHEMA]`";
+const EXPECTED: &str = "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]`, \
+     `postgres://USER@HOST/DB[#SCHEMA]` or `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT/PATH]`";
 
-/// A board URL: `sqlite:PATH`, `redis://...` or `postgres://...[#SCHEMA]`.
+/// A board URL: `sqlite:PATH`, `redis://...`, `postgres://...[#SCHEMA]`
+/// or `zookeeper://HOSTS[/ROOT]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Board {
@@ -43,6 +44,10 @@ pub enum Board {
         /// The schema the board's tables live in.
         schema: String,
     },
+    /// A ZooKeeper ensemble (feature `zookeeper`), shared by conductors on
+    /// many hosts; the whole URL (`zookeeper://HOST:PORT[,...][/ROOT]`,
+    /// root `/taskflow/jobs` when none is given).
+    Zookeeper(String),
 }
 
 impl fmt::Display for Board {
@@ -51,6 +56,7 @@ impl fmt::Display for Board {
             Board::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             Board::Redis(url) => f.write_str(&redact(url)),
             Board::Postgres { url, schema } => write!(f, "{}#{schema}", redact(url)),
+            Board::Zookeeper(url) => f.write_str(url),
         }
     }
 }
@@ -93,6 +99,18 @@ impl Board {
             "postgres" | "postgresql" => Err(bad(
                 "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)",
             )),
+            "zookeeper" if cfg!(feature = "zookeeper") => {
+                let hosts = rest.strip_prefix("//").unwrap_or_default();
+                if hosts.split('/').next().unwrap_or_default().is_empty() {
+                    return Err(bad(
+                        "no host; expected `zookeeper://HOST:PORT[,...][/ROOT]`",
+                    ));
+                }
+                Ok(Board::Zookeeper(url.to_owned()))
+            }
+            "zookeeper" => Err(bad(
+                "this build of `taskflow` has no ZooKeeper board (cargo feature `zookeeper`)",
+            )),
             _ => Err(bad(&format!("unknown scheme; {EXPECTED}"))),
         }
     }
@@ -116,7 +134,8 @@ impl Board {
 
     /// As [`open`](Self::open), a Redis board keeping its keys under
     /// `prefix` (the job service's `namespace`; a PostgreSQL board's
-    /// namespace is the schema its URL names).
+    /// namespace is the schema its URL names, a ZooKeeper board's the root
+    /// node its URL names).
     pub fn open_in(
         &self,
         lease: Option<Duration>,
@@ -158,6 +177,18 @@ impl Board {
             Board::Postgres { .. } => Err(CliError::BoardUrl {
                 url: self.to_string(),
                 why: "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)"
+                    .into(),
+            }),
+            #[cfg(feature = "zookeeper")]
+            Board::Zookeeper(url) => {
+                let board =
+                    taskflow::ZookeeperBoard::open(url, options).map_err(|e| self.failed(e))?;
+                Ok(Arc::new(board))
+            }
+            #[cfg(not(feature = "zookeeper"))]
+            Board::Zookeeper(_) => Err(CliError::BoardUrl {
+                url: self.to_string(),
+                why: "this build of `taskflow` has no ZooKeeper board (cargo feature `zookeeper`)"
                     .into(),
             }),
         }
@@ -223,6 +254,16 @@ mod tests {
                 Some("postgresql://u:***@h/db#taskflow".to_owned())
             );
             assert!(Board::parse("postgres://h/db#").is_err());
+        }
+        #[cfg(feature = "zookeeper")]
+        {
+            assert_eq!(
+                Board::parse("zookeeper://h1:2181,h2:2181/taskflow/jobs").ok(),
+                Some(Board::Zookeeper(
+                    "zookeeper://h1:2181,h2:2181/taskflow/jobs".into()
+                ))
+            );
+            assert!(Board::parse("zookeeper:///x").is_err());
         }
     }
 }

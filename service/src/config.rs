@@ -12,7 +12,7 @@
 //! records_url: sqlite:.taskflow/records.db       # JOB_SERVICE_RECORDS_URL
 //! worker_pool:
 //!   workers: 4              # JOB_SERVICE_POOL_WORKERS
-//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres
+//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres | zookeeper
 //!   board_url: sqlite:.taskflow/board.db         # JOB_SERVICE_POOL_BOARD_URL
 //!   lease_ms: 1000          # JOB_SERVICE_POOL_LEASE_MS
 //!   redis_pool:             # with backend: redis
@@ -418,12 +418,19 @@ impl ServiceConfig {
                     "backend postgres needs a board_url (postgres://USER@HOST/DB#SCHEMA)".into(),
                 ))
             }
+            (Some("zookeeper"), None, _) => {
+                return Err(bad(
+                    "worker_pool.board_url",
+                    "backend zookeeper needs a board_url (zookeeper://HOST:PORT[,...]/ROOT)".into(),
+                ))
+            }
             (None | Some("sqlite"), None, _) => config.board_url,
             (Some(other), None, _) => {
                 return Err(bad(
                     "worker_pool.backend",
                     format!(
-                        "unknown backend `{other}`; expected `sqlite`, `redis` or `postgres` \
+                        "unknown backend `{other}`; expected `sqlite`, `redis`, `postgres` or \
+                         `zookeeper` \
                          (or give worker_pool.board_url)"
                     ),
                 ))
