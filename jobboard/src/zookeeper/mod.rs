@@ -220,14 +220,16 @@ fn seen(job: &Job, locked: bool, now: u64) -> Job {
     v
 }
 
-/// A job node as read: its record, version, sequence, and its lock's stat
-/// if it has one.
+/// A job node as read: its record, version, sequence, and whether it has
+/// a lock node.
 struct Read {
     record: Record,
     version: i32,
     mzxid: i64,
     seq: u64,
-    lock: Option<zk::Stat>,
+    /// The session owning its lock node, if it has one (`Some(0)`: a lock
+    /// seen in a listing, its session not read).
+    lock: Option<i64>,
 }
 
 /// How one board talks to ZooKeeper; shared with its watcher task.
@@ -279,7 +281,8 @@ struct Inner {
 pub struct ZookeeperBoard {
     inner: Arc<Inner>,
     watching: AtomicBool,
-    runtime: tokio::runtime::Runtime,
+    /// Taken (and shut down without blocking) when the board drops.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl fmt::Debug for ZookeeperBoard {
@@ -294,6 +297,11 @@ impl fmt::Debug for ZookeeperBoard {
 impl Drop for ZookeeperBoard {
     fn drop(&mut self) {
         self.shut();
+        // Without waiting for its tasks (which end at their next step), so
+        // that a board may be dropped anywhere, an async context included.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -410,7 +418,7 @@ impl ZookeeperBoard {
         Ok(ZookeeperBoard {
             inner,
             watching: AtomicBool::new(false),
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -454,7 +462,14 @@ impl ZookeeperBoard {
         F: Fn(zk::Client) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
     {
-        self.runtime.block_on(self.inner.retry(what, op))
+        self.runtime()?.block_on(self.inner.retry(what, op))
+    }
+
+    /// The board's runtime (there until the board drops).
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, JobBoardError> {
+        self.runtime
+            .as_ref()
+            .ok_or(JobBoardError::Closed { board: BOARD })
     }
 
     /// Starts the watcher task, once, having set its watches (so that a
@@ -464,10 +479,11 @@ impl ZookeeperBoard {
             return Ok(());
         }
         let inner = Arc::clone(&self.inner);
-        match self.runtime.block_on(inner.arm(None)) {
+        let runtime = self.runtime()?;
+        match runtime.block_on(inner.arm(None)) {
             Ok(armed) => {
                 let stop = self.inner.stop.subscribe();
-                self.runtime.spawn(watch_loop(inner, armed, stop));
+                runtime.spawn(watch_loop(inner, armed, stop));
                 Ok(())
             }
             Err(f) => {
@@ -779,7 +795,9 @@ impl Inner {
             Err(zk::Error::NoNode) => return Ok(None),
             Err(e) => return Err(zkf(format!("reading {path}"))(e)),
         };
-        let lock = locked.map_err(zkf(format!("reading {lock_path}")))?;
+        let lock = locked
+            .map_err(zkf(format!("reading {lock_path}")))?
+            .map(|stat| stat.ephemeral_owner);
         let record = Record::decode(&data, &path)?;
         Ok(Some(Read {
             record,
@@ -828,8 +846,7 @@ impl Inner {
                 version: stat.version,
                 mzxid: stat.mzxid,
                 seq,
-                // A lock listed is a lock; its stat is not needed here.
-                lock: locks.contains(&seq).then(fake_stat),
+                lock: locks.contains(&seq).then_some(0),
             });
         }
         Ok(out)
@@ -866,10 +883,18 @@ impl Inner {
 
     // ---- the changes, one try each (the retry loop calls them) ----
 
-    async fn post_once(&self, c: &zk::Client, id: JobId, new: &NewJob) -> Result<Job, Fail> {
+    /// Posts `new` as job `id`; `retry`: an earlier try may have posted it
+    /// (its reply lost), in which case that job is returned.
+    async fn post_once(
+        &self,
+        c: &zk::Client,
+        id: JobId,
+        new: &NewJob,
+        retry: bool,
+    ) -> Result<Job, Fail> {
         for _ in 0..MAX_CONFLICTS {
             // A retry whose first try committed finds its job.
-            if self.seq_of(c, id).await?.is_some() {
+            if retry && self.seq_of(c, id).await?.is_some() {
                 let read = self.read(c, id).await?;
                 let now = self.now(c).await?;
                 return Ok(seen(&read.record.job, read.lock.is_some(), now));
@@ -1101,10 +1126,7 @@ impl Inner {
                 epoch: claim.epoch,
             }
             .encode()?;
-            let ours = read
-                .lock
-                .as_ref()
-                .is_some_and(|s| s.ephemeral_owner == c.session_id().0);
+            let ours = read.lock == Some(c.session_id().0);
             let data = record.encode()?;
             let mut m = c.new_multi_writer();
             (|| {
@@ -1287,7 +1309,10 @@ impl Inner {
         Err(self.conflicted("reopening", id))
     }
 
-    async fn purge_once(&self, c: &zk::Client) -> Result<Vec<Job>, Fail> {
+    /// Purges what the retention no longer keeps, adding each removed job
+    /// to `purged` as it goes (so that a try cut off half-way loses none of
+    /// those it removed).
+    async fn purge_once(&self, c: &zk::Client, purged: &Mutex<Vec<Job>>) -> Result<(), Fail> {
         let mut done: Vec<Read> = self
             .read_all(c)
             .await?
@@ -1298,7 +1323,7 @@ impl Inner {
         // older than it is.
         let now = self.now(c).await?;
         let doomed: Vec<Read> = match &self.options.retention {
-            Retention::Forever => return Ok(Vec::new()),
+            Retention::Forever => return Ok(()),
             Retention::For(age) => {
                 let age = millis(*age);
                 done.into_iter()
@@ -1316,7 +1341,6 @@ impl Inner {
                 done.into_iter().skip(*n).collect()
             }
         };
-        let mut purged = Vec::new();
         for read in doomed {
             let job = &read.record.job;
             let mut m = c.new_multi_writer();
@@ -1333,14 +1357,14 @@ impl Inner {
                 Ok(results) => {
                     lock(&self.ids).remove(&job.id);
                     self.committed(c, &results);
-                    purged.push(job.clone());
+                    lock(purged).push(job.clone());
                 }
                 // Reopened or purged by another board meanwhile: not ours.
                 Err(e) if lost_race(&e) => {}
                 Err(e) => return Err(multi_fail("purging", e)),
             }
         }
-        Ok(purged)
+        Ok(())
     }
 
     /// Whether a job is claimable now, and when the next running lease
@@ -1415,23 +1439,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-}
-
-/// A stat for a lock known to exist from a listing.
-fn fake_stat() -> zk::Stat {
-    zk::Stat {
-        czxid: 0,
-        mzxid: 0,
-        pzxid: 0,
-        ctime: 0,
-        mtime: 0,
-        version: 0,
-        cversion: 0,
-        aversion: 0,
-        ephemeral_owner: 0,
-        data_length: 0,
-        num_children: 0,
     }
 }
 
@@ -1544,10 +1551,12 @@ impl JobBoard for ZookeeperBoard {
         let id = JobId::new();
         let inner = &*self.inner;
         let job = &job;
-        self.run(
-            "posting",
-            |c| async move { inner.post_once(&c, id, job).await },
-        )
+        let tried = AtomicBool::new(false);
+        let tried = &tried;
+        self.run("posting", |c| async move {
+            let retry = tried.swap(true, Ordering::AcqRel);
+            inner.post_once(&c, id, job, retry).await
+        })
     }
 
     fn get(&self, id: JobId) -> Result<Job, JobBoardError> {
@@ -1793,7 +1802,13 @@ impl JobBoard for ZookeeperBoard {
     fn purge(&self) -> Result<Vec<Job>, JobBoardError> {
         self.check_open()?;
         let inner = &*self.inner;
-        self.run("purging", |c| async move { inner.purge_once(&c).await })
+        let purged = Mutex::new(Vec::new());
+        let into = &purged;
+        self.run(
+            "purging",
+            |c| async move { inner.purge_once(&c, into).await },
+        )?;
+        Ok(purged.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn close(&self) -> Result<(), JobBoardError> {
@@ -1811,11 +1826,20 @@ impl JobBoard for ZookeeperBoard {
         !self.inner.closed() && self.inner.connected.load(Ordering::Acquire)
     }
 
-    /// Always fresh: every listing reads the job nodes from the server the
-    /// session is connected to, after a write of its own (the clock), so
-    /// it sees every change committed before it; the board keeps no cache
-    /// of jobs.
+    /// Fresh as asked: every listing reads the job nodes after a write of
+    /// its own (the clock), so the server it reads from has applied every
+    /// change committed before; with a custom clock (no such write),
+    /// `ensure_fresh` syncs the server with the leader first. The board
+    /// keeps no cache of jobs.
     fn iterjobs_with(&self, options: ListOptions) -> Result<Vec<Job>, JobBoardError> {
+        if options.ensure_fresh && !self.inner.options.clock.is_system() {
+            self.check_open()?;
+            let root = self.inner.layout.root().to_owned();
+            let root = root.as_str();
+            self.run("syncing", |c| async move {
+                c.sync(root).await.map_err(zkf(format!("syncing {root}")))
+            })?;
+        }
         self.iterjobs(options.only_unclaimed)
     }
 }

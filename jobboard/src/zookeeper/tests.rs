@@ -114,7 +114,7 @@ fn jobs_are_sequential_nodes_with_ephemeral_locks() {
     })
     .unwrap();
     let root = b.board.root().to_owned();
-    let (children, lock, lock_stat) = b.board.runtime.block_on(async {
+    let (children, lock, lock_stat) = b.board.runtime().unwrap().block_on(async {
         let c = zookeeper_client::Client::connect(&hosts()).await.unwrap();
         let mut children = c.list_children(&root).await.unwrap();
         children.sort();
@@ -237,7 +237,7 @@ fn corrupt_records_are_reported_not_panicked_on() {
     };
     let job = b.post(NewJob::new("j")).unwrap();
     let path = format!("{}/job{:010}", b.board.root(), job.sequence);
-    b.board.runtime.block_on(async {
+    b.board.runtime().unwrap().block_on(async {
         let c = zookeeper_client::Client::connect(&hosts()).await.unwrap();
         c.set_data(&path, b"{not json", None).await.unwrap();
     });
@@ -262,7 +262,7 @@ fn a_retried_change_returns_what_the_first_did() {
     };
     let inner = &b.board.inner;
     let job = b.post(NewJob::new("j")).unwrap();
-    let (first, again, other) = b.board.runtime.block_on(async {
+    let (first, again, other) = b.board.runtime().unwrap().block_on(async {
         let c = inner.client().await.ok().unwrap();
         let first = inner
             .claim_once(&c, job.id, "A", "op-1")
@@ -282,7 +282,7 @@ fn a_retried_change_returns_what_the_first_did() {
     });
     assert_eq!(first, again, "a retry is the same claim");
     assert!(other, "another claim is refused");
-    b.board.runtime.block_on(async {
+    b.board.runtime().unwrap().block_on(async {
         let c = inner.client().await.ok().unwrap();
         let outcome = crate::Outcome::Consumed;
         assert!(inner
