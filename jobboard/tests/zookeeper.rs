@@ -601,6 +601,8 @@ fn jobs_survive_a_restart_during_a_run() {
     let ids: HashSet<JobId> = (0..N)
         .map(|i| board.post(NewJob::new(format!("job-{i}"))).unwrap().id)
         .collect();
+    let heard = std::sync::Arc::new(taskflow_jobboard::CapturingListener::new());
+    let _subscription = board.subscribe(heard.clone()).unwrap();
     let consumed = AtomicUsize::new(0);
     let errors = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -666,6 +668,16 @@ fn jobs_survive_a_restart_during_a_run() {
         all.len(),
         errors.load(Ordering::SeqCst)
     );
+    // The board noticed both restarts (and rode them out).
+    let events = heard.events();
+    let count = |want: fn(&taskflow_jobboard::BoardEvent) -> bool| {
+        events.iter().filter(|e| want(e)).count()
+    };
+    assert!(
+        count(|e| matches!(e, taskflow_jobboard::BoardEvent::Disconnected { .. })) >= 2,
+        "the restarts went unnoticed"
+    );
+    assert!(count(|e| *e == taskflow_jobboard::BoardEvent::Reconnected) >= 2);
     let unique: HashSet<JobId> = all.iter().copied().collect();
     assert_eq!(unique.len(), all.len(), "a job was consumed twice");
     assert_eq!(unique, ids, "jobs lost or never consumed");
