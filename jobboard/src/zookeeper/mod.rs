@@ -45,8 +45,9 @@
 //! # Leases and sessions
 //!
 //! Lease times are the ZooKeeper server's clock: before deciding, a change
-//! writes the scratch node `.clock` and takes its modification time as
-//! "now", so clients' clocks do not matter (a custom
+//! (and a read, which shows lapsed claims as unclaimed) writes the scratch
+//! node `.clock` and takes its modification time as "now", so clients'
+//! clocks do not matter (a custom
 //! [`Clock`](crate::Clock) in [`BoardOptions`] replaces it, for tests). A
 //! claim lasts the board's lease unless renewed, as on every board. The
 //! lock node adds what ZooKeeper offers: it is ephemeral, so when the
@@ -689,7 +690,8 @@ impl Inner {
                     Err(Fail::Zk { err, .. }) if session_gone(&err) && !self.closed() => {
                         self.set_connected(false);
                         match self.replace(Some(c.session_id())).await {
-                            Ok(_) => continue,
+                            Ok(_) if Instant::now() < deadline => continue,
+                            Ok(_) => Err(zkf(what)(err)),
                             Err(f) => Err(f),
                         }
                     }
@@ -1488,11 +1490,13 @@ async fn watch_loop(
     loop {
         // Until the connection drops (and comes back) or the session ends.
         let new_session = loop {
-            let session = tokio::select! {
+            // What fired: a session state, or a node change (and whether
+            // in the events log, which then has new events to deliver).
+            let (session, logged) = tokio::select! {
                 _ = stop.changed() => return,
-                event = armed.root.changed() => session_of(&event),
-                event = armed.events.changed() => session_of(&event),
-                state = armed.state.changed() => Some(state),
+                event = armed.root.changed() => (session_of(&event), false),
+                event = armed.events.changed() => (session_of(&event), true),
+                state = armed.state.changed() => (Some(state), false),
             };
             if *stop.borrow() || inner.closed() {
                 return;
@@ -1513,7 +1517,7 @@ async fn watch_loop(
                     _ => continue,
                 }
             }
-            if inner.deliver(&mut armed).await.is_err() {
+            if logged && inner.deliver(&mut armed).await.is_err() {
                 // Cut off: the state watcher says what comes next.
             }
             inner.bump();
