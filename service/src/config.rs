@@ -617,6 +617,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("redis_url"), "{err}");
+        let err = read("worker_pool:\n  backend: zookeeper\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("zookeeper://"), "{err}");
+        let zk = read(
+            "worker_pool:\n  backend: zookeeper\n  board_url: zookeeper://zk1:2181,zk2:2181/jobs\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(zk.board_url, "zookeeper://zk1:2181,zk2:2181/jobs");
         let err = read("protocol: https\n", &[]).unwrap_err().to_string();
         assert!(err.contains("cert"), "{err}");
     }

@@ -37,8 +37,9 @@ pub(crate) struct Cli {
     /// `records` in taskflow.toml; default: sqlite:.taskflow/records.db]
     #[arg(long, global = true, value_name = "URL")]
     records: Option<String>,
-    /// Where the jobboard is: `sqlite:PATH` or `redis://HOST[:PORT][/DB]`
-    /// [env: TASKFLOW_BOARD; then `board` in taskflow.toml; default:
+    /// Where the jobboard is: `sqlite:PATH`, `redis://HOST[:PORT][/DB]`,
+    /// `postgres://USER@HOST/DB[#SCHEMA]` or
+    /// `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT]` [env: TASKFLOW_BOARD; then `board` in taskflow.toml; default:
     /// sqlite:.taskflow/board.db]
     #[arg(long, global = true, value_name = "URL")]
     board: Option<String>,
