@@ -119,6 +119,9 @@ const RETRY_FOR: Duration = Duration::from_secs(30);
 /// The pause between two tries of a call cut off by a lost connection.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// How long `close` waits for the server to close the session.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// How long connecting may take before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -1815,8 +1818,20 @@ impl JobBoard for ZookeeperBoard {
         Ok(purged.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Ends the board's session, waiting (up to a second) until the server
+    /// has closed it: the locks of its claims are gone when this returns,
+    /// so others may claim those jobs at once.
     fn close(&self) -> Result<(), JobBoardError> {
+        let state = lock(&self.inner.client)
+            .as_ref()
+            .map(zk::Client::state_watcher);
         self.shut();
+        if let (Some(mut state), Some(runtime)) = (state, self.runtime.as_ref()) {
+            runtime.block_on(async {
+                let ended = async { while !terminal(state.changed().await) {} };
+                let _ = tokio::time::timeout(CLOSE_WAIT, ended).await;
+            });
+        }
         Ok(())
     }
 

@@ -161,11 +161,23 @@ fn a_claim_lapses_with_its_session() {
     let owner = ZookeeperBoard::connect(&hosts(), b.board.root(), options).unwrap();
     let job = b.post(NewJob::new("j")).unwrap();
     let claim = owner.claim(job.id, "A").unwrap();
+    // A watcher holds the session too, until close stops it.
+    let _heard = owner
+        .subscribe(std::sync::Arc::new(crate::CapturingListener::new()))
+        .unwrap();
     assert!(matches!(
         b.claim(job.id, "B"),
         Err(JobBoardError::AlreadyClaimed { .. })
     ));
+    // Close waits until the server closed the session (not for its
+    // second of patience): the lock is gone when it returns.
+    let closing = std::time::Instant::now();
     owner.close().unwrap();
+    assert!(
+        closing.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        closing.elapsed()
+    );
     let seen = b.get(job.id).unwrap();
     assert_eq!(seen.state, JobState::Unclaimed);
     assert_eq!(seen.lease_expires_at, Some(claim.expires_at));
