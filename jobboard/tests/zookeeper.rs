@@ -14,7 +14,9 @@
 //!   every job, claim, epoch, outcome and entity is still there and the same
 //!   board goes on working (its session survives the restart); while two
 //!   worker threads run 200 jobs through two such restarts, no job is lost
-//!   and every job ends consumed, once.
+//!   and every job ends consumed, once. Down for longer than the session
+//!   timeout, the board opens a new session when the server is back, and
+//!   its claims are renewed under it.
 //!
 //! The shared server is `TASKFLOW_TEST_ZK_URL` (`HOST:PORT[,...]`, default
 //! `127.0.0.1:2181`). When it (or `java` and the ZooKeeper jar, for the
@@ -734,4 +736,64 @@ fn a_board_whose_server_goes_away_says_so_and_comes_back() {
         back.elapsed()
     );
     assert_eq!(board.get(first.id).unwrap().name, "before");
+}
+
+/// A server down for longer than the session timeout: the client gives
+/// the session up, and the board opens a new one when the server is back
+/// (`Disconnected`, then `Reconnected`). Its claims survive as records;
+/// a renewal takes the lock back under the new session (the old session's
+/// lock goes when the server expires that session).
+#[test]
+fn a_board_whose_session_expired_opens_a_new_one() {
+    use std::sync::Arc;
+    use taskflow_jobboard::{BoardEvent, CapturingListener};
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let board = ZookeeperBoard::connect(
+        &server.hosts(),
+        "/expired",
+        options(Duration::from_secs(600)),
+    )
+    .unwrap();
+    let heard = Arc::new(CapturingListener::new());
+    let _subscription = board.subscribe(heard.clone()).unwrap();
+    let job = board.post(NewJob::new("held")).unwrap();
+    let claim = board.claim(job.id, "A").unwrap();
+
+    server.kill();
+    // Longer than the session timeout: the client declares the session
+    // expired.
+    std::thread::sleep(ZookeeperBoard::SESSION_TIMEOUT + Duration::from_secs(2));
+    assert!(!board.connected());
+    server.restart();
+    let back = Instant::now();
+    assert!(
+        heard.wait_for(Duration::from_secs(30), |e| e
+            .contains(&BoardEvent::Reconnected)),
+        "no Reconnected event: {:?}",
+        heard.events()
+    );
+    eprintln!(
+        "a new session {:?} after the server was back",
+        back.elapsed()
+    );
+    assert!(heard.events().iter().any(|e| matches!(
+        e,
+        BoardEvent::Disconnected { reason } if reason.contains("session")
+    )));
+    let seen = board.get(job.id).unwrap();
+    assert_eq!((seen.owner.as_deref(), seen.epoch.get()), (Some("A"), 1));
+    let renewed = board.renew(&claim).unwrap();
+    assert_eq!(renewed.epoch, claim.epoch);
+    assert_eq!(board.find_owner(job.id).unwrap().as_deref(), Some("A"));
+    // The old session's expiry (on the server's clock) does not take the
+    // renewed lock with it.
+    std::thread::sleep(ZookeeperBoard::SESSION_TIMEOUT + Duration::from_secs(3));
+    assert_eq!(board.find_owner(job.id).unwrap().as_deref(), Some("A"));
+    let other = board.post(NewJob::new("after")).unwrap();
+    assert!(heard.wait_for(Duration::from_secs(5), |e| e
+        .contains(&BoardEvent::Posted(other.id))));
+    board.consume(&renewed).unwrap();
+    assert!(board.connected());
 }
