@@ -797,3 +797,53 @@ fn a_board_whose_session_expired_opens_a_new_one() {
     board.consume(&renewed).unwrap();
     assert!(board.connected());
 }
+
+/// Claim + consume cycles per second, with 1 and 4 threads (each thread on
+/// its own jobs), on the shared server. Run with
+/// `cargo test --release --features zookeeper --test zookeeper -- --ignored --nocapture throughput`.
+#[test]
+#[ignore = "benchmark: prints claim + consume cycles per second"]
+fn throughput() {
+    let Some(board) = shared_board(Duration::from_secs(600)) else {
+        return;
+    };
+    let per_thread = 500;
+    for threads in [1usize, 4] {
+        let start = Instant::now();
+        let jobs: Vec<Vec<JobId>> = (0..threads)
+            .map(|_| {
+                (0..per_thread)
+                    .map(|i| board.post(NewJob::new(format!("b{i}"))).unwrap().id)
+                    .collect()
+            })
+            .collect();
+        let posted = start.elapsed();
+        let start = Instant::now();
+        let listed = board.iterjobs(true).unwrap().len();
+        eprintln!(
+            "iterjobs(true) over {listed} pending jobs: {:?}",
+            start.elapsed()
+        );
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for (t, ids) in jobs.iter().enumerate() {
+                let board = &board;
+                s.spawn(move || {
+                    let owner = format!("t{t}");
+                    for id in ids {
+                        let claim = board.claim(*id, &owner).unwrap();
+                        board.consume(&claim).unwrap();
+                    }
+                });
+            }
+        });
+        let cycles = threads * per_thread;
+        let took = start.elapsed();
+        eprintln!(
+            "{threads} thread(s): {cycles} claim+consume cycles in {took:?}: {:.0} cycles/s \
+             (posting {cycles} jobs from one thread: {:.0} posts/s)",
+            cycles as f64 / took.as_secs_f64(),
+            cycles as f64 / posted.as_secs_f64(),
+        );
+    }
+}
