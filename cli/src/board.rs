@@ -45,8 +45,8 @@ pub enum Board {
         schema: String,
     },
     /// A ZooKeeper ensemble (feature `zookeeper`), shared by conductors on
-    /// many hosts; the whole URL (`zookeeper://HOST:PORT[,...][/ROOT]`,
-    /// root `/taskflow/jobs` when none is given).
+    /// many hosts; the whole URL (`zookeeper://HOST:PORT[,...][/ROOT]`, or
+    /// `zk://...`; root `/taskflow/jobs` when none is given).
     Zookeeper(String),
 }
 
@@ -99,7 +99,7 @@ impl Board {
             "postgres" | "postgresql" => Err(bad(
                 "this build of `taskflow` has no PostgreSQL board (cargo feature `postgres`)",
             )),
-            "zookeeper" if cfg!(feature = "zookeeper") => {
+            "zookeeper" | "zk" if cfg!(feature = "zookeeper") => {
                 let hosts = rest.strip_prefix("//").unwrap_or_default();
                 if hosts.split('/').next().unwrap_or_default().is_empty() {
                     return Err(bad(
@@ -108,7 +108,7 @@ impl Board {
                 }
                 Ok(Board::Zookeeper(url.to_owned()))
             }
-            "zookeeper" => Err(bad(
+            "zookeeper" | "zk" => Err(bad(
                 "this build of `taskflow` has no ZooKeeper board (cargo feature `zookeeper`)",
             )),
             _ => Err(bad(&format!("unknown scheme; {EXPECTED}"))),
@@ -230,7 +230,7 @@ mod tests {
             Some(Board::Sqlite("a/b.db".into()))
         );
         assert!(Board::parse("sqlite:").is_err());
-        assert!(Board::parse("zk://x").is_err());
+        assert!(Board::parse("nope://x").is_err());
         #[cfg(feature = "redis")]
         assert_eq!(
             Board::parse("redis://u:secret@h:6379/2")
@@ -264,6 +264,10 @@ mod tests {
                 ))
             );
             assert!(Board::parse("zookeeper:///x").is_err());
+            assert_eq!(
+                Board::parse("zk://h:2181/j").ok(),
+                Some(Board::Zookeeper("zk://h:2181/j".into()))
+            );
         }
     }
 }

@@ -438,10 +438,10 @@ fn trash_and_purge() {
 #[test]
 fn board_urls() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = run_in(dir.path(), &["--board", "zk://x", "jobs"]);
+    let bad = run_in(dir.path(), &["--board", "nope://x", "jobs"]);
     assert_eq!(bad.code, 2);
     assert!(
-        bad.stderr.contains("board `zk://x`: unknown scheme"),
+        bad.stderr.contains("board `nope://x`: unknown scheme"),
         "{}",
         bad.stderr
     );

@@ -309,8 +309,8 @@ impl Drop for ZookeeperBoard {
     }
 }
 
-/// Splits `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT/PATH]` into its
-/// hosts and root (default [`DEFAULT_ROOT`]).
+/// Splits `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT/PATH]` (or
+/// `zk://...`) into its hosts and root (default [`DEFAULT_ROOT`]).
 fn parse_url(url: &str) -> Result<(String, String), JobBoardError> {
     let bad = |why: &str| JobBoardError::Backend {
         board: BOARD,
@@ -319,6 +319,7 @@ fn parse_url(url: &str) -> Result<(String, String), JobBoardError> {
     };
     let rest = url
         .strip_prefix("zookeeper://")
+        .or_else(|| url.strip_prefix("zk://"))
         .ok_or_else(|| bad("expected `zookeeper://HOST:PORT[,HOST:PORT...]/ROOT/PATH`"))?;
     let (hosts, root) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
@@ -347,7 +348,7 @@ impl ZookeeperBoard {
     pub const DEFAULT_ROOT: &'static str = DEFAULT_ROOT;
 
     /// Opens the board at `url`,
-    /// `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT/PATH]` (root
+    /// `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT/PATH]` (or `zk://...`; root
     /// [`DEFAULT_ROOT`](Self::DEFAULT_ROOT) when none is given), as
     /// [`connect`](Self::connect) does.
     pub fn open(url: &str, options: BoardOptions) -> Result<Self, JobBoardError> {

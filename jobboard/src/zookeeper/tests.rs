@@ -72,6 +72,8 @@ fn urls_name_hosts_and_root() {
     let (_, root) = super::parse_url("zookeeper://a:1").unwrap();
     assert_eq!(root, super::DEFAULT_ROOT);
     assert!(super::parse_url("redis://a:1").is_err());
+    let (hosts, root) = super::parse_url("zk://a:1/j").unwrap();
+    assert_eq!((hosts.as_str(), root.as_str()), ("a:1", "/j"));
     assert!(super::parse_url("zookeeper:///x").is_err());
 }
 
