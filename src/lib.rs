@@ -66,6 +66,8 @@ pub use taskflow_jobboard::EtcdBoard;
 pub use taskflow_jobboard::PostgresBoard;
 #[cfg(feature = "redis")]
 pub use taskflow_jobboard::RedisBoard;
+#[cfg(feature = "zookeeper")]
+pub use taskflow_jobboard::ZookeeperBoard;
 pub use taskflow_jobboard::{
     post_flow, BoardOptions, Claim, Conductor, ConductorBuilder, ConductorEvent, ConductorListener,
     Control, Entity, FlowSource, Job, JobBoard, JobBoardError, JobId, JobState, JobWait,

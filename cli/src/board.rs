@@ -22,16 +22,17 @@ pub const REDIS_KEY_PREFIX: &str = "taskflow";
 pub(crate) const POSTGRES_SCHEMA: &str = "taskflow";
 
 /// What the URLs may be, for messages.
-const EXPECTED: &str =
-    "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]`, `postgres://USER@HOST/DB[#SCHEMA]` \
-     or `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`";
+const EXPECTED: &str = "expected `sqlite:PATH`, `redis://HOST[:PORT][/DB]`, \
+     `postgres://USER@HOST/DB[#SCHEMA]`, `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` or \
+     `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT/PATH]`";
 
 /// Why an `etcd://` URL fails on a build without the etcd board.
 const NO_ETCD: &str = "this build of `taskflow` has no etcd board (cargo feature `etcd`, not a \
      default because its build needs `protoc`): build it with `cargo install --path cli \
      --features etcd`";
 
-/// A board URL: `sqlite:PATH`, `redis://...` or `postgres://...[#SCHEMA]`.
+/// A board URL: `sqlite:PATH`, `redis://...`, `postgres://...[#SCHEMA]`
+/// or `zookeeper://HOSTS[/ROOT]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Board {
@@ -52,6 +53,10 @@ pub enum Board {
     /// An etcd cluster (feature `etcd`), shared by conductors on many
     /// hosts; the whole URL (`etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`).
     Etcd(String),
+    /// A ZooKeeper ensemble (feature `zookeeper`), shared by conductors on
+    /// many hosts; the whole URL (`zookeeper://HOST:PORT[,...][/ROOT]`, or
+    /// `zk://...`; root `/taskflow/jobs` when none is given).
+    Zookeeper(String),
 }
 
 impl fmt::Display for Board {
@@ -61,6 +66,7 @@ impl fmt::Display for Board {
             Board::Redis(url) => f.write_str(&redact(url)),
             Board::Postgres { url, schema } => write!(f, "{}#{schema}", redact(url)),
             Board::Etcd(url) => f.write_str(url),
+            Board::Zookeeper(url) => f.write_str(url),
         }
     }
 }
@@ -105,6 +111,18 @@ impl Board {
             )),
             "etcd" if cfg!(feature = "etcd") => Ok(Board::Etcd(url.to_owned())),
             "etcd" => Err(bad(NO_ETCD)),
+            "zookeeper" | "zk" if cfg!(feature = "zookeeper") => {
+                let hosts = rest.strip_prefix("//").unwrap_or_default();
+                if hosts.split('/').next().unwrap_or_default().is_empty() {
+                    return Err(bad(
+                        "no host; expected `zookeeper://HOST:PORT[,...][/ROOT]`",
+                    ));
+                }
+                Ok(Board::Zookeeper(url.to_owned()))
+            }
+            "zookeeper" | "zk" => Err(bad(
+                "this build of `taskflow` has no ZooKeeper board (cargo feature `zookeeper`)",
+            )),
             _ => Err(bad(&format!("unknown scheme; {EXPECTED}"))),
         }
     }
@@ -128,8 +146,9 @@ impl Board {
 
     /// As [`open`](Self::open), a Redis board keeping its keys under
     /// `prefix` (the job service's `namespace`; a PostgreSQL board's
-    /// namespace is the schema its URL names), and an etcd board too
-    /// unless its URL names a prefix.
+    /// namespace is the schema its URL names, a ZooKeeper board's the root
+    /// node its URL names), and an etcd board too unless its URL names a
+    /// prefix.
     pub fn open_in(
         &self,
         lease: Option<Duration>,
@@ -188,6 +207,18 @@ impl Board {
                 url: self.to_string(),
                 why: NO_ETCD.into(),
             }),
+            #[cfg(feature = "zookeeper")]
+            Board::Zookeeper(url) => {
+                let board =
+                    taskflow::ZookeeperBoard::open(url, options).map_err(|e| self.failed(e))?;
+                Ok(Arc::new(board))
+            }
+            #[cfg(not(feature = "zookeeper"))]
+            Board::Zookeeper(_) => Err(CliError::BoardUrl {
+                url: self.to_string(),
+                why: "this build of `taskflow` has no ZooKeeper board (cargo feature `zookeeper`)"
+                    .into(),
+            }),
         }
     }
 
@@ -201,7 +232,6 @@ impl Board {
 }
 
 /// The URL without its password (`redis://user:***@host`).
-/// `url` without its password, for messages.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -227,7 +257,7 @@ mod tests {
             Some(Board::Sqlite("a/b.db".into()))
         );
         assert!(Board::parse("sqlite:").is_err());
-        assert!(Board::parse("zk://x").is_err());
+        assert!(Board::parse("nope://x").is_err());
         #[cfg(feature = "redis")]
         assert_eq!(
             Board::parse("redis://u:secret@h:6379/2")
@@ -264,6 +294,20 @@ mod tests {
             assert!(
                 err.contains("no etcd board") && err.contains("--features etcd"),
                 "{err}"
+            );
+        }
+        #[cfg(feature = "zookeeper")]
+        {
+            assert_eq!(
+                Board::parse("zookeeper://h1:2181,h2:2181/taskflow/jobs").ok(),
+                Some(Board::Zookeeper(
+                    "zookeeper://h1:2181,h2:2181/taskflow/jobs".into()
+                ))
+            );
+            assert!(Board::parse("zookeeper:///x").is_err());
+            assert_eq!(
+                Board::parse("zk://h:2181/j").ok(),
+                Some(Board::Zookeeper("zk://h:2181/j".into()))
             );
         }
     }

@@ -25,7 +25,8 @@
 //! and those added with [`App::task_type`]: `taskflow validate`, `graph`
 //! and `run` read them, and a flow file is stored whole in its records, so
 //! `taskflow resume` (or any process with the same task types) rebuilds it.
-//! `taskflow post` puts a flow on a jobboard (`--board`: SQLite or Redis)
+//! `taskflow post` puts a flow on a jobboard (`--board`: SQLite, Redis,
+//! PostgreSQL or ZooKeeper)
 //! as a job, `taskflow conductor` runs jobs (with this program's factories)
 //! until SIGTERM, and `jobs`, `show`, `logbooks`, `trash` and `purge` look
 //! after them.

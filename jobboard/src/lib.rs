@@ -21,6 +21,10 @@
 //! - `EtcdBoard` (feature `etcd`): many hosts, on an etcd cluster; claims
 //!   are transactions comparing revisions, leases are etcd leases (whole
 //!   seconds, at least the server's minimum), `wait` and events a watch.
+//! - `ZookeeperBoard` (feature `zookeeper`): many hosts, on a ZooKeeper
+//!   ensemble, in TaskFlow's layout (a node per job, an ephemeral lock per
+//!   claim); every change one multi-op fenced by the job node's version,
+//!   leases on the server's clock, `wait` and events from watches.
 //!
 //! All of them pass one conformance suite (`testkit`, feature `testkit`).
 
@@ -44,6 +48,8 @@ mod sync;
 #[cfg(any(test, feature = "testkit"))]
 #[allow(clippy::unwrap_used)]
 pub mod testkit;
+#[cfg(feature = "zookeeper")]
+mod zookeeper;
 
 pub use board::{JobBoard, JobWait, ListOptions};
 #[cfg(feature = "conductor")]
@@ -63,3 +69,5 @@ pub use postgres::PostgresBoard;
 #[cfg(feature = "redis")]
 pub use redis::RedisBoard;
 pub use sqlite::SqliteBoard;
+#[cfg(feature = "zookeeper")]
+pub use zookeeper::ZookeeperBoard;

@@ -12,7 +12,7 @@
 //! records_url: sqlite:.taskflow/records.db       # JOB_SERVICE_RECORDS_URL
 //! worker_pool:
 //!   workers: 4              # JOB_SERVICE_POOL_WORKERS
-//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres | etcd
+//!   backend: sqlite         # JOB_SERVICE_POOL_BACKEND: sqlite | redis | postgres | etcd | zookeeper
 //!   board_url: sqlite:.taskflow/board.db         # JOB_SERVICE_POOL_BOARD_URL
 //!   lease_ms: 1000          # JOB_SERVICE_POOL_LEASE_MS
 //!   redis_pool:             # with backend: redis
@@ -425,12 +425,19 @@ impl ServiceConfig {
                         .into(),
                 ))
             }
+            (Some("zookeeper"), None, _) => {
+                return Err(bad(
+                    "worker_pool.board_url",
+                    "backend zookeeper needs a board_url (zookeeper://HOST:PORT[,...]/ROOT)".into(),
+                ))
+            }
             (None | Some("sqlite"), None, _) => config.board_url,
             (Some(other), None, _) => {
                 return Err(bad(
                     "worker_pool.backend",
                     format!(
-                    "unknown backend `{other}`; expected `sqlite`, `redis`, `postgres` or `etcd` \
+                    "unknown backend `{other}`; expected `sqlite`, `redis`, `postgres`, `etcd` \
+                     or `zookeeper` \
                          (or give worker_pool.board_url)"
                 ),
                 ))
@@ -630,6 +637,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(etcd.board_url, "etcd://127.0.0.1:2379/jobs");
+        let err = read("worker_pool:\n  backend: zookeeper\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("zookeeper://"), "{err}");
+        let zk = read(
+            "worker_pool:\n  backend: zookeeper\n  board_url: zookeeper://zk1:2181,zk2:2181/jobs\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(zk.board_url, "zookeeper://zk1:2181,zk2:2181/jobs");
         let err = read("protocol: https\n", &[]).unwrap_err().to_string();
         assert!(err.contains("cert"), "{err}");
     }

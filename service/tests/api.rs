@@ -535,10 +535,29 @@ fn a_periodic_policy_on_two_nodes_of_an_etcd_board_runs_once_per_fire_time() {
     );
 }
 
+/// The same on a ZooKeeper board, under a fresh root node of
+/// `TASKFLOW_TEST_ZK_URL` (default the local server), deleted after.
+#[cfg(feature = "zookeeper")]
+#[test]
+fn a_periodic_policy_on_two_nodes_of_a_zookeeper_board_runs_once_per_fire_time() {
+    let hosts = std::env::var("TASKFLOW_TEST_ZK_URL").unwrap_or_else(|_| "127.0.0.1:2181".into());
+    let root = format!("/taskflow-service-test/{}", uuid::Uuid::new_v4());
+    periodic_on_a_shared_board(
+        &hosts,
+        |options| taskflow::ZookeeperBoard::connect(&hosts, &root, options),
+        |board| board.destroy().map(drop),
+    );
+}
+
 /// Two nodes, each on its own connection to the board `connect` opens (at
 /// `url`); skipped, saying so, when the server is unreachable and not
 /// required. `destroy` removes the board's data after.
-#[cfg(any(feature = "redis", feature = "postgres", feature = "etcd"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "etcd",
+    feature = "zookeeper"
+))]
 fn periodic_on_a_shared_board<B: JobBoard + 'static>(
     url: &str,
     connect: impl Fn(BoardOptions) -> Result<B, taskflow::JobBoardError>,

@@ -38,8 +38,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     records: Option<String>,
     /// Where the jobboard is: `sqlite:PATH`, `redis://HOST[:PORT][/DB]`,
-    /// `postgres://USER@HOST/DB[#SCHEMA]` or `etcd://HOST:PORT[/PREFIX]` (feature `etcd`)
-    /// [env: TASKFLOW_BOARD; then `board` in taskflow.toml; default:
+    /// `postgres://USER@HOST/DB[#SCHEMA]`, `etcd://HOST:PORT[/PREFIX]` (feature `etcd`) or
+    /// `zookeeper://HOST:PORT[,HOST:PORT...][/ROOT]` [env: TASKFLOW_BOARD; then `board` in taskflow.toml; default:
     /// sqlite:.taskflow/board.db]
     #[arg(long, global = true, value_name = "URL")]
     board: Option<String>,

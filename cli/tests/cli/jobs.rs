@@ -243,8 +243,21 @@ fn taken_over(dir: &Path, board: Option<&str>) {
     assert_eq!(held[0]["atoms_done"], 1, "{held:#?}");
     assert!(first.pid() > 0);
     first.kill();
+    let killed = Instant::now();
 
     let second = Conductor::on(dir, "heir", board);
+    // How long after the SIGKILL the heir holds the job (epoch 2): the
+    // conductors' lease is 1 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jobs_on(dir, board)[0]["epoch"] != 2 {
+        assert!(Instant::now() < deadline, "never taken over");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "{}: taken over {:?} after the SIGKILL (lease 1s)",
+        board.unwrap_or("sqlite"),
+        killed.elapsed()
+    );
     let done = all_complete_on(dir, board, Duration::from_secs(20));
     let ran = second.terminate();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
@@ -375,6 +388,30 @@ fn a_killed_conductors_job_is_taken_over_on_redis() {
     taken_over(dir.path(), Some(&redis.url()));
 }
 
+/// The same on a ZooKeeper board, under a fresh root node of
+/// `TASKFLOW_TEST_ZK_URL` (default `127.0.0.1:2181`), deleted after.
+#[cfg(feature = "zookeeper")]
+#[test]
+fn a_killed_conductors_job_is_taken_over_on_zookeeper() {
+    let hosts = std::env::var("TASKFLOW_TEST_ZK_URL").unwrap_or_else(|_| "127.0.0.1:2181".into());
+    let root = format!("/taskflow-cli-test/{}", uuid::Uuid::new_v4());
+    let cleanup =
+        match taskflow::ZookeeperBoard::connect(&hosts, &root, taskflow::BoardOptions::default()) {
+            Ok(board) => board,
+            Err(e) => {
+                assert!(
+                    std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                    "zookeeper at {hosts} unreachable: {e} (TASKFLOW_REQUIRE_SERVICES=1)"
+                );
+                eprintln!("skipping: zookeeper at {hosts} unreachable: {e}");
+                return;
+            }
+        };
+    let dir = tempfile::tempdir().unwrap();
+    taken_over(dir.path(), Some(&format!("zookeeper://{hosts}{root}")));
+    cleanup.destroy().unwrap();
+}
+
 #[test]
 fn trash_and_purge() {
     let dir = tempfile::tempdir().unwrap();
@@ -401,10 +438,10 @@ fn trash_and_purge() {
 #[test]
 fn board_urls() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = run_in(dir.path(), &["--board", "zk://x", "jobs"]);
+    let bad = run_in(dir.path(), &["--board", "nope://x", "jobs"]);
     assert_eq!(bad.code, 2);
     assert!(
-        bad.stderr.contains("board `zk://x`: unknown scheme"),
+        bad.stderr.contains("board `nope://x`: unknown scheme"),
         "{}",
         bad.stderr
     );
