@@ -261,7 +261,10 @@ mod tests {
             }
         }
         let err = serde_json::to_value(async_atom("local", Local)).unwrap_err();
-        assert!(err.to_string().contains("atom `local` cannot be stored"), "{err}");
+        assert!(
+            err.to_string().contains("atom `local` cannot be stored"),
+            "{err}"
+        );
         assert!(err.to_string().contains("StoredAsyncTask"), "{err}");
     }
 }

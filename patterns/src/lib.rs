@@ -35,10 +35,10 @@ mod state;
 mod stored;
 mod task;
 
-pub use asynchronous::{async_atom, Async, AsyncTask, StoredAsyncTask};
 /// The attribute that implements [`AsyncTask`] and [`StoredAsyncTask`]
 /// (re-exported from the `async-trait` crate).
 pub use async_trait::async_trait;
+pub use asynchronous::{async_atom, Async, AsyncTask, StoredAsyncTask};
 pub use atom::{atom, retry, Atom, AtomSpec, Pick, Provides, RetryAtom, TaskAtom, Version};
 pub use compile::{
     compile, ArgSource, Argument, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,

@@ -194,6 +194,15 @@ pub trait Backend: Send + Sync {
         flow: FlowDetailId,
         atom: AtomDetailId,
     ) -> Result<AtomDetail, PersistenceError>;
+
+    /// Whether a write can block the calling thread for long (a file, a
+    /// database, a server): true unless the backend says otherwise, as the
+    /// memory backend does. An engine run from async code (the tokio
+    /// executor's `run_async`) keeps the writes of a backend that blocks
+    /// off the async runtime's worker threads.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Arc<B> {
@@ -270,5 +279,8 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
         atom: AtomDetailId,
     ) -> Result<AtomDetail, PersistenceError> {
         (**self).get_atom_detail(flow, atom)
+    }
+    fn blocks(&self) -> bool {
+        (**self).blocks()
     }
 }

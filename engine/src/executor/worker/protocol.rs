@@ -270,6 +270,8 @@ impl WorkData {
             cancel,
             // The engine's span is in another process.
             span: None,
+            // The engine keeps the atom's timeout.
+            timer: None,
         })
     }
 }

@@ -452,6 +452,7 @@ fn retry_controllers_run_in_the_engine() {
         detail: None,
         span: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        timer: None,
     };
     executor.submit(work);
     let outcome = executor.try_outcome().unwrap();
@@ -498,6 +499,7 @@ fn work_data_round_trips_a_revert() {
         detail: None,
         span: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        timer: None,
     };
     let data = WorkData::from_work(&work).unwrap();
     assert_eq!(data.task, json!({"worker_tests::Scale": {"by": 3}}));
@@ -528,7 +530,7 @@ fn work_data_round_trips_a_revert() {
             Arc::new(AtomicBool::new(false)),
         )
         .unwrap();
-    let failure = work.run().result.unwrap_err();
+    let failure = work.run().unwrap().result.unwrap_err();
     assert_eq!(failure.kind, "Seen");
     assert_eq!(
         failure.message,
@@ -552,6 +554,7 @@ fn in_process_work_refuses_to_serialize() {
         detail: None,
         span: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        timer: None,
     };
     let err = serde_json::to_string(&Payload::Work(Box::new(work))).unwrap_err();
     assert!(err.to_string().contains("in-process"), "{err}");
