@@ -165,6 +165,58 @@ impl Engine {
         }
     }
 
+    /// [`run_iter`](Self::run_iter) for async code: a stream of every
+    /// state change as it happens, the last item an error if the flow
+    /// failed; it waits for atoms as [`run_async`](Self::run_async) does,
+    /// without blocking the runtime's threads.
+    ///
+    /// ```
+    /// use futures_util::StreamExt as _;
+    /// use taskflow_engine::{Engine, Event, Tokio};
+    /// use taskflow_patterns::{async_atom, async_trait, AsyncTask, AtomState, Context, Linear, TaskError, Value};
+    ///
+    /// struct Tick;
+    /// #[async_trait]
+    /// impl AsyncTask for Tick {
+    ///     async fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
+    ///         tokio::task::yield_now().await;
+    ///         Ok(Value::Null)
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let flow = Linear::new("f").add(async_atom("tick", Tick));
+    /// let mut engine = Engine::builder(flow).executor(Tokio::current()?).build()?;
+    /// let mut states = Vec::new();
+    /// let mut events = engine.run_stream();
+    /// while let Some(event) = events.next().await {
+    ///     if let Event::Atom(a) = event? {
+    ///         states.push(a.to);
+    ///     }
+    /// }
+    /// assert_eq!(states, [AtomState::Running, AtomState::Success]);
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn run_stream(&mut self) -> RunStream<'_> {
+        let offload = Offload::for_backend(&**self.storage.backend());
+        match offload.run(|| self.runtime(true)) {
+            Ok(runtime) => RunStream {
+                runtime: Some(runtime),
+                offload,
+                pending: VecDeque::new(),
+                error: None,
+            },
+            Err(e) => RunStream {
+                runtime: None,
+                offload,
+                pending: VecDeque::new(),
+                error: Some(e),
+            },
+        }
+    }
+
     /// Runs the flow, yielding every state change as it happens. The last
     /// item is an error if the flow failed.
     ///
@@ -382,6 +434,66 @@ impl Iterator for RunIter<'_> {
             self.pending = runtime.events.take().unwrap_or_default();
             self.runtime = None;
             self.error = end;
+        }
+    }
+}
+
+/// The stream of [`Engine::run_stream`].
+#[cfg(feature = "tokio")]
+pub struct RunStream<'e> {
+    runtime: Option<Runtime<'e>>,
+    offload: Offload,
+    pending: VecDeque<Event>,
+    error: Option<EngineError>,
+}
+
+#[cfg(feature = "tokio")]
+impl futures_util::Stream for RunStream<'_> {
+    type Item = Result<Event, EngineError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            if let Some(event) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            let Some(runtime) = this.runtime.as_mut() else {
+                return Poll::Ready(this.error.take().map(Err));
+            };
+            if let Some(event) = runtime.events.as_mut().and_then(VecDeque::pop_front) {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            let end = match this.offload.run(|| runtime.step_nowait()) {
+                Ok(Step::Continue) => continue,
+                // Hand out what the step said first (entering `WAITING`).
+                Ok(Step::Waiting) if runtime.events.as_ref().is_some_and(|e| !e.is_empty()) => {
+                    continue
+                }
+                Ok(Step::Waiting) => {
+                    let in_flight = runtime.in_flight();
+                    match runtime.executor.poll_outcome(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(outcome)) => {
+                            match this.offload.run(|| runtime.complete_outcome(outcome)) {
+                                Ok(()) => continue,
+                                Err(e) => Some(e),
+                            }
+                        }
+                        Poll::Ready(None) => {
+                            Some(crate::ExecutorError::LostOutcomes { in_flight }.into())
+                        }
+                    }
+                }
+                Ok(Step::Finished(state)) => finish(runtime, state).err(),
+                Err(e) => Some(e),
+            };
+            this.pending = runtime.events.take().unwrap_or_default();
+            this.runtime = None;
+            this.error = end;
         }
     }
 }

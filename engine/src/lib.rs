@@ -83,6 +83,8 @@ mod sync;
 pub mod testkit;
 
 pub use builder::EngineBuilder;
+#[cfg(feature = "tokio")]
+pub use engine::RunStream;
 pub use engine::{Engine, RunIter, SuspendHandle};
 pub use error::{ConfigError, DefinitionError, EngineError, ExecutorError, Missing, StoreError};
 #[cfg(feature = "tokio")]

@@ -535,6 +535,47 @@ mod tests {
     }
 
     #[test]
+    fn run_stream_yields_every_change_then_the_failure() {
+        use futures_util::StreamExt as _;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let log = std::sync::Arc::default();
+            let mut engine = Engine::builder(mixed_flow(&log))
+                .executor(Tokio::current().unwrap())
+                .build()
+                .unwrap();
+            let items: Vec<_> = engine.run_stream().collect().await;
+            let (last, events) = items.split_last().unwrap();
+            assert!(
+                matches!(
+                    last,
+                    Err(EngineError::Failed {
+                        state: FlowState::Reverted,
+                        ..
+                    })
+                ),
+                "{last:?}"
+            );
+            let reverted: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Ok(crate::Event::Atom(a)) if a.to == taskflow_patterns::AtomState::Reverted => {
+                        Some(a.atom.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(reverted, ["c", "b", "a"]);
+            assert!(events
+                .iter()
+                .any(|e| matches!(e, Ok(crate::Event::Engine(crate::EngineState::Waiting)))));
+        });
+    }
+
+    #[test]
     fn run_async_does_not_block_its_runtime() {
         // On a current-thread runtime, a ticker beside the engine keeps
         // ticking while the flow's naps run.
