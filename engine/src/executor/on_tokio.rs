@@ -34,6 +34,12 @@ use crate::{EngineError, ExecutorError};
 /// thread with [`Engine::run`](crate::Engine::run) (not from a runtime's
 /// worker thread: `run` blocks while it waits).
 ///
+/// An async task that is all there is to do (nothing else in flight or
+/// ready, as along a linear flow) is first polled on the engine's thread,
+/// inside the runtime's context: one that finishes without waiting (a
+/// cache hit, a no-op) costs no hand-off to a worker and back; one that
+/// waits goes on as a tokio task like any other.
+///
 /// An atom's timeout (`Atom::timeout`) drops an async task at its next
 /// `.await`; a blocking task sees `ctx.is_cancelled()`, and its blocking
 /// thread stays taken until it returns (its outcome is dropped).
@@ -68,6 +74,8 @@ pub struct Tokio {
     rx: mpsc::UnboundedReceiver<AtomOutcome>,
     /// Work submitted whose outcome is not yet handed out.
     outstanding: usize,
+    /// Outcomes of work that finished when first polled here.
+    ready: std::collections::VecDeque<AtomOutcome>,
 }
 
 impl Tokio {
@@ -105,6 +113,7 @@ impl Tokio {
             tx,
             rx,
             outstanding: 0,
+            ready: std::collections::VecDeque::new(),
         }
     }
 
@@ -178,9 +187,35 @@ impl Executor for Tokio {
         });
     }
 
+    /// An async task is polled once here first (see the type's docs).
+    fn submit_alone(&mut self, work: AtomWork) {
+        if !work.is_async() {
+            return self.submit(work);
+        }
+        self.outstanding += 1;
+        let mut future = Box::pin(run_async(work));
+        let polled = {
+            let _runtime = self.handle.enter();
+            let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+            future.as_mut().poll(&mut cx)
+        };
+        match polled {
+            Poll::Ready(outcome) => self.ready.push_back(outcome),
+            Poll::Pending => {
+                let tx = self.tx.clone();
+                self.handle.spawn(async move {
+                    let _ = tx.send(future.await);
+                });
+            }
+        }
+    }
+
     fn try_outcome(&mut self) -> Option<AtomOutcome> {
         if self.outstanding == 0 {
             return None;
+        }
+        if let Some(outcome) = self.ready.pop_front() {
+            return self.take(Some(outcome));
         }
         let outcome = self.rx.try_recv().ok();
         self.take(outcome)
@@ -189,6 +224,9 @@ impl Executor for Tokio {
     fn wait_outcome(&mut self) -> Option<AtomOutcome> {
         if self.outstanding == 0 {
             return None;
+        }
+        if let Some(outcome) = self.ready.pop_front() {
+            return self.take(Some(outcome));
         }
         let outcome = match Handle::try_current().map(|h| h.runtime_flavor()) {
             // Not inside a runtime: a plain thread may block.
@@ -215,6 +253,9 @@ impl Executor for Tokio {
         if self.outstanding == 0 {
             return Poll::Ready(None);
         }
+        if let Some(outcome) = self.ready.pop_front() {
+            return Poll::Ready(self.take(Some(outcome)));
+        }
         match self.rx.poll_recv(cx) {
             Poll::Ready(outcome) => Poll::Ready(self.take(outcome)),
             Poll::Pending => Poll::Pending,
@@ -238,7 +279,7 @@ impl std::fmt::Debug for Tokio {
         f.debug_struct("Tokio")
             .field("own_runtime", &self.runtime.is_some())
             .field("outstanding", &self.outstanding)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -339,6 +380,11 @@ thread_local! {
 /// timers and sockets work in the task.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     if let Ok(handle) = Handle::try_current() {
+        // On a worker of a multi-thread runtime (an engine run inside async
+        // code), the worker hands its other tasks on while this blocks.
+        if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| handle.block_on(future));
+        }
         return handle.block_on(future);
     }
     let local = LOCAL.with(|local| {
