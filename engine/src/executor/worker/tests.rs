@@ -581,3 +581,37 @@ fn a_serializing_transport_runs_typetag_tasks() {
     assert_eq!(engine.storage().fetch("y"), Some(&json!(42)));
     w.stop().unwrap();
 }
+
+/// A stored async task: sent to a worker as data and run there.
+#[derive(Serialize, Deserialize)]
+struct AsyncScale {
+    by: i64,
+}
+
+#[taskflow_patterns::async_trait]
+#[typetag::serde(name = "worker_tests::AsyncScale")]
+impl taskflow_patterns::StoredAsyncTask for AsyncScale {
+    async fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        std::future::ready(()).await;
+        Ok(json!(ctx.input::<i64>("x")? * self.by))
+    }
+}
+
+#[test]
+fn a_stored_async_task_crosses_a_serializing_transport() {
+    let transport = InProcess::serializing();
+    let config = WorkerConfig::new("w", ["worker_tests::AsyncScale"]).heartbeat(FAST);
+    let _w = Worker::new(&transport, config).unwrap().spawn().unwrap();
+    let flow = Linear::new("f").add(
+        taskflow_patterns::async_atom("scale", AsyncScale { by: 3 })
+            .requires(["x"])
+            .provides("y"),
+    );
+    let mut engine = Engine::builder(flow)
+        .store(json!({ "x": 7 }))
+        .executor(executor(&transport, Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(engine.storage().fetch("y"), Some(&json!(21)));
+}
