@@ -473,6 +473,9 @@ impl<K> Atom<K> {
     /// its thread (a pool thread, or the helper thread the serial engine
     /// runs timed atoms on) until it returns, and what it returns then is
     /// dropped: the flow has moved on (its revert may already be running).
+    /// The time counts from when the engine hands the atom to its executor,
+    /// so time spent waiting for a free thread counts too; an atom whose
+    /// time ran out before it started is not started.
     ///
     /// ```
     /// use std::time::Duration;

@@ -250,6 +250,14 @@ impl AtomWork {
     }
 
     fn run_here(self) -> Option<AtomOutcome> {
+        // Timed out while it waited for a thread: its outcome was given.
+        if self
+            .timer
+            .as_ref()
+            .is_some_and(|t| t.state.load(Ordering::Acquire) == TIMED_OUT)
+        {
+            return None;
+        }
         let listeners = &self.listeners;
         let name = &*self.name;
         let detail = self.detail;

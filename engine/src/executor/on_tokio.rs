@@ -236,14 +236,23 @@ impl Executor for Tokio {
             Ok(RuntimeFlavor::MultiThread) => {
                 tokio::task::block_in_place(|| self.rx.blocking_recv())
             }
-            // The one thread of a current-thread runtime cannot block
-            // waiting for tasks only it would run.
+            // A current-thread runtime: on a thread of its blocking pool
+            // the wait is allowed; on the runtime's own thread, which alone
+            // would run the tasks waited for, tokio refuses it (a panic,
+            // caught here).
             Ok(_) => {
-                tracing::error!(
-                    "Engine::run was called on the thread of a current-thread tokio runtime \
-                     with the tokio executor: it cannot wait there; use Engine::run_async"
-                );
-                None
+                let rx = &mut self.rx;
+                match std::panic::catch_unwind(AssertUnwindSafe(|| rx.blocking_recv())) {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::error!(
+                            "Engine::run was called on the thread of a current-thread tokio \
+                             runtime with the tokio executor: it cannot wait there; use \
+                             Engine::run_async"
+                        );
+                        None
+                    }
+                }
             }
         };
         self.take(outcome)
@@ -701,6 +710,51 @@ mod tests {
             .unwrap();
         assert_eq!(rebuilt.run().unwrap(), FlowState::Success);
         assert_eq!(rebuilt.storage().fetch("said"), Some(&json!("hello, ada")));
+    }
+
+    #[test]
+    fn run_waits_inside_a_runtime_where_waiting_is_allowed() {
+        let flow = || {
+            Linear::new("naps")
+                .add(async_atom("one", Nap(5)))
+                .add(async_atom("two", Nap(5)))
+        };
+        // On a worker of a multi-thread runtime (under block_in_place).
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = multi.block_on(async {
+            tokio::spawn(async move {
+                let mut engine = Engine::builder(flow())
+                    .executor(Tokio::current().unwrap())
+                    .build()
+                    .unwrap();
+                engine.run().unwrap()
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(state, FlowState::Success);
+        // On a blocking thread of a current-thread runtime.
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = current.block_on(async {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                let mut engine = Engine::builder(flow())
+                    .executor(Tokio::with_handle(handle))
+                    .build()
+                    .unwrap();
+                engine.run().unwrap()
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(state, FlowState::Success);
     }
 
     #[test]
