@@ -24,7 +24,7 @@ use crate::{Context, StoredTask, Task, TaskError, Value};
 /// engine has its `tokio` feature, so tokio's timers and sockets work
 /// there; otherwise through a plain `block_on`).
 ///
-/// The trait is implemented with [`async_trait`] (re-exported here), which
+/// The trait is implemented with [`#[async_trait]`](macro@crate::async_trait) (re-exported here), which
 /// boxes the futures so that flows hold tasks of any type:
 ///
 /// ```
