@@ -55,6 +55,8 @@ pub use taskflow_persistence as persistence;
 // The facade names what programs use; the rest of each crate (compiled
 // flows, argument resolution, executor internals) stays reachable through
 // the crate modules above (`taskflow::patterns::Compilation`, ...).
+#[cfg(feature = "tokio")]
+pub use taskflow_engine::Tokio;
 pub use taskflow_engine::{
     AtomEvent, CapturingListener, DefinitionError, Engine, EngineBuilder, EngineError, EngineState,
     Event, Executor, ExecutorError, FlowEvent, Listener, LoggingListener, Missing, Parallel,
@@ -73,6 +75,7 @@ pub use taskflow_jobboard::{
     Control, Entity, FlowSource, Job, JobBoard, JobBoardError, JobId, JobState, JobWait,
     MemoryBoard, NewJob, Outcome, PostFlow, Retention, SqliteBoard, StopHandle,
 };
+pub use taskflow_patterns::{async_atom, async_trait, Async, AsyncTask, StoredAsyncTask};
 pub use taskflow_patterns::{
     atom, decider_fn, kinds, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Atom, AtomKind,
     AtomState, Attempt, Cause, CompileError, CompileErrors, Context, Decider, Decision, Depth,
@@ -97,6 +100,9 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::json;
 
+    #[cfg(feature = "tokio")]
+    pub use crate::Tokio;
+    pub use crate::{async_atom, async_trait, AsyncTask, StoredAsyncTask};
     pub use crate::{
         atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, Backend, Context,
         Decision, Depth, Engine, EngineError, Flow, FlowRegistry, FlowState, ForEach, Graph,

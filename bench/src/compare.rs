@@ -221,6 +221,9 @@ impl Comparison<'_> {
                 let s = ours::in_memory(number, n, engine, self.options.repeats)?;
                 self.per_atom(workload, n, "memory", engine.name(), s);
             }
+            let s = ours::in_memory_async(number, n, self.options.repeats)?;
+            let tokio = format!("{} (async tasks)", ours::TOKIO);
+            self.per_atom(workload, n, "memory", &tokio, s);
             if self.options.peers {
                 self.peers(workload, n, &preds)?;
             }
@@ -306,10 +309,24 @@ impl Comparison<'_> {
                 })?;
                 self.push("W5", 100, &setting, PYTHON, s, 1.0, Unit::Seconds);
             }
-            let s = ours::sleeping(workers, self.options.repeats)?;
+            let s = ours::sleeping(100, workers, self.options.repeats)?;
             let name = OurEngine::Parallel.name();
             self.push("W5", 100, &setting, name, s, 1.0, Unit::Seconds);
         }
+        // Widened: 10,000 sleeps, as async tasks on a 2-thread tokio
+        // runtime, beside the parallel engine with a thread per waiting
+        // task it can afford.
+        const WIDE: usize = 10_000;
+        for workers in [32, 256] {
+            let s = ours::sleeping(WIDE, workers, self.options.repeats)?;
+            let setting = format!("max_workers {workers}");
+            let name = OurEngine::Parallel.name();
+            self.push("W5", WIDE, &setting, name, s, 1.0, Unit::Seconds);
+        }
+        let s = ours::sleeping_async(WIDE, self.options.repeats)?;
+        let setting = format!("tokio, {} threads", ours::WORKERS);
+        let name = format!("{} (async tasks)", ours::TOKIO);
+        self.push("W5", WIDE, &setting, &name, s, 1.0, Unit::Seconds);
         Ok(())
     }
 

@@ -223,15 +223,15 @@ pub fn checkpointed(
     })
 }
 
-/// W5: 100 atoms that each sleep 10 ms, on the parallel engine with
+/// W5: `n` atoms that each sleep 10 ms, on the parallel engine with
 /// `workers` threads; the whole run in seconds.
-pub fn sleeping(workers: usize, repeats: Repeats) -> Result<Summary, BenchError> {
+pub fn sleeping(n: usize, workers: usize, repeats: Repeats) -> Result<Summary, BenchError> {
     let sleeper = task_fn(|_| {
         std::thread::sleep(Duration::from_millis(10));
         Ok(json!(1))
     });
     let flow: Flow = Unordered::new("w5")
-        .add_all((0..100).map(|i| atom(format!("t{i}"), sleeper.clone())))
+        .add_all((0..n).map(|i| atom(format!("t{i}"), sleeper.clone())))
         .into();
     repeat(repeats, || {
         let start = Instant::now();
@@ -240,6 +240,99 @@ pub fn sleeping(workers: usize, repeats: Repeats) -> Result<Summary, BenchError>
             .build()?;
         expect_success(engine.run())?;
         Ok(start.elapsed())
+    })
+}
+
+/// The name the table gives the tokio executor's rows.
+#[cfg(feature = "peers")]
+pub const TOKIO: &str = "taskflow-rs tokio";
+
+/// The tokio runtime of [`WORKERS`] worker threads every tokio-executor
+/// run shares (made once, as the rayon pool is).
+#[cfg(feature = "peers")]
+pub fn shared_runtime() -> Result<&'static tokio::runtime::Runtime, BenchError> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(WORKERS)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| BenchError::Setup(format!("tokio runtime: {e}")))
+}
+
+/// Builds `flow` on the tokio executor (the shared runtime) with `store`
+/// and a memory backend, writes its records and awaits `run_async`;
+/// returns the time that took.
+#[cfg(feature = "peers")]
+fn build_and_run_async(
+    flow: &Flow,
+    store: Value,
+) -> Result<(Duration, Result<FlowState, EngineError>), BenchError> {
+    let runtime = shared_runtime()?;
+    let start = Instant::now();
+    let mut built = Engine::builder(flow.clone())
+        .executor(taskflow::Tokio::with_handle(runtime.handle().clone()))
+        .store(store)
+        .persistence(MemoryBackend::new())
+        .build()?;
+    built.prepare()?;
+    let outcome = runtime.block_on(built.run_async());
+    let elapsed = start.elapsed();
+    drop(built);
+    Ok((elapsed, outcome))
+}
+
+/// W1, W2 or W3 with `n` async no-op tasks on the tokio executor
+/// (`run_async` on a runtime of [`WORKERS`] threads), memory backend.
+#[cfg(feature = "peers")]
+pub fn in_memory_async(workload: u8, n: usize, repeats: Repeats) -> Result<Summary, BenchError> {
+    use workloads::asynchronous;
+    let (flow, store) = match workload {
+        1 => (asynchronous::w1_flow(n), json!({ "x": 0 })),
+        2 => (asynchronous::w2_flow(n), json!({})),
+        3 => (asynchronous::w3_flow(&workloads::layered_dag(n)), json!({})),
+        other => {
+            return Err(BenchError::Setup(format!(
+                "W{other} is not an in-memory DAG"
+            )))
+        }
+    };
+    repeat(repeats, || {
+        let (elapsed, outcome) = build_and_run_async(&flow, store.clone())?;
+        expect_success(outcome)?;
+        Ok(elapsed)
+    })
+}
+
+/// An async task that sleeps 10 ms on tokio's timer.
+#[cfg(feature = "peers")]
+struct Nap;
+
+#[cfg(feature = "peers")]
+#[taskflow::async_trait]
+impl taskflow::AsyncTask for Nap {
+    async fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(json!(1))
+    }
+}
+
+/// W5 widened: `n` async tasks that each sleep 10 ms, unordered, on the
+/// tokio executor (a runtime of [`WORKERS`] threads); the whole run in
+/// seconds.
+#[cfg(feature = "peers")]
+pub fn sleeping_async(n: usize, repeats: Repeats) -> Result<Summary, BenchError> {
+    let flow: Flow = Unordered::new("w5")
+        .add_all((0..n).map(|i| taskflow::async_atom(format!("t{i}"), Nap)))
+        .into();
+    repeat(repeats, || {
+        let (elapsed, outcome) = build_and_run_async(&flow, json!({}))?;
+        expect_success(outcome)?;
+        Ok(elapsed)
     })
 }
 

@@ -23,7 +23,7 @@ pub fn describe(workload: &str) -> &'static str {
         "W2" => "W2 unordered, independent",
         "W3" => "W3 layered DAG (width 10)",
         "W4" => "W4 linear, checkpointed",
-        "W5" => "W5 100 × sleep 10 ms",
+        "W5" => "W5 N × sleep 10 ms",
         "W6" => "W6 linear, all revert",
         "W7" => "W7 Times(5), 4 failures",
         "W8" => "W8 jobboard claim + consume",
@@ -162,10 +162,11 @@ pub fn summary_table(all: &[Measurement]) -> String {
             rows.push(key);
         }
     }
-    let columns: [Column<'_>; 10] = [
+    let columns: [Column<'_>; 11] = [
         ("Python TaskFlow", &|e| e.starts_with(PYTHON)),
         ("serial", &|e| e == "taskflow-rs serial"),
         ("parallel", &|e| e == "taskflow-rs parallel"),
+        ("tokio", &|e| e.starts_with("taskflow-rs tokio")),
         ("conductor", &|e| e.starts_with("taskflow-rs conductor")),
         ("service", &|e| e.starts_with("taskflow-rs service")),
         ("worker", &|e| e == "taskflow-rs worker"),

@@ -106,6 +106,75 @@ pub fn w2_flow(n: usize) -> Flow {
         .into()
 }
 
+/// W1-W3 with async tasks ([`AsyncTask`](taskflow::AsyncTask)) that do what
+/// the blocking ones do, without awaiting anything: what the engine costs
+/// per atom when atoms are tokio tasks.
+pub mod asynchronous {
+    use taskflow::prelude::*;
+    use taskflow::{async_atom, async_trait, AsyncTask};
+
+    /// W1's step: `x + 1`.
+    pub struct Step;
+
+    #[async_trait]
+    impl AsyncTask for Step {
+        async fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+            Ok(json!(ctx.input::<i64>("x")? + 1))
+        }
+    }
+
+    /// W2's no-op.
+    pub struct Noop;
+
+    #[async_trait]
+    impl AsyncTask for Noop {
+        async fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
+            Ok(json!(1))
+        }
+    }
+
+    /// W3's node: 1 + the sum of its inputs.
+    pub struct Sum;
+
+    #[async_trait]
+    impl AsyncTask for Sum {
+        async fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+            let mut sum = 1;
+            for (_, v) in ctx.inputs().iter() {
+                sum += v.as_i64().unwrap_or(0);
+            }
+            Ok(json!(sum))
+        }
+    }
+
+    /// W1 with the async [`Step`].
+    pub fn w1_flow(n: usize) -> Flow {
+        super::chain_flow("w1", n, |_| taskflow::Async(Step))
+    }
+
+    /// W2 with the async [`Noop`].
+    pub fn w2_flow(n: usize) -> Flow {
+        Unordered::new("w2")
+            .add_all((0..n).map(|i| async_atom(format!("t{i}"), Noop)))
+            .into()
+    }
+
+    /// W3 with the async [`Sum`].
+    pub fn w3_flow(preds: &[Vec<usize>]) -> Flow {
+        let mut flow = Graph::new("w3");
+        for (i, ps) in preds.iter().enumerate() {
+            let mut a = async_atom(format!("n{i}"), Sum).provides(format!("v{i}"));
+            for (k, p) in ps.iter().enumerate() {
+                a = a
+                    .requires([format!("p{k}")])
+                    .rebind(format!("p{k}"), format!("v{p}"));
+            }
+            flow = flow.add(a);
+        }
+        flow.into()
+    }
+}
+
 /// W6: W1 with `n` atoms whose last one fails, so every atom before it
 /// reverts (each revert is a no-op).
 pub fn w6_flow(n: usize) -> Flow {

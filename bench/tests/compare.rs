@@ -31,6 +31,7 @@ fn compare_writes_the_table_and_the_plot() {
         "taskflow-rs serial",
         "taskflow-rs parallel",
         "taskflow-rs worker",
+        "taskflow-rs tokio (async tasks)",
         "floor (bare rayon)",
         "dagx inline",
         "dagx parallel",

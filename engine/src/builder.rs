@@ -553,6 +553,8 @@ fn unstorable(compilation: &Compilation, error: &serde_json::Error) -> String {
     let culprit = compilation.atoms().iter().find(|a| match &a.imp {
         taskflow_patterns::AtomImpl::Task(t) => {
             t.stored().is_some_and(|t| serde_json::to_value(t).is_err())
+                || t.stored_async()
+                    .is_some_and(|t| serde_json::to_value(t).is_err())
         }
         taskflow_patterns::AtomImpl::Retry(r) => {
             r.stored().is_some_and(|r| serde_json::to_value(r).is_err())

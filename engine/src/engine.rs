@@ -107,6 +107,116 @@ impl Engine {
         }
     }
 
+    /// Runs the flow from async code, as [`run`](Self::run) does (the same
+    /// loop, the same checkpoints, the same result), without blocking the
+    /// async runtime's threads while atoms run: with the [`Tokio`](crate::Tokio)
+    /// executor the engine awaits each outcome. Checkpoint writes to a
+    /// backend that blocks (SQLite, a directory, the synchronous
+    /// PostgreSQL client: every one but the memory backend, see
+    /// `Backend::blocks`) run under `tokio::task::block_in_place`, so the
+    /// worker thread hands its other tasks on while it writes; on a
+    /// current-thread runtime, which has no other thread to hand them to,
+    /// they run inline (prefer a multi-thread runtime with such a backend).
+    ///
+    /// With another executor (serial, parallel) it runs as well, but
+    /// waiting for an atom blocks the thread that polls.
+    ///
+    /// ```
+    /// use taskflow_engine::{Engine, Tokio};
+    /// use taskflow_patterns::{async_atom, async_trait, AsyncTask, Context, FlowState, Linear, TaskError, Value};
+    ///
+    /// struct Hello;
+    /// #[async_trait]
+    /// impl AsyncTask for Hello {
+    ///     async fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
+    ///         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///         Ok("hello".into())
+    ///     }
+    /// }
+    ///
+    /// # let rt = tokio::runtime::Runtime::new().unwrap();
+    /// # rt.block_on(async {
+    /// // In async code (an axum handler, a tokio::main):
+    /// let flow = Linear::new("greet").add(async_atom("hello", Hello).provides("greeting"));
+    /// let mut engine = Engine::builder(flow).executor(Tokio::current()?).build()?;
+    /// assert_eq!(engine.run_async().await?, FlowState::Success);
+    /// assert_eq!(engine.storage().fetch("greeting"), Some(&"hello".into()));
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn run_async(&mut self) -> Result<FlowState, EngineError> {
+        let offload = Offload::for_backend(&**self.storage.backend());
+        let mut runtime = offload.run(|| self.runtime(false))?;
+        // Steps between two looks at tokio's cooperative budget: a long
+        // burst of scheduling yields to other tasks now and then.
+        loop {
+            match offload.run(|| runtime.step_nowait())? {
+                Step::Finished(state) => return finish(&runtime, state),
+                Step::Continue => tokio::task::consume_budget().await,
+                Step::Waiting => {
+                    let in_flight = runtime.in_flight();
+                    let outcome = std::future::poll_fn(|cx| runtime.executor.poll_outcome(cx))
+                        .await
+                        .ok_or(crate::ExecutorError::LostOutcomes { in_flight })?;
+                    offload.run(|| runtime.complete_outcome(outcome))?;
+                }
+            }
+        }
+    }
+
+    /// [`run_iter`](Self::run_iter) for async code: a stream of every
+    /// state change as it happens, the last item an error if the flow
+    /// failed; it waits for atoms as [`run_async`](Self::run_async) does,
+    /// without blocking the runtime's threads.
+    ///
+    /// ```
+    /// use futures_util::StreamExt as _;
+    /// use taskflow_engine::{Engine, Event, Tokio};
+    /// use taskflow_patterns::{async_atom, async_trait, AsyncTask, AtomState, Context, Linear, TaskError, Value};
+    ///
+    /// struct Tick;
+    /// #[async_trait]
+    /// impl AsyncTask for Tick {
+    ///     async fn execute(&self, _: &mut Context<'_>) -> Result<Value, TaskError> {
+    ///         tokio::task::yield_now().await;
+    ///         Ok(Value::Null)
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let flow = Linear::new("f").add(async_atom("tick", Tick));
+    /// let mut engine = Engine::builder(flow).executor(Tokio::current()?).build()?;
+    /// let mut states = Vec::new();
+    /// let mut events = engine.run_stream();
+    /// while let Some(event) = events.next().await {
+    ///     if let Event::Atom(a) = event? {
+    ///         states.push(a.to);
+    ///     }
+    /// }
+    /// assert_eq!(states, [AtomState::Running, AtomState::Success]);
+    /// # Ok::<(), taskflow_engine::EngineError>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn run_stream(&mut self) -> RunStream<'_> {
+        let offload = Offload::for_backend(&**self.storage.backend());
+        match offload.run(|| self.runtime(true)) {
+            Ok(runtime) => RunStream {
+                runtime: Some(runtime),
+                offload,
+                pending: VecDeque::new(),
+                error: None,
+            },
+            Err(e) => RunStream {
+                runtime: None,
+                offload,
+                pending: VecDeque::new(),
+                error: Some(e),
+            },
+        }
+    }
+
     /// Runs the flow, yielding every state change as it happens. The last
     /// item is an error if the flow failed.
     ///
@@ -247,6 +357,37 @@ impl Engine {
     }
 }
 
+/// Where `run_async` makes the checkpoint writes of its backend.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Copy)]
+enum Offload {
+    /// On the awaiting thread (writes that do not block, or no other
+    /// thread to hand the runtime's tasks to).
+    Inline,
+    /// Under `block_in_place`.
+    InPlace,
+}
+
+#[cfg(feature = "tokio")]
+impl Offload {
+    fn for_backend(backend: &dyn taskflow_persistence::Backend) -> Offload {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if backend.blocks() && multi_thread {
+            Offload::InPlace
+        } else {
+            Offload::Inline
+        }
+    }
+
+    fn run<T>(self, f: impl FnOnce() -> T) -> T {
+        match self {
+            Offload::Inline => f(),
+            Offload::InPlace => tokio::task::block_in_place(f),
+        }
+    }
+}
+
 fn finish(runtime: &Runtime<'_>, state: FlowState) -> Result<FlowState, EngineError> {
     if state == FlowState::Suspended {
         // The request is used up by the suspension it caused; one made
@@ -286,13 +427,73 @@ impl Iterator for RunIter<'_> {
             }
             let step = runtime.step();
             let end = match step {
-                Ok(Step::Continue) => continue,
+                Ok(Step::Continue | Step::Waiting) => continue,
                 Ok(Step::Finished(state)) => finish(runtime, state).err(),
                 Err(e) => Some(e),
             };
             self.pending = runtime.events.take().unwrap_or_default();
             self.runtime = None;
             self.error = end;
+        }
+    }
+}
+
+/// The stream of [`Engine::run_stream`].
+#[cfg(feature = "tokio")]
+pub struct RunStream<'e> {
+    runtime: Option<Runtime<'e>>,
+    offload: Offload,
+    pending: VecDeque<Event>,
+    error: Option<EngineError>,
+}
+
+#[cfg(feature = "tokio")]
+impl futures_util::Stream for RunStream<'_> {
+    type Item = Result<Event, EngineError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            if let Some(event) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            let Some(runtime) = this.runtime.as_mut() else {
+                return Poll::Ready(this.error.take().map(Err));
+            };
+            if let Some(event) = runtime.events.as_mut().and_then(VecDeque::pop_front) {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            let end = match this.offload.run(|| runtime.step_nowait()) {
+                Ok(Step::Continue) => continue,
+                // Hand out what the step said first (entering `WAITING`).
+                Ok(Step::Waiting) if runtime.events.as_ref().is_some_and(|e| !e.is_empty()) => {
+                    continue
+                }
+                Ok(Step::Waiting) => {
+                    let in_flight = runtime.in_flight();
+                    match runtime.executor.poll_outcome(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(outcome)) => {
+                            match this.offload.run(|| runtime.complete_outcome(outcome)) {
+                                Ok(()) => continue,
+                                Err(e) => Some(e),
+                            }
+                        }
+                        Poll::Ready(None) => {
+                            Some(crate::ExecutorError::LostOutcomes { in_flight }.into())
+                        }
+                    }
+                }
+                Ok(Step::Finished(state)) => finish(runtime, state).err(),
+                Err(e) => Some(e),
+            };
+            this.pending = runtime.events.take().unwrap_or_default();
+            this.runtime = None;
+            this.error = end;
         }
     }
 }

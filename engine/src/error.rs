@@ -108,6 +108,13 @@ pub enum ExecutorError {
     /// The parallel executor's thread pool did not start.
     #[error("cannot start the thread pool: {0}")]
     PoolStart(#[source] rayon::ThreadPoolBuildError),
+    /// The tokio executor's own runtime did not start.
+    #[error("cannot start the tokio runtime: {0}")]
+    RuntimeStart(#[source] std::io::Error),
+    /// The tokio executor was asked for the caller's runtime
+    /// (`Tokio::current`) outside any.
+    #[error("no tokio runtime is running here: call Tokio::current from inside one, or pass a handle (Tokio::with_handle) or let the executor make one (Tokio::new)")]
+    NoRuntime,
     /// Work was submitted and the executor has no outcome for it.
     #[error("{in_flight} atoms were submitted but the executor has no outcome for them")]
     LostOutcomes {

@@ -83,9 +83,15 @@ mod sync;
 pub mod testkit;
 
 pub use builder::EngineBuilder;
+#[cfg(feature = "tokio")]
+pub use engine::RunStream;
 pub use engine::{Engine, RunIter, SuspendHandle};
 pub use error::{ConfigError, DefinitionError, EngineError, ExecutorError, Missing, StoreError};
-pub use executor::{worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial};
+#[cfg(feature = "tokio")]
+pub use executor::Tokio;
+pub use executor::{
+    worker, Action, AtomOutcome, AtomWork, Executor, Parallel, Serial, TimeoutHandle,
+};
 pub use listener::{
     AtomEvent, CapturingListener, EngineState, Event, FlowEvent, Listener, Listeners,
     LoggingListener, ProgressListener, TimingListener,

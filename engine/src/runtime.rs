@@ -99,6 +99,9 @@ pub(crate) enum Step {
     Continue,
     /// The run ended in this state.
     Finished(FlowState),
+    /// Nothing can go on until the executor has an outcome (only from
+    /// [`Runtime::step_nowait`]).
+    Waiting,
 }
 
 /// How much of an atom detail a transition writes.
@@ -178,6 +181,35 @@ impl<'e> Runtime<'e> {
 
     /// Runs one step of the loop (see the module docs).
     pub(crate) fn step(&mut self) -> Result<Step, EngineError> {
+        self.step_with(true)
+    }
+
+    /// Runs one step of the loop, but rather than wait for the executor's
+    /// next outcome, says [`Step::Waiting`]; the caller awaits the outcome
+    /// and hands it to [`complete_outcome`](Self::complete_outcome).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn step_nowait(&mut self) -> Result<Step, EngineError> {
+        self.step_with(false)
+    }
+
+    /// Completes an outcome the caller waited for (after
+    /// [`Step::Waiting`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn complete_outcome(
+        &mut self,
+        outcome: crate::AtomOutcome,
+    ) -> Result<(), EngineError> {
+        self.enter(EngineState::Analyzing);
+        self.complete(outcome)
+    }
+
+    /// How many atoms are in flight.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.selector.in_flight()
+    }
+
+    fn step_with(&mut self, block: bool) -> Result<Step, EngineError> {
         if !self.started {
             self.started = true;
             self.enter(EngineState::Resuming);
@@ -207,6 +239,9 @@ impl<'e> Runtime<'e> {
         let in_flight = self.selector.in_flight();
         if in_flight > 0 {
             self.enter(EngineState::Waiting);
+            if !block {
+                return Ok(Step::Waiting);
+            }
             let outcome = self
                 .executor
                 .wait_outcome()

@@ -12,7 +12,7 @@ use taskflow_patterns::{
     TaskError,
 };
 
-use crate::executor::{Action, AtomWork};
+use crate::executor::{Action, AtomWork, Timer};
 use crate::runtime::{Runtime, Write};
 use crate::storage::{clear_reports, has_result};
 use crate::EngineError;
@@ -66,6 +66,7 @@ impl Runtime<'_> {
             detail: record,
             cancel: self.cancel.clone(),
             span: self.span.clone(),
+            timer: compiled.spec.timeout.map(Timer::new),
         };
         self.submit(work);
         Ok(())
@@ -99,6 +100,7 @@ impl Runtime<'_> {
             detail: record,
             cancel: self.cancel.clone(),
             span: self.span.clone(),
+            timer: compiled.spec.timeout.map(Timer::new),
         };
         self.submit(work);
         Ok(())

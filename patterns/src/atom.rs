@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +134,42 @@ pub struct AtomSpec {
     /// The atom's version.
     #[serde(default)]
     pub version: Version,
+    /// How long one execute (or revert) of the atom may take: past it the
+    /// atom is cancelled and fails with a
+    /// [`TIMEOUT`](crate::kinds::TIMEOUT) failure (see
+    /// [`Atom::timeout`]). `None` (the default): no limit. Stored in
+    /// milliseconds, under `timeout_ms`.
+    #[serde(
+        default,
+        rename = "timeout_ms",
+        skip_serializing_if = "Option::is_none",
+        with = "millis"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+/// `Option<Duration>` as a whole number of milliseconds (serde has no form
+/// of its own for a duration a person reads in a record).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        timeout: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match timeout {
+            Some(d) => serializer.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(deserializer)?.map(Duration::from_millis))
+    }
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -422,6 +459,34 @@ impl<K> Atom<K> {
         self.spec_mut().version = Version(major, minor);
         self
     }
+
+    /// Limits how long one execute (or revert) of the atom may take, on
+    /// every engine. Past it the atom is cancelled and fails with a
+    /// failure of kind [`kinds::TIMEOUT`](crate::kinds::TIMEOUT), which
+    /// its retry controller handles like any other failure (a `Times`
+    /// runs it again; without one the flow reverts).
+    ///
+    /// Cancelled means: an async task ([`AsyncTask`](crate::AsyncTask))
+    /// is dropped at its next `.await`; a blocking task cannot be stopped
+    /// from outside, so it sees [`Context::is_cancelled`](crate::Context::is_cancelled)
+    /// turn true and should return. One that does not goes on running on
+    /// its thread (a pool thread, or the helper thread the serial engine
+    /// runs timed atoms on) until it returns, and what it returns then is
+    /// dropped: the flow has moved on (its revert may already be running).
+    /// The time counts from when the engine hands the atom to its executor,
+    /// so time spent waiting for a free thread counts too; an atom whose
+    /// time ran out before it started is not started.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskflow_patterns::{atom, task_fn, Value};
+    /// let a = atom("call", task_fn(|_| Ok(Value::Null))).timeout(Duration::from_secs(5));
+    /// assert_eq!(a.spec.timeout, Some(Duration::from_secs(5)));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.spec_mut().timeout = Some(timeout);
+        self
+    }
 }
 
 impl<K> fmt::Debug for Atom<K> {
@@ -555,6 +620,13 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<AtomSpec>(json).unwrap(), *a.spec);
+        let timed = a.clone().timeout(Duration::from_millis(1500));
+        let json = serde_json::to_value(&*timed.spec).unwrap();
+        assert_eq!(json["timeout_ms"], json!(1500));
+        assert_eq!(
+            serde_json::from_value::<AtomSpec>(json).unwrap().timeout,
+            Some(Duration::from_millis(1500))
+        );
         // A spec stored before these fields existed reads with their defaults.
         let old: AtomSpec = serde_json::from_value(json!({
             "name": "t", "requires": ["a"], "provides": "nothing", "version": [1, 0]
@@ -562,5 +634,6 @@ mod tests {
         .unwrap();
         assert_eq!(old.priority, 0);
         assert!(!old.has_revert_arguments());
+        assert_eq!(old.timeout, None);
     }
 }

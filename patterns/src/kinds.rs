@@ -21,10 +21,16 @@ pub const RESULT_TOO_DEEP: &str = "ResultTooDeep";
 /// nor reverted (a bug, reported rather than a failure without a cause).
 pub const STALLED: &str = "Stalled";
 
+/// An atom did not finish within its timeout (`Atom::timeout`), on any
+/// engine, or (on the worker engine) no result came back within the
+/// request timeout; it was cancelled.
+pub const TIMEOUT: &str = "Timeout";
+
 /// The worker engine's kinds.
 pub mod worker {
-    /// No result came back within the request timeout.
-    pub const TIMEOUT: &str = "Timeout";
+    /// No result came back within the request timeout (the same kind as
+    /// [`super::TIMEOUT`]).
+    pub const TIMEOUT: &str = super::TIMEOUT;
     /// The worker running the request stopped answering (no heartbeat), or
     /// stopped before it could finish the request.
     pub const WORKER_LOST: &str = "WorkerLost";

@@ -20,6 +20,7 @@
 //! assert_eq!(compiled.len(), 3);
 //! ```
 
+mod asynchronous;
 mod atom;
 mod compile;
 mod depth;
@@ -34,6 +35,10 @@ mod state;
 mod stored;
 mod task;
 
+/// The attribute that implements [`AsyncTask`] and [`StoredAsyncTask`]
+/// (re-exported from the `async-trait` crate).
+pub use async_trait::async_trait;
+pub use asynchronous::{async_atom, Async, AsyncTask, StoredAsyncTask};
 pub use atom::{atom, retry, Atom, AtomSpec, Pick, Provides, RetryAtom, TaskAtom, Version};
 pub use compile::{
     compile, ArgSource, Argument, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::Link;
 use crate::{
-    Atom, AtomSpec, Context, Decider, Decision, Depth, History, Retry, RetryAtom, StoredDecider,
-    StoredRetry, StoredTask, Task, TaskAtom, TaskError, Value,
+    Atom, AtomSpec, Context, Decider, Decision, Depth, History, Retry, RetryAtom, StoredAsyncTask,
+    StoredDecider, StoredRetry, StoredTask, Task, TaskAtom, TaskError, Value,
 };
 
 /// What a flow with a part that cannot be stored is told to do instead.
@@ -56,19 +56,69 @@ fn write_atom<S: Serializer, K: Serialize + ?Sized>(
     AtomOut { spec, kind }.serialize(serializer)
 }
 
+/// An atom with an async task as it is written: its stored async task
+/// under `async_impl` (a blocking one is under `impl`).
+#[derive(Serialize)]
+struct AsyncAtomOut<'a> {
+    #[serde(flatten)]
+    spec: &'a AtomSpec,
+    async_impl: &'a dyn StoredAsyncTask,
+}
+
+/// A task atom as it is read: a blocking stored task under `impl`, or an
+/// async one under `async_impl`.
+#[derive(Deserialize)]
+struct TaskAtomIn {
+    #[serde(flatten)]
+    spec: AtomSpec,
+    #[serde(rename = "impl", default)]
+    blocking: Option<Box<dyn StoredTask>>,
+    #[serde(default)]
+    async_impl: Option<Box<dyn StoredAsyncTask>>,
+}
+
 impl Serialize for TaskAtom {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let part = ("atom", "task", self.kind.type_name(), "StoredTask");
+        if let Some(task) = self.kind.stored_async() {
+            return AsyncAtomOut {
+                spec: &self.spec,
+                async_impl: task,
+            }
+            .serialize(serializer);
+        }
+        let lacks = if self.kind.as_async().is_some() {
+            "StoredAsyncTask"
+        } else {
+            "StoredTask"
+        };
+        let part = ("atom", "task", self.kind.type_name(), lacks);
         write_atom(serializer, &self.spec, self.kind.stored(), part)
     }
 }
 
 impl<'de> Deserialize<'de> for TaskAtom {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let atom = AtomIn::<dyn StoredTask>::deserialize(deserializer)?;
+        use serde::de::Error as _;
+        let atom = TaskAtomIn::deserialize(deserializer)?;
+        let kind = match (atom.blocking, atom.async_impl) {
+            (Some(task), None) => task.into_task(),
+            (None, Some(task)) => task.into_task(),
+            (Some(_), Some(_)) => {
+                return Err(D::Error::custom(format!(
+                    "atom `{}` has both a task (`impl`) and an async task (`async_impl`)",
+                    atom.spec.name
+                )))
+            }
+            (None, None) => {
+                return Err(D::Error::custom(format!(
+                    "atom `{}` has no task: neither `impl` nor `async_impl`",
+                    atom.spec.name
+                )))
+            }
+        };
         Ok(Atom {
             spec: Arc::new(atom.spec),
-            kind: atom.kind.into_task(),
+            kind,
         })
     }
 }

@@ -53,6 +53,22 @@ pub trait Task: Send + Sync + 'static {
         None
     }
 
+    /// This task as an [`AsyncTask`](crate::AsyncTask), when it is one
+    /// (wrapped in [`Async`](crate::Async), which answers this itself);
+    /// engines that can await it (the tokio executor) run it so, the
+    /// others call [`execute`](Self::execute), which drives it to its end.
+    /// `None` otherwise, the default.
+    fn as_async(&self) -> Option<&dyn crate::AsyncTask> {
+        None
+    }
+
+    /// This task as a stored async definition, when it is an async task of
+    /// a [`StoredAsyncTask`](crate::StoredAsyncTask) type; `None`
+    /// otherwise, the default.
+    fn stored_async(&self) -> Option<&dyn crate::StoredAsyncTask> {
+        None
+    }
+
     /// The task's type: for a [`StoredTask`], the name its records give it
     /// (typetag's); otherwise the Rust type's name. Errors name it, and the
     /// worker engine routes work to the workers that run this type.
@@ -203,6 +219,7 @@ pub struct Context<'a> {
     progress: Option<&'a (dyn Fn(f32) + Sync)>,
     checkin: Option<&'a (dyn Fn(&str) + Sync)>,
     cancel: Option<&'a AtomicBool>,
+    timed_out: Option<&'a AtomicBool>,
     revert_result: Option<Value>,
 }
 
@@ -219,6 +236,7 @@ impl<'a> Context<'a> {
             progress: None,
             checkin: None,
             cancel: None,
+            timed_out: None,
             revert_result: None,
         }
     }
@@ -256,6 +274,14 @@ impl<'a> Context<'a> {
     /// Sets the flag that says the run was asked to stop.
     pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
         self.cancel = Some(cancel);
+        self
+    }
+
+    /// Sets the flag that says the atom ran past its timeout (see
+    /// [`Atom::timeout`](crate::Atom::timeout)); [`is_cancelled`](Self::is_cancelled)
+    /// then answers true too.
+    pub fn with_timeout_flag(mut self, timed_out: &'a AtomicBool) -> Self {
+        self.timed_out = Some(timed_out);
         self
     }
 
@@ -384,9 +410,11 @@ impl<'a> Context<'a> {
         self.revert_result.take()
     }
 
-    /// Whether the run was asked to stop; long tasks should check this.
+    /// Whether the run was asked to stop, or this atom ran past its
+    /// timeout; long tasks should check this and return.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+            || self.timed_out.is_some_and(|t| t.load(Ordering::Relaxed))
     }
 }
 

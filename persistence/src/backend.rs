@@ -195,9 +195,19 @@ pub trait Backend: Send + Sync {
         atom: AtomDetailId,
     ) -> Result<AtomDetail, PersistenceError>;
 
+    /// Whether a write can block the calling thread for long (a file, a
+    /// database, a server): true unless the backend says otherwise, as the
+    /// memory backend does. An engine run from async code (the tokio
+    /// executor's `run_async`) keeps the writes of a backend that blocks
+    /// off the async runtime's worker threads.
+    fn blocks(&self) -> bool {
+        true
+    }
+
     /// The database the records are in, when another store in the same
     /// database may write in the same transaction as them: a jobboard in the
-    /// same SQLite file posts a job and its records as one transaction (see
+    /// same SQLite file or PostgreSQL database posts a job and its records as
+    /// one transaction (see
     /// `taskflow_jobboard::post_flow`). `None` (the default): the records
     /// share no transaction with anything.
     fn shared_database(&self) -> Option<SharedDatabase<'_>> {
@@ -296,5 +306,8 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
         atom: AtomDetailId,
     ) -> Result<AtomDetail, PersistenceError> {
         (**self).get_atom_detail(flow, atom)
+    }
+    fn blocks(&self) -> bool {
+        (**self).blocks()
     }
 }

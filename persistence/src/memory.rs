@@ -353,6 +353,11 @@ impl Inner {
 }
 
 impl Backend for MemoryBackend {
+    /// Writes to memory: never blocks for long.
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         // Nothing is saved if one record is too deep (see `check_depth`).
         codec::check_parts(

@@ -1581,6 +1581,9 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
     fn shared_database(&self) -> Option<crate::SharedDatabase<'_>> {
         self.backend.shared_database()
     }
+    fn blocks(&self) -> bool {
+        self.backend.blocks()
+    }
     fn save_logbook(&self, book: &LogBook) -> Result<(), PersistenceError> {
         self.backend.save_logbook(book)
     }

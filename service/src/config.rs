@@ -67,6 +67,8 @@ pub struct ServiceConfig {
     pub namespace: String,
     /// How many jobs this node runs at once.
     pub workers: usize,
+    /// Where the atoms of a job run (`worker_pool.executor`).
+    pub executor: JobExecutor,
     /// How long a claim lasts unless renewed.
     pub lease: Duration,
     /// The folder of the jobs' logs.
@@ -109,6 +111,30 @@ pub struct FlowFileType {
     pub should_retry: bool,
 }
 
+/// Where the atoms of the jobs a node runs go: `worker_pool.executor` in
+/// `service.yaml`, `JOB_SERVICE_POOL_EXECUTOR` in the environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobExecutor {
+    /// `serial`: one atom at a time, on the thread that runs the job.
+    #[default]
+    Serial,
+    /// `tokio`: the tokio executor, on a runtime of the node's for jobs
+    /// (one worker thread per core): async tasks as tokio tasks, many
+    /// waiting at once without a thread each, blocking tasks on its
+    /// blocking pool.
+    Tokio,
+}
+
+impl JobExecutor {
+    fn parse(name: &str) -> Option<JobExecutor> {
+        match name {
+            "serial" => Some(JobExecutor::Serial),
+            "tokio" => Some(JobExecutor::Tokio),
+            _ => None,
+        }
+    }
+}
+
 /// How the API is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protocol {
@@ -134,6 +160,7 @@ impl Default for ServiceConfig {
             board_url: "sqlite:.taskflow/board.db".into(),
             namespace: "taskflow".into(),
             workers: 4,
+            executor: JobExecutor::Serial,
             lease: Duration::from_secs(1),
             job_log_dir: PathBuf::from(".taskflow/job_logs"),
             job_log_level: "INFO".into(),
@@ -189,6 +216,7 @@ struct HttpsFile {
 #[serde(deny_unknown_fields)]
 struct PoolFile {
     workers: Option<usize>,
+    executor: Option<String>,
     backend: Option<String>,
     board_url: Option<String>,
     lease_ms: Option<u64>,
@@ -227,7 +255,7 @@ struct SweeperFile {
 
 /// The environment variables that override the file, and the option each
 /// one sets.
-pub const ENVIRONMENT: [(&str, &str); 14] = [
+pub const ENVIRONMENT: [(&str, &str); 15] = [
     ("JOB_SERVICE_PROTOCOL", "protocol"),
     ("JOB_SERVICE_PORT", "port"),
     ("JOB_SERVICE_HTTPS_CERT", "https_config.cert"),
@@ -235,6 +263,7 @@ pub const ENVIRONMENT: [(&str, &str); 14] = [
     ("JOB_SERVICE_NODE_ID", "node_id"),
     ("JOB_SERVICE_RECORDS_URL", "records_url"),
     ("JOB_SERVICE_POOL_WORKERS", "worker_pool.workers"),
+    ("JOB_SERVICE_POOL_EXECUTOR", "worker_pool.executor"),
     ("JOB_SERVICE_POOL_BACKEND", "worker_pool.backend"),
     ("JOB_SERVICE_POOL_BOARD_URL", "worker_pool.board_url"),
     ("JOB_SERVICE_POOL_LEASE_MS", "worker_pool.lease_ms"),
@@ -389,6 +418,14 @@ impl ServiceConfig {
             ));
         }
         config.lease = Duration::from_millis(lease_ms);
+        if let Some(name) = env("JOB_SERVICE_POOL_EXECUTOR").or(pool.executor) {
+            config.executor = JobExecutor::parse(&name).ok_or_else(|| {
+                bad(
+                    "worker_pool.executor",
+                    format!("`{name}` is not an executor: use `serial` or `tokio`"),
+                )
+            })?;
+        }
 
         let backend = env("JOB_SERVICE_POOL_BACKEND").or(pool.backend);
         let board_url = env("JOB_SERVICE_POOL_BOARD_URL").or(pool.board_url);
@@ -649,5 +686,25 @@ mod tests {
         assert_eq!(zk.board_url, "zookeeper://zk1:2181,zk2:2181/jobs");
         let err = read("protocol: https\n", &[]).unwrap_err().to_string();
         assert!(err.contains("cert"), "{err}");
+    }
+
+    #[test]
+    fn the_executor_is_read_from_the_file_or_the_environment() {
+        assert_eq!(read("", &[]).unwrap().executor, JobExecutor::Serial);
+        let tokio = read("worker_pool:\n  executor: tokio\n", &[]).unwrap();
+        assert_eq!(tokio.executor, JobExecutor::Tokio);
+        let env = read(
+            "worker_pool:\n  executor: tokio\n",
+            &[("JOB_SERVICE_POOL_EXECUTOR", "serial")],
+        )
+        .unwrap();
+        assert_eq!(env.executor, JobExecutor::Serial);
+        let err = read("worker_pool:\n  executor: rayon\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("worker_pool.executor") && err.contains("`rayon`"),
+            "{err}"
+        );
     }
 }

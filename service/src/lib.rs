@@ -71,7 +71,7 @@ mod tls;
 
 pub use api::OPENAPI;
 pub use config::{
-    secret_from_env, FlowFileType, Protocol, ServiceConfig, DEFAULT_PORT, ENVIRONMENT,
+    secret_from_env, FlowFileType, JobExecutor, Protocol, ServiceConfig, DEFAULT_PORT, ENVIRONMENT,
 };
 pub use core::NodeStats;
 pub use error::{ApiError, ServiceError};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use taskflow::{
     Backend, Conductor, ConductorEvent, Entity, FlowState, JobBoard, LoggingListener, StopHandle,
+    Tokio,
 };
 use tokio::sync::Notify;
 
@@ -19,7 +20,7 @@ use crate::hooks::Hooks;
 use crate::logs::JobLogs;
 use crate::meta::JobMeta;
 use crate::tls::TlsListener;
-use crate::{periodic, JobType, JobTypes, Protocol, ServiceConfig, ServiceError};
+use crate::{periodic, JobExecutor, JobType, JobTypes, Protocol, ServiceConfig, ServiceError};
 
 /// How often the log sweeper runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -47,6 +48,20 @@ pub struct Service {
     handle: ServiceHandle,
     conductor: Conductor,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The runtime the jobs' atoms run on with `JobExecutor::Tokio`.
+    _jobs_runtime: Option<JobsRuntime>,
+}
+
+/// A tokio runtime for jobs, stopped without waiting for blocking tasks
+/// still running when the node is dropped.
+struct JobsRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for JobsRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Stops a running [`Service`] from anywhere (a signal handler, a test),
@@ -323,6 +338,17 @@ impl ServiceBuilder {
             core: Arc::clone(&core),
         };
         let lease = self.config.lease;
+        let jobs_runtime = match self.config.executor {
+            JobExecutor::Serial => None,
+            JobExecutor::Tokio => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("taskflow-service-jobs")
+                    .build()
+                    .map_err(ServiceError::Runtime)?,
+            ),
+        };
+        let jobs_handle = jobs_runtime.as_ref().map(|r| r.handle().clone());
         let conductor =
             Conductor::builder(node_id, Arc::clone(&self.board), Arc::clone(&self.records))
                 .registry(self.types.registry())
@@ -331,7 +357,13 @@ impl ServiceBuilder {
                 .wait_timeout(Duration::from_millis(200))
                 .listener(listener)
                 // Every transition, in the job's span: into the job's log.
-                .configure_engine(|engine| engine.listener(LoggingListener))
+                .configure_engine(move |engine| {
+                    let engine = engine.listener(LoggingListener);
+                    match &jobs_handle {
+                        Some(handle) => engine.executor(Tokio::with_handle(handle.clone())),
+                        None => engine,
+                    }
+                })
                 .configure_job({
                     let core = Arc::clone(&core);
                     move |job, _claim, engine| {
@@ -357,6 +389,7 @@ impl ServiceBuilder {
             handle,
             conductor,
             tls,
+            _jobs_runtime: jobs_runtime.map(|r| JobsRuntime(Some(r))),
         })
     }
 }

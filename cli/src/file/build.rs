@@ -43,6 +43,7 @@ const ATOM_KEYS: &[&str] = &[
     "revert_rebind",
     "priority",
     "version",
+    "timeout",
 ];
 /// The keys of a `retry` map besides its controller's.
 const RETRY_KEYS: &[&str] = &[
@@ -463,6 +464,20 @@ impl Parser<'_> {
                 None => self
                     .errors
                     .expected(node, "`version`: `MAJOR` or `MAJOR.MINOR`"),
+            }
+        }
+        if let Some(node) = map.get_node("timeout") {
+            let timeout = node
+                .as_scalar()
+                .filter(|s| s.may_coerce())
+                .and_then(|s| crate::tasks::Seconds::parse(s.as_str()))
+                .filter(|t| t.0 > 0.0 && t.0.is_finite());
+            match timeout {
+                Some(timeout) => atom = atom.timeout(timeout.duration()),
+                None => self.errors.expected(
+                    node,
+                    "`timeout`: a duration more than zero (seconds, or `500ms`, `30s`, `2m`, `1h`)",
+                ),
             }
         }
         atom

@@ -14,6 +14,7 @@ mod schema;
 #[cfg(feature = "http")]
 mod serve;
 mod suspend;
+mod timeout;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,19 +6,26 @@
 //! work inline on the caller's thread; parallel and worker executors run it
 //! elsewhere and report back.
 
+#[cfg(feature = "tokio")]
+mod on_tokio;
 mod parallel;
 mod serial;
 pub mod worker;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use taskflow_patterns::{AtomImpl, AtomIndex, Context, Failure, History, Inputs, Value};
+use taskflow_patterns::{
+    kinds, AtomImpl, AtomIndex, Context, Failure, History, Inputs, Task, TaskError, Value,
+};
 
 use crate::listener::Listeners;
 use taskflow_persistence::AtomDetailId;
 
+#[cfg(feature = "tokio")]
+pub use on_tokio::Tokio;
 pub use parallel::Parallel;
 pub use serial::Serial;
 
@@ -68,6 +75,104 @@ pub struct AtomWork {
     /// any span, and for work rebuilt from a message, in another process
     /// (one pointer: the work is moved on every atom's path).
     pub(crate) span: Option<Arc<tracing::Span>>,
+    /// For an atom with a timeout (`Atom::timeout`): who ends the work
+    /// first, the work or its timeout.
+    pub(crate) timer: Option<Arc<Timer>>,
+}
+
+/// The clock of one timed atom's work: the work and its timeout race to
+/// end it, and exactly one wins, so an atom gets exactly one outcome.
+#[derive(Debug)]
+pub(crate) struct Timer {
+    limit: Duration,
+    /// `RUNNING`, then `FINISHED` (the work ended first) or `TIMED_OUT`.
+    state: AtomicU8,
+    /// What the task's `Context::is_cancelled` sees.
+    timed_out: AtomicBool,
+}
+
+const RUNNING: u8 = 0;
+const FINISHED: u8 = 1;
+const TIMED_OUT: u8 = 2;
+
+impl Timer {
+    pub(crate) fn new(limit: Duration) -> Arc<Timer> {
+        Arc::new(Timer {
+            limit,
+            state: AtomicU8::new(RUNNING),
+            timed_out: AtomicBool::new(false),
+        })
+    }
+
+    /// The work ended: true if before its timeout (its outcome counts).
+    fn finish(&self) -> bool {
+        self.state
+            .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// The timeout of one atom's work, held by the executor that runs it
+/// (see [`AtomWork::timeout_handle`]).
+#[derive(Debug, Clone)]
+pub struct TimeoutHandle {
+    timer: Arc<Timer>,
+    atom: AtomIndex,
+    action: Action,
+    name: Arc<str>,
+}
+
+impl TimeoutHandle {
+    /// How long the work may take.
+    pub fn limit(&self) -> Duration {
+        self.timer.limit
+    }
+
+    /// Whether the work is still running (neither finished nor timed out).
+    pub fn is_running(&self) -> bool {
+        self.timer.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    /// Ends the work by its timeout, if it has not ended yet: the task's
+    /// `ctx.is_cancelled()` turns true, the outcome the work would give
+    /// later is dropped ([`AtomWork::run`] returns `None`), and this
+    /// returns the atom's outcome, a [`kinds::TIMEOUT`] failure. `None`
+    /// when the work finished first: its outcome is on its way.
+    pub fn expire(&self) -> Option<AtomOutcome> {
+        self.timer
+            .state
+            .compare_exchange(RUNNING, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        self.timer.timed_out.store(true, Ordering::Release);
+        Some(timeout_outcome(
+            self.atom,
+            self.action,
+            &self.name,
+            self.timer.limit,
+        ))
+    }
+}
+
+/// The outcome of work that ran past its timeout.
+pub(crate) fn timeout_outcome(
+    atom: AtomIndex,
+    action: Action,
+    name: &str,
+    limit: Duration,
+) -> AtomOutcome {
+    let what = match action {
+        Action::Execute => "execute",
+        Action::Revert => "revert",
+    };
+    AtomOutcome {
+        atom,
+        action,
+        result: Err(Failure::new(
+            kinds::TIMEOUT,
+            format!("{what} did not finish within its timeout of {limit:?}; it was cancelled"),
+        )
+        .with_atom(name)),
+    }
 }
 
 /// How an atom's work ended.
@@ -99,13 +204,37 @@ impl AtomWork {
         self.action
     }
 
+    /// How long the work may take (the atom's `Atom::timeout`), if limited.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timer.as_ref().map(|t| t.limit)
+    }
+
+    /// For work with a timeout, the handle with which the executor that
+    /// runs it ends it when the time is up ([`TimeoutHandle::expire`]).
+    pub fn timeout_handle(&self) -> Option<TimeoutHandle> {
+        self.timer.as_ref().map(|timer| TimeoutHandle {
+            timer: timer.clone(),
+            atom: self.atom,
+            action: self.action,
+            name: self.name.clone(),
+        })
+    }
+
+    /// Whether the atom runs an async task ([`Task::as_async`]).
+    pub fn is_async(&self) -> bool {
+        matches!(&self.imp, AtomImpl::Task(t) if t.as_async().is_some())
+    }
+
     /// Runs the work on the current thread, inside the span that was
     /// current when the engine's run started (and with the `tracing`
     /// subscriber that span belongs to as the thread's default, so a
     /// subscriber set only for the caller's thread hears the task too). A
     /// panic in the task is caught and becomes a failure with the panic's
-    /// message.
-    pub fn run(mut self) -> AtomOutcome {
+    /// message. An async task is driven to its end here.
+    ///
+    /// `None` when the work has a timeout that [expired](TimeoutHandle::expire)
+    /// before it finished: the atom's outcome was the timeout's.
+    pub fn run(mut self) -> Option<AtomOutcome> {
         // A run started outside any span (the usual case when nothing
         // traces) costs one check here.
         let Some(span) = self.span.take() else {
@@ -120,7 +249,15 @@ impl AtomWork {
         }
     }
 
-    fn run_here(self) -> AtomOutcome {
+    fn run_here(self) -> Option<AtomOutcome> {
+        // Timed out while it waited for a thread: its outcome was given.
+        if self
+            .timer
+            .as_ref()
+            .is_some_and(|t| t.state.load(Ordering::Acquire) == TIMED_OUT)
+        {
+            return None;
+        }
         let listeners = &self.listeners;
         let name = &*self.name;
         let detail = self.detail;
@@ -133,14 +270,16 @@ impl AtomWork {
             .with_own_failure(self.own_failure.as_ref())
             .with_flow_failures(&self.flow_failures)
             .with_cancel(&self.cancel);
+        if let Some(timer) = &self.timer {
+            ctx = ctx.with_timeout_flag(&timer.timed_out);
+        }
         if listeners.hears_progress() {
             ctx = ctx.with_progress(&report).with_checkin(&checkin);
         }
         let history = self.history.unwrap_or_default();
         let outcome = catch_unwind(AssertUnwindSafe(|| match (&self.imp, self.action) {
-            (AtomImpl::Task(t), Action::Execute) => t.execute(&mut ctx),
-            (AtomImpl::Task(t), Action::Revert) => t
-                .revert(&mut ctx)
+            (AtomImpl::Task(t), Action::Execute) => execute_task(&**t, &mut ctx),
+            (AtomImpl::Task(t), Action::Revert) => revert_task(&**t, &mut ctx)
                 .map(|()| ctx.take_revert_result().unwrap_or(Value::Null)),
             (AtomImpl::Retry(r), Action::Execute) => r.execute(&history, &mut ctx),
             (AtomImpl::Retry(r), Action::Revert) => r
@@ -152,10 +291,77 @@ impl AtomWork {
             Ok(Err(err)) => Err(err.into_failure(name)),
             Err(panic) => Err(Failure::from_panic(&*panic).with_atom(name)),
         };
-        AtomOutcome {
+        if let Some(timer) = &self.timer {
+            if !timer.finish() {
+                return None;
+            }
+        }
+        Some(AtomOutcome {
             atom: self.atom,
             action: self.action,
             result,
+        })
+    }
+}
+
+/// Runs a task's execute on this thread: an async task through the tokio
+/// executor's `block_on` when the engine has tokio (so tokio's timers and
+/// sockets work in it), else through the task's own `execute`.
+fn execute_task(task: &dyn Task, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+    #[cfg(feature = "tokio")]
+    if let Some(task) = task.as_async() {
+        return on_tokio::block_on(task.execute(ctx));
+    }
+    task.execute(ctx)
+}
+
+/// As [`execute_task`], for revert.
+fn revert_task(task: &dyn Task, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+    #[cfg(feature = "tokio")]
+    if let Some(task) = task.as_async() {
+        return on_tokio::block_on(task.revert(ctx));
+    }
+    task.revert(ctx)
+}
+
+/// Runs timed work on a helper thread and waits for it at most its
+/// timeout, on the calling thread: how the serial engine (which runs
+/// atoms on the caller's thread, where a blocking task cannot be stopped)
+/// keeps a task that never returns from holding the flow. Past the
+/// timeout the outcome is the timeout's; the helper thread goes on until
+/// the task returns (it sees `ctx.is_cancelled()`), and its outcome is
+/// dropped.
+pub(crate) fn run_with_timeout(work: AtomWork, handle: &TimeoutHandle) -> AtomOutcome {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (atom, action) = (work.atom, work.action);
+    let spawned = std::thread::Builder::new()
+        .name("taskflow-timed".to_owned())
+        .spawn(move || {
+            if let Some(outcome) = work.run() {
+                let _ = tx.send(outcome);
+            }
+        });
+    let lost = |what: String| AtomOutcome {
+        atom,
+        action,
+        result: Err(Failure::new(kinds::PANIC, what).with_atom(&*handle.name)),
+    };
+    if let Err(e) = spawned {
+        return lost(format!(
+            "cannot start the thread that runs an atom with a timeout: {e}"
+        ));
+    }
+    match rx.recv_timeout(handle.limit()) {
+        Ok(outcome) => outcome,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => match handle.expire() {
+            Some(outcome) => outcome,
+            // It finished just now: its outcome is being sent.
+            None => rx
+                .recv()
+                .unwrap_or_else(|_| lost("the atom's thread ended without an outcome".into())),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            lost("the atom's thread ended without an outcome".into())
         }
     }
 }
@@ -181,4 +387,18 @@ pub trait Executor: Send {
 
     /// Waits for the next outcome; `None` when no work is in flight.
     fn wait_outcome(&mut self) -> Option<AtomOutcome>;
+
+    /// The next outcome, for an engine run from async code
+    /// (`Engine::run_async`): ready with it, or pending until it arrives
+    /// (waking `cx`); ready with `None` when no work is in flight. The
+    /// tokio executor waits without blocking; by default this is
+    /// [`wait_outcome`](Executor::wait_outcome), which blocks the thread
+    /// that polls until the outcome arrives.
+    fn poll_outcome(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<AtomOutcome>> {
+        let _ = cx;
+        std::task::Poll::Ready(self.wait_outcome())
+    }
 }

@@ -1,9 +1,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use rayon::ThreadPool;
 
-use super::{AtomOutcome, AtomWork, Executor};
+use super::{AtomOutcome, AtomWork, Executor, TimeoutHandle};
 use crate::sync::{lock, wait};
 use crate::{EngineError, ExecutorError};
 
@@ -25,6 +26,13 @@ use crate::{EngineError, ExecutorError};
 /// task. Such an atom does not run inside the pool (a `par_iter` in it
 /// uses rayon's global pool).
 ///
+/// An atom with a timeout (`Atom::timeout`) always runs on the pool, and
+/// the engine's thread, waiting for outcomes, wakes at its deadline: past
+/// it the atom fails with `Timeout` and the flow goes on. The task sees
+/// `ctx.is_cancelled()` and should return; one that does not keeps its
+/// pool thread until it does (its outcome is dropped), so the pool has a
+/// thread less meanwhile.
+///
 /// ```
 /// use serde_json::json;
 /// use taskflow_engine::{Engine, Parallel};
@@ -45,6 +53,8 @@ pub struct Parallel {
     outcomes: VecDeque<AtomOutcome>,
     /// Work submitted whose outcome is not yet handed out.
     outstanding: usize,
+    /// Deadlines of timed work that may still be running.
+    timers: Vec<(Instant, TimeoutHandle)>,
 }
 
 /// What the engine's thread and the pool's drain jobs share.
@@ -119,7 +129,9 @@ impl Shared {
                 work
             };
             let Some(work) = work else { return };
-            self.finish(work.run());
+            if let Some(outcome) = work.run() {
+                self.finish(outcome);
+            }
             lock(&self.work).free += 1;
         }
     }
@@ -142,8 +154,8 @@ impl Shared {
     }
 
     /// Moves every outcome there is into `into`, waiting for one if none
-    /// has arrived.
-    fn wait(&self, into: &mut VecDeque<AtomOutcome>) {
+    /// has arrived, until `deadline` at most.
+    fn wait(&self, into: &mut VecDeque<AtomOutcome>, deadline: Option<Instant>) {
         for step in 0..SPINS + YIELDS {
             self.take(into);
             if !into.is_empty() {
@@ -160,7 +172,17 @@ impl Shared {
         let mut d = lock(&self.done);
         while d.queue.is_empty() {
             d.waiting = true;
-            d = wait(&self.arrived, d);
+            match deadline {
+                None => d = wait(&self.arrived, d),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        d.waiting = false;
+                        return;
+                    }
+                    d = crate::sync::wait_timeout(&self.arrived, d, deadline - now);
+                }
+            }
             d.waiting = false;
         }
         std::mem::swap(&mut d.queue, into);
@@ -191,7 +213,33 @@ impl Parallel {
             shared,
             outcomes: VecDeque::new(),
             outstanding: 0,
+            timers: Vec::new(),
         }
+    }
+
+    /// Times out the timed work past its deadline (its outcome is the
+    /// timeout's), and forgets the timers of work that finished.
+    fn expire_due(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let outcomes = &mut self.outcomes;
+        self.timers.retain(|(deadline, handle)| {
+            if !handle.is_running() {
+                return false;
+            }
+            if now < *deadline {
+                return true;
+            }
+            outcomes.extend(handle.expire());
+            false
+        });
+    }
+
+    /// The earliest deadline of timed work still running.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.iter().map(|(deadline, _)| *deadline).min()
     }
 
     /// How many threads the pool has.
@@ -209,6 +257,9 @@ impl Parallel {
 impl Executor for Parallel {
     fn submit(&mut self, work: AtomWork) {
         self.outstanding += 1;
+        if let Some(handle) = work.timeout_handle() {
+            self.timers.push((Instant::now() + handle.limit(), handle));
+        }
         if self.shared.push(work) {
             let shared = self.shared.clone();
             self.pool.spawn(move || shared.drain());
@@ -217,21 +268,28 @@ impl Executor for Parallel {
 
     /// Runs the work on the engine's thread: nothing could run beside it,
     /// so a pool thread would only add a hand-off each way.
+    /// (Work with a timeout goes to the pool, where its deadline is kept.)
     fn submit_alone(&mut self, work: AtomWork) {
+        if work.timeout().is_some() {
+            return self.submit(work);
+        }
         self.outstanding += 1;
-        self.outcomes.push_back(work.run());
+        self.outcomes.extend(work.run());
     }
 
     fn try_outcome(&mut self) -> Option<AtomOutcome> {
         if self.outcomes.is_empty() && self.outstanding > 0 {
             self.shared.take(&mut self.outcomes);
+            self.expire_due();
         }
         self.next()
     }
 
     fn wait_outcome(&mut self) -> Option<AtomOutcome> {
-        if self.outcomes.is_empty() && self.outstanding > 0 {
-            self.shared.wait(&mut self.outcomes);
+        while self.outcomes.is_empty() && self.outstanding > 0 {
+            let deadline = self.next_deadline();
+            self.shared.wait(&mut self.outcomes, deadline);
+            self.expire_due();
         }
         self.next()
     }

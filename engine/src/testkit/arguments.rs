@@ -6,9 +6,9 @@
 //! outside it, and atoms are named as TaskFlow names them.
 
 use serde_json::{json, Value};
-use taskflow_patterns::{atom, task_fn, AtomState, FlowState, Linear, TaskError, Times, Unordered};
+use taskflow_patterns::{task_fn, AtomState, FlowState, Linear, TaskError, Times, Unordered};
 
-use super::{failed_state, Factory, Log};
+use super::{atom, failed_state, Factory, Log};
 use crate::Engine;
 
 /// A task that logs `name:` and its inputs (`arg=value`, by argument name)

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use taskflow_patterns::{atom, task_fn, AtomState, FlowRegistry, FlowState, Linear, TaskError};
+use taskflow_patterns::{task_fn, AtomState, FlowRegistry, FlowState, Linear, TaskError};
 use taskflow_persistence::{Backend, MemoryBackend, PersistenceError};
 
-use super::{failed_state, Factory, Log};
+use super::{atom, failed_state, Factory, Log};
 use crate::{CapturingListener, Engine, EngineError, Listener, SuspendHandle};
 
 /// A listener that panics on every atom's `SUCCESS`, and one that panics on

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+use taskflow_patterns::TaskAtom;
 use taskflow_patterns::{
-    atom, decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, AtomState, CompileError,
-    Depth, Flow, FlowRegistry, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError,
-    Times, Unordered,
+    decider_fn, retry, task_fn, AlwaysRevert, AlwaysRevertAll, AtomState, CompileError, Depth,
+    Flow, FlowRegistry, FlowState, ForEach, Graph, Linear, ParameterizedForEach, TaskError, Times,
+    Unordered,
 };
 use taskflow_persistence::{Backend, FlowDetailId, MemoryBackend, PersistenceError};
 
@@ -24,6 +25,7 @@ mod retries;
 mod reverts;
 mod running;
 mod taskflow;
+mod timeouts;
 pub use arguments::*;
 pub use faults::*;
 pub use patterns::*;
@@ -32,6 +34,90 @@ pub use retries::*;
 pub use reverts::*;
 pub use running::*;
 pub use taskflow::*;
+pub use timeouts::*;
+
+#[cfg(feature = "tokio")]
+thread_local! {
+    /// Whether the cases running on this thread make their tasks async
+    /// (see [`with_async_tasks`]).
+    static ASYNC_TASKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `case` with every task atom the suite builds made an async task
+/// (`AsyncTask`) that yields once to its executor and then does what the
+/// blocking one does: the suite of [`engine_conformance!`](crate::engine_conformance)`(async ...)`.
+/// The tasks are made on the calling thread (by the case, or by a flow
+/// factory it calls), so the setting is the calling thread's.
+#[cfg(feature = "tokio")]
+pub fn with_async_tasks<R>(case: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ASYNC_TASKS.with(|a| a.set(self.0));
+        }
+    }
+    let _reset = Reset(ASYNC_TASKS.with(|a| a.replace(true)));
+    case()
+}
+
+/// Whether the suite makes its tasks async on this thread.
+#[cfg(feature = "tokio")]
+pub(crate) fn async_tasks() -> bool {
+    ASYNC_TASKS.with(std::cell::Cell::get)
+}
+
+/// The suite's `atom`: `taskflow_patterns::atom`, or in
+/// [`with_async_tasks`] an atom whose task is the async form of `task`.
+pub(crate) fn atom(name: impl Into<String>, task: impl taskflow_patterns::Task) -> TaskAtom {
+    #[cfg(feature = "tokio")]
+    if async_tasks() {
+        return taskflow_patterns::atom(name, YieldThen(Arc::new(task)));
+    }
+    taskflow_patterns::atom(name, task)
+}
+
+/// An async task that yields to its executor once, then runs a blocking
+/// task's execute or revert. As a `Task` it is that task (stored as it is,
+/// so a flow rebuilt from records runs it blocking).
+#[cfg(feature = "tokio")]
+struct YieldThen(Arc<dyn taskflow_patterns::Task>);
+
+#[cfg(feature = "tokio")]
+impl taskflow_patterns::Task for YieldThen {
+    fn execute(&self, ctx: &mut taskflow_patterns::Context<'_>) -> Result<Value, TaskError> {
+        self.0.execute(ctx)
+    }
+
+    fn revert(&self, ctx: &mut taskflow_patterns::Context<'_>) -> Result<(), TaskError> {
+        self.0.revert(ctx)
+    }
+
+    fn as_async(&self) -> Option<&dyn taskflow_patterns::AsyncTask> {
+        Some(self)
+    }
+
+    fn stored(&self) -> Option<&dyn taskflow_patterns::StoredTask> {
+        self.0.stored()
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.0.type_name()
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[taskflow_patterns::async_trait]
+impl taskflow_patterns::AsyncTask for YieldThen {
+    async fn execute(&self, ctx: &mut taskflow_patterns::Context<'_>) -> Result<Value, TaskError> {
+        tokio::task::yield_now().await;
+        self.0.execute(ctx)
+    }
+
+    async fn revert(&self, ctx: &mut taskflow_patterns::Context<'_>) -> Result<(), TaskError> {
+        tokio::task::yield_now().await;
+        self.0.revert(ctx)
+    }
+}
 
 /// Configures a builder (fresh, or loaded from records) as the engine
 /// under test, e.g. `|b| b` for the serial engine.
@@ -209,11 +295,19 @@ pub(crate) fn registry_of(build: impl Fn() -> Flow + Send + Sync + 'static) -> F
 ///
 /// ```ignore
 /// taskflow_engine::engine_conformance!(|builder: EngineBuilder| builder);
+/// // The same cases with every task an async task (feature `tokio`).
+/// taskflow_engine::engine_conformance!(async |builder: EngineBuilder| builder);
 /// ```
 #[macro_export]
 macro_rules! engine_conformance {
+    (async $factory:expr) => {
+        $crate::engine_conformance!(@list @async_cases $factory);
+    };
     ($factory:expr) => {
-        $crate::engine_conformance!(@cases $factory;
+        $crate::engine_conformance!(@list @cases $factory);
+    };
+    (@list @$cases:ident $factory:expr) => {
+        $crate::engine_conformance!(@$cases $factory;
             linear_passes_data_in_order unordered_runs_all_children graph_and_nesting
             argument_binding revert_in_reverse_order revert_order_on_a_graph
             revert_sees_results_and_failures revert_failure_keeps_both_failures
@@ -250,13 +344,24 @@ macro_rules! engine_conformance {
             revert_on_request_undoes_a_suspended_flow
             revert_on_request_from_success_pending_and_failure
             revert_on_request_continues_after_reload revert_on_request_is_fenced
-            checkins_are_recorded_and_heard);
+            checkins_are_recorded_and_heard
+            a_task_past_its_timeout_is_cancelled_and_the_flow_reverts
+            a_task_that_never_returns_does_not_hold_the_flow
+            a_timeout_is_handled_by_the_retry_controller);
     };
     (@cases $factory:expr; $($case:ident)*) => {
         $(
             #[test]
             fn $case() {
                 $crate::testkit::$case(&$factory);
+            }
+        )*
+    };
+    (@async_cases $factory:expr; $($case:ident)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testkit::with_async_tasks(|| $crate::testkit::$case(&$factory));
             }
         )*
     };
@@ -274,4 +379,37 @@ mod parallel {
     crate::engine_conformance!(
         |builder: EngineBuilder| builder.executor(Parallel::new(4).expect("pool starts"))
     );
+}
+
+/// Async tasks on the blocking engines: driven to their end on the thread
+/// that runs the atom.
+#[cfg(all(test, feature = "tokio"))]
+mod serial_async_tasks {
+    use crate::EngineBuilder;
+    crate::engine_conformance!(async |builder: EngineBuilder| builder);
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod parallel_async_tasks {
+    use crate::{EngineBuilder, Parallel};
+    crate::engine_conformance!(
+        async |builder: EngineBuilder| builder.executor(Parallel::new(4).expect("pool starts"))
+    );
+}
+
+/// The tokio executor with blocking tasks (on its blocking pool).
+#[cfg(all(test, feature = "tokio"))]
+mod tokio_blocking_tasks {
+    use crate::{EngineBuilder, Tokio};
+    crate::engine_conformance!(
+        |builder: EngineBuilder| builder.executor(Tokio::with_threads(2).expect("runtime starts"))
+    );
+}
+
+/// The tokio executor with async tasks (as tokio tasks).
+#[cfg(all(test, feature = "tokio"))]
+mod tokio_async_tasks {
+    use crate::{EngineBuilder, Tokio};
+    crate::engine_conformance!(async |builder: EngineBuilder| builder
+        .executor(Tokio::with_threads(2).expect("runtime starts")));
 }

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use taskflow_patterns::{
-    atom, decider_fn, task_fn, AlwaysRevert, AtomState, Depth, Failure, FlowState, Graph,
-    Intention, Linear, TaskError, Times,
+    decider_fn, task_fn, AlwaysRevert, AtomState, Depth, Failure, FlowState, Graph, Intention,
+    Linear, TaskError, Times,
 };
 use taskflow_persistence::{Backend, MemoryBackend};
 
-use super::{failed_state, linear_ab, prepared_records, registry_of, save_records, Factory, Log};
+use super::{
+    atom, failed_state, linear_ab, prepared_records, registry_of, save_records, Factory, Log,
+};
 use crate::{CapturingListener, Engine};
 use taskflow_persistence::Epoch;
 

@@ -139,6 +139,9 @@ struct Pending {
     detail: Option<taskflow_persistence::AtomDetailId>,
     cancel: Arc<AtomicBool>,
     deadline: Instant,
+    /// How long it may take: the request timeout, or the atom's own
+    /// (`Atom::timeout`) when shorter.
+    limit: Duration,
     /// Until when it may wait for a worker of its type.
     discovery_deadline: Instant,
     /// The worker it was sent to.
@@ -541,12 +544,12 @@ impl WorkerExecutor {
                 Some(p) => match &p.worker {
                     Some(w) => format!(
                         "no result from worker `{w}` within {:?}; the worker was asked to cancel it",
-                        self.options.timeout
+                        p.limit
                     ),
                     None => format!(
                         "not sent to any worker within {:?} (the workers that run its type \
                          were all busy)",
-                        self.options.timeout
+                        p.limit
                     ),
                 },
                 None => continue,
@@ -616,7 +619,11 @@ impl Executor for WorkerExecutor {
         let task_type = match &work.imp {
             AtomImpl::Retry(_) => {
                 // Retry controllers decide in the engine's process.
-                self.ready.push_back(work.run());
+                let outcome = match work.timeout_handle() {
+                    Some(handle) => Some(super::super::run_with_timeout(work, &handle)),
+                    None => work.run(),
+                };
+                self.ready.extend(outcome);
                 return;
             }
             AtomImpl::Task(task) => task.type_name().to_owned(),
@@ -648,7 +655,14 @@ impl Executor for WorkerExecutor {
             }
         };
         let now = Instant::now();
-        let deadline = now + self.options.timeout;
+        let limit = work
+            .timeout()
+            .map_or(self.options.timeout, |t| t.min(self.options.timeout));
+        // The timeout is kept here (a cancel is sent past it): the work
+        // travels without its timer.
+        let mut work = work;
+        work.timer = None;
+        let deadline = now + limit;
         let pending = Pending {
             atom: work.atom,
             name: work.name.clone(),
@@ -658,6 +672,7 @@ impl Executor for WorkerExecutor {
             detail: work.detail,
             cancel: work.cancel.clone(),
             deadline,
+            limit,
             discovery_deadline: now + self.options.discovery_timeout,
             worker: None,
             request: None,

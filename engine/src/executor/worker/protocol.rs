@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Inputs, StoredTask, Value};
+use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Inputs, StoredAsyncTask, StoredTask, Value};
 use uuid::Uuid;
 
 use crate::executor::{Action, AtomWork};
@@ -195,8 +195,13 @@ impl<'de> Deserialize<'de> for Payload {
 /// result or failure and the flow's failures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkData {
-    /// The task, as typetag serializes it.
+    /// The task, as typetag serializes it (`null` for an async task).
+    #[serde(default)]
     pub task: Value,
+    /// An async task ([`StoredAsyncTask`](taskflow_patterns::StoredAsyncTask)),
+    /// as typetag serializes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_task: Option<Value>,
     /// Argument name to value.
     #[serde(default)]
     pub inputs: serde_json::Map<String, Value>,
@@ -216,22 +221,37 @@ impl WorkData {
     /// serialized (a closure, or a retry controller, which never leaves the
     /// engine).
     pub fn from_work(work: &AtomWork) -> Result<WorkData, String> {
-        let task = match &work.imp {
-            AtomImpl::Task(task) => {
-                let stored = task.stored().ok_or_else(|| {
-                    format!(
+        let (task, async_task) = match &work.imp {
+            AtomImpl::Task(task) => match (task.stored(), task.stored_async()) {
+                (Some(stored), _) => (
+                    serde_json::to_value(stored).map_err(|e| e.to_string())?,
+                    None,
+                ),
+                (None, Some(stored)) => (
+                    Value::Null,
+                    Some(serde_json::to_value(stored).map_err(|e| e.to_string())?),
+                ),
+                (None, None) if task.as_async().is_some() => {
+                    return Err(format!(
+                        "its async task `{}` is not a StoredAsyncTask \
+                         (#[typetag::serde] impl StoredAsyncTask)",
+                        task.type_name()
+                    ))
+                }
+                (None, None) => {
+                    return Err(format!(
                         "its task `{}` is not a StoredTask (#[typetag::serde] impl StoredTask)",
                         task.type_name()
-                    )
-                })?;
-                serde_json::to_value(stored).map_err(|e| e.to_string())?
-            }
+                    ))
+                }
+            },
             AtomImpl::Retry(_) => {
                 return Err("retry controllers run in the engine, not on workers".to_owned())
             }
         };
         Ok(WorkData {
             task,
+            async_task,
             inputs: work
                 .inputs
                 .iter()
@@ -252,12 +272,15 @@ impl WorkData {
         listeners: Listeners,
         cancel: Arc<AtomicBool>,
     ) -> Result<AtomWork, serde_json::Error> {
-        let task: Box<dyn StoredTask> = serde_json::from_value(self.task)?;
+        let task = match self.async_task {
+            Some(task) => serde_json::from_value::<Box<dyn StoredAsyncTask>>(task)?.into_task(),
+            None => serde_json::from_value::<Box<dyn StoredTask>>(self.task)?.into_task(),
+        };
         Ok(AtomWork {
             atom: AtomIndex::new(0),
             name: atom.into(),
             action,
-            imp: AtomImpl::Task(task.into_task()),
+            imp: AtomImpl::Task(task),
             inputs: self.inputs.into_iter().collect::<Inputs>(),
             history: None,
             own_result: self.own_result.map(Arc::new),
@@ -270,6 +293,8 @@ impl WorkData {
             cancel,
             // The engine's span is in another process.
             span: None,
+            // The engine keeps the atom's timeout.
+            timer: None,
         })
     }
 }

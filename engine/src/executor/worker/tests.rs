@@ -452,6 +452,7 @@ fn retry_controllers_run_in_the_engine() {
         detail: None,
         span: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        timer: None,
     };
     executor.submit(work);
     let outcome = executor.try_outcome().unwrap();
@@ -498,6 +499,7 @@ fn work_data_round_trips_a_revert() {
         detail: None,
         span: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        timer: None,
     };
     let data = WorkData::from_work(&work).unwrap();
     assert_eq!(data.task, json!({"worker_tests::Scale": {"by": 3}}));
@@ -528,7 +530,7 @@ fn work_data_round_trips_a_revert() {
             Arc::new(AtomicBool::new(false)),
         )
         .unwrap();
-    let failure = work.run().result.unwrap_err();
+    let failure = work.run().unwrap().result.unwrap_err();
     assert_eq!(failure.kind, "Seen");
     assert_eq!(
         failure.message,
@@ -552,6 +554,7 @@ fn in_process_work_refuses_to_serialize() {
         detail: None,
         span: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        timer: None,
     };
     let err = serde_json::to_string(&Payload::Work(Box::new(work))).unwrap_err();
     assert!(err.to_string().contains("in-process"), "{err}");
@@ -577,4 +580,38 @@ fn a_serializing_transport_runs_typetag_tasks() {
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(engine.storage().fetch("y"), Some(&json!(42)));
     w.stop().unwrap();
+}
+
+/// A stored async task: sent to a worker as data and run there.
+#[derive(Serialize, Deserialize)]
+struct AsyncScale {
+    by: i64,
+}
+
+#[taskflow_patterns::async_trait]
+#[typetag::serde(name = "worker_tests::AsyncScale")]
+impl taskflow_patterns::StoredAsyncTask for AsyncScale {
+    async fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        std::future::ready(()).await;
+        Ok(json!(ctx.input::<i64>("x")? * self.by))
+    }
+}
+
+#[test]
+fn a_stored_async_task_crosses_a_serializing_transport() {
+    let transport = InProcess::serializing();
+    let config = WorkerConfig::new("w", ["worker_tests::AsyncScale"]).heartbeat(FAST);
+    let _w = Worker::new(&transport, config).unwrap().spawn().unwrap();
+    let flow = Linear::new("f").add(
+        taskflow_patterns::async_atom("scale", AsyncScale { by: 3 })
+            .requires(["x"])
+            .provides("y"),
+    );
+    let mut engine = Engine::builder(flow)
+        .store(json!({ "x": 7 }))
+        .executor(executor(&transport, Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    assert_eq!(engine.run().unwrap(), FlowState::Success);
+    assert_eq!(engine.storage().fetch("y"), Some(&json!(21)));
 }
