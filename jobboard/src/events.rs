@@ -69,7 +69,8 @@ pub enum BoardEvent {
     /// store no longer held them when the watcher came back to it. The
     /// board should be read again.
     Missed {
-        /// How many were lost (a lower bound when the store trimmed them).
+        /// How many were lost (when the store trimmed them, an estimate from
+        /// its sequence numbers).
         count: u64,
     },
     /// The board lost its connection to its store (the server went away);

@@ -1440,6 +1440,18 @@ impl Inner {
         match armed.next {
             None => armed.next = Some(events.last().map_or(0, |(seq, _)| *seq + 1)),
             Some(next) => {
+                // The log keeps the newest EVENTS_KEPT events: when even its
+                // oldest is past the next one this board should deliver, the
+                // ones between were trimmed before it read them. (Sequence
+                // numbers also skip a number for each node trimmed, so this
+                // is an upper bound.)
+                if let Some(&(first, _)) = events.first() {
+                    if first > next {
+                        self.events.emit(BoardEvent::Missed {
+                            count: first - next,
+                        });
+                    }
+                }
                 for (seq, event) in events {
                     if seq >= next {
                         self.events.emit(event);
