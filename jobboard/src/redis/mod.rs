@@ -734,8 +734,12 @@ impl JobBoard for RedisBoard {
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
         let lease = self.lease_ms();
         let keys: Vec<String> = ids.iter().map(|id| self.keys.job(*id)).collect();
+        // The pool sends the call again after a lost reply: the script then
+        // looks for the claim the first attempt may have made.
+        let mut attempts = 0u32;
         let reply = items(
             self.pool.run("claiming", |c| {
+                attempts += 1;
                 let mut call = self.scripts.claim_first.key(&leases);
                 call.key(&scheduled).key(&events);
                 for key in &keys {
@@ -745,7 +749,8 @@ impl JobBoard for RedisBoard {
                     .arg(owner)
                     .arg(&op)
                     .arg(lease)
-                    .arg(EVENTS_KEPT);
+                    .arg(EVENTS_KEPT)
+                    .arg(if attempts > 1 { "1" } else { "0" });
                 for id in ids {
                     call.arg(id.to_string());
                 }

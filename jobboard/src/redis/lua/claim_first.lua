@@ -6,28 +6,31 @@
 -- KEYS: 1 leases zset, 2 scheduled zset, 3 events stream, 4.. the job
 --       hash of each candidate
 -- ARGV: 1 now ('' = server time), 2 owner, 3 op token, 4 lease (ms),
---       5 events stream length cap, 6.. the id of each candidate
+--       5 events stream length cap, 6 retry ('1' when this call is sent
+--       again after a lost reply, else '0'), 7.. the id of each candidate
 -- Returns {'ok', index (1-based among the candidates), epoch, expires_at,
 -- control ('' = none)} | {'none'}: every candidate was refused (not found,
--- complete, claimed, not yet). A retry of this very call (same op token,
--- after a lost reply) returns the claim it made, even if a candidate
--- before it became claimable since.
+-- complete, claimed, not yet). A retry of this very call (same op token)
+-- returns the claim it made, even if a candidate before it became
+-- claimable since: only a retry looks for it first (a pass over every
+-- candidate), a first call reads each candidate once, up to the one it
+-- claims.
 
 local now = now_ms(ARGV[1])
-local jobs = {}
-for i = 4, #KEYS do
-  local j = load_claim(KEYS[i])
-  if j and j.op == ARGV[3] then
-    return { 'ok', i - 3, j.epoch, j.lease, j.control or '' }
+if ARGV[6] == '1' then
+  for i = 4, #KEYS do
+    local j = load_claim(KEYS[i])
+    if j and j.op == ARGV[3] then
+      return { 'ok', i - 3, j.epoch, j.lease, j.control or '' }
+    end
   end
-  jobs[i] = j
 end
 for i = 4, #KEYS do
-  local j = jobs[i]
+  local j = load_claim(KEYS[i])
   if j and j.state ~= 'COMPLETE'
     and not (j.state == 'CLAIMED' and (tonumber(j.lease) or 0) > now)
     and not waits(j.control, j.not_before, now) then
-    local id = ARGV[i + 2]
+    local id = ARGV[i + 3]
     local epoch = (tonumber(j.epoch) or 0) + 1
     local expires = now + tonumber(ARGV[4])
     redis.call('HSET', KEYS[i], 'state', 'CLAIMED', 'owner', ARGV[2], 'epoch', int(epoch),
