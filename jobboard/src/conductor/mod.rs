@@ -804,7 +804,9 @@ impl ConductorBuilder {
     }
 
     /// How often leases are renewed (default 250 ms; keep it well under the
-    /// board's lease).
+    /// board's lease): each interval the conductor's lease keeper renews the
+    /// claims of all the jobs it runs in one board call
+    /// ([`JobBoard::renew_all`]), and sees stop and cancel requests then.
     pub fn renew_every(mut self, every: Duration) -> Self {
         self.conductor.renew_every = every;
         self
