@@ -27,7 +27,7 @@ pub struct CompareOptions {
     /// Python runs predicted to take longer than this are skipped (its
     /// per-atom cost grows with N).
     pub python_max_run: Duration,
-    /// Run dagx, dagrs and the floor on W1-W3.
+    /// Run dagx, dagrs and the floor on W1-W3, and apalis on W8.
     pub peers: bool,
     /// How often to repeat a figure of ours or a peer's.
     pub repeats: Repeats,
@@ -381,6 +381,15 @@ impl Comparison<'_> {
                     }
                     Err(e) => self.notes.push(format!("W8 on Redis left out: {e}")),
                 }
+                if self.options.peers {
+                    match peers::apalis::consume(&url, JOBS, conductors, once) {
+                        Ok(s) => {
+                            let name = "apalis 1.0 (redis storage, defaults; no flow)";
+                            self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
+                        }
+                        Err(e) => self.notes.push(format!("W8 on apalis left out: {e}")),
+                    }
+                }
             }
             #[cfg(feature = "postgres")]
             if let Some(url) = self.options.postgres_url.clone() {
@@ -395,7 +404,9 @@ impl Comparison<'_> {
         }
         self.notes.push(
             "W8: our conductors claim, run a one-atom flow (records in memory) and consume; \
-             the Python consumers only claim and consume, running no flow. The SQLite board \
+             the Python consumers only claim and consume, running no flow; apalis (its Redis \
+             storage, defaults, on the same Redis, a fresh queue per run) is pushed the jobs \
+             and consumes them with 1 or 4 workers, each job a no-op function. The SQLite board \
              runs with Normal durability and the PostgreSQL board with synchronous_commit \
              off: a crash may forget the last commits, never corrupts the board."
                 .into(),

@@ -69,7 +69,7 @@ struct CompareArgs {
     /// Leave Python TaskFlow out (no virtualenv, no PyPI).
     #[arg(long)]
     no_python: bool,
-    /// Leave dagx, dagrs and the floor out.
+    /// Leave dagx, dagrs, the floor and apalis out.
     #[arg(long)]
     no_peers: bool,
     /// One run per figure and N up to 1,000 (unless --sizes says otherwise):

@@ -223,6 +223,41 @@ pub trait JobBoard: Send + Sync {
     /// longer the job's (it lapsed and someone else claimed the job).
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError>;
 
+    /// Renews several claims at once (a conductor's lease keeper renews all
+    /// the claims it holds in one call): one result per claim, in order,
+    /// each exactly what [`renew`](JobBoard::renew) of that claim alone
+    /// gives (the renewed claim with the job's control request, or
+    /// `NotOwner` / `NotFound` / a board error for that claim). The default
+    /// renews them one by one; boards with round trips override it to renew
+    /// them in one (a transaction, a script).
+    fn renew_all(&self, claims: &[Claim]) -> Vec<Result<Claim, JobBoardError>> {
+        claims.iter().map(|claim| self.renew(claim)).collect()
+    }
+
+    /// Claims the first of `ids`, in order, that [`claim`](JobBoard::claim)
+    /// would give `owner`, trying them in one call where the board can (a
+    /// conductor hands over the claimable jobs of its last listing, so that
+    /// jobs other conductors took meanwhile cost it no round trip each).
+    /// Returns how many of `ids` were tried (the claimed one included) and
+    /// the claim, or `None` when none was claimable: every id tried was
+    /// refused with `AlreadyClaimed`, `NotYet`, `Complete` or `NotFound`.
+    /// Any other error ends the call (the ids before it were refused). The
+    /// default claims them one by one.
+    fn claim_first(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+    ) -> Result<(usize, Option<Claim>), JobBoardError> {
+        for (i, id) in ids.iter().enumerate() {
+            match self.claim(*id, owner) {
+                Ok(claim) => return Ok((i + 1, Some(claim))),
+                Err(e) if e.is_refusal() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((ids.len(), None))
+    }
+
     /// Marks the job complete: its flow ran to its end.
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError>;
 
@@ -388,6 +423,31 @@ pub trait JobBoard: Send + Sync {
     }
 }
 
+/// The results of [`JobBoard::renew_all`] when the one call renewing
+/// `claims` failed as a whole (a transaction, a script): the first claim
+/// gets `error`, each other one a `Backend` error of `board` saying it.
+pub(crate) fn renewals_failed(
+    board: &'static str,
+    claims: &[Claim],
+    error: JobBoardError,
+) -> Vec<Result<Claim, JobBoardError>> {
+    let message = error.to_string();
+    let mut failed = Vec::with_capacity(claims.len());
+    failed.push(Err(error));
+    failed.extend(claims.iter().skip(1).map(|claim| {
+        Err(JobBoardError::Backend {
+            board,
+            message: format!(
+                "renewing the claim on job {} with {} others: {message}",
+                claim.job,
+                claims.len() - 1
+            ),
+            source: None,
+        })
+    }));
+    failed
+}
+
 /// A shared board is a board: an `Arc<B>` (an `Arc<dyn JobBoard>` too)
 /// goes wherever one is asked for.
 impl<B: JobBoard + ?Sized> JobBoard for Arc<B> {
@@ -410,6 +470,16 @@ impl<B: JobBoard + ?Sized> JobBoard for Arc<B> {
     }
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
         (**self).renew(claim)
+    }
+    fn renew_all(&self, claims: &[Claim]) -> Vec<Result<Claim, JobBoardError>> {
+        (**self).renew_all(claims)
+    }
+    fn claim_first(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+    ) -> Result<(usize, Option<Claim>), JobBoardError> {
+        (**self).claim_first(ids, owner)
     }
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         (**self).consume(claim)

@@ -133,6 +133,19 @@ pub enum JobBoardError {
 }
 
 impl JobBoardError {
+    /// Whether this is a claim's refusal of a job that is not claimable
+    /// now (`AlreadyClaimed`, `NotYet`, `Complete`, `NotFound`), as opposed
+    /// to a failure of the board: a claimer moves on to its next candidate.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            JobBoardError::AlreadyClaimed { .. }
+                | JobBoardError::NotYet { .. }
+                | JobBoardError::Complete(_)
+                | JobBoardError::NotFound(_)
+        )
+    }
+
     /// A backend failure with its cause.
     pub fn backend(
         board: &'static str,

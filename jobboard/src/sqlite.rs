@@ -213,6 +213,21 @@ impl Drop for SqliteBoard {
     }
 }
 
+/// Claims job ?1 for owner ?2 at time ?3 with a lease until ?4, if it is
+/// claimable then; returns the new epoch and the job's control request.
+const CLAIM: &str = "UPDATE jobboard_jobs SET state = 'CLAIMED', owner = ?2, epoch = epoch + 1, \
+     lease_expires_at = ?4 \
+     WHERE id = ?1 AND (state = 'UNCLAIMED' \
+         OR (state = 'CLAIMED' AND lease_expires_at <= ?3)) \
+     AND (not_before IS NULL OR not_before <= ?3 OR control IS NOT NULL) \
+     RETURNING epoch, control";
+
+/// Extends the claim (job ?1, epoch ?2, owner ?3) to ?4 if it is the
+/// job's current claim; returns the job's control request.
+const RENEW: &str = "UPDATE jobboard_jobs SET lease_expires_at = ?4 \
+     WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
+     RETURNING control";
+
 impl SqliteBoard {
     /// The schema version this build reads and writes.
     pub const SCHEMA_VERSION: u32 = schema::VERSION;
@@ -431,6 +446,56 @@ impl SqliteBoard {
         Ok(control)
     }
 
+    /// [`renew`](JobBoard::renew) of each claim, in one transaction (one
+    /// lease expiry for all): the per-claim results, or the error that
+    /// failed the transaction.
+    fn renew_in_one(
+        &self,
+        claims: &[Claim],
+    ) -> Result<Vec<Result<Claim, JobBoardError>>, JobBoardError> {
+        let mut conn = self.conn()?;
+        let tx = immediate(&mut conn, "renewing the claim on", claims[0].job)?;
+        let expires_at = self.expiry(self.now());
+        let mut renewed = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let mut buf = Uuid::encode_buffer();
+            let id = id_text(claim.job, &mut buf);
+            let changed: Option<Option<String>> = tx
+                .prepare_cached(RENEW)
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![
+                            id,
+                            sql_int(claim.epoch.get()),
+                            claim.owner,
+                            sql_int(expires_at)
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                })
+                .map_err(|e| db_err(e, format_args!("renewing the claim on job {}", claim.job)))?;
+            renewed.push(match changed {
+                Some(control) => {
+                    codec::control(control.as_deref(), claim.job).map(|control| Claim {
+                        expires_at,
+                        control,
+                        ..claim.clone()
+                    })
+                }
+                None if job_exists(&tx, id)? => Err(lease::not_owner(claim)),
+                None => Err(JobBoardError::NotFound(claim.job)),
+            });
+        }
+        tx.commit().map_err(|e| {
+            db_err(
+                e,
+                format_args!("committing the renewal of {} claims", claims.len()),
+            )
+        })?;
+        Ok(renewed)
+    }
+
     fn complete(&self, claim: &Claim, outcome: &Outcome) -> Result<(), JobBoardError> {
         let outcome = serde_json::to_string(outcome).map_err(|e| JobBoardError::Backend {
             board: BOARD,
@@ -644,14 +709,7 @@ impl JobBoard for SqliteBoard {
         let now = self.now();
         let expires_at = self.expiry(now);
         let claimed: Option<(i64, Option<String>)> = tx
-            .prepare_cached(
-                "UPDATE jobboard_jobs SET state = 'CLAIMED', owner = ?2, epoch = epoch + 1, \
-                 lease_expires_at = ?4 \
-                 WHERE id = ?1 AND (state = 'UNCLAIMED' \
-                     OR (state = 'CLAIMED' AND lease_expires_at <= ?3)) \
-                 AND (not_before IS NULL OR not_before <= ?3 OR control IS NOT NULL) \
-                 RETURNING epoch, control",
-            )
+            .prepare_cached(CLAIM)
             .and_then(|mut s| {
                 s.query_row(
                     params![text, owner, sql_int(now), sql_int(expires_at)],
@@ -682,9 +740,7 @@ impl JobBoard for SqliteBoard {
         let control = self.update_current(
             claim,
             "renewing the claim on",
-            "UPDATE jobboard_jobs SET lease_expires_at = ?4 \
-             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
-             RETURNING control",
+            RENEW,
             &[&sql_int(expires_at)],
         )?;
         Ok(Claim {
@@ -692,6 +748,66 @@ impl JobBoard for SqliteBoard {
             control,
             ..claim.clone()
         })
+    }
+
+    fn renew_all(&self, claims: &[Claim]) -> Vec<Result<Claim, JobBoardError>> {
+        match claims {
+            [] => Vec::new(),
+            [claim] => vec![self.renew(claim)],
+            _ => self
+                .renew_in_one(claims)
+                // The transaction failed as a whole, and every renewal
+                // with it (transiently: each lease may still hold).
+                .unwrap_or_else(|e| crate::board::renewals_failed(BOARD, claims, e)),
+        }
+    }
+
+    fn claim_first(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+    ) -> Result<(usize, Option<Claim>), JobBoardError> {
+        let Some(first) = ids.first() else {
+            return Ok((0, None));
+        };
+        let mut conn = self.conn()?;
+        let tx = immediate(&mut conn, "claiming", *first)?;
+        let now = self.now();
+        let expires_at = self.expiry(now);
+        let mut buf = Uuid::encode_buffer();
+        for (i, id) in ids.iter().enumerate() {
+            let text = id_text(*id, &mut buf);
+            let claimed: Option<(i64, Option<String>)> = tx
+                .prepare_cached(CLAIM)
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![text, owner, sql_int(now), sql_int(expires_at)],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                })
+                .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
+            // Not claimable (claimed, complete, waiting, gone): the next.
+            let Some((epoch, control)) = claimed else {
+                continue;
+            };
+            let control = codec::control(control.as_deref(), *id)?;
+            tx.commit()
+                .map_err(|e| db_err(e, format_args!("committing the claim of job {id}")))?;
+            return Ok((
+                i + 1,
+                Some(Claim {
+                    job: *id,
+                    owner: owner.to_owned(),
+                    epoch: Epoch::new(
+                        u64::try_from(epoch).map_err(|_| corrupt(*id, "epoch is negative"))?,
+                    ),
+                    expires_at,
+                    control,
+                }),
+            ));
+        }
+        Ok((ids.len(), None))
     }
 
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {

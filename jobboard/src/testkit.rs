@@ -456,6 +456,144 @@ pub fn renew_keeps_the_claim<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
     board.consume(&renewed).unwrap();
 }
 
+/// `renew_all` gives, per claim and in order, what `renew` of that claim
+/// alone gives: the renewed claim (same job, owner, epoch; a later expiry;
+/// the job's control request as it is now) for a current claim,
+/// `NotOwner` for a claim the job moved on from (another epoch, another
+/// owner, or the job complete), `NotFound` for a job that is gone; a
+/// refused claim leaves the others renewed. No claims, no results.
+pub fn renew_all_renews_each_claim_as_renew<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let lease = Duration::from_millis(500);
+    let board = make(with_lease(lease));
+    assert!(board.renew_all(&[]).is_empty());
+    let (a, b, c, d) = (
+        post(&board, "a", 0),
+        post(&board, "b", 0),
+        post(&board, "c", 0),
+        post(&board, "d", 0),
+    );
+    let held_a = board.claim(a.id, "A").unwrap();
+    let held_b = board.claim(b.id, "A").unwrap();
+    // c: claimed, abandoned and claimed again: the first claim is stale.
+    let stale_c = board.claim(c.id, "A").unwrap();
+    board.abandon(&stale_c).unwrap();
+    let held_c = board.claim(c.id, "B").unwrap();
+    // d: consumed.
+    let done_d = board.claim(d.id, "A").unwrap();
+    board.consume(&done_d).unwrap();
+    let gone = Claim {
+        job: JobId::new(),
+        ..held_a.clone()
+    };
+    board.request(b.id, Control::Stop).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let claims = [
+        held_a.clone(),
+        stale_c.clone(),
+        held_b.clone(),
+        done_d.clone(),
+        gone.clone(),
+    ];
+    let results = board.renew_all(&claims);
+    assert_eq!(results.len(), claims.len());
+    let mut results = results.into_iter();
+    let renewed_a = results.next().unwrap().unwrap();
+    assert_eq!(
+        (
+            renewed_a.job,
+            &renewed_a.owner,
+            renewed_a.epoch,
+            renewed_a.control
+        ),
+        (a.id, &held_a.owner, held_a.epoch, None)
+    );
+    assert!(
+        renewed_a.expires_at >= held_a.expires_at + 50,
+        "renewed until {}, claimed until {}",
+        renewed_a.expires_at,
+        held_a.expires_at
+    );
+    assert_eq!(
+        board.get(a.id).unwrap().lease_expires_at,
+        Some(renewed_a.expires_at)
+    );
+    assert_not_owner(results.next().unwrap().unwrap_err(), &stale_c);
+    let renewed_b = results.next().unwrap().unwrap();
+    assert_eq!(
+        (renewed_b.job, renewed_b.epoch, renewed_b.control),
+        (b.id, held_b.epoch, Some(Control::Stop))
+    );
+    assert_eq!(
+        board.get(b.id).unwrap().lease_expires_at,
+        Some(renewed_b.expires_at)
+    );
+    assert_not_owner(results.next().unwrap().unwrap_err(), &done_d);
+    assert_not_found(results.next().unwrap().unwrap_err(), gone.job);
+    // The refused claims changed nothing: c is still B's, d complete.
+    assert_eq!(board.find_owner(c.id).unwrap().as_deref(), Some("B"));
+    assert_eq!(board.get(d.id).unwrap().state, JobState::Complete);
+    // The renewed leases hold past the first ones.
+    sleep_past(held_a.expires_at);
+    assert_already_claimed(board.claim(a.id, "B").unwrap_err(), Uuid::from(a.id), "A");
+    for claim in [&renewed_a, &renewed_b, &held_c] {
+        board.consume(claim).unwrap();
+    }
+}
+
+/// `claim_first` claims the first of the ids given that `claim` would
+/// claim, in order, and says how many it tried; ids refused (claimed by
+/// another with a running lease, complete, waiting for their time, gone)
+/// are passed over and left as they were. None claimable: `None`, all
+/// tried. No ids: `(0, None)`.
+pub fn claim_first_takes_the_first_claimable<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    assert_eq!(board.claim_first(&[], "A").unwrap(), (0, None));
+    let taken = post(&board, "taken", 0);
+    let held = board.claim(taken.id, "B").unwrap();
+    let done = post(&board, "done", 0);
+    let done_claim = board.claim(done.id, "B").unwrap();
+    board.consume(&done_claim).unwrap();
+    let mut later = NewJob::new("later");
+    later.not_before = Some(system_millis() + 60_000);
+    let later = board.post(later).unwrap();
+    let gone = JobId::new();
+    let (first, second) = (post(&board, "first", 0), post(&board, "second", 0));
+    let ids = [taken.id, done.id, later.id, gone, first.id, second.id];
+    let (tried, claim) = board.claim_first(&ids, "A").unwrap();
+    let claim = claim.expect("`first` is claimable");
+    assert_eq!(tried, 5);
+    assert_eq!((claim.job, claim.owner.as_str()), (first.id, "A"));
+    let stored = board.get(first.id).unwrap();
+    assert_eq!(
+        (stored.state, stored.owner.as_deref(), stored.epoch),
+        (JobState::Claimed, Some("A"), claim.epoch)
+    );
+    assert_eq!(stored.lease_expires_at, Some(claim.expires_at));
+    // The refused ones are as they were; the one after untouched.
+    assert_eq!(board.find_owner(taken.id).unwrap().as_deref(), Some("B"));
+    assert_eq!(board.get(done.id).unwrap().state, JobState::Complete);
+    assert_eq!(board.get(later.id).unwrap().state, JobState::Unclaimed);
+    assert_eq!(board.get(second.id).unwrap().state, JobState::Unclaimed);
+    // The claim is a claim like any: renewed, consumed.
+    let renewed = board.renew(&claim).unwrap();
+    // Nothing claimable among these: all tried, none claimed.
+    let (tried, none) = board
+        .claim_first(&[taken.id, first.id, done.id], "A")
+        .unwrap();
+    assert_eq!((tried, none), (3, None));
+    // A control request rides on the claim.
+    board.request(second.id, Control::Stop).unwrap();
+    let (tried, claim2) = board.claim_first(&[first.id, second.id], "C").unwrap();
+    let claim2 = claim2.expect("`second` is claimable");
+    assert_eq!(
+        (tried, claim2.job, claim2.control),
+        (2, second.id, Some(Control::Stop))
+    );
+    board.consume(&renewed).unwrap();
+    board.consume(&claim2).unwrap();
+    board.consume(&held).unwrap();
+}
+
 /// `wait` returns false when nothing becomes claimable before the timeout
 /// (an empty board; a board whose only job is claimed), and true at once
 /// when a job is claimable.
@@ -1669,7 +1807,8 @@ macro_rules! board_conformance {
             iterjobs_only_unclaimed claim_and_its_errors only_the_owner_may_release
             consume_and_trash_complete_the_job abandon_makes_it_claimable_again
             lapsed_lease_lets_another_claim lapsed_claim_holds_until_reclaimed
-            renew_keeps_the_claim wait_times_out wait_wakes_on_post
+            renew_keeps_the_claim renew_all_renews_each_claim_as_renew
+            claim_first_takes_the_first_claimable wait_times_out wait_wakes_on_post
             wait_sees_lapses_and_abandons wait_until_complete_sees_completion
             wait_until_complete_times_out wait_until_complete_unknown_job
             find_owner register_entity

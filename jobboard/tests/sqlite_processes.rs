@@ -359,3 +359,52 @@ fn posters_killed_mid_post_on_one_file_leave_no_orphan_and_no_job_without_record
         assert_eq!(flow.uuid, job.flow_detail.expect("a flow detail"));
     }
 }
+
+/// Claim + consume cycles per second on one SQLite board (Normal
+/// durability, as W8 takes it), 1 and 4 threads sharing it, each thread
+/// claiming from the whole listing with `claim_first` (batches of 16) as
+/// conductors do: the board's own bound on W8's jobs per second, with no
+/// flow run. Run with
+/// `cargo test --release -p taskflow-jobboard --test sqlite_processes -- --ignored --nocapture throughput`.
+#[test]
+#[ignore = "benchmark: prints claim + consume cycles per second"]
+fn throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = SqliteBoard::open_with(
+        dir.path().join("jobs.db"),
+        options(Duration::from_secs(600)),
+        Durability::Normal,
+    )
+    .unwrap();
+    let jobs = 5000;
+    for threads in [1usize, 4] {
+        for i in 0..jobs {
+            board.post(NewJob::new(format!("b{i}"))).unwrap();
+        }
+        let listed: Vec<JobId> = board.iterjobs(true).unwrap().iter().map(|j| j.id).collect();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (board, listed) = (&board, &listed);
+                s.spawn(move || {
+                    let owner = format!("t{t}");
+                    let mut at = 0;
+                    while at < listed.len() {
+                        let end = (at + 16).min(listed.len());
+                        let (tried, claim) = board.claim_first(&listed[at..end], &owner).unwrap();
+                        at += tried;
+                        if let Some(claim) = claim {
+                            board.consume(&claim).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let took = start.elapsed();
+        assert!(board.iterjobs(false).unwrap().is_empty());
+        eprintln!(
+            "{threads} thread(s): {jobs} claim+consume cycles in {took:?}: {:.0} cycles/s",
+            jobs as f64 / took.as_secs_f64()
+        );
+    }
+}

@@ -14,6 +14,8 @@
 //! The shapes: W1 is [`chain`], W2 [`independent`], W3
 //! [`crate::workloads::layered_dag`].
 
+#[cfg(feature = "redis")]
+pub mod apalis;
 pub mod dagrs;
 pub mod dagx;
 

@@ -2,8 +2,8 @@
 //!
 //! The loop: wait for a claimable job, claim it (a new epoch), rebuild its
 //! flow from its records (a stored definition or a registered factory),
-//! build an engine that writes at the claim's epoch, run it while a
-//! renewer thread extends the lease, then:
+//! build an engine that writes at the claim's epoch, run it while the
+//! conductor's lease keeper extends the lease, then:
 //!
 //! | the run | the job |
 //! | --- | --- |
@@ -31,12 +31,13 @@
 //! persistence refuses its checkpoints: its run stops with `LeaseLost`.
 
 mod events;
+mod leases;
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -49,6 +50,14 @@ use crate::JobId;
 use crate::{Claim, Control, Entity, Job, JobBoard, JobBoardError, Outcome};
 
 pub use events::{ConductorEvent, ConductorListener};
+use leases::LeaseKeeper;
+
+/// How many listed candidates a conductor hands the board at once to
+/// claim the first claimable of ([`JobBoard::claim_first`]): with several
+/// conductors working down the same listing, most of a conductor's
+/// candidates are taken by the time it gets to them, and each would
+/// otherwise cost a round trip.
+const CLAIM_BATCH: usize = 16;
 
 type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
 type ConfigureJob = dyn Fn(&Job, &Claim, EngineBuilder) -> EngineBuilder + Send + Sync;
@@ -97,6 +106,9 @@ pub struct Conductor {
     /// Jobs this conductor cannot run, and until when it leaves them alone.
     skipped: Mutex<HashMap<JobId, Instant>>,
     skip_for: Duration,
+    /// Renews the claims of the jobs running, all in one board call per
+    /// renewal interval; started with the first job run.
+    leases: OnceLock<LeaseKeeper>,
 }
 
 /// Configures a [`Conductor`].
@@ -133,6 +145,7 @@ impl Conductor {
                 hints: Arc::default(),
                 skipped: Mutex::new(HashMap::new()),
                 skip_for: Duration::from_secs(60),
+                leases: OnceLock::new(),
             },
         }
     }
@@ -345,26 +358,65 @@ impl Conductor {
                 }
                 *lock(&self.candidates) = fresh.into();
             }
-            loop {
-                let Some(job) = lock(&self.candidates).pop_front() else {
-                    break;
-                };
-                if !self.may_claim(&job) {
-                    continue;
-                }
-                match self.board.claim(job.id, &self.name) {
-                    Ok(claim) => return Ok(Some((job, claim))),
-                    Err(
-                        JobBoardError::AlreadyClaimed { .. }
-                        | JobBoardError::NotYet { .. }
-                        | JobBoardError::Complete(_)
-                        | JobBoardError::NotFound(_),
-                    ) => continue,
-                    Err(e) => return Err(e),
+            while let Some(claimed) = self.claim_candidates()? {
+                if let Some(claimed) = claimed {
+                    return Ok(Some(claimed));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Tries the next [`CLAIM_BATCH`] listed candidates this conductor may
+    /// claim in one board call ([`JobBoard::claim_first`]): the claimed one,
+    /// `Some(None)` when all those were refused, `None` when no candidates
+    /// are left. Candidates the board did not get to stay listed.
+    #[allow(clippy::type_complexity)]
+    fn claim_candidates(&self) -> Result<Option<Option<(Job, Claim)>>, JobBoardError> {
+        let mut batch = Vec::with_capacity(CLAIM_BATCH);
+        {
+            let mut candidates = lock(&self.candidates);
+            while batch.len() < CLAIM_BATCH {
+                let Some(job) = candidates.pop_front() else {
+                    break;
+                };
+                if self.may_claim(&job) {
+                    batch.push(job);
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<JobId> = batch.iter().map(|job| job.id).collect();
+        let claimed = self.board.claim_first(&ids, &self.name);
+        let tried = match &claimed {
+            Ok((tried, _)) => (*tried).min(batch.len()),
+            // The board failed: all are tried again after the pause.
+            Err(_) => 0,
+        };
+        {
+            let mut candidates = lock(&self.candidates);
+            for job in batch.drain(tried..).rev() {
+                candidates.push_front(job);
+            }
+        }
+        match claimed? {
+            (_, Some(claim)) => match batch.into_iter().find(|job| job.id == claim.job) {
+                Some(job) => Ok(Some(Some((job, claim)))),
+                // Not a candidate handed over (a board's bug): the claim
+                // lapses.
+                None => Err(JobBoardError::Corrupt {
+                    board: "conductor",
+                    id: claim.job.to_string(),
+                    reason: format!(
+                        "the board claimed job {} that was not among the candidates",
+                        claim.job
+                    ),
+                }),
+            },
+            (_, None) => Ok(Some(None)),
+        }
     }
 
     /// Once the listed candidates are used up: the jobs the board's events
@@ -423,17 +475,26 @@ impl Conductor {
     }
 
     fn emit(&self, event: &ConductorEvent) {
-        tracing::info!(conductor = %self.name, ?event, "conductor event");
-        for l in &self.listeners {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| l.on_event(event))) {
-                tracing::error!(
-                    conductor = %self.name,
-                    ?event,
-                    panic = %Failure::from_panic(&*panic).message,
-                    "a conductor listener panicked"
-                );
-            }
-        }
+        emit_to(&self.name, &self.listeners, event);
+    }
+
+    /// The lease keeper, made on first use.
+    fn leases(&self) -> &LeaseKeeper {
+        self.leases.get_or_init(|| {
+            let (name, listeners) = (self.name.clone(), self.listeners.clone());
+            LeaseKeeper::new(
+                self.board.clone(),
+                self.renew_every,
+                self.name.clone(),
+                Box::new(move |job, control| {
+                    emit_to(
+                        &name,
+                        &listeners,
+                        &ConductorEvent::Requested { job, control },
+                    )
+                }),
+            )
+        })
     }
 
     /// Runs one claimed job to its end and settles it on the board, inside
@@ -504,7 +565,8 @@ impl Conductor {
         }
     }
 
-    /// Runs the engine while a renewer keeps the lease; says how to settle.
+    /// Runs the engine while the lease keeper renews its claim; says how to
+    /// settle.
     fn drive(
         &self,
         job: &Job,
@@ -520,66 +582,34 @@ impl Conductor {
             });
             suspend.suspend();
         }
-        let lost = AtomicBool::new(false);
-        let (stop_renewing, renew_stop) = mpsc::channel::<()>();
-        let latest = Mutex::new(claim.clone());
-        let result = std::thread::scope(|scope| {
-            let (lost, latest, suspend) = (&lost, &latest, &suspend);
-            scope.spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    renew_stop.recv_timeout(self.renew_every)
+        let held = match self.leases().hold(claim.clone(), suspend.clone()) {
+            Ok(held) => held,
+            Err(e) => {
+                self.stop.unregister(job.id);
+                return Settle::Abandon(claim, format!("cannot start the lease keeper: {e}"));
+            }
+        };
+        // Whatever happens in the run, the keeper lets the claim go with
+        // it: a panic must not leave the job claimed by a conductor that no
+        // longer runs it.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let ran = engine.run();
+            let cancel = held.claim().control == Some(Control::Cancel);
+            match ran {
+                // Cancel: once stopped, revert what ran (compensation),
+                // still under the lease.
+                Ok(_) | Err(EngineError::Failed { .. })
+                    if cancel && !held.is_lost() && !self.stop.is_stopped() =>
                 {
-                    let current = lock(latest).clone();
-                    match self.board.renew(&current) {
-                        Ok(renewed) => {
-                            if let (None, Some(control)) = (current.control, renewed.control) {
-                                // A stop or cancel request: the flow
-                                // suspends after the atoms in flight (their
-                                // tasks see `ctx.is_cancelled()`).
-                                self.emit(&ConductorEvent::Requested {
-                                    job: claim.job,
-                                    control,
-                                });
-                                suspend.suspend();
-                            }
-                            *lock(latest) = renewed;
-                        }
-                        Err(JobBoardError::NotOwner { .. } | JobBoardError::Complete(_)) => {
-                            lost.store(true, Ordering::SeqCst);
-                            suspend.suspend();
-                            return;
-                        }
-                        // A transient board error: the lease may still
-                        // hold; try again at the next tick.
-                        Err(e) => {
-                            tracing::warn!(job = %claim.job, error = %e, "lease renewal failed")
-                        }
-                    }
+                    engine.revert()
                 }
-            });
-            // Whatever happens in the run, the renewer stops with it: a
-            // panic must not leave the job claimed by a conductor that no
-            // longer runs it.
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                let ran = engine.run();
-                let cancel = lock(latest).control == Some(Control::Cancel);
-                match ran {
-                    // Cancel: once stopped, revert what ran (compensation),
-                    // still under the lease.
-                    Ok(_) | Err(EngineError::Failed { .. })
-                        if cancel && !lost.load(Ordering::SeqCst) && !self.stop.is_stopped() =>
-                    {
-                        engine.revert()
-                    }
-                    ran => ran,
-                }
-            }));
-            let _ = stop_renewing.send(());
-            result
-        });
+                ran => ran,
+            }
+        }));
+        self.leases().release(&held);
         self.stop.unregister(job.id);
-        let claim = lock(&latest).clone();
-        if lost.load(Ordering::SeqCst) {
+        let claim = held.claim();
+        if held.is_lost() {
             return Settle::Lost(claim);
         }
         let result = match result {
@@ -672,6 +702,22 @@ impl Conductor {
     }
 }
 
+/// Tells `listeners` of a conductor named `name` of `event`; a panicking
+/// listener is logged.
+fn emit_to(name: &str, listeners: &[Arc<dyn ConductorListener>], event: &ConductorEvent) {
+    tracing::info!(conductor = %name, ?event, "conductor event");
+    for l in listeners {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| l.on_event(event))) {
+            tracing::error!(
+                conductor = %name,
+                ?event,
+                panic = %Failure::from_panic(&*panic).message,
+                "a conductor listener panicked"
+            );
+        }
+    }
+}
+
 /// How a job ends on the board.
 enum Settle {
     Consume(Claim, FlowState),
@@ -758,7 +804,9 @@ impl ConductorBuilder {
     }
 
     /// How often leases are renewed (default 250 ms; keep it well under the
-    /// board's lease).
+    /// board's lease): each interval the conductor's lease keeper renews the
+    /// claims of all the jobs it runs in one board call
+    /// ([`JobBoard::renew_all`]), and sees stop and cancel requests then.
     pub fn renew_every(mut self, every: Duration) -> Self {
         self.conductor.renew_every = every;
         self

@@ -649,6 +649,146 @@ impl JobBoard for RedisBoard {
         })
     }
 
+    fn renew_all(&self, claims: &[Claim]) -> Vec<Result<Claim, JobBoardError>> {
+        match claims {
+            [] => return Vec::new(),
+            [claim] => return vec![self.renew(claim)],
+            _ => {}
+        }
+        let leases = self.keys.leases();
+        let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
+        let lease = self.lease_ms();
+        let args: Vec<(String, String, String)> = claims
+            .iter()
+            .map(|c| (self.keys.job(c.job), c.job.to_string(), c.epoch.to_string()))
+            .collect();
+        let reply = self
+            .pool
+            .run("renewing claims", |c| {
+                let mut call = self.scripts.renew_all.key(&leases);
+                for (key, _, _) in &args {
+                    call.key(key);
+                }
+                call.arg(&now).arg(&op).arg(lease);
+                for (claim, (_, id, epoch)) in claims.iter().zip(&args) {
+                    call.arg(id).arg(&claim.owner).arg(epoch);
+                }
+                call.invoke::<Value>(c)
+            })
+            .and_then(|reply| items(reply, &leases));
+        let replies = match reply {
+            Ok(replies) if replies.len() == claims.len() => replies,
+            Ok(replies) => {
+                let e = corrupt(
+                    &leases,
+                    format!(
+                        "renewing {} claims: {} replies",
+                        claims.len(),
+                        replies.len()
+                    ),
+                );
+                return crate::board::renewals_failed(BOARD, claims, e);
+            }
+            Err(e) => return crate::board::renewals_failed(BOARD, claims, e),
+        };
+        claims
+            .iter()
+            .zip(args)
+            .zip(replies)
+            .map(|((claim, (key, _, _)), reply)| {
+                let reply = items(reply, &key)?;
+                match text_at(&reply, 0, &key)?.as_str() {
+                    "ok" => Ok(Claim {
+                        expires_at: u64_at(&reply, 1, &key)?,
+                        control: control_at(&reply, 2, &key)?,
+                        ..claim.clone()
+                    }),
+                    "not_found" => Err(JobBoardError::NotFound(claim.job)),
+                    "not_owner" => Err(JobBoardError::NotOwner {
+                        job: claim.job,
+                        owner: claim.owner.clone(),
+                        epoch: claim.epoch.get(),
+                    }),
+                    other => Err(corrupt(
+                        key,
+                        format!("renewing: unexpected reply `{other}`"),
+                    )),
+                }
+            })
+            .collect()
+    }
+
+    fn claim_first(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+    ) -> Result<(usize, Option<Claim>), JobBoardError> {
+        if ids.is_empty() {
+            return Ok((0, None));
+        }
+        let (leases, scheduled, events) = (
+            self.keys.leases(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
+        let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
+        let lease = self.lease_ms();
+        let keys: Vec<String> = ids.iter().map(|id| self.keys.job(*id)).collect();
+        // The pool sends the call again after a lost reply: the script then
+        // looks for the claim the first attempt may have made.
+        let mut attempts = 0u32;
+        let reply = items(
+            self.pool.run("claiming", |c| {
+                attempts += 1;
+                let mut call = self.scripts.claim_first.key(&leases);
+                call.key(&scheduled).key(&events);
+                for key in &keys {
+                    call.key(key);
+                }
+                call.arg(&now)
+                    .arg(owner)
+                    .arg(&op)
+                    .arg(lease)
+                    .arg(EVENTS_KEPT)
+                    .arg(if attempts > 1 { "1" } else { "0" });
+                for id in ids {
+                    call.arg(id.to_string());
+                }
+                call.invoke::<Value>(c)
+            })?,
+            &leases,
+        )?;
+        match text_at(&reply, 0, &leases)?.as_str() {
+            "none" => Ok((ids.len(), None)),
+            "ok" => {
+                let index = u64_at(&reply, 1, &leases)?;
+                let Some(id) = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| i.checked_sub(1))
+                    .and_then(|i| ids.get(i).map(|id| (i, *id)))
+                else {
+                    return Err(corrupt(leases, format!("claiming: no candidate {index}")));
+                };
+                let (i, id) = id;
+                let key = &keys[i];
+                Ok((
+                    i + 1,
+                    Some(Claim {
+                        job: id,
+                        owner: owner.to_owned(),
+                        epoch: Epoch::new(u64_at(&reply, 2, key)?),
+                        expires_at: u64_at(&reply, 3, key)?,
+                        control: control_at(&reply, 4, key)?,
+                    }),
+                ))
+            }
+            other => Err(corrupt(
+                leases,
+                format!("claiming: unexpected reply `{other}`"),
+            )),
+        }
+    }
+
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         self.finish(
             "consuming",

@@ -118,6 +118,10 @@ pub(super) struct Scripts {
     pub(super) post: Script,
     pub(super) claim: Script,
     pub(super) renew: Script,
+    /// Renew of several claims in one call.
+    pub(super) renew_all: Script,
+    /// Claim of the first claimable of several jobs in one call.
+    pub(super) claim_first: Script,
     /// Consume and trash: the same moves, with different outcomes.
     pub(super) complete: Script,
     pub(super) abandon: Script,
@@ -135,6 +139,8 @@ impl Scripts {
             post: script!("post.lua"),
             claim: script!("claim.lua"),
             renew: script!("renew.lua"),
+            renew_all: script!("renew_all.lua"),
+            claim_first: script!("claim_first.lua"),
             complete: script!("complete.lua"),
             abandon: script!("abandon.lua"),
             request: script!("request.lua"),
