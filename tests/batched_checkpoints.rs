@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use taskflow::prelude::*;
-use taskflow::{Backend, Durability, EngineBuilder};
+use taskflow::{AtomState, Backend, Durability, EngineBuilder};
 
 /// What each task saw in the records when it ran: its own state, its
 /// predecessor's state and result.
@@ -18,7 +18,6 @@ type Seen = Arc<Mutex<Vec<(String, AtomState, Option<(AtomState, Option<Value>)>
 fn reader_task(db: PathBuf, seen: Seen) -> taskflow::FnTask {
     task_fn(move |ctx| {
         let name = ctx.atom_name().to_owned();
-        let x: i64 = ctx.input("x")?;
         // Another connection to the file: it sees only what was committed.
         let records = SqliteBackend::open_with(&db, Durability::Normal)
             .map_err(|e| TaskError::msg(e.to_string()))?;
@@ -31,7 +30,7 @@ fn reader_task(db: PathBuf, seen: Seen) -> taskflow::FnTask {
             .flat_map(|b| b.flow_details)
             .next()
             .ok_or_else(|| TaskError::msg("no flow detail in the records"))?;
-        let find = |n: &str| flow.atom_details.iter().find(|d| d.name == n).cloned();
+        let find = |n: &str| flow.atom_details.iter().find(|d| &*d.name == n).cloned();
         let own = find(&name).ok_or_else(|| TaskError::msg("no record of the task"))?;
         let index: usize = name[1..].parse().unwrap_or(0);
         let before = (index > 0)
@@ -39,7 +38,7 @@ fn reader_task(db: PathBuf, seen: Seen) -> taskflow::FnTask {
             .flatten()
             .map(|d| (d.state, d.result.as_deref().cloned()));
         seen.lock().unwrap().push((name, own.state, before));
-        Ok(Value::from(x + 1))
+        Ok(Value::from(index as i64))
     })
 }
 
@@ -48,13 +47,10 @@ fn check(engine: impl FnOnce(EngineBuilder) -> EngineBuilder) {
     let db = dir.path().join("flows.db");
     let seen: Seen = Arc::default();
     let flow = Linear::new("chain").add_all((0..6).map(|i| {
-        atom(format!("t{i}"), reader_task(db.clone(), seen.clone()))
-            .requires(["x"])
-            .provides("x")
+        atom(format!("t{i}"), reader_task(db.clone(), seen.clone())).provides(format!("v{i}"))
     }));
     let backend = SqliteBackend::open_with(&db, Durability::Normal).unwrap();
     let mut built = engine(Engine::builder(flow))
-        .store(serde_json::json!({ "x": 0 }))
         .persistence(backend)
         .build()
         .unwrap();
@@ -68,7 +64,7 @@ fn check(engine: impl FnOnce(EngineBuilder) -> EngineBuilder) {
         } else {
             assert_eq!(
                 before.as_ref(),
-                Some(&(AtomState::Success, Some(Value::from(i as i64)))),
+                Some(&(AtomState::Success, Some(Value::from(i as i64 - 1)))),
                 "{name}'s predecessor is SUCCESS with its result in the records"
             );
         }
