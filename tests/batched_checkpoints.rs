@@ -5,6 +5,9 @@
 //! its own (as another process would) finds itself `RUNNING` and its
 //! predecessor `SUCCESS` with its result.
 
+// The helpers below are test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
