@@ -14,7 +14,9 @@ use crate::{
 /// The engine writes through it on every transition, so the two hot
 /// methods, [`update_atom_state`](Backend::update_atom_state) (a state
 /// change, no data) and [`save_atom_detail`](Backend::save_atom_detail) (a
-/// result or failure), must each be one cheap write. Every read validates
+/// result or failure), must each be one cheap write; the engine hands them
+/// over in batches through [`save_atom_writes`](Backend::save_atom_writes),
+/// which a backend with transactions makes one commit. Every read validates
 /// what it reads: a corrupt record is a [`PersistenceError::Corrupt`] naming
 /// it, never a panic and never skipped.
 ///
