@@ -7,7 +7,7 @@ workloads are those of shared/BENCHMARKS.md, shaped exactly as the Rust side
 builds them: W3's DAG is read from the file the Rust side wrote, so both
 sides run the same graph.
 
-  taskflow_side.py run W1 --n 100 [--engine parallel --workers 2] [--backend sqlite|dir] [--dag f.json]
+  taskflow_side.py run W1 --n 100 [--engine parallel --workers 2] [--backend sqlite|dir|postgres --url URL] [--dag f.json]
   taskflow_side.py resume --n 100 --crash-at 50      # W9
   taskflow_side.py memory --n 1000                    # W10 (peak RSS)
   taskflow_side.py jobboard --n 1000 --consumers 4    # W8 (Redis on --port)
@@ -132,7 +132,41 @@ def build(args):
     raise SystemExit("unknown workload " + w)
 
 
-def backend_for(kind, tmp):
+def postgres_schema(url):
+    """A fresh schema in the database at `url` (a libpq URL), and the
+    SQLAlchemy URL whose sessions use it: the settings the URL's `options`
+    carries (e.g. synchronous_commit) are kept, and search_path is added."""
+    import psycopg2
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    schema = "taskflow_py_" + uuidutils.generate_uuid(dashed=False)
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute('CREATE SCHEMA "%s"' % schema)
+    conn.close()
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["options"] = (query.get("options", "") + " -c search_path=" + schema).strip()
+    scheme = "postgresql+psycopg2"
+    sa_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return schema, sa_url
+
+
+def drop_postgres_schema(url, schema):
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute('DROP SCHEMA IF EXISTS "%s" CASCADE' % schema)
+    conn.close()
+
+
+def backend_for(kind, tmp, url=None):
+    if kind == "postgres":
+        # TaskFlow's SQLAlchemy backend on PostgreSQL (psycopg2).
+        return p_backends.fetch({"connection": url})
     if kind == "sqlite":
         return p_backends.fetch({"connection": "sqlite:///" + os.path.join(tmp, "tf.db")})
     if kind == "dir":
@@ -143,9 +177,21 @@ def backend_for(kind, tmp):
 def run_once(args):
     flow, store = build(args)
     Flaky.calls = 0
+    schema = None
+    sa_url = None
+    if args.backend == "postgres":
+        schema, sa_url = postgres_schema(args.url)
+    try:
+        return run_in(args, flow, store, sa_url)
+    finally:
+        if schema is not None:
+            drop_postgres_schema(args.url, schema)
+
+
+def run_in(args, flow, store, sa_url):
     with tempfile.TemporaryDirectory() as tmp:
         kwargs = {"store": store}
-        backend = backend_for(args.backend, tmp)
+        backend = backend_for(args.backend, tmp, sa_url)
         if backend is not None:
             conn = backend.get_connection()
             conn.upgrade()
@@ -172,6 +218,8 @@ def run_once(args):
         elapsed = time.perf_counter() - start
         if pool is not None:
             pool.shutdown()
+        if backend is not None:
+            backend.close()
     if failed != (args.workload == "W6"):
         raise SystemExit("%s %s" % (args.workload, "failed" if failed else "did not fail"))
     return elapsed
@@ -326,7 +374,8 @@ def main():
     r.add_argument("--n", type=int, default=100)
     r.add_argument("--engine", default="serial", choices=["serial", "parallel"])
     r.add_argument("--workers", type=int, default=2)
-    r.add_argument("--backend", default="memory", choices=["memory", "sqlite", "dir"])
+    r.add_argument("--backend", default="memory", choices=["memory", "sqlite", "dir", "postgres"])
+    r.add_argument("--url", help="the PostgreSQL database (libpq URL) of --backend postgres")
     r.add_argument("--dag")
     r.add_argument("--repeat", type=int, default=3)
     r.add_argument("--budget", type=float, default=30.0)

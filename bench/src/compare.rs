@@ -14,7 +14,8 @@ use crate::{floor, workloads, BenchError};
 /// What to compare, and where to write the results.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
-    /// The sizes of W1-W3 (W4 and W6 use those up to 1,000).
+    /// The sizes of W1-W3 (W6 uses those up to 1,000, W4 those up to
+    /// 10,000).
     pub sizes: Vec<usize>,
     /// The workloads to run, `W1` to `W10` and `W12`.
     pub workloads: Vec<String>,
@@ -100,6 +101,7 @@ impl Comparison<'_> {
             n,
             workers: None,
             backend: "memory",
+            url: None,
             dag: None,
             repeat: self.options.python_repeats,
         }
@@ -274,29 +276,82 @@ impl Comparison<'_> {
             .collect()
     }
 
+    /// W4: W1 with checkpoints, per backend and durability setting, ours
+    /// and Python TaskFlow's side by side (Python up to N=1,000, ours on
+    /// SQLite `Normal` and PostgreSQL with `synchronous_commit` off up to
+    /// N=10,000, to show the cost is flat; the fsync-bound settings at
+    /// N=100). On PostgreSQL both sides run on the same database with the
+    /// same session setting, from the same URL.
     fn w4(&mut self) -> Result<(), BenchError> {
-        let mut last_sqlite = None;
-        let mut last_dir = None;
-        for n in self.small_sizes() {
-            for (backend, last) in [("sqlite", &mut last_sqlite), ("dir", &mut last_dir)] {
-                let run = PyRun {
-                    backend,
-                    ..self.py_run("W4", n)
-                };
-                if let Some(s) = self.python_run(&run, last)? {
-                    self.per_atom("W4", n, backend, PYTHON, s);
+        let pg = self.w4_postgres_urls();
+        let mut last: Vec<Option<(usize, f64)>> = vec![None; 2 + pg.len()];
+        let sizes: Vec<usize> = self
+            .options
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&n| n <= 10_000)
+            .collect();
+        for n in sizes {
+            if n <= 1_000 {
+                let python_backends = [("sqlite", "sqlite", None), ("dir", "dir", None)]
+                    .into_iter()
+                    .chain(
+                        pg.iter()
+                            .map(|(name, url, _)| ("postgres", *name, Some(url.as_str()))),
+                    );
+                for (i, (backend, setting, url)) in python_backends.enumerate() {
+                    let run = PyRun {
+                        backend,
+                        url,
+                        ..self.py_run("W4", n)
+                    };
+                    if let Some(s) = self.python_run(&run, &mut last[i])? {
+                        self.per_atom("W4", n, setting, PYTHON, s);
+                    }
                 }
             }
             for backend in DurableBackend::ALL {
-                // fsync-bound: about 0.5-1.3 ms per atom, so N=100 tells it.
+                // fsync-bound: about 0.5-2 ms per atom, so N=100 tells it.
                 if backend != DurableBackend::SqliteNormal && n > 100 {
                     continue;
                 }
                 let s = ours::checkpointed(n, backend, self.options.repeats)?;
                 self.per_atom("W4", n, backend.name(), OurEngine::Serial.name(), s);
             }
+            #[cfg(feature = "postgres")]
+            for (name, url, fsync_bound) in &pg {
+                if *fsync_bound && n > 100 {
+                    continue;
+                }
+                let s = ours::checkpointed_postgres(n, url, self.options.repeats)?;
+                self.per_atom("W4", n, name, OurEngine::Serial.name(), s);
+            }
         }
         Ok(())
+    }
+
+    /// W4's PostgreSQL settings: the row's name, the URL (the session
+    /// setting in its `options`), and whether a commit waits for the
+    /// server's fsync. Empty without a PostgreSQL server.
+    fn w4_postgres_urls(&self) -> Vec<(&'static str, String, bool)> {
+        let Some(url) = &self.options.postgres_url else {
+            return Vec::new();
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        [
+            ("postgres (synchronous_commit on)", "on", true),
+            ("postgres (synchronous_commit off)", "off", false),
+        ]
+        .into_iter()
+        .map(|(name, setting, fsync_bound)| {
+            (
+                name,
+                format!("{url}{sep}options=-c%20synchronous_commit%3D{setting}"),
+                fsync_bound,
+            )
+        })
+        .collect()
     }
 
     fn w5(&mut self) -> Result<(), BenchError> {

@@ -56,7 +56,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct CompareArgs {
-    /// Sizes of W1-W3 (W4 and W6 take those up to 1,000).
+    /// Sizes of W1-W3 (W6 takes those up to 1,000, W4 those up to 10,000).
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000,100000")]
     sizes: Vec<usize>,
     /// Workloads to run.
@@ -93,8 +93,10 @@ struct CompareArgs {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis: String,
-    /// The PostgreSQL database of W8's PostgreSQL board (a fresh schema
-    /// per run, dropped after it); `none` to leave it out.
+    /// The PostgreSQL database of W4's PostgreSQL rows (ours and Python
+    /// TaskFlow's SQLAlchemy backend, a fresh schema per run) and of W8's
+    /// PostgreSQL board (a fresh schema per run, dropped after it); `none`
+    /// to leave them out.
     #[arg(
         long,
         env = "TASKFLOW_TEST_POSTGRES_URL",

@@ -223,6 +223,41 @@ pub fn checkpointed(
     })
 }
 
+/// W4 on PostgreSQL: W1 with `n` atoms on the serial engine, every
+/// checkpoint in a [`PostgresBackend`](taskflow::PostgresBackend) on the
+/// database at `url` (its `options` carry the session settings, e.g.
+/// `synchronous_commit`), in a fresh schema per run, dropped after it.
+#[cfg(feature = "postgres")]
+pub fn checkpointed_postgres(n: usize, url: &str, repeats: Repeats) -> Result<Summary, BenchError> {
+    /// Drops the run's schema when dropped.
+    struct DropSchema<'a> {
+        url: &'a str,
+        schema: String,
+    }
+    impl Drop for DropSchema<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut client) = postgres::Client::connect(self.url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.schema
+                ));
+            }
+        }
+    }
+    let flow = workloads::w1_flow(n, &workloads::step());
+    repeat(repeats, || {
+        let guard = DropSchema {
+            url,
+            schema: format!("taskflow_compare_{}", uuid::Uuid::new_v4().simple()),
+        };
+        let records = taskflow::PostgresBackend::connect_in_schema(url, &guard.schema)?;
+        let (elapsed, outcome) =
+            build_and_run(OurEngine::Serial, &flow, json!({ "x": 0 }), records)?;
+        expect_success(outcome)?;
+        Ok(elapsed)
+    })
+}
+
 /// W5: `n` atoms that each sleep 10 ms, on the parallel engine with
 /// `workers` threads; the whole run in seconds.
 pub fn sleeping(n: usize, workers: usize, repeats: Repeats) -> Result<Summary, BenchError> {

@@ -17,7 +17,15 @@ const SCRIPT: &str = include_str!("../python/taskflow_side.py");
 /// What is installed into the virtualenv. TaskFlow is pinned to the
 /// version the figures in `shared/bench/taskflow-py/RESULTS.md` were taken
 /// with, so runs on different days compare the same library.
-pub const PACKAGES: [&str; 4] = ["taskflow==6.5.0", "SQLAlchemy", "alembic", "redis"];
+/// `psycopg2-binary` is the driver of W4's PostgreSQL rows (TaskFlow's
+/// SQLAlchemy backend on `postgresql+psycopg2://`).
+pub const PACKAGES: [&str; 5] = [
+    "taskflow==6.5.0",
+    "SQLAlchemy",
+    "alembic",
+    "redis",
+    "psycopg2-binary",
+];
 
 /// A virtualenv with TaskFlow installed, and the harness script.
 #[derive(Debug, Clone)]
@@ -59,8 +67,12 @@ pub struct PyRun<'a> {
     pub n: usize,
     /// Threads of a parallel engine; `None` for the serial engine.
     pub workers: Option<usize>,
-    /// `memory`, `sqlite` or `dir`.
+    /// `memory`, `sqlite`, `dir` or `postgres`.
     pub backend: &'a str,
+    /// The database of the `postgres` backend (a libpq URL; its `options`
+    /// carry the session settings): TaskFlow's SQLAlchemy backend on
+    /// psycopg2, in a fresh schema per run.
+    pub url: Option<&'a str>,
     /// W3's DAG, as a JSON file of each node's predecessors.
     pub dag: Option<&'a Path>,
     /// Runs at most (one if a run takes 10 s or more).
@@ -84,7 +96,7 @@ impl PythonSide {
             )?;
         }
         let imports = Command::new(&python)
-            .args(["-c", "import taskflow, sqlalchemy, redis"])
+            .args(["-c", "import taskflow, sqlalchemy, redis, psycopg2"])
             .output()?;
         if !imports.status.success() {
             eprintln!("compare: installing {} from PyPI", PACKAGES.join(" "));
@@ -128,6 +140,9 @@ impl PythonSide {
         if let Some(workers) = run.workers {
             args.extend(["--engine".into(), "parallel".into()]);
             args.extend(["--workers".into(), workers.to_string()]);
+        }
+        if let Some(url) = run.url {
+            args.extend(["--url".into(), url.into()]);
         }
         if let Some(dag) = run.dag {
             args.extend(["--dag".into(), dag.to_string_lossy().into()]);

@@ -26,8 +26,21 @@
 //! depends on it can start: `RUNNING` is written before the work is
 //! submitted; `SUCCESS` with the result (or `FAILURE` with the failure) is
 //! written before dependents are made ready; intentions (`REVERT`, `RETRY`)
-//! are written when a failure is resolved, before any revert starts. So the
-//! records always describe a state the runtime can restart from:
+//! are written when a failure is resolved, before any revert starts.
+//!
+//! The checkpoints taken between two hand-offs of work to the executor are
+//! written together, as one batch ([`Backend::save_atom_writes`]: one
+//! transaction, one commit and one fsync on SQLite and PostgreSQL), just
+//! before the next work is submitted or the loop waits for the executor:
+//! along a linear flow, an atom's `SUCCESS` with its result and its
+//! successor's `RUNNING` are one commit; on a parallel engine, the
+//! completions taken in one go share it (group commit). That is still
+//! before anything that depends on them starts. With listeners (or
+//! `run_iter`'s events), which hear of a transition once it is written,
+//! each checkpoint is written as it is taken. So the records always
+//! describe a state the runtime can restart from:
+//!
+//! [`Backend::save_atom_writes`]: taskflow_persistence::Backend::save_atom_writes
 //!
 //! * an atom found `RUNNING` is run again (at least once, as TaskFlow);
 //!   if it was meant to be reverted, it is marked failed and reverted;
@@ -153,6 +166,9 @@ impl<'e> Runtime<'e> {
         cancel: &'e Arc<AtomicBool>,
         keep_events: bool,
     ) -> Self {
+        // Listeners (and `run_iter`'s events) hear of a transition once it
+        // is written, so with any the checkpoints are not batched.
+        storage.defer_writes(!keep_events && listeners.is_empty());
         Runtime {
             comp,
             res,
@@ -238,6 +254,8 @@ impl<'e> Runtime<'e> {
         }
         let in_flight = self.selector.in_flight();
         if in_flight > 0 {
+            // What completed is written before the wait, however long.
+            self.storage.flush()?;
             self.enter(EngineState::Waiting);
             if !block {
                 return Ok(Step::Waiting);
@@ -453,5 +471,15 @@ impl<'e> Runtime<'e> {
             self.flow_to(FlowState::Suspending)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Runtime<'_> {
+    /// A run that stopped on an error still writes the checkpoints it took
+    /// (best effort: the run's own error is what the caller gets).
+    fn drop(&mut self) {
+        if let Err(e) = self.storage.flush() {
+            tracing::warn!(error = %e, "writing the last checkpoints of a stopped run");
+        }
     }
 }

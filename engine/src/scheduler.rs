@@ -68,8 +68,7 @@ impl Runtime<'_> {
             span: self.span.clone(),
             timer: compiled.spec.timeout.map(Timer::new),
         };
-        self.submit(work);
-        Ok(())
+        self.submit(work)
     }
 
     /// Starts reverting `atom`, unless it is no longer ready to.
@@ -102,17 +101,20 @@ impl Runtime<'_> {
             span: self.span.clone(),
             timer: compiled.spec.timeout.map(Timer::new),
         };
-        self.submit(work);
-        Ok(())
+        self.submit(work)
     }
 
-    fn submit(&mut self, work: AtomWork) {
+    /// Hands `work` to the executor, after the checkpoints waiting (its
+    /// `RUNNING` among them) are written.
+    fn submit(&mut self, work: AtomWork) -> Result<(), EngineError> {
+        self.storage.flush()?;
         let alone = self.selector.submitted(work.atom);
         if alone {
             self.executor.submit_alone(work);
         } else {
             self.executor.submit(work);
         }
+        Ok(())
     }
 
     /// A decider said no to `atom`: it, and per the decider's depth more of

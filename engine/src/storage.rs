@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use taskflow_patterns::{AtomIndex, AtomState, Compilation, FlowState, Intention};
-use taskflow_persistence::{AtomDetail, Backend, FlowDetail, LogBook};
+use taskflow_persistence::{AtomDetail, AtomWrite, Backend, FlowDetail, LogBook};
 
 use crate::listener::ProgressSink;
 use crate::EngineError;
@@ -41,6 +41,14 @@ pub struct Storage {
     /// Failures recorded for atoms the flow no longer has (a changed flow
     /// resumed with `accept_changed_flow`): still the flow's failures.
     pub(crate) removed_failures: Vec<taskflow_patterns::Failure>,
+    /// Whether atom checkpoints wait in [`pending`](Self::pending) for the
+    /// next [`flush`](Self::flush) (see [`Storage::defer_writes`]).
+    defer: bool,
+    /// Atom checkpoints taken but not yet written, in the order taken:
+    /// the atom, and whether its whole detail is to be written (else its
+    /// state and intention). Each is written from the atom's detail as it
+    /// is at the flush.
+    pending: Vec<(AtomIndex, bool)>,
 }
 
 impl Storage {
@@ -66,6 +74,8 @@ impl Storage {
                 .collect(),
             saved,
             removed_failures: Vec::new(),
+            defer: false,
+            pending: Vec::new(),
         }
     }
 
@@ -242,8 +252,68 @@ impl Storage {
         ProgressSink::new(self.backend.clone(), self.flow.uuid, self.epoch)
     }
 
+    /// Has atom checkpoints wait for the next [`flush`](Self::flush) (with
+    /// `true`) rather than be written at once, so that the transitions the
+    /// runtime takes between two hand-offs of work (an atom's `SUCCESS` and
+    /// its successor's `RUNNING`; several completions on a parallel engine)
+    /// are written with one [`Backend::save_atom_writes`]: one commit, and
+    /// one fsync, for them all. The runtime flushes before it submits work
+    /// and before it waits for the executor, so what the records say is
+    /// still durable before anything that depends on it starts (see the
+    /// runtime's module docs). With `false`, each is written as it is taken
+    /// (what waits still goes at the next flush).
+    pub(crate) fn defer_writes(&mut self, defer: bool) {
+        self.defer = defer;
+    }
+
+    /// Writes the atom checkpoints taken since the last flush, in one
+    /// [`Backend::save_atom_writes`]. They leave the queue whether or not
+    /// the write succeeds (a failed write fails the run).
+    pub(crate) fn flush(&mut self) -> Result<(), EngineError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let details = &self.details;
+        let writes: Vec<AtomWrite<'_>> = self
+            .pending
+            .iter()
+            .map(|&(atom, whole)| {
+                let d = &details[atom.index()];
+                if whole {
+                    AtomWrite::Detail(d)
+                } else {
+                    AtomWrite::State {
+                        atom: d.uuid,
+                        state: d.state,
+                        intention: d.intention,
+                    }
+                }
+            })
+            .collect();
+        let written = self
+            .backend
+            .save_atom_writes(self.flow.uuid, &writes, self.epoch);
+        drop(writes);
+        self.pending.clear();
+        written?;
+        Ok(())
+    }
+
+    /// Queues a checkpoint of `atom` (see [`defer_writes`](Self::defer_writes)):
+    /// one taken right after another of the same atom merges into it.
+    fn queue(&mut self, atom: AtomIndex, whole: bool) {
+        match self.pending.last_mut() {
+            Some((last, w)) if *last == atom => *w |= whole,
+            _ => self.pending.push((atom, whole)),
+        }
+    }
+
     /// Checkpoints a state and intention change (no data).
-    pub(crate) fn write_state(&self, atom: AtomIndex) -> Result<(), EngineError> {
+    pub(crate) fn write_state(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+        if self.defer {
+            self.queue(atom, false);
+            return Ok(());
+        }
         let d = &self.details[atom.index()];
         self.backend
             .update_atom_state(self.flow.uuid, d.uuid, d.state, d.intention, self.epoch)?;
@@ -251,14 +321,20 @@ impl Storage {
     }
 
     /// Checkpoints the whole atom detail (a result, failure or history changed).
-    pub(crate) fn write_detail(&self, atom: AtomIndex) -> Result<(), EngineError> {
+    pub(crate) fn write_detail(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
+        if self.defer {
+            self.queue(atom, true);
+            return Ok(());
+        }
         self.backend
             .save_atom_detail(self.flow.uuid, &self.details[atom.index()], self.epoch)?;
         Ok(())
     }
 
-    /// Checkpoints a flow state change.
+    /// Checkpoints a flow state change, after the atom checkpoints still
+    /// waiting.
     pub(crate) fn set_flow_state(&mut self, state: FlowState) -> Result<(), EngineError> {
+        self.flush()?;
         self.flow.state = state;
         self.backend
             .update_flow_state(self.flow.uuid, state, self.epoch)?;
@@ -269,6 +345,7 @@ impl Storage {
     /// `PENDING`: what [`Engine::reset`](crate::Engine::reset) does. The
     /// state tables are not consulted: this starts the records over.
     pub(crate) fn reset(&mut self) -> Result<(), EngineError> {
+        self.flush()?;
         for i in 0..self.details.len() {
             let d = &mut self.details[i];
             d.state = AtomState::Pending;

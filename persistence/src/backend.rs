@@ -14,7 +14,9 @@ use crate::{
 /// The engine writes through it on every transition, so the two hot
 /// methods, [`update_atom_state`](Backend::update_atom_state) (a state
 /// change, no data) and [`save_atom_detail`](Backend::save_atom_detail) (a
-/// result or failure), must each be one cheap write. Every read validates
+/// result or failure), must each be one cheap write; the engine hands them
+/// over in batches through [`save_atom_writes`](Backend::save_atom_writes),
+/// which a backend with transactions makes one commit. Every read validates
 /// what it reads: a corrupt record is a [`PersistenceError::Corrupt`] naming
 /// it, never a panic and never skipped.
 ///
@@ -147,6 +149,41 @@ pub trait Backend: Send + Sync {
         epoch: Epoch,
     ) -> Result<(), PersistenceError>;
 
+    /// Writes several atom transitions of the flow detail `flow` as a
+    /// writer at `epoch`, in order: each [`AtomWrite::State`] as
+    /// [`update_atom_state`](Backend::update_atom_state) does and each
+    /// [`AtomWrite::Detail`] as [`save_atom_detail`](Backend::save_atom_detail)
+    /// does, with the same fencing.
+    ///
+    /// The engine batches the transitions it takes between two hand-offs
+    /// of work to its executor (an atom's `SUCCESS` with its result, and
+    /// its successor's `RUNNING`; on a parallel engine, several
+    /// completions) and writes them with one call before the work that
+    /// depends on them starts. So a backend that can should write them as
+    /// one transaction, paying for one commit (and one fsync) for them
+    /// all: the SQLite and PostgreSQL backends do, all or nothing (a
+    /// fenced or failed write rolls the whole batch back). The default
+    /// writes them one by one, stopping at the first error; the writes
+    /// before it stay written.
+    fn save_atom_writes(
+        &self,
+        flow: FlowDetailId,
+        writes: &[AtomWrite<'_>],
+        epoch: Epoch,
+    ) -> Result<(), PersistenceError> {
+        for write in writes {
+            match *write {
+                AtomWrite::State {
+                    atom,
+                    state,
+                    intention,
+                } => self.update_atom_state(flow, atom, state, intention, epoch)?,
+                AtomWrite::Detail(detail) => self.save_atom_detail(flow, detail, epoch)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the entry `key` of an atom detail's
     /// [`meta`](AtomDetail::meta) to `value` (with `None`, removes it),
     /// leaving the rest of the record alone (state, intention, result,
@@ -213,6 +250,24 @@ pub trait Backend: Send + Sync {
     fn shared_database(&self) -> Option<SharedDatabase<'_>> {
         None
     }
+}
+
+/// One write of a batch given to [`Backend::save_atom_writes`].
+#[derive(Debug, Clone, Copy)]
+pub enum AtomWrite<'a> {
+    /// A state and intention change of the atom detail `atom`, its data
+    /// left alone (as [`Backend::update_atom_state`]).
+    State {
+        /// The atom detail.
+        atom: AtomDetailId,
+        /// Its new state.
+        state: AtomState,
+        /// Its new intention.
+        intention: Intention,
+    },
+    /// The whole atom detail, inserted or updated (as
+    /// [`Backend::save_atom_detail`]).
+    Detail(&'a AtomDetail),
 }
 
 /// The database of a [`Backend`] whose transactions another store in the
@@ -299,6 +354,14 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
         epoch: Epoch,
     ) -> Result<(), PersistenceError> {
         (**self).update_atom_meta(flow, atom, key, value, epoch)
+    }
+    fn save_atom_writes(
+        &self,
+        flow: FlowDetailId,
+        writes: &[AtomWrite<'_>],
+        epoch: Epoch,
+    ) -> Result<(), PersistenceError> {
+        (**self).save_atom_writes(flow, writes, epoch)
     }
     fn get_atom_detail(
         &self,

@@ -55,7 +55,7 @@ mod sync;
 #[allow(clippy::unwrap_used)]
 pub mod testkit;
 
-pub use backend::{Backend, SharedDatabase};
+pub use backend::{AtomWrite, Backend, SharedDatabase};
 pub use codec::MAX_RECORD_DEPTH;
 pub use dir::DirBackend;
 pub use error::{PersistenceError, RecordKind, WithCauses};

@@ -9,8 +9,8 @@ use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
 use uuid::Uuid;
 
 use crate::{
-    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
-    PersistenceError, RecordKind,
+    AtomDetail, AtomDetailId, AtomWrite, Backend, Epoch, FlowDetail, FlowDetailId, LogBook,
+    LogBookId, PersistenceError, RecordKind,
 };
 
 fn sample_book() -> LogBook {
@@ -618,6 +618,65 @@ pub fn stale_writes_are_fenced(b: &dyn Backend) {
             stale,
         );
     }
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
+}
+
+/// A batch of atom writes lands as the writes one by one would: a whole
+/// detail inserted, a state change leaving the data alone, a later write
+/// of the same atom over an earlier one; a batch at a stale epoch is
+/// refused with `Fenced` and changes nothing.
+pub fn batched_atom_writes(b: &dyn Backend) {
+    let (flow, atom) = saved_flow(b);
+    let mut added = AtomDetail::new("added", AtomKind::Task);
+    added.state = AtomState::Success;
+    added.result = Some(Arc::new(json!({"v": 2})));
+    let mut again = added.clone();
+    again.result = Some(Arc::new(json!({"v": 3})));
+    b.save_atom_writes(
+        flow.uuid,
+        &[
+            AtomWrite::Detail(&added),
+            AtomWrite::State {
+                atom: atom.uuid,
+                state: AtomState::Running,
+                intention: Intention::Execute,
+            },
+            AtomWrite::Detail(&again),
+        ],
+        Epoch::ZERO,
+    )
+    .unwrap();
+    let stored = b.get_flow_detail(flow.uuid).unwrap();
+    assert_eq!(stored.atom_details.len(), 2);
+    let first = b.get_atom_detail(flow.uuid, atom.uuid).unwrap();
+    assert_eq!(first.state, AtomState::Running);
+    assert_eq!(first.result, atom.result, "a state change keeps the result");
+    assert_eq!(b.get_atom_detail(flow.uuid, added.uuid).unwrap(), again);
+    // An empty batch writes nothing and succeeds.
+    b.save_atom_writes(flow.uuid, &[], Epoch::ZERO).unwrap();
+
+    b.fence_flow_detail(flow.uuid, Epoch::new(7)).unwrap();
+    let before = b.get_flow_detail(flow.uuid).unwrap();
+    let mut stale = again.clone();
+    stale.result = Some(Arc::new(json!("stale")));
+    assert_fenced(
+        b.save_atom_writes(
+            flow.uuid,
+            &[
+                AtomWrite::Detail(&stale),
+                AtomWrite::State {
+                    atom: atom.uuid,
+                    state: AtomState::Success,
+                    intention: Intention::Execute,
+                },
+            ],
+            Epoch::new(6),
+        )
+        .unwrap_err(),
+        Uuid::from(flow.uuid),
+        7,
+        6,
+    );
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
 }
 
@@ -1518,6 +1577,7 @@ macro_rules! backend_conformance {
             missing_records_are_not_found save_flow_detail_replaces_its_atoms
             destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
             awkward_values revert_results_round_trip fence_raises_the_owner_epoch stale_writes_are_fenced
+            batched_atom_writes
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
             fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
             take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs
@@ -1641,6 +1701,14 @@ impl<B: Backend, G: Send + Sync> Backend for WithGuard<B, G> {
     ) -> Result<(), PersistenceError> {
         self.backend
             .update_atom_state(flow, atom, state, intention, epoch)
+    }
+    fn save_atom_writes(
+        &self,
+        flow: FlowDetailId,
+        writes: &[crate::AtomWrite<'_>],
+        epoch: Epoch,
+    ) -> Result<(), PersistenceError> {
+        self.backend.save_atom_writes(flow, writes, epoch)
     }
     fn update_atom_meta(
         &self,

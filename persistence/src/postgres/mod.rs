@@ -23,8 +23,8 @@ use self::rows::{atoms_by_flow, col, decode_atom, decode_book, flows_by_book};
 use crate::codec;
 use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::{
-    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
-    PersistenceError, RecordKind, SharedDatabase,
+    AtomDetail, AtomDetailId, AtomWrite, Backend, Epoch, FlowDetail, FlowDetailId, LogBook,
+    LogBookId, PersistenceError, RecordKind, SharedDatabase,
 };
 
 const BACKEND: &str = "postgres";
@@ -440,6 +440,38 @@ fn put_atom<C: GenericClient>(
     Ok(())
 }
 
+/// Changes the state and intention of an atom detail of the flow `flow` as
+/// a writer at `epoch` (inside the batch's transaction).
+fn put_atom_state<C: GenericClient>(
+    client: &mut C,
+    cache: &mut Cache,
+    flow: FlowDetailId,
+    atom: AtomDetailId,
+    state: AtomState,
+    intention: Intention,
+    epoch: Epoch,
+) -> Result<(), PersistenceError> {
+    let presented = codec::encode_epoch(flow, epoch)?;
+    let statement = prepared(cache, client, UPDATE_ATOM_STATE)?;
+    let n = client
+        .execute(
+            &statement,
+            &[
+                &flow,
+                &atom,
+                &codec::atom_state_str(state),
+                &codec::intention_str(intention),
+                &presented,
+            ],
+        )
+        .map_err(|e| pg_err(e, format_args!("updating the state of atom detail {atom}")))?;
+    if n == 0 {
+        return Err(refusal(client, cache, flow, epoch)?
+            .unwrap_or_else(|| not_found(RecordKind::AtomDetail, atom)));
+    }
+    Ok(())
+}
+
 /// Writes a flow detail (at its own owner epoch) and replaces its atoms
 /// (inside a transaction).
 /// Writes a logbook and its flow details, inside a transaction.
@@ -826,6 +858,43 @@ impl Backend for PostgresBackend {
             ],
             (RecordKind::AtomDetail, Uuid::from(atom)),
             &format_args!("updating the state of atom detail {atom}"),
+        )
+    }
+
+    fn save_atom_writes(
+        &self,
+        flow: FlowDetailId,
+        writes: &[AtomWrite<'_>],
+        epoch: Epoch,
+    ) -> Result<(), PersistenceError> {
+        if let [AtomWrite::Detail(atom)] = writes {
+            return self.save_atom_detail(flow, atom, epoch);
+        }
+        if let [AtomWrite::State {
+            atom,
+            state,
+            intention,
+        }] = *writes
+        {
+            return self.update_atom_state(flow, atom, state, intention, epoch);
+        }
+        // One transaction: one commit (one WAL flush) for the batch, all or
+        // nothing.
+        self.write(
+            &format_args!("checkpoints of flow detail {flow}"),
+            |tx, cache| {
+                for write in writes {
+                    match *write {
+                        AtomWrite::State {
+                            atom,
+                            state,
+                            intention,
+                        } => put_atom_state(tx, cache, flow, atom, state, intention, epoch)?,
+                        AtomWrite::Detail(detail) => put_atom(tx, cache, flow, detail, epoch)?,
+                    }
+                }
+                Ok(())
+            },
         )
     }
 

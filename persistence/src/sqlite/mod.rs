@@ -22,8 +22,8 @@ use crate::codec;
 use crate::error::{check_epoch, epoch_at_its_largest};
 use crate::sync::lock;
 use crate::{
-    AtomDetail, AtomDetailId, Backend, Epoch, FlowDetail, FlowDetailId, LogBook, LogBookId,
-    PersistenceError, RecordKind, SharedDatabase,
+    AtomDetail, AtomDetailId, AtomWrite, Backend, Epoch, FlowDetail, FlowDetailId, LogBook,
+    LogBookId, PersistenceError, RecordKind, SharedDatabase,
 };
 
 pub use connection::{open_sqlite, Durability};
@@ -49,6 +49,11 @@ const BACKEND: &str = "sqlite";
 /// against the flow detail's `owner_epoch` in the same statement (see
 /// [owner fencing](Backend#owner-fencing)); only a write that changed no
 /// row makes a second query, to tell a missing record from a fenced one.
+/// [`save_atom_writes`](Backend::save_atom_writes) (the engine's batch of
+/// the checkpoints between two hand-offs of work) runs those statements in
+/// one `BEGIN IMMEDIATE` transaction: one commit for the batch, which is
+/// what a commit costs most (the WAL locks and frames, and with
+/// [`Durability::Full`] the fsync), not the statements.
 /// Multi-record writes (a logbook, a flow detail with its atoms) are one
 /// `BEGIN IMMEDIATE` transaction, and so is
 /// [`update_atom_meta`](Backend::update_atom_meta): it reads the flow's
@@ -364,6 +369,58 @@ fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), Pers
     Ok(())
 }
 
+/// Changes the state and intention of an atom detail of the flow `flow`
+/// (text `key`) as a writer at `epoch`: one statement, which changes
+/// nothing when the flow is owned at a higher epoch.
+fn put_atom_state(
+    conn: &Connection,
+    flow: FlowDetailId,
+    key: &str,
+    atom: AtomDetailId,
+    state: AtomState,
+    intention: Intention,
+    epoch: Epoch,
+) -> Result<(), PersistenceError> {
+    let presented = codec::encode_epoch(flow, epoch)?;
+    let mut abuf = Uuid::encode_buffer();
+    let atom_key = id_text(atom, &mut abuf);
+    fenced_write(
+        conn,
+        flow,
+        epoch,
+        "UPDATE atomdetails SET state = ?3, intention = ?4 \
+         WHERE flow_uuid = ?1 AND uuid = ?2 \
+         AND (SELECT owner_epoch FROM flowdetails WHERE uuid = ?1) <= ?5",
+        params![
+            key,
+            atom_key,
+            codec::atom_state_str(state),
+            codec::intention_str(intention),
+            presented
+        ],
+        (RecordKind::AtomDetail, atom.into()),
+        &format_args!("updating the state of atom detail {atom}"),
+    )
+}
+
+/// One write of a batch (see [`Backend::save_atom_writes`]).
+fn put_atom_write(
+    conn: &Connection,
+    flow: FlowDetailId,
+    key: &str,
+    write: &AtomWrite<'_>,
+    epoch: Epoch,
+) -> Result<(), PersistenceError> {
+    match *write {
+        AtomWrite::State {
+            atom,
+            state,
+            intention,
+        } => put_atom_state(conn, flow, key, atom, state, intention, epoch),
+        AtomWrite::Detail(detail) => put_atom(conn, flow, key, detail, epoch),
+    }
+}
+
 /// Writes a logbook and its flow details, inside a transaction.
 fn put_logbook(conn: &Connection, id: &str, book: &LogBook) -> Result<(), PersistenceError> {
     let kind = RecordKind::LogBook;
@@ -652,28 +709,38 @@ impl Backend for SqliteBackend {
         intention: Intention,
         epoch: Epoch,
     ) -> Result<(), PersistenceError> {
-        let presented = codec::encode_epoch(flow, epoch)?;
-        let mut fbuf = Uuid::encode_buffer();
-        let mut abuf = Uuid::encode_buffer();
-        let flow_key = id_text(flow, &mut fbuf);
-        let atom_key = id_text(atom, &mut abuf);
-        fenced_write(
-            &lock(&self.conn),
-            flow,
-            epoch,
-            "UPDATE atomdetails SET state = ?3, intention = ?4 \
-             WHERE flow_uuid = ?1 AND uuid = ?2 \
-             AND (SELECT owner_epoch FROM flowdetails WHERE uuid = ?1) <= ?5",
-            params![
-                flow_key,
-                atom_key,
-                codec::atom_state_str(state),
-                codec::intention_str(intention),
-                presented
-            ],
-            (RecordKind::AtomDetail, atom.into()),
-            &format_args!("updating the state of atom detail {atom}"),
-        )
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        put_atom_state(&lock(&self.conn), flow, key, atom, state, intention, epoch)
+    }
+
+    fn save_atom_writes(
+        &self,
+        flow: FlowDetailId,
+        writes: &[AtomWrite<'_>],
+        epoch: Epoch,
+    ) -> Result<(), PersistenceError> {
+        let mut buf = Uuid::encode_buffer();
+        let key = id_text(flow, &mut buf);
+        let mut conn = lock(&self.conn);
+        if let [one] = writes {
+            // One statement commits on its own: no transaction around it.
+            return put_atom_write(&conn, flow, key, one, epoch);
+        }
+        // One transaction, so one commit (one fsync with `Full`) for the
+        // batch; an error drops `tx`, which rolls every write back.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(e, format_args!("starting to checkpoint flow detail {flow}")))?;
+        for write in writes {
+            put_atom_write(&tx, flow, key, write, epoch)?;
+        }
+        tx.commit().map_err(|e| {
+            db_err(
+                e,
+                format_args!("committing checkpoints of flow detail {flow}"),
+            )
+        })
     }
 
     fn update_atom_meta(

@@ -198,3 +198,40 @@ fn a_meta_update_of_a_corrupt_body_is_corrupt_and_writes_nothing() {
         .unwrap();
     assert_eq!(body, broken);
 }
+
+/// A batch of atom writes is one transaction: when a write in it fails
+/// (here a state change of an atom that does not exist), the writes before
+/// it are rolled back too.
+#[test]
+fn a_batch_of_atom_writes_is_all_or_nothing() {
+    let b = fresh();
+    let mut book = LogBook::new("b");
+    let mut flow = FlowDetail::new("f");
+    let atom = AtomDetail::new("a", taskflow_patterns::AtomKind::Task);
+    flow.atom_details.push(atom.clone());
+    book.flow_details.push(flow.clone());
+    b.save_logbook(&book).unwrap();
+    let mut done = atom.clone();
+    done.state = AtomState::Success;
+    done.result = Some(std::sync::Arc::new(serde_json::json!(1)));
+    let missing = AtomDetailId::new();
+    let err = b
+        .save_atom_writes(
+            flow.uuid,
+            &[
+                AtomWrite::Detail(&done),
+                AtomWrite::State {
+                    atom: missing,
+                    state: AtomState::Running,
+                    intention: Intention::Execute,
+                },
+            ],
+            Epoch::ZERO,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, PersistenceError::NotFound { kind: RecordKind::AtomDetail, id } if id == Uuid::from(missing)),
+        "{err}"
+    );
+    assert_eq!(b.get_atom_detail(flow.uuid, atom.uuid).unwrap(), atom);
+}
