@@ -39,6 +39,12 @@ pub struct CompareOptions {
     /// The PostgreSQL database for W8's PostgreSQL board (a fresh schema
     /// per run), `None` to leave it out.
     pub postgres_url: Option<String>,
+    /// The etcd endpoints for W8's etcd board (feature `etcd`), `None` to
+    /// leave it out.
+    pub etcd_url: Option<String>,
+    /// The ZooKeeper hosts for W8's ZooKeeper board (feature `zookeeper`),
+    /// `None` to leave it out.
+    pub zookeeper_hosts: Option<String>,
     /// Where the Markdown, JSON and SVG go.
     pub out: PathBuf,
 }
@@ -454,6 +460,26 @@ impl Comparison<'_> {
                         self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
                     }
                     Err(e) => self.notes.push(format!("W8 on PostgreSQL left out: {e}")),
+                }
+            }
+            #[cfg(feature = "etcd")]
+            if let Some(url) = self.options.etcd_url.clone() {
+                match ours::jobboard_etcd(&url, JOBS, conductors, once) {
+                    Ok(s) => {
+                        let name = "taskflow-rs conductor (etcd board)";
+                        self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
+                    }
+                    Err(e) => self.notes.push(format!("W8 on etcd left out: {e}")),
+                }
+            }
+            #[cfg(feature = "zookeeper")]
+            if let Some(hosts) = self.options.zookeeper_hosts.clone() {
+                match ours::jobboard_zookeeper(&hosts, JOBS, conductors, once) {
+                    Ok(s) => {
+                        let name = "taskflow-rs conductor (zookeeper board)";
+                        self.push("W8", JOBS, &setting, name, s, 1.0, Unit::JobsPerSecond);
+                    }
+                    Err(e) => self.notes.push(format!("W8 on ZooKeeper left out: {e}")),
                 }
             }
         }

@@ -103,6 +103,17 @@ struct CompareArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres: String,
+    /// The etcd endpoints of W8's etcd board (built with `--features
+    /// etcd`); `none` to leave it out.
+    #[arg(
+        long,
+        env = "TASKFLOW_TEST_ETCD_URL",
+        default_value = "http://127.0.0.1:2379"
+    )]
+    etcd: String,
+    /// The ZooKeeper hosts of W8's ZooKeeper board; `none` to leave it out.
+    #[arg(long, env = "TASKFLOW_TEST_ZK_URL", default_value = "127.0.0.1:2181")]
+    zookeeper: String,
     /// Where comparison.md, comparison.json and comparison.svg go.
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
@@ -225,6 +236,8 @@ fn run_compare(args: CompareArgs) -> Result<(), taskflow_bench::BenchError> {
         python_repeats: if args.quick { 1 } else { 3 },
         redis_url: (args.redis != "none").then_some(args.redis),
         postgres_url: (args.postgres != "none").then_some(args.postgres),
+        etcd_url: (args.etcd != "none").then_some(args.etcd),
+        zookeeper_hosts: (args.zookeeper != "none").then_some(args.zookeeper),
         out: args.out,
     };
     let (all, notes) = compare(&options)?;

@@ -18,10 +18,14 @@ use taskflow::engine::worker::{
     InProcess, Worker, WorkerConfig, WorkerExecutor, WorkerHandle, WorkerOptions, CLOSURE_TASK_TYPE,
 };
 use taskflow::engine::Parallel;
+#[cfg(feature = "etcd")]
+use taskflow::jobboard::EtcdBoard;
 #[cfg(feature = "postgres")]
 use taskflow::jobboard::PostgresBoard;
 #[cfg(feature = "redis")]
 use taskflow::jobboard::RedisBoard;
+#[cfg(feature = "zookeeper")]
+use taskflow::jobboard::ZookeeperBoard;
 use taskflow::jobboard::{BoardOptions, JobBoard, SqliteBoard};
 use taskflow::prelude::*;
 use taskflow::{DirBackend, Durability, EngineBuilder, FnTask};
@@ -492,6 +496,60 @@ pub fn jobboard_postgres(
         let board = Arc::new(PostgresBoard::connect_in_schema(
             &url,
             &schema,
+            BoardOptions::default(),
+        )?);
+        Ok((board.clone(), Box::new(Cleanup(board))))
+    })
+}
+
+#[cfg(feature = "etcd")]
+/// W8 on the etcd board at `endpoints`, under a fresh key prefix per run
+/// (removed after it).
+pub fn jobboard_etcd(
+    endpoints: &str,
+    jobs: usize,
+    conductors: usize,
+    repeats: Repeats,
+) -> Result<Summary, BenchError> {
+    /// Removes the run's keys when dropped.
+    struct Cleanup(Arc<EtcdBoard>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.destroy();
+        }
+    }
+    jobboard(jobs, conductors, repeats, || {
+        let prefix = format!("taskflow-compare/{}", uuid::Uuid::new_v4().simple());
+        let board = Arc::new(EtcdBoard::connect(
+            endpoints,
+            &prefix,
+            BoardOptions::default(),
+        )?);
+        Ok((board.clone(), Box::new(Cleanup(board))))
+    })
+}
+
+#[cfg(feature = "zookeeper")]
+/// W8 on the ZooKeeper board at `hosts`, under a fresh root node per run
+/// (removed after it).
+pub fn jobboard_zookeeper(
+    hosts: &str,
+    jobs: usize,
+    conductors: usize,
+    repeats: Repeats,
+) -> Result<Summary, BenchError> {
+    /// Removes the run's nodes when dropped.
+    struct Cleanup(Arc<ZookeeperBoard>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.destroy();
+        }
+    }
+    jobboard(jobs, conductors, repeats, || {
+        let root = format!("/taskflow-compare/{}", uuid::Uuid::new_v4().simple());
+        let board = Arc::new(ZookeeperBoard::connect(
+            hosts,
+            &root,
             BoardOptions::default(),
         )?);
         Ok((board.clone(), Box::new(Cleanup(board))))
