@@ -115,6 +115,11 @@ pub enum ExecutorError {
     /// (`Tokio::current`) outside any.
     #[error("no tokio runtime is running here: call Tokio::current from inside one, or pass a handle (Tokio::with_handle) or let the executor make one (Tokio::new)")]
     NoRuntime,
+    /// `Engine::run` with the tokio executor was called on the thread of a
+    /// current-thread tokio runtime, the only thread that could run the
+    /// atoms it would wait for.
+    #[error("Engine::run with the tokio executor cannot wait on the thread of a current-thread tokio runtime (it alone would run the atoms): await Engine::run_async there, or call run from spawn_blocking or a multi-thread runtime")]
+    WaitOnCurrentThread,
     /// Work was submitted and the executor has no outcome for it.
     #[error("{in_flight} atoms were submitted but the executor has no outcome for them")]
     LostOutcomes {

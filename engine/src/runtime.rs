@@ -260,10 +260,11 @@ impl<'e> Runtime<'e> {
             if !block {
                 return Ok(Step::Waiting);
             }
-            let outcome = self
-                .executor
-                .wait_outcome()
-                .ok_or(ExecutorError::LostOutcomes { in_flight })?;
+            let outcome = self.executor.wait_outcome().ok_or_else(|| {
+                self.executor
+                    .why_no_outcome()
+                    .unwrap_or(ExecutorError::LostOutcomes { in_flight })
+            })?;
             self.enter(EngineState::Analyzing);
             self.complete(outcome)?;
             return Ok(Step::Continue);

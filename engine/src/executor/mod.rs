@@ -388,6 +388,15 @@ pub trait Executor: Send {
     /// Waits for the next outcome; `None` when no work is in flight.
     fn wait_outcome(&mut self) -> Option<AtomOutcome>;
 
+    /// Why the last [`wait_outcome`](Executor::wait_outcome) gave `None`
+    /// while work was in flight, when the executor knows (the tokio
+    /// executor asked to wait on the only thread of a current-thread
+    /// runtime); `None` (the default): the engine reports the outcomes as
+    /// lost.
+    fn why_no_outcome(&mut self) -> Option<crate::ExecutorError> {
+        None
+    }
+
     /// The next outcome, for an engine run from async code
     /// (`Engine::run_async`): ready with it, or pending until it arrives
     /// (waking `cx`); ready with `None` when no work is in flight. The

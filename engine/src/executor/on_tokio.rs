@@ -76,6 +76,8 @@ pub struct Tokio {
     outstanding: usize,
     /// Outcomes of work that finished when first polled here.
     ready: std::collections::VecDeque<AtomOutcome>,
+    /// Set when a wait was refused on a current-thread runtime's thread.
+    refused: bool,
 }
 
 impl Tokio {
@@ -114,6 +116,7 @@ impl Tokio {
             rx,
             outstanding: 0,
             ready: std::collections::VecDeque::new(),
+            refused: false,
         }
     }
 
@@ -245,17 +248,17 @@ impl Executor for Tokio {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| rx.blocking_recv())) {
                     Ok(outcome) => outcome,
                     Err(_) => {
-                        tracing::error!(
-                            "Engine::run was called on the thread of a current-thread tokio \
-                             runtime with the tokio executor: it cannot wait there; use \
-                             Engine::run_async"
-                        );
+                        self.refused = true;
                         None
                     }
                 }
             }
         };
         self.take(outcome)
+    }
+
+    fn why_no_outcome(&mut self) -> Option<ExecutorError> {
+        std::mem::take(&mut self.refused).then_some(ExecutorError::WaitOnCurrentThread)
     }
 
     fn poll_outcome(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<AtomOutcome>> {
@@ -755,6 +758,31 @@ mod tests {
             .unwrap()
         });
         assert_eq!(state, FlowState::Success);
+    }
+
+    #[test]
+    fn run_on_a_current_thread_runtimes_own_thread_says_why_it_cannot_wait() {
+        // Unordered naps: the engine hands both out and must wait, on the
+        // one thread that would run them.
+        let flow = Unordered::new("naps")
+            .add(async_atom("one", Nap(5)))
+            .add(async_atom("two", Nap(5)));
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = current.block_on(async {
+            let mut engine = Engine::builder(flow)
+                .executor(Tokio::current().unwrap())
+                .build()
+                .unwrap();
+            engine.run().unwrap_err()
+        });
+        let message = err.to_string();
+        assert!(
+            message.contains("current-thread") && message.contains("run_async"),
+            "{message}"
+        );
     }
 
     #[test]
