@@ -165,6 +165,8 @@ pub struct SqliteBoard {
     /// The file and durability, for the watcher's own connection (`None`
     /// for an in-memory board).
     file: Option<(PathBuf, Durability)>,
+    /// The file's canonical path, to recognise records kept in it.
+    canonical: Option<PathBuf>,
     /// What the board and its watcher share.
     shared: Arc<Shared>,
 }
@@ -286,11 +288,15 @@ impl SqliteBoard {
         schema::BOARD_SCHEMA
             .prepare(&mut conn, &location)
             .map_err(|e| JobBoardError::from_persistence(BOARD, e))?;
+        let canonical = file
+            .as_ref()
+            .map(|(path, _)| path.canonicalize().unwrap_or_else(|_| path.clone()));
         Ok(SqliteBoard {
             conn: Arc::new(Mutex::new(conn)),
             options,
             location,
             file,
+            canonical,
             shared: Arc::new(Shared {
                 local_writes: Mutex::new(0),
                 local_changed: Condvar::new(),
@@ -312,20 +318,15 @@ impl SqliteBoard {
         &self.options
     }
 
-    /// `records` when they are a SQLite backend on this board's file (the
-    /// same file once both paths are made absolute), which can post a job
+    /// `records` when they are a SQLite backend on this board's file (both
+    /// paths made canonical when opened), which can post a job
     /// in the transaction that writes its records.
     fn same_file<'r>(&self, records: &'r dyn Backend) -> Option<&'r SqliteBackend> {
-        let (board_file, _) = self.file.as_ref()?;
+        let board_file = self.canonical.as_deref()?;
         let SharedDatabase::Sqlite(backend) = records.shared_database()? else {
             return None;
         };
-        let records_file = backend.path()?;
-        let same = match (board_file.canonicalize(), records_file.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        same.then_some(backend)
+        (backend.path()? == board_file).then_some(backend)
     }
 
     /// The entities registered on the board (by every process), by name.

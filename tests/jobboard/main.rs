@@ -452,31 +452,19 @@ fn a_killed_conductors_job_is_taken_over_on_the_redis_board() {
 #[test]
 fn a_killed_conductors_job_is_taken_over_on_the_etcd_board() {
     let prefix = format!("taskflow-test/takeover-{}", uuid::Uuid::new_v4().simple());
-    let board =
-        match taskflow::jobboard::EtcdBoard::connect(&etcd_url(), &prefix, BoardOptions::default())
-        {
-            Ok(board) => Arc::new(board),
-            Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
-                eprintln!("skipping: etcd at {} unreachable: {e}", etcd_url());
-                return;
-            }
-            Err(e) => panic!(
-                "etcd at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
-                etcd_url()
-            ),
-        };
+    let connected =
+        taskflow::jobboard::EtcdBoard::connect(&etcd_url(), &prefix, BoardOptions::default());
+    let Some((setup, board)) = server_setup(
+        &format!("etcd at {}", etcd_url()),
+        format!("etcd:{prefix}"),
+        connected,
+    ) else {
+        return;
+    };
     let job = board.post(taskflow::NewJob::new("probe")).expect("posts");
     let claim = board.claim(job.id, "probe").expect("claims");
     let granted = Duration::from_millis(claim.expires_at.saturating_sub(job.created_at));
     board.consume(&claim).expect("consumes");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
-    let setup = Setup {
-        dir,
-        board: board.clone(),
-        records,
-        board_spec: format!("etcd:{prefix}"),
-    };
     eprintln!("etcd lease granted for the default 1 s lease: about {granted:?}");
     takeover(setup, granted + Duration::from_millis(500));
     board.destroy().expect("test keys removed");
@@ -488,20 +476,31 @@ fn a_killed_conductors_job_is_taken_over_on_the_etcd_board() {
 #[cfg(feature = "redis")]
 fn redis_setup(what: &str) -> Option<(Setup, Arc<taskflow::jobboard::RedisBoard>)> {
     let prefix = format!("taskflow-test-{what}-{}", uuid::Uuid::new_v4().simple());
-    let board = match taskflow::jobboard::RedisBoard::connect(
-        &redis_url(),
-        &prefix,
-        BoardOptions::default(),
-    ) {
+    let connected =
+        taskflow::jobboard::RedisBoard::connect(&redis_url(), &prefix, BoardOptions::default());
+    server_setup(
+        &format!("redis at {}", redis_url()),
+        format!("redis:{prefix}"),
+        connected,
+    )
+}
+
+/// A setup on a board of a server (`spec`: how a child opens it; records in
+/// SQLite), and the board to destroy after; None (having said why) when the
+/// server did not answer, unless `TASKFLOW_REQUIRE_SERVICES=1`.
+#[cfg(any(feature = "redis", feature = "postgres", feature = "etcd"))]
+fn server_setup<B: JobBoard + 'static>(
+    server: &str,
+    spec: String,
+    connected: Result<B, taskflow::JobBoardError>,
+) -> Option<(Setup, Arc<B>)> {
+    let board = match connected {
         Ok(board) => Arc::new(board),
         Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
-            eprintln!("skipping: redis at {} unreachable: {e}", redis_url());
+            eprintln!("skipping: {server} unreachable: {e}");
             return None;
         }
-        Err(e) => panic!(
-            "redis at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
-            redis_url()
-        ),
+        Err(e) => panic!("{server} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}"),
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
@@ -509,7 +508,7 @@ fn redis_setup(what: &str) -> Option<(Setup, Arc<taskflow::jobboard::RedisBoard>
         dir,
         board: board.clone(),
         records,
-        board_spec: format!("redis:{prefix}"),
+        board_spec: spec,
     };
     Some((setup, board))
 }
@@ -532,30 +531,16 @@ fn a_killed_conductors_job_is_taken_over_on_the_postgres_board() {
 #[cfg(feature = "postgres")]
 fn postgres_setup() -> Option<(Setup, Arc<taskflow::jobboard::PostgresBoard>)> {
     let schema = format!("taskflow_test_{}", uuid::Uuid::new_v4().simple());
-    let board = match taskflow::jobboard::PostgresBoard::connect_in_schema(
+    let connected = taskflow::jobboard::PostgresBoard::connect_in_schema(
         &postgres_url(),
         &schema,
         BoardOptions::default(),
-    ) {
-        Ok(board) => Arc::new(board),
-        Err(e) if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1") => {
-            eprintln!("skipping: postgres at {} unreachable: {e}", postgres_url());
-            return None;
-        }
-        Err(e) => panic!(
-            "postgres at {} unreachable and TASKFLOW_REQUIRE_SERVICES=1: {e}",
-            postgres_url()
-        ),
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let records = Arc::new(SqliteBackend::open(dir.path().join("flows.db")).expect("records"));
-    let setup = Setup {
-        dir,
-        board: board.clone(),
-        records,
-        board_spec: format!("postgres:{schema}"),
-    };
-    Some((setup, board))
+    );
+    server_setup(
+        &format!("postgres at {}", postgres_url()),
+        format!("postgres:{schema}"),
+        connected,
+    )
 }
 
 /// Kills a conductor child mid-flow and checks another takes its job over

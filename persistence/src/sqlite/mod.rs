@@ -90,7 +90,7 @@ pub struct SqliteBackend {
     /// transaction is rolled back when it is dropped.
     conn: Mutex<Connection>,
     location: String,
-    /// The file (`None` in memory).
+    /// The file, made absolute once it is open (`None` in memory).
     path: Option<PathBuf>,
 }
 
@@ -127,7 +127,10 @@ impl SqliteBackend {
         let path = path.as_ref();
         let conn = open_sqlite(path, durability)?;
         let location = path.display().to_string();
-        SqliteBackend::finish(conn, location, Some(path.to_path_buf()))
+        // The file exists once open: its canonical path names it whatever
+        // path another store opens it by.
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        SqliteBackend::finish(conn, location, Some(canonical))
     }
 
     /// A private in-memory database, for tests: gone when the value is.
@@ -158,7 +161,8 @@ impl SqliteBackend {
         &self.location
     }
 
-    /// The database file, as opened (`None` for an in-memory database).
+    /// The database file, its canonical path (symbolic links, `.` and `..`
+    /// resolved when it was opened; `None` for an in-memory database).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
