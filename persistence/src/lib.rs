@@ -63,5 +63,5 @@ pub use ids::{AtomDetailId, Epoch, FlowDetailId, LogBookId};
 pub use memory::MemoryBackend;
 pub use model::{now_millis, AtomDetail, FlowDefinition, FlowDetail, LogBook, RunSpec};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresBackend, PostgresSchema};
+pub use postgres::{describe as describe_postgres, quote_ident, PostgresBackend, PostgresSchema};
 pub use sqlite::{open_sqlite, Durability, SqliteBackend, SqliteSchema};

@@ -120,10 +120,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Config, Row};
-use taskflow_persistence::{Backend, Epoch, LogBook, SharedDatabase};
+use taskflow_persistence::{
+    describe_postgres as describe, quote_ident, Backend, Epoch, LogBook, SharedDatabase,
+};
 use uuid::Uuid;
 
 use self::codec::{col, corrupt, decode, unsigned};
@@ -217,38 +218,6 @@ impl fmt::Debug for PostgresBoard {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
-}
-
-/// `name` quoted as an SQL identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Where `config` points (hosts, database, schema), without credentials.
-fn describe(config: &Config, schema: &str) -> String {
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let port = config
-                .get_ports()
-                .get(i)
-                .or_else(|| config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            match host {
-                Host::Tcp(name) => format!("{name}:{port}"),
-                #[cfg(unix)]
-                Host::Unix(path) => format!("{}:{port}", path.display()),
-            }
-        })
-        .collect();
-    format!(
-        "{}/{} schema {schema}",
-        hosts.join(","),
-        config.get_dbname().unwrap_or("")
-    )
 }
 
 /// A duration as milliseconds for the server, capped at [`MAX_MS`].

@@ -138,29 +138,34 @@ impl fmt::Debug for PostgresBackend {
     }
 }
 
-/// `name` quoted as an SQL identifier.
-fn quote_ident(name: &str) -> String {
+/// `name` quoted as an SQL identifier (for a schema or channel name in a
+/// statement, where no parameter can stand).
+pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A description of where `config` points, without credentials.
-fn describe(config: &Config, schema: &str) -> String {
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let port = config
-                .get_ports()
-                .get(i)
-                .or_else(|| config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            match host {
-                Host::Tcp(name) => format!("{name}:{port}"),
-                #[cfg(unix)]
-                Host::Unix(path) => format!("{}:{port}", path.display()),
-            }
+/// Each host of `config` with its port (the port given for it, else the
+/// first port given, else 5432).
+fn host_ports(config: &Config) -> impl Iterator<Item = (&Host, u16)> {
+    let ports = config.get_ports();
+    config.get_hosts().iter().enumerate().map(move |(i, host)| {
+        let port = ports
+            .get(i)
+            .or_else(|| ports.first())
+            .copied()
+            .unwrap_or(5432);
+        (host, port)
+    })
+}
+
+/// Where `config` points (hosts, database, and `schema`), without
+/// credentials: `HOST:PORT[,...]/DB schema SCHEMA`, for messages.
+pub fn describe(config: &Config, schema: &str) -> String {
+    let hosts: Vec<String> = host_ports(config)
+        .map(|(host, port)| match host {
+            Host::Tcp(name) => format!("{name}:{port}"),
+            #[cfg(unix)]
+            Host::Unix(path) => format!("{}:{port}", path.display()),
         })
         .collect();
     format!(
@@ -240,20 +245,7 @@ impl PostgresBackend {
     /// (the same hosts, ports and database name; the user and the schema
     /// may differ), so that one transaction can write to both.
     pub fn same_database(&self, config: &Config) -> bool {
-        let ports = |c: &Config| {
-            let ports = c.get_ports();
-            (0..c.get_hosts().len())
-                .map(|i| {
-                    ports
-                        .get(i)
-                        .or_else(|| ports.first())
-                        .copied()
-                        .unwrap_or(5432)
-                })
-                .collect::<Vec<u16>>()
-        };
-        self.config.get_hosts() == config.get_hosts()
-            && ports(&self.config) == ports(config)
+        host_ports(&self.config).eq(host_ports(config))
             && self.config.get_dbname() == config.get_dbname()
     }
 
