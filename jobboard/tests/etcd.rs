@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use taskflow_jobboard::{
@@ -42,35 +42,14 @@ use taskflow_jobboard::{
 };
 use uuid::Uuid;
 
+mod common;
+use common::{env, now_ms, options, skip};
+
 const JOBS: usize = 1000;
 const CHILDREN: usize = 4;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn url() -> String {
     std::env::var("TASKFLOW_TEST_ETCD_URL").unwrap_or_else(|_| "http://127.0.0.1:2379".into())
-}
-
-fn required() -> bool {
-    std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() == Ok("1")
-}
-
-fn skip(why: String) {
-    if required() {
-        panic!("{why} (TASKFLOW_REQUIRE_SERVICES=1)");
-    }
-    eprintln!("skipping: {why}");
-}
-
-fn options(lease: Duration) -> BoardOptions {
-    BoardOptions {
-        lease,
-        ..BoardOptions::default()
-    }
 }
 
 /// A board on a fresh prefix of the shared server, deleting its keys when
@@ -102,10 +81,6 @@ fn shared_board(lease: Duration) -> Option<TestBoard> {
             None
         }
     }
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set in the child"))
 }
 
 /// The children's entry point (ignored in normal runs; does nothing when

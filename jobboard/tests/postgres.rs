@@ -28,10 +28,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use taskflow_jobboard::{
-    BoardOptions, JobBoard, JobBoardError, JobId, JobState, NewJob, Outcome, PostgresBoard,
-};
+use taskflow_jobboard::{JobBoard, JobBoardError, JobId, JobState, NewJob, Outcome, PostgresBoard};
 use uuid::Uuid;
+
+mod common;
+use common::{env, options, skip};
 
 const JOBS: usize = 1000;
 const CHILDREN: usize = 4;
@@ -39,24 +40,6 @@ const CHILDREN: usize = 4;
 fn url() -> String {
     std::env::var("TASKFLOW_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn skip(why: String) {
-    if std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{why} (TASKFLOW_REQUIRE_SERVICES=1)");
-    }
-    eprintln!("skipping: {why}");
-}
-
-fn options(lease: Duration) -> BoardOptions {
-    BoardOptions {
-        lease,
-        ..BoardOptions::default()
-    }
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set in the child"))
 }
 
 /// The children's entry point (ignored in normal runs).

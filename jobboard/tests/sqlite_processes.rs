@@ -17,28 +17,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use taskflow_jobboard::JobId;
 use taskflow_jobboard::{
-    post_flow, BoardOptions, Claim, FlowSource, JobBoard, JobBoardError, NewJob, PostFlow,
-    SqliteBoard,
+    post_flow, Claim, FlowSource, JobBoard, JobBoardError, NewJob, PostFlow, SqliteBoard,
 };
 use taskflow_persistence::{Backend, Durability, SqliteBackend};
 
+mod common;
+use common::{env, now_ms, options};
+
 const JOBS: usize = 1000;
 const CHILDREN: usize = 4;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as u64
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set in the child"))
-}
 
 /// Opens the board at `db`, with `Durability::Normal` when
 /// `BOARD_DURABILITY=normal` (to compare claim rates; the default is full).
@@ -48,13 +39,6 @@ fn open(db: &Path, lease: Duration) -> SqliteBoard {
         _ => Durability::Full,
     };
     SqliteBoard::open_with(db, options(lease), durability).expect("board opens")
-}
-
-fn options(lease: Duration) -> BoardOptions {
-    BoardOptions {
-        lease,
-        ..BoardOptions::default()
-    }
 }
 
 /// The children's entry point (ignored in normal runs).
