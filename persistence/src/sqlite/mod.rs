@@ -1,6 +1,7 @@
 //! The SQLite backend: the embedded default, one database file shared by
 //! every process on a host. See [`SqliteBackend`].
 
+mod checkpointer;
 mod connection;
 mod rows;
 mod schema;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
+use self::checkpointer::{AfterCommit, Checkpointer};
 use self::rows::{
     atoms_by_flow, bytes, decode_atom, decode_book, flows_by_book, text, ATOM_COLUMNS, BOOK_COLUMNS,
 };
@@ -50,10 +52,18 @@ const BACKEND: &str = "sqlite";
 /// [owner fencing](Backend#owner-fencing)); only a write that changed no
 /// row makes a second query, to tell a missing record from a fenced one.
 /// [`save_atom_writes`](Backend::save_atom_writes) (the engine's batch of
-/// the checkpoints between two hand-offs of work) runs those statements in
-/// one `BEGIN IMMEDIATE` transaction: one commit for the batch, which is
-/// what a commit costs most (the WAL locks and frames, and with
-/// [`Durability::Full`] the fsync), not the statements.
+/// the checkpoints between two hand-offs of work) runs its writes in one
+/// `BEGIN IMMEDIATE` transaction: one commit for the batch, which is what
+/// a commit costs most (the WAL locks and frames, and with
+/// [`Durability::Full`] the fsync), not the statements. The transaction
+/// holds the write lock, so it checks the epoch once, then updates the
+/// rows the flow's save inserted with plain `UPDATE`s.
+///
+/// A file-backed backend copies the write-ahead log into the database
+/// file (a *WAL checkpoint*, with its fsyncs) on a thread of its own, from
+/// a second connection, instead of inside the commit that fills the log:
+/// an engine's checkpoint never waits for it, so a checkpoint costs the
+/// same at the ten-thousandth atom as at the first.
 /// Multi-record writes (a logbook, a flow detail with its atoms) are one
 /// `BEGIN IMMEDIATE` transaction, and so is
 /// [`update_atom_meta`](Backend::update_atom_meta): it reads the flow's
@@ -86,6 +96,11 @@ const BACKEND: &str = "sqlite";
 /// # Ok::<(), taskflow_persistence::PersistenceError>(())
 /// ```
 pub struct SqliteBackend {
+    /// Copies the WAL into the file off the writer's thread (`None` in
+    /// memory, or if its thread could not start: then SQLite checkpoints
+    /// inside commits, as by default). Declared first, so it is dropped
+    /// (its thread joined) before the writer's connection closes.
+    checkpointer: Option<Checkpointer>,
     /// A panic while it is locked cannot leave a write half-done: an open
     /// transaction is rolled back when it is dropped.
     conn: Mutex<Connection>,
@@ -130,7 +145,20 @@ impl SqliteBackend {
         // The file exists once open: its canonical path names it whatever
         // path another store opens it by.
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        SqliteBackend::finish(conn, location, Some(canonical))
+        let mut backend = SqliteBackend::finish(conn, location, Some(canonical))?;
+        // The schema exists: a second connection only checkpoints. If it
+        // cannot open or its thread cannot start, the writer keeps
+        // SQLite's automatic checkpoint.
+        if let Some(checkpointer) = open_sqlite(path, durability)
+            .ok()
+            .and_then(Checkpointer::start)
+        {
+            lock(&backend.conn)
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| db_err(e, "handing WAL checkpoints to a thread"))?;
+            backend.checkpointer = Some(checkpointer);
+        }
+        Ok(backend)
     }
 
     /// A private in-memory database, for tests: gone when the value is.
@@ -150,6 +178,7 @@ impl SqliteBackend {
         conn.set_prepared_statement_cache_capacity(32);
         schema::RECORDS.prepare(&mut conn, &location)?;
         Ok(SqliteBackend {
+            checkpointer: None,
             conn: Mutex::new(conn),
             location,
             path,
@@ -165,6 +194,23 @@ impl SqliteBackend {
     /// resolved when it was opened; `None` for an in-memory database).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Tells the checkpointer that `conn` committed about `pages` pages
+    /// ([`checkpointer::WAKE_EVERY`] for a save of many records).
+    fn committed(&self, conn: &Connection, pages: u32) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        if checkpointer.committed(pages) == AfterCommit::RestoreAutoCheckpoint {
+            // The thread stopped: SQLite checkpoints inside commits again.
+            // A failure here leaves the log growing until the next try.
+            let _ = conn.pragma_update(
+                None,
+                "wal_autocheckpoint",
+                checkpointer::AUTO_CHECKPOINT_PAGES,
+            );
+        }
     }
 
     /// Saves `book` as [`save_logbook`](Backend::save_logbook) does, then
@@ -206,6 +252,7 @@ impl SqliteBackend {
         let done = then(&tx)?;
         tx.commit()
             .map_err(|e| db_err(e, format_args!("committing logbook {id}")))?;
+        self.committed(&conn, checkpointer::WAKE_EVERY);
         Ok(done)
     }
 }
@@ -230,6 +277,50 @@ fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
 /// The canonical text of an id (lower-case, hyphenated), without allocating.
 fn id_text(id: impl Into<Uuid>, buf: &mut [u8; 45]) -> &str {
     id.into().hyphenated().encode_lower(buf)
+}
+
+/// Inserts (or, for an id already there, replaces) an atom detail of the
+/// flow `flow` (text `key`) whose JSON body is `body`, unfenced: for a
+/// caller whose transaction has checked the writer's epoch, or has just
+/// written the flow detail itself.
+fn insert_atom(
+    conn: &Connection,
+    flow: FlowDetailId,
+    key: &str,
+    atom: &AtomDetail,
+    body: &str,
+) -> Result<(), PersistenceError> {
+    let mut buf = Uuid::encode_buffer();
+    let id = id_text(atom.uuid, &mut buf);
+    conn.prepare_cached(
+        "INSERT INTO atomdetails (flow_uuid, uuid, name, kind, state, intention, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (flow_uuid, uuid) DO UPDATE SET name = excluded.name, \
+         kind = excluded.kind, state = excluded.state, \
+         intention = excluded.intention, body = excluded.body",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            key,
+            id,
+            atom.name,
+            codec::atom_kind_str(atom.kind),
+            codec::atom_state_str(atom.state),
+            codec::intention_str(atom.intention),
+            body
+        ])
+    })
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
+            not_found(RecordKind::FlowDetail, flow)
+        } else {
+            db_err(
+                e,
+                format_args!("saving atom detail {id} of flow detail {flow}"),
+            )
+        }
+    })?;
+    Ok(())
 }
 
 /// Upserts an atom detail of the flow `flow` (text `key`) as a writer at
@@ -367,8 +458,10 @@ fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), Pers
     conn.prepare_cached("DELETE FROM atomdetails WHERE flow_uuid = ?1")
         .and_then(|mut s| s.execute([id]))
         .map_err(|e| db_err(e, format_args!("replacing the atoms of flow detail {id}")))?;
+    // The flow detail was just written at its own epoch, in this
+    // transaction: its atoms need no fence of their own.
     for atom in &flow.atom_details {
-        put_atom(conn, flow.uuid, id, atom, flow.owner_epoch)?;
+        insert_atom(conn, flow.uuid, id, atom, &codec::encode_atom_body(atom)?)?;
     }
     Ok(())
 }
@@ -405,6 +498,115 @@ fn put_atom_state(
         (RecordKind::AtomDetail, atom.into()),
         &format_args!("updating the state of atom detail {atom}"),
     )
+}
+
+/// A `BEGIN IMMEDIATE` transaction on a borrowed connection, rolled back
+/// when dropped uncommitted. Its `BEGIN` and `COMMIT` are cached prepared
+/// statements: rusqlite's `Transaction` runs them through `execute_batch`,
+/// which parses them again at every call, and on the engine's checkpoint
+/// path (one transaction per atom) that parsing cost about a quarter of
+/// the instructions of a checkpoint (callgrind, W4 on SQLite).
+struct WriteTransaction<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTransaction<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTransaction { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTransaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report to: the error that dropped the transaction
+            // is what the caller sees. A connection whose rollback failed
+            // is left in its transaction, and SQLite rolls that back when
+            // the next `BEGIN` fails or the connection closes.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// One write of a batch whose transaction holds the write lock and has
+/// checked the writer's epoch (see [`Backend::save_atom_writes`]): the
+/// statements need no fence of their own. A state change of an atom that
+/// does not exist is `NotFound`; a detail that does not exist yet is
+/// inserted.
+fn put_checked_atom_write(
+    conn: &Connection,
+    flow: FlowDetailId,
+    key: &str,
+    write: &AtomWrite<'_>,
+) -> Result<(), PersistenceError> {
+    let mut buf = Uuid::encode_buffer();
+    match *write {
+        AtomWrite::State {
+            atom,
+            state,
+            intention,
+        } => {
+            let id = id_text(atom, &mut buf);
+            let n = conn
+                .prepare_cached(
+                    "UPDATE atomdetails SET state = ?3, intention = ?4 \
+                     WHERE flow_uuid = ?1 AND uuid = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key,
+                        id,
+                        codec::atom_state_str(state),
+                        codec::intention_str(intention)
+                    ])
+                })
+                .map_err(|e| db_err(e, format_args!("updating the state of atom detail {id}")))?;
+            if n == 0 {
+                return Err(not_found(RecordKind::AtomDetail, atom));
+            }
+            Ok(())
+        }
+        AtomWrite::Detail(atom) => {
+            let body = codec::encode_atom_body(atom)?;
+            let id = id_text(atom.uuid, &mut buf);
+            // An update finds the row the flow's save inserted; only a
+            // detail added since is inserted.
+            let n = conn
+                .prepare_cached(
+                    "UPDATE atomdetails SET name = ?3, kind = ?4, state = ?5, \
+                     intention = ?6, body = ?7 WHERE flow_uuid = ?1 AND uuid = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key,
+                        id,
+                        atom.name,
+                        codec::atom_kind_str(atom.kind),
+                        codec::atom_state_str(atom.state),
+                        codec::intention_str(atom.intention),
+                        body
+                    ])
+                })
+                .map_err(|e| {
+                    db_err(
+                        e,
+                        format_args!("saving atom detail {id} of flow detail {flow}"),
+                    )
+                })?;
+            if n == 0 {
+                insert_atom(conn, flow, key, atom, &body)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// One write of a batch (see [`Backend::save_atom_writes`]).
@@ -578,7 +780,9 @@ impl Backend for SqliteBackend {
         }
         put_flow(&tx, key, flow)?;
         tx.commit()
-            .map_err(|e| db_err(e, format_args!("committing flow detail {}", flow.uuid)))
+            .map_err(|e| db_err(e, format_args!("committing flow detail {}", flow.uuid)))?;
+        self.committed(&conn, checkpointer::WAKE_EVERY);
+        Ok(())
     }
 
     fn get_flow_detail(&self, id: FlowDetailId) -> Result<FlowDetail, PersistenceError> {
@@ -702,7 +906,10 @@ impl Backend for SqliteBackend {
     ) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        put_atom(&lock(&self.conn), flow, key, atom, epoch)
+        let conn = lock(&self.conn);
+        put_atom(&conn, flow, key, atom, epoch)?;
+        self.committed(&conn, 1);
+        Ok(())
     }
 
     fn update_atom_state(
@@ -715,7 +922,10 @@ impl Backend for SqliteBackend {
     ) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        put_atom_state(&lock(&self.conn), flow, key, atom, state, intention, epoch)
+        let conn = lock(&self.conn);
+        put_atom_state(&conn, flow, key, atom, state, intention, epoch)?;
+        self.committed(&conn, 1);
+        Ok(())
     }
 
     fn save_atom_writes(
@@ -726,25 +936,33 @@ impl Backend for SqliteBackend {
     ) -> Result<(), PersistenceError> {
         let mut buf = Uuid::encode_buffer();
         let key = id_text(flow, &mut buf);
-        let mut conn = lock(&self.conn);
+        let conn = lock(&self.conn);
         if let [one] = writes {
             // One statement commits on its own: no transaction around it.
-            return put_atom_write(&conn, flow, key, one, epoch);
+            put_atom_write(&conn, flow, key, one, epoch)?;
+            self.committed(&conn, 1);
+            return Ok(());
         }
         // One transaction, so one commit (one fsync with `Full`) for the
-        // batch; an error drops `tx`, which rolls every write back.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        // batch; an error drops `tx`, which rolls every write back. The
+        // write lock is held from `BEGIN IMMEDIATE` to the commit, so the
+        // epoch is checked once, before the writes, instead of in each.
+        let tx = WriteTransaction::begin(&conn)
             .map_err(|e| db_err(e, format_args!("starting to checkpoint flow detail {flow}")))?;
+        if let Some(refused) = refusal(&conn, flow, key, epoch)? {
+            return Err(refused);
+        }
         for write in writes {
-            put_atom_write(&tx, flow, key, write, epoch)?;
+            put_checked_atom_write(&conn, flow, key, write)?;
         }
         tx.commit().map_err(|e| {
             db_err(
                 e,
                 format_args!("committing checkpoints of flow detail {flow}"),
             )
-        })
+        })?;
+        self.committed(&conn, 1);
+        Ok(())
     }
 
     fn update_atom_meta(
@@ -794,7 +1012,9 @@ impl Backend for SqliteBackend {
             .and_then(|mut s| s.execute(params![flow_key, atom_key, body]))
             .map_err(|e| db_err(e, format_args!("updating the meta of atom detail {atom}")))?;
         tx.commit()
-            .map_err(|e| db_err(e, format_args!("committing the meta of atom detail {atom}")))
+            .map_err(|e| db_err(e, format_args!("committing the meta of atom detail {atom}")))?;
+        self.committed(&conn, 1);
+        Ok(())
     }
 
     fn get_atom_detail(

@@ -235,3 +235,55 @@ fn a_batch_of_atom_writes_is_all_or_nothing() {
     );
     assert_eq!(b.get_atom_detail(flow.uuid, atom.uuid).unwrap(), atom);
 }
+
+/// A file-backed backend leaves WAL checkpoints to its own thread: its
+/// writer's connection never checkpoints (`wal_autocheckpoint` 0), yet the
+/// pages its commits append to the log reach the database file while it
+/// goes on writing, and reopening finds every record.
+#[test]
+fn the_write_ahead_log_is_copied_into_the_file_off_the_writers_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let b = SqliteBackend::open_with(&path, Durability::Normal).unwrap();
+    let auto: i64 = lock(&b.conn)
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(auto, 0, "the writer's connection checkpoints itself");
+    let mut book = LogBook::new("b");
+    let mut flow = FlowDetail::new("f");
+    for i in 0..200 {
+        flow.atom_details.push(AtomDetail::new(
+            format!("a{i}"),
+            taskflow_patterns::AtomKind::Task,
+        ));
+    }
+    book.flow_details.push(flow.clone());
+    b.save_logbook(&book).unwrap();
+    let opened = std::fs::metadata(&path).unwrap().len();
+    // Enough commits to wake the thread several times, each growing the
+    // records (a result of 2 KiB per atom), so a checkpoint grows the file.
+    let big = serde_json::json!("x".repeat(2048));
+    for round in 0..(3 * checkpointer::WAKE_EVERY as usize) {
+        let mut done = flow.atom_details[round % 200].clone();
+        done.state = AtomState::Success;
+        done.result = Some(std::sync::Arc::new(serde_json::json!([round, big])));
+        b.save_atom_writes(flow.uuid, &[AtomWrite::Detail(&done)], Epoch::ZERO)
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&path).unwrap().len() <= opened {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint reached {} (still {opened} bytes)",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(b);
+    let again = SqliteBackend::open(&path).unwrap();
+    let read = again.get_flow_detail(flow.uuid).unwrap();
+    assert!(read
+        .atom_details
+        .iter()
+        .all(|a| a.state == AtomState::Success));
+}
