@@ -9,7 +9,8 @@ use crate::ours::{self, DurableBackend, OurEngine};
 use crate::peers::{self, dagx::DagxMode};
 use crate::python::{PyRun, PythonSide};
 use crate::report::{FLOOR, PYTHON};
-use crate::{floor, workloads, BenchError};
+use crate::{floor, sqlite_floor, workloads, BenchError};
+use taskflow::persistence::Durability;
 
 /// What to compare, and where to write the results.
 #[derive(Debug, Clone)]
@@ -324,6 +325,9 @@ impl Comparison<'_> {
                 }
                 let s = ours::checkpointed(n, backend, self.options.repeats)?;
                 self.per_atom("W4", n, backend.name(), OurEngine::Serial.name(), s);
+                if self.options.peers {
+                    self.w4_floor(n, backend)?;
+                }
             }
             #[cfg(feature = "postgres")]
             for (name, url, fsync_bound) in &pg {
@@ -334,6 +338,22 @@ impl Comparison<'_> {
                 self.per_atom("W4", n, name, OurEngine::Serial.name(), s);
             }
         }
+        Ok(())
+    }
+
+    /// W4's floor on SQLite (`sqlite_floor`), on the row of `backend` if
+    /// it is a SQLite one.
+    fn w4_floor(&mut self, n: usize, backend: DurableBackend) -> Result<(), BenchError> {
+        let durability = match backend {
+            DurableBackend::SqliteNormal => Durability::Normal,
+            DurableBackend::SqliteFull => Durability::Full,
+            DurableBackend::Dir => return Ok(()),
+        };
+        let s = repeat::<BenchError>(self.options.repeats, || {
+            let dir = tempfile::tempdir()?;
+            sqlite_floor::checkpoints(&dir.path().join("floor.db"), n, durability)
+        })?;
+        self.per_atom("W4", n, backend.name(), sqlite_floor::SQLITE_FLOOR, s);
         Ok(())
     }
 

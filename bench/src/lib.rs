@@ -27,6 +27,7 @@ pub mod python;
 pub mod report;
 #[cfg(feature = "service")]
 pub mod service;
+pub mod sqlite_floor;
 pub mod workloads;
 
 use taskflow::jobboard::JobBoardError;

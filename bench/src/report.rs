@@ -97,9 +97,16 @@ fn python_for<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measure
         .max_by(|a, b| advantage(a, b).total_cmp(&advantage(b, a)))
 }
 
+/// Whether `executor` is a floor: the bare rayon executor (W1-W3) or bare
+/// SQLite (W4).
+fn is_floor(executor: &str) -> bool {
+    executor.starts_with("floor")
+}
+
 fn floor_for<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measurement> {
-    all.iter()
-        .find(|f| f.executor == FLOOR && f.workload == m.workload && f.n == m.n)
+    all.iter().find(|f| {
+        is_floor(&f.executor) && f.workload == m.workload && f.n == m.n && f.setting == m.setting
+    })
 }
 
 /// The table, one row per figure, in the order measured, with the ratio to
@@ -115,7 +122,7 @@ pub fn markdown_table(all: &[Measurement]) -> String {
             _ => String::new(),
         };
         let vs_floor = match floor_for(m, all) {
-            Some(f) if m.executor != FLOOR => format!("{}×", figure(m.value / f.value)),
+            Some(f) if !is_floor(&m.executor) => format!("{}×", figure(m.value / f.value)),
             _ => String::new(),
         };
         let _ = writeln!(
@@ -170,7 +177,7 @@ pub fn summary_table(all: &[Measurement]) -> String {
         ("conductor", &|e| e.starts_with("taskflow-rs conductor")),
         ("service", &|e| e.starts_with("taskflow-rs service")),
         ("worker", &|e| e == "taskflow-rs worker"),
-        ("floor", &|e| e == FLOOR),
+        ("floor", &|e| is_floor(e)),
         ("dagx inline", &|e| e == "dagx inline"),
         ("dagx parallel", &|e| e == "dagx parallel"),
         ("dagrs", &|e| e == "dagrs"),
