@@ -104,6 +104,11 @@ pub struct SqliteBackend {
     /// A panic while it is locked cannot leave a write half-done: an open
     /// transaction is rolled back when it is dropped.
     conn: Mutex<Connection>,
+    /// Where atom details' rows are (their `seq`, the table's rowid), so
+    /// the engine's checkpoints update a row by its integer key instead of
+    /// seeking the text index on flow and atom ids: locked only while
+    /// `conn` is.
+    seqs: Mutex<RowSeqs>,
     location: String,
     /// The file, made absolute once it is open (`None` in memory).
     path: Option<PathBuf>,
@@ -180,6 +185,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             checkpointer: None,
             conn: Mutex::new(conn),
+            seqs: Mutex::new(RowSeqs::default()),
             location,
             path,
         })
@@ -248,7 +254,7 @@ impl SqliteBackend {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_err(e, format_args!("starting to save logbook {id}")))?;
-        put_logbook(&tx, id, book)?;
+        put_logbook(&tx, &mut lock(&self.seqs), id, book)?;
         let done = then(&tx)?;
         tx.commit()
             .map_err(|e| db_err(e, format_args!("committing logbook {id}")))?;
@@ -282,14 +288,17 @@ fn id_text(id: impl Into<Uuid>, buf: &mut [u8; 45]) -> &str {
 /// Inserts (or, for an id already there, replaces) an atom detail of the
 /// flow `flow` (text `key`) whose JSON body is `body`, unfenced: for a
 /// caller whose transaction has checked the writer's epoch, or has just
-/// written the flow detail itself.
+/// written the flow detail itself. Returns the row's `seq` as a hint for
+/// [`RowSeqs`]: the last row inserted, which is another row's when the id
+/// was there already (a hint that misses, see [`RowSeqs`]). `RETURNING`
+/// would be exact, but it doubled the cost of a flow's first save.
 fn insert_atom(
     conn: &Connection,
     flow: FlowDetailId,
     key: &str,
     atom: &AtomDetail,
     body: &str,
-) -> Result<(), PersistenceError> {
+) -> Result<i64, PersistenceError> {
     let mut buf = Uuid::encode_buffer();
     let id = id_text(atom.uuid, &mut buf);
     conn.prepare_cached(
@@ -320,7 +329,7 @@ fn insert_atom(
             )
         }
     })?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// Upserts an atom detail of the flow `flow` (text `key`) as a writer at
@@ -429,7 +438,12 @@ fn fenced_write(
 
 /// Writes a flow detail (at its own owner epoch) and replaces its atoms,
 /// inside a transaction.
-fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), PersistenceError> {
+fn put_flow(
+    conn: &Connection,
+    seqs: &mut RowSeqs,
+    book: &str,
+    flow: &FlowDetail,
+) -> Result<(), PersistenceError> {
     let meta = codec::encode_meta(RecordKind::FlowDetail, flow.uuid, &flow.stored_meta())?;
     let epoch = codec::encode_epoch(flow.uuid, flow.owner_epoch)?;
     let mut buf = Uuid::encode_buffer();
@@ -461,7 +475,8 @@ fn put_flow(conn: &Connection, book: &str, flow: &FlowDetail) -> Result<(), Pers
     // The flow detail was just written at its own epoch, in this
     // transaction: its atoms need no fence of their own.
     for atom in &flow.atom_details {
-        insert_atom(conn, flow.uuid, id, atom, &codec::encode_atom_body(atom)?)?;
+        let seq = insert_atom(conn, flow.uuid, id, atom, &codec::encode_atom_body(atom)?)?;
+        seqs.remember(atom.uuid, seq);
     }
     Ok(())
 }
@@ -536,6 +551,66 @@ impl Drop for WriteTransaction<'_> {
     }
 }
 
+/// Where atom details' rows are: `seq` (the rowid) by atom id. A `seq`
+/// found here is only a hint: a write by it also matches the flow and atom
+/// ids, so a row deleted since (or its `seq` reused by another row) is
+/// missed, never overwritten, and the write falls back to the ids' index.
+#[derive(Default)]
+struct RowSeqs(std::collections::HashMap<AtomDetailId, i64>);
+
+impl RowSeqs {
+    /// Ids remembered at most: about 10 MiB. A backend shared by many
+    /// flows forgets them all when full and relearns them as it writes.
+    const MAX: usize = 1 << 18;
+
+    fn remember(&mut self, atom: impl Into<AtomDetailId>, seq: i64) {
+        if self.0.len() >= RowSeqs::MAX {
+            self.0.clear();
+        }
+        self.0.insert(atom.into(), seq);
+    }
+}
+
+/// Runs `by_seq` (parameters: `seq`, the flow's and the atom's ids, then
+/// `rest`) on the row `seqs` remembers for `atom`, and if that changes no
+/// row, `by_ids` (`... WHERE flow_uuid = ?1 AND uuid = ?2 ... RETURNING
+/// seq`; parameters: the ids, then `rest`), remembering the row it found.
+/// Whether a row changed.
+fn update_atom_row(
+    conn: &Connection,
+    seqs: &mut RowSeqs,
+    (flow_key, atom, atom_key): (&str, AtomDetailId, &str),
+    (by_seq, by_ids): (&str, &str),
+    rest: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<bool> {
+    if let Some(&seq) = seqs.0.get(&atom) {
+        let mut stmt = conn.prepare_cached(by_seq)?;
+        stmt.raw_bind_parameter(1, seq)?;
+        stmt.raw_bind_parameter(2, flow_key)?;
+        stmt.raw_bind_parameter(3, atom_key)?;
+        for (i, value) in rest.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 4, value)?;
+        }
+        if stmt.raw_execute()? == 1 {
+            return Ok(true);
+        }
+    }
+    let mut stmt = conn.prepare_cached(by_ids)?;
+    stmt.raw_bind_parameter(1, flow_key)?;
+    stmt.raw_bind_parameter(2, atom_key)?;
+    for (i, value) in rest.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 3, value)?;
+    }
+    let seq: Option<i64> = stmt.raw_query().next()?.map(|row| row.get(0)).transpose()?;
+    match seq {
+        Some(seq) => {
+            seqs.remember(atom, seq);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// One write of a batch whose transaction holds the write lock and has
 /// checked the writer's epoch (see [`Backend::save_atom_writes`]): the
 /// statements need no fence of their own. A state change of an atom that
@@ -543,6 +618,7 @@ impl Drop for WriteTransaction<'_> {
 /// inserted.
 fn put_checked_atom_write(
     conn: &Connection,
+    seqs: &mut RowSeqs,
     flow: FlowDetailId,
     key: &str,
     write: &AtomWrite<'_>,
@@ -555,21 +631,23 @@ fn put_checked_atom_write(
             intention,
         } => {
             let id = id_text(atom, &mut buf);
-            let n = conn
-                .prepare_cached(
+            let found = update_atom_row(
+                conn,
+                seqs,
+                (key, atom, id),
+                (
+                    "UPDATE atomdetails SET state = ?4, intention = ?5 \
+                     WHERE seq = ?1 AND flow_uuid = ?2 AND uuid = ?3",
                     "UPDATE atomdetails SET state = ?3, intention = ?4 \
-                     WHERE flow_uuid = ?1 AND uuid = ?2",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        key,
-                        id,
-                        codec::atom_state_str(state),
-                        codec::intention_str(intention)
-                    ])
-                })
-                .map_err(|e| db_err(e, format_args!("updating the state of atom detail {id}")))?;
-            if n == 0 {
+                     WHERE flow_uuid = ?1 AND uuid = ?2 RETURNING seq",
+                ),
+                &[
+                    &codec::atom_state_str(state),
+                    &codec::intention_str(intention),
+                ],
+            )
+            .map_err(|e| db_err(e, format_args!("updating the state of atom detail {id}")))?;
+            if !found {
                 return Err(not_found(RecordKind::AtomDetail, atom));
             }
             Ok(())
@@ -579,30 +657,33 @@ fn put_checked_atom_write(
             let id = id_text(atom.uuid, &mut buf);
             // An update finds the row the flow's save inserted; only a
             // detail added since is inserted.
-            let n = conn
-                .prepare_cached(
+            let found = update_atom_row(
+                conn,
+                seqs,
+                (key, atom.uuid, id),
+                (
+                    "UPDATE atomdetails SET name = ?4, kind = ?5, state = ?6, \
+                     intention = ?7, body = ?8 WHERE seq = ?1 AND flow_uuid = ?2 AND uuid = ?3",
                     "UPDATE atomdetails SET name = ?3, kind = ?4, state = ?5, \
-                     intention = ?6, body = ?7 WHERE flow_uuid = ?1 AND uuid = ?2",
+                     intention = ?6, body = ?7 WHERE flow_uuid = ?1 AND uuid = ?2 RETURNING seq",
+                ),
+                &[
+                    &&*atom.name,
+                    &codec::atom_kind_str(atom.kind),
+                    &codec::atom_state_str(atom.state),
+                    &codec::intention_str(atom.intention),
+                    &body,
+                ],
+            )
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format_args!("saving atom detail {id} of flow detail {flow}"),
                 )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        key,
-                        id,
-                        atom.name,
-                        codec::atom_kind_str(atom.kind),
-                        codec::atom_state_str(atom.state),
-                        codec::intention_str(atom.intention),
-                        body
-                    ])
-                })
-                .map_err(|e| {
-                    db_err(
-                        e,
-                        format_args!("saving atom detail {id} of flow detail {flow}"),
-                    )
-                })?;
-            if n == 0 {
-                insert_atom(conn, flow, key, atom, &body)?;
+            })?;
+            if !found {
+                let seq = insert_atom(conn, flow, key, atom, &body)?;
+                seqs.remember(atom.uuid, seq);
             }
             Ok(())
         }
@@ -628,7 +709,12 @@ fn put_atom_write(
 }
 
 /// Writes a logbook and its flow details, inside a transaction.
-fn put_logbook(conn: &Connection, id: &str, book: &LogBook) -> Result<(), PersistenceError> {
+fn put_logbook(
+    conn: &Connection,
+    seqs: &mut RowSeqs,
+    id: &str,
+    book: &LogBook,
+) -> Result<(), PersistenceError> {
     let kind = RecordKind::LogBook;
     let meta = codec::encode_meta(kind, book.uuid, &book.meta)?;
     let created = codec::encode_millis(kind, book.uuid, book.created_at)?;
@@ -643,7 +729,7 @@ fn put_logbook(conn: &Connection, id: &str, book: &LogBook) -> Result<(), Persis
     .and_then(|mut s| s.execute(params![id, book.name, created, updated, meta]))
     .map_err(|e| db_err(e, format_args!("saving logbook {id}")))?;
     for flow in &book.flow_details {
-        put_flow(conn, id, flow)?;
+        put_flow(conn, seqs, id, flow)?;
     }
     Ok(())
 }
@@ -778,7 +864,7 @@ impl Backend for SqliteBackend {
         if !book_exists(&tx, key)? {
             return Err(not_found(RecordKind::LogBook, book));
         }
-        put_flow(&tx, key, flow)?;
+        put_flow(&tx, &mut lock(&self.seqs), key, flow)?;
         tx.commit()
             .map_err(|e| db_err(e, format_args!("committing flow detail {}", flow.uuid)))?;
         self.committed(&conn, checkpointer::WAKE_EVERY);
@@ -952,8 +1038,9 @@ impl Backend for SqliteBackend {
         if let Some(refused) = refusal(&conn, flow, key, epoch)? {
             return Err(refused);
         }
+        let mut seqs = lock(&self.seqs);
         for write in writes {
-            put_checked_atom_write(&conn, flow, key, write)?;
+            put_checked_atom_write(&conn, &mut seqs, flow, key, write)?;
         }
         tx.commit().map_err(|e| {
             db_err(
