@@ -57,7 +57,11 @@ enum Command {
 #[derive(clap::Args)]
 struct CompareArgs {
     /// Sizes of W1-W3 (W6 takes those up to 1,000, W4 those up to 10,000).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000,100000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,1000,10000,100000,1000000"
+    )]
     sizes: Vec<usize>,
     /// Workloads to run.
     #[arg(
@@ -215,7 +219,7 @@ fn run_service(args: ServiceArgs) -> Result<(), taskflow_bench::BenchError> {
 }
 
 fn run_compare(args: CompareArgs) -> Result<(), taskflow_bench::BenchError> {
-    let quick_sizes = args.quick && args.sizes == [100, 1_000, 10_000, 100_000];
+    let quick_sizes = args.quick && args.sizes == [100, 1_000, 10_000, 100_000, 1_000_000];
     let options = CompareOptions {
         sizes: if quick_sizes {
             vec![100, 1_000]

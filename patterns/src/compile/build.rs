@@ -19,7 +19,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{
     prefix, provided_name, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,
-    CompiledFlow, Csr, FlowIndex, Providers,
+    CompiledFlow, Csr, FlowIndex, NameKey, Providers,
 };
 use crate::depth;
 use crate::flow::{FlowParts, Node};
@@ -520,25 +520,24 @@ fn sorted_by_name(atoms: &[CompiledAtom]) -> Vec<AtomIndex> {
 
 /// The providers of every provided name, sorted by (name, atom).
 fn providers(atoms: &[CompiledAtom]) -> Providers {
-    let mut entries: Vec<(u64, AtomIndex, u32)> = Vec::with_capacity(atoms.len());
+    let mut entries: Vec<(NameKey, AtomIndex, u32)> = Vec::with_capacity(atoms.len());
     for (i, atom) in atoms.iter().enumerate() {
         entries.extend(
             (0u32..)
                 .zip(atom.spec.provides.names())
-                .map(|(k, name)| (prefix(name), AtomIndex::new(i), k)),
+                .map(|(k, name)| (NameKey::of(name), AtomIndex::new(i), k)),
         );
     }
-    let name =
-        |&(_, a, k): &(u64, AtomIndex, u32)| provided_name(&atoms[a.index()].spec.provides, k);
+    let name = |a: AtomIndex, k: u32| provided_name(&atoms[a.index()].spec.provides, k);
     // Entries of one name stay in atom order (and an atom's own in order).
     entries.sort_unstable_by(|x, y| {
-        x.0.cmp(&y.0)
-            .then_with(|| name(x).cmp(name(y)))
+        x.0.cmp_names(|| name(x.1, x.2), y.0, || name(y.1, y.2))
             .then_with(|| (x.1, x.2).cmp(&(y.1, y.2)))
     });
     Providers {
         atoms: entries.iter().map(|&(_, a, _)| a).collect(),
         names: entries.iter().map(|&(_, _, k)| k).collect(),
+        keys: entries.iter().map(|&(key, _, _)| key).collect(),
     }
 }
 

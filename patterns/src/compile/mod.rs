@@ -204,6 +204,46 @@ struct Providers {
     atoms: Vec<AtomIndex>,
     /// The position of the entry's name in its atom's `provides`.
     names: Vec<u32>,
+    /// The key of the entry's name ([`NameKey`]), so that resolving can
+    /// walk the index beside its own sorted symbols without reading the
+    /// names of atoms all over the flow.
+    keys: Vec<NameKey>,
+}
+
+/// What orders a name cheaply: its [`prefix`] and length. Two names of at
+/// most eight bytes compare by these alone (the prefix holds all their
+/// bytes, and of two that differ only by trailing zero bytes the shorter
+/// sorts first); longer ones with one prefix are told apart by their text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NameKey {
+    prefix: u64,
+    len: u32,
+}
+
+impl NameKey {
+    fn of(s: &str) -> Self {
+        NameKey {
+            prefix: prefix(s),
+            len: u32::try_from(s.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// How the names `a` (key `self`) and `b` (key `other`) compare, as
+    /// strings: the text is read only when the keys cannot tell.
+    fn cmp_names<'a, 'b>(
+        self,
+        a: impl FnOnce() -> &'a str,
+        other: NameKey,
+        b: impl FnOnce() -> &'b str,
+    ) -> std::cmp::Ordering {
+        self.prefix.cmp(&other.prefix).then_with(|| {
+            if self.len <= 8 && other.len <= 8 {
+                self.len.cmp(&other.len)
+            } else {
+                a().cmp(b())
+            }
+        })
+    }
 }
 
 /// The first `i` in `lo..hi` for which `below(i)` is false (`below` holds
@@ -392,26 +432,8 @@ impl Compilation {
         &p.atoms[first..end]
     }
 
-    /// Each provided name with the range of its providers in the index
-    /// [`providers`](Self::providers) reads: one walk over the index, for
-    /// callers that look many names up.
-    fn provider_ranges(&self) -> impl Iterator<Item = (&str, Range<usize>)> + '_ {
-        let p = &self.providers;
-        let name = |i: usize| provided_name(&self.atom(p.atoms[i]).spec.provides, p.names[i]);
-        let mut first = 0;
-        (0..p.atoms.len()).filter_map(move |i| {
-            let here = name(i);
-            if i + 1 < p.atoms.len() && name(i + 1) == here {
-                return None;
-            }
-            let range = first..i + 1;
-            first = i + 1;
-            Some((here, range))
-        })
-    }
-
-    /// The providers at `range` of the index (from
-    /// [`provider_ranges`](Self::provider_ranges)).
+    /// The providers at `range` of the index (as resolving found the
+    /// range).
     fn providers_at(&self, range: Range<usize>) -> &[AtomIndex] {
         self.providers.atoms.get(range).unwrap_or_default()
     }

@@ -120,11 +120,12 @@ impl Nearest {
     }
 }
 
-/// What resolving one argument needs to know of the flow, shared by every
-/// argument.
-struct Lookup<'a, 's> {
-    store: &'a serde_json::Map<String, Value>,
-    providers: HashMap<&'s str, Range<usize>, foldhash::fast::RandomState>,
+/// The symbol feeding one argument, as resolving found it in the
+/// providers' index: one shared `Arc<str>` per distinct symbol, and the
+/// range of the index holding its providers (empty if none).
+struct Symbol {
+    name: Arc<str>,
+    providers: Range<usize>,
 }
 
 impl Compilation {
@@ -145,26 +146,19 @@ impl Compilation {
         let mut revert = Vec::new();
         let mut revert_args = Vec::new();
         let mut names = Interner::default();
-        names.strings.reserve(total.min(self.atoms.len()));
-        // Every provided name, hashed once: a search of the sorted index
-        // per argument cost more than all the rest of resolving.
-        let mut lookup = Lookup {
-            store,
-            providers: HashMap::default(),
-        };
-        let any_revert = self.atoms.iter().any(|a| a.spec.has_revert_arguments());
-        if total > 0 || any_revert {
-            lookup.providers.reserve(self.providers.atoms.len());
-            lookup.providers.extend(self.provider_ranges());
-        }
+        // Every symbol an argument is fed from, looked up in the sorted
+        // index of providers by one walk beside the symbols sorted the same
+        // way: a hash table of a million symbols costs a cache miss or two
+        // per lookup, which was most of resolving a large flow.
+        let mut symbols = self.symbols(total).into_iter();
         start.push(0);
         for index in self.indices() {
             let spec = &self.atom(index).spec;
             let first_error = errors.len();
             for arg in spec.arguments() {
-                let symbol = spec.symbol_of(arg);
+                let Some(symbol) = symbols.next() else { break };
                 let default = spec.optional.get(arg);
-                match self.argument(index, arg, symbol, default, &lookup, &mut names) {
+                match self.argument(index, arg, symbol, default, store, &mut names) {
                     Ok(argument) => args.push(argument),
                     Err(e) => errors.push(e),
                 }
@@ -175,9 +169,9 @@ impl Compilation {
             }
             let from = u32::try_from(revert_args.len()).unwrap_or(u32::MAX);
             for (arg, optional) in spec.revert_arguments() {
-                let symbol = spec.revert_symbol_of(arg);
+                let Some(symbol) = symbols.next() else { break };
                 let default = optional.then(|| spec.optional.get(arg)).flatten();
-                match self.argument(index, arg, symbol, default, &lookup, &mut names) {
+                match self.argument(index, arg, symbol, default, store, &mut names) {
                     Ok(argument) => revert_args.push(argument),
                     // Reported once, if `execute` misses the symbol too.
                     Err(e) if !errors[first_error..].contains(&e) => errors.push(e),
@@ -199,27 +193,89 @@ impl Compilation {
         }
     }
 
+    /// Every argument's symbol with its providers, in the order `resolve`
+    /// takes them: each atom's `execute` arguments, then its own `revert`
+    /// arguments if it declares any, atom by atom. `total` is the number of
+    /// `execute` arguments.
+    ///
+    /// The symbols are sorted as the index of providers is (by
+    /// [`NameKey`](super::NameKey), then text) and both are walked once
+    /// side by side, so no symbol is hashed and the atoms' names are read
+    /// only where two keys tie.
+    fn symbols(&self, total: usize) -> Vec<Symbol> {
+        let mut wanted: Vec<(super::NameKey, &str, u32)> = Vec::with_capacity(total);
+        for atom in &self.atoms {
+            let spec = &atom.spec;
+            for arg in spec.arguments() {
+                let symbol = spec.symbol_of(arg);
+                let slot = u32::try_from(wanted.len()).unwrap_or(u32::MAX);
+                wanted.push((super::NameKey::of(symbol), symbol, slot));
+            }
+            if spec.has_revert_arguments() {
+                for (arg, _) in spec.revert_arguments() {
+                    let symbol = spec.revert_symbol_of(arg);
+                    let slot = u32::try_from(wanted.len()).unwrap_or(u32::MAX);
+                    wanted.push((super::NameKey::of(symbol), symbol, slot));
+                }
+            }
+        }
+        wanted.sort_unstable_by(|x, y| x.0.cmp_names(|| x.1, y.0, || y.1));
+        let index = &self.providers;
+        let provider = |i: usize| {
+            super::provided_name(&self.atom(index.atoms[i]).spec.provides, index.names[i])
+        };
+        let mut found: Vec<Option<Symbol>> = Vec::new();
+        found.resize_with(wanted.len(), || None);
+        let mut at = 0;
+        let mut group = 0;
+        while group < wanted.len() {
+            let (key, symbol, _) = wanted[group];
+            let same = |&(k, s, _): &(super::NameKey, &str, u32)| {
+                k.cmp_names(|| s, key, || symbol).is_eq()
+            };
+            let end = group + wanted[group..].iter().take_while(|w| same(w)).count();
+            let before = |i: usize| index.keys[i].cmp_names(|| provider(i), key, || symbol);
+            while at < index.atoms.len() && before(at).is_lt() {
+                at += 1;
+            }
+            let first = at;
+            while at < index.atoms.len() && before(at).is_eq() {
+                at += 1;
+            }
+            let name: Arc<str> = Arc::from(symbol);
+            for &(_, _, slot) in &wanted[group..end] {
+                if let Some(f) = found.get_mut(slot as usize) {
+                    *f = Some(Symbol {
+                        name: name.clone(),
+                        providers: first..at,
+                    });
+                }
+            }
+            group = end;
+        }
+        found.into_iter().flatten().collect()
+    }
+
     /// Resolves argument `arg` of `atom`, fed from `symbol`.
     fn argument<'s>(
         &'s self,
         atom: AtomIndex,
         arg: &'s str,
-        symbol: &'s str,
+        symbol: Symbol,
         default: Option<&Value>,
-        lookup: &Lookup<'_, '_>,
+        store: &serde_json::Map<String, Value>,
         names: &mut Interner<'s>,
     ) -> Result<Argument, CompileError> {
         let spec = &self.atom(atom).spec;
         let default = default.map(|v| Arc::new(v.clone()));
         let name = names.get(arg);
-        let symbol_name = names.get(symbol);
-        let source = match spec.injected(symbol) {
+        let source = match spec.injected(&symbol.name) {
             Some(value) => ArgSource::Value(Arc::new(value.clone())),
-            None => self.source_of(atom, &symbol_name, lookup, default.as_ref())?,
+            None => self.source_of(atom, &symbol, store, default.as_ref())?,
         };
         Ok(Argument {
             name,
-            symbol: symbol_name,
+            symbol: symbol.name,
             source,
             default,
         })
@@ -251,19 +307,15 @@ impl Compilation {
     fn source_of(
         &self,
         atom: AtomIndex,
-        symbol_name: &Arc<str>,
-        lookup: &Lookup<'_, '_>,
+        symbol_found: &Symbol,
+        store: &serde_json::Map<String, Value>,
         default: Option<&Arc<Value>>,
     ) -> Result<ArgSource, CompileError> {
-        let symbol: &str = symbol_name;
-        let store = lookup.store;
+        let symbol: &str = &symbol_found.name;
         if store.contains_key(symbol) {
-            return Ok(ArgSource::Store(symbol_name.clone()));
+            return Ok(ArgSource::Store(symbol_found.name.clone()));
         }
-        let all = lookup
-            .providers
-            .get(symbol)
-            .map_or(&[][..], |range| self.providers_at(range.clone()));
+        let all = self.providers_at(symbol_found.providers.clone());
         let nearest = self.nearest(atom, all);
         match nearest.as_slice() {
             [provider] => {
