@@ -27,6 +27,8 @@ pub mod python;
 pub mod report;
 #[cfg(feature = "service")]
 pub mod service;
+#[cfg(feature = "amqp")]
+pub mod w11;
 pub mod workloads;
 
 use taskflow::jobboard::JobBoardError;
