@@ -110,6 +110,7 @@ fn run_flow(transport: &AmqpTransport) -> Result<(), EngineError> {
         WorkerOptions {
             timeout: Duration::from_secs(30),
             discovery_timeout: Duration::from_secs(5),
+            ..WorkerOptions::default()
         },
     )?;
     let mut engine = Engine::builder(flow)

@@ -11,6 +11,7 @@ sides run the same graph.
   taskflow_side.py resume --n 100 --crash-at 50      # W9
   taskflow_side.py memory --n 1000                    # W10 (peak RSS)
   taskflow_side.py jobboard --n 1000 --consumers 4    # W8 (Redis on --port)
+  taskflow_side.py remote W1 --n 100 --url amqp://... # W11 (worker-based engine, 2 worker processes)
 
 A timed run covers engines.load(...) and engine.run() (which compiles,
 prepares and runs), as the Rust side times build, prepare and run; building
@@ -366,6 +367,50 @@ def cmd_jobboard(args):
                       "consumed": done.value, "seconds": [seconds]}))
 
 
+def remote_worker(url, exchange, topic, threads):
+    """W11: one worker process of the worker-based engine; runs until killed."""
+    from taskflow.engines.worker_based import worker as wb_worker
+    w = wb_worker.Worker(exchange, topic, [Step, Noop], threads_count=threads, url=url)
+    w.run(display_banner=False)
+
+
+def cmd_remote(args):
+    """W11: W1 or W2 on the worker-based engine over RabbitMQ (kombu's amqp
+    transport), with two worker processes started first (outside the timing,
+    as the Rust side's). A timed run covers engines.load(...) and
+    engine.run(), as the other rows."""
+    exchange = "tfbench-py-" + uuidutils.generate_uuid()[:8]
+    topics = ["w%d" % i for i in range(args.processes)]
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=remote_worker, args=(args.url, exchange, t, args.threads),
+                         daemon=True) for t in topics]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(args.settle)
+        if args.workload == "W1":
+            flow, store = linear(args.n), {"x": 0}
+        else:
+            flow, store = unordered(args.n), {}
+        seconds = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            eng = engines.load(flow, store=store, engine="worker-based", url=args.url,
+                               exchange=exchange, topics=topics,
+                               transition_timeout=max(60, args.n))
+            eng.run()
+            seconds.append(time.perf_counter() - start)
+            if args.workload == "W1" and eng.storage.fetch("x%d" % (args.n - 1)) != args.n:
+                raise SystemExit("W11: the chain computed the wrong value")
+            if seconds[-1] > args.long_run:
+                break
+    finally:
+        for p in procs:
+            p.kill()
+            p.join()
+    print(json.dumps({"workload": "W11-" + args.workload, "n": args.n, "seconds": seconds}))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -390,9 +435,19 @@ def main():
     j.add_argument("--n", type=int, default=1000)
     j.add_argument("--consumers", type=int, default=1)
     j.add_argument("--port", type=int, default=6379)
+    w = sub.add_parser("remote")
+    w.add_argument("workload", choices=["W1", "W2"])
+    w.add_argument("--n", type=int, default=100)
+    w.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672//")
+    w.add_argument("--processes", type=int, default=2)
+    w.add_argument("--threads", type=int, default=2)
+    w.add_argument("--repeat", type=int, default=1)
+    w.add_argument("--settle", type=float, default=2.0,
+                   help="seconds the workers are given to connect before the first run")
+    w.add_argument("--long-run", type=float, default=10.0)
     args = p.parse_args()
     {"run": cmd_run, "resume": cmd_resume, "memory": cmd_memory,
-     "jobboard": cmd_jobboard}[args.cmd](args)
+     "jobboard": cmd_jobboard, "remote": cmd_remote}[args.cmd](args)
 
 
 if __name__ == "__main__":

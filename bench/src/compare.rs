@@ -46,6 +46,11 @@ pub struct CompareOptions {
     /// The ZooKeeper hosts for W8's ZooKeeper board (feature `zookeeper`),
     /// `None` to leave it out.
     pub zookeeper_hosts: Option<String>,
+    /// The RabbitMQ broker of W11 (feature `amqp`), `None` to leave W11
+    /// out.
+    pub amqp_url: Option<String>,
+    /// W11's sizes.
+    pub w11_sizes: Vec<usize>,
     /// Where the Markdown, JSON and SVG go.
     pub out: PathBuf,
 }
@@ -79,6 +84,8 @@ pub fn compare(options: &CompareOptions) -> Result<(Vec<Measurement>, Vec<String
             "W8" => run.w8()?,
             "W9" => run.w9()?,
             "W10" => run.w10()?,
+            #[cfg(feature = "amqp")]
+            "W11" => run.w11()?,
             #[cfg(feature = "service")]
             "W12" => run.w12()?,
             other => return Err(BenchError::Setup(format!("unknown workload {other}"))),
@@ -649,6 +656,96 @@ impl Comparison<'_> {
             self.push("W10", n, "memory", name, one(mib), 1.0, Unit::MebiBytes);
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "amqp")]
+impl Comparison<'_> {
+    /// W11: W1 and W2 on the worker engine over RabbitMQ with two worker
+    /// processes (see [`crate::w11`]), Python TaskFlow's worker-based
+    /// engine on the same broker, and the bound: a bare lapin client's
+    /// round trip (one at a time) and pipelined throughput against two
+    /// echo processes.
+    fn w11(&mut self) -> Result<(), BenchError> {
+        use crate::w11;
+        let Some(url) = self.options.amqp_url.clone() else {
+            self.notes
+                .push("W11 left out: no RabbitMQ broker (--amqp none)".into());
+            return Ok(());
+        };
+        const W1: &str = "W1 linear, 2 worker processes";
+        const W2: &str = "W2 unordered, 2 worker processes";
+        const OURS: &str = "taskflow-rs worker (amqp)";
+        let prefix = w11::fresh_prefix("w11");
+        let workers = match w11::start_workers(&self.exe, &url, &prefix, ours::WORKERS) {
+            Ok(workers) => workers,
+            Err(e) => {
+                self.notes.push(format!("W11 left out: {e}"));
+                return Ok(());
+            }
+        };
+        let sizes = self.options.w11_sizes.clone();
+        for &n in &sizes {
+            let s = w11::remote(1, n, &url, &prefix, self.options.repeats)?;
+            self.per_atom("W11", n, W1, OURS, s);
+            let s = w11::remote(2, n, &url, &prefix, self.options.repeats)?;
+            self.rate("W11", n, W2, OURS, s);
+        }
+        drop(workers);
+        const BARE_N: usize = 1_000;
+        let bare = w11::bare(&self.exe, &url, BARE_N, self.options.repeats)?;
+        let name = "bound: bare lapin, one round trip at a time";
+        self.per_atom("W11", BARE_N, W1, name, bare.sequential);
+        let name = "bound: bare lapin, pipelined to 2 echo processes";
+        self.rate("W11", BARE_N, W2, name, bare.pipelined);
+        if let Some(side) = self.python.clone() {
+            // About 44 ms per atom on W1 and 53 atoms/s on W2, plus about
+            // 2 s per run: N=1,000 is the largest that fits a few minutes.
+            for n in sizes.iter().copied().filter(|&n| n <= 1_000) {
+                let repeat = if n <= 100 {
+                    self.options.python_repeats
+                } else {
+                    1
+                };
+                let s = side.remote("W1", n, &url, repeat)?;
+                self.per_atom("W11", n, W1, PYTHON, s);
+                let s = side.remote("W2", n, &url, repeat)?;
+                self.rate("W11", n, W2, PYTHON, s);
+            }
+        }
+        self.notes.push(format!(
+            "W11: RabbitMQ at {}; two worker processes of {} threads each (ours: this command \
+             as `child w11-worker`; Python: TaskFlow's worker-based engine, kombu's amqp \
+             transport). A figure covers build, prepare and run; our executor connects and \
+             hears from both workers before the clock starts, Python's engine connects and \
+             finds its workers inside engine.run(). The bound is a bare lapin client on the \
+             same broker and topic exchange (messages of 400 bytes, exclusive auto-delete \
+             queues, no acks), against two echo processes (`child w11-echo`).",
+            taskflow::engine::worker::AmqpTransport::new(url.as_str()).url(),
+            ours::WORKERS,
+        ));
+        Ok(())
+    }
+
+    /// Records `summary` (seconds per run of `n` atoms) as atoms per
+    /// second.
+    fn rate(&mut self, workload: &str, n: usize, setting: &str, executor: &str, s: Summary) {
+        let per_s = |seconds: f64| n as f64 / seconds;
+        let rates = Summary {
+            median: per_s(s.median),
+            min: per_s(s.max),
+            max: per_s(s.min),
+            count: s.count,
+        };
+        self.push(
+            workload,
+            n,
+            setting,
+            executor,
+            rates,
+            1.0,
+            Unit::AtomsPerSecond,
+        );
     }
 }
 

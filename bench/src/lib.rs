@@ -28,6 +28,8 @@ pub mod report;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod sqlite_floor;
+#[cfg(feature = "amqp")]
+pub mod w11;
 pub mod workloads;
 
 use taskflow::jobboard::JobBoardError;

@@ -46,7 +46,7 @@ enum Command {
     /// jobboard on the same SQLite files and W8: jobs accepted per second,
     /// jobs drained per second, submit-to-success latency.
     Service(ServiceArgs),
-    /// A child process of W9 or W10 (the command runs itself).
+    /// A child process of W9, W10 or W11 (the command runs itself).
     #[command(hide = true)]
     Child {
         #[command(subcommand)]
@@ -67,7 +67,7 @@ struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W12"
+        default_value = "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12"
     )]
     workloads: Vec<String>,
     /// Leave Python TaskFlow out (no virtualenv, no PyPI).
@@ -118,6 +118,17 @@ struct CompareArgs {
     /// The ZooKeeper hosts of W8's ZooKeeper board; `none` to leave it out.
     #[arg(long, env = "TASKFLOW_TEST_ZK_URL", default_value = "127.0.0.1:2181")]
     zookeeper: String,
+    /// The RabbitMQ broker of W11 (the worker engine, its bound, and Python
+    /// TaskFlow's worker-based engine); `none` to leave W11 out.
+    #[arg(
+        long,
+        env = "TASKFLOW_TEST_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp: String,
+    /// W11's sizes (atoms per flow).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    w11_sizes: Vec<usize>,
     /// Where comparison.md, comparison.json and comparison.svg go.
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
@@ -159,6 +170,21 @@ enum ChildCommand {
     },
     /// W10: run W1 with `n` atoms and report peak memory.
     W10 { n: usize },
+    /// W11: a worker process on RabbitMQ (stops when stdin closes).
+    #[cfg(feature = "amqp")]
+    W11Worker {
+        url: String,
+        prefix: String,
+        name: String,
+        concurrency: usize,
+    },
+    /// W11's bound: a bare AMQP echo process (exits when stdin closes).
+    #[cfg(feature = "amqp")]
+    W11Echo {
+        url: String,
+        prefix: String,
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -176,6 +202,17 @@ fn main() -> ExitCode {
             } => child::w9_run(&db, &log, n, block_at),
             ChildCommand::W9Resume { db, n, flow_detail } => child::w9_resume(&db, n, &flow_detail),
             ChildCommand::W10 { n } => child::w10(n),
+            #[cfg(feature = "amqp")]
+            ChildCommand::W11Worker {
+                url,
+                prefix,
+                name,
+                concurrency,
+            } => taskflow_bench::w11::worker_child(&url, &prefix, &name, concurrency),
+            #[cfg(feature = "amqp")]
+            ChildCommand::W11Echo { url, prefix, name } => {
+                taskflow_bench::w11::echo_child(&url, &prefix, &name)
+            }
         },
     };
     match result {
@@ -242,6 +279,8 @@ fn run_compare(args: CompareArgs) -> Result<(), taskflow_bench::BenchError> {
         postgres_url: (args.postgres != "none").then_some(args.postgres),
         etcd_url: (args.etcd != "none").then_some(args.etcd),
         zookeeper_hosts: (args.zookeeper != "none").then_some(args.zookeeper),
+        amqp_url: (args.amqp != "none").then_some(args.amqp),
+        w11_sizes: args.w11_sizes,
         out: args.out,
     };
     let (all, notes) = compare(&options)?;

@@ -23,12 +23,14 @@ pub enum Unit {
     MebiBytes,
     /// Milliseconds (a latency; lower is better).
     Millis,
+    /// Atoms (or messages) per second (higher is better).
+    AtomsPerSecond,
 }
 
 impl Unit {
     /// Whether a larger figure is better.
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Unit::JobsPerSecond)
+        matches!(self, Unit::JobsPerSecond | Unit::AtomsPerSecond)
     }
 
     /// The unit as the table prints it.
@@ -39,6 +41,7 @@ impl Unit {
             Unit::JobsPerSecond => "jobs/s",
             Unit::MebiBytes => "MiB",
             Unit::Millis => "ms",
+            Unit::AtomsPerSecond => "atoms/s",
         }
     }
 }

@@ -18,13 +18,15 @@ const SCRIPT: &str = include_str!("../python/taskflow_side.py");
 /// version the figures in `shared/bench/taskflow-py/RESULTS.md` were taken
 /// with, so runs on different days compare the same library.
 /// `psycopg2-binary` is the driver of W4's PostgreSQL rows (TaskFlow's
-/// SQLAlchemy backend on `postgresql+psycopg2://`).
-pub const PACKAGES: [&str; 5] = [
+/// SQLAlchemy backend on `postgresql+psycopg2://`); `kombu` is the
+/// transport of W11's worker-based engine (on `amqp`, py-amqp).
+pub const PACKAGES: [&str; 6] = [
     "taskflow==6.5.0",
     "SQLAlchemy",
     "alembic",
     "redis",
     "psycopg2-binary",
+    "kombu",
 ];
 
 /// A virtualenv with TaskFlow installed, and the harness script.
@@ -96,7 +98,7 @@ impl PythonSide {
             )?;
         }
         let imports = Command::new(&python)
-            .args(["-c", "import taskflow, sqlalchemy, redis, psycopg2"])
+            .args(["-c", "import taskflow, sqlalchemy, redis, psycopg2, kombu"])
             .output()?;
         if !imports.status.success() {
             eprintln!("compare: installing {} from PyPI", PACKAGES.join(" "));
@@ -185,6 +187,26 @@ impl PythonSide {
         ])?)?;
         let seconds = runs.seconds.first().copied().unwrap_or(f64::INFINITY);
         Ok(jobs as f64 / seconds)
+    }
+
+    /// W11: W1 (`workload` `"W1"`) or W2 (`"W2"`) with `n` atoms on the
+    /// worker-based engine over the RabbitMQ broker at `url` (kombu's
+    /// URL), two worker processes of two threads each; the seconds of at
+    /// most `repeat` runs.
+    pub fn remote(
+        &self,
+        workload: &str,
+        n: usize,
+        url: &str,
+        repeat: usize,
+    ) -> Result<Summary, BenchError> {
+        let script = self.script.to_string_lossy();
+        let (n_text, repeat) = (n.to_string(), repeat.to_string());
+        let runs: Runs = last_json(&self.call(&[
+            &script, "remote", workload, "--n", &n_text, "--url", url, "--repeat", &repeat,
+        ])?)?;
+        summarize(&runs.seconds)
+            .ok_or_else(|| BenchError::Python(format!("W11 {workload} reported no runs")))
     }
 
     fn call(&self, args: &[&str]) -> Result<String, BenchError> {

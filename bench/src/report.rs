@@ -29,6 +29,7 @@ pub fn describe(workload: &str) -> &'static str {
         "W8" => "W8 jobboard claim + consume",
         "W9" => "W9 resume after SIGKILL",
         "W10" => "W10 peak RSS of W1",
+        "W11" => "W11 worker engine over RabbitMQ",
         "W12" => "W12 job service over HTTP",
         _ => "other",
     }

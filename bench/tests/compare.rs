@@ -92,3 +92,49 @@ fn an_unknown_workload_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown workload W42"), "{stderr}");
 }
+
+/// W11 on the local RabbitMQ (`TASKFLOW_TEST_AMQP_URL`, default the guest
+/// broker): our rows, with two worker processes, and the bare client's
+/// bound. Without a broker the command leaves W11 out with a note; the test
+/// then prints `skipping` and passes, unless `TASKFLOW_REQUIRE_SERVICES=1`.
+#[test]
+fn w11_runs_the_worker_engine_over_rabbitmq_beside_its_bound() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_taskflow-bench"))
+        .args(["compare", "--quick", "--no-python", "--workloads", "W11"])
+        .args(["--w11-sizes", "20", "--out"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "compare failed: {status}");
+    let md = std::fs::read_to_string(out.path().join("comparison.md")).unwrap();
+    if md.contains("W11 left out") {
+        assert!(
+            std::env::var("TASKFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "W11 was left out:\n{md}"
+        );
+        eprintln!("skipping: no RabbitMQ broker");
+        return;
+    }
+    let saved: Saved =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("comparison.json")).unwrap())
+            .unwrap();
+    let w11: Vec<&Measurement> = saved
+        .figures
+        .iter()
+        .filter(|m| m.workload == "W11")
+        .collect();
+    let find = |executor: &str, unit: Unit| {
+        w11.iter()
+            .find(|m| m.executor == executor && m.unit == unit)
+            .unwrap_or_else(|| panic!("no W11 {executor} figure in {w11:?}"))
+    };
+    let ours_w1 = find("taskflow-rs worker (amqp)", Unit::MicrosPerAtom);
+    let ours_w2 = find("taskflow-rs worker (amqp)", Unit::AtomsPerSecond);
+    let bound = find(
+        "bound: bare lapin, one round trip at a time",
+        Unit::MicrosPerAtom,
+    );
+    assert_eq!((ours_w1.n, ours_w2.n), (20, 20));
+    assert!(ours_w1.value > 0.0 && ours_w2.value > 0.0 && bound.value > 0.0);
+}

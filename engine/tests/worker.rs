@@ -134,6 +134,7 @@ fn options() -> WorkerOptions {
     WorkerOptions {
         timeout: Duration::from_secs(20),
         discovery_timeout: Duration::from_secs(3),
+        ..WorkerOptions::default()
     }
 }
 

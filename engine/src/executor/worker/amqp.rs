@@ -364,15 +364,27 @@ impl Link for AmqpLink {
             Route::Engines => "notice".to_owned(),
         };
         let properties = BasicProperties::default().with_content_type("application/json".into());
-        async_global_executor::block_on(self.channel.basic_publish(
+        // Polled once: that queues the frames on the channel, in the order
+        // of the sends, and wakes lapin's I/O thread to write them. The
+        // rest of the future only waits for that write, a hop to the I/O
+        // thread and back per message, so it is dropped: no publisher
+        // confirms are asked for, and a message the broker or the
+        // connection loses is found by the executor's timeouts and
+        // heartbeats, as it is when a worker dies (a broken connection also
+        // arrives in the inbox as `Lost`).
+        let publish = self.channel.basic_publish(
             &self.exchange,
             &key,
             BasicPublishOptions::default(),
             &body,
             properties,
-        ))
-        .map(|_confirm| ())
-        .map_err(|e| TransportError::Lost(format!("cannot publish to `{key}`: {e}")))
+        );
+        match futures_lite::future::block_on(futures_lite::future::poll_once(publish)) {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(TransportError::Lost(format!(
+                "cannot publish to `{key}`: {e}"
+            ))),
+        }
     }
 
     fn incoming(&self) -> &Inbox {

@@ -28,6 +28,17 @@ pub struct WorkerOptions {
     /// before it fails with `UnknownTaskType` (workers announce themselves
     /// when they start and when an engine connects). Default 5 s.
     pub discovery_timeout: Duration,
+    /// How many requests beyond its concurrency the engine may send a
+    /// worker ahead of time, to wait there for a free thread. With short
+    /// tasks this hides the trip to the broker and back between one
+    /// request and the next (W2 on RabbitMQ: see `shared/BENCHMARKS.md`);
+    /// with long ones it lets a request wait behind a busy worker while
+    /// another that joins later is free. A request waiting in a worker is
+    /// held by it as a running one is: lost with it (`WorkerLost`), failed
+    /// on its graceful stop (so a retry may go elsewhere), timed from its
+    /// submission. Default 2; 0 sends a worker no more than it runs at
+    /// once.
+    pub prefetch: usize,
 }
 
 impl Default for WorkerOptions {
@@ -35,6 +46,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             timeout: Duration::from_secs(60),
             discovery_timeout: Duration::from_secs(5),
+            prefetch: 2,
         }
     }
 }
@@ -125,6 +137,12 @@ impl Known {
 
     fn runs(&self, task_type: &str) -> bool {
         self.info.task_types.iter().any(|t| t == task_type)
+    }
+
+    /// How many of this engine's requests it may hold at once: its
+    /// concurrency, plus `prefetch` waiting for a thread.
+    fn capacity(&self, prefetch: usize) -> usize {
+        self.info.concurrency.max(1).saturating_add(prefetch)
     }
 }
 
@@ -227,6 +245,23 @@ impl WorkerExecutor {
         self.pending.len()
     }
 
+    /// Waits until at least `count` live workers have said hello, or until
+    /// `timeout` has passed; returns how many are known then. Requests
+    /// never need this (one waits for a worker of its type by itself, up to
+    /// [`WorkerOptions::discovery_timeout`]); it is for a caller that wants
+    /// its first requests spread over every worker it started.
+    pub fn wait_for_workers(&mut self, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while self.workers.len() < count && self.lost.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.pump(Some(deadline));
+        }
+        self.workers.len()
+    }
+
     fn fail_now(&mut self, work: &AtomWork, kind: &str, task_type: &str, what: String) {
         self.ready.push_back(AtomOutcome {
             atom: work.atom,
@@ -256,9 +291,10 @@ impl WorkerExecutor {
             worker.in_flight = worker.in_flight.saturating_sub(1);
             self.reroute = true;
         }
-        if pending.request.is_some() {
-            self.unrouted.retain(|u| *u != id);
-        }
+        // A request that ends while it waits for a worker stays in
+        // `unrouted` until `route_waiting` reaches it and finds it gone
+        // (ids are not reused): removing it here would cost a scan of the
+        // waiting requests per outcome.
         let result = result.map_err(|f| {
             if f.atom.is_some() {
                 f
@@ -285,6 +321,7 @@ impl WorkerExecutor {
     /// engine's requests in flight than its concurrency), the least loaded
     /// for its size; ties go round.
     fn pick(&mut self, task_type: &str) -> Pick {
+        let prefetch = self.options.prefetch;
         let n = self.workers.len();
         if n == 0 {
             return Pick::NoWorker;
@@ -298,14 +335,13 @@ impl WorkerExecutor {
                 continue;
             }
             runs = true;
-            if known.in_flight >= known.info.concurrency.max(1) {
+            if known.in_flight >= known.capacity(prefetch) {
                 continue;
             }
             let better = match best {
                 None => true,
                 Some((_, b)) => {
-                    known.in_flight * b.info.concurrency.max(1)
-                        < b.in_flight * known.info.concurrency.max(1)
+                    known.in_flight * b.capacity(prefetch) < b.in_flight * known.capacity(prefetch)
                 }
             };
             if better {
@@ -361,21 +397,36 @@ impl WorkerExecutor {
         true
     }
 
-    /// Sends the waiting requests that can go now, oldest first.
+    /// Sends the waiting requests that can go now, oldest first. Stops as
+    /// soon as no worker has room, so an outcome that frees one slot costs
+    /// one look at the queue, not a pass over every waiting request.
     fn route_waiting(&mut self) {
         self.reroute = false;
-        if self.unrouted.is_empty() {
-            return;
-        }
-        let waiting: Vec<Uuid> = self.unrouted.drain(..).collect();
-        for id in waiting {
+        let mut skipped = Vec::new();
+        while self.has_room() {
+            let Some(id) = self.unrouted.pop_front() else {
+                break;
+            };
             if !self.pending.contains_key(&id) {
                 continue;
             }
             if !self.route(id) {
-                self.unrouted.push_back(id);
+                // Its type's workers are full, or none runs it: others
+                // may still take the requests behind it.
+                skipped.push(id);
             }
         }
+        for id in skipped.into_iter().rev() {
+            self.unrouted.push_front(id);
+        }
+    }
+
+    /// Whether some worker may take one more request.
+    fn has_room(&self) -> bool {
+        let prefetch = self.options.prefetch;
+        self.workers
+            .values()
+            .any(|k| k.in_flight < k.capacity(prefetch))
     }
 
     /// Whether some known worker runs `task_type` (busy or not).

@@ -29,10 +29,13 @@
 //! `#[typetag::serde] impl StoredTask for CreateVolume`). The engine learns
 //! them from `Hello` messages and routes each request to a live worker that
 //! advertises the task's type (`task.type_name()`) and has room: fewer
-//! of this engine's requests in flight than its concurrency. Among those it
-//! takes the least loaded for its size, ties in turn; when all are busy the
-//! request waits in the engine (its timeout running) until one has room, so
-//! a worker that joins later still gets work. A worker's "topic" in
+//! of this engine's requests in flight than its concurrency plus
+//! [`WorkerOptions::prefetch`] (requests sent ahead to wait in the worker
+//! for a thread, so short tasks do not wait a broker round trip between
+//! one and the next). Among those it takes the least loaded for its size,
+//! ties in turn; when all are full the request waits in the engine (its
+//! timeout running) until one has room, so a worker that joins later still
+//! gets work. A worker's "topic" in
 //! TaskFlow's sense is its name; its task types are what it answers for.
 //!
 //! # Messages and payloads

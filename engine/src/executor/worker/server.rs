@@ -594,7 +594,14 @@ impl Session<'_> {
 fn pool_thread(shared: &Arc<Shared>, jobs: &Receiver<Job>, done: &Sender<()>) {
     while let Ok(job) = jobs.recv() {
         run_job(shared, job);
-        let _ = done.send(());
+        // Only a stopping worker's loop waits for its jobs to end: waking
+        // it after every job cost a thread wake-up per request. The job
+        // left `jobs` under its lock before `stopping` is read here, and
+        // the loop sets `stopping` before it looks at `jobs` under the
+        // same lock, so either it sees this job gone or it is woken.
+        if shared.stopping.load(Ordering::Acquire) {
+            let _ = done.send(());
+        }
     }
 }
 

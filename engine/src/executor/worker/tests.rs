@@ -32,6 +32,7 @@ fn executor(transport: &InProcess, timeout: Duration) -> WorkerExecutor {
         WorkerOptions {
             timeout,
             discovery_timeout: Duration::from_millis(500),
+            ..WorkerOptions::default()
         },
     )
     .unwrap()
@@ -229,6 +230,7 @@ fn an_unknown_task_type_fails_after_discovery() {
     let options = WorkerOptions {
         timeout: Duration::from_secs(10),
         discovery_timeout: Duration::from_millis(200),
+        ..WorkerOptions::default()
     };
     let started = Instant::now();
     let result = Engine::builder(flow)
@@ -263,6 +265,7 @@ fn with_no_worker_at_all_the_type_is_unknown() {
     let options = WorkerOptions {
         timeout: Duration::from_secs(10),
         discovery_timeout: Duration::from_millis(100),
+        ..WorkerOptions::default()
     };
     let result = Engine::builder(flow)
         .executor(WorkerExecutor::new(&transport, options).unwrap())
