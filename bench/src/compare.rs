@@ -511,7 +511,8 @@ impl Comparison<'_> {
             }
         }
         self.notes.push(
-            "W8: our conductors claim, run a one-atom flow (records in memory) and consume; \
+            "W8: our conductors (Conductor::run, one job at a time, prefetch_jobs(16): claims \
+             and consumes in batches) claim, run a one-atom flow (records in memory) and consume; \
              the Python consumers only claim and consume, running no flow; apalis (its Redis \
              storage, defaults, on the same Redis, a fresh queue per run) is pushed the jobs \
              and consumes them with 1 or 4 workers, each job a no-op function. The SQLite board \

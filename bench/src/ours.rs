@@ -570,8 +570,8 @@ fn jobboard(
         let records: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         workloads::post_noop_jobs(&*board, &*records, jobs)?;
         let start = Instant::now();
-        workloads::drain_board(board.clone(), records, conductors)?;
-        let elapsed = start.elapsed();
+        let done_at = workloads::drain_board(board.clone(), records, conductors)?;
+        let elapsed = done_at.duration_since(start);
         if !board.iterjobs(false)?.is_empty() {
             return Err(BenchError::Setup("W8: jobs left on the board".into()));
         }

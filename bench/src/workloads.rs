@@ -3,10 +3,10 @@
 //! same flows. The peers ([`crate::peers`], [`crate::floor`]) run the same
 //! shapes: W3's DAG comes from [`layered_dag`] for every executor.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use taskflow::jobboard::{post_flow, Conductor, FlowSource, JobBoard, PostFlow};
+use taskflow::jobboard::{post_flow, Conductor, ConductorEvent, FlowSource, JobBoard, PostFlow};
 use taskflow::prelude::*;
 use taskflow::{typetag, FnTask};
 
@@ -219,30 +219,74 @@ pub fn post_noop_jobs(
     Ok(())
 }
 
-/// W8: runs every posted job with `conductors` conductors, each on its own
-/// thread, until the board has none left to claim.
+/// How many jobs each W8 conductor claims ahead of its free slot
+/// ([`ConductorBuilder::prefetch_jobs`](taskflow::jobboard::ConductorBuilder::prefetch_jobs)):
+/// claims and consumes then go to the board in batches.
+pub const W8_PREFETCH: usize = 16;
+
+/// W8: runs every job on the board with `conductors` conductors, each
+/// [`Conductor::run`] on its own thread (one job at a time, claiming
+/// [`W8_PREFETCH`] ahead), until every job posted before is complete;
+/// returns the moment the last one completed (the conductors' shutdown
+/// after it is no part of their throughput).
 pub fn drain_board(
     board: Arc<dyn JobBoard>,
     records: Arc<dyn Backend>,
     conductors: usize,
-) -> Result<(), BenchError> {
-    std::thread::scope(|scope| {
-        let running: Vec<_> = (0..conductors)
-            .map(|c| {
-                let conductor = Conductor::builder(format!("c{c}"), board.clone(), records.clone())
-                    .wait_timeout(Duration::from_millis(1))
-                    .build();
-                scope.spawn(move || -> Result<(), BenchError> {
-                    while conductor.run_once()? {}
-                    Ok(())
+) -> Result<std::time::Instant, BenchError> {
+    /// How many jobs the conductors completed, and a wake-up for each.
+    #[derive(Default)]
+    struct Completed {
+        count: Mutex<usize>,
+        changed: Condvar,
+    }
+    let jobs = board.job_count()?;
+    let completed = Arc::new(Completed::default());
+    let running: Vec<Conductor> = (0..conductors)
+        .map(|c| {
+            let completed = completed.clone();
+            Conductor::builder(format!("c{c}"), board.clone(), records.clone())
+                .wait_timeout(Duration::from_millis(1))
+                .prefetch_jobs(W8_PREFETCH)
+                .listener(move |event: &ConductorEvent| {
+                    if matches!(
+                        event,
+                        ConductorEvent::Consumed { .. } | ConductorEvent::Trashed { .. }
+                    ) {
+                        *completed.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                        completed.changed.notify_all();
+                    }
                 })
-            })
-            .collect();
-        running.into_iter().try_for_each(|handle| {
-            handle
-                .join()
-                .unwrap_or_else(|_| Err(BenchError::Setup("a conductor panicked".into())))
+                .build()
         })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    std::thread::scope(|scope| {
+        for conductor in &running {
+            scope.spawn(|| conductor.run());
+        }
+        let stop_all = || running.iter().for_each(|c| c.stop_handle().stop());
+        let mut count = completed.count.lock().unwrap_or_else(|e| e.into_inner());
+        let done_at = loop {
+            if *count >= jobs {
+                break std::time::Instant::now();
+            }
+            if std::time::Instant::now() >= deadline {
+                drop(count);
+                stop_all();
+                return Err(BenchError::Setup(format!(
+                    "W8: {conductors} conductor(s) left jobs on the board after 600 s"
+                )));
+            }
+            count = completed
+                .changed
+                .wait_timeout(count, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        drop(count);
+        stop_all();
+        Ok(done_at)
     })
 }
 

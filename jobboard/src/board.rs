@@ -258,8 +258,59 @@ pub trait JobBoard: Send + Sync {
         Ok((ids.len(), None))
     }
 
+    /// Claims up to `max` of `ids`, in order: each id is tried as
+    /// [`claim`](JobBoard::claim) would try it alone for `owner`, those
+    /// refused (`AlreadyClaimed`, `NotYet`, `Complete`, `NotFound`) are
+    /// passed over untouched, until `max` are claimed or the ids run out,
+    /// in one call where the board can (a conductor that runs or prefetches
+    /// several jobs claims them together). Returns how many of `ids` were
+    /// tried (the last one claimed included) and the claims, in the order
+    /// of `ids`: an id not tried stays claimable for the next call.
+    ///
+    /// Any other error ends the call. With no claim made yet it is
+    /// returned; after a claim, the claims made are returned and the id
+    /// that failed counts as not tried, so no claim is ever lost to an
+    /// error (the error shows again at the next call). `max == 0` or no ids
+    /// claims nothing. The default calls
+    /// [`claim_first`](JobBoard::claim_first) until done: one call per
+    /// claim.
+    fn claim_many(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+        max: usize,
+    ) -> Result<(usize, Vec<Claim>), JobBoardError> {
+        let mut tried = 0;
+        let mut claims = Vec::new();
+        while claims.len() < max && tried < ids.len() {
+            match self.claim_first(&ids[tried..], owner) {
+                Ok((n, claim)) => {
+                    tried += n.clamp(1, ids.len() - tried);
+                    match claim {
+                        Some(claim) => claims.push(claim),
+                        None => break,
+                    }
+                }
+                Err(e) if claims.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok((tried, claims))
+    }
+
     /// Marks the job complete: its flow ran to its end.
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError>;
+
+    /// Consumes several jobs at once (a conductor settles the jobs whose
+    /// flows finished together): one result per claim, in order, each
+    /// exactly what [`consume`](JobBoard::consume) of that claim alone
+    /// gives (`NotOwner` / `NotFound` for that claim leave the others
+    /// consumed). Each consume is fenced by its own claim. The default
+    /// consumes them one by one; boards with round trips override it to
+    /// consume them in one (a transaction, a script).
+    fn consume_all(&self, claims: &[Claim]) -> Vec<Result<(), JobBoardError>> {
+        claims.iter().map(|claim| self.consume(claim)).collect()
+    }
 
     /// Gives the job back, unclaimed, for another conductor.
     fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError>;
@@ -431,6 +482,28 @@ pub(crate) fn renewals_failed(
     claims: &[Claim],
     error: JobBoardError,
 ) -> Vec<Result<Claim, JobBoardError>> {
+    batch_failed(board, "renewing the claim on", claims, error)
+}
+
+/// The results of [`JobBoard::consume_all`] when the one call consuming
+/// `claims` failed as a whole: as [`renewals_failed`].
+pub(crate) fn consumes_failed(
+    board: &'static str,
+    claims: &[Claim],
+    error: JobBoardError,
+) -> Vec<Result<(), JobBoardError>> {
+    batch_failed(board, "consuming", claims, error)
+}
+
+/// The results of a batch of calls on `claims` (`doing` each) that failed
+/// as a whole: the first claim gets `error`, each other one a `Backend`
+/// error of `board` saying it.
+fn batch_failed<T>(
+    board: &'static str,
+    doing: &str,
+    claims: &[Claim],
+    error: JobBoardError,
+) -> Vec<Result<T, JobBoardError>> {
     let message = error.to_string();
     let mut failed = Vec::with_capacity(claims.len());
     failed.push(Err(error));
@@ -438,7 +511,7 @@ pub(crate) fn renewals_failed(
         Err(JobBoardError::Backend {
             board,
             message: format!(
-                "renewing the claim on job {} with {} others: {message}",
+                "{doing} job {} with {} others: {message}",
                 claim.job,
                 claims.len() - 1
             ),
@@ -483,6 +556,17 @@ impl<B: JobBoard + ?Sized> JobBoard for Arc<B> {
     }
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         (**self).consume(claim)
+    }
+    fn claim_many(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+        max: usize,
+    ) -> Result<(usize, Vec<Claim>), JobBoardError> {
+        (**self).claim_many(ids, owner, max)
+    }
+    fn consume_all(&self, claims: &[Claim]) -> Vec<Result<(), JobBoardError>> {
+        (**self).consume_all(claims)
     }
     fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {
         (**self).abandon(claim)

@@ -230,6 +230,14 @@ const RENEW: &str = "UPDATE jobboard_jobs SET lease_expires_at = ?4 \
      WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
      RETURNING control";
 
+/// Completes the job of the claim (job ?1, epoch ?2, owner ?3) with
+/// outcome ?4 at ?5 if the claim is current; returns the job's control
+/// request.
+const COMPLETE: &str = "UPDATE jobboard_jobs SET state = 'COMPLETE', lease_expires_at = NULL, \
+     outcome = ?4, completed_at = ?5 \
+     WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
+     RETURNING control";
+
 impl SqliteBoard {
     /// The schema version this build reads and writes.
     pub const SCHEMA_VERSION: u32 = schema::VERSION;
@@ -497,6 +505,51 @@ impl SqliteBoard {
         Ok(renewed)
     }
 
+    /// [`consume`](JobBoard::consume) of each claim, in one transaction
+    /// (one completion time for all): the per-claim results, or the error
+    /// that failed the transaction.
+    fn consume_in_one(
+        &self,
+        claims: &[Claim],
+    ) -> Result<Vec<Result<(), JobBoardError>>, JobBoardError> {
+        let outcome =
+            serde_json::to_string(&Outcome::Consumed).map_err(|e| JobBoardError::Backend {
+                board: BOARD,
+                message: "encoding the outcome `consumed`".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let mut conn = self.conn()?;
+        let tx = immediate(&mut conn, "completing", claims[0].job)?;
+        let now = sql_int(self.now());
+        let mut consumed = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let mut buf = Uuid::encode_buffer();
+            let id = id_text(claim.job, &mut buf);
+            let changed = tx
+                .prepare_cached(COMPLETE)
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![id, sql_int(claim.epoch.get()), claim.owner, outcome, now],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                })
+                .map_err(|e| db_err(e, format_args!("completing job {}", claim.job)))?;
+            consumed.push(match changed {
+                Some(()) => Ok(()),
+                None if job_exists(&tx, id)? => Err(lease::not_owner(claim)),
+                None => Err(JobBoardError::NotFound(claim.job)),
+            });
+        }
+        tx.commit().map_err(|e| {
+            db_err(
+                e,
+                format_args!("committing the completion of {} jobs", claims.len()),
+            )
+        })?;
+        Ok(consumed)
+    }
+
     fn complete(&self, claim: &Claim, outcome: &Outcome) -> Result<(), JobBoardError> {
         let outcome = serde_json::to_string(outcome).map_err(|e| JobBoardError::Backend {
             board: BOARD,
@@ -504,15 +557,7 @@ impl SqliteBoard {
             source: Some(Box::new(e)),
         })?;
         let now = sql_int(self.now());
-        self.update_current(
-            claim,
-            "completing",
-            "UPDATE jobboard_jobs SET state = 'COMPLETE', lease_expires_at = NULL, \
-             outcome = ?4, completed_at = ?5 \
-             WHERE id = ?1 AND state = 'CLAIMED' AND epoch = ?2 AND owner = ?3 \
-             RETURNING control",
-            &[&outcome, &now],
-        )?;
+        self.update_current(claim, "completing", COMPLETE, &[&outcome, &now])?;
         self.wrote();
         Ok(())
     }
@@ -811,8 +856,88 @@ impl JobBoard for SqliteBoard {
         Ok((ids.len(), None))
     }
 
+    /// One `BEGIN IMMEDIATE` transaction claiming up to `max` of `ids`
+    /// (the `UPDATE` of [`claim`](JobBoard::claim) for each, in order, at
+    /// one instant) and one commit for all, instead of one per job.
+    fn claim_many(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+        max: usize,
+    ) -> Result<(usize, Vec<Claim>), JobBoardError> {
+        let Some(first) = ids.first() else {
+            return Ok((0, Vec::new()));
+        };
+        if max == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let mut conn = self.conn()?;
+        let tx = immediate(&mut conn, "claiming", *first)?;
+        let now = self.now();
+        let expires_at = self.expiry(now);
+        let mut buf = Uuid::encode_buffer();
+        let mut claims = Vec::with_capacity(max.min(ids.len()));
+        let mut tried = ids.len();
+        for (i, id) in ids.iter().enumerate() {
+            let text = id_text(*id, &mut buf);
+            let claimed: Option<(i64, Option<String>)> = tx
+                .prepare_cached(CLAIM)
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![text, owner, sql_int(now), sql_int(expires_at)],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                })
+                .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
+            // Not claimable (claimed, complete, waiting, gone): the next.
+            let Some((epoch, control)) = claimed else {
+                continue;
+            };
+            claims.push(Claim {
+                job: *id,
+                owner: owner.to_owned(),
+                epoch: Epoch::new(
+                    u64::try_from(epoch).map_err(|_| corrupt(*id, "epoch is negative"))?,
+                ),
+                expires_at,
+                control: codec::control(control.as_deref(), *id)?,
+            });
+            if claims.len() == max {
+                tried = i + 1;
+                break;
+            }
+        }
+        if !claims.is_empty() {
+            tx.commit().map_err(|e| {
+                db_err(
+                    e,
+                    format_args!("committing the claims of {} jobs", claims.len()),
+                )
+            })?;
+        }
+        Ok((tried, claims))
+    }
+
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         self.complete(claim, &Outcome::Consumed)
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction completing each job whose claim is
+    /// current (the `UPDATE` of [`consume`](JobBoard::consume) for each),
+    /// one commit for all.
+    fn consume_all(&self, claims: &[Claim]) -> Vec<Result<(), JobBoardError>> {
+        match claims {
+            [] => Vec::new(),
+            [claim] => vec![self.consume(claim)],
+            _ => {
+                let consumed = self
+                    .consume_in_one(claims)
+                    .unwrap_or_else(|e| crate::board::consumes_failed(BOARD, claims, e));
+                self.wrote();
+                consumed
+            }
+        }
     }
 
     fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {

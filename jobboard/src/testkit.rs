@@ -594,6 +594,143 @@ pub fn claim_first_takes_the_first_claimable<B: JobBoard>(make: &dyn Fn(BoardOpt
     board.consume(&held).unwrap();
 }
 
+/// `claim_many` claims, in order, up to the most asked of the ids given
+/// that `claim` would claim, and says how many it tried: all of them when
+/// fewer were claimable, else up to the last one claimed (those after it
+/// untouched). Ids refused (claimed by another with a running lease,
+/// complete, waiting for their time, gone) are passed over and left as
+/// they were. No ids, or a most of 0: nothing.
+pub fn claim_many_claims_up_to_max<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    assert_eq!(board.claim_many(&[], "A", 4).unwrap(), (0, Vec::new()));
+    let taken = post(&board, "taken", 0);
+    let held = board.claim(taken.id, "B").unwrap();
+    let done = post(&board, "done", 0);
+    let done_claim = board.claim(done.id, "B").unwrap();
+    board.consume(&done_claim).unwrap();
+    let mut later = NewJob::new("later");
+    later.not_before = Some(system_millis() + 60_000);
+    let later = board.post(later).unwrap();
+    let gone = JobId::new();
+    let (first, second, third, fourth) = (
+        post(&board, "first", 0),
+        post(&board, "second", 0),
+        post(&board, "third", 0),
+        post(&board, "fourth", 0),
+    );
+    board.request(third.id, Control::Stop).unwrap();
+    let ids = [
+        taken.id, first.id, done.id, later.id, gone, second.id, third.id, fourth.id,
+    ];
+    assert_eq!(board.claim_many(&ids, "A", 0).unwrap().1, Vec::new());
+    assert_eq!(board.get(first.id).unwrap().state, JobState::Unclaimed);
+    let (tried, claims) = board.claim_many(&ids, "A", 3).unwrap();
+    assert_eq!(tried, 7, "up to `third`, the third claimed");
+    let claimed: Vec<_> = claims.iter().map(|c| (c.job, c.owner.as_str())).collect();
+    assert_eq!(
+        claimed,
+        [(first.id, "A"), (second.id, "A"), (third.id, "A")]
+    );
+    assert_eq!(
+        claims.iter().map(|c| c.control).collect::<Vec<_>>(),
+        [None, None, Some(Control::Stop)],
+        "a control request rides on its claim"
+    );
+    for claim in &claims {
+        let stored = board.get(claim.job).unwrap();
+        assert_eq!(
+            (stored.state, stored.owner.as_deref(), stored.epoch),
+            (JobState::Claimed, Some("A"), claim.epoch)
+        );
+        assert_eq!(stored.lease_expires_at, Some(claim.expires_at));
+    }
+    // The refused ones are as they were; the one after the last untouched.
+    assert_eq!(board.find_owner(taken.id).unwrap().as_deref(), Some("B"));
+    assert_eq!(board.get(done.id).unwrap().state, JobState::Complete);
+    assert_eq!(board.get(later.id).unwrap().state, JobState::Unclaimed);
+    assert_eq!(board.get(fourth.id).unwrap().state, JobState::Unclaimed);
+    // Fewer claimable than asked: all tried, those there claimed.
+    let (tried, rest) = board.claim_many(&ids, "C", 5).unwrap();
+    assert_eq!(tried, ids.len());
+    assert_eq!(rest.iter().map(|c| c.job).collect::<Vec<_>>(), [fourth.id]);
+    // None claimable: all tried, none claimed.
+    let (tried, none) = board.claim_many(&ids, "C", 2).unwrap();
+    assert_eq!((tried, none), (ids.len(), Vec::new()));
+    // The claims are claims like any: renewed, consumed.
+    for claim in claims.iter().chain(&rest) {
+        let renewed = board.renew(claim).unwrap();
+        board.consume(&renewed).unwrap();
+    }
+    board.consume(&held).unwrap();
+}
+
+/// `consume_all` gives, per claim and in order, what `consume` of that
+/// claim alone gives: the job complete (outcome consumed) for a current
+/// claim, `NotOwner` for a claim the job moved on from (another epoch,
+/// another owner, or the job complete), `NotFound` for a job that is gone;
+/// a refused claim leaves the others consumed and itself unchanged. No
+/// claims, no results.
+pub fn consume_all_consumes_each_as_consume<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    assert!(board.consume_all(&[]).is_empty());
+    let (a, b, c, d) = (
+        post(&board, "a", 0),
+        post(&board, "b", 0),
+        post(&board, "c", 0),
+        post(&board, "d", 0),
+    );
+    let held_a = board.claim(a.id, "A").unwrap();
+    let held_b = board.claim(b.id, "A").unwrap();
+    // c: claimed, abandoned and claimed again: the first claim is stale.
+    let stale_c = board.claim(c.id, "A").unwrap();
+    board.abandon(&stale_c).unwrap();
+    let held_c = board.claim(c.id, "B").unwrap();
+    // d: consumed already.
+    let done_d = board.claim(d.id, "A").unwrap();
+    board.consume(&done_d).unwrap();
+    let gone = Claim {
+        job: JobId::new(),
+        ..held_a.clone()
+    };
+    let claims = [
+        held_a.clone(),
+        stale_c.clone(),
+        held_b.clone(),
+        done_d.clone(),
+        gone.clone(),
+    ];
+    let results = board.consume_all(&claims);
+    assert_eq!(results.len(), claims.len());
+    let mut results = results.into_iter();
+    results.next().unwrap().unwrap();
+    assert_not_owner(results.next().unwrap().unwrap_err(), &stale_c);
+    results.next().unwrap().unwrap();
+    assert_not_owner(results.next().unwrap().unwrap_err(), &done_d);
+    assert_not_found(results.next().unwrap().unwrap_err(), gone.job);
+    for id in [a.id, b.id, d.id] {
+        let job = board.get(id).unwrap();
+        assert_eq!(
+            (job.state, job.outcome),
+            (JobState::Complete, Some(Outcome::Consumed))
+        );
+    }
+    // The refused claim changed nothing: c is still B's.
+    assert_eq!(board.find_owner(c.id).unwrap().as_deref(), Some("B"));
+    assert_eq!(board.iterjobs(false).unwrap().len(), 1);
+    // Consumed twice: refused, as consume refuses it.
+    assert_not_owner(
+        board
+            .consume_all(&[held_a.clone(), held_b.clone()])
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap_err(),
+        &held_a,
+    );
+    board.consume(&held_c).unwrap();
+    assert_eq!(board.job_count().unwrap(), 0);
+}
+
 /// `wait` returns false when nothing becomes claimable before the timeout
 /// (an empty board; a board whose only job is claimed), and true at once
 /// when a job is claimable.
@@ -1808,7 +1945,8 @@ macro_rules! board_conformance {
             consume_and_trash_complete_the_job abandon_makes_it_claimable_again
             lapsed_lease_lets_another_claim lapsed_claim_holds_until_reclaimed
             renew_keeps_the_claim renew_all_renews_each_claim_as_renew
-            claim_first_takes_the_first_claimable wait_times_out wait_wakes_on_post
+            claim_first_takes_the_first_claimable claim_many_claims_up_to_max
+            consume_all_consumes_each_as_consume wait_times_out wait_wakes_on_post
             wait_sees_lapses_and_abandons wait_until_complete_sees_completion
             wait_until_complete_times_out wait_until_complete_unknown_job
             find_owner register_entity

@@ -24,6 +24,19 @@
 //! job, and a panicking conductor listener is logged. None stalls the
 //! conductor or keeps a job claimed.
 //!
+//! [`Conductor::run`] runs jobs on `max_concurrent_jobs` runner threads,
+//! started once, fed by its claiming loop; with
+//! [`prefetch_jobs`](ConductorBuilder::prefetch_jobs) it claims that many
+//! ahead, in batches ([`JobBoard::claim_many`]: one transaction, one
+//! script), each held and renewed by the lease keeper like a running one
+//! until a runner takes it. A job whose flow finished while others are
+//! ready to run waits for them and is consumed with them
+//! ([`JobBoard::consume_all`]), still held until then: each consume is
+//! fenced by its own claim, and a conductor that dies before it leaves a
+//! job whose flow finished to be taken over and resumed from its
+//! checkpoints (nothing runs again; it is consumed there). A job is never
+//! consumed before its flow ended.
+//!
 //! A conductor that dies holds its claim only until the lease lapses
 //! (default 1 s); another conductor then claims the job at a higher epoch
 //! and resumes the flow at its last checkpoint. Should the first conductor
@@ -36,8 +49,7 @@ mod leases;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -50,14 +62,20 @@ use crate::JobId;
 use crate::{Claim, Control, Entity, Job, JobBoard, JobBoardError, Outcome};
 
 pub use events::{ConductorEvent, ConductorListener};
-use leases::LeaseKeeper;
+use leases::{Held, LeaseKeeper};
 
-/// How many listed candidates a conductor hands the board at once to
-/// claim the first claimable of ([`JobBoard::claim_first`]): with several
+/// How many listed candidates (at least) a conductor hands the board at
+/// once to claim from ([`JobBoard::claim_many`]): with several
 /// conductors working down the same listing, most of a conductor's
 /// candidates are taken by the time it gets to them, and each would
 /// otherwise cost a round trip.
 const CLAIM_BATCH: usize = 16;
+
+/// The most jobs whose flows finished a conductor consumes in one board
+/// call ([`JobBoard::consume_all`]). A finished job waits for others only
+/// while the conductor has more jobs ready to run at once; with none ready
+/// its consume goes out at once.
+const CONSUME_BATCH: usize = 32;
 
 type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
 type ConfigureJob = dyn Fn(&Job, &Claim, EngineBuilder) -> EngineBuilder + Send + Sync;
@@ -90,6 +108,9 @@ pub struct Conductor {
     configure: Arc<Configure>,
     configure_job: Option<Arc<ConfigureJob>>,
     max_concurrent_jobs: usize,
+    /// How many jobs [`run`](Conductor::run) claims ahead of its free
+    /// slots, held (and renewed) until a slot frees.
+    prefetch: usize,
     listeners: Vec<Arc<dyn ConductorListener>>,
     wait_timeout: Duration,
     renew_every: Duration,
@@ -109,6 +130,9 @@ pub struct Conductor {
     /// Renews the claims of the jobs running, all in one board call per
     /// renewal interval; started with the first job run.
     leases: OnceLock<LeaseKeeper>,
+    /// Jobs whose flows finished, waiting to be consumed together (see
+    /// [`CONSUME_BATCH`]); each still held by the lease keeper.
+    finished: Mutex<Vec<Finished>>,
 }
 
 /// Configures a [`Conductor`].
@@ -135,6 +159,7 @@ impl Conductor {
                 configure: Arc::new(|b| b),
                 configure_job: None,
                 max_concurrent_jobs: 1,
+                prefetch: 0,
                 listeners: Vec::new(),
                 wait_timeout: Duration::from_millis(500),
                 renew_every: Duration::from_millis(250),
@@ -146,6 +171,7 @@ impl Conductor {
                 skipped: Mutex::new(HashMap::new()),
                 skip_for: Duration::from_secs(60),
                 leases: OnceLock::new(),
+                finished: Mutex::new(Vec::new()),
             },
         }
     }
@@ -202,34 +228,35 @@ impl Conductor {
             tracing::warn!(conductor = %self.name, error = %e, "cannot register on the board");
         }
         let mut last_purge = Instant::now();
+        let slots = self.max_concurrent_jobs;
+        let most = slots.saturating_add(self.prefetch);
+        let queue = JobQueue::default();
         std::thread::scope(|scope| {
-            let (done_tx, done_rx) = mpsc::channel::<()>();
-            let mut active = 0usize;
+            for _ in 0..slots {
+                scope.spawn(|| self.run_jobs(&queue));
+            }
             while !self.stop.is_stopped() {
-                while done_rx.try_recv().is_ok() {
-                    active -= 1;
-                }
-                if active >= self.max_concurrent_jobs {
-                    if done_rx.recv_timeout(self.wait_timeout).is_ok() {
-                        active -= 1;
-                    }
+                let load = queue.load();
+                // Claim when a slot would idle, or when the prefetched jobs
+                // ran down by half (so claims go out in batches).
+                let want = most.saturating_sub(load);
+                if want == 0 || (load >= slots && want < (self.prefetch / 2).max(1)) {
+                    queue.wait_for_room(load, self.wait_timeout);
                     continue;
                 }
                 if last_purge.elapsed() >= self.purge_every {
                     last_purge = Instant::now();
                     self.purge();
                 }
-                match self.claim_next() {
-                    Ok(Some((job, claim))) => {
-                        active += 1;
-                        let done = done_tx.clone();
-                        scope.spawn(move || {
-                            // The slot is given back however the run ends.
-                            let _done = DoneGuard(done);
-                            self.run_job(&job, claim);
-                        });
+                match self.claim_up_to(want) {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for (job, claim) in claimed {
+                            if let Some(ready) = self.hold(job, claim) {
+                                queue.push(ready);
+                            }
+                        }
                     }
-                    Ok(None) => {
+                    Ok(_) => {
                         if let Err(e) = self.board.wait(self.wait_timeout) {
                             self.backoff(&e);
                         }
@@ -237,18 +264,106 @@ impl Conductor {
                     Err(e) => self.backoff(&e),
                 }
             }
-            while active > 0 && done_rx.recv().is_ok() {
-                active -= 1;
+            // Jobs claimed ahead that did not start go back to the board,
+            // for another conductor.
+            for ready in queue.close() {
+                self.leases().release(&ready.held);
+                let claim = ready.held.claim();
+                let settle = if ready.held.is_lost() {
+                    Settle::Lost(claim)
+                } else {
+                    Settle::Abandon(claim, "the conductor is stopping".into())
+                };
+                self.settle(&ready.job, settle);
             }
         });
+        self.flush_finished();
+    }
+
+    /// A runner of [`run`](Conductor::run): runs the jobs of `queue` one
+    /// after the other until the conductor stops.
+    fn run_jobs(&self, queue: &JobQueue) {
+        while let Some(ready) = queue.take(&self.stop) {
+            let settle =
+                catch_unwind(AssertUnwindSafe(|| self.run_ready(&ready))).unwrap_or_else(|panic| {
+                    self.leases().release(&ready.held);
+                    panicked(&ready.held.claim(), "running the job", &*panic)
+                });
+            queue.done();
+            match settle {
+                Settle::Consume(claim, flow_state, Some(held)) => {
+                    let full = {
+                        let mut finished = lock(&self.finished);
+                        finished.push(Finished {
+                            job: ready.job.id,
+                            claim,
+                            flow_state,
+                            held,
+                        });
+                        finished.len() >= CONSUME_BATCH
+                    };
+                    // Nothing ready to run next: consume at once.
+                    if full || queue.nothing_ready() {
+                        self.flush_finished();
+                    }
+                }
+                settle => self.settle(&ready.job, settle),
+            }
+        }
+    }
+
+    /// Consumes the finished jobs waiting, in one board call, and lets
+    /// their claims go.
+    fn flush_finished(&self) {
+        let batch = std::mem::take(&mut *lock(&self.finished));
+        if batch.is_empty() {
+            return;
+        }
+        let claims: Vec<Claim> = batch.iter().map(|f| f.claim.clone()).collect();
+        let mut results = self.board.consume_all(&claims).into_iter();
+        for finished in batch {
+            let done = results.next().unwrap_or_else(|| {
+                Err(JobBoardError::Backend {
+                    board: "conductor",
+                    message: format!(
+                        "the board gave no result for the consume of job {}",
+                        finished.job
+                    ),
+                    source: None,
+                })
+            });
+            self.leases().release(&finished.held);
+            self.settled(
+                finished.job,
+                done,
+                ConductorEvent::Consumed {
+                    job: finished.job,
+                    flow_state: finished.flow_state,
+                },
+            );
+        }
+    }
+
+    /// Puts a claimed job under the lease keeper until it runs; `None`
+    /// when the keeper cannot start (the job is then abandoned).
+    fn hold(&self, job: Job, claim: Claim) -> Option<Ready> {
+        let suspend = SuspendHandle::new();
+        match self.leases().hold(claim.clone(), suspend.clone()) {
+            Ok(held) => Some(Ready { job, held, suspend }),
+            Err(e) => {
+                let reason = format!("cannot start the lease keeper: {e}");
+                self.settle(&job, Settle::Abandon(claim, reason));
+                None
+            }
+        }
     }
 
     /// Claims and runs one job if one is claimable now; returns whether it
     /// did. For tests and for a caller driving its own loop.
     pub fn run_once(&self) -> Result<bool, JobBoardError> {
-        match self.claim_next()? {
+        match self.claim_up_to(1)?.pop() {
             Some((job, claim)) => {
-                self.run_job(&job, claim);
+                self.run_job(job, claim);
                 Ok(true)
             }
             None => Ok(false),
@@ -339,44 +454,76 @@ impl Conductor {
         std::thread::sleep(self.wait_timeout);
     }
 
-    /// The first claimable job this conductor wins, in board order. Jobs
-    /// come from the last listing of the board; it is listed again when
-    /// they are used up, so a job posted meanwhile (even of a higher
-    /// priority) waits at most for the jobs already listed.
-    fn claim_next(&self) -> Result<Option<(Job, Claim)>, JobBoardError> {
+    /// Up to `most` claimable jobs this conductor wins, in board order
+    /// (none when none is claimable). Jobs come from the last listing of
+    /// the board; it is listed again when they are used up, so a job posted
+    /// meanwhile (even of a higher priority) waits at most for the jobs
+    /// already listed. A board error after a claim ends the call with the
+    /// jobs claimed (the error shows again at the next call).
+    fn claim_up_to(&self, most: usize) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        let mut claimed = Vec::new();
+        match self.claim_into(most, &mut claimed) {
+            Err(e) if claimed.is_empty() => Err(e),
+            Err(e) => {
+                tracing::warn!(conductor = %self.name, error = %e, "claiming more jobs failed");
+                Ok(claimed)
+            }
+            Ok(()) => Ok(claimed),
+        }
+    }
+
+    /// What [`claim_up_to`](Self::claim_up_to) does, adding to `claimed`.
+    fn claim_into(
+        &self,
+        most: usize,
+        claimed: &mut Vec<(Job, Claim)>,
+    ) -> Result<(), JobBoardError> {
         for listed_now in [false, true] {
             if listed_now {
-                if let Some(claimed) = self.claim_hinted()? {
-                    return Ok(Some(claimed));
+                while claimed.len() < most {
+                    match self.claim_hinted()? {
+                        Some(job) => claimed.push(job),
+                        None => break,
+                    }
+                }
+                if !claimed.is_empty() {
+                    return Ok(());
                 }
                 let fresh = self.board.iterjobs(true)?;
                 // Skips that ran out are forgotten with each listing.
                 let now = Instant::now();
                 lock(&self.skipped).retain(|_, until| *until > now);
                 if fresh.is_empty() {
-                    return Ok(None);
+                    return Ok(());
                 }
                 *lock(&self.candidates) = fresh.into();
             }
-            while let Some(claimed) = self.claim_candidates()? {
-                if let Some(claimed) = claimed {
-                    return Ok(Some(claimed));
+            while claimed.len() < most {
+                match self.claim_candidates(most - claimed.len())? {
+                    Some(batch) => claimed.extend(batch),
+                    None => break,
                 }
             }
+            if !claimed.is_empty() {
+                return Ok(());
+            }
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// Tries the next [`CLAIM_BATCH`] listed candidates this conductor may
-    /// claim in one board call ([`JobBoard::claim_first`]): the claimed one,
-    /// `Some(None)` when all those were refused, `None` when no candidates
-    /// are left. Candidates the board did not get to stay listed.
+    /// Tries the next listed candidates this conductor may claim (at least
+    /// [`CLAIM_BATCH`], twice `most` when more) in one board call
+    /// ([`JobBoard::claim_many`]), claiming up to `most`: the claimed ones
+    /// (maybe none, when all those were refused), `None` when no
+    /// candidates are left. Candidates the board did not get to stay
+    /// listed.
     #[allow(clippy::type_complexity)]
-    fn claim_candidates(&self) -> Result<Option<Option<(Job, Claim)>>, JobBoardError> {
-        let mut batch = Vec::with_capacity(CLAIM_BATCH);
+    fn claim_candidates(&self, most: usize) -> Result<Option<Vec<(Job, Claim)>>, JobBoardError> {
+        let size = CLAIM_BATCH.max(most.saturating_mul(2));
+        let mut batch = Vec::with_capacity(size);
         {
             let mut candidates = lock(&self.candidates);
-            while batch.len() < CLAIM_BATCH {
+            while batch.len() < size {
                 let Some(job) = candidates.pop_front() else {
                     break;
                 };
@@ -389,34 +536,35 @@ impl Conductor {
             return Ok(None);
         }
         let ids: Vec<JobId> = batch.iter().map(|job| job.id).collect();
-        let claimed = self.board.claim_first(&ids, &self.name);
+        let claimed = self.board.claim_many(&ids, &self.name, most);
         let tried = match &claimed {
             Ok((tried, _)) => (*tried).min(batch.len()),
             // The board failed: all are tried again after the pause.
             Err(_) => 0,
         };
+        let mut tried_jobs: HashMap<JobId, Job> = HashMap::with_capacity(tried);
         {
             let mut candidates = lock(&self.candidates);
             for job in batch.drain(tried..).rev() {
                 candidates.push_front(job);
             }
         }
-        match claimed? {
-            (_, Some(claim)) => match batch.into_iter().find(|job| job.id == claim.job) {
-                Some(job) => Ok(Some(Some((job, claim)))),
+        tried_jobs.extend(batch.into_iter().map(|job| (job.id, job)));
+        let (_, claims) = claimed?;
+        let mut jobs = Vec::with_capacity(claims.len());
+        for claim in claims {
+            match tried_jobs.remove(&claim.job) {
+                Some(job) => jobs.push((job, claim)),
                 // Not a candidate handed over (a board's bug): the claim
                 // lapses.
-                None => Err(JobBoardError::Corrupt {
-                    board: "conductor",
-                    id: claim.job.to_string(),
-                    reason: format!(
-                        "the board claimed job {} that was not among the candidates",
-                        claim.job
-                    ),
-                }),
-            },
-            (_, None) => Ok(Some(None)),
+                None => tracing::error!(
+                    conductor = %self.name,
+                    job = %claim.job,
+                    "the board claimed a job that was not among the candidates tried"
+                ),
+            }
         }
+        Ok(Some(jobs))
     }
 
     /// Once the listed candidates are used up: the jobs the board's events
@@ -453,7 +601,7 @@ impl Conductor {
     /// Whether this conductor should try to claim `job`: not one it
     /// skipped a moment ago, nor one built by a factory it lacks.
     fn may_claim(&self, job: &Job) -> bool {
-        // Lapsed skips are dropped at each listing (claim_next).
+        // Lapsed skips are dropped at each listing (claim_into).
         if lock(&self.skipped)
             .get(&job.id)
             .is_some_and(|until| Instant::now() < *until)
@@ -497,24 +645,67 @@ impl Conductor {
         })
     }
 
-    /// Runs one claimed job to its end and settles it on the board, inside
-    /// a `job` span whose field `job_id` is the job's id: every `tracing` event of
-    /// the run (the engine's, its listeners', its tasks' on the serial and
-    /// parallel executors) is tagged with the job.
-    fn run_job(&self, job: &Job, claim: Claim) {
+    /// Runs one claimed job to its end and settles it on the board (see
+    /// [`run_ready`](Self::run_ready)).
+    fn run_job(&self, job: Job, claim: Claim) {
+        let Some(ready) = self.hold(job, claim) else {
+            return;
+        };
+        match self.run_ready(&ready) {
+            Settle::Consume(claim, flow_state, Some(held)) => {
+                let done = self.board.consume(&claim);
+                self.leases().release(&held);
+                let event = ConductorEvent::Consumed {
+                    job: ready.job.id,
+                    flow_state,
+                };
+                self.settled(ready.job.id, done, event);
+            }
+            settle => self.settle(&ready.job, settle),
+        }
+    }
+
+    /// Runs a job held by the lease keeper, inside a `job` span whose field
+    /// `job_id` is the job's id: every `tracing` event of the run (the
+    /// engine's, its listeners', its tasks' on the serial and parallel
+    /// executors) is tagged with the job. Says how to settle it: a job to
+    /// consume stays held (its consume may wait for others, see
+    /// [`CONSUME_BATCH`]); any other is let go.
+    fn run_ready(&self, ready: &Ready) -> Settle {
+        let (job, held) = (&ready.job, &ready.held);
+        let claim = held.claim();
         let span = tracing::info_span!("job", job_id = %job.id, epoch = claim.epoch.get());
         let _entered = span.enter();
+        if held.is_lost() {
+            // Lost while it waited for a slot.
+            self.leases().release(held);
+            return Settle::Lost(held.claim());
+        }
         self.emit(&ConductorEvent::Claimed {
             job: job.id,
             epoch: claim.epoch.get(),
         });
-        let prepared = catch_unwind(AssertUnwindSafe(|| self.prepare(job, &claim)))
-            .unwrap_or_else(|panic| Err(panicked(&claim, "building the engine", &*panic)));
-        let settled = match prepared {
-            Ok(engine) => self.drive(job, claim, engine),
+        let prepared = catch_unwind(AssertUnwindSafe(|| {
+            self.prepare(job, &claim, ready.suspend.clone())
+        }))
+        .unwrap_or_else(|panic| Err(panicked(&claim, "building the engine", &*panic)));
+        let settle = match prepared {
+            Ok(engine) => self.drive(job, held, engine, ready.suspend.clone()),
             Err(settle) => settle,
         };
-        self.settle(job, settled);
+        match settle {
+            Settle::Consume(claim, state, _) if !held.is_lost() => {
+                Settle::Consume(claim, state, Some(Arc::clone(held)))
+            }
+            settle => {
+                self.leases().release(held);
+                if held.is_lost() {
+                    Settle::Lost(held.claim())
+                } else {
+                    settle
+                }
+            }
+        }
     }
 
     /// Rebuilds the job's flow and engine from its records, with the job's
@@ -522,7 +713,7 @@ impl Conductor {
     /// conductors combine them: a value in both is the job's. The job's
     /// store is applied after [`configure_engine`](ConductorBuilder::configure_engine),
     /// so it also wins over values the configuration adds.
-    fn prepare(&self, job: &Job, claim: &Claim) -> Result<(Engine, SuspendHandle), Settle> {
+    fn prepare(&self, job: &Job, claim: &Claim, suspend: SuspendHandle) -> Result<Engine, Settle> {
         let Some(flow_detail) = job.flow_detail else {
             return Err(Settle::Trash(
                 claim.clone(),
@@ -533,19 +724,15 @@ impl Conductor {
             Self::job_store(job).map_err(|reason| Settle::Trash(claim.clone(), reason))?;
         let builder = Engine::load_with(self.records.clone(), flow_detail, &self.registry)
             .map_err(|e| settle_error(claim, e))?;
-        let suspend = SuspendHandle::new();
         let mut builder = (self.configure)(builder);
         if let Some(configure_job) = &self.configure_job {
             builder = configure_job(job, claim, builder);
         }
-        let mut builder = builder
-            .owner_epoch(claim.epoch)
-            .suspend_handle(suspend.clone());
+        let mut builder = builder.owner_epoch(claim.epoch).suspend_handle(suspend);
         if let Some(values) = job_store {
             builder = builder.extend_store(values.clone());
         }
-        let engine = builder.build().map_err(|e| settle_error(claim, e))?;
-        Ok((engine, suspend))
+        builder.build().map_err(|e| settle_error(claim, e))
     }
 
     /// The job's store: `details.store`, a JSON object of symbol to value
@@ -565,16 +752,11 @@ impl Conductor {
         }
     }
 
-    /// Runs the engine while the lease keeper renews its claim; says how to
-    /// settle.
-    fn drive(
-        &self,
-        job: &Job,
-        claim: Claim,
-        (mut engine, suspend): (Engine, SuspendHandle),
-    ) -> Settle {
+    /// Runs the engine while the lease keeper renews its claim (`held`);
+    /// says how to settle. The claim stays held: the caller lets it go.
+    fn drive(&self, job: &Job, held: &Held, mut engine: Engine, suspend: SuspendHandle) -> Settle {
         self.stop.register(job.id, suspend.clone());
-        if let Some(control) = claim.control {
+        if let Some(control) = held.claim().control {
             // Requested before this claim: the run stops at once.
             self.emit(&ConductorEvent::Requested {
                 job: job.id,
@@ -582,14 +764,7 @@ impl Conductor {
             });
             suspend.suspend();
         }
-        let held = match self.leases().hold(claim.clone(), suspend.clone()) {
-            Ok(held) => held,
-            Err(e) => {
-                self.stop.unregister(job.id);
-                return Settle::Abandon(claim, format!("cannot start the lease keeper: {e}"));
-            }
-        };
-        // Whatever happens in the run, the keeper lets the claim go with
+        // Whatever happens in the run, the caller lets the claim go with
         // it: a panic must not leave the job claimed by a conductor that no
         // longer runs it.
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -606,7 +781,6 @@ impl Conductor {
                 ran => ran,
             }
         }));
-        self.leases().release(&held);
         self.stop.unregister(job.id);
         let claim = held.claim();
         if held.is_lost() {
@@ -620,13 +794,13 @@ impl Conductor {
             // Stopped on request: the job is done with (status stopped);
             // a retry reopens it and resumes it from this checkpoint.
             (Ok(FlowState::Suspended), Some(Control::Stop)) if !self.stop.is_stopped() => {
-                Settle::Consume(claim, FlowState::Suspended)
+                Settle::Consume(claim, FlowState::Suspended, None)
             }
             // Cancelled: consumed once reverted; a revert cut short by
             // this conductor's stop goes on elsewhere.
             (Ok(state @ FlowState::Reverted), Some(Control::Cancel))
             | (Err(EngineError::Failed { state, .. }), Some(Control::Cancel)) => {
-                Settle::Consume(claim, state)
+                Settle::Consume(claim, state, None)
             }
             (Ok(FlowState::Suspended), Some(Control::Cancel)) => {
                 Settle::Abandon(claim, "stopping while cancelling".into())
@@ -642,23 +816,29 @@ impl Conductor {
                 Settle::Abandon(claim, "the conductor is stopping".into())
             }
             Ok(FlowState::Suspended) => Settle::Abandon(claim, "the flow was suspended".into()),
-            Ok(state) => Settle::Consume(claim, state),
-            Err(EngineError::Failed { state, .. }) => Settle::Consume(claim, state),
+            Ok(state) => Settle::Consume(claim, state, None),
+            Err(EngineError::Failed { state, .. }) => Settle::Consume(claim, state, None),
             Err(e) => settle_error(&claim, e),
         }
     }
 
     fn settle(&self, job: &Job, settle: Settle) {
         let (done, event) = match settle {
-            Settle::Consume(claim, flow_state) => (
-                self.board.consume(&claim).map(|()| claim),
+            Settle::Consume(claim, flow_state, held) => (
+                {
+                    let done = self.board.consume(&claim);
+                    if let Some(held) = held {
+                        self.leases().release(&held);
+                    }
+                    done
+                },
                 ConductorEvent::Consumed {
                     job: job.id,
                     flow_state,
                 },
             ),
             Settle::Abandon(claim, reason) => (
-                self.board.abandon(&claim).map(|()| claim),
+                self.board.abandon(&claim),
                 ConductorEvent::Abandoned {
                     job: job.id,
                     reason,
@@ -667,7 +847,7 @@ impl Conductor {
             Settle::Skip(claim, reason) => {
                 lock(&self.skipped).insert(job.id, Instant::now() + self.skip_for);
                 (
-                    self.board.abandon(&claim).map(|()| claim),
+                    self.board.abandon(&claim),
                     ConductorEvent::Skipped {
                         job: job.id,
                         reason,
@@ -676,7 +856,7 @@ impl Conductor {
                 )
             }
             Settle::Trash(claim, reason) => (
-                self.board.trash(&claim, &reason).map(|()| claim),
+                self.board.trash(&claim, &reason),
                 ConductorEvent::Trashed {
                     job: job.id,
                     reason,
@@ -690,13 +870,18 @@ impl Conductor {
                 return;
             }
         };
+        self.settled(job.id, done, event);
+    }
+
+    /// Reports how settling job `job` went: `event` when it did.
+    fn settled(&self, job: JobId, done: Result<(), JobBoardError>, event: ConductorEvent) {
         match done {
-            Ok(_) => self.emit(&event),
+            Ok(()) => self.emit(&event),
             Err(JobBoardError::NotOwner { epoch, .. }) => {
-                self.emit(&ConductorEvent::LeaseLost { job: job.id, epoch });
+                self.emit(&ConductorEvent::LeaseLost { job, epoch });
             }
             Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "cannot settle the job; its lease will lapse");
+                tracing::warn!(job = %job, error = %e, "cannot settle the job; its lease will lapse");
             }
         }
     }
@@ -720,7 +905,8 @@ fn emit_to(name: &str, listeners: &[Arc<dyn ConductorListener>], event: &Conduct
 
 /// How a job ends on the board.
 enum Settle {
-    Consume(Claim, FlowState),
+    /// Consumed; the claim held by the lease keeper until then, if still.
+    Consume(Claim, FlowState, Option<Arc<Held>>),
     Abandon(Claim, String),
     /// Abandoned, and left to other conductors for a while.
     Skip(Claim, String),
@@ -753,12 +939,107 @@ fn panicked(claim: &Claim, doing: &str, panic: &(dyn std::any::Any + Send)) -> S
     Settle::Skip(claim.clone(), format!("panicked {doing}: {message}"))
 }
 
-/// Gives a conductor's job slot back when its thread ends, even by a panic.
-struct DoneGuard(mpsc::Sender<()>);
+/// A job claimed by [`Conductor::run`], held by the lease keeper, waiting
+/// for a runner.
+struct Ready {
+    job: Job,
+    held: Arc<Held>,
+    /// The suspend handle of its engine, which the lease keeper also
+    /// holds (a control request or a lost lease suspends the run).
+    suspend: SuspendHandle,
+}
 
-impl Drop for DoneGuard {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
+/// A job whose flow finished, waiting to be consumed with others.
+struct Finished {
+    job: JobId,
+    claim: Claim,
+    flow_state: FlowState,
+    held: Arc<Held>,
+}
+
+/// The jobs [`Conductor::run`] claimed, between its claiming loop and its
+/// runners (one per slot).
+#[derive(Default)]
+struct JobQueue {
+    state: Mutex<QueueState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    ready: VecDeque<Ready>,
+    running: usize,
+    closed: bool,
+}
+
+impl JobQueue {
+    /// How long a runner waits for a job before looking at the stop flag.
+    const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+    fn push(&self, ready: Ready) {
+        lock(&self.state).ready.push_back(ready);
+        self.changed.notify_all();
+    }
+
+    /// Jobs waiting plus jobs running.
+    fn load(&self) -> usize {
+        let state = lock(&self.state);
+        state.ready.len() + state.running
+    }
+
+    fn nothing_ready(&self) -> bool {
+        lock(&self.state).ready.is_empty()
+    }
+
+    /// Waits until the load falls below `load`, or `timeout` passes.
+    fn wait_for_room(&self, load: usize, timeout: Duration) {
+        let state = lock(&self.state);
+        drop(
+            self.changed
+                .wait_timeout_while(state, timeout, |s| {
+                    !s.closed && s.ready.len() + s.running >= load
+                })
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
+
+    /// The next job to run (counted as running until [`done`](Self::done)),
+    /// or `None` once the conductor stops.
+    fn take(&self, stop: &StopHandle) -> Option<Ready> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.closed || stop.is_stopped() {
+                return None;
+            }
+            if let Some(ready) = state.ready.pop_front() {
+                state.running += 1;
+                drop(state);
+                self.changed.notify_all();
+                return Some(ready);
+            }
+            state = self
+                .changed
+                .wait_timeout(state, Self::LOOK_EVERY)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// A job taken ended.
+    fn done(&self) {
+        lock(&self.state).running -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Stops the runners (after their jobs); returns the jobs that did
+    /// not start.
+    fn close(&self) -> Vec<Ready> {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        let left = state.ready.drain(..).collect();
+        drop(state);
+        self.changed.notify_all();
+        left
     }
 }
 
@@ -791,9 +1072,26 @@ impl ConductorBuilder {
         self
     }
 
-    /// How many jobs run at once (default 1).
+    /// How many jobs run at once (default 1): [`run`](Conductor::run)
+    /// runs them on as many threads, started once.
     pub fn max_concurrent_jobs(mut self, n: usize) -> Self {
         self.conductor.max_concurrent_jobs = n.max(1);
+        self
+    }
+
+    /// How many jobs [`run`](Conductor::run) claims ahead of its free
+    /// slots (default 0: a job is claimed only when a slot is free to run
+    /// it). Claims go to the board in batches ([`JobBoard::claim_many`]:
+    /// one call, one transaction or script), and jobs that finish while
+    /// others are ready are consumed together ([`JobBoard::consume_all`]),
+    /// which for many short jobs saves most round trips and commits. A job
+    /// claimed ahead is held like a running one (its lease renewed) until
+    /// a slot runs it, so other conductors cannot take it meanwhile: keep
+    /// it small for long jobs. Should this conductor die, its jobs claimed
+    /// ahead are taken over when their leases lapse, as its running ones;
+    /// stopping gives them back to the board at once.
+    pub fn prefetch_jobs(mut self, n: usize) -> Self {
+        self.conductor.prefetch = n;
         self
     }
 

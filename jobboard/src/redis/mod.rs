@@ -789,6 +789,164 @@ impl JobBoard for RedisBoard {
         }
     }
 
+    /// One script (`claim_many.lua`) claiming up to `max` of `ids` at one
+    /// instant, instead of a call per job.
+    fn claim_many(
+        &self,
+        ids: &[JobId],
+        owner: &str,
+        max: usize,
+    ) -> Result<(usize, Vec<Claim>), JobBoardError> {
+        if ids.is_empty() || max == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let (leases, scheduled, events) = (
+            self.keys.leases(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
+        let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
+        let lease = self.lease_ms();
+        let keys: Vec<String> = ids.iter().map(|id| self.keys.job(*id)).collect();
+        // The pool sends the call again after a lost reply: the script then
+        // looks for the claims the first attempt may have made.
+        let mut attempts = 0u32;
+        let reply = items(
+            self.pool.run("claiming", |c| {
+                attempts += 1;
+                let mut call = self.scripts.claim_many.key(&leases);
+                call.key(&scheduled).key(&events);
+                for key in &keys {
+                    call.key(key);
+                }
+                call.arg(&now)
+                    .arg(owner)
+                    .arg(&op)
+                    .arg(lease)
+                    .arg(EVENTS_KEPT)
+                    .arg(if attempts > 1 { "1" } else { "0" })
+                    .arg(max);
+                for id in ids {
+                    call.arg(id.to_string());
+                }
+                call.invoke::<Value>(c)
+            })?,
+            &leases,
+        )?;
+        let tried = usize::try_from(u64_at(&reply, 0, &leases)?)
+            .ok()
+            .filter(|tried| *tried <= ids.len())
+            .ok_or_else(|| corrupt(&leases, "claiming: more candidates tried than given"))?;
+        let mut claims = Vec::with_capacity(reply.len().saturating_sub(1));
+        for entry in reply.into_iter().skip(1) {
+            let entry = items(entry, &leases)?;
+            let index = u64_at(&entry, 0, &leases)?;
+            let Some(i) = usize::try_from(index)
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .filter(|i| *i < ids.len())
+            else {
+                return Err(corrupt(leases, format!("claiming: no candidate {index}")));
+            };
+            let key = &keys[i];
+            claims.push(Claim {
+                job: ids[i],
+                owner: owner.to_owned(),
+                epoch: Epoch::new(u64_at(&entry, 1, key)?),
+                expires_at: u64_at(&entry, 2, key)?,
+                control: control_at(&entry, 3, key)?,
+            });
+        }
+        Ok((tried, claims))
+    }
+
+    /// One script (`consume_all.lua`) completing every job whose claim is
+    /// current, at one instant, instead of a call per job.
+    fn consume_all(&self, claims: &[Claim]) -> Vec<Result<(), JobBoardError>> {
+        match claims {
+            [] => return Vec::new(),
+            [claim] => return vec![self.consume(claim)],
+            _ => {}
+        }
+        let outcome = match serde_json::to_string(&Outcome::Consumed) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = JobBoardError::backend(
+                    BOARD,
+                    format!("consuming: encoding the outcome: {e}"),
+                    e,
+                );
+                return crate::board::consumes_failed(BOARD, claims, e);
+            }
+        };
+        let (pending, leases, complete) = (
+            self.keys.pending(),
+            self.keys.leases(),
+            self.keys.complete(),
+        );
+        let (unique, scheduled, events) = (
+            self.keys.unique(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
+        let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
+        let args: Vec<(String, String, String)> = claims
+            .iter()
+            .map(|c| (self.keys.job(c.job), c.job.to_string(), c.epoch.to_string()))
+            .collect();
+        let reply = self
+            .pool
+            .run("consuming", |c| {
+                let mut call = self.scripts.consume_all.key(&pending);
+                call.key(&leases)
+                    .key(&complete)
+                    .key(&unique)
+                    .key(&scheduled)
+                    .key(&events);
+                for (key, _, _) in &args {
+                    call.key(key);
+                }
+                call.arg(&now).arg(&op).arg(&outcome).arg(EVENTS_KEPT);
+                for (claim, (_, id, epoch)) in claims.iter().zip(&args) {
+                    call.arg(id).arg(&claim.owner).arg(epoch);
+                }
+                call.invoke::<Value>(c)
+            })
+            .and_then(|reply| items(reply, &pending));
+        let replies = match reply {
+            Ok(replies) if replies.len() == claims.len() => replies,
+            Ok(replies) => {
+                let e = corrupt(
+                    &pending,
+                    format!("consuming {} jobs: {} replies", claims.len(), replies.len()),
+                );
+                return crate::board::consumes_failed(BOARD, claims, e);
+            }
+            Err(e) => return crate::board::consumes_failed(BOARD, claims, e),
+        };
+        claims
+            .iter()
+            .zip(args)
+            .zip(replies)
+            .map(|((claim, (key, _, _)), reply)| {
+                let reply = items(reply, &key)?;
+                match text_at(&reply, 0, &key)?.as_str() {
+                    "ok" => Ok(()),
+                    "not_found" => Err(JobBoardError::NotFound(claim.job)),
+                    "not_owner" => Err(JobBoardError::NotOwner {
+                        job: claim.job,
+                        owner: claim.owner.clone(),
+                        epoch: claim.epoch.get(),
+                    }),
+                    other => Err(corrupt(
+                        key,
+                        format!("consuming: unexpected reply `{other}`"),
+                    )),
+                }
+            })
+            .collect()
+    }
+
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         self.finish(
             "consuming",

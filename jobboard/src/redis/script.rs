@@ -122,8 +122,12 @@ pub(super) struct Scripts {
     pub(super) renew_all: Script,
     /// Claim of the first claimable of several jobs in one call.
     pub(super) claim_first: Script,
+    /// Claim of up to a number of jobs of several in one call.
+    pub(super) claim_many: Script,
     /// Consume and trash: the same moves, with different outcomes.
     pub(super) complete: Script,
+    /// Consume of several claims in one call.
+    pub(super) consume_all: Script,
     pub(super) abandon: Script,
     pub(super) request: Script,
     pub(super) reopen: Script,
@@ -141,7 +145,9 @@ impl Scripts {
             renew: script!("renew.lua"),
             renew_all: script!("renew_all.lua"),
             claim_first: script!("claim_first.lua"),
+            claim_many: script!("claim_many.lua"),
             complete: script!("complete.lua"),
+            consume_all: script!("consume_all.lua"),
             abandon: script!("abandon.lua"),
             request: script!("request.lua"),
             reopen: script!("reopen.lua"),
