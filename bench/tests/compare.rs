@@ -57,7 +57,9 @@ fn compare_writes_the_table_and_the_plot() {
     assert_eq!(w9.unit, Unit::Seconds);
     assert!(w9.value > 0.0);
     let w10: Vec<&Measurement> = all.iter().filter(|m| m.workload == "W10").collect();
-    assert_eq!(w10.len(), 2);
+    // N = 1,000, 100,000 (the target's) and 1,000,000.
+    let sizes: Vec<usize> = w10.iter().map(|m| m.n).collect();
+    assert_eq!(sizes, [1_000, 100_000, 1_000_000]);
     assert!(w10
         .iter()
         .all(|m| m.unit == Unit::MebiBytes && m.value > 1.0));
