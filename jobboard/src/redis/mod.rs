@@ -718,75 +718,14 @@ impl JobBoard for RedisBoard {
             .collect()
     }
 
+    /// `claim_many.lua` with `max` 1: one script call for the batch.
     fn claim_first(
         &self,
         ids: &[JobId],
         owner: &str,
     ) -> Result<(usize, Option<Claim>), JobBoardError> {
-        if ids.is_empty() {
-            return Ok((0, None));
-        }
-        let (leases, scheduled, events) = (
-            self.keys.leases(),
-            self.keys.scheduled(),
-            self.keys.events(),
-        );
-        let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
-        let lease = self.lease_ms();
-        let keys: Vec<String> = ids.iter().map(|id| self.keys.job(*id)).collect();
-        // The pool sends the call again after a lost reply: the script then
-        // looks for the claim the first attempt may have made.
-        let mut attempts = 0u32;
-        let reply = items(
-            self.pool.run("claiming", |c| {
-                attempts += 1;
-                let mut call = self.scripts.claim_first.key(&leases);
-                call.key(&scheduled).key(&events);
-                for key in &keys {
-                    call.key(key);
-                }
-                call.arg(&now)
-                    .arg(owner)
-                    .arg(&op)
-                    .arg(lease)
-                    .arg(EVENTS_KEPT)
-                    .arg(if attempts > 1 { "1" } else { "0" });
-                for id in ids {
-                    call.arg(id.to_string());
-                }
-                call.invoke::<Value>(c)
-            })?,
-            &leases,
-        )?;
-        match text_at(&reply, 0, &leases)?.as_str() {
-            "none" => Ok((ids.len(), None)),
-            "ok" => {
-                let index = u64_at(&reply, 1, &leases)?;
-                let Some(id) = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| i.checked_sub(1))
-                    .and_then(|i| ids.get(i).map(|id| (i, *id)))
-                else {
-                    return Err(corrupt(leases, format!("claiming: no candidate {index}")));
-                };
-                let (i, id) = id;
-                let key = &keys[i];
-                Ok((
-                    i + 1,
-                    Some(Claim {
-                        job: id,
-                        owner: owner.to_owned(),
-                        epoch: Epoch::new(u64_at(&reply, 2, key)?),
-                        expires_at: u64_at(&reply, 3, key)?,
-                        control: control_at(&reply, 4, key)?,
-                    }),
-                ))
-            }
-            other => Err(corrupt(
-                leases,
-                format!("claiming: unexpected reply `{other}`"),
-            )),
-        }
+        let (tried, claims) = self.claim_many(ids, owner, 1)?;
+        Ok((tried, claims.into_iter().next()))
     }
 
     /// One script (`claim_many.lua`) claiming up to `max` of `ids` at one

@@ -120,8 +120,6 @@ pub(super) struct Scripts {
     pub(super) renew: Script,
     /// Renew of several claims in one call.
     pub(super) renew_all: Script,
-    /// Claim of the first claimable of several jobs in one call.
-    pub(super) claim_first: Script,
     /// Claim of up to a number of jobs of several in one call.
     pub(super) claim_many: Script,
     /// Consume and trash: the same moves, with different outcomes.
@@ -144,7 +142,6 @@ impl Scripts {
             claim: script!("claim.lua"),
             renew: script!("renew.lua"),
             renew_all: script!("renew_all.lua"),
-            claim_first: script!("claim_first.lua"),
             claim_many: script!("claim_many.lua"),
             complete: script!("complete.lua"),
             consume_all: script!("consume_all.lua"),
