@@ -51,12 +51,15 @@ pub fn run(pool: &ThreadPool, preds: &[Vec<usize>]) -> i64 {
         waiting,
         values: (0..n).map(|_| AtomicI64::new(0)).collect(),
     };
+    // The roots are found before any runs: once one runs, counters reach
+    // zero under a scan, and a node seen there would run twice.
+    let roots: Vec<usize> = (0..n)
+        .filter(|&i| dag.waiting[i].load(Ordering::Relaxed) == 0)
+        .collect();
     pool.scope(|scope| {
-        for (i, w) in dag.waiting.iter().enumerate() {
-            if w.load(Ordering::Relaxed) == 0 {
-                let dag = &dag;
-                scope.spawn(move |scope| dag.visit(scope, i));
-            }
+        for i in roots {
+            let dag = &dag;
+            scope.spawn(move |scope| dag.visit(scope, i));
         }
     });
     dag.values
@@ -110,6 +113,31 @@ mod tests {
         // 0; 1 <- 0; 2 <- 0; 3 <- 1, 2: values 1, 2, 2, 5.
         let preds = [vec![], vec![0], vec![0], vec![1, 2]];
         assert_eq!(run(&pool(), &preds), 10);
+    }
+
+    /// Each node's value in index order (predecessors come first).
+    fn serial(preds: &[Vec<usize>]) -> i64 {
+        let mut values = vec![0i64; preds.len()];
+        for (i, ps) in preds.iter().enumerate() {
+            values[i] = ps.iter().fold(1i64, |acc, &p| acc.wrapping_add(values[p]));
+        }
+        values.iter().fold(0i64, |acc, v| acc.wrapping_add(*v))
+    }
+
+    #[test]
+    fn nodes_made_ready_while_the_roots_are_spawned_run_once() {
+        // Root 0, 30,000 more roots, then a fan of 20,000 nodes on node 0
+        // (ready, once node 0 ran, while the roots before them are still
+        // being spawned), and a last node on every fan node. A fan node
+        // run twice would count the last node down twice and run it early.
+        let mut preds: Vec<Vec<usize>> = vec![vec![]; 30_001];
+        preds.extend((0..20_000).map(|_| vec![0]));
+        preds.push((30_001..50_001).collect());
+        let expected = serial(&preds);
+        let pool = pool();
+        for _ in 0..20 {
+            assert_eq!(run(&pool, &preds), expected);
+        }
     }
 
     #[test]
