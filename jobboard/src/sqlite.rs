@@ -808,52 +808,15 @@ impl JobBoard for SqliteBoard {
         }
     }
 
+    /// [`claim_many`](JobBoard::claim_many) with `max` 1: one transaction
+    /// for the batch of candidates.
     fn claim_first(
         &self,
         ids: &[JobId],
         owner: &str,
     ) -> Result<(usize, Option<Claim>), JobBoardError> {
-        let Some(first) = ids.first() else {
-            return Ok((0, None));
-        };
-        let mut conn = self.conn()?;
-        let tx = immediate(&mut conn, "claiming", *first)?;
-        let now = self.now();
-        let expires_at = self.expiry(now);
-        let mut buf = Uuid::encode_buffer();
-        for (i, id) in ids.iter().enumerate() {
-            let text = id_text(*id, &mut buf);
-            let claimed: Option<(i64, Option<String>)> = tx
-                .prepare_cached(CLAIM)
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![text, owner, sql_int(now), sql_int(expires_at)],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()
-                })
-                .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
-            // Not claimable (claimed, complete, waiting, gone): the next.
-            let Some((epoch, control)) = claimed else {
-                continue;
-            };
-            let control = codec::control(control.as_deref(), *id)?;
-            tx.commit()
-                .map_err(|e| db_err(e, format_args!("committing the claim of job {id}")))?;
-            return Ok((
-                i + 1,
-                Some(Claim {
-                    job: *id,
-                    owner: owner.to_owned(),
-                    epoch: Epoch::new(
-                        u64::try_from(epoch).map_err(|_| corrupt(*id, "epoch is negative"))?,
-                    ),
-                    expires_at,
-                    control,
-                }),
-            ));
-        }
-        Ok((ids.len(), None))
+        let (tried, claims) = self.claim_many(ids, owner, 1)?;
+        Ok((tried, claims.into_iter().next()))
     }
 
     /// One `BEGIN IMMEDIATE` transaction claiming up to `max` of `ids`
@@ -908,13 +871,17 @@ impl JobBoard for SqliteBoard {
                 break;
             }
         }
-        if !claims.is_empty() {
-            tx.commit().map_err(|e| {
+        match claims.as_slice() {
+            [] => {}
+            [one] => tx
+                .commit()
+                .map_err(|e| db_err(e, format_args!("committing the claim of job {}", one.job)))?,
+            _ => tx.commit().map_err(|e| {
                 db_err(
                     e,
                     format_args!("committing the claims of {} jobs", claims.len()),
                 )
-            })?;
+            })?,
         }
         Ok((tried, claims))
     }
