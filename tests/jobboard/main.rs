@@ -257,6 +257,91 @@ fn conductors_run_posted_jobs_and_consume_them() {
     }
 }
 
+/// Makes each atom take the time given, so the jobs claimed ahead wait
+/// behind the one running.
+struct Slow(Duration);
+
+impl Listener for Slow {
+    fn on_atom(&self, e: &taskflow::AtomEvent) {
+        if e.to == taskflow::AtomState::Running {
+            std::thread::sleep(self.0);
+        }
+    }
+}
+
+#[test]
+fn a_conductor_claiming_ahead_consumes_each_job_when_its_flow_ends() {
+    // One slot, three jobs of one 400 ms atom each, all claimed at once:
+    // the first job's consume must not wait for the jobs after it (they
+    // are ready to run, so it waits for company at most 20 ms).
+    let s = setup(BoardOptions::default());
+    let one: Flow = Linear::new("one")
+        .add(
+            atom(
+                "s0",
+                Step {
+                    index: 0,
+                    log: None,
+                    pause_marker: None,
+                },
+            )
+            .requires(["x"])
+            .provides("x0"),
+        )
+        .into();
+    let ids: Vec<_> = (0..3)
+        .map(|i| post_flow_of(&s, &format!("slow{i}"), &one))
+        .collect();
+    let consumed = Arc::new(Mutex::new(Vec::new()));
+    let record = consumed.clone();
+    let c = Conductor::builder("ahead", s.board.clone(), s.records.clone())
+        .prefetch_jobs(4)
+        .wait_timeout(Duration::from_millis(500))
+        .configure_engine(|b| b.listener(Slow(Duration::from_millis(400))))
+        .listener(move |e: &ConductorEvent| {
+            if let ConductorEvent::Consumed { job, .. } = e {
+                record
+                    .lock()
+                    .expect("consumed")
+                    .push((*job, Instant::now()));
+            }
+        })
+        .build();
+    let stop = StopOnDrop(c.stop_handle());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(|| c.run());
+        while consumed.lock().expect("consumed").len() < ids.len() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not all consumed: {:?}",
+                consumed.lock().expect("consumed")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.0.stop();
+    });
+    let consumed = consumed.lock().expect("consumed").clone();
+    let order: Vec<JobId> = consumed.iter().map(|(job, _)| *job).collect();
+    assert_eq!(order, ids, "consumed in the order run");
+    for pair in consumed.windows(2) {
+        let gap = pair[1].1 - pair[0].1;
+        // Each job runs 400 ms after the one before: consumed together,
+        // the gap would be about 0.
+        assert!(
+            gap >= Duration::from_millis(200),
+            "job {} was consumed only {gap:?} before the next: its consume waited for it",
+            pair[0].0
+        );
+    }
+    for id in ids {
+        assert_eq!(
+            s.board.get(id).expect("job").outcome,
+            Some(Outcome::Consumed)
+        );
+    }
+}
+
 #[test]
 fn a_stopping_conductor_hands_its_job_over() {
     let s = setup(BoardOptions::default());

@@ -30,7 +30,7 @@
 //! ahead, in batches ([`JobBoard::claim_many`]: one transaction, one
 //! script), each held and renewed by the lease keeper like a running one
 //! until a runner takes it. A job whose flow finished while others are
-//! ready to run waits for them and is consumed with them
+//! ready to run waits for them (at most 20 ms) and is consumed with them
 //! ([`JobBoard::consume_all`]), still held until then: each consume is
 //! fenced by its own claim, and a conductor that dies before it leaves a
 //! job whose flow finished to be taken over and resumed from its
@@ -73,9 +73,15 @@ const CLAIM_BATCH: usize = 16;
 
 /// The most jobs whose flows finished a conductor consumes in one board
 /// call ([`JobBoard::consume_all`]). A finished job waits for others only
-/// while the conductor has more jobs ready to run at once; with none ready
-/// its consume goes out at once.
+/// while the conductor has more jobs ready to run at once, and at most
+/// [`CONSUME_DELAY`]; with none ready its consume goes out at once.
 const CONSUME_BATCH: usize = 32;
+
+/// The longest a finished job's consume waits for others to go with it:
+/// long enough for a batch of short jobs to gather, short enough that a
+/// job's completion reaches the board about when its flow ends, even when
+/// the jobs after it run for long.
+const CONSUME_DELAY: Duration = Duration::from_millis(20);
 
 type Configure = dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync;
 type ConfigureJob = dyn Fn(&Job, &Claim, EngineBuilder) -> EngineBuilder + Send + Sync;
@@ -133,6 +139,8 @@ pub struct Conductor {
     /// Jobs whose flows finished, waiting to be consumed together (see
     /// [`CONSUME_BATCH`]); each still held by the lease keeper.
     finished: Mutex<Vec<Finished>>,
+    /// Told when `finished` stops being empty.
+    finished_changed: Condvar,
 }
 
 /// Configures a [`Conductor`].
@@ -172,6 +180,7 @@ impl Conductor {
                 skip_for: Duration::from_secs(60),
                 leases: OnceLock::new(),
                 finished: Mutex::new(Vec::new()),
+                finished_changed: Condvar::new(),
             },
         }
     }
@@ -234,6 +243,9 @@ impl Conductor {
         std::thread::scope(|scope| {
             for _ in 0..slots {
                 scope.spawn(|| self.run_jobs(&queue));
+            }
+            if self.prefetch > 0 {
+                scope.spawn(|| self.consume_when_due());
             }
             while !self.stop.is_stopped() {
                 let load = queue.load();
@@ -299,15 +311,49 @@ impl Conductor {
                             claim,
                             flow_state,
                             held,
+                            at: Instant::now(),
                         });
+                        if finished.len() == 1 {
+                            self.finished_changed.notify_one();
+                        }
                         finished.len() >= CONSUME_BATCH
                     };
-                    // Nothing ready to run next: consume at once.
+                    // Nothing ready to run next: consume at once (else
+                    // when due, by `consume_when_due`).
                     if full || queue.nothing_ready() {
                         self.flush_finished();
                     }
                 }
                 settle => self.settle(&ready.job, settle),
+            }
+        }
+    }
+
+    /// A thread of [`run`](Conductor::run) with jobs claimed ahead: consumes
+    /// the finished jobs waiting for others once the oldest has waited
+    /// [`CONSUME_DELAY`], so a long job after them does not hold their
+    /// completion back. Ends when the conductor stops (`run` consumes what
+    /// is left).
+    fn consume_when_due(&self) {
+        let mut finished = lock(&self.finished);
+        while !self.stop.is_stopped() {
+            let left = finished
+                .first()
+                .map(|oldest| CONSUME_DELAY.saturating_sub(oldest.at.elapsed()));
+            match left {
+                Some(left) if left.is_zero() => {
+                    drop(finished);
+                    self.flush_finished();
+                    finished = lock(&self.finished);
+                }
+                left => {
+                    let wait = left.unwrap_or(JobQueue::LOOK_EVERY);
+                    finished = self
+                        .finished_changed
+                        .wait_timeout(finished, wait.min(JobQueue::LOOK_EVERY))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
             }
         }
     }
@@ -955,6 +1001,8 @@ struct Finished {
     claim: Claim,
     flow_state: FlowState,
     held: Arc<Held>,
+    /// When its flow ended.
+    at: Instant,
 }
 
 /// The jobs [`Conductor::run`] claimed, between its claiming loop and its
@@ -1084,7 +1132,9 @@ impl ConductorBuilder {
     /// it). Claims go to the board in batches ([`JobBoard::claim_many`]:
     /// one call, one transaction or script), and jobs that finish while
     /// others are ready are consumed together ([`JobBoard::consume_all`]),
-    /// which for many short jobs saves most round trips and commits. A job
+    /// which for many short jobs saves most round trips and commits (a
+    /// finished job waits at most 20 ms for others, so its completion is
+    /// not held back by a long job after it). A job
     /// claimed ahead is held like a running one (its lease renewed) until
     /// a slot runs it, so other conductors cannot take it meanwhile: keep
     /// it small for long jobs. Should this conductor die, its jobs claimed
