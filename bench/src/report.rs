@@ -98,15 +98,24 @@ fn python_for<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measure
         .max_by(|a, b| advantage(a, b).total_cmp(&advantage(b, a)))
 }
 
-/// Whether `executor` is a floor: the bare rayon executor (W1-W3) or bare
-/// SQLite (W4).
+/// Whether `executor` is a floor: the bare rayon executor (W1-W3), bare
+/// SQLite (W4), or a bound measured with a bare client (W11's broker).
 fn is_floor(executor: &str) -> bool {
-    executor.starts_with("floor")
+    executor.starts_with("floor") || is_bound(executor)
+}
+
+/// A bare client's bound (`bound: ...`): a cost per message, taken at one
+/// N and the floor of every N of its setting.
+fn is_bound(executor: &str) -> bool {
+    executor.starts_with("bound:")
 }
 
 fn floor_for<'a>(m: &Measurement, all: &'a [Measurement]) -> Option<&'a Measurement> {
     all.iter().find(|f| {
-        is_floor(&f.executor) && f.workload == m.workload && f.n == m.n && f.setting == m.setting
+        is_floor(&f.executor)
+            && f.workload == m.workload
+            && (f.n == m.n || is_bound(&f.executor))
+            && f.setting == m.setting
     })
 }
 
@@ -177,7 +186,7 @@ pub fn summary_table(all: &[Measurement]) -> String {
         ("tokio", &|e| e.starts_with("taskflow-rs tokio")),
         ("conductor", &|e| e.starts_with("taskflow-rs conductor")),
         ("service", &|e| e.starts_with("taskflow-rs service")),
-        ("worker", &|e| e == "taskflow-rs worker"),
+        ("worker", &|e| e.starts_with("taskflow-rs worker")),
         ("floor", &|e| is_floor(e)),
         ("dagx inline", &|e| e == "dagx inline"),
         ("dagx parallel", &|e| e == "dagx parallel"),
@@ -448,6 +457,31 @@ mod tests {
                 "{python}"
             );
         }
+    }
+
+    #[test]
+    fn a_bound_taken_at_one_n_is_the_floor_of_every_n_and_workers_have_a_column() {
+        let rate = |executor: &str, n: usize, value: f64| Measurement {
+            setting: "W2 unordered, 2 worker processes".into(),
+            unit: Unit::AtomsPerSecond,
+            ..m(executor, "W11", n, value)
+        };
+        let all = vec![
+            rate("taskflow-rs worker (amqp)", 1000, 5000.0),
+            rate("taskflow-rs worker (amqp)", 10000, 8000.0),
+            rate("bound: bare lapin, pipelined", 1000, 10000.0),
+        ];
+        let table = markdown_table(&all);
+        let ours: Vec<&str> = table
+            .lines()
+            .filter(|l| l.contains("taskflow-rs"))
+            .collect();
+        assert!(ours[0].ends_with("| 0.500× |"), "{}", ours[0]);
+        assert!(ours[1].ends_with("| 0.800× |"), "{}", ours[1]);
+        let summary = summary_table(&all);
+        let row = summary.lines().find(|l| l.contains("| 1,000 |")).unwrap();
+        // worker, then floor, columns.
+        assert!(row.contains("| 5,000 | 10,000 |"), "{row}");
     }
 
     #[test]

@@ -202,24 +202,28 @@ pub fn start_workers(
 }
 
 /// W1 (`workload` 1) or W2 (2) with `n` atoms on the worker engine over
-/// the broker at `url` under `prefix`, whose workers are running: the
-/// seconds of whole runs (build, prepare, run; the executor's connection
-/// and its hearing from every worker are made before the clock starts, as
-/// a pool is passed in).
+/// the broker at `url` under `prefix`, whose workers are running, sending
+/// each worker up to `prefetch` requests beyond its threads
+/// ([`WorkerOptions::prefetch`]; `None`: the default): the seconds of
+/// whole runs (build, prepare, run; the executor's connection and its
+/// hearing from every worker are made before the clock starts, as a pool
+/// is passed in).
 pub fn remote(
     workload: u8,
     n: usize,
     url: &str,
     prefix: &str,
+    prefetch: Option<usize>,
     repeats: Repeats,
 ) -> Result<Summary, BenchError> {
     let transport = AmqpTransport::new(url).with_prefix(prefix);
     let (flow, store) = flow(workload, n);
     repeat(repeats, || {
-        let mut executor = WorkerExecutor::new(
-            &transport,
-            WorkerOptions::with_timeout(Duration::from_secs(60)),
-        )?;
+        let mut options = WorkerOptions::with_timeout(Duration::from_secs(60));
+        if let Some(prefetch) = prefetch {
+            options.prefetch = prefetch;
+        }
+        let mut executor = WorkerExecutor::new(&transport, options)?;
         let known = executor.wait_for_workers(PROCESSES, Duration::from_secs(10));
         if known < PROCESSES {
             return Err(BenchError::Setup(format!(
