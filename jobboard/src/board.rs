@@ -241,21 +241,16 @@ pub trait JobBoard: Send + Sync {
     /// Returns how many of `ids` were tried (the claimed one included) and
     /// the claim, or `None` when none was claimable: every id tried was
     /// refused with `AlreadyClaimed`, `NotYet`, `Complete` or `NotFound`.
-    /// Any other error ends the call (the ids before it were refused). The
-    /// default claims them one by one.
+    /// Any other error ends the call (the ids before it were refused). It
+    /// is [`claim_many`](JobBoard::claim_many) with `max` 1, so a board
+    /// that claims several in one call claims the first in one call too.
     fn claim_first(
         &self,
         ids: &[JobId],
         owner: &str,
     ) -> Result<(usize, Option<Claim>), JobBoardError> {
-        for (i, id) in ids.iter().enumerate() {
-            match self.claim(*id, owner) {
-                Ok(claim) => return Ok((i + 1, Some(claim))),
-                Err(e) if e.is_refusal() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok((ids.len(), None))
+        let (tried, claims) = self.claim_many(ids, owner, 1)?;
+        Ok((tried, claims.into_iter().next()))
     }
 
     /// Claims up to `max` of `ids`, in order: each id is tried as
@@ -268,34 +263,36 @@ pub trait JobBoard: Send + Sync {
     /// of `ids`: an id not tried stays claimable for the next call.
     ///
     /// Any other error ends the call. With no claim made yet it is
-    /// returned; after a claim, the claims made are returned and the id
-    /// that failed counts as not tried, so no claim is ever lost to an
-    /// error (the error shows again at the next call). `max == 0` or no ids
-    /// claims nothing. The default calls
-    /// [`claim_first`](JobBoard::claim_first) until done: one call per
-    /// claim.
+    /// returned; after a claim, the claims made are returned and the ids
+    /// after the last claim count as not tried, so no claim is ever lost
+    /// to an error (the error shows again at the next call). `max == 0` or
+    /// no ids claims nothing. The default claims them one by one; boards
+    /// with round trips override it to claim them in one call (a
+    /// transaction, a script).
     fn claim_many(
         &self,
         ids: &[JobId],
         owner: &str,
         max: usize,
     ) -> Result<(usize, Vec<Claim>), JobBoardError> {
-        let mut tried = 0;
         let mut claims = Vec::new();
-        while claims.len() < max && tried < ids.len() {
-            match self.claim_first(&ids[tried..], owner) {
-                Ok((n, claim)) => {
-                    tried += n.clamp(1, ids.len() - tried);
-                    match claim {
-                        Some(claim) => claims.push(claim),
-                        None => break,
-                    }
+        // How many ids were tried up to the last claim made.
+        let mut settled = 0;
+        for (i, id) in ids.iter().enumerate() {
+            if claims.len() == max {
+                return Ok((i, claims));
+            }
+            match self.claim(*id, owner) {
+                Ok(claim) => {
+                    claims.push(claim);
+                    settled = i + 1;
                 }
+                Err(e) if e.is_refusal() => {}
                 Err(e) if claims.is_empty() => return Err(e),
-                Err(_) => break,
+                Err(_) => return Ok((settled, claims)),
             }
         }
-        Ok((tried, claims))
+        Ok((ids.len(), claims))
     }
 
     /// Marks the job complete: its flow ran to its end.

@@ -808,17 +808,6 @@ impl JobBoard for SqliteBoard {
         }
     }
 
-    /// [`claim_many`](JobBoard::claim_many) with `max` 1: one transaction
-    /// for the batch of candidates.
-    fn claim_first(
-        &self,
-        ids: &[JobId],
-        owner: &str,
-    ) -> Result<(usize, Option<Claim>), JobBoardError> {
-        let (tried, claims) = self.claim_many(ids, owner, 1)?;
-        Ok((tried, claims.into_iter().next()))
-    }
-
     /// One `BEGIN IMMEDIATE` transaction claiming up to `max` of `ids`
     /// (the `UPDATE` of [`claim`](JobBoard::claim) for each, in order, at
     /// one instant) and one commit for all, instead of one per job.

@@ -718,16 +718,6 @@ impl JobBoard for RedisBoard {
             .collect()
     }
 
-    /// `claim_many.lua` with `max` 1: one script call for the batch.
-    fn claim_first(
-        &self,
-        ids: &[JobId],
-        owner: &str,
-    ) -> Result<(usize, Option<Claim>), JobBoardError> {
-        let (tried, claims) = self.claim_many(ids, owner, 1)?;
-        Ok((tried, claims.into_iter().next()))
-    }
-
     /// One script (`claim_many.lua`) claiming up to `max` of `ids` at one
     /// instant, instead of a call per job.
     fn claim_many(
