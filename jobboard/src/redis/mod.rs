@@ -147,6 +147,10 @@ pub struct RedisBoard {
     watching: AtomicBool,
 }
 
+/// One claim's part of a script's reply: its job key and reply, or its
+/// refusal (`NotFound`, `NotOwner`, or a reply this build cannot read).
+type ClaimReply = Result<(String, Vec<Value>), JobBoardError>;
+
 impl Drop for RedisBoard {
     fn drop(&mut self) {
         // The watcher stops when its next block ends (within a second).
@@ -280,6 +284,64 @@ impl RedisBoard {
         } else {
             self.options.clock.now_millis().to_string()
         }
+    }
+
+    /// Calls a script that takes, after its own keys and arguments (which
+    /// `prepare` sets), each claim's job key and its id, owner and epoch,
+    /// and replies once per claim with `ok` (and what follows), `not_found`
+    /// or `not_owner`. Returns, per claim in order, its job key and reply,
+    /// or its refusal; the call failing, or replying for another number of
+    /// claims, is the error of the whole batch. `what` names the call in
+    /// errors.
+    fn per_claim_call<'s>(
+        &self,
+        what: &str,
+        anchor: &str,
+        claims: &[Claim],
+        prepare: impl Fn() -> redis::ScriptInvocation<'s>,
+    ) -> Result<Vec<ClaimReply>, JobBoardError> {
+        let args: Vec<(String, String, String)> = claims
+            .iter()
+            .map(|c| (self.keys.job(c.job), c.job.to_string(), c.epoch.to_string()))
+            .collect();
+        let replies = self
+            .pool
+            .run(what, |c| {
+                let mut call = prepare();
+                for (claim, (key, id, epoch)) in claims.iter().zip(&args) {
+                    call.key(key).arg(id).arg(&claim.owner).arg(epoch);
+                }
+                call.invoke::<Value>(c)
+            })
+            .and_then(|reply| items(reply, anchor))?;
+        if replies.len() != claims.len() {
+            return Err(corrupt(
+                anchor,
+                format!(
+                    "{what}: {} replies for {} claims",
+                    replies.len(),
+                    claims.len()
+                ),
+            ));
+        }
+        Ok(claims
+            .iter()
+            .zip(args)
+            .zip(replies)
+            .map(|((claim, (key, _, _)), reply)| {
+                let reply = items(reply, &key)?;
+                match text_at(&reply, 0, &key)?.as_str() {
+                    "ok" => Ok((key, reply)),
+                    "not_found" => Err(JobBoardError::NotFound(claim.job)),
+                    "not_owner" => Err(JobBoardError::NotOwner {
+                        job: claim.job,
+                        owner: claim.owner.clone(),
+                        epoch: claim.epoch.get(),
+                    }),
+                    other => Err(corrupt(&key, format!("{what}: unexpected reply `{other}`"))),
+                }
+            })
+            .collect())
     }
 
     fn lease_ms(&self) -> u64 {
@@ -658,62 +720,25 @@ impl JobBoard for RedisBoard {
         let leases = self.keys.leases();
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
         let lease = self.lease_ms();
-        let args: Vec<(String, String, String)> = claims
-            .iter()
-            .map(|c| (self.keys.job(c.job), c.job.to_string(), c.epoch.to_string()))
-            .collect();
-        let reply = self
-            .pool
-            .run("renewing claims", |c| {
-                let mut call = self.scripts.renew_all.key(&leases);
-                for (key, _, _) in &args {
-                    call.key(key);
-                }
-                call.arg(&now).arg(&op).arg(lease);
-                for (claim, (_, id, epoch)) in claims.iter().zip(&args) {
-                    call.arg(id).arg(&claim.owner).arg(epoch);
-                }
-                call.invoke::<Value>(c)
-            })
-            .and_then(|reply| items(reply, &leases));
-        let replies = match reply {
-            Ok(replies) if replies.len() == claims.len() => replies,
-            Ok(replies) => {
-                let e = corrupt(
-                    &leases,
-                    format!(
-                        "renewing {} claims: {} replies",
-                        claims.len(),
-                        replies.len()
-                    ),
-                );
-                return crate::board::renewals_failed(BOARD, claims, e);
-            }
+        let replies = self.per_claim_call("renewing claims", &leases, claims, || {
+            let mut call = self.scripts.renew_all.key(&leases);
+            call.arg(&now).arg(&op).arg(lease);
+            call
+        });
+        let replies = match replies {
+            Ok(replies) => replies,
             Err(e) => return crate::board::renewals_failed(BOARD, claims, e),
         };
         claims
             .iter()
-            .zip(args)
             .zip(replies)
-            .map(|((claim, (key, _, _)), reply)| {
-                let reply = items(reply, &key)?;
-                match text_at(&reply, 0, &key)?.as_str() {
-                    "ok" => Ok(Claim {
-                        expires_at: u64_at(&reply, 1, &key)?,
-                        control: control_at(&reply, 2, &key)?,
-                        ..claim.clone()
-                    }),
-                    "not_found" => Err(JobBoardError::NotFound(claim.job)),
-                    "not_owner" => Err(JobBoardError::NotOwner {
-                        job: claim.job,
-                        owner: claim.owner.clone(),
-                        epoch: claim.epoch.get(),
-                    }),
-                    other => Err(corrupt(
-                        key,
-                        format!("renewing: unexpected reply `{other}`"),
-                    )),
-                }
+            .map(|(claim, reply)| {
+                let (key, reply) = reply?;
+                Ok(Claim {
+                    expires_at: u64_at(&reply, 1, &key)?,
+                    control: control_at(&reply, 2, &key)?,
+                    ..claim.clone()
+                })
             })
             .collect()
     }
@@ -819,61 +844,23 @@ impl JobBoard for RedisBoard {
             self.keys.events(),
         );
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
-        let args: Vec<(String, String, String)> = claims
-            .iter()
-            .map(|c| (self.keys.job(c.job), c.job.to_string(), c.epoch.to_string()))
-            .collect();
-        let reply = self
-            .pool
-            .run("consuming", |c| {
-                let mut call = self.scripts.consume_all.key(&pending);
-                call.key(&leases)
-                    .key(&complete)
-                    .key(&unique)
-                    .key(&scheduled)
-                    .key(&events);
-                for (key, _, _) in &args {
-                    call.key(key);
-                }
-                call.arg(&now).arg(&op).arg(&outcome).arg(EVENTS_KEPT);
-                for (claim, (_, id, epoch)) in claims.iter().zip(&args) {
-                    call.arg(id).arg(&claim.owner).arg(epoch);
-                }
-                call.invoke::<Value>(c)
-            })
-            .and_then(|reply| items(reply, &pending));
-        let replies = match reply {
-            Ok(replies) if replies.len() == claims.len() => replies,
-            Ok(replies) => {
-                let e = corrupt(
-                    &pending,
-                    format!("consuming {} jobs: {} replies", claims.len(), replies.len()),
-                );
-                return crate::board::consumes_failed(BOARD, claims, e);
-            }
-            Err(e) => return crate::board::consumes_failed(BOARD, claims, e),
-        };
-        claims
-            .iter()
-            .zip(args)
-            .zip(replies)
-            .map(|((claim, (key, _, _)), reply)| {
-                let reply = items(reply, &key)?;
-                match text_at(&reply, 0, &key)?.as_str() {
-                    "ok" => Ok(()),
-                    "not_found" => Err(JobBoardError::NotFound(claim.job)),
-                    "not_owner" => Err(JobBoardError::NotOwner {
-                        job: claim.job,
-                        owner: claim.owner.clone(),
-                        epoch: claim.epoch.get(),
-                    }),
-                    other => Err(corrupt(
-                        key,
-                        format!("consuming: unexpected reply `{other}`"),
-                    )),
-                }
-            })
-            .collect()
+        let replies = self.per_claim_call("consuming", &pending, claims, || {
+            let mut call = self.scripts.consume_all.key(&pending);
+            call.key(&leases)
+                .key(&complete)
+                .key(&unique)
+                .key(&scheduled)
+                .key(&events)
+                .arg(&now)
+                .arg(&op)
+                .arg(&outcome)
+                .arg(EVENTS_KEPT);
+            call
+        });
+        match replies {
+            Ok(replies) => replies.into_iter().map(|reply| reply.map(drop)).collect(),
+            Err(e) => crate::board::consumes_failed(BOARD, claims, e),
+        }
     }
 
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
