@@ -346,11 +346,13 @@ impl Conductor {
                     self.flush_finished();
                     finished = lock(&self.finished);
                 }
+                // Until the oldest is due (under 20 ms), or a while to look
+                // at the stop flag when none waits.
                 left => {
                     let wait = left.unwrap_or(JobQueue::LOOK_EVERY);
                     finished = self
                         .finished_changed
-                        .wait_timeout(finished, wait.min(JobQueue::LOOK_EVERY))
+                        .wait_timeout(finished, wait)
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0;
                 }
