@@ -398,6 +398,28 @@ impl RedisBoard {
         }
     }
 
+    /// What completing jobs with `outcome` takes besides each job's own
+    /// key: the outcome encoded, and the board's keys that the completion
+    /// scripts (`complete.lua`, `consume_all.lua`) touch, in their order.
+    fn completion(
+        &self,
+        what: &str,
+        outcome: &Outcome,
+    ) -> Result<(String, [String; 6]), JobBoardError> {
+        let outcome = serde_json::to_string(outcome).map_err(|e| {
+            JobBoardError::backend(BOARD, format!("{what}: encoding the outcome: {e}"), e)
+        })?;
+        let keys = [
+            self.keys.pending(),
+            self.keys.leases(),
+            self.keys.complete(),
+            self.keys.unique(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        ];
+        Ok((outcome, keys))
+    }
+
     /// Marks the job of `claim` complete with `outcome`.
     fn finish(
         &self,
@@ -410,21 +432,8 @@ impl RedisBoard {
             Outcome::Consumed => "consume",
             Outcome::Trashed { .. } => "trash",
         };
-        let outcome = serde_json::to_string(outcome).map_err(|e| {
-            JobBoardError::backend(BOARD, format!("{what}: encoding the outcome: {e}"), e)
-        })?;
-        let (job, pending, leases, complete) = (
-            self.keys.job(claim.job),
-            self.keys.pending(),
-            self.keys.leases(),
-            self.keys.complete(),
-        );
-        let (unique, scheduled, events) = (
-            self.keys.unique(),
-            self.keys.scheduled(),
-            self.keys.events(),
-        );
-
+        let (outcome, board_keys) = self.completion(what, outcome)?;
+        let job = self.keys.job(claim.job);
         let (now, id, epoch, op) = (
             self.now_arg(),
             claim.job.to_string(),
@@ -432,15 +441,11 @@ impl RedisBoard {
             Uuid::new_v4().to_string(),
         );
         self.release(what, claim, |c| {
-            script
-                .key(&job)
-                .key(&pending)
-                .key(&leases)
-                .key(&complete)
-                .key(&unique)
-                .key(&scheduled)
-                .key(&events)
-                .arg(&now)
+            let mut call = script.key(&job);
+            for key in &board_keys {
+                call.key(key);
+            }
+            call.arg(&now)
                 .arg(&id)
                 .arg(&claim.owner)
                 .arg(&epoch)
@@ -822,39 +827,18 @@ impl JobBoard for RedisBoard {
             [claim] => return vec![self.consume(claim)],
             _ => {}
         }
-        let outcome = match serde_json::to_string(&Outcome::Consumed) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                let e = JobBoardError::backend(
-                    BOARD,
-                    format!("consuming: encoding the outcome: {e}"),
-                    e,
-                );
-                return crate::board::consumes_failed(BOARD, claims, e);
-            }
+        let (outcome, board_keys) = match self.completion("consuming", &Outcome::Consumed) {
+            Ok(completion) => completion,
+            Err(e) => return crate::board::consumes_failed(BOARD, claims, e),
         };
-        let (pending, leases, complete) = (
-            self.keys.pending(),
-            self.keys.leases(),
-            self.keys.complete(),
-        );
-        let (unique, scheduled, events) = (
-            self.keys.unique(),
-            self.keys.scheduled(),
-            self.keys.events(),
-        );
         let (now, op) = (self.now_arg(), Uuid::new_v4().to_string());
-        let replies = self.per_claim_call("consuming", &pending, claims, || {
-            let mut call = self.scripts.consume_all.key(&pending);
-            call.key(&leases)
-                .key(&complete)
-                .key(&unique)
-                .key(&scheduled)
-                .key(&events)
-                .arg(&now)
-                .arg(&op)
-                .arg(&outcome)
-                .arg(EVENTS_KEPT);
+        let pending = &board_keys[0];
+        let replies = self.per_claim_call("consuming", pending, claims, || {
+            let mut call = self.scripts.consume_all.prepare_invoke();
+            for key in &board_keys {
+                call.key(key);
+            }
+            call.arg(&now).arg(&op).arg(&outcome).arg(EVENTS_KEPT);
             call
         });
         match replies {
