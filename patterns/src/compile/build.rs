@@ -18,8 +18,8 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{
-    prefix, provided_name, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,
-    CompiledFlow, Csr, FlowIndex, NameKey, Providers,
+    prefix, provided_name, sort_by_name, AtomImpl, AtomIndex, Compilation, CompiledAtom,
+    CompiledDecider, CompiledFlow, Csr, FlowIndex, NameKey, Providers,
 };
 use crate::depth;
 use crate::flow::{FlowParts, Node};
@@ -214,7 +214,7 @@ impl<'f> Builder<'f> {
                 entries.extend(a.spec.provides.names().map(|s| (prefix(s), s, i)));
             }
         }
-        entries.sort_unstable();
+        sort_by_name(&mut entries, |e| e.0, |a, b| (a.1, a.2).cmp(&(b.1, b.2)));
         entries.dedup();
         Provided(entries)
     }
@@ -228,10 +228,15 @@ impl<'f> Builder<'f> {
         child: usize,
     ) -> impl Iterator<Item = &'s str> + 's {
         let c = &children[child];
-        self.atoms[c.first..c.end]
+        let atoms = &self.atoms[c.first..c.end];
+        atoms
             .iter()
             .flat_map(|a| a.spec.required_symbols().map(|(s, _)| s))
-            .filter(move |s| !provided.by(s, child))
+            .filter(move |s| match atoms {
+                // The common child, one atom: its own names, not a search.
+                [a] => !a.spec.provides.names().any(|p| p == *s),
+                _ => !provided.by(s, child),
+            })
     }
 
     fn flow(
@@ -409,7 +414,8 @@ impl<'f> Builder<'f> {
             }
         }
         drop(provided);
-        inferred.sort_unstable();
+        // Radix: a graph of many children infers about as many pairs.
+        radsort::sort_by_key(&mut inferred, |&pair| pair);
         inferred.dedup();
         inferred.retain(|pair| linked.binary_search(pair).is_err());
         for &(from, to) in &inferred {
@@ -511,10 +517,11 @@ fn sorted_by_name(atoms: &[CompiledAtom]) -> Vec<AtomIndex> {
         .enumerate()
         .map(|(i, a)| (prefix(&a.name), AtomIndex::new(i)))
         .collect();
-    keyed.sort_unstable_by(|x, y| {
-        x.0.cmp(&y.0)
-            .then_with(|| atoms[x.1.index()].name.cmp(&atoms[y.1.index()].name))
-    });
+    sort_by_name(
+        &mut keyed,
+        |x| x.0,
+        |x, y| atoms[x.1.index()].name.cmp(&atoms[y.1.index()].name),
+    );
     keyed.into_iter().map(|(_, a)| a).collect()
 }
 
@@ -530,10 +537,14 @@ fn providers(atoms: &[CompiledAtom]) -> Providers {
     }
     let name = |a: AtomIndex, k: u32| provided_name(&atoms[a.index()].spec.provides, k);
     // Entries of one name stay in atom order (and an atom's own in order).
-    entries.sort_unstable_by(|x, y| {
-        x.0.cmp_names(|| name(x.1, x.2), y.0, || name(y.1, y.2))
-            .then_with(|| (x.1, x.2).cmp(&(y.1, y.2)))
-    });
+    sort_by_name(
+        &mut entries,
+        |x| x.0.prefix,
+        |x, y| {
+            x.0.cmp_names(|| name(x.1, x.2), y.0, || name(y.1, y.2))
+                .then_with(|| (x.1, x.2).cmp(&(y.1, y.2)))
+        },
+    );
     Providers {
         atoms: entries.iter().map(|&(_, a, _)| a).collect(),
         names: entries.iter().map(|&(_, _, k)| k).collect(),

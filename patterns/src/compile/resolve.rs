@@ -219,7 +219,11 @@ impl Compilation {
                 }
             }
         }
-        wanted.sort_unstable_by(|x, y| x.0.cmp_names(|| x.1, y.0, || y.1));
+        super::sort_by_name(
+            &mut wanted,
+            |x| x.0.prefix,
+            |x, y| x.0.cmp_names(|| x.1, y.0, || y.1),
+        );
         let index = &self.providers;
         let provider = |i: usize| {
             super::provided_name(&self.atom(index.atoms[i]).spec.provides, index.names[i])

@@ -512,6 +512,63 @@ fn name_prefixes_order_as_the_names_do() {
 }
 
 #[test]
+fn sorting_by_name_orders_as_a_stable_sort_of_the_names() {
+    // Above and below the size where the radix sort takes over: short
+    // names, names alike in their first eight bytes, trailing zero bytes,
+    // and each name several times (its copies must keep their order).
+    let stems = ["t1", "t10", "t2", "a\0", "a", "", "abcdefgh", "abcdefgh\0"];
+    for n in [5, 63, 64, 65, 700] {
+        let mut items: Vec<(String, usize)> = (0..n)
+            .map(|i| {
+                let name = match i % 4 {
+                    0 => stems[i % stems.len()].to_owned(),
+                    1 => format!("long-shared-prefix-{}", (i * 7) % 13),
+                    2 => format!("t{}", (i * 31) % 97),
+                    _ => format!("abcdefgh{}", (i * 3) % 5),
+                };
+                (name, i)
+            })
+            .collect();
+        let mut expected = items.clone();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        super::sort_by_name(&mut items, |x| super::prefix(&x.0), |x, y| x.0.cmp(&y.0));
+        assert_eq!(items, expected, "n = {n}");
+    }
+}
+
+#[test]
+fn a_large_graph_of_long_shared_names_resolves_as_declared() {
+    // Enough atoms for the radix sorts, declared last first, every name
+    // alike in its first eight bytes: each atom feeds the next.
+    let n = 300;
+    let mut g = Graph::new("g");
+    for i in (0..n).rev() {
+        let mut a =
+            atom(format!("step-number-{i:03}"), noop()).provides(format!("value-of-{i:03}"));
+        if i > 0 {
+            a = a.requires([format!("value-of-{:03}", i - 1)]);
+        }
+        g = g.add(a);
+    }
+    let c = compile(&g.into()).unwrap();
+    let res = c.resolve(&serde_json::Map::new()).unwrap();
+    for i in 1..n {
+        let from = c.atom_index(&format!("step-number-{:03}", i - 1)).unwrap();
+        let to = c.atom_index(&format!("step-number-{i:03}")).unwrap();
+        assert_eq!(c.successors(from), &[to]);
+        assert_eq!(
+            source(
+                &c,
+                &res,
+                &format!("step-number-{i:03}"),
+                &format!("value-of-{:03}", i - 1)
+            ),
+            format!("atom step-number-{:03}", i - 1)
+        );
+    }
+}
+
+#[test]
 fn long_shared_prefixes_and_many_siblings_resolve_as_declared() {
     // Names alike in their first eight bytes; a graph inferring every link
     // from data, and an unordered flow with one error per sibling pair
