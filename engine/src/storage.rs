@@ -274,26 +274,34 @@ impl Storage {
             return Ok(());
         }
         let details = &self.details;
-        let writes: Vec<AtomWrite<'_>> = self
-            .pending
-            .iter()
-            .map(|&(atom, whole)| {
-                let d = &details[atom.index()];
-                if whole {
-                    AtomWrite::Detail(d)
-                } else {
-                    AtomWrite::State {
-                        atom: d.uuid,
-                        state: d.state,
-                        intention: d.intention,
-                    }
+        let write = |&(atom, whole): &(AtomIndex, bool)| {
+            let d = &details[atom.index()];
+            if whole {
+                AtomWrite::Detail(d)
+            } else {
+                AtomWrite::State {
+                    atom: d.uuid,
+                    state: d.state,
+                    intention: d.intention,
                 }
-            })
-            .collect();
-        let written = self
-            .backend
-            .save_atom_writes(self.flow.uuid, &writes, self.epoch);
-        drop(writes);
+            }
+        };
+        let written = match self.pending.as_slice() {
+            // The common flushes (on the serial engine, an atom's end and
+            // its successor's start): no vector to allocate.
+            [one] => self
+                .backend
+                .save_atom_writes(self.flow.uuid, &[write(one)], self.epoch),
+            [a, b] => {
+                self.backend
+                    .save_atom_writes(self.flow.uuid, &[write(a), write(b)], self.epoch)
+            }
+            many => {
+                let writes: Vec<AtomWrite<'_>> = many.iter().map(write).collect();
+                self.backend
+                    .save_atom_writes(self.flow.uuid, &writes, self.epoch)
+            }
+        };
         self.pending.clear();
         written?;
         Ok(())

@@ -74,14 +74,28 @@ impl Part {
 struct Provided<'a>(Vec<(u64, &'a str, usize)>);
 
 impl Provided<'_> {
-    /// The children that provide `symbol`, in order.
-    fn of<'s>(&'s self, symbol: &'s str) -> impl Iterator<Item = usize> + 's {
-        let key = prefix(symbol);
-        let first = self.0.partition_point(|&(p, s, _)| (p, s) < (key, symbol));
-        self.0[first..]
-            .iter()
-            .take_while(move |&&(p, s, _)| p == key && s == symbol)
-            .map(|&(_, _, child)| child)
+    /// The pairs `(provider, child)` for every `(symbol, child)` of
+    /// `wanted`, `provider` being each child that provides `symbol`.
+    /// `wanted` is sorted as the index is, and both are walked once side by
+    /// side: a search of the index per symbol was most of building a large
+    /// graph.
+    fn pairs(&self, wanted: &[(u64, &str, usize)]) -> Vec<(usize, usize)> {
+        let mut pairs = Vec::with_capacity(wanted.len());
+        let mut at = 0;
+        for &(key, symbol, child) in wanted {
+            while self
+                .0
+                .get(at)
+                .is_some_and(|&(p, s, _)| (p, s) < (key, symbol))
+            {
+                at += 1;
+            }
+            let providers = self.0[at..]
+                .iter()
+                .take_while(|&&(p, s, _)| p == key && s == symbol);
+            pairs.extend(providers.map(|&(_, _, provider)| (provider, child)));
+        }
+        pairs
     }
 
     /// Whether child `child` provides `symbol` itself.
@@ -405,14 +419,18 @@ impl<'f> Builder<'f> {
         // provides runs after it. (Edges are sorted by their ends when the
         // graph is laid out, so the order found here does not show.)
         let provided = self.provided(children);
-        let mut inferred = Vec::new();
+        let mut wanted = Vec::new();
         for to in 0..children.len() {
-            for symbol in self.requires(&provided, children, to) {
-                // `to` itself is not among the providers: `requires` left
-                // out what it provides.
-                inferred.extend(provided.of(symbol).map(|from| (from, to)));
-            }
+            // `to` itself is not among the providers: `requires` leaves out
+            // what it provides.
+            wanted.extend(
+                self.requires(&provided, children, to)
+                    .map(|symbol| (prefix(symbol), symbol, to)),
+            );
         }
+        sort_by_name(&mut wanted, |w| w.0, |a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+        let mut inferred = provided.pairs(&wanted);
+        drop(wanted);
         drop(provided);
         // Radix: a graph of many children infers about as many pairs.
         radsort::sort_by_key(&mut inferred, |&pair| pair);
