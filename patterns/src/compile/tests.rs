@@ -536,11 +536,10 @@ fn sorting_by_name_orders_as_a_stable_sort_of_the_names() {
     }
 }
 
-#[test]
-fn a_large_graph_of_long_shared_names_resolves_as_declared() {
-    // Enough atoms for the radix sorts, declared last first, every name
-    // alike in its first eight bytes: each atom feeds the next.
-    let n = 300;
+/// A graph of `n` atoms `step-number-{i:03}`, declared last first, names
+/// alike in their first eight bytes; atom `i` provides `value-of-{i:03}`
+/// and requires its predecessor's, so links are all inferred from data.
+fn long_named_chain(n: usize) -> Graph {
     let mut g = Graph::new("g");
     for i in (0..n).rev() {
         let mut a =
@@ -550,7 +549,15 @@ fn a_large_graph_of_long_shared_names_resolves_as_declared() {
         }
         g = g.add(a);
     }
-    let c = compile(&g.into()).unwrap();
+    g
+}
+
+#[test]
+fn a_large_graph_of_long_shared_names_resolves_as_declared() {
+    // Enough atoms for the radix sorts, declared last first, every name
+    // alike in its first eight bytes: each atom feeds the next.
+    let n = 300;
+    let c = compile(&long_named_chain(n).into()).unwrap();
     let res = c.resolve(&serde_json::Map::new()).unwrap();
     for i in 1..n {
         let from = c.atom_index(&format!("step-number-{:03}", i - 1)).unwrap();
@@ -573,23 +580,14 @@ fn long_shared_prefixes_and_many_siblings_resolve_as_declared() {
     // Names alike in their first eight bytes; a graph inferring every link
     // from data, and an unordered flow with one error per sibling pair
     // naming the first symbol they share.
-    let mut g = Graph::new("g");
-    for i in (0..12).rev() {
-        let mut a =
-            atom(format!("step-number-{i:02}"), noop()).provides(format!("value-of-{i:02}"));
-        if i > 0 {
-            a = a.requires([format!("value-of-{:02}", i - 1)]);
-        }
-        g = g.add(a);
-    }
-    let c = compile(&g.into()).unwrap();
-    let order: Vec<String> = (0..12).map(|i| format!("step-number-{i:02}")).collect();
+    let c = compile(&long_named_chain(12).into()).unwrap();
+    let order: Vec<String> = (0..12).map(|i| format!("step-number-{i:03}")).collect();
     for pair in order.windows(2) {
         let from = c.atom_index(&pair[0]).unwrap();
         let to = c.atom_index(&pair[1]).unwrap();
         assert_eq!(c.successors(from), &[to]);
     }
-    assert_eq!(names(&c, c.providers("value-of-03")), ["step-number-03"]);
+    assert_eq!(names(&c, c.providers("value-of-003")), ["step-number-003"]);
     c.resolve(&Default::default()).unwrap();
 
     // Siblings of an unordered flow feed none of each other: with nothing
