@@ -77,8 +77,8 @@ impl Provided<'_> {
     /// The pairs `(provider, child)` for every `(symbol, child)` of
     /// `wanted`, `provider` being each child that provides `symbol`.
     /// `wanted` is sorted as the index is, and both are walked once side by
-    /// side: a search of the index per symbol was most of building a large
-    /// graph.
+    /// side, instead of a binary search of the index per symbol, whose cost
+    /// grows with the graph.
     fn pairs(&self, wanted: &[(u64, &str, usize)]) -> Vec<(usize, usize)> {
         let mut pairs = Vec::with_capacity(wanted.len());
         let mut at = 0;
