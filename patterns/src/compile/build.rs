@@ -76,7 +76,7 @@ struct Provided<'a>(Vec<(u64, &'a str, usize)>);
 impl Provided<'_> {
     /// The pairs `(provider, child)` for every `(symbol, child)` of
     /// `wanted`, `provider` being each child that provides `symbol`.
-    /// `wanted` is sorted as the index is, and both are walked once side by
+    /// `wanted` is sorted by symbol as the index is, and both are walked once side by
     /// side, instead of a binary search of the index per symbol, whose cost
     /// grows with the graph.
     fn pairs(&self, wanted: &[(u64, &str, usize)]) -> Vec<(usize, usize)> {
@@ -428,7 +428,8 @@ impl<'f> Builder<'f> {
                     .map(|symbol| (prefix(symbol), symbol, to)),
             );
         }
-        sort_by_name(&mut wanted, |w| w.0, |a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+        // By symbol alone: the pairs are sorted by their ends below.
+        sort_by_name(&mut wanted, |w| w.0, |a, b| a.1.cmp(b.1));
         let mut inferred = provided.pairs(&wanted);
         drop(wanted);
         drop(provided);
