@@ -66,7 +66,7 @@ impl Runtime<'_> {
             detail: record,
             cancel: self.cancel.clone(),
             span: self.span.clone(),
-            timer: compiled.spec.timeout.map(Timer::new),
+            timer: compiled.spec.timeout().map(Timer::new),
         };
         self.submit(work)
     }
@@ -99,7 +99,7 @@ impl Runtime<'_> {
             detail: record,
             cancel: self.cancel.clone(),
             span: self.span.clone(),
-            timer: compiled.spec.timeout.map(Timer::new),
+            timer: compiled.spec.timeout().map(Timer::new),
         };
         self.submit(work)
     }

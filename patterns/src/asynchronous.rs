@@ -182,7 +182,7 @@ impl<T: AsyncTask> Task for Async<T> {
 
 /// A task atom named `name` running the async task `task` (the same as
 /// `atom(name, Async(task))`).
-pub fn async_atom(name: impl Into<String>, task: impl AsyncTask) -> crate::TaskAtom {
+pub fn async_atom(name: impl Into<crate::Name>, task: impl AsyncTask) -> crate::TaskAtom {
     crate::atom(name, Async(task))
 }
 

@@ -1,12 +1,28 @@
 //! Atoms: a task or retry controller with its declared inputs and outputs.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Retry, Task, Value, VecMap};
+
+/// A name in an atom's interface: the atom's own, an argument's, a
+/// symbol's. A string held inline when it is 24 bytes or shorter, as most
+/// names are, so a flow of many atoms does not hold a small heap block per
+/// name; a longer one is on the heap as a `String` is. It derefs to
+/// `str`, compares with `&str` and `String`, and converts from both:
+///
+/// ```
+/// use taskflow_patterns::{atom, task_fn, Name, Value};
+/// let a = atom("resize", task_fn(|_| Ok(Value::Null))).requires(["image"]);
+/// assert_eq!(a.spec.name, "resize");
+/// assert_eq!(a.spec.requires, [Name::from("image")]);
+/// let owned: String = a.spec.name.to_string();
+/// assert_eq!(owned, "resize");
+/// ```
+pub type Name = compact_str::CompactString;
 
 /// What names an atom's result is stored under.
 ///
@@ -20,22 +36,22 @@ pub enum Provides {
     #[default]
     Nothing,
     /// The whole result is stored under one name.
-    Single(String),
+    Single(Name),
     /// The result is an array; element `i` is stored under name `i`.
-    Sequence(Vec<String>),
+    Sequence(Vec<Name>),
     /// The result is an object; each name is stored from the key of that name.
-    Mapping(Vec<String>),
+    Mapping(Vec<Name>),
 }
 
 impl Provides {
     /// The names provided.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        let names: &[String] = match self {
+        let names: &[Name] = match self {
             Provides::Nothing => &[],
             Provides::Single(name) => std::slice::from_ref(name),
             Provides::Sequence(names) | Provides::Mapping(names) => names,
         };
-        names.iter().map(String::as_str)
+        names.iter().map(Name::as_str)
     }
 
     /// How to pick the value of `name` out of a result.
@@ -93,59 +109,143 @@ impl fmt::Display for Version {
 
 /// An atom's declared interface: what it requires, what it provides, and how
 /// its arguments are bound. Declared where the atom is built.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// What every atom has is in fields; what few atoms declare (optional
+/// arguments, injected values, revert's own arguments, a priority, a
+/// timeout) is read through methods of the same names, and kept in one
+/// box that an atom without any of it does not allocate: a flow holds one
+/// spec per atom (W10). Atoms are declared with [`atom`] or [`retry`] and
+/// the builder methods of [`Atom`].
+///
+/// As a record it has one form for every field, as it always had (`serde`
+/// goes through [`SpecRecord`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "SpecRecord", into = "SpecRecord")]
 pub struct AtomSpec {
     /// Unique name of the atom in its flow.
-    pub name: String,
+    pub name: Name,
     /// Required argument names.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub requires: Vec<String>,
-    /// Optional argument names with the default used when nothing provides them.
-    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
-    pub optional: VecMap<String, Value>,
+    pub requires: Vec<Name>,
     /// Names the result is stored under.
-    #[serde(default)]
     pub provides: Provides,
     /// Argument name to the symbol that feeds it (default: the same name).
-    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
-    pub rebind: VecMap<String, String>,
-    /// Symbol to a constant value, for this atom only: as TaskFlow's
-    /// `inject`, keyed by the symbol an argument is fed from (its name
-    /// after [`rebind`](Self::rebind)), and found before the store and
-    /// before any atom's result.
-    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
-    pub inject: VecMap<String, Value>,
-    /// The arguments `revert` takes, when they differ from `execute`'s (as
-    /// TaskFlow's `revert_requires`). Empty: `revert` takes the arguments
-    /// of `execute` ([`requires`](Self::requires) and
-    /// [`optional`](Self::optional)).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub revert_requires: Vec<String>,
-    /// Argument name to the symbol that feeds it, for `revert` only (as
-    /// TaskFlow's `revert_rebind`). Empty: `revert` binds its arguments by
-    /// [`rebind`](Self::rebind).
-    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
-    pub revert_rebind: VecMap<String, String>,
-    /// Among atoms ready to run (or revert) at once, those of higher
-    /// priority are started first (as TaskFlow's `Atom.priority`); 0 by
-    /// default, negative values allowed.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub priority: i32,
+    pub rebind: VecMap<Name, Name>,
     /// The atom's version.
-    #[serde(default)]
     pub version: Version,
-    /// How long one execute (or revert) of the atom may take: past it the
-    /// atom is cancelled and fails with a
-    /// [`TIMEOUT`](crate::kinds::TIMEOUT) failure (see
-    /// [`Atom::timeout`]). `None` (the default): no limit. Stored in
-    /// milliseconds, under `timeout_ms`.
+    /// What few atoms declare; `None` when it would all be empty.
+    rare: Option<Box<RareSpec>>,
+}
+
+/// The parts of a spec that few atoms declare (see [`AtomSpec`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RareSpec {
+    optional: VecMap<Name, Value>,
+    inject: VecMap<Name, Value>,
+    revert_requires: Vec<Name>,
+    revert_rebind: VecMap<Name, Name>,
+    priority: i32,
+    timeout: Option<Duration>,
+}
+
+impl RareSpec {
+    fn is_empty(&self) -> bool {
+        *self == RareSpec::default()
+    }
+}
+
+/// What a spec without rare parts reads them as.
+static NO_RARE_SPEC: LazyLock<RareSpec> = LazyLock::new(RareSpec::default);
+
+impl PartialEq for AtomSpec {
+    /// Field by field, a spec whose rare parts are in an empty box equal to
+    /// one without the box.
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.requires == other.requires
+            && self.provides == other.provides
+            && self.rebind == other.rebind
+            && self.version == other.version
+            && self.rare() == other.rare()
+    }
+}
+
+/// An [`AtomSpec`] as a record: every field at the top level, each left
+/// out where it holds its default.
+#[derive(Serialize, Deserialize)]
+struct SpecRecord {
+    name: Name,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    requires: Vec<Name>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    optional: VecMap<Name, Value>,
+    #[serde(default)]
+    provides: Provides,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    rebind: VecMap<Name, Name>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    inject: VecMap<Name, Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revert_requires: Vec<Name>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    revert_rebind: VecMap<Name, Name>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    priority: i32,
+    #[serde(default)]
+    version: Version,
     #[serde(
         default,
         rename = "timeout_ms",
         skip_serializing_if = "Option::is_none",
         with = "millis"
     )]
-    pub timeout: Option<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl From<SpecRecord> for AtomSpec {
+    fn from(r: SpecRecord) -> Self {
+        let rare = RareSpec {
+            optional: r.optional,
+            inject: r.inject,
+            revert_requires: r.revert_requires,
+            revert_rebind: r.revert_rebind,
+            priority: r.priority,
+            timeout: r.timeout,
+        };
+        AtomSpec {
+            name: r.name,
+            requires: r.requires,
+            provides: r.provides,
+            rebind: r.rebind,
+            version: r.version,
+            rare: (!rare.is_empty()).then(|| Box::new(rare)),
+        }
+    }
+}
+
+impl From<AtomSpec> for SpecRecord {
+    fn from(spec: AtomSpec) -> Self {
+        let RareSpec {
+            optional,
+            inject,
+            revert_requires,
+            revert_rebind,
+            priority,
+            timeout,
+        } = spec.rare.map(|r| *r).unwrap_or_default();
+        SpecRecord {
+            name: spec.name,
+            requires: spec.requires,
+            optional,
+            provides: spec.provides,
+            rebind: spec.rebind,
+            inject,
+            revert_requires,
+            revert_rebind,
+            priority,
+            version: spec.version,
+            timeout,
+        }
+    }
 }
 
 /// `Option<Duration>` as a whole number of milliseconds (serde has no form
@@ -177,44 +277,104 @@ fn is_zero(n: &i32) -> bool {
 }
 
 impl AtomSpec {
+    /// A spec named `name` that declares nothing else.
+    pub fn new(name: impl Into<Name>) -> Self {
+        AtomSpec {
+            name: name.into(),
+            ..AtomSpec::default()
+        }
+    }
+
+    fn rare(&self) -> &RareSpec {
+        self.rare.as_deref().unwrap_or(&NO_RARE_SPEC)
+    }
+
+    fn rare_mut(&mut self) -> &mut RareSpec {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Optional argument names with the default used when nothing provides them.
+    pub fn optional(&self) -> &VecMap<Name, Value> {
+        &self.rare().optional
+    }
+
+    /// Symbol to a constant value, for this atom only: as TaskFlow's
+    /// `inject`, keyed by the symbol an argument is fed from (its name
+    /// after [`rebind`](Self::rebind)), and found before the store and
+    /// before any atom's result.
+    pub fn inject(&self) -> &VecMap<Name, Value> {
+        &self.rare().inject
+    }
+
+    /// The arguments `revert` takes, when they differ from `execute`'s (as
+    /// TaskFlow's `revert_requires`). Empty: `revert` takes the arguments
+    /// of `execute` ([`requires`](Self::requires) and
+    /// [`optional`](Self::optional)).
+    pub fn revert_requires(&self) -> &[Name] {
+        &self.rare().revert_requires
+    }
+
+    /// Argument name to the symbol that feeds it, for `revert` only (as
+    /// TaskFlow's `revert_rebind`). Empty: `revert` binds its arguments by
+    /// [`rebind`](Self::rebind).
+    pub fn revert_rebind(&self) -> &VecMap<Name, Name> {
+        &self.rare().revert_rebind
+    }
+
+    /// Among atoms ready to run (or revert) at once, those of higher
+    /// priority are started first (as TaskFlow's `Atom.priority`); 0 by
+    /// default, negative values allowed.
+    pub fn priority(&self) -> i32 {
+        self.rare().priority
+    }
+
+    /// How long one execute (or revert) of the atom may take: past it the
+    /// atom is cancelled and fails with a
+    /// [`TIMEOUT`](crate::kinds::TIMEOUT) failure (see
+    /// [`Atom::timeout`]). `None` (the default): no limit. Stored in
+    /// milliseconds, under `timeout_ms`.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.rare().timeout
+    }
+
     /// Every argument `execute` takes, required ones first.
     pub fn arguments(&self) -> impl Iterator<Item = &str> {
         self.requires
             .iter()
-            .map(String::as_str)
-            .chain(self.optional.keys().map(String::as_str))
+            .map(Name::as_str)
+            .chain(self.optional().keys().map(Name::as_str))
     }
 
     /// The symbol that feeds argument `arg` of `execute`: its
     /// [`rebind`](Self::rebind), or the argument's own name.
     pub fn symbol_of<'s>(&'s self, arg: &'s str) -> &'s str {
-        self.rebind.get(arg).map_or(arg, String::as_str)
+        self.rebind.get(arg).map_or(arg, Name::as_str)
     }
 
     /// The constant injected for `symbol` (a symbol, after rebinding: see
     /// [`inject`](Self::inject)).
     pub fn injected(&self, symbol: &str) -> Option<&Value> {
-        self.inject.get(symbol)
+        self.inject().get(symbol)
     }
 
     /// Whether `revert` takes other arguments than `execute`, or binds them
     /// otherwise ([`revert_requires`](Self::revert_requires) or
     /// [`revert_rebind`](Self::revert_rebind) given).
     pub fn has_revert_arguments(&self) -> bool {
-        !self.revert_requires.is_empty() || !self.revert_rebind.is_empty()
+        !self.revert_requires().is_empty() || !self.revert_rebind().is_empty()
     }
 
     /// Every argument `revert` takes, with whether it is optional:
     /// [`revert_requires`](Self::revert_requires), or when there are none,
     /// the arguments of `execute`.
     pub fn revert_arguments(&self) -> impl Iterator<Item = (&str, bool)> {
-        let own = !self.revert_requires.is_empty();
+        let own = !self.revert_requires().is_empty();
         let required = if own {
-            &self.revert_requires
+            self.revert_requires()
         } else {
             &self.requires
         };
-        let optional = (!own).then_some(&self.optional).into_iter();
+        let optional = (!own).then_some(self.optional()).into_iter();
         required
             .iter()
             .map(|a| (a.as_str(), false))
@@ -225,12 +385,12 @@ impl AtomSpec {
     /// [`revert_rebind`](Self::revert_rebind) when the atom has any (else
     /// its [`rebind`](Self::rebind)), or the argument's own name.
     pub fn revert_symbol_of<'s>(&'s self, arg: &'s str) -> &'s str {
-        let rebind = if self.revert_rebind.is_empty() {
+        let rebind = if self.revert_rebind().is_empty() {
             &self.rebind
         } else {
-            &self.revert_rebind
+            self.revert_rebind()
         };
-        rebind.get(arg).map_or(arg, String::as_str)
+        rebind.get(arg).map_or(arg, Name::as_str)
     }
 
     /// The symbols the atom needs from other atoms or the store, for
@@ -241,7 +401,7 @@ impl AtomSpec {
             .requires
             .iter()
             .map(|a| (self.symbol_of(a), false))
-            .chain(self.optional.keys().map(|a| (self.symbol_of(a), true)));
+            .chain(self.optional().keys().map(|a| (self.symbol_of(a), true)));
         let revert = self
             .has_revert_arguments()
             .then(|| self.revert_arguments())
@@ -250,7 +410,7 @@ impl AtomSpec {
             .map(|(a, optional)| (self.revert_symbol_of(a), optional));
         execute
             .chain(revert)
-            .filter(|(s, _)| !self.inject.contains_key(*s))
+            .filter(|(s, _)| !self.inject().contains_key(*s))
     }
 }
 
@@ -289,18 +449,15 @@ pub type TaskAtom = Atom<Arc<dyn Task>>;
 pub type RetryAtom = Atom<Arc<dyn Retry>>;
 
 /// A task atom named `name` running `task`.
-pub fn atom(name: impl Into<String>, task: impl Task) -> TaskAtom {
+pub fn atom(name: impl Into<Name>, task: impl Task) -> TaskAtom {
     Atom {
-        spec: Arc::new(AtomSpec {
-            name: name.into(),
-            ..AtomSpec::default()
-        }),
+        spec: Arc::new(AtomSpec::new(name)),
         kind: Arc::new(task),
     }
 }
 
 /// A retry atom named `name` running the controller `controller`.
-pub fn retry(name: impl Into<String>, controller: impl Retry) -> RetryAtom {
+pub fn retry(name: impl Into<Name>, controller: impl Retry) -> RetryAtom {
     let mut atom = RetryAtom::from(controller);
     atom.spec_mut().name = name.into();
     atom
@@ -312,7 +469,7 @@ impl<R: Retry> From<R> for RetryAtom {
     fn from(controller: R) -> Self {
         Atom {
             spec: Arc::new(AtomSpec {
-                requires: controller.requires(),
+                requires: controller.requires().into_iter().map(Name::from).collect(),
                 ..AtomSpec::default()
             }),
             kind: Arc::new(controller),
@@ -335,7 +492,7 @@ impl<K> Atom<K> {
     pub fn requires<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Name>,
     {
         let names = names.into_iter();
         // Exactly what is asked for: a flow may hold many atoms, and a
@@ -354,13 +511,16 @@ impl<K> Atom<K> {
     }
 
     /// Adds an optional argument with the value used when nothing provides it.
-    pub fn optional(mut self, name: impl Into<String>, default: impl Into<Value>) -> Self {
-        self.spec_mut().optional.insert(name.into(), default.into());
+    pub fn optional(mut self, name: impl Into<Name>, default: impl Into<Value>) -> Self {
+        self.spec_mut()
+            .rare_mut()
+            .optional
+            .insert(name.into(), default.into());
         self
     }
 
     /// Stores the whole result under `name`.
-    pub fn provides(mut self, name: impl Into<String>) -> Self {
+    pub fn provides(mut self, name: impl Into<Name>) -> Self {
         self.spec_mut().provides = Provides::Single(name.into());
         self
     }
@@ -369,7 +529,7 @@ impl<K> Atom<K> {
     pub fn provides_seq<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Name>,
     {
         self.spec_mut().provides = Provides::Sequence(names.into_iter().map(Into::into).collect());
         self
@@ -379,14 +539,14 @@ impl<K> Atom<K> {
     pub fn provides_map<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Name>,
     {
         self.spec_mut().provides = Provides::Mapping(names.into_iter().map(Into::into).collect());
         self
     }
 
     /// Feeds argument `arg` from the symbol `symbol` instead of `arg`.
-    pub fn rebind(mut self, arg: impl Into<String>, symbol: impl Into<String>) -> Self {
+    pub fn rebind(mut self, arg: impl Into<Name>, symbol: impl Into<Name>) -> Self {
         self.spec_mut().rebind.insert(arg.into(), symbol.into());
         self
     }
@@ -405,8 +565,11 @@ impl<K> Atom<K> {
     ///     .inject("a", 1);
     /// assert_eq!(a.spec.injected(a.spec.symbol_of("x")), Some(&Value::from(1)));
     /// ```
-    pub fn inject(mut self, symbol: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.spec_mut().inject.insert(symbol.into(), value.into());
+    pub fn inject(mut self, symbol: impl Into<Name>, value: impl Into<Value>) -> Self {
+        self.spec_mut()
+            .rare_mut()
+            .inject
+            .insert(symbol.into(), value.into());
         self
     }
 
@@ -415,12 +578,12 @@ impl<K> Atom<K> {
     pub fn revert_requires<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Name>,
     {
         for name in names {
             let name = name.into();
-            if !self.spec.revert_requires.contains(&name) {
-                self.spec_mut().revert_requires.push(name);
+            if !self.spec.revert_requires().contains(&name) {
+                self.spec_mut().rare_mut().revert_requires.push(name);
             }
         }
         self
@@ -440,8 +603,9 @@ impl<K> Atom<K> {
     /// assert_eq!(revert, [("volume", false)]);
     /// assert_eq!(a.spec.revert_symbol_of("volume"), "created_volume");
     /// ```
-    pub fn revert_rebind(mut self, arg: impl Into<String>, symbol: impl Into<String>) -> Self {
+    pub fn revert_rebind(mut self, arg: impl Into<Name>, symbol: impl Into<Name>) -> Self {
         self.spec_mut()
+            .rare_mut()
             .revert_rebind
             .insert(arg.into(), symbol.into());
         self
@@ -450,7 +614,7 @@ impl<K> Atom<K> {
     /// Sets the priority: among atoms ready at once, higher runs first (as
     /// TaskFlow's `Atom.priority`; 0 by default).
     pub fn priority(mut self, priority: i32) -> Self {
-        self.spec_mut().priority = priority;
+        self.spec_mut().rare_mut().priority = priority;
         self
     }
 
@@ -481,10 +645,10 @@ impl<K> Atom<K> {
     /// use std::time::Duration;
     /// use taskflow_patterns::{atom, task_fn, Value};
     /// let a = atom("call", task_fn(|_| Ok(Value::Null))).timeout(Duration::from_secs(5));
-    /// assert_eq!(a.spec.timeout, Some(Duration::from_secs(5)));
+    /// assert_eq!(a.spec.timeout(), Some(Duration::from_secs(5)));
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.spec_mut().timeout = Some(timeout);
+        self.spec_mut().rare_mut().timeout = Some(timeout);
         self
     }
 }
@@ -499,6 +663,38 @@ impl<K> fmt::Debug for Atom<K> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What W10 measures: a short name given as an owned `String` (as
+    /// `format!` makes them) is held inline, not as a heap block of its
+    /// own; a long one stays whole on the heap.
+    #[test]
+    fn short_names_are_held_inline_and_long_ones_whole() {
+        let i = 123_456;
+        let a = atom(format!("t{i}"), crate::task_fn(|_| Ok(Value::Null)))
+            .requires(["x"])
+            .rebind("x", format!("x{}", i - 1))
+            .provides(format!("x{i}"));
+        let spec = &a.spec;
+        let Provides::Single(provided) = &spec.provides else {
+            panic!("provides one name: {:?}", spec.provides);
+        };
+        let rebound = spec.rebind.iter().next().expect("one rebind");
+        for name in [
+            &spec.name,
+            &spec.requires[0],
+            provided,
+            rebound.0,
+            rebound.1,
+        ] {
+            assert!(!name.is_heap_allocated(), "{name} is on the heap");
+        }
+        assert_eq!(spec.symbol_of("x"), "x123455");
+
+        let long = "a name longer than twenty-four bytes".to_owned();
+        let a = atom(long.clone(), crate::task_fn(|_| Ok(Value::Null)));
+        assert!(a.spec.name.is_heap_allocated());
+        assert_eq!(a.spec.name, long);
+    }
 
     #[test]
     fn picks_take_parts_of_results() {
@@ -516,18 +712,14 @@ mod tests {
 
     #[test]
     fn injected_symbols_are_not_required_and_are_keyed_after_rebind() {
-        let spec = AtomSpec {
-            name: "t".into(),
-            requires: vec!["a".into(), "b".into(), "c".into()],
-            rebind: [
-                ("a".to_owned(), "x".to_owned()),
-                ("c".to_owned(), "z".to_owned()),
-            ]
-            .into(),
+        let a = atom("t", crate::task_fn(|_| Ok(Value::Null)))
+            .requires(["a", "b", "c"])
+            .rebind("a", "x")
+            .rebind("c", "z")
             // `b` is fed from `b`, `c` from `z`: the key `c` feeds nothing.
-            inject: [("b".to_owned(), json!(1)), ("c".to_owned(), json!(2))].into(),
-            ..AtomSpec::default()
-        };
+            .inject("b", 1)
+            .inject("c", 2);
+        let spec = &a.spec;
         let syms: Vec<_> = spec.required_symbols().collect();
         assert_eq!(syms, vec![("x", false), ("z", false)]);
         assert_eq!(spec.injected(spec.symbol_of("b")), Some(&json!(1)));
@@ -606,7 +798,7 @@ mod tests {
             .revert_requires(["v"])
             .revert_rebind("v", "w")
             .priority(-3);
-        assert_eq!(a.spec.priority, -3);
+        assert_eq!(a.spec.priority(), -3);
         let json = serde_json::to_value(&*a.spec).unwrap();
         assert_eq!(
             json,
@@ -624,7 +816,7 @@ mod tests {
         let json = serde_json::to_value(&*timed.spec).unwrap();
         assert_eq!(json["timeout_ms"], json!(1500));
         assert_eq!(
-            serde_json::from_value::<AtomSpec>(json).unwrap().timeout,
+            serde_json::from_value::<AtomSpec>(json).unwrap().timeout(),
             Some(Duration::from_millis(1500))
         );
         // A spec stored before these fields existed reads with their defaults.
@@ -632,8 +824,15 @@ mod tests {
             "name": "t", "requires": ["a"], "provides": "nothing", "version": [1, 0]
         }))
         .unwrap();
-        assert_eq!(old.priority, 0);
+        assert_eq!(old.priority(), 0);
         assert!(!old.has_revert_arguments());
-        assert_eq!(old.timeout, None);
+        assert_eq!(old.timeout(), None);
+        // It holds no box for them, and one whose box holds only defaults
+        // is equal to it.
+        assert!(old.rare.is_none());
+        let mut boxed = old.clone();
+        boxed.rare_mut();
+        assert_eq!(boxed, old);
+        assert!(AtomSpec::from(SpecRecord::from(boxed)).rare.is_none());
     }
 }

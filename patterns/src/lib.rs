@@ -39,7 +39,7 @@ mod task;
 /// (re-exported from the `async-trait` crate).
 pub use async_trait::async_trait;
 pub use asynchronous::{async_atom, Async, AsyncTask, StoredAsyncTask};
-pub use atom::{atom, retry, Atom, AtomSpec, Pick, Provides, RetryAtom, TaskAtom, Version};
+pub use atom::{atom, retry, Atom, AtomSpec, Name, Pick, Provides, RetryAtom, TaskAtom, Version};
 pub use compile::{
     compile, ArgSource, Argument, AtomImpl, AtomIndex, Compilation, CompiledAtom, CompiledDecider,
     CompiledFlow, FlowIndex, Resolution,

@@ -181,7 +181,7 @@ fn mermaid(c: &Compilation) -> String {
 fn provides(p: &Provides) -> String {
     match p {
         Provides::Nothing => String::new(),
-        Provides::Single(n) => n.clone(),
+        Provides::Single(n) => n.to_string(),
         Provides::Sequence(ns) => format!("[{}]", ns.join(", ")),
         Provides::Mapping(ns) => format!("{{{}}}", ns.join(", ")),
     }

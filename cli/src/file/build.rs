@@ -399,7 +399,8 @@ impl Parser<'_> {
         if let Some(Node::Mapping(m)) = map.get_node("rebind") {
             for (arg, _) in m.iter() {
                 let a = arg.as_str();
-                if !atom.spec.requires.iter().any(|r| r == a) && !atom.spec.optional.contains_key(a)
+                if !atom.spec.requires.iter().any(|r| r == a)
+                    && !atom.spec.optional().contains_key(a)
                 {
                     self.errors.at(
                         pos(arg.span()),

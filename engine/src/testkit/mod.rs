@@ -68,7 +68,10 @@ pub(crate) fn async_tasks() -> bool {
 
 /// The suite's `atom`: `taskflow_patterns::atom`, or in
 /// [`with_async_tasks`] an atom whose task is the async form of `task`.
-pub(crate) fn atom(name: impl Into<String>, task: impl taskflow_patterns::Task) -> TaskAtom {
+pub(crate) fn atom(
+    name: impl Into<taskflow_patterns::Name>,
+    task: impl taskflow_patterns::Task,
+) -> TaskAtom {
     #[cfg(feature = "tokio")]
     if async_tasks() {
         return taskflow_patterns::atom(name, YieldThen(Arc::new(task)));

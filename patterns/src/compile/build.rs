@@ -163,12 +163,12 @@ impl<'f> Builder<'f> {
         flow: FlowIndex,
         retry: Option<AtomIndex>,
     ) -> AtomIndex {
-        for (argument, value) in spec.inject.iter().chain(spec.optional.iter()) {
+        for (argument, value) in spec.inject().iter().chain(spec.optional().iter()) {
             let depth = value_depth(value);
             if depth > MAX_VALUE_DEPTH {
                 self.errors.push(CompileError::ValueTooDeep {
-                    atom: spec.name.clone(),
-                    argument: argument.clone(),
+                    atom: spec.name.to_string(),
+                    argument: argument.to_string(),
                     depth,
                     limit: MAX_VALUE_DEPTH,
                 });

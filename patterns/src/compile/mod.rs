@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::{AtomKind, AtomSpec, CompileErrors, Decider, Depth, Flow, Provides, Retry, Task};
+use crate::{AtomKind, AtomSpec, CompileErrors, Decider, Depth, Flow, Name, Provides, Retry, Task};
 
 pub use resolve::{ArgSource, Argument, Resolution};
 
@@ -82,7 +82,7 @@ impl CompiledAtom {
     /// higher starts first (TaskFlow's `Atom.priority`; 0 unless set with
     /// [`Atom::priority`](crate::Atom::priority)).
     pub fn priority(&self) -> i32 {
-        self.spec.priority
+        self.spec.priority()
     }
 
     /// Task or retry.
@@ -325,7 +325,7 @@ fn provided_name(provides: &Provides, position: u32) -> &str {
     match provides {
         Provides::Single(name) if position == 0 => name,
         Provides::Sequence(names) | Provides::Mapping(names) => {
-            names.get(position as usize).map_or("", String::as_str)
+            names.get(position as usize).map_or("", Name::as_str)
         }
         _ => "",
     }

@@ -144,7 +144,7 @@ impl FlowParts {
     fn set_retry(&mut self, retry: RetryAtom) {
         let mut retry = retry;
         if retry.spec.name.is_empty() {
-            retry.spec_mut().name = format!("{}_retry", self.name);
+            retry.spec_mut().name = format!("{}_retry", self.name).into();
         }
         self.retry = Some(retry);
     }
