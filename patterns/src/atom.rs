@@ -117,8 +117,9 @@ impl fmt::Display for Version {
 /// spec per atom (W10). Atoms are declared with [`atom`] or [`retry`] and
 /// the builder methods of [`Atom`].
 ///
-/// As a record it has one form for every field, as it always had (`serde`
-/// goes through [`SpecRecord`]).
+/// Stored, it is one record with every field at its top level, as
+/// before the box: `timeout` as `timeout_ms`, each field left out where it
+/// holds its default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(from = "SpecRecord", into = "SpecRecord")]
 pub struct AtomSpec {

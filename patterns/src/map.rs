@@ -78,13 +78,28 @@ impl<K: Ord, V> VecMap<K, V> {
         self.entries.binary_search_by(|(k, _)| k.borrow().cmp(key))
     }
 
+    /// Where `key` is, if present. A map of a few entries (an atom's
+    /// rebinds, most often one) is scanned for an equal key, which for
+    /// names compares lengths before bytes; a larger one is searched.
+    fn find<Q>(&self, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        if self.entries.len() <= 4 {
+            self.entries.iter().position(|(k, _)| k.borrow() == key)
+        } else {
+            self.position(key).ok()
+        }
+    }
+
     /// The value under `key`.
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.position(key).ok().map(|i| &self.entries[i].1)
+        self.find(key).map(|i| &self.entries[i].1)
     }
 
     /// The value under `key`, to change.
@@ -93,7 +108,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.position(key).ok().map(|i| &mut self.entries[i].1)
+        self.find(key).map(|i| &mut self.entries[i].1)
     }
 
     /// Whether `key` is present.
@@ -102,7 +117,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.position(key).is_ok()
+        self.find(key).is_some()
     }
 
     /// Stores `value` under `key`, returning the value it replaces (the key
@@ -126,7 +141,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let i = self.position(key).ok()?;
+        let i = self.find(key)?;
         let mut entries = std::mem::take(&mut self.entries).into_vec();
         let (_, value) = entries.remove(i);
         self.entries = entries.into_boxed_slice();
@@ -294,6 +309,34 @@ mod tests {
         assert_eq!(map.remove("a"), Some(1));
         assert_eq!(map.remove("a"), None);
         assert_eq!(map.iter().collect::<Vec<_>>(), [(&"b", &20), (&"c", &3)]);
+    }
+
+    /// Small maps are scanned and larger ones searched: both find what a
+    /// `BTreeMap` finds, at every size around the switch.
+    #[test]
+    fn lookups_agree_with_a_btree_map_at_every_size() {
+        for n in 0..10 {
+            let names: Vec<String> = (0..n).map(|i| format!("k{}", 7 * i % 10)).collect();
+            let mut map: VecMap<String, usize> = names.iter().cloned().zip(0..).collect();
+            let mut btree: BTreeMap<String, usize> = names.iter().cloned().zip(0..).collect();
+            for probe in (0..12).map(|i| format!("k{i}")) {
+                assert_eq!(map.get(probe.as_str()), btree.get(&probe), "n={n} {probe}");
+                assert_eq!(map.contains_key(probe.as_str()), btree.contains_key(&probe));
+                if let Some(v) = map.get_mut(probe.as_str()) {
+                    *v += 100;
+                    *btree.get_mut(&probe).unwrap() += 100;
+                }
+            }
+            assert!(map.iter().eq(btree.iter()), "n={n}");
+            for probe in (0..12).map(|i| format!("k{i}")) {
+                assert_eq!(
+                    map.remove(probe.as_str()),
+                    btree.remove(&probe),
+                    "n={n} {probe}"
+                );
+            }
+            assert!(map.is_empty());
+        }
     }
 
     #[test]
