@@ -107,12 +107,11 @@ impl Provided<'_> {
 }
 
 #[derive(Default)]
-struct Builder<'f> {
+struct Builder {
     atoms: Vec<CompiledAtom>,
     flows: Vec<CompiledFlow>,
     edges: Vec<(AtomIndex, AtomIndex, Option<u32>)>,
     deciders: Vec<CompiledDecider>,
-    names: HashSet<&'f str, foldhash::fast::RandomState>,
     errors: Vec<CompileError>,
 }
 
@@ -130,24 +129,56 @@ pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
     let mut b = Builder::default();
     let atoms = atom_count(flow);
     b.atoms.reserve_exact(atoms);
-    b.names.reserve(atoms + 1);
     b.flow(flow, None, None);
     b.finish()
 }
 
-impl<'f> Builder<'f> {
-    /// Records `name` as taken by an atom, or the error if it is empty or
-    /// taken by another atom. `flow` is the flow holding it, named in the
-    /// error. As in TaskFlow, atom names are unique among atoms only: a flow
-    /// may share its name with an atom, or with another flow.
-    fn claim_name(&mut self, name: &'f str, flow: Option<FlowIndex>) {
+impl Builder {
+    /// The error of an atom's name if it is empty. `flow` is the flow
+    /// holding it, named in the error. (Names taken twice are found once
+    /// every atom is in, by [`Builder::repeated_names`].)
+    fn check_name(&mut self, name: &str, flow: Option<FlowIndex>) {
         if name.is_empty() {
             self.empty_name(flow);
-        } else if !self.names.insert(name) {
-            self.errors.push(CompileError::DuplicateName {
-                name: name.to_owned(),
-            });
         }
+    }
+
+    /// The errors of atom names taken by more than one atom, from the atoms
+    /// sorted by name (`by_name`, a stable sort, so each repeat follows
+    /// the first of its name): one per repeat, in the order the repeats
+    /// were added, put before the other errors as they were found while
+    /// the atoms were added (the error a link to such a name gave is one
+    /// of them, not one more). As in TaskFlow, atom names are
+    /// unique among atoms only: a flow may share its name with an atom, or
+    /// with another flow.
+    ///
+    /// A hash set of the names taken, filled as atoms were added, did the
+    /// same; on a flow of a million atoms its inserts were a cache miss
+    /// each, where the sort by name is needed anyway.
+    fn repeated_names(&mut self, by_name: &[AtomIndex]) {
+        let name = |a: AtomIndex| &*self.atoms[a.index()].name;
+        let mut repeats: Vec<AtomIndex> = by_name
+            .windows(2)
+            .filter(|w| name(w[0]) == name(w[1]))
+            .map(|w| w[1])
+            .collect();
+        if repeats.is_empty() {
+            return;
+        }
+        repeats.sort_unstable();
+        let mut errors: Vec<CompileError> = Vec::with_capacity(repeats.len());
+        for a in repeats {
+            let error = CompileError::DuplicateName {
+                name: name(a).to_owned(),
+            };
+            // A link to the name may have reported it already: moved here.
+            if let Some(i) = self.errors.iter().position(|e| *e == error) {
+                self.errors.remove(i);
+            }
+            errors.push(error);
+        }
+        errors.append(&mut self.errors);
+        self.errors = errors;
     }
 
     /// The error of an atom or flow with an empty name inside `flow`.
@@ -201,10 +232,10 @@ impl<'f> Builder<'f> {
         }
     }
 
-    fn node(&mut self, node: &'f Node, parent: FlowIndex, retry: Option<AtomIndex>) -> Part {
+    fn node(&mut self, node: &Node, parent: FlowIndex, retry: Option<AtomIndex>) -> Part {
         match node {
             Node::Task(atom) => {
-                self.claim_name(atom.name(), Some(parent));
+                self.check_name(atom.name(), Some(parent));
                 let task = AtomImpl::Task(atom.kind.clone());
                 Self::single(self.add_atom(&atom.spec, task, parent, retry))
             }
@@ -253,13 +284,8 @@ impl<'f> Builder<'f> {
             })
     }
 
-    fn flow(
-        &mut self,
-        flow: &'f Flow,
-        parent: Option<FlowIndex>,
-        retry: Option<AtomIndex>,
-    ) -> Part {
-        let parts: &'f FlowParts = flow.parts();
+    fn flow(&mut self, flow: &Flow, parent: Option<FlowIndex>, retry: Option<AtomIndex>) -> Part {
+        let parts: &FlowParts = flow.parts();
         if parts.name.is_empty() {
             self.empty_name(parent);
         }
@@ -274,7 +300,7 @@ impl<'f> Builder<'f> {
 
         let mut controller = None;
         if let Some(r) = &parts.retry {
-            self.claim_name(r.name(), Some(index));
+            self.check_name(r.name(), Some(index));
             let ri = self.add_atom(&r.spec, AtomImpl::Retry(r.kind.clone()), index, retry);
             self.atoms[ri.index()].controls = Some(index);
             self.flows[index.index()].retry = Some(ri);
@@ -506,11 +532,12 @@ impl<'f> Builder<'f> {
                 }
             }
         }
+        let by_name = sorted_by_name(&self.atoms);
+        self.repeated_names(&by_name);
         if !self.errors.is_empty() {
             return Err(CompileErrors(self.errors));
         }
         let atoms = self.atoms;
-        let by_name = sorted_by_name(&atoms);
         let providers = providers(&atoms);
         let prioritized = atoms.iter().any(|a| a.priority() != 0);
         Ok(Compilation {

@@ -377,6 +377,55 @@ fn every_structural_error_is_reported_not_only_the_first() {
     );
 }
 
+/// Names taken twice are found from the atoms sorted by name: one error
+/// per repeat, in the order the repeats were added, before the other
+/// errors; a link to a repeated name adds none of its own.
+#[test]
+fn every_repeat_of_a_name_is_one_error_in_the_order_added() {
+    let dup = |n: &str| {
+        format!("the name `{n}` is used by more than one atom, or by two children a link names")
+    };
+    let errs = errors(
+        Linear::new("f")
+            .add(atom("b", noop()))
+            .add(atom("a", noop()))
+            .add(Graph::new("g").add(atom("z", noop())).link("z", "nope"))
+            .add(
+                Unordered::new("u")
+                    .add(atom("b", noop()))
+                    .add(atom("a", noop())),
+            )
+            .add(atom("b", noop())),
+    );
+    assert_eq!(
+        errs,
+        [
+            dup("b"),
+            dup("a"),
+            dup("b"),
+            "graph flow `g` links `nope`, which is not one of its children".to_owned(),
+        ]
+    );
+    let errs = errors(
+        Graph::new("g")
+            .add(atom("x", noop()))
+            .add(atom("x", noop()))
+            .add(atom("y", noop()))
+            .link("x", "y"),
+    );
+    assert_eq!(errs, [dup("x")]);
+
+    // On a flow large enough for the radix sort, with names alike in
+    // their first eight bytes.
+    let mut big = long_named_chain(300);
+    big = big.add(atom("step-number-150", noop()));
+    big = big.add(atom("step-number-007", noop()));
+    assert_eq!(
+        errors(big),
+        [dup("step-number-150"), dup("step-number-007")]
+    );
+}
+
 #[test]
 fn deciders_are_compiled_onto_the_edges_into_their_target() {
     let flow: Flow = Graph::new("g")
