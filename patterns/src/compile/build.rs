@@ -159,7 +159,8 @@ impl Builder {
         let name = |a: AtomIndex| &*self.atoms[a.index()].name;
         let mut repeats: Vec<AtomIndex> = by_name
             .windows(2)
-            .filter(|w| name(w[0]) == name(w[1]))
+            // An empty name has its own error (`check_name`), not this one.
+            .filter(|w| !name(w[1]).is_empty() && name(w[0]) == name(w[1]))
             .map(|w| w[1])
             .collect();
         if repeats.is_empty() {

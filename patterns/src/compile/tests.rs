@@ -415,6 +415,22 @@ fn every_repeat_of_a_name_is_one_error_in_the_order_added() {
     );
     assert_eq!(errs, [dup("x")]);
 
+    // Atoms without a name are refused as such, not as sharing one.
+    let all = compile(
+        &Linear::new("f")
+            .add(atom("", noop()))
+            .add(atom("", noop()))
+            .into(),
+    )
+    .unwrap_err();
+    assert!(
+        all.errors()
+            .iter()
+            .all(|e| matches!(e, CompileError::EmptyName { .. })),
+        "{all}"
+    );
+    assert_eq!(all.errors().len(), 2);
+
     // On a flow large enough for the radix sort, with names alike in
     // their first eight bytes.
     let mut big = long_named_chain(300);
