@@ -326,7 +326,7 @@ impl AtomSpec {
     /// priority are started first (as TaskFlow's `Atom.priority`); 0 by
     /// default, negative values allowed.
     pub fn priority(&self) -> i32 {
-        self.rare().priority
+        self.rare.as_ref().map_or(0, |r| r.priority)
     }
 
     /// How long one execute (or revert) of the atom may take: past it the
@@ -335,15 +335,22 @@ impl AtomSpec {
     /// [`Atom::timeout`]). `None` (the default): no limit. Stored in
     /// milliseconds, under `timeout_ms`.
     pub fn timeout(&self) -> Option<Duration> {
-        self.rare().timeout
+        self.rare.as_ref().and_then(|r| r.timeout)
+    }
+
+    /// The default of optional argument `arg` (see
+    /// [`optional`](Self::optional)); `None` if `arg` is not optional.
+    pub fn default_of(&self, arg: &str) -> Option<&Value> {
+        self.rare.as_ref()?.optional.get(arg)
     }
 
     /// Every argument `execute` takes, required ones first.
     pub fn arguments(&self) -> impl Iterator<Item = &str> {
-        self.requires
-            .iter()
-            .map(Name::as_str)
-            .chain(self.optional().keys().map(Name::as_str))
+        self.requires.iter().map(Name::as_str).chain(
+            self.rare
+                .iter()
+                .flat_map(|r| r.optional.keys().map(Name::as_str)),
+        )
     }
 
     /// The symbol that feeds argument `arg` of `execute`: its
@@ -355,14 +362,16 @@ impl AtomSpec {
     /// The constant injected for `symbol` (a symbol, after rebinding: see
     /// [`inject`](Self::inject)).
     pub fn injected(&self, symbol: &str) -> Option<&Value> {
-        self.inject().get(symbol)
+        self.rare.as_ref()?.inject.get(symbol)
     }
 
     /// Whether `revert` takes other arguments than `execute`, or binds them
     /// otherwise ([`revert_requires`](Self::revert_requires) or
     /// [`revert_rebind`](Self::revert_rebind) given).
     pub fn has_revert_arguments(&self) -> bool {
-        !self.revert_requires().is_empty() || !self.revert_rebind().is_empty()
+        self.rare
+            .as_ref()
+            .is_some_and(|r| !r.revert_requires.is_empty() || !r.revert_rebind.is_empty())
     }
 
     /// Every argument `revert` takes, with whether it is optional:
@@ -402,7 +411,11 @@ impl AtomSpec {
             .requires
             .iter()
             .map(|a| (self.symbol_of(a), false))
-            .chain(self.optional().keys().map(|a| (self.symbol_of(a), true)));
+            .chain(
+                self.rare
+                    .iter()
+                    .flat_map(|r| r.optional.keys().map(|a| (self.symbol_of(a), true))),
+            );
         let revert = self
             .has_revert_arguments()
             .then(|| self.revert_arguments())
@@ -411,7 +424,7 @@ impl AtomSpec {
             .map(|(a, optional)| (self.revert_symbol_of(a), optional));
         execute
             .chain(revert)
-            .filter(|(s, _)| !self.inject().contains_key(*s))
+            .filter(|(s, _)| self.injected(s).is_none())
     }
 }
 

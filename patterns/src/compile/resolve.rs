@@ -157,7 +157,7 @@ impl Compilation {
             let first_error = errors.len();
             for arg in spec.arguments() {
                 let Some(symbol) = symbols.next() else { break };
-                let default = spec.optional().get(arg);
+                let default = spec.default_of(arg);
                 match self.argument(index, arg, symbol, default, store, &mut names) {
                     Ok(argument) => args.push(argument),
                     Err(e) => errors.push(e),
@@ -170,7 +170,7 @@ impl Compilation {
             let from = u32::try_from(revert_args.len()).unwrap_or(u32::MAX);
             for (arg, optional) in spec.revert_arguments() {
                 let Some(symbol) = symbols.next() else { break };
-                let default = optional.then(|| spec.optional().get(arg)).flatten();
+                let default = optional.then(|| spec.default_of(arg)).flatten();
                 match self.argument(index, arg, symbol, default, store, &mut names) {
                     Ok(argument) => revert_args.push(argument),
                     // Reported once, if `execute` misses the symbol too.
