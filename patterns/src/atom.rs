@@ -338,6 +338,16 @@ impl AtomSpec {
         self.rare.as_ref().and_then(|r| r.timeout)
     }
 
+    /// Every constant the spec holds, with the argument or symbol it is
+    /// under: the injected values, then the defaults of optional
+    /// arguments (compile checks their depth). Nothing to read, and no
+    /// box to look through, on an atom that declares neither.
+    pub(crate) fn constants(&self) -> impl Iterator<Item = (&Name, &Value)> {
+        self.rare
+            .iter()
+            .flat_map(|r| r.inject.iter().chain(r.optional.iter()))
+    }
+
     /// The default of optional argument `arg` (see
     /// [`optional`](Self::optional)); `None` if `arg` is not optional.
     pub fn default_of(&self, arg: &str) -> Option<&Value> {

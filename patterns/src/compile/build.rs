@@ -134,15 +134,6 @@ pub(super) fn build(flow: &Flow) -> Result<Compilation, CompileErrors> {
 }
 
 impl Builder {
-    /// The error of an atom's name if it is empty. `flow` is the flow
-    /// holding it, named in the error. (Names taken twice are found once
-    /// every atom is in, by [`Builder::repeated_names`].)
-    fn check_name(&mut self, name: &str, flow: Option<FlowIndex>) {
-        if name.is_empty() {
-            self.empty_name(flow);
-        }
-    }
-
     /// The errors of atom names taken by more than one atom, from the atoms
     /// sorted by name (`by_name`, a stable sort, so each repeat follows
     /// the first of its name): one per repeat, in the order the repeats
@@ -159,7 +150,7 @@ impl Builder {
         let name = |a: AtomIndex| &*self.atoms[a.index()].name;
         let mut repeats: Vec<AtomIndex> = by_name
             .windows(2)
-            // An empty name has its own error (`check_name`), not this one.
+            // An empty name has its own error (`empty_name`), not this one.
             .filter(|w| !name(w[1]).is_empty() && name(w[0]) == name(w[1]))
             .map(|w| w[1])
             .collect();
@@ -178,11 +169,12 @@ impl Builder {
             }
             errors.push(error);
         }
-        errors.append(&mut self.errors);
-        self.errors = errors;
+        self.errors.splice(0..0, errors);
     }
 
     /// The error of an atom or flow with an empty name inside `flow`.
+    /// (Names that atoms share are found once every atom is in, by
+    /// [`Builder::repeated_names`].)
     fn empty_name(&mut self, flow: Option<FlowIndex>) {
         let flow = flow.map_or_else(String::new, |f| self.flows[f.index()].name.clone());
         self.errors.push(CompileError::EmptyName { flow });
@@ -195,7 +187,7 @@ impl Builder {
         flow: FlowIndex,
         retry: Option<AtomIndex>,
     ) -> AtomIndex {
-        for (argument, value) in spec.inject().iter().chain(spec.optional().iter()) {
+        for (argument, value) in spec.constants() {
             let depth = value_depth(value);
             if depth > MAX_VALUE_DEPTH {
                 self.errors.push(CompileError::ValueTooDeep {
@@ -236,7 +228,9 @@ impl Builder {
     fn node(&mut self, node: &Node, parent: FlowIndex, retry: Option<AtomIndex>) -> Part {
         match node {
             Node::Task(atom) => {
-                self.check_name(atom.name(), Some(parent));
+                if atom.name().is_empty() {
+                    self.empty_name(Some(parent));
+                }
                 let task = AtomImpl::Task(atom.kind.clone());
                 Self::single(self.add_atom(&atom.spec, task, parent, retry))
             }
@@ -301,7 +295,9 @@ impl Builder {
 
         let mut controller = None;
         if let Some(r) = &parts.retry {
-            self.check_name(r.name(), Some(index));
+            if r.name().is_empty() {
+                self.empty_name(Some(index));
+            }
             let ri = self.add_atom(&r.spec, AtomImpl::Retry(r.kind.clone()), index, retry);
             self.atoms[ri.index()].controls = Some(index);
             self.flows[index.index()].retry = Some(ri);
