@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use taskflow_patterns::{
-    ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Intention, Pick,
+    ArgSource, Argument, AtomImpl, AtomIndex, AtomState, Failure, Inputs, Intention, Provides,
     TaskError,
 };
 
@@ -168,13 +168,18 @@ impl Runtime<'_> {
         let mut inputs = Inputs::with_capacity(args.len());
         for arg in args {
             let value = match &arg.source {
-                ArgSource::Atom { provider, pick } => {
+                ArgSource::Atom { provider, part } => {
                     let d = self.storage.detail(*provider);
                     match &d.result {
-                        Some(result) if has_result(d.state) => match pick {
-                            Pick::Whole => Some(result.clone()),
-                            _ => pick.apply(result).map(|v| Arc::new(v.clone())),
-                        },
+                        Some(result) if has_result(d.state) => {
+                            match &self.comp.atom(*provider).spec.provides {
+                                // The whole result: shared, not copied.
+                                Provides::Single(_) => Some(result.clone()),
+                                provides => {
+                                    provides.part(*part, result).map(|v| Arc::new(v.clone()))
+                                }
+                            }
+                        }
                         _ => None,
                     }
                 }
@@ -191,7 +196,9 @@ impl Runtime<'_> {
     }
 
     fn missing(&self, atom: AtomIndex, arg: &Argument) -> Failure {
-        let name = &self.comp.atom(atom).name;
+        let compiled = self.comp.atom(atom);
+        let name = &compiled.name;
+        let symbol = compiled.spec.symbol_of(&arg.name);
         let why = match &arg.source {
             ArgSource::Atom { provider, .. } => {
                 let d = self.storage.detail(*provider);
@@ -209,7 +216,7 @@ impl Runtime<'_> {
         };
         let message = format!(
             "atom `{name}` requires `{}` (argument `{}`), which has no value: {why}",
-            arg.symbol, arg.name
+            symbol, arg.name
         );
         TaskError::new(TaskError::MISSING_INPUT, message).into_failure(name)
     }

@@ -54,6 +54,41 @@ impl Provides {
         names.iter().map(Name::as_str)
     }
 
+    /// The position of `name` among the names provided (the first, if it
+    /// is given twice).
+    pub fn position(&self, name: &str) -> Option<u32> {
+        let position = self.names().position(|n| n == name)?;
+        u32::try_from(position).ok()
+    }
+
+    /// The value of the name at `position` (see [`position`](Self::position))
+    /// in `result`, as [`pick`](Self::pick) of that name would take it:
+    /// the whole result for a single name, an element of an array for a
+    /// sequence, the value under the name of an object for a mapping.
+    /// `None` if the result has no such part or there is no such name.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use taskflow_patterns::{Name, Provides};
+    /// let seq = Provides::Sequence(vec![Name::from("a"), Name::from("b")]);
+    /// assert_eq!(seq.part(1, &json!([10, 20])), Some(&json!(20)));
+    /// let map = Provides::Mapping(vec![Name::from("a")]);
+    /// assert_eq!(map.part(0, &json!({"a": 3})), Some(&json!(3)));
+    /// assert_eq!(map.part(1, &json!({"a": 3})), None);
+    /// ```
+    pub fn part<'v>(&self, position: u32, result: &'v Value) -> Option<&'v Value> {
+        let at = position as usize;
+        match self {
+            Provides::Nothing => None,
+            Provides::Single(_) => (at == 0).then_some(result),
+            Provides::Sequence(names) => {
+                names.get(at)?;
+                result.as_array()?.get(at)
+            }
+            Provides::Mapping(names) => result.as_object()?.get(names.get(at)?.as_str()),
+        }
+    }
+
     /// How to pick the value of `name` out of a result.
     pub fn pick(&self, name: &str) -> Option<Pick> {
         match self {
@@ -732,6 +767,33 @@ mod tests {
         );
         assert_eq!(map.pick("z"), None);
         assert_eq!(Pick::Index(5).apply(&json!([1])), None);
+    }
+
+    #[test]
+    fn a_part_by_position_is_what_the_pick_of_its_name_takes() {
+        let names = || vec![Name::from("a"), Name::from("b"), Name::from("a")];
+        let cases = [
+            (Provides::Single("a".into()), json!({"a": 1})),
+            (Provides::Sequence(names()), json!([10, 20, 30])),
+            (Provides::Sequence(names()), json!([10])),
+            (Provides::Sequence(names()), json!({"a": 1})),
+            (Provides::Mapping(names()), json!({"a": 1, "b": 2})),
+            (Provides::Mapping(names()), json!({"b": 2})),
+            (Provides::Mapping(names()), json!([1, 2])),
+            (Provides::Nothing, json!(1)),
+        ];
+        for (provides, result) in cases {
+            for name in ["a", "b", "z"] {
+                let by_pick = provides.pick(name).and_then(|p| p.apply(&result).cloned());
+                let by_part = provides
+                    .position(name)
+                    .and_then(|at| provides.part(at, &result).cloned());
+                assert_eq!(by_part, by_pick, "{provides:?} {name} of {result}");
+            }
+            assert_eq!(provides.part(3, &result), None, "{provides:?}");
+        }
+        // A name given twice is found at its first position.
+        assert_eq!(Provides::Sequence(names()).position("a"), Some(0));
     }
 
     #[test]

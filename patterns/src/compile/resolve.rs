@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::{AtomIndex, Compilation};
-use crate::{CompileError, CompileErrors, Pick, Value};
+use crate::{CompileError, CompileErrors, Value};
 
 /// Where the value of one argument comes from.
 #[derive(Debug, Clone)]
@@ -25,8 +25,12 @@ pub enum ArgSource {
     Atom {
         /// The providing atom.
         provider: AtomIndex,
-        /// Which part of its result.
-        pick: Pick,
+        /// Which of the names the provider provides feeds the argument: its
+        /// position in the provider's [`Provides`](crate::Provides), whose
+        /// [`part`](crate::Provides::part) takes it out of the result (a
+        /// position, not a [`Pick`](crate::Pick), keeps an argument at 48
+        /// bytes; a flow holds one per argument of every atom).
+        part: u32,
     },
     /// From the flow's store, under this symbol.
     Store(Arc<str>),
@@ -37,10 +41,11 @@ pub enum ArgSource {
 /// One resolved argument of an atom.
 #[derive(Debug, Clone)]
 pub struct Argument {
-    /// The argument's name, as the task asks for it.
+    /// The argument's name, as the task asks for it. (The symbol that
+    /// feeds it, after rebinding, is the atom's
+    /// [`AtomSpec::symbol_of`](crate::AtomSpec::symbol_of) it, or for a
+    /// revert argument [`AtomSpec::revert_symbol_of`](crate::AtomSpec::revert_symbol_of).)
     pub name: Arc<str>,
-    /// The symbol that feeds it (after rebinding).
-    pub symbol: Arc<str>,
     /// Where its value comes from.
     pub source: ArgSource,
     /// For an optional argument, the default used when the source has no value
@@ -52,9 +57,9 @@ pub struct Argument {
 /// of `revert` where they differ.
 ///
 /// Kept as one vector for all atoms (the arguments of atom `i` are
-/// `args[start[i]..start[i + 1]]`), and each distinct argument name or
-/// symbol is one shared `Arc<str>`: a flow of many atoms that all take `x`
-/// holds one `"x"`. The few atoms whose `revert` takes other arguments
+/// `args[start[i]..start[i + 1]]`), and each distinct argument name is one
+/// shared `Arc<str>`: a flow of many atoms that all take `x` holds one
+/// `"x"`. The few atoms whose `revert` takes other arguments
 /// have theirs in a second vector, found by a search of `revert`.
 #[derive(Debug, Clone, Default)]
 pub struct Resolution {
@@ -121,10 +126,10 @@ impl Nearest {
 }
 
 /// The symbol feeding one argument, as resolving found it in the
-/// providers' index: one shared `Arc<str>` per distinct symbol, and the
-/// range of the index holding its providers (empty if none).
-struct Symbol {
-    name: Arc<str>,
+/// providers' index: its name (borrowed from the atom's spec) and the range
+/// of the index holding its providers (empty if none).
+struct Symbol<'s> {
+    name: &'s str,
     providers: Range<usize>,
 }
 
@@ -202,7 +207,7 @@ impl Compilation {
     /// [`NameKey`](super::NameKey), then text) and both are walked once
     /// side by side, so no symbol is hashed and the atoms' names are read
     /// only where two keys tie.
-    fn symbols(&self, total: usize) -> Vec<Symbol> {
+    fn symbols(&self, total: usize) -> Vec<Symbol<'_>> {
         let mut wanted: Vec<(super::NameKey, &str, u32)> = Vec::with_capacity(total);
         for atom in &self.atoms {
             let spec = &atom.spec;
@@ -246,11 +251,10 @@ impl Compilation {
             while at < index.atoms.len() && before(at).is_eq() {
                 at += 1;
             }
-            let name: Arc<str> = Arc::from(symbol);
             for &(_, _, slot) in &wanted[group..end] {
                 if let Some(f) = found.get_mut(slot as usize) {
                     *f = Some(Symbol {
-                        name: name.clone(),
+                        name: symbol,
                         providers: first..at,
                     });
                 }
@@ -265,7 +269,7 @@ impl Compilation {
         &'s self,
         atom: AtomIndex,
         arg: &'s str,
-        symbol: Symbol,
+        symbol: Symbol<'s>,
         default: Option<&Value>,
         store: &serde_json::Map<String, Value>,
         names: &mut Interner<'s>,
@@ -273,13 +277,12 @@ impl Compilation {
         let spec = &self.atom(atom).spec;
         let default = default.map(|v| Arc::new(v.clone()));
         let name = names.get(arg);
-        let source = match spec.injected(&symbol.name) {
+        let source = match spec.injected(symbol.name) {
             Some(value) => ArgSource::Value(Arc::new(value.clone())),
-            None => self.source_of(atom, &symbol, store, default.as_ref())?,
+            None => self.source_of(atom, &symbol, store, default.as_ref(), names)?,
         };
         Ok(Argument {
             name,
-            symbol: symbol.name,
             source,
             default,
         })
@@ -308,30 +311,31 @@ impl Compilation {
 
     /// Where a symbol not injected into `atom` comes from: the store, else
     /// the nearest provider, else the default.
-    fn source_of(
-        &self,
+    fn source_of<'s>(
+        &'s self,
         atom: AtomIndex,
-        symbol_found: &Symbol,
+        symbol_found: &Symbol<'s>,
         store: &serde_json::Map<String, Value>,
         default: Option<&Arc<Value>>,
+        names: &mut Interner<'s>,
     ) -> Result<ArgSource, CompileError> {
-        let symbol: &str = &symbol_found.name;
+        let symbol = symbol_found.name;
         if store.contains_key(symbol) {
-            return Ok(ArgSource::Store(symbol_found.name.clone()));
+            return Ok(ArgSource::Store(names.get(symbol)));
         }
         let all = self.providers_at(symbol_found.providers.clone());
         let nearest = self.nearest(atom, all);
         match nearest.as_slice() {
             [provider] => {
-                let pick = self
+                let part = self
                     .atom(*provider)
                     .spec
                     .provides
-                    .pick(symbol)
-                    .unwrap_or(Pick::Whole);
+                    .position(symbol)
+                    .unwrap_or(0);
                 return Ok(ArgSource::Atom {
                     provider: *provider,
-                    pick,
+                    part,
                 });
             }
             [] => {}

@@ -202,9 +202,13 @@ fn inject_is_keyed_by_the_symbol_after_rebind_and_found_before_the_store() {
     assert_eq!(source(&c, &res, "t", "x"), "value 1");
     assert_eq!(source(&c, &res, "t", "y"), "value 4");
     assert_eq!(source(&c, &res, "t", "z"), "value 9");
-    let t = res.arguments(c.atom_index("t").unwrap());
+    let t = c.atom_index("t").unwrap();
+    let spec = &c.atom(t).spec;
     assert_eq!(
-        t.iter().map(|a| &*a.symbol).collect::<Vec<_>>(),
+        res.arguments(t)
+            .iter()
+            .map(|a| spec.symbol_of(&a.name))
+            .collect::<Vec<_>>(),
         ["a", "b", "c"]
     );
 
