@@ -54,7 +54,7 @@ fn check(engine: &Engine, result: Result<FlowState, EngineError>, attempts: usiz
         .storage()
         .atom_detail("r")
         .expect("retry atom")
-        .history;
+        .history();
     assert_eq!(history.len(), attempts, "one history entry per attempt");
 }
 
@@ -68,7 +68,7 @@ fn check_history(configure: Configure) {
     let result = engine.run();
     check(&engine, result, ATTEMPTS);
     let detail = engine.storage().atom_detail("r").expect("retry atom");
-    for (i, attempt) in detail.history.attempts().iter().enumerate() {
+    for (i, attempt) in detail.history().attempts().iter().enumerate() {
         assert_eq!(attempt.result, json!(i + 1), "attempt numbers");
         let failed: Vec<&str> = attempt.failures.keys().map(String::as_str).collect();
         let expected: &[&str] = if i + 1 < ATTEMPTS { &["flaky"] } else { &[] };

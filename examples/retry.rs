@@ -73,7 +73,7 @@ fn main() -> Result<(), EngineError> {
     for name in ["attempts", "mirrors"] {
         let detail = engine.storage().atom_detail(name).expect("a retry atom");
         println!("history of {name}:");
-        for (i, attempt) in detail.history.attempts().iter().enumerate() {
+        for (i, attempt) in detail.history().attempts().iter().enumerate() {
             let failed: Vec<String> = attempt
                 .failures
                 .iter()

@@ -194,7 +194,7 @@ pub(crate) fn rows(details: &[AtomDetail], progress: &Progress) -> Vec<AtomRow> 
             revert_failure: d
                 .revert_failure()
                 .map(|f| format!("{}: {}", f.kind, f.message)),
-            attempts: (d.kind == AtomKind::Retry).then(|| d.history.len()),
+            attempts: (d.kind == AtomKind::Retry).then(|| d.history().len()),
         })
         .collect()
 }

@@ -280,7 +280,7 @@ impl Engine {
     /// // The order is cancelled after all: undo it.
     /// assert_eq!(engine.revert()?, FlowState::Reverted);
     /// let reserve = engine.storage().atom_detail("reserve").unwrap();
-    /// assert_eq!(reserve.revert_result.as_deref(), Some(&json!("released")));
+    /// assert_eq!(reserve.revert_result().map(|v| &**v), Some(&json!("released")));
     /// # Ok::<(), taskflow_engine::EngineError>(())
     /// ```
     pub fn revert(&mut self) -> Result<FlowState, EngineError> {

@@ -44,7 +44,7 @@ impl Runtime<'_> {
         self.transition(atom, AtomState::Running, write)?;
         let compiled = self.comp.atom(atom);
         let (history, record) = match compiled.imp {
-            AtomImpl::Retry(_) => (Some(self.storage.detail(atom).history.clone()), None),
+            AtomImpl::Retry(_) => (Some(self.storage.detail(atom).history().clone()), None),
             AtomImpl::Task(_) => {
                 if !self.listeners.is_empty() {
                     self.listeners.progress(&compiled.name, 0.0);
@@ -91,7 +91,7 @@ impl Runtime<'_> {
             action: Action::Revert,
             imp: compiled.imp.clone(),
             inputs,
-            history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history.clone()),
+            history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history().clone()),
             own_result: d.result.clone(),
             own_failure: d.failure().cloned(),
             flow_failures,

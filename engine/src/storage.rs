@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use taskflow_patterns::{AtomIndex, AtomState, Compilation, FlowState, Intention};
+use taskflow_patterns::{AtomIndex, AtomState, Compilation, FlowState, History, Intention};
 use taskflow_persistence::{AtomDetail, AtomWrite, Backend, FlowDetail, LogBook};
 
 use crate::listener::ProgressSink;
@@ -242,7 +242,8 @@ impl Storage {
     pub(crate) fn keep_checkins(&mut self, heard: Vec<(AtomDetailId, Value)>) {
         for (id, value) in heard {
             if let Some(d) = self.details.iter_mut().find(|d| d.uuid == id) {
-                d.meta.insert(AtomDetail::CHECKIN_KEY.to_owned(), value);
+                d.meta_mut()
+                    .insert(AtomDetail::CHECKIN_KEY.to_owned(), value);
             }
         }
     }
@@ -359,11 +360,11 @@ impl Storage {
             d.state = AtomState::Pending;
             d.intention = Intention::Execute;
             d.result = None;
-            d.failure = None;
-            d.revert_failure = None;
-            d.history = Default::default();
-            d.revert_result = None;
-            d.meta.clear();
+            d.set_failure(None);
+            d.set_revert_failure(None);
+            d.set_history(History::new());
+            d.set_revert_result(None);
+            d.set_meta(Map::new());
             self.backend
                 .save_atom_detail(self.flow.uuid, &self.details[i], self.epoch)?;
         }
@@ -397,7 +398,7 @@ pub(crate) fn has_result(state: AtomState) -> bool {
 /// finished or re-pended atom's record must not keep one); whether there
 /// was one (the detail is then to be written whole).
 pub(crate) fn clear_progress(detail: &mut AtomDetail) -> bool {
-    !detail.meta.is_empty() && detail.meta.remove(AtomDetail::PROGRESS_KEY).is_some()
+    detail.remove_meta(AtomDetail::PROGRESS_KEY).is_some()
 }
 
 /// Drops what a task reported while it ran, its progress and its last
@@ -405,11 +406,8 @@ pub(crate) fn clear_progress(detail: &mut AtomDetail) -> bool {
 /// starts from nothing); whether there was any (the detail is then to be
 /// written whole).
 pub(crate) fn clear_reports(detail: &mut AtomDetail) -> bool {
-    if detail.meta.is_empty() {
-        return false;
-    }
-    let progress = detail.meta.remove(AtomDetail::PROGRESS_KEY).is_some();
-    detail.meta.remove(AtomDetail::CHECKIN_KEY).is_some() | progress
+    let progress = detail.remove_meta(AtomDetail::PROGRESS_KEY).is_some();
+    detail.remove_meta(AtomDetail::CHECKIN_KEY).is_some() | progress
 }
 
 /// Marks a detail's intention without touching its state.

@@ -212,7 +212,7 @@ fn fan_out(transport: &dyn Transport) -> BTreeSet<String> {
     for i in 0..6 {
         let d = records.atom_detail(&format!("add{i}")).unwrap();
         assert_eq!(
-            d.meta[AtomDetail::CHECKIN_KEY]["message"],
+            d.meta()[AtomDetail::CHECKIN_KEY]["message"],
             json!(format!("adding {i}"))
         );
     }

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::{Epoch, FlowDetailId};
 
+use crate::model::RareDetail;
 use crate::{AtomDetail, PersistenceError, RecordKind};
 
 /// A `Corrupt` error for the record `kind` `id`.
@@ -200,9 +201,9 @@ pub(crate) fn check_flow(flow: &crate::FlowDetail) -> Result<(), PersistenceErro
 pub(crate) fn check_atom(atom: &AtomDetail) -> Result<(), PersistenceError> {
     let shallow =
         |v: &Value| !matches!(v, Value::Array(_) | Value::Object(_)) || value_depth(v) <= 1;
-    if atom.meta.is_empty()
-        && atom.history.is_empty()
-        && atom.revert_result.is_none()
+    if atom.meta().is_empty()
+        && atom.history().is_empty()
+        && atom.revert_result().is_none()
         && atom.result.as_deref().map_or(true, shallow)
     {
         return Ok(());
@@ -213,16 +214,13 @@ pub(crate) fn check_atom(atom: &AtomDetail) -> Result<(), PersistenceError> {
 /// The values an atom detail holds, as parts of its record.
 pub(crate) fn atom_parts(atom: &AtomDetail) -> impl Iterator<Item = (Part<'_>, &Value)> {
     let result = atom.result.as_deref().map(|v| (Part::Result, v));
-    let revert_result = atom
-        .revert_result
-        .as_deref()
-        .map(|v| (Part::RevertResult, v));
-    let history = atom.history.results().map(|v| (Part::History, v));
+    let revert_result = atom.revert_result().map(|v| (Part::RevertResult, &**v));
+    let history = atom.history().results().map(|v| (Part::History, v));
     result
         .into_iter()
         .chain(revert_result)
         .chain(history)
-        .chain(meta_parts(&atom.meta))
+        .chain(meta_parts(atom.meta()))
 }
 
 /// Sets the entry `key` of `meta` to `value` (with `None`, removes it).
@@ -542,14 +540,14 @@ pub(crate) fn decode_atom_kind(
 #[derive(Serialize)]
 pub(crate) struct AtomBodyRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: &'a Option<Arc<Value>>,
+    result: Option<&'a Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    failure: &'a Option<Box<Failure>>,
+    failure: Option<&'a Failure>,
     /// Absent in bodies written before revert results were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    revert_result: &'a Option<Arc<Value>>,
+    revert_result: Option<&'a Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    revert_failure: &'a Option<Box<Failure>>,
+    revert_failure: Option<&'a Failure>,
     #[serde(skip_serializing_if = "History::is_empty")]
     history: &'a History,
     version: &'a Version,
@@ -564,11 +562,11 @@ pub(crate) struct AtomBody {
     #[serde(default)]
     result: Option<Arc<Value>>,
     #[serde(default)]
-    failure: Option<Box<Failure>>,
+    failure: Option<Failure>,
     #[serde(default)]
     revert_result: Option<Arc<Value>>,
     #[serde(default)]
-    revert_failure: Option<Box<Failure>>,
+    revert_failure: Option<Failure>,
     #[serde(default)]
     history: History,
     #[serde(default)]
@@ -580,13 +578,13 @@ pub(crate) struct AtomBody {
 /// The JSON body of `atom` (see [`AtomBodyRef`]).
 pub(crate) fn encode_atom_body(atom: &AtomDetail) -> Result<String, PersistenceError> {
     let body = AtomBodyRef {
-        result: &atom.result,
-        failure: &atom.failure,
-        revert_result: &atom.revert_result,
-        revert_failure: &atom.revert_failure,
-        history: &atom.history,
+        result: atom.result.as_ref(),
+        failure: atom.failure(),
+        revert_result: atom.revert_result(),
+        revert_failure: atom.revert_failure(),
+        history: atom.history(),
         version: &atom.version,
-        meta: &atom.meta,
+        meta: atom.meta(),
     };
     encode_json(RecordKind::AtomDetail, atom.uuid, &body, atom_parts(atom))
 }
@@ -595,10 +593,10 @@ impl AtomBody {
     /// The body as it is encoded.
     fn as_ref(&self) -> AtomBodyRef<'_> {
         AtomBodyRef {
-            result: &self.result,
-            failure: &self.failure,
-            revert_result: &self.revert_result,
-            revert_failure: &self.revert_failure,
+            result: self.result.as_ref(),
+            failure: self.failure.as_ref(),
+            revert_result: self.revert_result.as_ref(),
+            revert_failure: self.revert_failure.as_ref(),
             history: &self.history,
             version: &self.version,
             meta: &self.meta,
@@ -642,20 +640,20 @@ pub(crate) fn decode_atom(columns: AtomColumns<'_>) -> Result<AtomDetail, Persis
     let state = decode_atom_state(id, columns.state)?;
     let intention = decode_intention(id, columns.intention)?;
     let body: AtomBody = decode_json(RecordKind::AtomDetail, id, "body", columns.body)?;
-    Ok(AtomDetail {
-        uuid: id.into(),
-        name: columns.name.into(),
-        kind,
-        state,
-        intention,
-        result: body.result,
+    let mut detail = AtomDetail::new(columns.name, kind);
+    detail.uuid = id.into();
+    detail.state = state;
+    detail.intention = intention;
+    detail.result = body.result;
+    detail.version = body.version;
+    detail.set_rare(RareDetail {
         failure: body.failure,
         revert_result: body.revert_result,
         revert_failure: body.revert_failure,
         history: body.history,
-        version: body.version,
         meta: body.meta,
-    })
+    });
+    Ok(detail)
 }
 
 /// Decodes a JSON object column (a record's `meta`).
@@ -719,10 +717,10 @@ mod tests {
     fn atom_body_round_trips_and_rejects_truncation() {
         let mut atom = AtomDetail::new("a", AtomKind::Retry);
         atom.result = Some(Arc::new(json!({"x": [1, 2.5, null, "\u{0}"]})));
-        atom.revert_result = Some(Arc::new(json!({"undone": [1, 2.5]})));
+        atom.set_revert_result(Some(Arc::new(json!({"undone": [1, 2.5]}))));
         atom.set_failure(Some(Failure::new("Boom", "bang")));
-        atom.history.push(json!(3));
-        atom.meta.insert("progress".into(), json!(0.5));
+        atom.history_mut().push(json!(3));
+        atom.meta_mut().insert("progress".into(), json!(0.5));
         let body = encode_atom_body(&atom).unwrap();
         let columns = |body: &'static str| AtomColumns {
             uuid: Uuid::from(atom.uuid),
@@ -786,11 +784,11 @@ mod tests {
             deep = Value::Array(vec![deep]);
         }
         atom.result = Some(Arc::new(deep.clone()));
-        atom.revert_result = Some(Arc::new(deep.clone()));
-        atom.history.push(deep.clone());
-        atom.history
+        atom.set_revert_result(Some(Arc::new(deep.clone())));
+        atom.history_mut().push(deep.clone());
+        atom.history_mut()
             .record_failure("x", Failure::new("Boom", "bang"));
-        atom.meta.insert("m".into(), deep);
+        atom.meta_mut().insert("m".into(), deep);
         let body = encode_atom_body(&atom).unwrap();
         assert!(json_depth(body.as_bytes()) <= MAX_RECORD_DEPTH + RECORD_FRAME);
         let columns = AtomColumns {

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use hashbrown::HashTable;
-use serde_json::{Map, Value};
-use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
+use serde_json::Value;
+use taskflow_patterns::{AtomState, FlowState, Intention};
 use uuid::Uuid;
 
 use crate::codec;
@@ -67,7 +67,7 @@ struct FlowRecord {
     book: LogBookId,
     /// The flow detail without its atom details (they are in `atoms`).
     detail: FlowDetail,
-    atoms: Vec<StoredAtom>,
+    atoms: Vec<AtomDetail>,
     /// Atom id to its position in `atoms`.
     positions: Positions,
     /// The position of the atom written last. An engine writes its atoms
@@ -92,7 +92,7 @@ fn hash_id(id: &AtomDetailId) -> u64 {
 
 impl Positions {
     /// The index of `atoms` (the list the table was built over), by id.
-    fn build(atoms: &[StoredAtom]) -> Result<Self, PersistenceError> {
+    fn build(atoms: &[AtomDetail]) -> Result<Self, PersistenceError> {
         let mut positions = Positions(HashTable::with_capacity(atoms.len()));
         for i in 0..atoms.len() {
             positions.insert(atoms, i)?;
@@ -101,7 +101,7 @@ impl Positions {
     }
 
     /// The position of the atom `id` in `atoms`.
-    fn get(&self, atoms: &[StoredAtom], id: AtomDetailId) -> Option<usize> {
+    fn get(&self, atoms: &[AtomDetail], id: AtomDetailId) -> Option<usize> {
         self.0
             .find(hash_id(&id), |&i| atoms[i as usize].uuid == id)
             .map(|&i| i as usize)
@@ -109,7 +109,7 @@ impl Positions {
 
     /// Points the id of `atoms[i]` at `i` (a later duplicate id wins, as
     /// in a map).
-    fn insert(&mut self, atoms: &[StoredAtom], i: usize) -> Result<(), PersistenceError> {
+    fn insert(&mut self, atoms: &[AtomDetail], i: usize) -> Result<(), PersistenceError> {
         let id = atoms[i].uuid;
         let position = u32::try_from(i).map_err(|_| PersistenceError::Corrupt {
             kind: RecordKind::AtomDetail,
@@ -171,9 +171,9 @@ impl FlowRecord {
     /// Saves `atom` over its record, or as a new one.
     fn put_atom(&mut self, atom: &AtomDetail) -> Result<(), PersistenceError> {
         match self.position(atom.uuid) {
-            Some(i) => self.atoms[i].overwrite(atom),
+            Some(i) => self.atoms[i].clone_from(atom),
             None => {
-                self.atoms.push(StoredAtom::new(atom));
+                self.atoms.push(atom.clone());
                 let i = self.atoms.len() - 1;
                 if let Err(e) = self.positions.insert(&self.atoms, i) {
                     self.atoms.pop();
@@ -187,155 +187,19 @@ impl FlowRecord {
     /// The flow detail with its atom details, as saved.
     fn to_detail(&self) -> FlowDetail {
         let mut detail = self.detail.clone();
-        detail.atom_details = self.atoms.iter().map(StoredAtom::to_detail).collect();
+        detail.atom_details.clone_from(&self.atoms);
         detail
     }
 }
 
-/// An atom detail as kept here: what every record has inline (64 bytes,
-/// the name shared with the saved detail), what few have (failures, revert
-/// result, history, metadata) behind one optional box. A flow holds one per
-/// atom, beside the engine's own copy, so this halves what the backend adds.
-#[derive(Debug)]
-struct StoredAtom {
-    uuid: AtomDetailId,
-    name: Arc<str>,
-    result: Option<Arc<Value>>,
-    rare: Option<Box<RareParts>>,
-    version: Version,
-    kind: AtomKind,
-    state: AtomState,
-    intention: Intention,
-}
-
-/// The parts of an atom detail that are usually empty.
-#[derive(Debug, Default)]
-struct RareParts {
-    failure: Option<Box<Failure>>,
-    revert_result: Option<Arc<Value>>,
-    revert_failure: Option<Box<Failure>>,
-    history: History,
-    meta: Map<String, Value>,
-}
-
-impl RareParts {
-    /// Whether it holds nothing (a record without it reads the same).
-    fn is_empty(&self) -> bool {
-        self.failure.is_none()
-            && self.revert_result.is_none()
-            && self.revert_failure.is_none()
-            && self.history.is_empty()
-            && self.meta.is_empty()
+/// Sets (with `None`, removes) the entry `key` of `atom`'s metadata; the
+/// record's box of rare parts goes when nothing is left in it.
+fn set_meta_entry(atom: &mut AtomDetail, key: &str, value: Option<Value>) {
+    if value.is_none() && atom.meta().is_empty() {
+        return;
     }
-}
-
-impl StoredAtom {
-    /// Destructured so that a new field of `AtomDetail` fails to compile here.
-    fn new(src: &AtomDetail) -> Self {
-        let AtomDetail {
-            uuid,
-            name,
-            kind,
-            state,
-            intention,
-            result,
-            failure: _,
-            revert_result: _,
-            revert_failure: _,
-            history: _,
-            version,
-            meta: _,
-        } = src;
-        let mut stored = StoredAtom {
-            uuid: *uuid,
-            name: name.clone(),
-            result: result.clone(),
-            rare: None,
-            version: *version,
-            kind: *kind,
-            state: *state,
-            intention: *intention,
-        };
-        stored.overwrite_rare(src);
-        stored
-    }
-
-    /// Copies `src` over this record, reusing what it already holds.
-    fn overwrite(&mut self, src: &AtomDetail) {
-        self.uuid = src.uuid;
-        if !Arc::ptr_eq(&self.name, &src.name) {
-            self.name.clone_from(&src.name);
-        }
-        self.result.clone_from(&src.result);
-        self.version = src.version;
-        self.kind = src.kind;
-        self.state = src.state;
-        self.intention = src.intention;
-        self.overwrite_rare(src);
-    }
-
-    /// Copies the rare parts of `src`; none at all frees the box.
-    fn overwrite_rare(&mut self, src: &AtomDetail) {
-        let none = src.failure.is_none()
-            && src.revert_result.is_none()
-            && src.revert_failure.is_none()
-            && src.history.is_empty()
-            && src.meta.is_empty();
-        if none {
-            self.rare = None;
-            return;
-        }
-        let rare = self.rare.get_or_insert_with(Box::default);
-        rare.failure.clone_from(&src.failure);
-        rare.revert_result.clone_from(&src.revert_result);
-        rare.revert_failure.clone_from(&src.revert_failure);
-        if !(rare.history.is_empty() && src.history.is_empty()) {
-            rare.history.clone_from(&src.history);
-        }
-        if !(rare.meta.is_empty() && src.meta.is_empty()) {
-            rare.meta.clone_from(&src.meta);
-        }
-    }
-
-    /// Sets (with `None`, removes) the entry `key` of its metadata; the
-    /// box goes when nothing rare is left in it.
-    fn set_meta_entry(&mut self, key: &str, value: Option<Value>) {
-        if value.is_none() && self.rare.is_none() {
-            return;
-        }
-        let rare = self.rare.get_or_insert_with(Box::default);
-        codec::set_meta_entry(&mut rare.meta, key, value);
-        if rare.is_empty() {
-            self.rare = None;
-        }
-    }
-
-    fn to_detail(&self) -> AtomDetail {
-        let (failure, revert_result, revert_failure, history, meta) = match &self.rare {
-            Some(rare) => (
-                rare.failure.clone(),
-                rare.revert_result.clone(),
-                rare.revert_failure.clone(),
-                rare.history.clone(),
-                rare.meta.clone(),
-            ),
-            None => (None, None, None, History::new(), Map::new()),
-        };
-        AtomDetail {
-            uuid: self.uuid,
-            name: self.name.clone(),
-            kind: self.kind,
-            state: self.state,
-            intention: self.intention,
-            result: self.result.clone(),
-            failure,
-            revert_result,
-            revert_failure,
-            history,
-            version: self.version,
-            meta,
-        }
-    }
+    codec::set_meta_entry(atom.meta_mut(), key, value);
+    atom.shrink();
 }
 
 impl MemoryBackend {
@@ -386,7 +250,7 @@ impl Inner {
         if !order.contains(&flow.uuid) {
             order.push(flow.uuid);
         }
-        let atoms: Vec<StoredAtom> = flow.atom_details.iter().map(StoredAtom::new).collect();
+        let atoms = flow.atom_details.clone();
         let positions = Positions::build(&atoms)?;
         self.flows.insert(
             flow.uuid,
@@ -594,7 +458,7 @@ impl Backend for MemoryBackend {
         let i = record
             .position(atom)
             .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
-        record.atoms[i].set_meta_entry(key, value);
+        set_meta_entry(&mut record.atoms[i], key, value);
         Ok(())
     }
 
@@ -611,7 +475,7 @@ impl Backend for MemoryBackend {
         record
             .positions
             .get(&record.atoms, atom)
-            .map(|i| record.atoms[i].to_detail())
+            .map(|i| record.atoms[i].clone())
             .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))
     }
 }
@@ -663,10 +527,4 @@ fn flow_header_of(flow: &FlowDetail) -> FlowDetail {
 #[cfg(test)]
 mod tests {
     crate::backend_conformance!(super::MemoryBackend::new());
-
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn a_stored_atom_is_64_bytes() {
-        assert_eq!(std::mem::size_of::<super::StoredAtom>(), 64);
-    }
 }

@@ -1,7 +1,7 @@
 //! The records, as in TaskFlow: a [`LogBook`] holds [`FlowDetail`]s, each
 //! holding the [`AtomDetail`]s of its atoms.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{AtomDetailId, Epoch, FlowDetailId, LogBookId, PersistenceError, RecordKind};
@@ -110,7 +110,29 @@ impl FlowDetail {
 /// The record of one atom: its state and intention, its result or failure,
 /// what its revert returned or its revert failure, and for a retry
 /// controller its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// What most records leave empty (the failures, the revert's result, the
+/// history, `meta`) is kept in one box that a record without any of it does
+/// not allocate (a flow holds one record per atom), and is read and written
+/// through methods: [`failure`](Self::failure) and
+/// [`set_failure`](Self::set_failure), [`revert_result`](Self::revert_result),
+/// [`history`](Self::history) and [`history_mut`](Self::history_mut),
+/// [`meta`](Self::meta) and [`meta_mut`](Self::meta_mut). Its JSON form has
+/// each of them as a field of its own, as before they were boxed.
+///
+/// ```
+/// use serde_json::json;
+/// use taskflow_patterns::{AtomKind, AtomState, Failure};
+/// use taskflow_persistence::AtomDetail;
+/// let mut detail = AtomDetail::new("copy", AtomKind::Task);
+/// detail.state = AtomState::Failure;
+/// detail.set_failure(Some(Failure::new("IoError", "disk full")));
+/// detail.meta_mut().insert("host".into(), json!("n1"));
+/// assert_eq!(detail.failure().map(|f| f.message.as_str()), Some("disk full"));
+/// assert_eq!(detail.meta()["host"], "n1");
+/// assert!(detail.history().is_empty());
+/// ```
+#[derive(Debug, Clone)]
 pub struct AtomDetail {
     /// Its id.
     pub uuid: AtomDetailId,
@@ -122,37 +144,151 @@ pub struct AtomDetail {
     /// The atom's state.
     pub state: AtomState,
     /// What the engine means to do with it next.
-    #[serde(default)]
     pub intention: Intention,
     /// The result of its last successful execution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Arc<Value>>,
-    /// The failure of its last execution (boxed: most records have none,
-    /// and a flow holds one record per atom; see [`AtomDetail::failure`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Box<Failure>>,
-    /// What its last revert returned (TaskFlow's `revert_results`): `None`
-    /// before a revert, or when the revert returned nothing. Records
-    /// written before it existed read as `None`; as for `result`, a
-    /// `Some(null)` reads back as `None` from the backends that encode
-    /// records (all but the memory backend).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revert_result: Option<Arc<Value>>,
-    /// The failure of its revert (boxed, as `failure`; see
-    /// [`AtomDetail::revert_failure`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revert_failure: Option<Box<Failure>>,
-    /// For a retry controller, its attempts.
-    #[serde(default, skip_serializing_if = "History::is_empty")]
-    pub history: History,
     /// The atom's version when the record was written.
-    #[serde(default)]
     pub version: Version,
-    /// Free-form metadata (e.g. the last progress reported, under
-    /// [`AtomDetail::PROGRESS_KEY`], and the last check-in, under
-    /// [`AtomDetail::CHECKIN_KEY`]).
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub meta: Map<String, Value>,
+    /// The parts most records leave empty; `None` when all are.
+    rare: Option<Box<RareDetail>>,
+}
+
+/// The parts of an [`AtomDetail`] that most records leave empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RareDetail {
+    pub(crate) failure: Option<Failure>,
+    pub(crate) revert_result: Option<Arc<Value>>,
+    pub(crate) revert_failure: Option<Failure>,
+    pub(crate) history: History,
+    pub(crate) meta: Map<String, Value>,
+}
+
+impl RareDetail {
+    fn is_empty(&self) -> bool {
+        self.failure.is_none()
+            && self.revert_result.is_none()
+            && self.revert_failure.is_none()
+            && self.history.is_empty()
+            && self.meta.is_empty()
+    }
+}
+
+/// What a record without a [`RareDetail`] reads as.
+static NO_RARE_DETAIL: LazyLock<RareDetail> = LazyLock::new(RareDetail::default);
+
+/// An [`AtomDetail`] as its JSON form has it: every part a field of its own.
+/// Serialized from borrows (a checkpoint does not copy the record to write
+/// it), read into owned parts.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "R: Serialize, F: Serialize, H: Serialize + Skip, M: Serialize + Skip",
+    deserialize = "R: Deserialize<'de>, F: Deserialize<'de>, \
+        H: Deserialize<'de> + Default, M: Deserialize<'de> + Default"
+))]
+struct DetailRecord<R, F, H, M> {
+    uuid: AtomDetailId,
+    name: Arc<str>,
+    kind: AtomKind,
+    state: AtomState,
+    #[serde(default)]
+    intention: Intention,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<R>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<F>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revert_result: Option<R>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revert_failure: Option<F>,
+    #[serde(default = "Default::default", skip_serializing_if = "Skip::skip")]
+    history: H,
+    #[serde(default)]
+    version: Version,
+    #[serde(default = "Default::default", skip_serializing_if = "Skip::skip")]
+    meta: M,
+}
+
+/// Whether a field of a [`DetailRecord`] is left out of its JSON form.
+trait Skip {
+    fn skip(&self) -> bool;
+}
+
+impl<T: Skip> Skip for &T {
+    fn skip(&self) -> bool {
+        (**self).skip()
+    }
+}
+
+impl Skip for History {
+    fn skip(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl Skip for Map<String, Value> {
+    fn skip(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl Serialize for AtomDetail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DetailRecord {
+            uuid: self.uuid,
+            name: self.name.clone(),
+            kind: self.kind,
+            state: self.state,
+            intention: self.intention,
+            result: self.result.as_ref(),
+            failure: self.failure(),
+            revert_result: self.revert_result(),
+            revert_failure: self.revert_failure(),
+            history: self.history(),
+            version: self.version,
+            meta: self.meta(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AtomDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let r: DetailRecord<Arc<Value>, Failure, History, Map<String, Value>> =
+            DetailRecord::deserialize(deserializer)?;
+        let mut detail = AtomDetail {
+            uuid: r.uuid,
+            name: r.name,
+            kind: r.kind,
+            state: r.state,
+            intention: r.intention,
+            result: r.result,
+            version: r.version,
+            rare: None,
+        };
+        detail.set_rare(RareDetail {
+            failure: r.failure,
+            revert_result: r.revert_result,
+            revert_failure: r.revert_failure,
+            history: r.history,
+            meta: r.meta,
+        });
+        Ok(detail)
+    }
+}
+
+/// Two records are equal when every part is, whether an empty part is
+/// boxed or not.
+impl PartialEq for AtomDetail {
+    fn eq(&self, other: &Self) -> bool {
+        self.uuid == other.uuid
+            && self.name == other.name
+            && self.kind == other.kind
+            && self.state == other.state
+            && self.intention == other.intention
+            && self.result == other.result
+            && self.version == other.version
+            && self.rare() == other.rare()
+    }
 }
 
 impl AtomDetail {
@@ -183,12 +319,47 @@ impl AtomDetail {
             state: AtomState::Pending,
             intention: Intention::Execute,
             result: None,
-            failure: None,
-            revert_result: None,
-            revert_failure: None,
-            history: History::new(),
             version: Version::default(),
-            meta: Map::new(),
+            rare: None,
+        }
+    }
+
+    fn rare(&self) -> &RareDetail {
+        self.rare.as_deref().unwrap_or(&NO_RARE_DETAIL)
+    }
+
+    /// The rare parts, boxed now if they were not.
+    fn rare_mut(&mut self) -> &mut RareDetail {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Keeps `rare`, boxed, unless all of it is empty.
+    pub(crate) fn set_rare(&mut self, rare: RareDetail) {
+        self.rare = (!rare.is_empty()).then(|| Box::new(rare));
+    }
+
+    /// Drops the box once all it holds is empty.
+    pub(crate) fn shrink(&mut self) {
+        if self.rare.as_deref().is_some_and(RareDetail::is_empty) {
+            self.rare = None;
+        }
+    }
+
+    /// Sets a rare part: boxes them if `value` is something, and drops the
+    /// box if it leaves all of them empty.
+    fn set_part<T>(
+        &mut self,
+        value: Option<T>,
+        part: impl FnOnce(&mut RareDetail) -> &mut Option<T>,
+    ) {
+        match value {
+            Some(v) => *part(self.rare_mut()) = Some(v),
+            None => {
+                if let Some(rare) = self.rare.as_deref_mut() {
+                    *part(rare) = None;
+                    self.shrink();
+                }
+            }
         }
     }
 
@@ -202,12 +373,90 @@ impl AtomDetail {
     /// assert_eq!(detail.failure().map(|f| f.kind.as_str()), Some("Boom"));
     /// ```
     pub fn failure(&self) -> Option<&Failure> {
-        self.failure.as_deref()
+        self.rare().failure.as_ref()
     }
 
     /// The failure of its revert, if any.
     pub fn revert_failure(&self) -> Option<&Failure> {
-        self.revert_failure.as_deref()
+        self.rare().revert_failure.as_ref()
+    }
+
+    /// What its last revert returned (TaskFlow's `revert_results`): `None`
+    /// before a revert, or when the revert returned nothing. Records
+    /// written before it existed read as `None`; as for `result`, a
+    /// `Some(null)` reads back as `None` from the backends that encode
+    /// records (all but the memory backend).
+    pub fn revert_result(&self) -> Option<&Arc<Value>> {
+        self.rare().revert_result.as_ref()
+    }
+
+    /// Sets (or with `None` clears) what its last revert returned.
+    pub fn set_revert_result(&mut self, result: Option<Arc<Value>>) {
+        self.set_part(result, |r| &mut r.revert_result);
+    }
+
+    /// For a retry controller, its attempts (empty for a task).
+    pub fn history(&self) -> &History {
+        &self.rare().history
+    }
+
+    /// Its history, to change (boxes the rare parts if they were not:
+    /// to clear it, [`set_history`](Self::set_history) an empty one).
+    pub fn history_mut(&mut self) -> &mut History {
+        &mut self.rare_mut().history
+    }
+
+    /// Sets its history; an empty one on a record with nothing else rare
+    /// frees the box.
+    pub fn set_history(&mut self, history: History) {
+        if history.is_empty() && self.rare.is_none() {
+            return;
+        }
+        self.rare_mut().history = history;
+        self.shrink();
+    }
+
+    /// Free-form metadata (e.g. the last progress reported, under
+    /// [`AtomDetail::PROGRESS_KEY`], and the last check-in, under
+    /// [`AtomDetail::CHECKIN_KEY`]).
+    pub fn meta(&self) -> &Map<String, Value> {
+        &self.rare().meta
+    }
+
+    /// Its metadata, to change (boxes the rare parts if they were not:
+    /// to take entries out, [`remove_meta`](Self::remove_meta) or
+    /// [`set_meta`](Self::set_meta)).
+    pub fn meta_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.rare_mut().meta
+    }
+
+    /// Sets its metadata; an empty map on a record with nothing else rare
+    /// frees the box.
+    pub fn set_meta(&mut self, meta: Map<String, Value>) {
+        if meta.is_empty() && self.rare.is_none() {
+            return;
+        }
+        self.rare_mut().meta = meta;
+        self.shrink();
+    }
+
+    /// Takes the entry `key` out of its metadata, if there is one (and the
+    /// box, if nothing rare is left).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use taskflow_patterns::AtomKind;
+    /// use taskflow_persistence::AtomDetail;
+    /// let mut detail = AtomDetail::new("upload", AtomKind::Task);
+    /// detail.meta_mut().insert("progress".into(), json!(0.5));
+    /// assert_eq!(detail.remove_meta("progress"), Some(json!(0.5)));
+    /// assert_eq!(detail.remove_meta("progress"), None);
+    /// assert!(detail.meta().is_empty());
+    /// ```
+    pub fn remove_meta(&mut self, key: &str) -> Option<Value> {
+        let removed = self.rare.as_deref_mut()?.meta.remove(key);
+        self.shrink();
+        removed
     }
 
     /// How far the atom has got, from 0.0 to 1.0: 1.0 once it is
@@ -231,19 +480,19 @@ impl AtomDetail {
     /// let mut detail = AtomDetail::new("upload", AtomKind::Task);
     /// assert_eq!(detail.progress(), 0.0);
     /// detail.state = AtomState::Running;
-    /// detail.meta.insert(AtomDetail::PROGRESS_KEY.into(), json!(0.25));
+    /// detail.meta_mut().insert(AtomDetail::PROGRESS_KEY.into(), json!(0.25));
     /// assert_eq!(detail.progress(), 0.25);
-    /// detail.meta.insert(AtomDetail::PROGRESS_KEY.into(), json!(1.5));
+    /// detail.meta_mut().insert(AtomDetail::PROGRESS_KEY.into(), json!(1.5));
     /// assert_eq!(detail.progress(), 1.0);
     /// detail.state = AtomState::Success;
-    /// detail.meta.remove(AtomDetail::PROGRESS_KEY);
+    /// detail.meta_mut().remove(AtomDetail::PROGRESS_KEY);
     /// assert_eq!(detail.progress(), 1.0);
     /// ```
     pub fn progress(&self) -> f32 {
         if self.state == AtomState::Success {
             return 1.0;
         }
-        self.meta
+        self.meta()
             .get(Self::PROGRESS_KEY)
             .and_then(Value::as_f64)
             .map_or(0.0, |p| p.clamp(0.0, 1.0) as f32)
@@ -251,12 +500,12 @@ impl AtomDetail {
 
     /// Sets (or with `None` clears) the failure of its last execution.
     pub fn set_failure(&mut self, failure: Option<Failure>) {
-        self.failure = failure.map(Box::new);
+        self.set_part(failure, |r| &mut r.failure);
     }
 
     /// Sets (or with `None` clears) the failure of its revert.
     pub fn set_revert_failure(&mut self, failure: Option<Failure>) {
-        self.revert_failure = failure.map(Box::new);
+        self.set_part(failure, |r| &mut r.revert_failure);
     }
 }
 
@@ -534,11 +783,77 @@ mod tests {
             detail.state = state;
             match &entry {
                 Some(value) => detail
-                    .meta
+                    .meta_mut()
                     .insert(AtomDetail::PROGRESS_KEY.into(), value.clone()),
-                None => detail.meta.remove(AtomDetail::PROGRESS_KEY),
+                None => detail.meta_mut().remove(AtomDetail::PROGRESS_KEY),
             };
             assert_eq!(detail.progress(), expected, "{state:?} with {entry:?}");
         }
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_detail_is_64_bytes_and_boxes_only_what_it_has() {
+        assert_eq!(std::mem::size_of::<AtomDetail>(), 64);
+        let mut detail = AtomDetail::new("a", AtomKind::Retry);
+        assert!(detail.rare.is_none());
+        detail.set_failure(None);
+        detail.set_revert_result(None);
+        detail.set_history(History::new());
+        detail.set_meta(Map::new());
+        assert_eq!(detail.remove_meta("progress"), None);
+        assert!(
+            detail.rare.is_none(),
+            "clearing what is empty boxes nothing"
+        );
+
+        detail.set_failure(Some(Failure::new("Boom", "bang")));
+        detail.meta_mut().insert("progress".into(), json!(0.5));
+        assert!(detail.rare.is_some());
+        detail.set_failure(None);
+        assert!(detail.rare.is_some(), "the metadata is still there");
+        assert_eq!(detail.remove_meta("progress"), Some(json!(0.5)));
+        assert!(detail.rare.is_none(), "nothing rare is left");
+
+        // An empty box (left by `meta_mut`) equals no box.
+        let mut boxed = detail.clone();
+        boxed.meta_mut();
+        assert!(boxed.rare.is_some());
+        assert_eq!(boxed, detail);
+        boxed.history_mut().push(json!(1));
+        assert_ne!(boxed, detail);
+    }
+
+    #[test]
+    fn the_json_form_has_every_part_as_a_field_as_before_they_were_boxed() {
+        let mut detail = AtomDetail::new("r", AtomKind::Retry);
+        let bare = serde_json::to_value(&detail).unwrap();
+        let keys: Vec<&str> = bare
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["intention", "kind", "name", "state", "uuid", "version"]
+        );
+        assert_eq!(serde_json::from_value::<AtomDetail>(bare).unwrap(), detail);
+
+        detail.state = AtomState::Failure;
+        detail.result = Some(Arc::new(json!(1)));
+        detail.set_failure(Some(Failure::new("Boom", "bang")));
+        detail.set_revert_result(Some(Arc::new(json!("undone"))));
+        detail.set_revert_failure(Some(Failure::new("Oops", "again")));
+        detail.history_mut().push(json!(2));
+        detail.meta_mut().insert("progress".into(), json!(0.5));
+        let full = serde_json::to_value(&detail).unwrap();
+        assert_eq!(full["failure"]["message"], "bang");
+        assert_eq!(full["revert_result"], "undone");
+        assert_eq!(full["revert_failure"]["message"], "again");
+        assert_eq!(full["meta"], json!({"progress": 0.5}));
+        assert_eq!(full["result"], 1);
+        assert!(full["history"].is_object() || full["history"].is_array());
+        assert_eq!(serde_json::from_value::<AtomDetail>(full).unwrap(), detail);
     }
 }

@@ -28,8 +28,8 @@ fn sample_book() -> LogBook {
         bad.set_failure(Some(Failure::new("Boom", "exploded").with_atom("bad")));
         bad.set_revert_failure(Some(Failure::new("Stuck", "cannot undo")));
         let mut r = AtomDetail::new("r", AtomKind::Retry);
-        r.history.push(json!(1));
-        r.history
+        r.history_mut().push(json!(1));
+        r.history_mut()
             .record_failure("bad", Failure::new("Boom", "exploded"));
         flow.atom_details = vec![ok, bad, r];
         book.flow_details.push(flow);
@@ -404,7 +404,7 @@ pub fn awkward_values(b: &dyn Backend) {
         "nul": "a\u{0}b",
         "empty": "",
     })));
-    atom.meta.insert("progress".into(), json!(0.75));
+    atom.meta_mut().insert("progress".into(), json!(0.75));
     flow.atom_details.push(atom);
     book.flow_details.push(flow);
     b.save_logbook(&book).unwrap();
@@ -424,11 +424,13 @@ pub fn revert_results_round_trip(b: &dyn Backend) {
     undone.state = AtomState::Reverted;
     undone.intention = Intention::Revert;
     undone.result = Some(Arc::new(json!({"id": "vol-1"})));
-    undone.revert_result = Some(Arc::new(json!({"deleted": "vol-1", "took": [12.5, "ms"]})));
+    undone.set_revert_result(Some(Arc::new(
+        json!({"deleted": "vol-1", "took": [12.5, "ms"]}),
+    )));
     let mut failed = AtomDetail::new("failed", AtomKind::Task);
     failed.state = AtomState::Reverted;
     failed.set_failure(Some(Failure::new("Boom", "exploded")));
-    failed.revert_result = Some(Arc::new(json!("cleaned up")));
+    failed.set_revert_result(Some(Arc::new(json!("cleaned up"))));
     let untouched = AtomDetail::new("untouched", AtomKind::Task);
     flow.atom_details = vec![undone.clone(), failed, untouched.clone()];
     book.flow_details.push(flow.clone());
@@ -442,7 +444,7 @@ pub fn revert_results_round_trip(b: &dyn Backend) {
     assert_eq!(
         b.get_atom_detail(flow.uuid, untouched.uuid)
             .unwrap()
-            .revert_result,
+            .revert_result(),
         None
     );
 
@@ -463,7 +465,7 @@ pub fn revert_results_round_trip(b: &dyn Backend) {
     .unwrap();
     (atom.state, atom.intention) = (AtomState::Pending, Intention::Execute);
     assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
-    atom.revert_result = Some(Arc::new(json!({"second": true})));
+    atom.set_revert_result(Some(Arc::new(json!({"second": true}))));
     b.save_atom_detail(other.uuid, &atom, Epoch::ZERO).unwrap();
     assert_eq!(b.get_atom_detail(other.uuid, atom.uuid).unwrap(), atom);
     other.atom_details = vec![atom.clone()];
@@ -471,12 +473,12 @@ pub fn revert_results_round_trip(b: &dyn Backend) {
     book.flow_details.push(other.clone());
     assert_eq!(b.get_logbook(book.uuid).unwrap(), book);
     assert_eq!(listed(b), vec![book.clone()]);
-    atom.revert_result = None;
+    atom.set_revert_result(None);
     b.save_atom_detail(other.uuid, &atom, Epoch::ZERO).unwrap();
     assert_eq!(
         b.get_atom_detail(other.uuid, atom.uuid)
             .unwrap()
-            .revert_result,
+            .revert_result(),
         None
     );
 }
@@ -934,13 +936,14 @@ fn saved_full_book(b: &dyn Backend) -> LogBook {
     full.state = AtomState::Running;
     full.intention = Intention::Execute;
     full.result = Some(Arc::new(json!({"n": 1, "s": "text"})));
-    full.revert_result = Some(Arc::new(json!("undone")));
+    full.set_revert_result(Some(Arc::new(json!("undone"))));
     full.set_failure(Some(Failure::new("Boom", "exploded")));
     full.set_revert_failure(Some(Failure::new("Stuck", "cannot undo")));
-    full.history.push(json!(1));
-    full.history
+    full.history_mut().push(json!(1));
+    full.history_mut()
         .record_failure("r", Failure::new("Boom", "exploded"));
-    full.meta.insert("other".into(), json!({"kept": [1, 2]}));
+    full.meta_mut()
+        .insert("other".into(), json!({"kept": [1, 2]}));
     flow.atom_details = vec![full, AtomDetail::new("bare", AtomKind::Task)];
     book.flow_details.push(flow);
     b.save_logbook(&book).unwrap();
@@ -1007,10 +1010,10 @@ pub fn update_atom_meta_sets_one_entry(b: &dyn Backend) {
             .unwrap();
         match value {
             Some(value) => {
-                detail.meta.insert(key.to_owned(), value);
+                detail.meta_mut().insert(key.to_owned(), value);
             }
             None => {
-                detail.meta.remove(key);
+                detail.meta_mut().remove(key);
             }
         }
         assert_reads(b, &book);
@@ -1018,7 +1021,7 @@ pub fn update_atom_meta_sets_one_entry(b: &dyn Backend) {
     assert!(book.flow_details[0]
         .atom_details
         .iter()
-        .all(|a| a.meta.is_empty()));
+        .all(|a| a.meta().is_empty()));
 }
 
 /// A task's progress, recorded with `update_atom_meta` under
@@ -1118,7 +1121,7 @@ pub fn update_atom_meta_is_fenced(b: &dyn Backend) {
         .unwrap();
         let stored = b.get_flow_detail(flow.uuid).unwrap();
         assert_eq!(stored.owner_epoch, Epoch::new(7));
-        assert_eq!(stored.atom_details[0].meta["progress"], json!(epoch));
+        assert_eq!(stored.atom_details[0].meta()["progress"], json!(epoch));
     }
 }
 
@@ -1200,7 +1203,7 @@ pub fn update_atom_meta_refuses_too_deep_values(b: &dyn Backend) {
     )
     .unwrap();
     book.flow_details[0].atom_details[0]
-        .meta
+        .meta_mut()
         .insert("progress".into(), nested_value(limit));
     assert_reads(b, &book);
 }
@@ -1271,7 +1274,7 @@ pub fn state_and_meta_updates_race(states: &dyn Backend, metas: &dyn Backend) {
                     .unwrap();
                 let got = metas.get_atom_detail(flow.uuid, atom.uuid).unwrap();
                 assert_eq!(
-                    got.meta.get("progress"),
+                    got.meta().get("progress"),
                     Some(&json!(i)),
                     "round {i}: a state update undid a meta update"
                 );
@@ -1290,9 +1293,9 @@ pub fn state_and_meta_updates_race(states: &dyn Backend, metas: &dyn Backend) {
     });
     let mut expected = atom;
     (expected.state, expected.intention) = last_state;
-    expected.meta.insert("other".into(), json!("kept"));
+    expected.meta_mut().insert("other".into(), json!("kept"));
     expected
-        .meta
+        .meta_mut()
         .insert("progress".into(), json!(last_progress));
     for b in [states, metas] {
         assert_eq!(
@@ -1338,12 +1341,12 @@ fn deep_book(levels: usize) -> LogBook {
     let mut task = AtomDetail::new("task", AtomKind::Task);
     task.state = AtomState::Success;
     task.result = Some(Arc::new(deep.clone()));
-    task.revert_result = Some(Arc::new(deep.clone()));
-    task.meta.insert("progress".into(), deep.clone());
+    task.set_revert_result(Some(Arc::new(deep.clone())));
+    task.meta_mut().insert("progress".into(), deep.clone());
     let mut retry = AtomDetail::new("retry", AtomKind::Retry);
-    retry.history.push(deep);
+    retry.history_mut().push(deep);
     retry
-        .history
+        .history_mut()
         .record_failure("task", Failure::new("Boom", "deep"));
     flow.atom_details = vec![task, retry];
     book.flow_details.push(flow);
@@ -1455,7 +1458,7 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
         if let Some(result) = atom.result.take().and_then(Arc::into_inner) {
             drop_deep(result);
         }
-        atom.revert_result = deep().map(Arc::new);
+        atom.set_revert_result(deep().map(Arc::new));
         assert_too_deep(
             b.save_atom_detail(flow.uuid, &atom, Epoch::ZERO)
                 .unwrap_err(),
@@ -1464,12 +1467,14 @@ pub fn too_deep_values_are_refused_when_written(b: &dyn Backend) {
             "revert result",
             levels,
         );
-        if let Some(result) = atom.revert_result.take().and_then(Arc::into_inner) {
+        let revert_result = atom.revert_result().cloned();
+        atom.set_revert_result(None);
+        if let Some(result) = revert_result.and_then(Arc::into_inner) {
             drop_deep(result);
         }
         // (A history cannot be taken apart, so it is not made 100,000 deep.)
         let mut retry = AtomDetail::new("r", AtomKind::Retry);
-        retry.history.push(nested_value(limit + 1));
+        retry.history_mut().push(nested_value(limit + 1));
         assert_too_deep(
             b.save_atom_detail(flow.uuid, &retry, Epoch::ZERO)
                 .unwrap_err(),

@@ -225,7 +225,7 @@ async fn order(
             let released = engine
                 .storage()
                 .atom_detail("hold")
-                .and_then(|d| d.revert_result.as_deref().cloned());
+                .and_then(|d| d.revert_result().map(|v| &**v).cloned());
             (
                 StatusCode::CONFLICT,
                 Json(json!({

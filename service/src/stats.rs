@@ -132,7 +132,7 @@ fn latest_checkin(flow: &FlowDetail) -> Option<(String, u64)> {
     flow.atom_details
         .iter()
         .filter_map(|atom| {
-            let checkin = atom.meta.get(AtomDetail::CHECKIN_KEY)?;
+            let checkin = atom.meta().get(AtomDetail::CHECKIN_KEY)?;
             let message = checkin.get("message")?.as_str()?.to_owned();
             let at = checkin.get("at")?.as_u64()?;
             Some((message, at))
@@ -146,7 +146,7 @@ fn failure_of(flow: Option<&FlowDetail>, state: Option<FlowState>) -> Option<Str
         return None;
     }
     flow?.atom_details.iter().find_map(|atom| {
-        atom.failure
+        atom.failure()
             .as_ref()
             .map(|f| format!("atom `{}`: {}", atom.name, f.message))
     })

@@ -186,7 +186,7 @@ fn a_task_interrupted_by_a_stop_runs_again_on_the_next_conductor() {
     assert_eq!(records.state, FlowState::Suspended);
     let wait = records.atom_detail("wait").expect("atom detail");
     assert_eq!(wait.state, AtomState::Pending);
-    assert!(wait.failure.is_none(), "{:?}", wait.failure);
+    assert!(wait.failure().is_none(), "{:?}", wait.failure());
 
     let second = Events::default();
     assert!(conductor(&s, "second", &second).run_once().expect("runs"));

@@ -151,8 +151,8 @@ fn atom(d: &AtomDetail) -> AtomView {
         name: d.name.to_string(),
         kind: kind(d.kind),
         state: d.state.to_string(),
-        seconds: d.meta.get(DURATION_KEY).and_then(Value::as_f64),
-        attempts: (d.kind == AtomKind::Retry).then(|| d.history.len()),
+        seconds: d.meta().get(DURATION_KEY).and_then(Value::as_f64),
+        attempts: (d.kind == AtomKind::Retry).then(|| d.history().len()),
         result: d.result.as_deref().cloned(),
         failure: d.failure().map(|f| format!("{}: {}", f.kind, f.message)),
         revert_failure: d

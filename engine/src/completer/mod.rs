@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use taskflow_patterns::{
     kinds, value_depth, AtomImpl, AtomIndex, AtomKind, AtomState, Context, Decision, Failure,
-    Intention, Value, MAX_VALUE_DEPTH,
+    History, Intention, Value, MAX_VALUE_DEPTH,
 };
 use taskflow_persistence::AtomDetail;
 
@@ -75,10 +75,10 @@ impl Runtime<'_> {
         let kind = self.comp.atom(atom).kind();
         let d = self.storage.detail_mut(atom);
         if kind == AtomKind::Retry {
-            d.history.push(value.clone());
+            d.history_mut().push(value.clone());
         }
         d.result = Some(Arc::new(value));
-        d.failure = None;
+        d.set_failure(None);
         // `SUCCESS` says progress 1: the running task's report goes.
         clear_progress(d);
         self.transition(atom, AtomState::Success, Write::Detail)?;
@@ -162,7 +162,7 @@ impl Runtime<'_> {
         while let Some(r) = controller {
             if let Some(f) = &failure {
                 let d = self.storage.detail_mut(r);
-                d.history.record_failure(&name, f.clone());
+                d.history_mut().record_failure(&name, f.clone());
                 self.storage.write_detail(r)?;
             }
             match self.consult(r) {
@@ -191,7 +191,7 @@ impl Runtime<'_> {
         };
         let name = self.comp.atom(r).name.clone();
         let inputs = self.inputs(r, false).unwrap_or_default();
-        let history = &self.storage.detail(r).history;
+        let history = &self.storage.detail(r).history();
         let ctx = Context::new(&name, &inputs);
         match catch_unwind(AssertUnwindSafe(|| controller.on_failure(history, &ctx))) {
             Ok(decision) => decision,
@@ -316,10 +316,10 @@ impl Runtime<'_> {
             }
             d.intention = Intention::Execute;
             d.result = None;
-            d.failure = None;
-            d.revert_result = None;
+            d.set_failure(None);
+            d.set_revert_result(None);
             if comp.atom(s).kind() == AtomKind::Retry {
-                d.history = Default::default();
+                d.set_history(History::new());
             }
             match d.state {
                 AtomState::Reverted | AtomState::Ignore => {
@@ -400,12 +400,12 @@ impl Runtime<'_> {
 
     fn reverted(&mut self, atom: AtomIndex, value: Value) -> Result<(), EngineError> {
         let d = self.storage.detail_mut(atom);
-        d.revert_failure = None;
+        d.set_revert_failure(None);
         // What the revert recorded (TaskFlow's revert result), if anything.
-        let write = if value.is_null() && d.revert_result.is_none() {
+        let write = if value.is_null() && d.revert_result().is_none() {
             Write::State
         } else {
-            d.revert_result = (!value.is_null()).then(|| Arc::new(value));
+            d.set_revert_result((!value.is_null()).then(|| Arc::new(value)));
             Write::Detail
         };
         self.transition(atom, AtomState::Reverted, write)?;
@@ -447,10 +447,10 @@ impl Runtime<'_> {
             }
             d.intention = Intention::Execute;
             d.result = None;
-            d.failure = None;
-            d.revert_failure = None;
-            d.revert_result = None;
-            d.history = Default::default();
+            d.set_failure(None);
+            d.set_revert_failure(None);
+            d.set_revert_result(None);
+            d.set_history(History::new());
             if matches!(d.state, AtomState::Reverted | AtomState::Ignore) {
                 self.transition(atom, AtomState::Pending, Write::Detail)?;
             } else {

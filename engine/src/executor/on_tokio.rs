@@ -567,7 +567,7 @@ mod tests {
         }
         assert_eq!(*log.lock().unwrap(), ["a", "b", "c", "~c", "~a"]);
         let a = engine.storage().atom_detail("a").unwrap();
-        assert_eq!(a.revert_result.as_deref(), Some(&json!("undone")));
+        assert_eq!(a.revert_result().map(|v| &**v), Some(&json!("undone")));
     }
 
     #[test]

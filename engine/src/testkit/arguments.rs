@@ -241,6 +241,6 @@ pub fn names_as_taskflow_gives_them(factory: Factory<'_>) {
     let retry = storage
         .atom_detail("scope_retry")
         .expect("named scope_retry");
-    assert_eq!(retry.history.len(), 2);
+    assert_eq!(retry.history().len(), 2);
     assert!(storage.atom_detail("scope.retry").is_none());
 }

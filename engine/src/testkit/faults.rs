@@ -119,7 +119,7 @@ pub fn an_interrupted_task_runs_again_on_resume(factory: Factory<'_>) {
     assert_eq!(stored.state, FlowState::Suspended);
     let copy = stored.atom_detail("copy").unwrap();
     assert_eq!(copy.state, AtomState::Pending);
-    assert!(copy.failure.is_none(), "{:?}", copy.failure);
+    assert!(copy.failure().is_none(), "{:?}", copy.failure());
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(log.entries(), ["a", "copy", "copy", "b"]);
 }

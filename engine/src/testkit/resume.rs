@@ -133,7 +133,10 @@ pub fn resume_keeps_retry_history(factory: Factory<'_>) {
         log.entries(),
         ["a", "flaky", "~flaky", "flaky", "~flaky", "flaky"]
     );
-    assert_eq!(engine.storage().atom_detail("r").unwrap().history.len(), 3);
+    assert_eq!(
+        engine.storage().atom_detail("r").unwrap().history().len(),
+        3
+    );
 }
 
 /// Records of a flow that changed incompatibly are refused, naming the

@@ -24,9 +24,9 @@ pub fn times_retries_until_success(factory: Factory<'_>) {
         ]
     );
     let r = engine.storage().atom_detail("r").unwrap();
-    assert_eq!(r.history.len(), 3);
-    assert_eq!(r.history.attempts()[0].failures["flaky"].kind, "Flaky");
-    assert!(r.history.attempts()[2].failures.is_empty());
+    assert_eq!(r.history().len(), 3);
+    assert_eq!(r.history().attempts()[0].failures["flaky"].kind, "Flaky");
+    assert!(r.history().attempts()[2].failures.is_empty());
     assert_eq!(engine.storage().fetch("attempt"), Some(&json!(3)));
 }
 
@@ -68,7 +68,7 @@ pub fn times_exhausted_reverts_the_flow(factory: Factory<'_>) {
         let err = result.unwrap_err();
         assert_eq!(err.failures().len(), 1, "{err}");
         let retry = engine.storage().atom_detail("scope_retry").unwrap();
-        assert_eq!(retry.history.len(), 2);
+        assert_eq!(retry.history().len(), 2);
         assert_eq!(
             capture.states_of("scope_retry"),
             [
@@ -160,8 +160,8 @@ pub fn nested_retry_revert_passes_outward(factory: Factory<'_>) {
         ["o", "i", "flaky", "~flaky", "~i", "~o", "o", "i", "flaky"]
     );
     let outer = engine.storage().atom_detail("outer_r").unwrap();
-    assert_eq!(outer.history.len(), 2);
-    assert!(outer.history.attempts()[0].failures.contains_key("flaky"));
+    assert_eq!(outer.history().len(), 2);
+    assert!(outer.history().attempts()[0].failures.contains_key("flaky"));
 }
 
 /// Nested scopes: an inner `Times` retries on its own before passing on.

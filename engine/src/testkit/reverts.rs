@@ -118,11 +118,11 @@ pub fn revert_failure_keeps_both_failures(factory: Factory<'_>) {
     let stuck = engine.storage().atom_detail("stuck").unwrap();
     assert_eq!(stuck.state, AtomState::RevertFailure);
     assert_eq!(
-        stuck.revert_failure.as_ref().unwrap().message,
+        stuck.revert_failure().as_ref().unwrap().message,
         "cannot undo"
     );
     let bad = engine.storage().atom_detail("bad").unwrap();
-    assert_eq!(bad.failure.as_ref().unwrap().kind, "Boom");
+    assert_eq!(bad.failure().as_ref().unwrap().kind, "Boom");
     assert!(err.to_string().contains("flow `f` ended FAILURE"), "{err}");
 }
 

@@ -174,7 +174,7 @@ pub fn records_hold_every_transition(factory: Factory<'_>) {
         stored.atom_detail("a").unwrap().result.as_deref(),
         Some(&json!("a"))
     );
-    assert_eq!(stored.atom_detail("s_retry").unwrap().history.len(), 2);
+    assert_eq!(stored.atom_detail("s_retry").unwrap().history().len(), 2);
     assert!(stored.run.store.is_empty());
     let book = backend.get_logbook(engine.storage().logbook_id()).unwrap();
     assert_eq!(book.flow_details.len(), 1);
@@ -237,7 +237,7 @@ pub fn progress_reaches_listeners(factory: Factory<'_>) {
     let p = records.atom_detail("p").unwrap();
     assert_eq!(p.progress(), 1.0);
     assert!(!p
-        .meta
+        .meta()
         .contains_key(taskflow_persistence::AtomDetail::PROGRESS_KEY));
 }
 
@@ -252,7 +252,7 @@ fn recorded_checkin(backend: &dyn Backend, atom: &str) -> Option<(String, u64)> 
         .flat_map(|b| b.flow_details)
         .flat_map(|f| f.atom_details)
         .find(|d| &*d.name == atom)?
-        .meta
+        .meta()
         .get(taskflow_persistence::AtomDetail::CHECKIN_KEY)?
         .clone();
     Some((
@@ -329,7 +329,7 @@ pub fn checkins_are_recorded_and_heard(factory: Factory<'_>) {
     assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
     let in_engine = engine.storage().atom_detail("copy").unwrap();
     assert_eq!(
-        in_engine.meta[taskflow_persistence::AtomDetail::CHECKIN_KEY]["message"],
+        in_engine.meta()[taskflow_persistence::AtomDetail::CHECKIN_KEY]["message"],
         "copied 40 of 40 blobs"
     );
 

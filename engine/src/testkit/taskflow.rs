@@ -89,7 +89,11 @@ pub fn a_retried_flow_fails_with_its_last_attempt(factory: Factory<'_>) {
         .unwrap();
     let err = engine.run().unwrap_err();
     assert_eq!(err.failures().len(), 1, "{err}");
-    let history = &engine.storage().atom_detail("scope_retry").unwrap().history;
+    let history = &engine
+        .storage()
+        .atom_detail("scope_retry")
+        .unwrap()
+        .history();
     assert_eq!(history.len(), 3);
     assert!(history
         .attempts()
@@ -125,7 +129,7 @@ pub fn a_retry_reverts_what_consumed_its_scope(factory: Factory<'_>) {
             "scope_retry" => {
                 d.state = AtomState::Success;
                 d.intention = Intention::Retry;
-                d.history.push(json!(1));
+                d.history_mut().push(json!(1));
             }
             "x" => {
                 d.state = AtomState::Failure;
@@ -204,8 +208,8 @@ pub fn resume_finishes_an_interrupted_retry_reset(factory: Factory<'_>) {
         match &*d.name {
             "scope_retry" => {
                 d.state = AtomState::Retrying;
-                d.history.push(json!(1));
-                d.history
+                d.history_mut().push(json!(1));
+                d.history_mut()
                     .record_failure("z", Failure::new("Boom", "z failed").with_atom("z"));
             }
             "x" => {}
@@ -445,7 +449,7 @@ pub fn reset_runs_a_flow_again(factory: Factory<'_>) {
     assert!(records
         .atom_details
         .iter()
-        .all(|d| d.state == AtomState::Pending && d.result.is_none() && d.history.is_empty()));
+        .all(|d| d.state == AtomState::Pending && d.result.is_none() && d.history().is_empty()));
     assert_eq!(engine.run().unwrap(), FlowState::Success);
     assert_eq!(log.entries(), ["a", "b", "~b", "b", "a", "b"]);
 
@@ -489,19 +493,19 @@ pub fn revert_results_are_recorded(factory: Factory<'_>) {
         records
             .atom_detail("volume")
             .unwrap()
-            .revert_result
-            .as_deref(),
+            .revert_result()
+            .map(|v| &**v),
         Some(&want)
     );
-    assert_eq!(records.atom_detail("bad").unwrap().revert_result, None);
+    assert_eq!(records.atom_detail("bad").unwrap().revert_result(), None);
     let _ = engine.run();
     assert_eq!(
         engine
             .storage()
             .atom_detail("volume")
             .unwrap()
-            .revert_result
-            .as_deref(),
+            .revert_result()
+            .map(|v| &**v),
         Some(&want),
         "recorded again by the second revert"
     );
@@ -511,7 +515,7 @@ pub fn revert_results_are_recorded(factory: Factory<'_>) {
             .storage()
             .atom_detail("volume")
             .unwrap()
-            .revert_result,
+            .revert_result(),
         None
     );
 }

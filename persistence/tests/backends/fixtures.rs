@@ -71,7 +71,7 @@ fn check(backend: &dyn Backend, version: &Path) {
         .flow_details
         .iter()
         .flat_map(|f| &f.atom_details)
-        .all(|a| a.revert_result.is_none()));
+        .all(|a| a.revert_result().is_none()));
     assert_eq!(listed(backend), vec![expected.clone()]);
     // Still writable after any migration.
     let flow = &expected.flow_details[1];

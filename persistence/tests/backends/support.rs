@@ -87,7 +87,7 @@ pub(crate) fn fixture_book() -> LogBook {
     volume.result = Some(Arc::new(
         json!({"id": "vol-1", "size_gb": 10, "ratio": 0.1}),
     ));
-    volume.meta.insert("progress".into(), json!(1.0));
+    volume.meta_mut().insert("progress".into(), json!(1.0));
     let mut attach = AtomDetail::new("attach \u{2192} host", AtomKind::Task);
     attach.uuid = AtomDetailId::from(id(4));
     attach.state = AtomState::RevertFailure;
@@ -100,11 +100,11 @@ pub(crate) fn fixture_book() -> LogBook {
     retry.uuid = AtomDetailId::from(id(5));
     retry.state = AtomState::Retrying;
     retry.intention = Intention::Retry;
-    retry.history.push(json!(1));
+    retry.history_mut().push(json!(1));
     retry
-        .history
+        .history_mut()
         .record_failure("attach", Failure::new("Timeout", "no answer in 5 s"));
-    retry.history.push(json!(2));
+    retry.history_mut().push(json!(2));
     first.atom_details = vec![volume, attach, retry];
     // Format 2 records an owner epoch; format 1 had none (read as 0).
     first.owner_epoch = Epoch::new(7);
