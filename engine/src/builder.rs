@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use taskflow_patterns::{
-    compile, definition_depth, Compilation, FactoryError, Flow, FlowRegistry, FlowState,
+    compile, definition_depth, Compilation, FactoryError, Flow, FlowRegistry, FlowState, Name,
     MAX_FLOW_DEPTH,
 };
 use taskflow_persistence::{
@@ -563,7 +563,7 @@ fn unstorable(compilation: &Compilation, error: &serde_json::Error) -> String {
     match culprit {
         Some(atom) => format!(
             "the task of atom `{}` does not serialize: {error}",
-            atom.name
+            atom.name()
         ),
         None => format!("it does not serialize: {error}"),
     }
@@ -609,7 +609,7 @@ fn reread(
 }
 
 fn new_detail(atom: &taskflow_patterns::CompiledAtom) -> AtomDetail {
-    let mut d = AtomDetail::new(atom.name.clone(), atom.kind());
+    let mut d = AtomDetail::new(atom.spec.name.clone(), atom.kind());
     d.version = atom.spec.version;
     d
 }
@@ -697,7 +697,7 @@ fn match_records(
         }
         .into());
     }
-    let mut stored: HashMap<Arc<str>, AtomDetail> =
+    let mut stored: HashMap<Name, AtomDetail> =
         HashMap::with_capacity(flow_detail.atom_details.len());
     for d in std::mem::take(&mut flow_detail.atom_details) {
         if let Some(first) = stored.insert(d.name.clone(), d) {
@@ -715,10 +715,10 @@ fn match_records(
     let mut details = Vec::with_capacity(compilation.len());
     let mut added = Vec::new();
     for atom in compilation.atoms() {
-        let Some(detail) = stored.remove(&*atom.name) else {
+        let Some(detail) = stored.remove(atom.name()) else {
             if !accept_changes && !never_run {
                 return Err(mismatch(
-                    &atom.name,
+                    atom.name(),
                     "is in the flow but not in its records (added since they were written)".into(),
                 ));
             }
@@ -728,7 +728,7 @@ fn match_records(
         };
         if detail.kind != atom.kind() {
             return Err(mismatch(
-                &atom.name,
+                atom.name(),
                 format!(
                     "is a {:?} in the flow but a {:?} in the records",
                     atom.kind(),
@@ -738,7 +738,7 @@ fn match_records(
         }
         if detail.version.0 != atom.spec.version.0 && !accept_changes {
             return Err(mismatch(
-                &atom.name,
+                atom.name(),
                 format!(
                     "is version {} in the flow but its records were written by version {}",
                     atom.spec.version, detail.version
@@ -752,7 +752,10 @@ fn match_records(
             return Err(PersistenceError::Corrupt {
                 kind: RecordKind::AtomDetail,
                 id: detail.uuid.to_string(),
-                reason: format!("atom `{}` is SUCCESS but its result is missing", atom.name),
+                reason: format!(
+                    "atom `{}` is SUCCESS but its result is missing",
+                    atom.name()
+                ),
             }
             .into());
         }

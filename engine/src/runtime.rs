@@ -412,7 +412,7 @@ impl<'e> Runtime<'e> {
         let compiled = self.comp.atom(atom);
         let d = self.storage.detail_mut(atom);
         let from = d.state;
-        from.check_transition(compiled.kind(), to, &compiled.name)?;
+        from.check_transition(compiled.kind(), to, compiled.name())?;
         d.state = to;
         match write {
             Write::State => self.storage.write_state(atom)?,
@@ -421,7 +421,7 @@ impl<'e> Runtime<'e> {
         if self.events.is_some() || !self.listeners.is_empty() {
             let d = self.storage.detail(atom);
             let event = AtomEvent {
-                atom: compiled.name.clone(),
+                atom: compiled.spec.name.clone(),
                 kind: compiled.kind(),
                 from,
                 to,

@@ -47,14 +47,14 @@ impl Runtime<'_> {
             AtomImpl::Retry(_) => (Some(self.storage.detail(atom).history().clone()), None),
             AtomImpl::Task(_) => {
                 if !self.listeners.is_empty() {
-                    self.listeners.progress(&compiled.name, 0.0);
+                    self.listeners.progress(compiled.name(), 0.0);
                 }
                 (None, Some(self.storage.detail(atom).uuid))
             }
         };
         let work = AtomWork {
             atom,
-            name: compiled.name.clone(),
+            name: compiled.spec.name.clone(),
             action: Action::Execute,
             imp: compiled.imp.clone(),
             inputs,
@@ -87,7 +87,7 @@ impl Runtime<'_> {
         let record = matches!(compiled.imp, AtomImpl::Task(_)).then_some(d.uuid);
         let work = AtomWork {
             atom,
-            name: compiled.name.clone(),
+            name: compiled.spec.name.clone(),
             action: Action::Revert,
             imp: compiled.imp.clone(),
             inputs,
@@ -197,7 +197,7 @@ impl Runtime<'_> {
 
     fn missing(&self, atom: AtomIndex, arg: &Argument) -> Failure {
         let compiled = self.comp.atom(atom);
-        let name = &compiled.name;
+        let name = &compiled.name();
         let symbol = compiled.spec.symbol_of(&arg.name);
         let why = match &arg.source {
             ArgSource::Atom { provider, .. } => {

@@ -374,7 +374,7 @@ impl<'e> Selector<'e> {
                         "the decider of the link `{}` -> `{}` panicked: {}",
                         decider.from, decider.to, f.message
                     );
-                    f.with_atom(&*self.comp.atom(atom).name)
+                    f.with_atom(self.comp.atom(atom).name())
                 })?;
             if !allowed {
                 let wider = match nay {

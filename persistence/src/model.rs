@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::{AtomDetailId, Epoch, FlowDetailId, LogBookId, PersistenceError, RecordKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, History, Intention, Version};
+use taskflow_patterns::{
+    AtomKind, AtomState, Failure, FlowState, History, Intention, Name, Version,
+};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
@@ -136,9 +138,9 @@ impl FlowDetail {
 pub struct AtomDetail {
     /// Its id.
     pub uuid: AtomDetailId,
-    /// The atom's name (shared: the engine's record, the backend's copy
-    /// and the compiled atom can hold one allocation).
-    pub name: Arc<str>,
+    /// The atom's name (held inline up to 24 bytes, as an atom's spec
+    /// holds it).
+    pub name: Name,
     /// Task or retry.
     pub kind: AtomKind,
     /// The atom's state.
@@ -187,7 +189,7 @@ static NO_RARE_DETAIL: LazyLock<RareDetail> = LazyLock::new(RareDetail::default)
 ))]
 struct DetailRecord<R, F, H, M> {
     uuid: AtomDetailId,
-    name: Arc<str>,
+    name: Name,
     kind: AtomKind,
     state: AtomState,
     #[serde(default)]
@@ -311,7 +313,7 @@ impl AtomDetail {
     pub const CHECKIN_KEY: &'static str = "checkin";
 
     /// A new detail in state `PENDING` with a fresh id.
-    pub fn new(name: impl Into<Arc<str>>, kind: AtomKind) -> Self {
+    pub fn new(name: impl Into<Name>, kind: AtomKind) -> Self {
         AtomDetail {
             uuid: AtomDetailId::new(),
             name: name.into(),
@@ -793,8 +795,8 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_detail_is_64_bytes_and_boxes_only_what_it_has() {
-        assert_eq!(std::mem::size_of::<AtomDetail>(), 64);
+    fn a_detail_is_72_bytes_and_boxes_only_what_it_has() {
+        assert_eq!(std::mem::size_of::<AtomDetail>(), 72);
         let mut detail = AtomDetail::new("a", AtomKind::Retry);
         assert!(detail.rare.is_none());
         detail.set_failure(None);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention};
+use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Intention, Name};
 use uuid::Uuid;
 
 use crate::{
@@ -206,14 +206,14 @@ pub fn atom_details_keep_their_order(b: &dyn Backend) {
     for a in atoms.iter().rev() {
         b.save_atom_detail(flow.uuid, a, Epoch::ZERO).unwrap();
     }
-    let names: Vec<Arc<str>> = b
+    let names: Vec<Name> = b
         .get_flow_detail(flow.uuid)
         .unwrap()
         .atom_details
         .into_iter()
         .map(|a| a.name)
         .collect();
-    let expected: Vec<Arc<str>> = atoms.iter().rev().map(|a| a.name.clone()).collect();
+    let expected: Vec<Name> = atoms.iter().rev().map(|a| a.name.clone()).collect();
     assert_eq!(names, expected);
 }
 

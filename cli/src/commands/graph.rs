@@ -104,7 +104,7 @@ fn dot(c: &Compilation) -> String {
                 } else {
                     ""
                 };
-                let _ = writeln!(out, "{pad}a{i} [label=\"{}\"{shape}];", quote(&a.name));
+                let _ = writeln!(out, "{pad}a{i} [label=\"{}\"{shape}];", quote(a.name()));
             }
         }
         for child in children(c, flow) {
@@ -148,7 +148,7 @@ fn mermaid(c: &Compilation) -> String {
         let pad = "  ".repeat(depth);
         for (i, a) in c.atoms().iter().enumerate() {
             if a.flow == flow {
-                let name = a.name.replace('"', "#quot;");
+                let name = a.name().replace('"', "#quot;");
                 let node = if a.kind() == AtomKind::Retry {
                     format!("a{i}{{\"{name}\"}}")
                 } else {

@@ -68,7 +68,7 @@ impl Runtime<'_> {
                  {MAX_VALUE_DEPTH} levels"
             ),
         )
-        .with_atom(&*self.comp.atom(atom).name)
+        .with_atom(self.comp.atom(atom).name())
     }
 
     fn executed(&mut self, atom: AtomIndex, value: serde_json::Value) -> Result<(), EngineError> {
@@ -83,7 +83,7 @@ impl Runtime<'_> {
         clear_progress(d);
         self.transition(atom, AtomState::Success, Write::Detail)?;
         if kind == AtomKind::Task && !self.listeners.is_empty() {
-            self.listeners.progress(&self.comp.atom(atom).name, 1.0);
+            self.listeners.progress(self.comp.atom(atom).name(), 1.0);
         }
         if self.storage.detail(atom).intention == Intention::Revert {
             // Taken back while it ran (a failure elsewhere): revert it now.
@@ -120,7 +120,7 @@ impl Runtime<'_> {
         failure: &Failure,
     ) -> Result<(), EngineError> {
         tracing::info!(
-            atom = %self.comp.atom(atom).name,
+            atom = %self.comp.atom(atom).name(),
             ?action,
             reason = %failure,
             "interrupted; it runs again when the flow resumes"
@@ -156,13 +156,13 @@ impl Runtime<'_> {
     /// do about its failure, and does it.
     fn resolve(&mut self, atom: AtomIndex) -> Result<(), EngineError> {
         let failure = self.storage.detail(atom).failure().cloned();
-        let name = self.comp.atom(atom).name.clone();
+        let name = self.comp.atom(atom).name();
         let mut controller = self.comp.atom(atom).retry;
         let mut innermost_revert = None;
         while let Some(r) = controller {
             if let Some(f) = &failure {
                 let d = self.storage.detail_mut(r);
-                d.history_mut().record_failure(&name, f.clone());
+                d.history_mut().record_failure(name, f.clone());
                 self.storage.write_detail(r)?;
             }
             match self.consult(r) {
@@ -189,14 +189,14 @@ impl Runtime<'_> {
         let AtomImpl::Retry(controller) = &self.comp.atom(r).imp else {
             return Decision::RevertAll;
         };
-        let name = self.comp.atom(r).name.clone();
+        let name = self.comp.atom(r).name();
         let inputs = self.inputs(r, false).unwrap_or_default();
         let history = &self.storage.detail(r).history();
-        let ctx = Context::new(&name, &inputs);
+        let ctx = Context::new(name, &inputs);
         match catch_unwind(AssertUnwindSafe(|| controller.on_failure(history, &ctx))) {
             Ok(decision) => decision,
             Err(panic) => {
-                let mut f = Failure::from_panic(&*panic).with_atom(&*name);
+                let mut f = Failure::from_panic(&*panic).with_atom(name);
                 f.message = format!("on_failure panicked: {}", f.message);
                 self.completer.add_failure(f);
                 Decision::RevertAll
@@ -299,7 +299,7 @@ impl Runtime<'_> {
     /// controller's history.
     fn reset_round(&mut self, atoms: &[AtomIndex]) -> Result<(), EngineError> {
         let comp = self.comp;
-        let names: HashSet<&str> = atoms.iter().map(|&a| &*comp.atom(a).name).collect();
+        let names: HashSet<&str> = atoms.iter().map(|&a| comp.atom(a).name()).collect();
         let completer = &mut self.completer;
         let before = completer.failures.len();
         completer
@@ -477,7 +477,7 @@ impl Runtime<'_> {
                     kinds::STOPPED_WHILE_REVERTING,
                     "the engine stopped while the atom ran; it is reverted",
                 )
-                .with_atom(&*comp.atom(atom).name);
+                .with_atom(comp.atom(atom).name());
                 self.storage.detail_mut(atom).set_failure(Some(failure));
                 self.transition(atom, AtomState::Failure, Write::Detail)?;
             } else {

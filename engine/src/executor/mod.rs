@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use taskflow_patterns::{
-    kinds, AtomImpl, AtomIndex, Context, Failure, History, Inputs, Task, TaskError, Value,
+    kinds, AtomImpl, AtomIndex, Context, Failure, History, Inputs, Name, Task, TaskError, Value,
 };
 
 use crate::listener::Listeners;
@@ -46,7 +46,7 @@ pub struct AtomWork {
     /// The atom's index in the compilation.
     pub(crate) atom: AtomIndex,
     /// The atom's name.
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Name,
     /// Execute or revert.
     pub(crate) action: Action,
     /// What runs.
@@ -119,7 +119,7 @@ pub struct TimeoutHandle {
     timer: Arc<Timer>,
     atom: AtomIndex,
     action: Action,
-    name: Arc<str>,
+    name: Name,
 }
 
 impl TimeoutHandle {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Value};
+use taskflow_patterns::{AtomKind, AtomState, Failure, FlowState, Name, Value};
 use taskflow_persistence::AtomDetailId;
 use taskflow_persistence::Epoch;
 use taskflow_persistence::FlowDetailId;
@@ -42,7 +42,7 @@ pub struct FlowEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AtomEvent {
     /// The atom's name.
-    pub atom: Arc<str>,
+    pub atom: Name,
     /// Task or retry.
     pub kind: AtomKind,
     /// The state it left.

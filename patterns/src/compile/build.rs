@@ -147,7 +147,7 @@ impl Builder {
     /// same; on a flow of a million atoms its inserts were a cache miss
     /// each, where the sort by name is needed anyway.
     fn repeated_names(&mut self, by_name: &[AtomIndex]) {
-        let name = |a: AtomIndex| &*self.atoms[a.index()].name;
+        let name = |a: AtomIndex| self.atoms[a.index()].name();
         let mut repeats: Vec<AtomIndex> = by_name
             .windows(2)
             // An empty name has its own error (`empty_name`), not this one.
@@ -200,7 +200,6 @@ impl Builder {
         }
         let index = AtomIndex::new(self.atoms.len());
         self.atoms.push(CompiledAtom {
-            name: Arc::from(spec.name.as_str()),
             spec: spec.clone(),
             imp,
             retry,
@@ -511,7 +510,7 @@ impl Builder {
         if !is_acyclic(&succ, &pred, n) {
             let mut graph: DiGraph<Arc<str>, ()> = DiGraph::with_capacity(n, succ.items.len());
             for atom in &self.atoms {
-                graph.add_node(atom.name.clone());
+                graph.add_node(Arc::from(atom.name()));
             }
             for f in 0..n {
                 for &t in succ.of(AtomIndex::new(f)) {
@@ -558,12 +557,12 @@ fn sorted_by_name(atoms: &[CompiledAtom]) -> Vec<AtomIndex> {
     let mut keyed: Vec<(u64, AtomIndex)> = atoms
         .iter()
         .enumerate()
-        .map(|(i, a)| (prefix(&a.name), AtomIndex::new(i)))
+        .map(|(i, a)| (prefix(a.name()), AtomIndex::new(i)))
         .collect();
     sort_by_name(
         &mut keyed,
         |x| x.0,
-        |x, y| atoms[x.1.index()].name.cmp(&atoms[y.1.index()].name),
+        |x, y| atoms[x.1.index()].name().cmp(atoms[y.1.index()].name()),
     );
     keyed.into_iter().map(|(_, a)| a).collect()
 }

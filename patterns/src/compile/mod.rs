@@ -62,9 +62,7 @@ pub enum AtomImpl {
 /// One atom of a compiled flow.
 #[derive(Clone)]
 pub struct CompiledAtom {
-    /// The atom's name.
-    pub name: Arc<str>,
-    /// Its declared interface.
+    /// Its declared interface (its name is [`name`](Self::name)).
     pub spec: Arc<AtomSpec>,
     /// What it runs.
     pub imp: AtomImpl,
@@ -78,6 +76,11 @@ pub struct CompiledAtom {
 }
 
 impl CompiledAtom {
+    /// The atom's name (its spec's).
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
     /// The atom's priority: among atoms ready to run (or revert) at once,
     /// higher starts first (TaskFlow's `Atom.priority`; 0 unless set with
     /// [`Atom::priority`](crate::Atom::priority)).
@@ -97,7 +100,7 @@ impl CompiledAtom {
 impl fmt::Debug for CompiledAtom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CompiledAtom")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("kind", &self.kind())
             .field("retry", &self.retry)
             .field("flow", &self.flow)
@@ -355,7 +358,7 @@ impl Compilation {
             let edges = self.succ.items.len();
             let mut graph = DiGraph::with_capacity(self.atoms.len(), edges);
             for atom in &self.atoms {
-                graph.add_node(atom.name.clone());
+                graph.add_node(Arc::from(atom.name()));
             }
             for from in self.indices() {
                 for &to in self.successors(from) {
@@ -394,7 +397,7 @@ impl Compilation {
     /// The index of the atom named `name`.
     pub fn atom_index(&self, name: &str) -> Option<AtomIndex> {
         self.by_name
-            .binary_search_by(|a| (*self.atom(*a).name).cmp(name))
+            .binary_search_by(|a| (*self.atom(*a).name()).cmp(name))
             .ok()
             .map(|i| self.by_name[i])
     }

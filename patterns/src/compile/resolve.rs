@@ -341,11 +341,11 @@ impl Compilation {
             [] => {}
             many => {
                 return Err(CompileError::AmbiguousProvider {
-                    atom: self.atom(atom).name.to_string(),
+                    atom: self.atom(atom).name().to_string(),
                     symbol: symbol.to_owned(),
                     providers: many
                         .iter()
-                        .map(|p| self.atom(*p).name.to_string())
+                        .map(|p| self.atom(*p).name().to_string())
                         .collect(),
                 })
             }
@@ -358,13 +358,13 @@ impl Compilation {
             available.extend(self.atom(a).spec.provides.names().map(str::to_owned));
         }
         Err(CompileError::MissingRequirement {
-            atom: self.atom(atom).name.to_string(),
+            atom: self.atom(atom).name().to_string(),
             symbol: symbol.to_owned(),
             available: available.into_iter().collect(),
             provided_by: all
                 .iter()
                 .filter(|&&p| p != atom)
-                .map(|p| self.atom(*p).name.to_string())
+                .map(|p| self.atom(*p).name().to_string())
                 .collect(),
         })
     }

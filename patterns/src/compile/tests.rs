@@ -10,7 +10,7 @@ fn noop() -> FnTask {
 }
 
 fn names(c: &Compilation, of: &[AtomIndex]) -> Vec<String> {
-    of.iter().map(|i| c.atom(*i).name.to_string()).collect()
+    of.iter().map(|i| c.atom(*i).name().to_string()).collect()
 }
 
 fn errors(flow: impl Into<Flow>) -> Vec<String> {
@@ -130,7 +130,7 @@ fn source(c: &Compilation, res: &Resolution, atom: &str, arg: &str) -> String {
 fn describe(c: &Compilation, args: &[Argument], arg: &str) -> String {
     let a = args.iter().find(|a| &*a.name == arg).expect("argument");
     match &a.source {
-        ArgSource::Atom { provider, .. } => format!("atom {}", c.atom(*provider).name),
+        ArgSource::Atom { provider, .. } => format!("atom {}", c.atom(*provider).name()),
         ArgSource::Store(s) => format!("store {s}"),
         ArgSource::Value(v) => format!("value {v}"),
     }
@@ -967,4 +967,13 @@ fn a_part_that_is_not_stored_is_named_when_the_flow_is_serialized() {
     let err = serde_json::to_string(&flow).unwrap_err().to_string();
     assert!(err.contains("the link `a` -> `b`"), "{err}");
     assert!(err.contains("StoredDecider"), "{err}");
+}
+
+/// A flow holds one compiled atom per atom and one argument per argument
+/// of every atom: their sizes are what W10 (memory per atom) pays.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_compiled_atom_is_56_bytes_and_an_argument_48() {
+    assert_eq!(std::mem::size_of::<CompiledAtom>(), 56);
+    assert_eq!(std::mem::size_of::<crate::Argument>(), 48);
 }

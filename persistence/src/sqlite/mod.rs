@@ -312,7 +312,7 @@ fn insert_atom(
         s.execute(params![
             key,
             id,
-            atom.name,
+            atom.name.as_str(),
             codec::atom_kind_str(atom.kind),
             codec::atom_state_str(atom.state),
             codec::intention_str(atom.intention),
@@ -360,7 +360,7 @@ fn put_atom(
         .execute(params![
             key,
             id,
-            atom.name,
+            atom.name.as_str(),
             codec::atom_kind_str(atom.kind),
             codec::atom_state_str(atom.state),
             codec::intention_str(atom.intention),

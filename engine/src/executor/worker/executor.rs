@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
-use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Value};
+use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Name, Value};
 use uuid::Uuid;
 
 use super::protocol::{kinds, Message, Payload, Request, Route, WorkData, WorkerInfo};
@@ -150,7 +150,7 @@ impl Known {
 
 struct Pending {
     atom: AtomIndex,
-    name: Arc<str>,
+    name: Name,
     action: Action,
     task_type: String,
     listeners: Listeners,
