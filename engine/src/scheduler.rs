@@ -197,7 +197,7 @@ impl Runtime<'_> {
 
     fn missing(&self, atom: AtomIndex, arg: &Argument) -> Failure {
         let compiled = self.comp.atom(atom);
-        let name = &compiled.name();
+        let name = compiled.name();
         let symbol = compiled.spec.symbol_of(&arg.name);
         let why = match &arg.source {
             ArgSource::Atom { provider, .. } => {

@@ -640,20 +640,23 @@ pub(crate) fn decode_atom(columns: AtomColumns<'_>) -> Result<AtomDetail, Persis
     let state = decode_atom_state(id, columns.state)?;
     let intention = decode_intention(id, columns.intention)?;
     let body: AtomBody = decode_json(RecordKind::AtomDetail, id, "body", columns.body)?;
-    let mut detail = AtomDetail::new(columns.name, kind);
-    detail.uuid = id.into();
-    detail.state = state;
-    detail.intention = intention;
-    detail.result = body.result;
-    detail.version = body.version;
-    detail.set_rare(RareDetail {
-        failure: body.failure,
-        revert_result: body.revert_result,
-        revert_failure: body.revert_failure,
-        history: body.history,
-        meta: body.meta,
-    });
-    Ok(detail)
+    Ok(AtomDetail {
+        uuid: id.into(),
+        name: columns.name.into(),
+        kind,
+        state,
+        intention,
+        result: body.result,
+        version: body.version,
+        rare: RareDetail {
+            failure: body.failure,
+            revert_result: body.revert_result,
+            revert_failure: body.revert_failure,
+            history: body.history,
+            meta: body.meta,
+        }
+        .boxed(),
+    })
 }
 
 /// Decodes a JSON object column (a record's `meta`).

@@ -833,7 +833,7 @@ impl Backend for DirBackend {
             return Err(not_found(RecordKind::AtomDetail, atom));
         }
         let mut detail = self.read_listed_atom(flow, atom)?;
-        codec::set_meta_entry(detail.meta_mut(), key, value);
+        detail.set_meta_entry(key, value);
         write_json(
             &self.atom_path(flow, atom),
             RecordKind::AtomDetail,

@@ -192,16 +192,6 @@ impl FlowRecord {
     }
 }
 
-/// Sets (with `None`, removes) the entry `key` of `atom`'s metadata; the
-/// record's box of rare parts goes when nothing is left in it.
-fn set_meta_entry(atom: &mut AtomDetail, key: &str, value: Option<Value>) {
-    if value.is_none() && atom.meta().is_empty() {
-        return;
-    }
-    codec::set_meta_entry(atom.meta_mut(), key, value);
-    atom.shrink();
-}
-
 impl MemoryBackend {
     /// An empty store.
     pub fn new() -> Self {
@@ -458,7 +448,7 @@ impl Backend for MemoryBackend {
         let i = record
             .position(atom)
             .ok_or_else(|| not_found(RecordKind::AtomDetail, atom))?;
-        set_meta_entry(&mut record.atoms[i], key, value);
+        record.atoms[i].set_meta_entry(key, value);
         Ok(())
     }
 

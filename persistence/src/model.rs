@@ -1,6 +1,7 @@
 //! The records, as in TaskFlow: a [`LogBook`] holds [`FlowDetail`]s, each
 //! holding the [`AtomDetail`]s of its atoms.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -151,8 +152,9 @@ pub struct AtomDetail {
     pub result: Option<Arc<Value>>,
     /// The atom's version when the record was written.
     pub version: Version,
-    /// The parts most records leave empty; `None` when all are.
-    rare: Option<Box<RareDetail>>,
+    /// The parts most records leave empty; `None` when all are (see
+    /// [`RareDetail::boxed`]).
+    pub(crate) rare: Option<Box<RareDetail>>,
 }
 
 /// The parts of an [`AtomDetail`] that most records leave empty.
@@ -166,6 +168,12 @@ pub(crate) struct RareDetail {
 }
 
 impl RareDetail {
+    /// Boxed, unless all of it is empty (a record without the box reads
+    /// the same).
+    pub(crate) fn boxed(self) -> Option<Box<Self>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+
     fn is_empty(&self) -> bool {
         self.failure.is_none()
             && self.revert_result.is_none()
@@ -182,72 +190,44 @@ static NO_RARE_DETAIL: LazyLock<RareDetail> = LazyLock::new(RareDetail::default)
 /// Serialized from borrows (a checkpoint does not copy the record to write
 /// it), read into owned parts.
 #[derive(Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "R: Serialize, F: Serialize, H: Serialize + Skip, M: Serialize + Skip",
-    deserialize = "R: Deserialize<'de>, F: Deserialize<'de>, \
-        H: Deserialize<'de> + Default, M: Deserialize<'de> + Default"
-))]
-struct DetailRecord<R, F, H, M> {
+struct DetailRecord<'a> {
     uuid: AtomDetailId,
-    name: Name,
+    name: Cow<'a, Name>,
     kind: AtomKind,
     state: AtomState,
     #[serde(default)]
     intention: Intention,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    result: Option<R>,
+    result: Option<Cow<'a, Arc<Value>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    failure: Option<F>,
+    failure: Option<Cow<'a, Failure>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    revert_result: Option<R>,
+    revert_result: Option<Cow<'a, Arc<Value>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    revert_failure: Option<F>,
-    #[serde(default = "Default::default", skip_serializing_if = "Skip::skip")]
-    history: H,
+    revert_failure: Option<Cow<'a, Failure>>,
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    history: Cow<'a, History>,
     #[serde(default)]
     version: Version,
-    #[serde(default = "Default::default", skip_serializing_if = "Skip::skip")]
-    meta: M,
-}
-
-/// Whether a field of a [`DetailRecord`] is left out of its JSON form.
-trait Skip {
-    fn skip(&self) -> bool;
-}
-
-impl<T: Skip> Skip for &T {
-    fn skip(&self) -> bool {
-        (**self).skip()
-    }
-}
-
-impl Skip for History {
-    fn skip(&self) -> bool {
-        self.is_empty()
-    }
-}
-
-impl Skip for Map<String, Value> {
-    fn skip(&self) -> bool {
-        self.is_empty()
-    }
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    meta: Cow<'a, Map<String, Value>>,
 }
 
 impl Serialize for AtomDetail {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         DetailRecord {
             uuid: self.uuid,
-            name: self.name.clone(),
+            name: Cow::Borrowed(&self.name),
             kind: self.kind,
             state: self.state,
             intention: self.intention,
-            result: self.result.as_ref(),
-            failure: self.failure(),
-            revert_result: self.revert_result(),
-            revert_failure: self.revert_failure(),
-            history: self.history(),
+            result: self.result.as_ref().map(Cow::Borrowed),
+            failure: self.failure().map(Cow::Borrowed),
+            revert_result: self.revert_result().map(Cow::Borrowed),
+            revert_failure: self.revert_failure().map(Cow::Borrowed),
+            history: Cow::Borrowed(self.history()),
             version: self.version,
-            meta: self.meta(),
+            meta: Cow::Borrowed(self.meta()),
         }
         .serialize(serializer)
     }
@@ -255,26 +235,24 @@ impl Serialize for AtomDetail {
 
 impl<'de> Deserialize<'de> for AtomDetail {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let r: DetailRecord<Arc<Value>, Failure, History, Map<String, Value>> =
-            DetailRecord::deserialize(deserializer)?;
-        let mut detail = AtomDetail {
+        let r = DetailRecord::deserialize(deserializer)?;
+        Ok(AtomDetail {
             uuid: r.uuid,
-            name: r.name,
+            name: r.name.into_owned(),
             kind: r.kind,
             state: r.state,
             intention: r.intention,
-            result: r.result,
+            result: r.result.map(Cow::into_owned),
             version: r.version,
-            rare: None,
-        };
-        detail.set_rare(RareDetail {
-            failure: r.failure,
-            revert_result: r.revert_result,
-            revert_failure: r.revert_failure,
-            history: r.history,
-            meta: r.meta,
-        });
-        Ok(detail)
+            rare: RareDetail {
+                failure: r.failure.map(Cow::into_owned),
+                revert_result: r.revert_result.map(Cow::into_owned),
+                revert_failure: r.revert_failure.map(Cow::into_owned),
+                history: r.history.into_owned(),
+                meta: r.meta.into_owned(),
+            }
+            .boxed(),
+        })
     }
 }
 
@@ -335,13 +313,8 @@ impl AtomDetail {
         self.rare.get_or_insert_with(Box::default)
     }
 
-    /// Keeps `rare`, boxed, unless all of it is empty.
-    pub(crate) fn set_rare(&mut self, rare: RareDetail) {
-        self.rare = (!rare.is_empty()).then(|| Box::new(rare));
-    }
-
     /// Drops the box once all it holds is empty.
-    pub(crate) fn shrink(&mut self) {
+    fn shrink(&mut self) {
         if self.rare.as_deref().is_some_and(RareDetail::is_empty) {
             self.rare = None;
         }
@@ -459,6 +432,21 @@ impl AtomDetail {
         let removed = self.rare.as_deref_mut()?.meta.remove(key);
         self.shrink();
         removed
+    }
+
+    /// Sets the entry `key` of its metadata to `value`, or with `None`
+    /// takes it out ([`remove_meta`](Self::remove_meta)): what
+    /// [`Backend::update_atom_meta`](crate::Backend::update_atom_meta)
+    /// writes.
+    pub(crate) fn set_meta_entry(&mut self, key: &str, value: Option<Value>) {
+        match value {
+            Some(value) => {
+                self.meta_mut().insert(key.to_owned(), value);
+            }
+            None => {
+                self.remove_meta(key);
+            }
+        }
     }
 
     /// How far the atom has got, from 0.0 to 1.0: 1.0 once it is
