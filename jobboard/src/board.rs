@@ -47,6 +47,79 @@ impl ListOptions {
     }
 }
 
+/// Which jobs [`JobBoard::claim_next`] passes over: a claimer names the
+/// jobs it will not take (ones it skipped a moment ago) and the flow
+/// factories it can build (a conductor's registry), so that the board
+/// leaves those jobs to others without a round trip each.
+///
+/// ```
+/// use taskflow_jobboard::{ClaimFilter, JobId};
+///
+/// let skipped = JobId::new();
+/// let filter = ClaimFilter::any()
+///     .skipping([skipped])
+///     .factories(["resize", "upload"]);
+/// assert!(!filter.admits(skipped, None));
+/// assert!(filter.admits(JobId::new(), Some("resize")));
+/// assert!(!filter.admits(JobId::new(), Some("transcode")));
+/// // A job whose details name no factory is anyone's to run.
+/// assert!(filter.admits(JobId::new(), None));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimFilter {
+    skip: Vec<JobId>,
+    factories: Option<Vec<String>>,
+}
+
+impl ClaimFilter {
+    /// Passes over nothing: every claimable job may be claimed.
+    pub fn any() -> Self {
+        ClaimFilter::default()
+    }
+
+    /// Passes over the jobs of `ids` too.
+    pub fn skipping(mut self, ids: impl IntoIterator<Item = JobId>) -> Self {
+        self.skip.extend(ids);
+        self
+    }
+
+    /// Claims only jobs built by one of `names` (the factory their
+    /// details name, see [`Job::factory`]) or naming no factory.
+    pub fn factories<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.factories
+            .get_or_insert_with(Vec::new)
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// The jobs passed over.
+    pub fn skipped(&self) -> &[JobId] {
+        &self.skip
+    }
+
+    /// The factories accepted; `None`: any.
+    pub fn accepted_factories(&self) -> Option<&[String]> {
+        self.factories.as_deref()
+    }
+
+    /// Whether job `id`, built by `factory` (`None`: its details name
+    /// none), may be claimed.
+    pub fn admits(&self, id: JobId, factory: Option<&str>) -> bool {
+        if self.skip.contains(&id) {
+            return false;
+        }
+        match (factory, &self.factories) {
+            (Some(factory), Some(names)) => names.iter().any(|name| name == factory),
+            _ => true,
+        }
+    }
+
+    /// Whether `job` may be claimed.
+    pub fn admits_job(&self, job: &Job) -> bool {
+        self.admits(job.id, job.factory())
+    }
+}
+
 /// How long [`JobBoard::wait_until_complete`]'s default first sleeps
 /// between two reads of the job; each sleep doubles it, up to
 /// [`COMPLETE_POLL_MAX`] (TaskFlow's `Job.wait` starts at 5 ms too).
@@ -295,6 +368,52 @@ pub trait JobBoard: Send + Sync {
         Ok((ids.len(), claims))
     }
 
+    /// Claims up to `max` of the jobs claimable now for `owner`, in
+    /// [`iterjobs`](JobBoard::iterjobs) order (priority, then posting
+    /// order), passing over those `filter` leaves out: River's and Oban's
+    /// "fetch the next jobs". Returns each job claimed, as the board holds
+    /// it after the claim (state `Claimed`, owner `owner`), with its claim,
+    /// in board order; none when nothing is claimable.
+    ///
+    /// Boards that can walk their order themselves override it to claim in
+    /// one call (a script, a statement) without listing the board, and say
+    /// so with [`claims_next_in_one_call`](JobBoard::claims_next_in_one_call).
+    /// The default lists the claimable jobs and claims them with
+    /// [`claim_many`](JobBoard::claim_many). Errors are as `claim_many`'s:
+    /// after a claim, the claims made are returned.
+    fn claim_next(
+        &self,
+        owner: &str,
+        max: usize,
+        filter: &ClaimFilter,
+    ) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut listed: Vec<Job> = self
+            .iterjobs(true)?
+            .into_iter()
+            .filter(|job| filter.admits_job(job))
+            .collect();
+        let ids: Vec<JobId> = listed.iter().map(|job| job.id).collect();
+        let (_, claims) = self.claim_many(&ids, owner, max)?;
+        let mut claimed = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let Some(at) = listed.iter().position(|job| job.id == claim.job) else {
+                continue;
+            };
+            claimed.push((claimed_as(listed.swap_remove(at), &claim), claim));
+        }
+        Ok(claimed)
+    }
+
+    /// Whether [`claim_next`](JobBoard::claim_next) claims in one call
+    /// without listing the board (`false` for the default): a conductor
+    /// then claims through it rather than from a listing it keeps.
+    fn claims_next_in_one_call(&self) -> bool {
+        false
+    }
+
     /// Marks the job complete: its flow ran to its end.
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError>;
 
@@ -471,6 +590,16 @@ pub trait JobBoard: Send + Sync {
     }
 }
 
+/// `job`, read before `claim` was made on it, as the claim left it.
+pub(crate) fn claimed_as(mut job: Job, claim: &Claim) -> Job {
+    job.state = JobState::Claimed;
+    job.owner = Some(claim.owner.clone());
+    job.epoch = claim.epoch;
+    job.lease_expires_at = Some(claim.expires_at);
+    job.control = claim.control.or(job.control);
+    job
+}
+
 /// The results of [`JobBoard::renew_all`] when the one call renewing
 /// `claims` failed as a whole (a transaction, a script): the first claim
 /// gets `error`, each other one a `Backend` error of `board` saying it.
@@ -553,6 +682,17 @@ impl<B: JobBoard + ?Sized> JobBoard for Arc<B> {
     }
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         (**self).consume(claim)
+    }
+    fn claim_next(
+        &self,
+        owner: &str,
+        max: usize,
+        filter: &ClaimFilter,
+    ) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        (**self).claim_next(owner, max, filter)
+    }
+    fn claims_next_in_one_call(&self) -> bool {
+        (**self).claims_next_in_one_call()
     }
     fn claim_many(
         &self,

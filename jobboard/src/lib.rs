@@ -51,7 +51,7 @@ pub mod testkit;
 #[cfg(feature = "zookeeper")]
 mod zookeeper;
 
-pub use board::{JobBoard, JobWait, ListOptions};
+pub use board::{ClaimFilter, JobBoard, JobWait, ListOptions};
 #[cfg(feature = "conductor")]
 pub use conductor::{Conductor, ConductorBuilder, ConductorEvent, ConductorListener, StopHandle};
 pub use error::JobBoardError;

@@ -81,8 +81,8 @@ use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::{lock, wait_timeout};
 use crate::{
-    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobState,
-    JobWait, ListOptions, NewJob, Outcome, Retention, Subscription,
+    BoardListener, BoardOptions, Claim, ClaimFilter, Control, Entity, Job, JobBoard, JobBoardError,
+    JobState, JobWait, ListOptions, NewJob, Outcome, Retention, Subscription,
 };
 
 mod codec;
@@ -875,6 +875,89 @@ impl JobBoard for SqliteBoard {
         Ok((tried, claims))
     }
 
+    /// One `BEGIN IMMEDIATE` transaction reading the claimable jobs in
+    /// board order a page of 64 at a time and claiming (the
+    /// `UPDATE` of [`claim`](JobBoard::claim)) those `filter` admits, up
+    /// to `max`, with one commit: no listing of the board.
+    fn claim_next(
+        &self,
+        owner: &str,
+        max: usize,
+        filter: &ClaimFilter,
+    ) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(e, "locking the board for claiming the next jobs"))?;
+        let now = self.now();
+        let expires_at = self.expiry(now);
+        let mut buf = Uuid::encode_buffer();
+        let mut claimed = Vec::new();
+        // The last job looked at (priority, sequence): each page starts
+        // after it, so the jobs claimed meanwhile do not shift the pages.
+        let mut after: Option<(i64, i64)> = None;
+        'pages: loop {
+            let page = claimable_page(&tx, now, after)?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some((i64::from(last.priority), sql_int(last.sequence)));
+            let full = page.len() == CLAIM_PAGE;
+            for job in page {
+                if !filter.admits_job(&job) {
+                    continue;
+                }
+                let id = job.id;
+                let text = id_text(id, &mut buf);
+                let claim: Option<(i64, Option<String>)> = tx
+                    .prepare_cached(CLAIM)
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![text, owner, sql_int(now), sql_int(expires_at)],
+                            |row| Ok((row.get(0)?, row.get(1)?)),
+                        )
+                        .optional()
+                    })
+                    .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
+                let Some((epoch, control)) = claim else {
+                    continue;
+                };
+                let claim = Claim {
+                    job: id,
+                    owner: owner.to_owned(),
+                    epoch: Epoch::new(
+                        u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?,
+                    ),
+                    expires_at,
+                    control: codec::control(control.as_deref(), id)?,
+                };
+                claimed.push((crate::board::claimed_as(job, &claim), claim));
+                if claimed.len() == max {
+                    break 'pages;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if !claimed.is_empty() {
+            tx.commit().map_err(|e| {
+                db_err(
+                    e,
+                    format_args!("committing the claims of {} jobs", claimed.len()),
+                )
+            })?;
+        }
+        Ok(claimed)
+    }
+
+    fn claims_next_in_one_call(&self) -> bool {
+        true
+    }
+
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         self.complete(claim, &Outcome::Consumed)
     }
@@ -1219,6 +1302,73 @@ impl JobBoard for SqliteBoard {
 }
 
 /// The canonical text of an id (lower-case, hyphenated), without allocating.
+/// How many claimable jobs [`SqliteBoard::claim_next`] reads at a time.
+const CLAIM_PAGE: usize = 64;
+
+/// The next [`CLAIM_PAGE`] jobs claimable at `now` in board order
+/// (priority, then posting order), after the job at `after` (its priority
+/// and sequence) if given. The unclaimed jobs and those whose lease lapsed
+/// are read apart and merged: each query then walks the index
+/// `(state, priority DESC, sequence)` in order and stops at the page,
+/// where one query with `state = .. OR state = ..` would sort the whole
+/// board first.
+fn claimable_page(
+    conn: &Connection,
+    now: u64,
+    after: Option<(i64, i64)>,
+) -> Result<Vec<Job>, JobBoardError> {
+    let mut jobs = claimable_in(conn, "state = 'UNCLAIMED'", now, after)?;
+    let lapsed = claimable_in(
+        conn,
+        "state = 'CLAIMED' AND lease_expires_at <= ?1",
+        now,
+        after,
+    )?;
+    if !lapsed.is_empty() {
+        jobs.extend(lapsed);
+        jobs.sort_by_key(|job| (std::cmp::Reverse(job.priority), job.sequence));
+        jobs.truncate(CLAIM_PAGE);
+    }
+    Ok(jobs)
+}
+
+/// Up to [`CLAIM_PAGE`] jobs of `state` (a condition on the state, with
+/// `?1` the time) not waiting for their time at `now`, in board order
+/// after `after`.
+fn claimable_in(
+    conn: &Connection,
+    state: &str,
+    now: u64,
+    after: Option<(i64, i64)>,
+) -> Result<Vec<Job>, JobBoardError> {
+    const DUE: &str = "(not_before IS NULL OR not_before <= ?1 OR control IS NOT NULL)";
+    let keyset = match after {
+        None => "",
+        Some(_) => "AND priority <= ?2 AND (priority < ?2 OR sequence > ?3)",
+    };
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE {state} AND {DUE} {keyset} \
+         ORDER BY priority DESC, sequence LIMIT {CLAIM_PAGE}"
+    );
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| db_err(e, "preparing the claimable jobs' query"))?;
+    let now_param = sql_int(now);
+    let mut rows = match after {
+        None => stmt.query(params![now_param]),
+        Some((priority, sequence)) => stmt.query(params![now_param, priority, sequence]),
+    }
+    .map_err(|e| db_err(e, "reading the claimable jobs"))?;
+    let mut jobs = Vec::with_capacity(CLAIM_PAGE);
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| db_err(e, "reading the claimable jobs"))?
+    {
+        jobs.push(lease::view(decode(row)?, now));
+    }
+    Ok(jobs)
+}
+
 fn id_text(id: impl Into<Uuid>, buf: &mut [u8; 45]) -> &str {
     let id: Uuid = id.into();
     id.hyphenated().encode_lower(buf)

@@ -31,8 +31,8 @@ use uuid::Uuid;
 use crate::lease::system_millis;
 use crate::JobId;
 use crate::{
-    BoardEvent, BoardOptions, CapturingListener, Claim, Control, Entity, Job, JobBoard,
-    JobBoardError, JobState, JobWait, ListOptions, NewJob, Outcome, Retention,
+    BoardEvent, BoardOptions, CapturingListener, Claim, ClaimFilter, Control, Entity, Job,
+    JobBoard, JobBoardError, JobState, JobWait, ListOptions, NewJob, Outcome, Retention,
 };
 use taskflow_persistence::Epoch;
 use taskflow_persistence::FlowDetailId;
@@ -662,6 +662,193 @@ pub fn claim_many_claims_up_to_max<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B
         board.consume(&renewed).unwrap();
     }
     board.consume(&held).unwrap();
+}
+
+/// `claim_next` claims, in board order (priority, then posting order), up
+/// to the most asked of the jobs `claim` would claim, passing over the
+/// jobs the filter skips and those built by a factory it does not accept
+/// (a job naming no factory is anyone's), and returns each job as the
+/// claim left it with its claim. Jobs claimed by another with a running
+/// lease, complete or waiting for their time are passed over untouched; a
+/// requested one is claimable with its request; a lapsed claim is taken
+/// over with the next epoch. It reaches jobs behind more than a page of
+/// held ones, and with nothing claimable (or a most of 0) claims nothing.
+pub fn claim_next_claims_in_board_order<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(long_lease());
+    let none = ClaimFilter::any();
+    assert!(board.claim_next("A", 3, &none).unwrap().is_empty());
+    let built_by = |name: &str, factory: &str, priority: i32| {
+        let mut job = NewJob::new(name);
+        job.priority = priority;
+        job.details = json!({ Job::FACTORY_KEY: factory, "n": 1 });
+        board.post(job).unwrap()
+    };
+    let taken = post(&board, "taken", 5);
+    let held = board.claim(taken.id, "B").unwrap();
+    let done = post(&board, "done", 5);
+    let done_claim = board.claim(done.id, "B").unwrap();
+    board.consume(&done_claim).unwrap();
+    let mut later = NewJob::new("later");
+    later.priority = 5;
+    later.not_before = Some(system_millis() + 60_000);
+    let later = board.post(later).unwrap();
+    let low = post(&board, "low", -1);
+    let skipped = post(&board, "skipped", 1);
+    let foreign = built_by("foreign", "transcode", 1);
+    let mine = built_by("mine", "resize", 0);
+    let plain = post(&board, "plain", 0);
+    let requested = post(&board, "requested", 3);
+    board.request(requested.id, Control::Stop).unwrap();
+    let filter = ClaimFilter::any()
+        .skipping([skipped.id])
+        .factories(["resize", "upload"]);
+    assert!(board.claim_next("A", 0, &filter).unwrap().is_empty());
+    assert_eq!(board.get(requested.id).unwrap().state, JobState::Unclaimed);
+    let first = board.claim_next("A", 2, &filter).unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|(job, _)| job.name.as_str())
+            .collect::<Vec<_>>(),
+        ["requested", "mine"],
+        "by priority, then posting order, passing over the filtered"
+    );
+    assert_eq!((first[0].0.id, first[1].0.id), (requested.id, mine.id));
+    assert_eq!(
+        first[0].1.control,
+        Some(Control::Stop),
+        "a request rides on its claim"
+    );
+    assert_eq!(first[1].1.control, None);
+    for (job, claim) in &first {
+        assert_eq!((claim.job, claim.owner.as_str()), (job.id, "A"));
+        assert_eq!(claim.epoch, 1);
+        assert_eq!(
+            (job.state, job.owner.as_deref(), job.epoch),
+            (JobState::Claimed, Some("A"), claim.epoch),
+            "the job as the claim left it"
+        );
+        assert_eq!(job.lease_expires_at, Some(claim.expires_at));
+        let stored = board.get(job.id).unwrap();
+        assert_eq!(
+            (stored.state, stored.owner.as_deref(), stored.epoch),
+            (JobState::Claimed, Some("A"), claim.epoch)
+        );
+        assert_eq!(stored.lease_expires_at, Some(claim.expires_at));
+        assert_eq!((&stored.name, &stored.details), (&job.name, &job.details));
+    }
+    let rest = board.claim_next("A", 5, &filter).unwrap();
+    assert_eq!(
+        rest.iter()
+            .map(|(job, _)| job.name.as_str())
+            .collect::<Vec<_>>(),
+        ["plain", "low"]
+    );
+    assert_eq!((rest[0].0.id, rest[1].0.id), (plain.id, low.id));
+    assert!(board.claim_next("A", 5, &filter).unwrap().is_empty());
+    // Passed over and untouched.
+    assert_eq!(board.find_owner(taken.id).unwrap().as_deref(), Some("B"));
+    assert_eq!(board.get(done.id).unwrap().state, JobState::Complete);
+    for id in [later.id, skipped.id, foreign.id] {
+        assert_eq!(board.get(id).unwrap().state, JobState::Unclaimed);
+    }
+    // Another filter takes what this one left.
+    let other = board.claim_next("C", 5, &none).unwrap();
+    assert_eq!(
+        other
+            .iter()
+            .map(|(job, _)| job.name.as_str())
+            .collect::<Vec<_>>(),
+        ["skipped", "foreign"]
+    );
+    for (_, claim) in first.iter().chain(&rest).chain(&other) {
+        board.consume(claim).unwrap();
+    }
+    board.consume(&held).unwrap();
+
+    // Behind more held jobs than a page (boards read their order in
+    // pages of a few hundred at most).
+    let ids: Vec<JobId> = (0..300)
+        .map(|i| post(&board, &format!("deep-{i}"), 0).id)
+        .collect();
+    let (_, held) = board.claim_many(&ids[..280], "B", 280).unwrap();
+    assert_eq!(held.len(), 280);
+    let deep = board.claim_next("A", 30, &none).unwrap();
+    assert_eq!(
+        deep.iter().map(|(job, _)| job.id).collect::<Vec<_>>(),
+        ids[280..],
+        "the 20 unheld, in posting order"
+    );
+    for (_, claim) in &deep {
+        board.consume(claim).unwrap();
+    }
+    for claim in &held {
+        board.consume(claim).unwrap();
+    }
+}
+
+/// `claim_next` takes over a claim whose lease lapsed, with the next
+/// epoch; the old claim is refused from then on.
+pub fn claim_next_takes_lapsed_claims<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(with_lease(Duration::from_millis(300)));
+    let job = post(&board, "j", 0);
+    let first = board.claim(job.id, "A").unwrap();
+    assert!(board
+        .claim_next("B", 1, &ClaimFilter::any())
+        .unwrap()
+        .is_empty());
+    sleep_past(first.expires_at);
+    let taken = board.claim_next("B", 4, &ClaimFilter::any()).unwrap();
+    assert_eq!(taken.len(), 1);
+    let (seen, second) = &taken[0];
+    assert_eq!((seen.id, second.owner.as_str()), (job.id, "B"));
+    assert_eq!(second.epoch, first.epoch + 1);
+    assert_refused_everywhere(&board, &first);
+    let renewed = board.renew(second).unwrap();
+    board.consume(&renewed).unwrap();
+}
+
+/// Claimers racing through `claim_next` each get distinct jobs, and every
+/// job is claimed exactly once.
+pub fn racing_claim_next_each_job_once<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    const JOBS: usize = 400;
+    const THREADS: usize = 4;
+    let board = make(long_lease());
+    for i in 0..JOBS {
+        board.post(NewJob::new(format!("race-{i}"))).unwrap();
+    }
+    let barrier = Barrier::new(THREADS);
+    let wins: Vec<Vec<(Job, Claim)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (board, barrier) = (&board, &barrier);
+                s.spawn(move || {
+                    let owner = format!("thread-{t}");
+                    let mut won = Vec::new();
+                    barrier.wait();
+                    loop {
+                        let batch = board.claim_next(&owner, 7, &ClaimFilter::any()).unwrap();
+                        if batch.is_empty() {
+                            return won;
+                        }
+                        won.extend(batch);
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut claims: HashMap<JobId, usize> = HashMap::new();
+    for (t, won) in wins.iter().enumerate() {
+        for (job, claim) in won {
+            assert_eq!(claim.epoch, 1, "job {} claimed twice", job.id);
+            assert_eq!(claim.owner, format!("thread-{t}"));
+            *claims.entry(job.id).or_default() += 1;
+        }
+    }
+    assert_eq!(claims.len(), JOBS, "some jobs were claimed by nobody");
+    assert!(claims.values().all(|n| *n == 1), "a job claimed twice");
+    assert!(board.iterjobs(true).unwrap().is_empty());
 }
 
 /// `consume_all` gives, per claim and in order, what `consume` of that
@@ -1946,6 +2133,8 @@ macro_rules! board_conformance {
             lapsed_lease_lets_another_claim lapsed_claim_holds_until_reclaimed
             renew_keeps_the_claim renew_all_renews_each_claim_as_renew
             claim_first_takes_the_first_claimable claim_many_claims_up_to_max
+            claim_next_claims_in_board_order claim_next_takes_lapsed_claims
+            racing_claim_next_each_job_once
             consume_all_consumes_each_as_consume wait_times_out wait_wakes_on_post
             wait_sees_lapses_and_abandons wait_until_complete_sees_completion
             wait_until_complete_times_out wait_until_complete_unknown_job

@@ -27,9 +27,11 @@
 //! [`Conductor::run`] runs jobs on `max_concurrent_jobs` runner threads,
 //! started once, fed by its claiming loop; with
 //! [`prefetch_jobs`](ConductorBuilder::prefetch_jobs) it claims that many
-//! ahead, in batches ([`JobBoard::claim_many`]: one transaction, one
-//! script), each held and renewed by the lease keeper like a running one
-//! until a runner takes it. A job whose flow finished while others are
+//! ahead, in batches ([`JobBoard::claim_next`] on a board that walks its
+//! own order, the SQLite and Redis boards: one transaction, one script,
+//! no listing; elsewhere [`JobBoard::claim_many`] over the conductor's
+//! last listing), each held and renewed by the lease keeper like a
+//! running one until a runner takes it. A job whose flow finished while others are
 //! ready to run waits for them (at most 20 ms) and is consumed with them
 //! ([`JobBoard::consume_all`]), still held until then: each consume is
 //! fenced by its own claim, and a conductor that dies before it leaves a
@@ -59,7 +61,7 @@ use taskflow_persistence::{Backend, PersistenceError};
 
 use crate::sync::lock;
 use crate::JobId;
-use crate::{Claim, Control, Entity, Job, JobBoard, JobBoardError, Outcome};
+use crate::{Claim, ClaimFilter, Control, Entity, Job, JobBoard, JobBoardError, Outcome};
 
 pub use events::{ConductorEvent, ConductorListener};
 use leases::{Held, LeaseKeeper};
@@ -225,12 +227,17 @@ impl Conductor {
             }),
         };
         // Boards that push events tell the conductor of new jobs, so it
-        // claims them without listing the board; others are listed.
-        let _subscription = match self.board.subscribe(self.hints.clone()) {
-            Ok(subscription) => Some(subscription),
-            Err(e) => {
-                tracing::debug!(conductor = %self.name, error = %e, "no board events: listing the board");
-                None
+        // claims them without listing the board; others are listed. A
+        // board that claims its next jobs in one call needs neither.
+        let _subscription = if self.board.claims_next_in_one_call() {
+            None
+        } else {
+            match self.board.subscribe(self.hints.clone()) {
+                Ok(subscription) => Some(subscription),
+                Err(e) => {
+                    tracing::debug!(conductor = %self.name, error = %e, "no board events: listing the board");
+                    None
+                }
             }
         };
         if let Err(e) = self.board.register_entity(&entity) {
@@ -521,11 +528,21 @@ impl Conductor {
     }
 
     /// What [`claim_up_to`](Self::claim_up_to) does, adding to `claimed`.
+    /// A board that claims its next jobs in one call
+    /// ([`JobBoard::claims_next_in_one_call`]) is asked for them; others
+    /// are listed, and the listing kept.
     fn claim_into(
         &self,
         most: usize,
         claimed: &mut Vec<(Job, Claim)>,
     ) -> Result<(), JobBoardError> {
+        if self.board.claims_next_in_one_call() {
+            claimed.extend(
+                self.board
+                    .claim_next(&self.name, most, &self.claim_filter())?,
+            );
+            return Ok(());
+        }
         for listed_now in [false, true] {
             if listed_now {
                 while claimed.len() < most {
@@ -644,6 +661,18 @@ impl Conductor {
             }
         }
         Ok(None)
+    }
+
+    /// What [`JobBoard::claim_next`] passes over for this conductor: the
+    /// jobs it skipped a moment ago (lapsed skips are dropped here) and
+    /// those built by a factory it lacks.
+    fn claim_filter(&self) -> ClaimFilter {
+        let now = Instant::now();
+        let mut skipped = lock(&self.skipped);
+        skipped.retain(|_, until| *until > now);
+        ClaimFilter::any()
+            .skipping(skipped.keys().copied())
+            .factories(self.registry.names())
     }
 
     /// Whether this conductor should try to claim `job`: not one it

@@ -34,8 +34,8 @@ use self::script::{Keys, Scripts};
 use crate::events::Notifier;
 use crate::JobId;
 use crate::{
-    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, ListOptions,
-    NewJob, Outcome, Retention, Subscription,
+    BoardListener, BoardOptions, Claim, ClaimFilter, Control, Entity, Job, JobBoard, JobBoardError,
+    ListOptions, NewJob, Outcome, Retention, Subscription,
 };
 use taskflow_persistence::Epoch;
 
@@ -529,6 +529,115 @@ impl RedisBoard {
             .ok_or(JobBoardError::NotFound(id))
     }
 
+    /// One call of `claim_next.lua`: claims up to `most` of the members of
+    /// `P:pending` from rank `start` (adding them to `claimed`), and the
+    /// rank to go on from, `None` at the end of `P:pending`. A job whose
+    /// record does not decode is an error when it is the only claim made
+    /// (its claim then lapses); beside others it is logged and left to
+    /// lapse.
+    fn claim_next_page(
+        &self,
+        owner: &str,
+        most: usize,
+        start: usize,
+        filter: &ClaimFilter,
+        claimed: &mut Vec<(Job, Claim)>,
+    ) -> Result<Option<usize>, JobBoardError> {
+        let (pending, leases, scheduled, events) = (
+            self.keys.pending(),
+            self.keys.leases(),
+            self.keys.scheduled(),
+            self.keys.events(),
+        );
+        let (now, op, prefix) = (
+            self.now_arg(),
+            Uuid::new_v4().to_string(),
+            self.keys.job_prefix(),
+        );
+        let lease = self.lease_ms();
+        let factories = filter.accepted_factories();
+        let skipped: Vec<String> = filter.skipped().iter().map(JobId::to_string).collect();
+        // The pool sends the call again after a lost reply: the script then
+        // returns the claims the first attempt made.
+        let mut attempts = 0u32;
+        let reply = items(
+            self.pool.run("claiming the next jobs", |c| {
+                attempts += 1;
+                let mut call = self.scripts.claim_next.key(&pending);
+                call.key(&leases).key(&scheduled).key(&events);
+                call.arg(&now)
+                    .arg(owner)
+                    .arg(&op)
+                    .arg(lease)
+                    .arg(EVENTS_KEPT)
+                    .arg(if attempts > 1 { "1" } else { "0" })
+                    .arg(most)
+                    .arg(start)
+                    .arg(LIST_PAGE)
+                    .arg(&prefix);
+                match factories {
+                    Some(names) => {
+                        call.arg(names.len());
+                        for name in names {
+                            call.arg(name);
+                        }
+                    }
+                    None => {
+                        call.arg(-1);
+                    }
+                }
+                for id in &skipped {
+                    call.arg(id);
+                }
+                call.invoke::<Value>(c)
+            })?,
+            &pending,
+        )?;
+        let next = match text_at(&reply, 0, &pending)?.as_str() {
+            "-1" => None,
+            rank => Some(
+                rank.parse::<usize>()
+                    .ok()
+                    .filter(|next| *next > start)
+                    .ok_or_else(|| corrupt(&pending, format!("claiming: rank `{rank}`")))?,
+            ),
+        };
+        let read_at = u64_at(&reply, 1, &pending)?;
+        let mut undecoded = None;
+        let before = claimed.len();
+        for entry in reply.into_iter().skip(2) {
+            let mut entry = items(entry, &pending)?;
+            if entry.len() != 4 {
+                return Err(corrupt(
+                    &pending,
+                    "claiming: an entry is not {epoch, expires, control, fields}",
+                ));
+            }
+            let fields = codec::fields(entry.remove(3), &pending)?;
+            let job = match codec::job(&fields, read_at, &pending) {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(error = %e, "claimed a job whose record does not decode; its claim lapses");
+                    undecoded = Some(e);
+                    continue;
+                }
+            };
+            let key = self.keys.job(job.id);
+            let claim = Claim {
+                job: job.id,
+                owner: owner.to_owned(),
+                epoch: Epoch::new(u64_at(&entry, 0, &key)?),
+                expires_at: u64_at(&entry, 1, &key)?,
+                control: control_at(&entry, 2, &key)?,
+            };
+            claimed.push((job, claim));
+        }
+        match undecoded {
+            Some(e) if claimed.len() == before => Err(e),
+            _ => Ok(next),
+        }
+    }
+
     /// Blocks until events after `last` are appended to the events stream,
     /// or until `until` (at most [`BLOCK_SLICE`] from now); returns them
     /// (none when it timed out).
@@ -583,6 +692,12 @@ impl JobBoard for RedisBoard {
         );
         let not_before = job.not_before.map(|at| at.to_string()).unwrap_or_default();
         let flag = |k: &Option<String>| if k.is_some() { "1" } else { "0" };
+        // Kept as a field of its own, so claim_next checks it without
+        // decoding the details.
+        let factory = job
+            .details
+            .get(Job::FACTORY_KEY)
+            .and_then(serde_json::Value::as_str);
         let reply = items(
             self.pool.run("posting", |c| {
                 self.scripts
@@ -609,6 +724,8 @@ impl JobBoard for RedisBoard {
                     .arg(flag(&job.key))
                     .arg(job.key.as_deref().unwrap_or_default())
                     .arg(&prefix)
+                    .arg(if factory.is_some() { "1" } else { "0" })
+                    .arg(factory.unwrap_or_default())
                     .invoke(c)
             })?,
             &key,
@@ -817,6 +934,38 @@ impl JobBoard for RedisBoard {
             });
         }
         Ok((tried, claims))
+    }
+
+    /// One script (`claim_next.lua`) per page of 256 members of
+    /// `P:pending`, walked from the front until `max` are claimed: no
+    /// listing of the board, and no candidate another conductor took
+    /// costs a round trip. Ranks move when jobs before them complete
+    /// meanwhile, so a page may pass over a job; the next call starts at
+    /// the front again.
+    fn claim_next(
+        &self,
+        owner: &str,
+        max: usize,
+        filter: &ClaimFilter,
+    ) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        let mut claimed = Vec::new();
+        let mut start = 0;
+        while claimed.len() < max {
+            match self.claim_next_page(owner, max - claimed.len(), start, filter, &mut claimed) {
+                Ok(Some(next)) => start = next,
+                Ok(None) => break,
+                Err(e) if claimed.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming the next jobs: a page failed");
+                    break;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn claims_next_in_one_call(&self) -> bool {
+        true
     }
 
     /// One script (`consume_all.lua`) completing every job whose claim is

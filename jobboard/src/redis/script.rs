@@ -122,6 +122,8 @@ pub(super) struct Scripts {
     pub(super) renew_all: Script,
     /// Claim of up to a number of jobs of several in one call.
     pub(super) claim_many: Script,
+    /// Claim of the next claimable jobs, walking the pending zset.
+    pub(super) claim_next: Script,
     /// Consume and trash: the same moves, with different outcomes.
     pub(super) complete: Script,
     /// Consume of several claims in one call.
@@ -143,6 +145,7 @@ impl Scripts {
             renew: script!("renew.lua"),
             renew_all: script!("renew_all.lua"),
             claim_many: script!("claim_many.lua"),
+            claim_next: script!("claim_next.lua"),
             complete: script!("complete.lua"),
             consume_all: script!("consume_all.lua"),
             abandon: script!("abandon.lua"),

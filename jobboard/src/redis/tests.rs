@@ -311,6 +311,118 @@ fn a_retried_script_call_returns_what_the_first_did() {
     assert!(matches!(board.get(job.id), Err(JobBoardError::NotFound(_))));
 }
 
+/// `claim_next.lua` sent again with its op token (the reply to the first
+/// was lost) returns the claims the first call made, and claims no more
+/// than the most asked.
+#[test]
+fn a_retried_claim_next_returns_the_claims_it_made() {
+    let Some(b) = board(BoardOptions {
+        lease: Duration::from_secs(60),
+        ..BoardOptions::default()
+    }) else {
+        return;
+    };
+    let board = &b.board;
+    let mut conn = redis::Client::open(url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let jobs: Vec<_> = (0..3)
+        .map(|i| board.post(NewJob::new(format!("j{i}"))).unwrap())
+        .collect();
+    let next = |op: &str, retry: &str, conn: &mut redis::Connection| -> Vec<String> {
+        let reply: Vec<redis::Value> = board
+            .scripts
+            .claim_next
+            .key(board.keys.pending())
+            .key(board.keys.leases())
+            .key(board.keys.scheduled())
+            .key(board.keys.events())
+            .arg("")
+            .arg("A")
+            .arg(op)
+            .arg(60_000)
+            .arg(super::EVENTS_KEPT)
+            .arg(retry)
+            .arg(2)
+            .arg(0)
+            .arg(super::LIST_PAGE)
+            .arg(board.keys.job_prefix())
+            .arg(-1)
+            .invoke(conn)
+            .unwrap();
+        // The id of each claimed job, from its fields.
+        reply
+            .into_iter()
+            .skip(2)
+            .map(|entry| {
+                let entry = super::items(entry, "entry").unwrap();
+                let fields = super::codec::fields(entry[3].clone(), "fields").unwrap();
+                fields["id"].clone()
+            })
+            .collect()
+    };
+    let first = next("op-1", "0", &mut conn);
+    assert_eq!(first, [jobs[0].id.to_string(), jobs[1].id.to_string()]);
+    assert_eq!(
+        next("op-1", "1", &mut conn),
+        first,
+        "a retry is the same claims"
+    );
+    assert_eq!(
+        next("op-2", "0", &mut conn),
+        [jobs[2].id.to_string()],
+        "a new call claims what is left"
+    );
+    for job in &jobs {
+        assert_eq!(board.find_owner(job.id).unwrap().as_deref(), Some("A"));
+    }
+}
+
+/// A job posted before the board kept its factory as a field of its own
+/// is filtered by the factory its details name; a job whose record does
+/// not decode is reported (by name) when it is all `claim_next` claimed.
+#[test]
+fn claim_next_reads_old_jobs_factories_and_reports_corrupt_ones() {
+    let Some(b) = board(BoardOptions::default()) else {
+        return;
+    };
+    let mut conn = redis::Client::open(url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut old = NewJob::new("old");
+    old.details = serde_json::json!({ crate::Job::FACTORY_KEY: "transcode" });
+    let old = b.post(old).unwrap();
+    let key = format!("{}:job:{}", b.board.key_prefix(), old.id);
+    let _: () = redis::cmd("HDEL")
+        .arg(&key)
+        .arg("factory")
+        .query(&mut conn)
+        .unwrap();
+    let resize = crate::ClaimFilter::any().factories(["resize"]);
+    assert!(b.claim_next("A", 1, &resize).unwrap().is_empty());
+    let transcode = crate::ClaimFilter::any().factories(["transcode"]);
+    let claimed = b.claim_next("A", 1, &transcode).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].0.id, old.id);
+    b.consume(&claimed[0].1).unwrap();
+
+    let bad = b.post(NewJob::new("bad")).unwrap();
+    let key = format!("{}:job:{}", b.board.key_prefix(), bad.id);
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("priority")
+        .arg("high")
+        .query(&mut conn)
+        .unwrap();
+    let err = b
+        .claim_next("A", 1, &crate::ClaimFilter::any())
+        .unwrap_err();
+    assert!(matches!(err, JobBoardError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&bad.id.to_string()), "{err}");
+}
+
 #[test]
 fn huge_leases_and_retentions_stay_exact() {
     assert_eq!(super::script_ms(Duration::from_millis(1500)), 1500);

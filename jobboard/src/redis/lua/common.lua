@@ -27,16 +27,17 @@ local function member(sequence, id)
 end
 
 -- Reads what the ownership scripts check: state, owner, epoch, lease, op,
--- and the control request and not-before time (false when absent).
--- Returns nil when the job does not exist.
+-- the control request and not-before time, and what completing the job
+-- needs: its sequence and uniqueness key (false when absent), in one
+-- HMGET. Returns nil when the job does not exist.
 local function load_claim(job)
   local j = redis.call('HMGET', job, 'state', 'owner', 'epoch', 'lease_expires_at', 'op',
-    'control', 'not_before')
+    'control', 'not_before', 'sequence', 'unique_key')
   if not j[1] then
     return nil
   end
   return { state = j[1], owner = j[2], epoch = j[3], lease = j[4], op = j[5],
-    control = j[6], not_before = j[7] }
+    control = j[6], not_before = j[7], sequence = j[8], unique_key = j[9] }
 end
 
 -- Whether a job (its control request and not-before time, as HMGET gives

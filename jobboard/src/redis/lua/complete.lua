@@ -22,15 +22,13 @@ end
 if not is_current(j, ARGV[3], ARGV[4]) then
   return { 'not_owner' }
 end
-local f = redis.call('HMGET', KEYS[1], 'sequence', 'unique_key')
-local seq = f[1]
 redis.call('HSET', KEYS[1], 'state', 'COMPLETE', 'outcome', ARGV[6],
   'completed_at', int(now), 'op', ARGV[5])
 redis.call('HDEL', KEYS[1], 'owner', 'lease_expires_at')
-redis.call('ZREM', KEYS[2], member(seq, ARGV[2]))
+redis.call('ZREM', KEYS[2], member(j.sequence, ARGV[2]))
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZADD', KEYS[4], int(now), ARGV[2])
-unindex(KEYS[5], f[2], ARGV[2])
+unindex(KEYS[5], j.unique_key, ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', ARGV[7], ARGV[2])
 return { 'ok' }

@@ -25,14 +25,13 @@ for i = 7, #KEYS do
   elseif not is_current(j, owner, epoch) then
     replies[#replies + 1] = { 'not_owner' }
   else
-    local f = redis.call('HMGET', KEYS[i], 'sequence', 'unique_key')
     redis.call('HSET', KEYS[i], 'state', 'COMPLETE', 'outcome', ARGV[3],
       'completed_at', int(now), 'op', ARGV[2])
     redis.call('HDEL', KEYS[i], 'owner', 'lease_expires_at')
-    redis.call('ZREM', KEYS[1], member(f[1], id))
+    redis.call('ZREM', KEYS[1], member(j.sequence, id))
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZADD', KEYS[3], int(now), id)
-    unindex(KEYS[4], f[2], id)
+    unindex(KEYS[4], j.unique_key, id)
     redis.call('ZREM', KEYS[5], id)
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'consume', id)
     replies[#replies + 1] = { 'ok' }

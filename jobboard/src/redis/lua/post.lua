@@ -11,7 +11,8 @@
 --       8 pending score (-priority), 9 events stream length cap,
 --       10 not_before (ms; '' = none), 11 has a uniqueness key ('1' | '0'),
 --       12 uniqueness key, 13 has an execution key ('1' | '0'),
---       14 execution key, 15 job key prefix ('<prefix>:job:')
+--       14 execution key, 15 job key prefix ('<prefix>:job:'),
+--       16 whether the details name a flow factory ('1' | '0'), 17 its name
 -- Returns {'ok', now, HGETALL of the job} | {'already_posted', id} |
 --         {'duplicate', id} (id: the job holding the key). A job that
 -- exists already (a retry of this very post after a lost reply: ids are
@@ -50,6 +51,10 @@ if ARGV[11] == '1' then
   fields[#fields + 1] = 'unique_key'
   fields[#fields + 1] = ARGV[12]
   redis.call('HSET', KEYS[5], ARGV[12], ARGV[2])
+end
+if ARGV[16] == '1' then
+  fields[#fields + 1] = 'factory'
+  fields[#fields + 1] = ARGV[17]
 end
 if ARGV[13] == '1' then
   fields[#fields + 1] = 'key'
