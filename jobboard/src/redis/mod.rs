@@ -694,10 +694,14 @@ impl JobBoard for RedisBoard {
         let flag = |k: &Option<String>| if k.is_some() { "1" } else { "0" };
         // Kept as a field of its own, so claim_next checks it without
         // decoding the details.
-        let factory = job
+        let factory = match job
             .details
             .get(Job::FACTORY_KEY)
-            .and_then(serde_json::Value::as_str);
+            .and_then(serde_json::Value::as_str)
+        {
+            Some(name) => format!("+{name}"),
+            None => "-".to_owned(),
+        };
         let reply = items(
             self.pool.run("posting", |c| {
                 self.scripts
@@ -724,8 +728,7 @@ impl JobBoard for RedisBoard {
                     .arg(flag(&job.key))
                     .arg(job.key.as_deref().unwrap_or_default())
                     .arg(&prefix)
-                    .arg(if factory.is_some() { "1" } else { "0" })
-                    .arg(factory.unwrap_or_default())
+                    .arg(&factory)
                     .invoke(c)
             })?,
             &key,

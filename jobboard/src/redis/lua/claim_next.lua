@@ -39,14 +39,21 @@ for i = at, #ARGV do
   skipped[ARGV[i]] = true
 end
 
--- Whether a job built by `factory` (its hash's field; false for a job
--- posted before the field existed, whose details are read instead) may
--- be claimed: any, when no list was given; a job naming none, always.
-local function builds(key, factory)
+-- Whether a job whose hash's `factory` field is `field` ('+' and the
+-- factory its details name, '-' for none; false for a job posted before
+-- the field existed, whose details are read instead) may be claimed: any,
+-- when no list was given; a job naming none, always.
+local function builds(key, field)
   if not accepted then
     return true
   end
-  if not factory then
+  local factory
+  if field then
+    if string.sub(field, 1, 1) ~= '+' then
+      return true
+    end
+    factory = string.sub(field, 2)
+  else
     local ok, details = pcall(cjson.decode, redis.call('HGET', key, 'details') or '')
     if not ok or type(details) ~= 'table' or type(details.factory) ~= 'string' then
       return true

@@ -12,7 +12,8 @@
 --       10 not_before (ms; '' = none), 11 has a uniqueness key ('1' | '0'),
 --       12 uniqueness key, 13 has an execution key ('1' | '0'),
 --       14 execution key, 15 job key prefix ('<prefix>:job:'),
---       16 whether the details name a flow factory ('1' | '0'), 17 its name
+--       16 the flow factory the details name: '+' and its name, or '-'
+--       when they name none
 -- Returns {'ok', now, HGETALL of the job} | {'already_posted', id} |
 --         {'duplicate', id} (id: the job holding the key). A job that
 -- exists already (a retry of this very post after a lost reply: ids are
@@ -52,10 +53,8 @@ if ARGV[11] == '1' then
   fields[#fields + 1] = ARGV[12]
   redis.call('HSET', KEYS[5], ARGV[12], ARGV[2])
 end
-if ARGV[16] == '1' then
-  fields[#fields + 1] = 'factory'
-  fields[#fields + 1] = ARGV[17]
-end
+fields[#fields + 1] = 'factory'
+fields[#fields + 1] = ARGV[16]
 if ARGV[13] == '1' then
   fields[#fields + 1] = 'key'
   fields[#fields + 1] = ARGV[14]
