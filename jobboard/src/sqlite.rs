@@ -876,7 +876,8 @@ impl JobBoard for SqliteBoard {
     }
 
     /// One `BEGIN IMMEDIATE` transaction reading the claimable jobs in
-    /// board order a page of 64 at a time and claiming (the
+    /// board order, as many as it may still claim (at most 64) at a time,
+    /// and claiming (the
     /// `UPDATE` of [`claim`](JobBoard::claim)) those `filter` admits, up
     /// to `max`, with one commit: no listing of the board.
     fn claim_next(
@@ -900,12 +901,13 @@ impl JobBoard for SqliteBoard {
         // after it, so the jobs claimed meanwhile do not shift the pages.
         let mut after: Option<(i64, i64)> = None;
         'pages: loop {
-            let page = claimable_page(&tx, now, after)?;
+            let size = (max - claimed.len()).min(CLAIM_PAGE);
+            let page = claimable_page(&tx, now, after, size)?;
             let Some(last) = page.last() else {
                 break;
             };
             after = Some((i64::from(last.priority), sql_int(last.sequence)));
-            let full = page.len() == CLAIM_PAGE;
+            let full = page.len() == size;
             for job in page {
                 if !filter.admits_job(&job) {
                     continue;
@@ -1302,64 +1304,47 @@ impl JobBoard for SqliteBoard {
 }
 
 /// The canonical text of an id (lower-case, hyphenated), without allocating.
-/// How many claimable jobs [`SqliteBoard::claim_next`] reads at a time.
+/// The most claimable jobs [`SqliteBoard::claim_next`] reads at a time
+/// (it reads as many as it may still claim, up to this).
 const CLAIM_PAGE: usize = 64;
 
-/// The next [`CLAIM_PAGE`] jobs claimable at `now` in board order
-/// (priority, then posting order), after the job at `after` (its priority
-/// and sequence) if given. The unclaimed jobs and those whose lease lapsed
-/// are read apart and merged: each query then walks the index
-/// `(state, priority DESC, sequence)` in order and stops at the page,
-/// where one query with `state = .. OR state = ..` would sort the whole
+/// Up to `size` jobs claimable at `now` in board order (priority, then
+/// posting order), after the job at `after` (its priority and sequence;
+/// `None`: from the first). The unclaimed jobs and those whose lease
+/// lapsed are two arms of a `UNION ALL` merged in order: each arm walks
+/// the index `(state, priority DESC, sequence)` and the merge stops at the
+/// page, where one `WHERE state = .. OR state = ..` would sort the whole
 /// board first.
 fn claimable_page(
     conn: &Connection,
     now: u64,
     after: Option<(i64, i64)>,
+    size: usize,
 ) -> Result<Vec<Job>, JobBoardError> {
-    let mut jobs = claimable_in(conn, "state = 'UNCLAIMED'", now, after)?;
-    let lapsed = claimable_in(
-        conn,
-        "state = 'CLAIMED' AND lease_expires_at <= ?1",
-        now,
-        after,
-    )?;
-    if !lapsed.is_empty() {
-        jobs.extend(lapsed);
-        jobs.sort_by_key(|job| (std::cmp::Reverse(job.priority), job.sequence));
-        jobs.truncate(CLAIM_PAGE);
-    }
-    Ok(jobs)
-}
-
-/// Up to [`CLAIM_PAGE`] jobs of `state` (a condition on the state, with
-/// `?1` the time) not waiting for their time at `now`, in board order
-/// after `after`.
-fn claimable_in(
-    conn: &Connection,
-    state: &str,
-    now: u64,
-    after: Option<(i64, i64)>,
-) -> Result<Vec<Job>, JobBoardError> {
-    const DUE: &str = "(not_before IS NULL OR not_before <= ?1 OR control IS NOT NULL)";
-    let keyset = match after {
-        None => "",
-        Some(_) => "AND priority <= ?2 AND (priority < ?2 OR sequence > ?3)",
-    };
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE {state} AND {DUE} {keyset} \
-         ORDER BY priority DESC, sequence LIMIT {CLAIM_PAGE}"
-    );
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let arm = |state: &str| {
+            format!(
+                "SELECT {JOB_COLUMNS} FROM jobboard_jobs WHERE {state} \
+                 AND (not_before IS NULL OR not_before <= ?1 OR control IS NOT NULL) \
+                 AND priority <= ?2 AND (priority < ?2 OR sequence > ?3)"
+            )
+        };
+        format!(
+            "{} UNION ALL {} ORDER BY priority DESC, sequence LIMIT ?4",
+            arm("state = 'UNCLAIMED'"),
+            arm("state = 'CLAIMED' AND lease_expires_at <= ?1")
+        )
+    });
+    // Before every job: priorities are i32, sequences positive.
+    let (priority, sequence) = after.unwrap_or((i64::MAX, 0));
     let mut stmt = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&SQL)
         .map_err(|e| db_err(e, "preparing the claimable jobs' query"))?;
-    let now_param = sql_int(now);
-    let mut rows = match after {
-        None => stmt.query(params![now_param]),
-        Some((priority, sequence)) => stmt.query(params![now_param, priority, sequence]),
-    }
-    .map_err(|e| db_err(e, "reading the claimable jobs"))?;
-    let mut jobs = Vec::with_capacity(CLAIM_PAGE);
+    let limit = i64::try_from(size).unwrap_or(i64::MAX);
+    let mut rows = stmt
+        .query(params![sql_int(now), priority, sequence, limit])
+        .map_err(|e| db_err(e, "reading the claimable jobs"))?;
+    let mut jobs = Vec::with_capacity(size);
     while let Some(row) = rows
         .next()
         .map_err(|e| db_err(e, "reading the claimable jobs"))?
