@@ -28,8 +28,8 @@
 //! started once, fed by its claiming loop; with
 //! [`prefetch_jobs`](ConductorBuilder::prefetch_jobs) it claims that many
 //! ahead, in batches ([`JobBoard::claim_next`] on a board that walks its
-//! own order, the SQLite and Redis boards: one transaction, one script,
-//! no listing; elsewhere [`JobBoard::claim_many`] over the conductor's
+//! own order, the SQLite, Redis and PostgreSQL boards: one transaction,
+//! one script or one statement, no listing; elsewhere [`JobBoard::claim_many`] over the conductor's
 //! last listing), each held and renewed by the lease keeper like a
 //! running one until a runner takes it. A job whose flow finished while others are
 //! ready to run waits for them (at most 20 ms) and is consumed with them

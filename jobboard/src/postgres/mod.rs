@@ -26,7 +26,12 @@
 //! that got none reads the job `FOR SHARE` (which waits for a change in
 //! flight to commit) to say why: `AlreadyClaimed` naming the winner,
 //! `NotYet`, `Complete` or `NotFound` (and claims again if what it skipped
-//! was not a claim). Renew, consume, abandon and trash are single
+//! was not a claim). [`claim_next`](crate::JobBoard::claim_next) is the
+//! same statement over the claimable jobs in board order (`ORDER BY
+//! priority DESC, sequence LIMIT n FOR UPDATE OF j SKIP LOCKED`, passing
+//! over the ids and flow factories its filter names; the factory is a
+//! column of its own since schema version 3), so racing claimers take
+//! distinct jobs in one round trip each. Renew, consume, abandon and trash are single
 //! `UPDATE`s conditioned on `state = 'CLAIMED' AND epoch = $epoch AND
 //! owner = $owner` (the claim is current), so a superseded claim can never
 //! write.
@@ -137,8 +142,8 @@ use crate::events::Notifier;
 use crate::lease::{self, millis};
 use crate::sync::lock;
 use crate::{
-    BoardListener, BoardOptions, Claim, Control, Entity, Job, JobBoard, JobBoardError, JobId,
-    JobState, JobWait, NewJob, Outcome, Retention, Subscription,
+    BoardListener, BoardOptions, Claim, ClaimFilter, Control, Entity, Job, JobBoard, JobBoardError,
+    JobId, JobState, JobWait, NewJob, Outcome, Retention, Subscription,
 };
 
 const BOARD: &str = "postgres";
@@ -470,6 +475,10 @@ impl PostgresBoard {
             not_before: new.not_before.map(sql_int),
             new,
             channel: &self.channel,
+            factory: new
+                .details
+                .get(Job::FACTORY_KEY)
+                .and_then(serde_json::Value::as_str),
         })
     }
 
@@ -609,10 +618,11 @@ struct PostParams<'n> {
     not_before: Option<i64>,
     new: &'n NewJob,
     channel: &'n str,
+    factory: Option<&'n str>,
 }
 
 impl PostParams<'_> {
-    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 11] {
+    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 12] {
         [
             &self.clock,
             &self.uuid,
@@ -625,6 +635,7 @@ impl PostParams<'_> {
             &self.new.unique_key,
             &self.new.key,
             &self.channel,
+            &self.factory,
         ]
     }
 }
@@ -873,6 +884,89 @@ impl JobBoard for PostgresBoard {
                 // of a lapsed lease that then lapsed): claim again.
             }
         })
+    }
+
+    /// One statement: the claimable jobs in board order that no other
+    /// transaction holds (`FOR UPDATE SKIP LOCKED`, as River and Oban
+    /// fetch), passing over the filter's ids and factories, claimed where
+    /// they are found. Racing claimers skip each other's rows instead of
+    /// queueing on them, so each job is claimed once.
+    fn claim_next(
+        &self,
+        owner: &str,
+        max: usize,
+        filter: &ClaimFilter,
+    ) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.check()?;
+        let lease = self.lease_ms();
+        let token = Uuid::new_v4();
+        let skipped: Vec<Uuid> = filter.skipped().iter().map(|id| id.as_uuid()).collect();
+        let factories: Option<Vec<&str>> = filter
+            .accepted_factories()
+            .map(|names| names.iter().map(String::as_str).collect());
+        let most = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = self.pool.run(|conn, attempt| {
+            if attempt == Attempt::Retry {
+                let rows = conn.query(
+                    sql::CLAIMED_BY_OP,
+                    &[&self.clock(), &token],
+                    &"looking for the claims of a retried claim of the next jobs",
+                )?;
+                if !rows.is_empty() {
+                    return Ok(rows);
+                }
+            }
+            conn.query(
+                sql::CLAIM_NEXT,
+                &[
+                    &self.clock(),
+                    &owner,
+                    &lease,
+                    &token,
+                    &skipped,
+                    &factories,
+                    &most,
+                    &self.channel,
+                ],
+                &format_args!("claiming the next jobs for `{owner}`"),
+            )
+        })?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut undecoded = None;
+        for row in &rows {
+            // A row that does not decode is claimed all the same: its
+            // claim lapses. Reported when it is all that was claimed.
+            let job = match viewed(row) {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(error = %e, "claimed a job whose row does not decode; its claim lapses");
+                    undecoded = Some(e);
+                    continue;
+                }
+            };
+            let claim = Claim {
+                job: job.id,
+                owner: owner.to_owned(),
+                epoch: job.epoch,
+                expires_at: job
+                    .lease_expires_at
+                    .ok_or_else(|| corrupt(job.id, "claimed without a lease"))?,
+                control: job.control,
+            };
+            claimed.push((job, claim));
+        }
+        claimed.sort_by_key(|(job, _)| (std::cmp::Reverse(job.priority), job.sequence));
+        match undecoded {
+            Some(e) if claimed.is_empty() => Err(e),
+            _ => Ok(claimed),
+        }
+    }
+
+    fn claims_next_in_one_call(&self) -> bool {
+        true
     }
 
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {

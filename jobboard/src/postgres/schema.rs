@@ -10,8 +10,13 @@ use taskflow_persistence::PostgresSchema;
 /// `MIGRATIONS[v]` takes a schema from version `v` to `v + 1`: `v1.sql`
 /// creates the tables, `v2.sql` adds the board events (the change table,
 /// its counter and the triggers that fill it; the file says why a counter
-/// row and not a sequence).
-const MIGRATIONS: [&str; 2] = [include_str!("v1.sql"), include_str!("v2.sql")];
+/// row and not a sequence), `v3.sql` keeps each job's flow factory in a
+/// column of its own (for `claim_next`).
+const MIGRATIONS: [&str; 3] = [
+    include_str!("v1.sql"),
+    include_str!("v2.sql"),
+    include_str!("v3.sql"),
+];
 
 /// The board's tables: version in `jobboard_meta`, so the schema may also
 /// hold the records of a `PostgresBackend` (whose version is in `meta`).

@@ -36,10 +36,10 @@ macro_rules! claimable {
 /// channel. Inserts nothing when a unique index (a key) refuses the row.
 pub(super) const POST: &str = concat!(
     "INSERT INTO jobboard_jobs (id, name, details, logbook, flow_detail, priority, created_at, \
-     state, epoch, not_before, unique_key, execution_key, revision) \
+     state, epoch, not_before, unique_key, execution_key, revision, factory) \
      VALUES ($2, $3, $4, $5, $6, $7, ",
     now!(),
-    ", 'UNCLAIMED', 0, $8, $9, $10, 1) ON CONFLICT DO NOTHING \
+    ", 'UNCLAIMED', 0, $8, $9, $10, 1, $12) ON CONFLICT DO NOTHING \
      RETURNING sequence, created_at, pg_notify($11, 'post')::text"
 );
 
@@ -98,6 +98,35 @@ pub(super) const CLAIM: &str = concat!(
      lease_expires_at = t.now + $4, last_op = $5 FROM c, t WHERE jobboard_jobs.id = c.cid \
      RETURNING jobboard_jobs.epoch, jobboard_jobs.lease_expires_at, jobboard_jobs.control, \
      pg_notify($6, 'claim')::text"
+);
+
+/// `$2` owner, `$3` lease (ms), `$4` token, `$5` ids passed over, `$6`
+/// the flow factories accepted (`NULL`: any), `$7` the most to claim, `$8`
+/// channel: claims up to `$7` of the claimable jobs in board order that
+/// no other transaction holds, returning each as claimed and the time.
+pub(super) const CLAIM_NEXT: &str = concat!(
+    "WITH t AS (SELECT ",
+    now!(),
+    " AS now), c AS (SELECT j.id AS cid FROM jobboard_jobs j, t WHERE j.state <> 'COMPLETE' AND ",
+    claimable!(),
+    " AND NOT (j.id = ANY($5::uuid[])) \
+     AND ($6::text[] IS NULL OR j.factory IS NULL OR j.factory = ANY($6::text[])) \
+     ORDER BY j.priority DESC, j.sequence LIMIT $7 FOR UPDATE OF j SKIP LOCKED) \
+     UPDATE jobboard_jobs SET state = 'CLAIMED', owner = $2, epoch = jobboard_jobs.epoch + 1, \
+     lease_expires_at = t.now + $3, last_op = $4 FROM c, t WHERE jobboard_jobs.id = c.cid \
+     RETURNING ",
+    cols!(),
+    ", t.now, pg_notify($8, 'claim')::text"
+);
+
+/// `$2` token: the jobs a `CLAIM_NEXT` with that token claimed, while
+/// their claims are still the jobs', and the time.
+pub(super) const CLAIMED_BY_OP: &str = concat!(
+    "SELECT ",
+    cols!(),
+    ", ",
+    now!(),
+    " FROM jobboard_jobs WHERE last_op = $2 AND state = 'CLAIMED'"
 );
 
 /// `$1` id, `$2` token: the claim a call with that token made, if it is

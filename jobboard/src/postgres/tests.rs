@@ -322,7 +322,7 @@ fn wait_until_complete_is_woken_by_a_consume_on_another_board() {
 #[test]
 fn the_schema_is_versioned_and_a_newer_one_is_refused() {
     let Some(t) = board(long_lease()) else { return };
-    assert_eq!(PostgresBoard::SCHEMA_VERSION, 2);
+    assert_eq!(PostgresBoard::SCHEMA_VERSION, 3);
     let mut client = Client::connect(&t.guard.url, NoTls).unwrap();
     let version: String = client
         .query_one(
@@ -334,7 +334,7 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "2");
+    assert_eq!(version, "3");
     // Connecting again finds it at its version and changes nothing.
     let job = t.board.post(NewJob::new("kept")).unwrap();
     let again = t.guard.board(long_lease());
@@ -349,7 +349,7 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
             JobBoardError::SchemaTooNew {
                 board: "postgres",
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -399,6 +399,55 @@ fn a_custom_clock_replaces_the_server_clock() {
         b.renew(&first).unwrap_err(),
         JobBoardError::NotOwner { .. }
     ));
+}
+
+/// Migrating a version 2 board gives its jobs their factory from their
+/// details, so `claim_next` filters them as the jobs posted since; a job
+/// whose details are not JSON keeps none, and claiming it reports it.
+#[test]
+fn the_v3_migration_reads_old_jobs_factories() {
+    let Some(t) = board(long_lease()) else { return };
+    let post = |name: &str, factory: Option<&str>| {
+        let mut job = NewJob::new(name);
+        if let Some(factory) = factory {
+            job.details = serde_json::json!({ crate::Job::FACTORY_KEY: factory, "n": 1 });
+        }
+        t.board.post(job).unwrap()
+    };
+    let broken = post("broken", None);
+    let transcode = post("transcode", Some("transcode"));
+    let plain = post("plain", None);
+    // As a version 2 board left them.
+    t.guard.raw(&format!(
+        "ALTER TABLE jobboard_jobs DROP COLUMN factory; \
+         UPDATE jobboard_jobs SET details = '{{\"a\":' WHERE id = '{}'; \
+         UPDATE jobboard_meta SET value = '2' WHERE key = 'schema_version'",
+        broken.id
+    ));
+    let migrated = t.guard.board(long_lease());
+    let resize = crate::ClaimFilter::any().factories(["resize"]);
+    let err = migrated.claim_next("A", 1, &resize).unwrap_err();
+    assert!(
+        matches!(&err, JobBoardError::Corrupt { id, .. } if *id == broken.id.to_string()),
+        "{err}"
+    );
+    t.guard.raw(&format!(
+        "UPDATE jobboard_jobs SET state = 'COMPLETE', lease_expires_at = NULL WHERE id = '{}'",
+        broken.id
+    ));
+    let claimed = migrated.claim_next("A", 5, &resize).unwrap();
+    assert_eq!(
+        claimed.iter().map(|(job, _)| job.id).collect::<Vec<_>>(),
+        [plain.id],
+        "the job naming `transcode` is passed over"
+    );
+    let any = migrated
+        .claim_next("B", 5, &crate::ClaimFilter::any().factories(["transcode"]))
+        .unwrap();
+    assert_eq!(
+        any.iter().map(|(job, _)| job.id).collect::<Vec<_>>(),
+        [transcode.id]
+    );
 }
 
 #[test]
