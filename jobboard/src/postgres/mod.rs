@@ -251,6 +251,23 @@ fn viewed(row: &Row) -> Result<Job, JobBoardError> {
     Ok(lease::view(job, now))
 }
 
+/// The ids, epochs and owners of `claims`, as the columns of a batch
+/// statement binds them.
+fn batch_columns(claims: &[Claim]) -> (Vec<Uuid>, Vec<i64>, Vec<&str>) {
+    (
+        claims.iter().map(|c| c.job.as_uuid()).collect(),
+        claims.iter().map(|c| sql_int(c.epoch.get())).collect(),
+        claims.iter().map(|c| c.owner.as_str()).collect(),
+    )
+}
+
+/// The ids in the first column of `rows`.
+fn returned_ids(rows: &[Row]) -> Result<std::collections::HashSet<Uuid>, JobBoardError> {
+    rows.iter()
+        .map(|row| col::<Uuid>(row, 0, &"a completed job", "id"))
+        .collect()
+}
+
 /// The first row's job, as readers see it.
 fn first_viewed(rows: &[Row]) -> Result<Option<Job>, JobBoardError> {
     rows.first().map(viewed).transpose()
@@ -516,6 +533,91 @@ impl PostgresBoard {
     }
 
     /// Why claim `claim` changed nothing: `NotOwner`, or `NotFound`.
+    /// [`JobBoard::consume_all`] of two or more claims: the results, or
+    /// the error of the whole batch.
+    fn consume_in_one(
+        &self,
+        claims: &[Claim],
+    ) -> Result<Vec<Result<(), JobBoardError>>, JobBoardError> {
+        self.check()?;
+        let outcome = to_json(&Outcome::Consumed, "the outcome consumed")?;
+        let token = Uuid::new_v4();
+        let (ids, epochs, owners) = batch_columns(claims);
+        let results = self.pool.run(|conn, attempt| {
+            let rows = conn.query(
+                sql::COMPLETE_ALL,
+                &[
+                    &self.clock(),
+                    &ids,
+                    &epochs,
+                    &owners,
+                    &outcome,
+                    &token,
+                    &self.channel,
+                ],
+                &format_args!("consuming {} jobs", claims.len()),
+            )?;
+            let mut done = returned_ids(&rows)?;
+            if attempt == Attempt::Retry && done.len() < claims.len() {
+                let rows = conn.query(
+                    sql::DONE_ALL_BY_OP,
+                    &[&ids, &token],
+                    &"looking for a retried consume",
+                )?;
+                done.extend(returned_ids(&rows)?);
+            }
+            claims
+                .iter()
+                .map(|claim| {
+                    if done.contains(&claim.job.as_uuid()) {
+                        Ok(Ok(()))
+                    } else {
+                        self.not_current(conn, claim).map(Err)
+                    }
+                })
+                .collect::<Result<Vec<_>, JobBoardError>>()
+        })?;
+        self.signal.bump();
+        Ok(results)
+    }
+
+    /// [`JobBoard::renew_all`] of two or more claims: the results, or the
+    /// error of the whole batch.
+    fn renew_in_one(
+        &self,
+        claims: &[Claim],
+    ) -> Result<Vec<Result<Claim, JobBoardError>>, JobBoardError> {
+        self.check()?;
+        let lease = self.lease_ms();
+        let (ids, epochs, owners) = batch_columns(claims);
+        self.pool.run(|conn, _| {
+            let rows = conn.query(
+                sql::RENEW_ALL,
+                &[&self.clock(), &ids, &epochs, &owners, &lease],
+                &format_args!("renewing {} claims", claims.len()),
+            )?;
+            let mut renewed = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let id: Uuid = col(row, 0, &"a renewed claim", "id")?;
+                let job = JobId::from(id);
+                let expires: i64 = col(row, 1, &job, "lease_expires_at")?;
+                let control = codec::control(col(row, 2, &job, "control")?, job)?;
+                renewed.insert(id, (unsigned(expires, &job, "lease_expires_at")?, control));
+            }
+            claims
+                .iter()
+                .map(|claim| match renewed.get(&claim.job.as_uuid()) {
+                    Some((expires_at, control)) => Ok(Ok(Claim {
+                        expires_at: *expires_at,
+                        control: *control,
+                        ..claim.clone()
+                    })),
+                    None => self.not_current(conn, claim).map(Err),
+                })
+                .collect()
+        })
+    }
+
     fn not_current(&self, conn: &mut Conn, claim: &Claim) -> Result<JobBoardError, JobBoardError> {
         let id = claim.job.as_uuid();
         let exists = !conn
@@ -996,6 +1098,32 @@ impl JobBoard for PostgresBoard {
     fn consume(&self, claim: &Claim) -> Result<(), JobBoardError> {
         self.check()?;
         self.complete(claim, &Outcome::Consumed)
+    }
+
+    /// One statement completing every current claim of `claims` (each
+    /// fenced by its own epoch and owner), instead of one per job; the
+    /// claims it did not complete are then looked at one by one (gone, or
+    /// no longer current), or, for a retry, found done by its first try.
+    fn consume_all(&self, claims: &[Claim]) -> Vec<Result<(), JobBoardError>> {
+        match claims {
+            [] => return Vec::new(),
+            [claim] => return vec![self.consume(claim)],
+            _ => {}
+        }
+        self.consume_in_one(claims)
+            .unwrap_or_else(|e| crate::board::consumes_failed(BOARD, claims, e))
+    }
+
+    /// One statement renewing every current claim of `claims`; those it
+    /// did not renew are gone or no longer current.
+    fn renew_all(&self, claims: &[Claim]) -> Vec<Result<Claim, JobBoardError>> {
+        match claims {
+            [] => return Vec::new(),
+            [claim] => return vec![self.renew(claim)],
+            _ => {}
+        }
+        self.renew_in_one(claims)
+            .unwrap_or_else(|e| crate::board::renewals_failed(BOARD, claims, e))
     }
 
     fn abandon(&self, claim: &Claim) -> Result<(), JobBoardError> {

@@ -134,6 +134,46 @@ pub(super) const CLAIMED_BY_OP: &str = concat!(
 pub(super) const CLAIM_BY_OP: &str = "SELECT epoch, lease_expires_at, control FROM jobboard_jobs \
      WHERE id = $1 AND last_op = $2 AND state = 'CLAIMED'";
 
+/// The claims of a batch, `$2` ids, `$3` epochs, `$4` owners, as rows
+/// `c(cid, cepoch, cowner)`.
+macro_rules! claims {
+    () => {
+        "c AS (SELECT * FROM unnest($2::uuid[], $3::bigint[], $4::text[]) AS c(cid, cepoch, cowner))"
+    };
+}
+
+/// `$2` ids, `$3` epochs, `$4` owners (one claim each), `$5` lease (ms):
+/// `RENEW` of every claim that is current, returning each renewed job's
+/// id, lease and control.
+pub(super) const RENEW_ALL: &str = concat!(
+    "WITH t AS (SELECT ",
+    now!(),
+    " AS now), ",
+    claims!(),
+    " UPDATE jobboard_jobs SET lease_expires_at = t.now + $5 FROM t, c \
+     WHERE jobboard_jobs.id = c.cid AND state = 'CLAIMED' AND epoch = c.cepoch \
+     AND owner = c.cowner RETURNING jobboard_jobs.id, lease_expires_at, control"
+);
+
+/// `$2` ids, `$3` epochs, `$4` owners (one claim each), `$5` outcome, `$6`
+/// token, `$7` channel: `COMPLETE` of every claim that is current,
+/// returning each completed job's id.
+pub(super) const COMPLETE_ALL: &str = concat!(
+    "WITH t AS (SELECT ",
+    now!(),
+    " AS now), ",
+    claims!(),
+    " UPDATE jobboard_jobs SET state = 'COMPLETE', lease_expires_at = NULL, \
+     outcome = $5, completed_at = t.now, last_op = $6 FROM t, c \
+     WHERE jobboard_jobs.id = c.cid AND state = 'CLAIMED' AND epoch = c.cepoch \
+     AND owner = c.cowner RETURNING jobboard_jobs.id, pg_notify($7, 'complete')::text"
+);
+
+/// `$1` ids, `$2` token: those of the jobs whose last change was the call
+/// with that token.
+pub(super) const DONE_ALL_BY_OP: &str =
+    "SELECT id FROM jobboard_jobs WHERE id = ANY($1::uuid[]) AND last_op = $2";
+
 /// `$2` id, `$3` epoch, `$4` owner, `$5` lease (ms).
 pub(super) const RENEW: &str = concat!(
     "WITH t AS (SELECT ",
