@@ -753,32 +753,14 @@ impl JobBoard for SqliteBoard {
         }
         let tx = immediate(&mut conn, "claiming", id)?;
         let now = self.now();
-        let expires_at = self.expiry(now);
-        let claimed: Option<(i64, Option<String>)> = tx
-            .prepare_cached(CLAIM)
-            .and_then(|mut s| {
-                s.query_row(
-                    params![text, owner, sql_int(now), sql_int(expires_at)],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-            })
-            .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
-        let Some((epoch, control)) = claimed else {
+        let Some(claim) = claim_row(&tx, id, owner, now, self.expiry(now))? else {
             // Not claimable: say why, from the same snapshot.
             let job = read_job(&tx, text, id)?.ok_or(JobBoardError::NotFound(id))?;
             return Err(lease::refusal(&job, now));
         };
-        let control = codec::control(control.as_deref(), id)?;
         tx.commit()
             .map_err(|e| db_err(e, format_args!("committing the claim of job {id}")))?;
-        Ok(Claim {
-            job: id,
-            owner: owner.to_owned(),
-            epoch: Epoch::new(u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?),
-            expires_at,
-            control,
-        })
+        Ok(claim)
     }
 
     fn renew(&self, claim: &Claim) -> Result<Claim, JobBoardError> {
@@ -827,34 +809,14 @@ impl JobBoard for SqliteBoard {
         let tx = immediate(&mut conn, "claiming", *first)?;
         let now = self.now();
         let expires_at = self.expiry(now);
-        let mut buf = Uuid::encode_buffer();
         let mut claims = Vec::with_capacity(max.min(ids.len()));
         let mut tried = ids.len();
         for (i, id) in ids.iter().enumerate() {
-            let text = id_text(*id, &mut buf);
-            let claimed: Option<(i64, Option<String>)> = tx
-                .prepare_cached(CLAIM)
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![text, owner, sql_int(now), sql_int(expires_at)],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()
-                })
-                .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
             // Not claimable (claimed, complete, waiting, gone): the next.
-            let Some((epoch, control)) = claimed else {
+            let Some(claim) = claim_row(&tx, *id, owner, now, expires_at)? else {
                 continue;
             };
-            claims.push(Claim {
-                job: *id,
-                owner: owner.to_owned(),
-                epoch: Epoch::new(
-                    u64::try_from(epoch).map_err(|_| corrupt(*id, "epoch is negative"))?,
-                ),
-                expires_at,
-                control: codec::control(control.as_deref(), *id)?,
-            });
+            claims.push(claim);
             if claims.len() == max {
                 tried = i + 1;
                 break;
@@ -895,7 +857,6 @@ impl JobBoard for SqliteBoard {
             .map_err(|e| db_err(e, "locking the board for claiming the next jobs"))?;
         let now = self.now();
         let expires_at = self.expiry(now);
-        let mut buf = Uuid::encode_buffer();
         let mut claimed = Vec::new();
         // The last job looked at (priority, sequence): each page starts
         // after it, so the jobs claimed meanwhile do not shift the pages.
@@ -912,29 +873,8 @@ impl JobBoard for SqliteBoard {
                 if !filter.admits_job(&job) {
                     continue;
                 }
-                let id = job.id;
-                let text = id_text(id, &mut buf);
-                let claim: Option<(i64, Option<String>)> = tx
-                    .prepare_cached(CLAIM)
-                    .and_then(|mut s| {
-                        s.query_row(
-                            params![text, owner, sql_int(now), sql_int(expires_at)],
-                            |row| Ok((row.get(0)?, row.get(1)?)),
-                        )
-                        .optional()
-                    })
-                    .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
-                let Some((epoch, control)) = claim else {
+                let Some(claim) = claim_row(&tx, job.id, owner, now, expires_at)? else {
                     continue;
-                };
-                let claim = Claim {
-                    job: id,
-                    owner: owner.to_owned(),
-                    epoch: Epoch::new(
-                        u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?,
-                    ),
-                    expires_at,
-                    control: codec::control(control.as_deref(), id)?,
                 };
                 claimed.push((crate::board::claimed_as(job, &claim), claim));
                 if claimed.len() == max {
@@ -1304,6 +1244,44 @@ impl JobBoard for SqliteBoard {
 }
 
 /// The canonical text of an id (lower-case, hyphenated), without allocating.
+/// The `CLAIM` update of job `id` for `owner` at `now`, its lease to
+/// `expires_at`, in `conn`'s transaction: the claim, or `None` when the
+/// job is not claimable (claimed, complete, waiting for its time, gone).
+fn claim_row(
+    conn: &Connection,
+    id: JobId,
+    owner: &str,
+    now: u64,
+    expires_at: u64,
+) -> Result<Option<Claim>, JobBoardError> {
+    let mut buf = Uuid::encode_buffer();
+    let claimed: Option<(i64, Option<String>)> = conn
+        .prepare_cached(CLAIM)
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    id_text(id, &mut buf),
+                    owner,
+                    sql_int(now),
+                    sql_int(expires_at)
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+        })
+        .map_err(|e| db_err(e, format_args!("claiming job {id} for `{owner}`")))?;
+    let Some((epoch, control)) = claimed else {
+        return Ok(None);
+    };
+    Ok(Some(Claim {
+        job: id,
+        owner: owner.to_owned(),
+        epoch: Epoch::new(u64::try_from(epoch).map_err(|_| corrupt(id, "epoch is negative"))?),
+        expires_at,
+        control: codec::control(control.as_deref(), id)?,
+    }))
+}
+
 /// The most claimable jobs [`SqliteBoard::claim_next`] reads at a time
 /// (it reads as many as it may still claim, up to this).
 const CLAIM_PAGE: usize = 64;
