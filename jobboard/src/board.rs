@@ -390,19 +390,20 @@ pub trait JobBoard: Send + Sync {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut listed: Vec<Job> = self
+        let listed: Vec<Job> = self
             .iterjobs(true)?
             .into_iter()
             .filter(|job| filter.admits_job(job))
             .collect();
         let ids: Vec<JobId> = listed.iter().map(|job| job.id).collect();
         let (_, claims) = self.claim_many(&ids, owner, max)?;
-        let mut claimed = Vec::with_capacity(claims.len());
-        for claim in claims {
-            let Some(at) = listed.iter().position(|job| job.id == claim.job) else {
-                continue;
-            };
-            claimed.push((claimed_as(listed.swap_remove(at), &claim), claim));
+        // The claims come in the order of the ids, so of the listing.
+        let mut claims = claims.into_iter().peekable();
+        let mut claimed = Vec::with_capacity(max.min(listed.len()));
+        for job in listed {
+            if let Some(claim) = claims.next_if(|claim| claim.job == job.id) {
+                claimed.push((claimed_as(job, &claim), claim));
+            }
         }
         Ok(claimed)
     }

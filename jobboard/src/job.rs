@@ -126,6 +126,11 @@ pub struct NewJob {
     pub key: Option<String>,
 }
 
+/// The flow factory `details` name (`details.factory`, when a string).
+fn factory_in(details: &Value) -> Option<&str> {
+    details.get(Job::FACTORY_KEY)?.as_str()
+}
+
 impl NewJob {
     /// A job named `name` with no records, details `null`, priority 0,
     /// claimable at once, with no keys.
@@ -140,6 +145,12 @@ impl NewJob {
             unique_key: None,
             key: None,
         }
+    }
+
+    /// The flow factory its details name, as [`Job::factory`] reads it
+    /// once posted.
+    pub fn factory(&self) -> Option<&str> {
+        factory_in(&self.details)
     }
 
     /// Makes it not claimable before `ms` (ms since the Unix epoch, on the
@@ -232,7 +243,7 @@ impl Job {
     /// one (`details.factory`, as [`post_flow`](crate::post_flow) writes
     /// it). A conductor that has not registered it does not claim the job.
     pub fn factory(&self) -> Option<&str> {
-        self.details.get(Self::FACTORY_KEY)?.as_str()
+        factory_in(&self.details)
     }
 
     /// Whether it waits for its [`not_before`](Job::not_before) time at

@@ -860,14 +860,16 @@ impl JobBoard for SqliteBoard {
         let mut claimed = Vec::new();
         // The last job looked at (priority, sequence): each page starts
         // after it, so the jobs claimed meanwhile do not shift the pages.
-        let mut after: Option<(i64, i64)> = None;
+        // At first, before every job (priorities are i32, sequences
+        // positive).
+        let mut after = (i64::MAX, 0);
         'pages: loop {
             let size = (max - claimed.len()).min(CLAIM_PAGE);
             let page = claimable_page(&tx, now, after, size)?;
             let Some(last) = page.last() else {
                 break;
             };
-            after = Some((i64::from(last.priority), sql_int(last.sequence)));
+            after = (i64::from(last.priority), sql_int(last.sequence));
             let full = page.len() == size;
             for job in page {
                 if !filter.admits_job(&job) {
@@ -1287,8 +1289,8 @@ fn claim_row(
 const CLAIM_PAGE: usize = 64;
 
 /// Up to `size` jobs claimable at `now` in board order (priority, then
-/// posting order), after the job at `after` (its priority and sequence;
-/// `None`: from the first). The unclaimed jobs and those whose lease
+/// posting order), after the job at `after` (its priority and
+/// sequence). The unclaimed jobs and those whose lease
 /// lapsed are two arms of a `UNION ALL` merged in order: each arm walks
 /// the index `(state, priority DESC, sequence)` and the merge stops at the
 /// page, where one `WHERE state = .. OR state = ..` would sort the whole
@@ -1296,7 +1298,7 @@ const CLAIM_PAGE: usize = 64;
 fn claimable_page(
     conn: &Connection,
     now: u64,
-    after: Option<(i64, i64)>,
+    (priority, sequence): (i64, i64),
     size: usize,
 ) -> Result<Vec<Job>, JobBoardError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -1313,8 +1315,6 @@ fn claimable_page(
             arm("state = 'CLAIMED' AND lease_expires_at <= ?1")
         )
     });
-    // Before every job: priorities are i32, sequences positive.
-    let (priority, sequence) = after.unwrap_or((i64::MAX, 0));
     let mut stmt = conn
         .prepare_cached(&SQL)
         .map_err(|e| db_err(e, "preparing the claimable jobs' query"))?;

@@ -492,10 +492,7 @@ impl PostgresBoard {
             not_before: new.not_before.map(sql_int),
             new,
             channel: &self.channel,
-            factory: new
-                .details
-                .get(Job::FACTORY_KEY)
-                .and_then(serde_json::Value::as_str),
+            factory: new.factory(),
         })
     }
 

@@ -530,7 +530,9 @@ impl RedisBoard {
     }
 
     /// One call of `claim_next.lua`: claims up to `most` of the members of
-    /// `P:pending` from rank `start` (adding them to `claimed`), and the
+    /// `P:pending` from rank `start` that `factories` accepts (`None`: any)
+    /// and `skipped` (ids as text) does not name, adding them to
+    /// `claimed`; returns the
     /// rank to go on from, `None` at the end of `P:pending`. A job whose
     /// record does not decode is an error when it is the only claim made
     /// (its claim then lapses); beside others it is logged and left to
@@ -540,7 +542,8 @@ impl RedisBoard {
         owner: &str,
         most: usize,
         start: usize,
-        filter: &ClaimFilter,
+        factories: Option<&[String]>,
+        skipped: &[String],
         claimed: &mut Vec<(Job, Claim)>,
     ) -> Result<Option<usize>, JobBoardError> {
         let (pending, leases, scheduled, events) = (
@@ -555,8 +558,6 @@ impl RedisBoard {
             self.keys.job_prefix(),
         );
         let lease = self.lease_ms();
-        let factories = filter.accepted_factories();
-        let skipped: Vec<String> = filter.skipped().iter().map(JobId::to_string).collect();
         // The pool sends the call again after a lost reply: the script then
         // returns the claims the first attempt made.
         let mut attempts = 0u32;
@@ -586,7 +587,7 @@ impl RedisBoard {
                         call.arg(-1);
                     }
                 }
-                for id in &skipped {
+                for id in skipped {
                     call.arg(id);
                 }
                 call.invoke::<Value>(c)
@@ -694,11 +695,7 @@ impl JobBoard for RedisBoard {
         let flag = |k: &Option<String>| if k.is_some() { "1" } else { "0" };
         // Kept as a field of its own, so claim_next checks it without
         // decoding the details.
-        let factory = match job
-            .details
-            .get(Job::FACTORY_KEY)
-            .and_then(serde_json::Value::as_str)
-        {
+        let factory = match job.factory() {
             Some(name) => format!("+{name}"),
             None => "-".to_owned(),
         };
@@ -951,10 +948,13 @@ impl JobBoard for RedisBoard {
         max: usize,
         filter: &ClaimFilter,
     ) -> Result<Vec<(Job, Claim)>, JobBoardError> {
+        let skipped: Vec<String> = filter.skipped().iter().map(JobId::to_string).collect();
         let mut claimed = Vec::new();
         let mut start = 0;
         while claimed.len() < max {
-            match self.claim_next_page(owner, max - claimed.len(), start, filter, &mut claimed) {
+            let most = max - claimed.len();
+            let factories = filter.accepted_factories();
+            match self.claim_next_page(owner, most, start, factories, &skipped, &mut claimed) {
                 Ok(Some(next)) => start = next,
                 Ok(None) => break,
                 Err(e) if claimed.is_empty() => return Err(e),
