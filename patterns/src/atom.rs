@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Retry, Task, Value, VecMap};
+use crate::{Names, Retry, Task, Value, VecMap};
 
 /// A name in an atom's interface: the atom's own, an argument's, a
 /// symbol's. A string held inline when it is 24 bytes or shorter, as most
@@ -38,9 +38,10 @@ pub enum Provides {
     /// The whole result is stored under one name.
     Single(Name),
     /// The result is an array; element `i` is stored under name `i`.
-    Sequence(Vec<Name>),
+    /// (A boxed slice, so that `Provides` is no larger than a [`Name`].)
+    Sequence(Box<[Name]>),
     /// The result is an object; each name is stored from the key of that name.
-    Mapping(Vec<Name>),
+    Mapping(Box<[Name]>),
 }
 
 impl Provides {
@@ -70,9 +71,9 @@ impl Provides {
     /// ```
     /// use serde_json::json;
     /// use taskflow_patterns::{Name, Provides};
-    /// let seq = Provides::Sequence(vec![Name::from("a"), Name::from("b")]);
+    /// let seq = Provides::Sequence([Name::from("a"), Name::from("b")].into());
     /// assert_eq!(seq.part(1, &json!([10, 20])), Some(&json!(20)));
-    /// let map = Provides::Mapping(vec![Name::from("a")]);
+    /// let map = Provides::Mapping([Name::from("a")].into());
     /// assert_eq!(map.part(0, &json!({"a": 3})), Some(&json!(3)));
     /// assert_eq!(map.part(1, &json!({"a": 3})), None);
     /// ```
@@ -160,8 +161,8 @@ impl fmt::Display for Version {
 pub struct AtomSpec {
     /// Unique name of the atom in its flow.
     pub name: Name,
-    /// Required argument names.
-    pub requires: Vec<Name>,
+    /// Required argument names (one is held inline: see [`Names`]).
+    pub requires: Names,
     /// Names the result is stored under.
     pub provides: Provides,
     /// Argument name to the symbol that feeds it (default: the same name).
@@ -210,8 +211,8 @@ impl PartialEq for AtomSpec {
 #[derive(Serialize, Deserialize)]
 struct SpecRecord {
     name: Name,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    requires: Vec<Name>,
+    #[serde(default, skip_serializing_if = "<[Name]>::is_empty")]
+    requires: Names,
     #[serde(default, skip_serializing_if = "VecMap::is_empty")]
     optional: VecMap<Name, Value>,
     #[serde(default)]
@@ -511,7 +512,7 @@ pub type RetryAtom = Atom<Arc<dyn Retry>>;
 pub fn atom(name: impl Into<Name>, task: impl Task) -> TaskAtom {
     Atom {
         spec: Arc::new(AtomSpec::new(name)),
-        kind: Arc::new(task),
+        kind: task.into_shared(),
     }
 }
 
@@ -553,18 +554,18 @@ impl<K> Atom<K> {
         I: IntoIterator<Item = S>,
         S: Into<Name>,
     {
-        let names = names.into_iter();
-        // Exactly what is asked for: a flow may hold many atoms, and a
-        // vector grown one push at a time keeps room for four.
-        let expected = names.size_hint().0;
-        if expected > 0 {
-            self.spec_mut().requires.reserve_exact(expected);
-        }
+        let mut requires: Option<Vec<Name>> = None;
         for name in names {
             let name = name.into();
-            if !self.spec.requires.contains(&name) {
-                self.spec_mut().requires.push(name);
+            let all = requires.get_or_insert_with(|| self.spec.requires.to_vec());
+            if !all.contains(&name) {
+                all.push(name);
             }
+        }
+        if let Some(all) = requires {
+            // Held exactly: one name inline, more in a slice of their
+            // number (a flow may hold many atoms).
+            self.spec_mut().requires = Names::from(all);
         }
         self
     }
@@ -723,6 +724,38 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What W10 measures: an atom's spec, and what it holds inline.
+    #[test]
+    fn a_spec_holds_its_parts_in_few_bytes() {
+        assert_eq!(size_of::<Provides>(), size_of::<Name>());
+        assert_eq!(size_of::<Names>(), size_of::<Name>());
+        assert_eq!(size_of::<AtomSpec>(), 104);
+    }
+
+    /// Atoms built from clones of one closure task hold the same task, not
+    /// an `Arc` each around a clone; another task type gets one of its own.
+    #[test]
+    fn atoms_of_one_closure_task_share_it() {
+        let step = crate::task_fn(|_| Ok(Value::Null)).with_revert(|_| Ok(()));
+        let a = atom("a", step.clone());
+        let b = atom("b", step);
+        assert!(Arc::ptr_eq(&a.kind, &b.kind));
+        assert_eq!(a.kind.type_name(), "taskflow::FnTask");
+        let inputs = crate::Inputs::default();
+        let mut ctx = crate::Context::new("a", &inputs);
+        assert_eq!(a.kind.execute(&mut ctx).unwrap(), Value::Null);
+        assert!(a.kind.revert(&mut ctx).is_ok());
+
+        struct Noop;
+        impl Task for Noop {
+            fn execute(&self, _: &mut crate::Context<'_>) -> Result<Value, crate::TaskError> {
+                Ok(Value::Null)
+            }
+        }
+        let (c, d) = (atom("c", Noop), atom("d", Noop));
+        assert!(!Arc::ptr_eq(&c.kind, &d.kind));
+    }
+
     /// What W10 measures: a short name given as an owned `String` (as
     /// `format!` makes them) is held inline, not as a heap block of its
     /// own; a long one stays whole on the heap.
@@ -757,10 +790,10 @@ mod tests {
 
     #[test]
     fn picks_take_parts_of_results() {
-        let seq = Provides::Sequence(vec!["a".into(), "b".into()]);
+        let seq = Provides::Sequence(["a".into(), "b".into()].into());
         assert_eq!(seq.pick("b"), Some(Pick::Index(1)));
         assert_eq!(Pick::Index(1).apply(&json!([1, 2])), Some(&json!(2)));
-        let map = Provides::Mapping(vec!["a".into()]);
+        let map = Provides::Mapping(["a".into()].into());
         assert_eq!(
             map.pick("a").unwrap().apply(&json!({"a": 3})),
             Some(&json!(3))
@@ -771,7 +804,7 @@ mod tests {
 
     #[test]
     fn a_part_by_position_is_what_the_pick_of_its_name_takes() {
-        let names = || vec![Name::from("a"), Name::from("b"), Name::from("a")];
+        let names = || Box::from([Name::from("a"), Name::from("b"), Name::from("a")]);
         let cases = [
             (Provides::Single("a".into()), json!({"a": 1})),
             (Provides::Sequence(names()), json!([10, 20, 30])),

@@ -29,6 +29,7 @@ mod failure;
 mod flow;
 pub mod kinds;
 mod map;
+mod names;
 mod registry;
 mod retry;
 mod state;
@@ -52,6 +53,7 @@ pub use flow::{
     Unordered,
 };
 pub use map::{VecMap, VecMapIter};
+pub use names::Names;
 pub use registry::{FactoryError, FlowRegistry};
 pub use retry::{
     AlwaysRevert, AlwaysRevertAll, Attempt, Decision, ForEach, History, OnExhausted,

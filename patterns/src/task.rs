@@ -75,6 +75,17 @@ pub trait Task: Send + Sync + 'static {
     fn type_name(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
+
+    /// This task as an atom holds it. The default puts it in an `Arc` of
+    /// its own; a task that already is one pointer to shared state (an
+    /// [`FnTask`]) hands over that pointer, so the atoms built from clones
+    /// of it allocate nothing for their task.
+    fn into_shared(self) -> Arc<dyn Task>
+    where
+        Self: Sized,
+    {
+        Arc::new(self)
+    }
 }
 
 /// A task whose definition is stored in its flow's records, so the flow is
@@ -485,22 +496,46 @@ impl fmt::Debug for FnTask {
     }
 }
 
+/// What an atom built from an [`FnTask`] holds: the closures themselves,
+/// shared by every clone of the task.
+impl Task for TaskFns {
+    fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
+        (self.execute)(ctx)
+    }
+
+    fn type_name(&self) -> &'static str {
+        FN_TASK_TYPE
+    }
+
+    fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
+        match &self.revert {
+            Some(revert) => revert(ctx),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The type name of a task of closures.
+const FN_TASK_TYPE: &str = "taskflow::FnTask";
+
 impl Task for FnTask {
     fn execute(&self, ctx: &mut Context<'_>) -> Result<Value, TaskError> {
-        (self.fns.execute)(ctx)
+        self.fns.execute(ctx)
     }
 
     /// `taskflow::FnTask`: the type a worker on an in-process transport
     /// advertises when it runs closures.
     fn type_name(&self) -> &'static str {
-        "taskflow::FnTask"
+        FN_TASK_TYPE
     }
 
     fn revert(&self, ctx: &mut Context<'_>) -> Result<(), TaskError> {
-        match &self.fns.revert {
-            Some(revert) => revert(ctx),
-            None => Ok(()),
-        }
+        self.fns.revert(ctx)
+    }
+
+    /// The shared closures, without a new allocation.
+    fn into_shared(self) -> Arc<dyn Task> {
+        self.fns
     }
 }
 
