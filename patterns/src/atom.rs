@@ -554,19 +554,30 @@ impl<K> Atom<K> {
         I: IntoIterator<Item = S>,
         S: Into<Name>,
     {
-        let mut requires: Option<Vec<Name>> = None;
-        for name in names {
-            let name = name.into();
-            let all = requires.get_or_insert_with(|| self.spec.requires.to_vec());
+        let mut names = names.into_iter().map(Into::into);
+        let Some(first) = names.next() else {
+            return self;
+        };
+        let spec = self.spec_mut();
+        let Some(second) = names.next() else {
+            // One name, the usual case: held inline if it is the first.
+            if !spec.requires.contains(&first) {
+                spec.requires.push(first);
+            }
+            return self;
+        };
+        // Held exactly: the names moved out once, with room for what is
+        // asked for, then boxed in a slice of their number (a flow may
+        // hold many atoms).
+        let held = std::mem::take(&mut spec.requires);
+        let mut all = Vec::with_capacity(held.len() + 2 + names.size_hint().0);
+        all.extend(held);
+        for name in [first, second].into_iter().chain(names) {
             if !all.contains(&name) {
                 all.push(name);
             }
         }
-        if let Some(all) = requires {
-            // Held exactly: one name inline, more in a slice of their
-            // number (a flow may hold many atoms).
-            self.spec_mut().requires = Names::from(all);
-        }
+        spec.requires = Names::from(all);
         self
     }
 
@@ -730,6 +741,24 @@ mod tests {
         assert_eq!(size_of::<Provides>(), size_of::<Name>());
         assert_eq!(size_of::<Names>(), size_of::<Name>());
         assert_eq!(size_of::<AtomSpec>(), 104);
+    }
+
+    /// `requires` keeps the order given and each name once, one call at a
+    /// time or several names at once.
+    #[test]
+    fn requires_keeps_order_and_each_name_once() {
+        let noop = || crate::task_fn(|_| Ok(Value::Null));
+        let a = atom("a", noop()).requires(["x"]).requires(["x"]);
+        assert_eq!(a.spec.requires, ["x"]);
+        let b = atom("b", noop())
+            .requires(["y"])
+            .requires(["x", "y", "z", "x"])
+            .requires(["w"]);
+        assert_eq!(b.spec.requires, ["y", "x", "z", "w"]);
+        let c = atom("c", noop())
+            .requires(["x", "x"])
+            .requires(Vec::<Name>::new());
+        assert_eq!(c.spec.requires, ["x"]);
     }
 
     /// Atoms built from clones of one closure task hold the same task, not

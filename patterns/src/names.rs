@@ -42,12 +42,19 @@ impl Names {
     }
 
     /// Appends `name` (the names are not deduplicated here: the atom's
-    /// builder does that).
+    /// builder does that). The first is held inline, without allocating.
     pub fn push(&mut self, name: Name) {
-        let names = std::mem::take(self);
-        let mut all = names.into_vec();
-        all.push(name);
-        *self = Names::from(all);
+        *self = match std::mem::take(self).0 {
+            Repr::Many(names) if names.is_empty() => Names(Repr::One(name)),
+            Repr::One(first) => Names(Repr::Many(Box::new([first, name]))),
+            Repr::Many(names) => {
+                let mut all = names.into_vec();
+                // One more, exactly: boxing the vector then takes no shrink.
+                all.reserve_exact(1);
+                all.push(name);
+                Names(Repr::Many(all.into_boxed_slice()))
+            }
+        };
     }
 
     /// The names as a vector.
@@ -110,12 +117,45 @@ impl<'a> IntoIterator for &'a Names {
 
 impl IntoIterator for Names {
     type Item = Name;
-    type IntoIter = std::vec::IntoIter<Name>;
+    type IntoIter = NamesIntoIter;
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.into_vec().into_iter()
+    /// The names, moved out (one held inline is not put in a vector first).
+    fn into_iter(self) -> NamesIntoIter {
+        NamesIntoIter(match self.0 {
+            Repr::One(name) => IntoIterRepr::One(Some(name)),
+            Repr::Many(names) => IntoIterRepr::Many(names.into_vec().into_iter()),
+        })
     }
 }
+
+/// The names of a [`Names`], moved out in order.
+pub struct NamesIntoIter(IntoIterRepr);
+
+enum IntoIterRepr {
+    One(Option<Name>),
+    Many(std::vec::IntoIter<Name>),
+}
+
+impl Iterator for NamesIntoIter {
+    type Item = Name;
+
+    fn next(&mut self) -> Option<Name> {
+        match &mut self.0 {
+            IntoIterRepr::One(name) => name.take(),
+            IntoIterRepr::Many(names) => names.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = match &self.0 {
+            IntoIterRepr::One(name) => usize::from(name.is_some()),
+            IntoIterRepr::Many(names) => names.len(),
+        };
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for NamesIntoIter {}
 
 impl<S, const N: usize> PartialEq<[S; N]> for Names
 where
@@ -181,6 +221,14 @@ mod tests {
         assert!(matches!(names.0, Repr::Many(_)));
         assert_eq!(names.clone().into_vec(), ["a", "b", "c"]);
         assert_eq!(names.iter().count(), 3);
+        let moved = names.clone().into_iter();
+        assert_eq!(moved.len(), 3);
+        assert_eq!(moved.collect::<Vec<_>>(), ["a", "b", "c"]);
+        let mut one = Names::from(vec![Name::from("x")]).into_iter();
+        assert_eq!(
+            (one.len(), one.next(), one.next()),
+            (1, Some(Name::from("x")), None)
+        );
         assert_eq!(format!("{names:?}"), r#"["a", "b", "c"]"#);
     }
 
