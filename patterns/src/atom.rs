@@ -554,30 +554,14 @@ impl<K> Atom<K> {
         I: IntoIterator<Item = S>,
         S: Into<Name>,
     {
-        let mut names = names.into_iter().map(Into::into);
-        let Some(first) = names.next() else {
-            return self;
-        };
-        let spec = self.spec_mut();
-        let Some(second) = names.next() else {
-            // One name, the usual case: held inline if it is the first.
-            if !spec.requires.contains(&first) {
-                spec.requires.push(first);
-            }
-            return self;
-        };
-        // Held exactly: the names moved out once, with room for what is
-        // asked for, then boxed in a slice of their number (a flow may
-        // hold many atoms).
-        let held = std::mem::take(&mut spec.requires);
-        let mut all = Vec::with_capacity(held.len() + 2 + names.size_hint().0);
-        all.extend(held);
-        for name in [first, second].into_iter().chain(names) {
-            if !all.contains(&name) {
-                all.push(name);
+        // `Names::push` holds the first name inline and boxes the rest in
+        // a slice of exactly their number (a flow may hold many atoms).
+        for name in names {
+            let name = name.into();
+            if !self.spec.requires.contains(&name) {
+                self.spec_mut().requires.push(name);
             }
         }
-        spec.requires = Names::from(all);
         self
     }
 

@@ -53,7 +53,7 @@ pub use flow::{
     Unordered,
 };
 pub use map::{VecMap, VecMapIter};
-pub use names::{Names, NamesIntoIter};
+pub use names::Names;
 pub use registry::{FactoryError, FlowRegistry};
 pub use retry::{
     AlwaysRevert, AlwaysRevertAll, Attempt, Decision, ForEach, History, OnExhausted,

@@ -117,45 +117,12 @@ impl<'a> IntoIterator for &'a Names {
 
 impl IntoIterator for Names {
     type Item = Name;
-    type IntoIter = NamesIntoIter;
+    type IntoIter = std::vec::IntoIter<Name>;
 
-    /// The names, moved out (one held inline is not put in a vector first).
-    fn into_iter(self) -> NamesIntoIter {
-        NamesIntoIter(match self.0 {
-            Repr::One(name) => IntoIterRepr::One(Some(name)),
-            Repr::Many(names) => IntoIterRepr::Many(names.into_vec().into_iter()),
-        })
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
     }
 }
-
-/// The names of a [`Names`], moved out in order.
-pub struct NamesIntoIter(IntoIterRepr);
-
-enum IntoIterRepr {
-    One(Option<Name>),
-    Many(std::vec::IntoIter<Name>),
-}
-
-impl Iterator for NamesIntoIter {
-    type Item = Name;
-
-    fn next(&mut self) -> Option<Name> {
-        match &mut self.0 {
-            IntoIterRepr::One(name) => name.take(),
-            IntoIterRepr::Many(names) => names.next(),
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = match &self.0 {
-            IntoIterRepr::One(name) => usize::from(name.is_some()),
-            IntoIterRepr::Many(names) => names.len(),
-        };
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for NamesIntoIter {}
 
 impl<S, const N: usize> PartialEq<[S; N]> for Names
 where
