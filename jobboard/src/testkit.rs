@@ -808,6 +808,27 @@ pub fn claim_next_takes_lapsed_claims<B: JobBoard>(make: &dyn Fn(BoardOptions) -
     board.consume(&renewed).unwrap();
 }
 
+/// `claim_next` passes over jobs whose claim runs and takes, in board
+/// order, a lapsed claim before them and the unclaimed jobs after them.
+pub fn claim_next_passes_over_running_claims<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
+    let board = make(with_lease(Duration::from_millis(300)));
+    let jobs: Vec<Job> = (0..5).map(|i| post(&board, &format!("j{i}"), 0)).collect();
+    let lapsed = board.claim(jobs[0].id, "A").unwrap();
+    sleep_past(lapsed.expires_at);
+    let running = [1, 3].map(|i| board.claim(jobs[i].id, "A").unwrap());
+    let taken = board.claim_next("B", 4, &ClaimFilter::any()).unwrap();
+    let seen: Vec<&str> = taken.iter().map(|(j, _)| j.name.as_str()).collect();
+    assert_eq!(seen, ["j0", "j2", "j4"]);
+    assert_eq!(taken[0].1.epoch, lapsed.epoch + 1);
+    assert_refused_everywhere(&board, &lapsed);
+    // The running claims are still A's (a lease of 300 ms may lapse on a
+    // slow machine before a renew, so only their owner is checked).
+    for claim in &running {
+        let job = board.get(claim.job).unwrap();
+        assert_eq!(job.owner.as_deref(), Some("A"));
+    }
+}
+
 /// Claimers racing through `claim_next` each get distinct jobs, and every
 /// job is claimed exactly once.
 pub fn racing_claim_next_each_job_once<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
@@ -2134,6 +2155,7 @@ macro_rules! board_conformance {
             renew_keeps_the_claim renew_all_renews_each_claim_as_renew
             claim_first_takes_the_first_claimable claim_many_claims_up_to_max
             claim_next_claims_in_board_order claim_next_takes_lapsed_claims
+            claim_next_passes_over_running_claims
             racing_claim_next_each_job_once
             consume_all_consumes_each_as_consume wait_times_out wait_wakes_on_post
             wait_sees_lapses_and_abandons wait_until_complete_sees_completion

@@ -423,6 +423,36 @@ fn claim_next_reads_old_jobs_factories_and_reports_corrupt_ones() {
     assert!(err.to_string().contains(&bad.id.to_string()), "{err}");
 }
 
+/// With more running claims than `claim_next.lua` reads from the lease
+/// index at once (4 pages), it reads each member's hash instead and still
+/// passes over them: the next claimer gets the jobs after them, in order.
+#[test]
+fn claim_next_passes_over_more_running_claims_than_it_reads() {
+    let options = BoardOptions {
+        lease: Duration::from_secs(600),
+        ..BoardOptions::default()
+    };
+    let Some(b) = board(options) else {
+        return;
+    };
+    let running = 4 * super::LIST_PAGE + 2;
+    let names: Vec<String> = (0..running + 3).map(|i| format!("j{i}")).collect();
+    for name in &names {
+        b.post(NewJob::new(name.as_str())).unwrap();
+    }
+    let mut held = 0;
+    while held < running {
+        let claimed = b
+            .claim_next("A", (running - held).min(100), &crate::ClaimFilter::any())
+            .unwrap();
+        assert!(!claimed.is_empty());
+        held += claimed.len();
+    }
+    let rest = b.claim_next("B", 10, &crate::ClaimFilter::any()).unwrap();
+    let got: Vec<&str> = rest.iter().map(|(j, _)| j.name.as_str()).collect();
+    assert_eq!(got, &names[running..]);
+}
+
 #[test]
 fn huge_leases_and_retentions_stay_exact() {
     assert_eq!(super::script_ms(Duration::from_millis(1500)), 1500);

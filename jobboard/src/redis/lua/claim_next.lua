@@ -63,6 +63,26 @@ local function builds(key, field)
   return accepted[factory] == true
 end
 
+-- The jobs whose claim runs (lease ahead of now), read from the lease
+-- index in one call: the members of P:pending they hold are passed over
+-- without reading their hash. While conductors hold the jobs they claimed
+-- ahead, those are most of the members before the first claimable one, and
+-- reading each was most of this script's time. Read only when they are
+-- few beside a page (else each member's hash is read, as before), and not
+-- on a retry (which looks for its own running claims).
+local running = nil
+if ARGV[6] ~= '1' then
+  local most_running = 4 * scan
+  local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. int(now), '+inf',
+    'LIMIT', 0, most_running + 1)
+  if #live <= most_running then
+    running = {}
+    for _, id in ipairs(live) do
+      running[id] = true
+    end
+  end
+end
+
 local members = redis.call('ZRANGE', KEYS[1], start, start + scan - 1)
 local expires = now + tonumber(ARGV[4])
 local out = { -1, int(now) }
@@ -73,26 +93,28 @@ for n, m in ipairs(members) do
     break
   end
   local id = string.sub(m, 22)
-  local key = prefix .. id
-  local j = redis.call('HMGET', key, 'state', 'epoch', 'lease_expires_at', 'op', 'control',
-    'not_before', 'factory')
-  local state, epoch, lease, op, control = j[1], j[2], j[3], j[4], j[5]
-  if ARGV[6] == '1' and op == ARGV[3] and state == 'CLAIMED' then
-    -- Claimed by the lost first attempt of this call.
-    out[#out + 1] = { epoch, lease, control or '', redis.call('HGETALL', key) }
-    claimed = claimed + 1
-  elseif state and state ~= 'COMPLETE' and not skipped[id]
-    and not (state == 'CLAIMED' and (tonumber(lease) or 0) > now)
-    and not waits(control, j[6], now)
-    and builds(key, j[7]) then
-    local next_epoch = int((tonumber(epoch) or 0) + 1)
-    redis.call('HSET', key, 'state', 'CLAIMED', 'owner', ARGV[2], 'epoch', next_epoch,
-      'lease_expires_at', int(expires), 'op', ARGV[3])
-    redis.call('ZADD', KEYS[2], int(expires), id)
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'claim', id)
-    out[#out + 1] = { next_epoch, int(expires), control or '', redis.call('HGETALL', key) }
-    claimed = claimed + 1
+  if not (running and running[id]) then
+    local key = prefix .. id
+    local j = redis.call('HMGET', key, 'state', 'epoch', 'lease_expires_at', 'op', 'control',
+      'not_before', 'factory')
+    local state, epoch, lease, op, control = j[1], j[2], j[3], j[4], j[5]
+    if ARGV[6] == '1' and op == ARGV[3] and state == 'CLAIMED' then
+      -- Claimed by the lost first attempt of this call.
+      out[#out + 1] = { epoch, lease, control or '', redis.call('HGETALL', key) }
+      claimed = claimed + 1
+    elseif state and state ~= 'COMPLETE' and not skipped[id]
+      and not (state == 'CLAIMED' and (tonumber(lease) or 0) > now)
+      and not waits(control, j[6], now)
+      and builds(key, j[7]) then
+      local next_epoch = int((tonumber(epoch) or 0) + 1)
+      redis.call('HSET', key, 'state', 'CLAIMED', 'owner', ARGV[2], 'epoch', next_epoch,
+        'lease_expires_at', int(expires), 'op', ARGV[3])
+      redis.call('ZADD', KEYS[2], int(expires), id)
+      redis.call('ZREM', KEYS[3], id)
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'claim', id)
+      out[#out + 1] = { next_epoch, int(expires), control or '', redis.call('HGETALL', key) }
+      claimed = claimed + 1
+    end
   end
 end
 if out[1] == -1 and #members == scan then
