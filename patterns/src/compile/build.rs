@@ -283,7 +283,7 @@ impl Builder {
         if parts.name.is_empty() {
             self.empty_name(parent);
         }
-        let index = FlowIndex(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
+        let index = FlowIndex::new(self.flows.len());
         self.flows.push(CompiledFlow {
             name: parts.name.clone(),
             parent,

@@ -10,6 +10,7 @@ mod build;
 mod resolve;
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -19,19 +20,48 @@ use crate::{AtomKind, AtomSpec, CompileErrors, Decider, Depth, Flow, Name, Provi
 
 pub use resolve::{ArgSource, Argument, Resolution};
 
-/// The dense index of an atom in a [`Compilation`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AtomIndex(u32);
+/// A position held plus one in a `NonZeroU32`, so that an `Option` of it
+/// is 4 bytes (no position is `u32::MAX`): the compiled atoms and the
+/// engine's per-atom vectors hold such options for every atom of a flow,
+/// a million of them in a large one. Ordered as the positions are.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Dense(NonZeroU32);
+
+impl Dense {
+    /// Position `i`; from `u32::MAX - 1` on it saturates there (no flow
+    /// has that many atoms: compiling it would not fit in memory).
+    #[inline]
+    fn new(i: usize) -> Self {
+        let i = if i < u32::MAX as usize {
+            i as u32
+        } else {
+            u32::MAX - 1
+        };
+        Dense(NonZeroU32::MIN.saturating_add(i))
+    }
+
+    #[inline]
+    fn get(self) -> u32 {
+        self.0.get() - 1
+    }
+}
+
+/// The dense index of an atom in a [`Compilation`] (4 bytes, and 4 in an
+/// `Option` too).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AtomIndex(Dense);
 
 impl AtomIndex {
     /// The index as a `usize`, for indexing per-atom vectors.
+    #[inline]
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.0.get() as usize
     }
 
     /// The atom at position `i`.
+    #[inline]
     pub fn new(i: usize) -> Self {
-        AtomIndex(u32::try_from(i).unwrap_or(u32::MAX))
+        AtomIndex(Dense::new(i))
     }
 
     fn node(self) -> NodeIndex {
@@ -39,14 +69,33 @@ impl AtomIndex {
     }
 }
 
-/// The dense index of a flow in a [`Compilation`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FlowIndex(u32);
+impl fmt::Debug for AtomIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AtomIndex").field(&self.0.get()).finish()
+    }
+}
+
+/// The dense index of a flow in a [`Compilation`] (4 bytes, and 4 in an
+/// `Option` too).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowIndex(Dense);
 
 impl FlowIndex {
     /// The index as a `usize`.
+    #[inline]
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.0.get() as usize
+    }
+
+    #[inline]
+    fn new(i: usize) -> Self {
+        FlowIndex(Dense::new(i))
+    }
+}
+
+impl fmt::Debug for FlowIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("FlowIndex").field(&self.0.get()).finish()
     }
 }
 

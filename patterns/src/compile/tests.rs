@@ -973,7 +973,25 @@ fn a_part_that_is_not_stored_is_named_when_the_flow_is_serialized() {
 /// of every atom: their sizes are what W10 (memory per atom) pays.
 #[test]
 #[cfg(target_pointer_width = "64")]
-fn a_compiled_atom_is_56_bytes_and_an_argument_48() {
-    assert_eq!(std::mem::size_of::<CompiledAtom>(), 56);
+fn a_compiled_atom_is_48_bytes_and_an_argument_48() {
+    assert_eq!(std::mem::size_of::<CompiledAtom>(), 48);
     assert_eq!(std::mem::size_of::<crate::Argument>(), 48);
+    assert_eq!(std::mem::size_of::<Option<AtomIndex>>(), 4);
+    assert_eq!(std::mem::size_of::<Option<FlowIndex>>(), 4);
+}
+
+/// Indexes keep their position through the compact form, at both ends, and
+/// order by it.
+#[test]
+fn indexes_keep_their_position_and_order() {
+    for i in [0, 1, 2, 1_000_000, u32::MAX as usize - 1] {
+        assert_eq!(AtomIndex::new(i).index(), i);
+        assert_eq!(FlowIndex::new(i).index(), i);
+    }
+    assert_eq!(AtomIndex::new(usize::MAX).index(), u32::MAX as usize - 1);
+    let mut sorted = [5, 0, 3, 1].map(AtomIndex::new);
+    sorted.sort();
+    assert_eq!(sorted.map(AtomIndex::index), [0, 1, 3, 5]);
+    assert!(AtomIndex::new(1) < AtomIndex::new(2));
+    assert_eq!(format!("{:?}", AtomIndex::new(7)), "AtomIndex(7)");
 }
