@@ -682,6 +682,68 @@ pub fn batched_atom_writes(b: &dyn Backend) {
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
 }
 
+/// State writes land on the atoms they name whatever the order they come
+/// in: next to the one written before, near it (back and forth within
+/// layers of ten, as an engine running a graph writes them), far from it,
+/// and backwards; every record reads back with the state of the pass
+/// that wrote it last and keeps its data.
+pub fn atom_writes_in_any_order(b: &dyn Backend) {
+    const ATOMS: usize = 80;
+    let mut book = LogBook::new("orders");
+    let mut flow = FlowDetail::new("f");
+    for i in 0..ATOMS {
+        let mut atom = AtomDetail::new(format!("a{i}"), AtomKind::Task);
+        atom.result = Some(Arc::new(json!(i)));
+        flow.atom_details.push(atom);
+    }
+    let ids: Vec<AtomDetailId> = flow.atom_details.iter().map(|a| a.uuid).collect();
+    let flow_id = flow.uuid;
+    book.flow_details.push(flow);
+    b.save_logbook(&book).unwrap();
+    let in_order: Vec<usize> = (0..ATOMS).collect();
+    // Each layer of ten from its last atom to its first.
+    let layers: Vec<usize> = (0..ATOMS).map(|i| i / 10 * 10 + 9 - i % 10).collect();
+    // 37 is prime to 80: every atom once, each jump far from the last.
+    let far: Vec<usize> = (0..ATOMS).map(|i| i * 37 % ATOMS).collect();
+    let backwards: Vec<usize> = (0..ATOMS).rev().collect();
+    let passes = [
+        (&in_order, AtomState::Running, Intention::Execute),
+        (&layers, AtomState::Success, Intention::Execute),
+        (&far, AtomState::Reverting, Intention::Revert),
+        (&layers, AtomState::Failure, Intention::Execute),
+        (&backwards, AtomState::Reverted, Intention::Revert),
+        (&far, AtomState::Pending, Intention::Retry),
+    ];
+    for (pass, (order, state, intention)) in passes.into_iter().enumerate() {
+        let writes: Vec<AtomWrite<'_>> = order
+            .iter()
+            .map(|&i| AtomWrite::State {
+                atom: ids[i],
+                state,
+                intention,
+            })
+            .collect();
+        for batch in writes.chunks(20) {
+            b.save_atom_writes(flow_id, batch, Epoch::ZERO).unwrap();
+        }
+        let stored = b.get_flow_detail(flow_id).unwrap();
+        assert_eq!(stored.atom_details.len(), ATOMS);
+        for (i, atom) in stored.atom_details.iter().enumerate() {
+            assert_eq!(atom.uuid, ids[i], "pass {pass}: the atoms keep their order");
+            assert_eq!(
+                (atom.state, atom.intention),
+                (state, intention),
+                "pass {pass}: atom a{i}"
+            );
+            assert_eq!(
+                atom.result,
+                Some(Arc::new(json!(i))),
+                "pass {pass}: atom a{i}"
+            );
+        }
+    }
+}
+
 /// Writes at the stored epoch or a higher one succeed; they do not change
 /// the stored epoch (only a fence or a save of the whole flow detail does).
 pub fn current_and_newer_epochs_may_write(b: &dyn Backend) {
@@ -1582,7 +1644,7 @@ macro_rules! backend_conformance {
             missing_records_are_not_found save_flow_detail_replaces_its_atoms
             destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
             awkward_values revert_results_round_trip fence_raises_the_owner_epoch stale_writes_are_fenced
-            batched_atom_writes
+            batched_atom_writes atom_writes_in_any_order
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
             fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
             take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs
