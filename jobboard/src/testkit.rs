@@ -407,7 +407,9 @@ pub fn lapsed_lease_lets_another_claim<B: JobBoard>(make: &dyn Fn(BoardOptions) 
 /// A lapsed claim nobody re-claimed is still the job's claim: its owner may
 /// renew it (taking the lease back) and then consume the job.
 pub fn lapsed_claim_holds_until_reclaimed<B: JobBoard>(make: &dyn Fn(BoardOptions) -> B) {
-    let board = make(with_lease(Duration::from_millis(200)));
+    // A second: the renewed claim must still hold when `B` tries, and a
+    // lease of 200 ms had lapsed again by then on a loaded machine.
+    let board = make(with_lease(Duration::from_secs(1)));
     let a = post(&board, "a", 0);
     let b = post(&board, "b", 0);
     let ca = board.claim(a.id, "A").unwrap();
