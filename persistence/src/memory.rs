@@ -81,6 +81,8 @@ struct FlowRecord {
     /// How many more lookups skip the atoms near `last` (see
     /// [`FlowRecord::near`]).
     skip_near: u8,
+    /// Whether the last look near `last` missed.
+    near_missed: bool,
 }
 
 /// Atom id to position in a flow's `atoms`: a table of positions alone
@@ -137,7 +139,7 @@ impl Positions {
 const NEAR: usize = 16;
 
 /// How many lookups skip the atoms near the one written last after they
-/// did not hold the atom looked up.
+/// did not hold the atom looked up twice in a row.
 const NEAR_BACKOFF: u8 = 32;
 
 impl FlowRecord {
@@ -166,9 +168,10 @@ impl FlowRecord {
     /// in two is near the one before, not next to it), and these records
     /// were written a moment ago, so they are in the cache where a probe
     /// of `positions` in a large flow costs a miss or two. When they do
-    /// not hold `id`, the next [`NEAR_BACKOFF`] lookups skip them: where
-    /// the writes jump about (in random order, on a flow of 100,000
-    /// atoms), reading them on every write doubled its cost. Kept out of
+    /// not hold the atom twice in a row, the next [`NEAR_BACKOFF`] lookups
+    /// skip them: where the writes jump about (in random order, on a flow
+    /// of 100,000 atoms), reading them on every write doubled its cost
+    /// (one miss alone is a jump from one layer to the next). Kept out of
     /// line, so that `position` stays small enough to be inlined.
     #[inline(never)]
     fn near(&mut self, last: usize, id: AtomDetailId) -> Option<usize> {
@@ -176,17 +179,15 @@ impl FlowRecord {
             self.skip_near -= 1;
             return None;
         }
-        let from = last.saturating_sub(NEAR);
-        let to = last.saturating_add(NEAR + 1).min(self.atoms.len());
-        let found = self
-            .atoms
-            .get(from..to)?
-            .iter()
-            .position(|a| a.uuid == id)
-            .map(|k| from + k);
-        if found.is_none() {
+        // Nearest first, ahead then behind (`last` and the next were
+        // looked at already).
+        let found = (1..=NEAR)
+            .flat_map(|d| [last.wrapping_add(d + 1), last.wrapping_sub(d)])
+            .find(|&i| self.atoms.get(i).is_some_and(|a| a.uuid == id));
+        if found.is_none() && self.near_missed {
             self.skip_near = NEAR_BACKOFF;
         }
+        self.near_missed = found.is_none();
         found
     }
 
@@ -294,6 +295,7 @@ impl Inner {
                 detail: flow_header_of(flow),
                 last: (positions.0.len() == atoms.len()).then_some(0),
                 skip_near: 0,
+                near_missed: false,
                 atoms,
                 positions,
             },

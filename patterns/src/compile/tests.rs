@@ -645,6 +645,37 @@ fn a_large_graph_of_long_shared_names_resolves_as_declared() {
 }
 
 #[test]
+fn short_names_alike_but_for_their_length_are_told_apart_when_links_are_inferred() {
+    // Names of at most eight bytes compare by their first eight bytes and
+    // length alone: `a` and `a\0` share the first, `v1` and `v10` neither.
+    // Below and above the size where the radix sorts take over.
+    for n in [3, 70] {
+        let mut g = Graph::new("g");
+        for i in 0..n {
+            let mut a = atom(format!("s{i}"), noop()).provides(format!("v{i}"));
+            if i > 0 {
+                a = a.requires([format!("v{}", i - 1)]);
+            }
+            g = g.add(a);
+        }
+        let g = g
+            .add(atom("z1", noop()).provides("a"))
+            .add(atom("z2", noop()).provides("a\0"))
+            .add(atom("z3", noop()).requires(["a\0"]))
+            .add(atom("z4", noop()).requires(["a"]));
+        let c = compile(&g.into()).unwrap();
+        let at = |name: &str| c.atom_index(name).unwrap();
+        assert_eq!(c.successors(at("z1")), &[at("z4")], "n = {n}");
+        assert_eq!(c.successors(at("z2")), &[at("z3")], "n = {n}");
+        for i in 1..n {
+            let from = at(&format!("s{}", i - 1));
+            assert_eq!(c.successors(from), &[at(&format!("s{i}"))], "n = {n}");
+        }
+        c.resolve(&Default::default()).unwrap();
+    }
+}
+
+#[test]
 fn long_shared_prefixes_and_many_siblings_resolve_as_declared() {
     // Names alike in their first eight bytes; a graph inferring every link
     // from data, and an unordered flow with one error per sibling pair
