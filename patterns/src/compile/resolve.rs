@@ -99,14 +99,25 @@ impl Resolution {
 #[derive(Default)]
 struct Interner<'s> {
     strings: HashMap<&'s str, Arc<str>, foldhash::fast::RandomState>,
+    /// The string asked for last: atom after atom asks for the same one
+    /// (every atom of a chain takes `x`), and comparing it spares hashing.
+    last: Option<(&'s str, Arc<str>)>,
 }
 
 impl<'s> Interner<'s> {
     fn get(&mut self, s: &'s str) -> Arc<str> {
-        self.strings
+        if let Some((last, shared)) = &self.last {
+            if *last == s {
+                return shared.clone();
+            }
+        }
+        let shared = self
+            .strings
             .entry(s)
             .or_insert_with(|| Arc::from(s))
-            .clone()
+            .clone();
+        self.last = Some((s, shared.clone()));
+        shared
     }
 }
 
