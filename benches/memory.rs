@@ -27,7 +27,7 @@ use taskflow::{
     AtomDetail, AtomDetailId, AtomKind, AtomState, Epoch, FlowDetail, Intention, LogBook,
     MemoryBackend,
 };
-use taskflow_bench::workloads::{step, w1_flow};
+use taskflow_bench::workloads::{draws, step, w1_flow};
 
 const N: usize = 100_000;
 
@@ -74,13 +74,7 @@ fn w10(c: &mut Criterion) {
 
 /// `order` shuffled within chunks of `chunk` by a fixed xorshift stream.
 fn shuffled(mut order: Vec<usize>, chunk: usize) -> Vec<usize> {
-    let mut seed: u64 = 0x1234_5678_9abc_def1;
-    let mut next = move |bound: usize| {
-        seed ^= seed >> 12;
-        seed ^= seed << 25;
-        seed ^= seed >> 27;
-        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % bound
-    };
+    let mut next = draws(0x1234_5678_9abc_def1);
     for part in order.chunks_mut(chunk) {
         for i in (1..part.len()).rev() {
             part.swap(i, next(i + 1));

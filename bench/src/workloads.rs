@@ -40,19 +40,23 @@ pub fn w1_flow(n: usize, task: &FnTask) -> Flow {
     chain_flow("w1", n, |_| task.clone())
 }
 
+/// A fixed stream of numbers drawn from `seed` (xorshift64*, with no
+/// dependency): each call gives one below its bound.
+pub fn draws(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |bound: usize| {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % bound
+    }
+}
+
 /// W3's DAG: `n` nodes in layers of 10; each node after the first layer
 /// depends on 1 to 3 distinct nodes of the layer before, drawn from a fixed
 /// seed. Returns each node's predecessors.
 pub fn layered_dag(n: usize) -> Vec<Vec<usize>> {
     const WIDTH: usize = 10;
-    let mut seed: u64 = 0x5eed_1234_abcd_ef01;
-    let mut next = move |bound: usize| {
-        // xorshift64*: a fixed, dependency-free stream.
-        seed ^= seed >> 12;
-        seed ^= seed << 25;
-        seed ^= seed >> 27;
-        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % bound
-    };
+    let mut next = draws(0x5eed_1234_abcd_ef01);
     (0..n)
         .map(|i| {
             let layer = i / WIDTH;
