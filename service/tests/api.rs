@@ -170,13 +170,33 @@ fn node_with(
     journal: &Journal,
     adjust: impl FnOnce(&mut ServiceConfig),
 ) -> Node {
+    node_leased(dir, name, journal, Duration::from_millis(500), adjust)
+}
+
+/// A node whose claims last `lease` (the board's and the service's).
+fn node_leased(
+    dir: &Path,
+    name: &str,
+    journal: &Journal,
+    lease: Duration,
+    adjust: impl FnOnce(&mut ServiceConfig),
+) -> Node {
     let options = BoardOptions {
-        lease: Duration::from_millis(500),
+        lease,
         ..BoardOptions::default()
     };
     let board = Arc::new(SqliteBoard::open(dir.join("board.db"), options).unwrap());
-    node_on(board, dir, name, journal, adjust)
+    node_on(board, dir, name, journal, |config| {
+        config.lease = lease;
+        adjust(config);
+    })
 }
+
+/// The lease of the periodic tests on two nodes. They count the copies the
+/// executions made, one per execution that started: a lease of 500 ms
+/// lapsed on a loaded machine while a copy ran, the other node took the
+/// execution over and copied again (as it should), and the count was off.
+const PERIODIC_LEASE: Duration = Duration::from_secs(2);
 
 /// A node on `board`, its records and outbox in `dir`.
 fn node_on(
@@ -485,8 +505,8 @@ fn stop_suspends_retry_resumes_without_rerunning_and_cancel_reverts_in_order() {
 fn a_periodic_policy_on_two_nodes_runs_once_per_fire_time() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::default();
-    let a = node(dir.path(), "node-a", &journal);
-    let b = node(dir.path(), "node-b", &journal);
+    let a = node_leased(dir.path(), "node-a", &journal, PERIODIC_LEASE, |_| {});
+    let b = node_leased(dir.path(), "node-b", &journal, PERIODIC_LEASE, |_| {});
     periodic_on_two_nodes(&a, &b, &journal);
 }
 
@@ -564,7 +584,7 @@ fn periodic_on_a_shared_board<B: JobBoard + 'static>(
     destroy: impl Fn(&B) -> Result<(), taskflow::JobBoardError>,
 ) {
     let options = BoardOptions {
-        lease: Duration::from_millis(500),
+        lease: PERIODIC_LEASE,
         ..BoardOptions::default()
     };
     let (first, second) = match (connect(options.clone()), connect(options.clone())) {
@@ -580,8 +600,9 @@ fn periodic_on_a_shared_board<B: JobBoard + 'static>(
     };
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::default();
-    let a = node_on(Arc::new(first), dir.path(), "node-a", &journal, |_| {});
-    let b = node_on(Arc::new(second), dir.path(), "node-b", &journal, |_| {});
+    let lease = |config: &mut ServiceConfig| config.lease = PERIODIC_LEASE;
+    let a = node_on(Arc::new(first), dir.path(), "node-a", &journal, lease);
+    let b = node_on(Arc::new(second), dir.path(), "node-b", &journal, lease);
     periodic_on_two_nodes(&a, &b, &journal);
     drop((a, b));
     if let Ok(board) = connect(options) {
