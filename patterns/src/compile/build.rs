@@ -27,11 +27,13 @@ use crate::{
     value_depth, AtomSpec, CompileError, CompileErrors, Flow, MAX_FLOW_DEPTH, MAX_VALUE_DEPTH,
 };
 
-/// The atoms at one end of a built part.
+/// The atoms at one end of a built part. A boxed slice, not a vector, for
+/// many: a flow holds a part per child while it is built, a million of
+/// them for a flow of a million atoms.
 #[derive(Clone)]
 enum Ends {
     One(AtomIndex),
-    Many(Vec<AtomIndex>),
+    Many(Box<[AtomIndex]>),
 }
 
 impl Ends {
@@ -46,7 +48,7 @@ impl Ends {
         let v: Vec<AtomIndex> = parts.collect();
         match v.as_slice() {
             [one] => Ends::One(*one),
-            _ => Ends::Many(v),
+            _ => Ends::Many(v.into_boxed_slice()),
         }
     }
 }
@@ -685,4 +687,15 @@ fn csr<T: Copy>(n: usize, pairs: impl Iterator<Item = (AtomIndex, T)> + Clone) -
         *slot += 1;
     }
     Csr { start, items }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A part per child of a flow is held while the flow is built: its
+    /// size is what compiling a large flow writes to fresh memory.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_part_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<super::Part>(), 48);
+    }
 }

@@ -244,8 +244,14 @@ impl Compilation {
         let provider = |i: usize| {
             super::provided_name(&self.atom(index.atoms[i]).spec.provides, index.names[i])
         };
-        let mut found: Vec<Option<Symbol>> = Vec::new();
-        found.resize_with(wanted.len(), || None);
+        // Every slot is set below (each of `wanted` is in one group): the
+        // symbols are written in place, with no second vector to collect
+        // them into (a million of them are 32 MB).
+        let mut found: Vec<Symbol> = Vec::new();
+        found.resize_with(wanted.len(), || Symbol {
+            name: "",
+            providers: 0..0,
+        });
         let mut at = 0;
         let mut group = 0;
         while group < wanted.len() {
@@ -264,15 +270,15 @@ impl Compilation {
             }
             for &(_, _, slot) in &wanted[group..end] {
                 if let Some(f) = found.get_mut(slot as usize) {
-                    *f = Some(Symbol {
+                    *f = Symbol {
                         name: symbol,
                         providers: first..at,
-                    });
+                    };
                 }
             }
             group = end;
         }
-        found.into_iter().flatten().collect()
+        found
     }
 
     /// Resolves argument `arg` of `atom`, fed from `symbol`.
