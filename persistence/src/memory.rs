@@ -164,8 +164,9 @@ impl FlowRecord {
 
     /// The position of `id` among the [`NEAR`] atoms either side of
     /// `last`. An engine running a graph layer by layer writes its atoms
-    /// out of order but close together (W3, layers of ten: about one write
-    /// in two is near the one before, not next to it), and these records
+    /// out of order but close together (W3, layers of ten: the write of
+    /// the next atom's start is often near the one before, not next to
+    /// it), and these records
     /// were written a moment ago, so they are in the cache where a probe
     /// of `positions` in a large flow costs a miss or two. When they do
     /// not hold the atom twice in a row, the next [`NEAR_BACKOFF`] lookups
