@@ -12,7 +12,7 @@ use taskflow_patterns::{
     TaskError,
 };
 
-use crate::executor::{Action, AtomWork, Timer};
+use crate::executor::{Action, AtomWork, Recovery, Timer};
 use crate::runtime::{Runtime, Write};
 use crate::storage::{clear_reports, has_result};
 use crate::EngineError;
@@ -58,10 +58,14 @@ impl Runtime<'_> {
             action: Action::Execute,
             imp: compiled.imp.clone(),
             inputs,
-            history,
-            own_result: None,
-            own_failure: None,
-            flow_failures: self.completer.no_failures(),
+            recovery: history.map(|history| {
+                Box::new(Recovery {
+                    history: Some(history),
+                    own_result: None,
+                    own_failure: None,
+                    flow_failures: self.completer.no_failures(),
+                })
+            }),
             listeners: self.listeners.clone(),
             detail: record,
             cancel: self.cancel.clone(),
@@ -91,10 +95,12 @@ impl Runtime<'_> {
             action: Action::Revert,
             imp: compiled.imp.clone(),
             inputs,
-            history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history().clone()),
-            own_result: d.result.clone(),
-            own_failure: d.failure().cloned(),
-            flow_failures,
+            recovery: Some(Box::new(Recovery {
+                history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history().clone()),
+                own_result: d.result.clone(),
+                own_failure: d.failure().cloned(),
+                flow_failures,
+            })),
             listeners: self.listeners.clone(),
             detail: record,
             cancel: self.cancel.clone(),

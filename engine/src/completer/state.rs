@@ -30,7 +30,7 @@ pub(crate) struct Completer {
     pub(super) failures: Vec<Failure>,
     /// `failures` as shared with revert work, until they change.
     pub(super) failures_shared: Option<Arc<[Failure]>>,
-    /// An empty failure list, shared by every execution.
+    /// An empty failure list, shared by every retry controller's execution.
     pub(super) no_failures: Arc<[Failure]>,
 }
 
@@ -100,7 +100,7 @@ impl Completer {
             .clone()
     }
 
-    /// No failures, shared with every execution.
+    /// No failures, shared with every retry controller's execution.
     #[inline]
     pub(crate) fn no_failures(&self) -> Arc<[Failure]> {
         self.no_failures.clone()

@@ -343,9 +343,9 @@ async fn run_here(work: AtomWork) -> AtomOutcome {
     let report = |fraction: f32| listeners.report(progress_detail, name, fraction);
     let checkin = |message: &str| listeners.check_in(detail, name, message);
     let mut ctx = Context::new(name, &work.inputs)
-        .with_own_result(work.own_result.as_deref())
-        .with_own_failure(work.own_failure.as_ref())
-        .with_flow_failures(&work.flow_failures)
+        .with_own_result(work.own_result())
+        .with_own_failure(work.own_failure())
+        .with_flow_failures(work.flow_failures())
         .with_cancel(&work.cancel);
     if listeners.hears_progress() {
         ctx = ctx.with_progress(&report).with_checkin(&checkin);
@@ -363,7 +363,7 @@ async fn run_here(work: AtomWork) -> AtomOutcome {
                 .map(|()| ctx.take_revert_result().unwrap_or(Value::Null)),
         },
         AtomImpl::Retry(r) => {
-            let history = work.history.clone().unwrap_or_default();
+            let history = work.history().cloned().unwrap_or_default();
             match work.action {
                 Action::Execute => r.execute(&history, &mut ctx),
                 Action::Revert => r

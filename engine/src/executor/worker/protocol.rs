@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Inputs, StoredAsyncTask, StoredTask, Value};
 use uuid::Uuid;
 
-use crate::executor::{Action, AtomWork};
+use crate::executor::{Action, AtomWork, Recovery};
 use crate::listener::Listeners;
 
 /// The kinds of the failures the worker engine reports on an atom's behalf
@@ -257,9 +257,9 @@ impl WorkData {
                 .iter()
                 .map(|(name, value)| (name.to_owned(), value.clone()))
                 .collect(),
-            own_result: work.own_result.as_deref().cloned(),
-            own_failure: work.own_failure.clone(),
-            flow_failures: work.flow_failures.to_vec(),
+            own_result: work.own_result().cloned(),
+            own_failure: work.own_failure().cloned(),
+            flow_failures: work.flow_failures().to_vec(),
         })
     }
 
@@ -282,10 +282,12 @@ impl WorkData {
             action,
             imp: AtomImpl::Task(task),
             inputs: self.inputs.into_iter().collect::<Inputs>(),
-            history: None,
-            own_result: self.own_result.map(Arc::new),
-            own_failure: self.own_failure,
-            flow_failures: self.flow_failures.into(),
+            recovery: Recovery::boxed(
+                None,
+                self.own_result.map(Arc::new),
+                self.own_failure,
+                self.flow_failures.into(),
+            ),
             listeners,
             // The engine records the progress and check-ins it hears from
             // the worker.

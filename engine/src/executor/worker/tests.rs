@@ -14,6 +14,7 @@ use taskflow_patterns::{
 };
 
 use super::*;
+use crate::executor::Recovery;
 use crate::testkit::Log;
 use crate::{Action, AtomWork, CapturingListener, Engine, EngineError, Executor, Listeners};
 
@@ -447,10 +448,7 @@ fn retry_controllers_run_in_the_engine() {
         action: Action::Execute,
         imp: AtomImpl::Retry(Arc::new(Times::new(2))),
         inputs: Inputs::new(),
-        history: None,
-        own_result: None,
-        own_failure: None,
-        flow_failures: Arc::new([]),
+        recovery: Recovery::boxed(None, None, None, Arc::new([])),
         listeners: Listeners::default(),
         detail: None,
         span: None,
@@ -494,10 +492,12 @@ fn work_data_round_trips_a_revert() {
         action: Action::Revert,
         imp: AtomImpl::Task(Arc::new(Scale { by: 3 })),
         inputs,
-        history: None,
-        own_result: Some(Arc::new(json!(21))),
-        own_failure: None,
-        flow_failures: Arc::new([Failure::new("Boom", "x").with_atom("other")]),
+        recovery: Recovery::boxed(
+            None,
+            Some(Arc::new(json!(21))),
+            None,
+            Arc::new([Failure::new("Boom", "x").with_atom("other")]),
+        ),
         listeners: Listeners::default(),
         detail: None,
         span: None,
@@ -549,10 +549,7 @@ fn in_process_work_refuses_to_serialize() {
         action: Action::Execute,
         imp: AtomImpl::Task(Arc::new(Scale { by: 1 })),
         inputs: Inputs::new(),
-        history: None,
-        own_result: None,
-        own_failure: None,
-        flow_failures: Arc::new([]),
+        recovery: Recovery::boxed(None, None, None, Arc::new([])),
         listeners: Listeners::default(),
         detail: None,
         span: None,
