@@ -9,6 +9,9 @@
 //!
 //! Arguments: workload (1, 2 or 3), N, engine (`serial`, `parallel`,
 //! `worker`), runs. Prints the median µs per atom.
+//!
+//! Workload 4 is W4 on SQLite with `Normal` durability: engine `serial` is
+//! ours, `floor` the bare SQLite loop beside it in the table.
 
 use taskflow_bench::measure::Repeats;
 use taskflow_bench::ours::{self, OurEngine};
@@ -24,12 +27,16 @@ fn main() -> Result<(), BenchError> {
     let workload = parse(arg(0, "1"))?;
     let n = parse(arg(1, "100000"))?;
     let engine = match arg(2, "serial").as_str() {
+        _ if workload == 4 => OurEngine::Serial,
         "serial" => OurEngine::Serial,
         "parallel" => OurEngine::Parallel,
         "worker" => OurEngine::Worker,
         other => return Err(BenchError::Setup(format!("unknown engine {other}"))),
     };
     let runs = parse(arg(3, "5"))?;
+    if workload == 4 {
+        return w4(n, &arg(2, "serial"), runs);
+    }
     let repeats = Repeats {
         min_runs: runs,
         max_runs: runs,
@@ -43,6 +50,38 @@ fn main() -> Result<(), BenchError> {
     println!(
         "W{workload} N={n} {}: median {:.3} µs/atom (min {:.3}, max {:.3}, {} runs)",
         engine.name(),
+        s.median * 1e6 / n as f64,
+        s.min * 1e6 / n as f64,
+        s.max * 1e6 / n as f64,
+        s.count
+    );
+    Ok(())
+}
+
+/// W4 on SQLite (`Normal`), ours (`serial`) or the bare floor (`floor`),
+/// `runs` times: prints the median µs per atom.
+fn w4(n: usize, engine: &str, runs: usize) -> Result<(), BenchError> {
+    use taskflow::persistence::Durability;
+    use taskflow_bench::ours::DurableBackend;
+    let repeats = Repeats {
+        min_runs: runs,
+        max_runs: runs,
+        budget: std::time::Duration::ZERO,
+    };
+    let s = match engine {
+        "serial" => ours::checkpointed(n, DurableBackend::SqliteNormal, repeats)?,
+        "floor" => taskflow_bench::measure::repeat(repeats, || {
+            let dir = tempfile::tempdir()?;
+            taskflow_bench::sqlite_floor::checkpoints(
+                &dir.path().join("floor.db"),
+                n,
+                Durability::Normal,
+            )
+        })?,
+        other => return Err(BenchError::Setup(format!("W4 has no engine {other}"))),
+    };
+    println!(
+        "W4 N={n} sqlite (Normal) {engine}: median {:.3} µs/atom (min {:.3}, max {:.3}, {} runs)",
         s.median * 1e6 / n as f64,
         s.min * 1e6 / n as f64,
         s.max * 1e6 / n as f64,

@@ -682,6 +682,49 @@ pub fn batched_atom_writes(b: &dyn Backend) {
     assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
 }
 
+/// Batches at one epoch land one after another until the flow detail is
+/// taken over, through this backend, between two of them: the next batch
+/// at the old epoch is refused with `Fenced` and changes nothing, and
+/// batches at the new epoch land (a backend that remembers a checked
+/// fence must forget it when the owner changes).
+pub fn a_takeover_between_batches_fences_the_next(b: &dyn Backend) {
+    let (flow, atom) = saved_flow(b);
+    let first = b.take_flow_detail(flow.uuid).unwrap();
+    let mut done = atom.clone();
+    fn batch(done: &AtomDetail, state: AtomState) -> [AtomWrite<'_>; 2] {
+        [
+            AtomWrite::Detail(done),
+            AtomWrite::State {
+                atom: done.uuid,
+                state,
+                intention: Intention::Execute,
+            },
+        ]
+    }
+    for i in 0..3 {
+        done.result = Some(Arc::new(json!(i)));
+        b.save_atom_writes(flow.uuid, &batch(&done, AtomState::Running), first)
+            .unwrap();
+    }
+    let second = b.take_flow_detail(flow.uuid).unwrap();
+    let before = b.get_flow_detail(flow.uuid).unwrap();
+    done.result = Some(Arc::new(json!("stale")));
+    assert_fenced(
+        b.save_atom_writes(flow.uuid, &batch(&done, AtomState::Success), first)
+            .unwrap_err(),
+        Uuid::from(flow.uuid),
+        second.get(),
+        first.get(),
+    );
+    assert_eq!(b.get_flow_detail(flow.uuid).unwrap(), before);
+    done.result = Some(Arc::new(json!("new owner")));
+    b.save_atom_writes(flow.uuid, &batch(&done, AtomState::Success), second)
+        .unwrap();
+    let stored = b.get_atom_detail(flow.uuid, atom.uuid).unwrap();
+    assert_eq!(stored.state, AtomState::Success);
+    assert_eq!(stored.result.as_deref(), Some(&json!("new owner")));
+}
+
 /// State writes land on the atoms they name whatever the order they come
 /// in: next to the one written before, near it (back and forth within
 /// layers of ten, as an engine running a graph writes them), far from it,
@@ -1644,7 +1687,7 @@ macro_rules! backend_conformance {
             missing_records_are_not_found save_flow_detail_replaces_its_atoms
             destroy_flow_detail_leaves_siblings logbooks_listed_in_creation_order
             awkward_values revert_results_round_trip fence_raises_the_owner_epoch stale_writes_are_fenced
-            batched_atom_writes atom_writes_in_any_order
+            batched_atom_writes atom_writes_in_any_order a_takeover_between_batches_fences_the_next
             current_and_newer_epochs_may_write saving_a_flow_detail_is_fenced_by_its_epoch
             fencing_a_missing_flow_is_not_found concurrent_fences_end_at_the_highest
             take_raises_the_owner_epoch_by_one concurrent_takes_get_distinct_epochs

@@ -109,6 +109,9 @@ pub struct SqliteBackend {
     /// seeking the text index on flow and atom ids: locked only while
     /// `conn` is.
     seqs: Mutex<RowSeqs>,
+    /// The flow, epoch and database version of the last batch of atom
+    /// writes whose fence was checked: locked only while `conn` is.
+    checked: Mutex<Option<CheckedFence>>,
     location: String,
     /// The file, made absolute once it is open (`None` in memory).
     path: Option<PathBuf>,
@@ -186,6 +189,7 @@ impl SqliteBackend {
             checkpointer: None,
             conn: Mutex::new(conn),
             seqs: Mutex::new(RowSeqs::default()),
+            checked: Mutex::new(None),
             location,
             path,
         })
@@ -548,6 +552,39 @@ impl Drop for WriteTransaction<'_> {
             // the next `BEGIN` fails or the connection closes.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+    }
+}
+
+/// A batch of atom writes whose epoch passed the fence, and the state of
+/// the database after it: nothing can have changed the flow's owner epoch
+/// while neither another connection committed (SQLite's `data_version`,
+/// read inside the next batch's write transaction, is the same) nor this
+/// one changed a row (its `total_changes` is the same). A batch for the
+/// same flow at the same epoch then needs no read of the epoch: along a
+/// flow run by one engine, that read was the most costly of each batch's
+/// statements. Anything else, a takeover through this backend or any
+/// other, makes the next batch read it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CheckedFence {
+    flow: FlowDetailId,
+    epoch: Epoch,
+    data_version: i64,
+    total_changes: u64,
+}
+
+impl CheckedFence {
+    /// What a batch for `flow` at `epoch` finds now, inside its write
+    /// transaction.
+    fn now(conn: &Connection, flow: FlowDetailId, epoch: Epoch) -> rusqlite::Result<Self> {
+        let data_version = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        Ok(CheckedFence {
+            flow,
+            epoch,
+            data_version,
+            total_changes: conn.total_changes(),
+        })
     }
 }
 
@@ -1035,8 +1072,18 @@ impl Backend for SqliteBackend {
         // epoch is checked once, before the writes, instead of in each.
         let tx = WriteTransaction::begin(&conn)
             .map_err(|e| db_err(e, format_args!("starting to checkpoint flow detail {flow}")))?;
-        if let Some(refused) = refusal(&conn, flow, key, epoch)? {
-            return Err(refused);
+        let mut checked = lock(&self.checked);
+        let now = CheckedFence::now(&conn, flow, epoch).map_err(|e| {
+            db_err(
+                e,
+                format_args!("reading the data version to checkpoint flow detail {flow}"),
+            )
+        })?;
+        if checked.as_ref() != Some(&now) {
+            *checked = None;
+            if let Some(refused) = refusal(&conn, flow, key, epoch)? {
+                return Err(refused);
+            }
         }
         let mut seqs = lock(&self.seqs);
         for write in writes {
@@ -1048,6 +1095,10 @@ impl Backend for SqliteBackend {
                 format_args!("committing checkpoints of flow detail {flow}"),
             )
         })?;
+        *checked = Some(CheckedFence {
+            total_changes: conn.total_changes(),
+            ..now
+        });
         self.committed(&conn, 1);
         Ok(())
     }

@@ -118,6 +118,68 @@ fn takes_through_two_handles_on_one_file_get_distinct_epochs() {
     );
 }
 
+/// The checkpoints of a flow (batches of atom writes) along its run, by
+/// one handle at one epoch, until the flow is taken over from elsewhere:
+/// by a second handle on the file, or by a raw connection (another
+/// process). The batch after it at the old epoch is fenced, however many
+/// batches at that epoch landed before.
+#[test]
+fn a_takeover_by_another_connection_fences_the_next_batch() {
+    use taskflow_persistence::AtomWrite;
+    for by_raw_sql in [false, true] {
+        let (_dir, path) = temp_db();
+        let a = SqliteBackend::open_with(&path, Durability::Normal).unwrap();
+        let b = SqliteBackend::open(&path).unwrap();
+        let (book, flow, atom) = one_atom_book();
+        a.save_logbook(&book).unwrap();
+        let epoch = a.take_flow_detail(flow.uuid).unwrap();
+        let mut detail = atom.clone();
+        fn batch(detail: &AtomDetail) -> [AtomWrite<'_>; 2] {
+            [
+                AtomWrite::Detail(detail),
+                AtomWrite::State {
+                    atom: detail.uuid,
+                    state: AtomState::Running,
+                    intention: Intention::Execute,
+                },
+            ]
+        }
+        for _ in 0..3 {
+            a.save_atom_writes(flow.uuid, &batch(&detail), epoch)
+                .unwrap();
+        }
+        let held = if by_raw_sql {
+            raw(
+                &path,
+                &format!(
+                    "UPDATE flowdetails SET owner_epoch = owner_epoch + 5 WHERE uuid = '{}'",
+                    flow.uuid
+                ),
+            );
+            epoch.get() + 5
+        } else {
+            b.take_flow_detail(flow.uuid).unwrap().get()
+        };
+        detail.state = AtomState::Success;
+        let err = a
+            .save_atom_writes(flow.uuid, &batch(&detail), epoch)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PersistenceError::Fenced { held: h, presented, .. }
+                    if h == held && presented == epoch
+            ),
+            "by raw SQL {by_raw_sql}: {err}"
+        );
+        assert_eq!(
+            b.get_atom_detail(flow.uuid, atom.uuid).unwrap().state,
+            AtomState::Running,
+            "the fenced batch changed nothing"
+        );
+    }
+}
+
 #[test]
 fn a_take_at_the_largest_epoch_is_refused_and_changes_nothing() {
     let (_dir, path) = temp_db();
