@@ -100,7 +100,7 @@ use std::sync::Arc;
 use taskflow_patterns::{kinds, AtomIndex, AtomState, Compilation, Failure, FlowState, Resolution};
 
 use crate::completer::state::Completer;
-use crate::executor::Executor;
+use crate::executor::{Executor, RunShared};
 use crate::listener::{AtomEvent, EngineState, Event, FlowEvent, Listeners};
 use crate::selector::Selector;
 use crate::storage::Storage;
@@ -144,9 +144,10 @@ pub(crate) struct Runtime<'e> {
     pub(crate) selector: Selector<'e>,
     /// Retry rounds, failures, and how failures left the flow.
     pub(crate) completer: Completer,
-    /// The span current when the run started, entered around each atom's
-    /// work wherever it runs (see `AtomWork::span`).
-    pub(crate) span: Option<Arc<tracing::Span>>,
+    /// What each atom's work shares: the listeners, the cancel flag, and
+    /// the span current when the run started, entered around each atom's
+    /// work wherever it runs (see `RunShared::span`).
+    pub(crate) shared: Arc<RunShared>,
     /// The caller asked for the flow to be reverted (`Engine::revert`).
     revert: bool,
     /// The loop's phase last yielded to `run_iter`.
@@ -179,9 +180,11 @@ impl<'e> Runtime<'e> {
             events: keep_events.then(VecDeque::new),
             selector: Selector::new(comp),
             completer: Completer::new(comp.len()),
-            span: Some(tracing::Span::current())
-                .filter(|span| !span.is_none())
-                .map(Arc::new),
+            shared: Arc::new(RunShared {
+                listeners: listeners.clone(),
+                cancel: cancel.clone(),
+                span: Some(tracing::Span::current()).filter(|span| !span.is_none()),
+            }),
             revert: false,
             phase: None,
             suspending: false,

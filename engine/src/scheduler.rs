@@ -66,10 +66,8 @@ impl Runtime<'_> {
                     flow_failures: self.completer.no_failures(),
                 })
             }),
-            listeners: self.listeners.clone(),
+            shared: self.shared.clone(),
             detail: record,
-            cancel: self.cancel.clone(),
-            span: self.span.clone(),
             timer: compiled.spec.timeout().map(Timer::new),
         };
         self.submit(work)
@@ -101,10 +99,8 @@ impl Runtime<'_> {
                 own_failure: d.failure().cloned(),
                 flow_failures,
             })),
-            listeners: self.listeners.clone(),
+            shared: self.shared.clone(),
             detail: record,
-            cancel: self.cancel.clone(),
-            span: self.span.clone(),
             timer: compiled.spec.timeout().map(Timer::new),
         };
         self.submit(work)

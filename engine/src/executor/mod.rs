@@ -56,23 +56,42 @@ pub struct AtomWork {
     /// What a revert or a retry controller reads besides; `None` for a
     /// task's execute.
     pub(crate) recovery: Option<Box<Recovery>>,
-    /// Listeners, for progress reports and check-ins.
-    pub(crate) listeners: Listeners,
+    /// The run's listeners, cancel flag and span.
+    pub(crate) shared: Arc<RunShared>,
     /// The atom detail of a task, where its check-ins (and, while it
     /// executes, its progress) are recorded (`None` for a retry
     /// controller, or work run away from the records).
     pub(crate) detail: Option<AtomDetailId>,
+    /// For an atom with a timeout (`Atom::timeout`): who ends the work
+    /// first, the work or its timeout.
+    pub(crate) timer: Option<Arc<Timer>>,
+}
+
+/// What all the work of one run shares, behind one pointer: each atom's
+/// work clones one `Arc` for the three, where it cloned one for each of the
+/// listeners and the cancel flag (the work of every atom pays for the
+/// clones and drops, atomic operations all).
+pub(crate) struct RunShared {
+    /// Listeners, for progress reports and check-ins.
+    pub(crate) listeners: Listeners,
     /// Set when the run is asked to stop.
     pub(crate) cancel: Arc<AtomicBool>,
     /// The span that was current when the run started: the work runs
     /// inside it, whichever thread runs it, so that a task's `tracing`
     /// events carry the caller's span. None when the run started outside
-    /// any span, and for work rebuilt from a message, in another process
-    /// (one pointer: the work is moved on every atom's path).
-    pub(crate) span: Option<Arc<tracing::Span>>,
-    /// For an atom with a timeout (`Atom::timeout`): who ends the work
-    /// first, the work or its timeout.
-    pub(crate) timer: Option<Arc<Timer>>,
+    /// any span, and for work rebuilt from a message, in another process.
+    pub(crate) span: Option<tracing::Span>,
+}
+
+impl RunShared {
+    /// What work run away from any engine's span shares (a worker's).
+    pub(crate) fn without_span(listeners: Listeners, cancel: Arc<AtomicBool>) -> Arc<RunShared> {
+        Arc::new(RunShared {
+            listeners,
+            cancel,
+            span: None,
+        })
+    }
 }
 
 /// What the work of a revert, or of a retry controller, reads besides its
@@ -290,10 +309,14 @@ impl AtomWork {
     ///
     /// `None` when the work has a timeout that [expired](TimeoutHandle::expire)
     /// before it finished: the atom's outcome was the timeout's.
-    pub fn run(mut self) -> Option<AtomOutcome> {
+    pub fn run(self) -> Option<AtomOutcome> {
         // A run started outside any span (the usual case when nothing
         // traces) costs one check here.
-        let Some(span) = self.span.take() else {
+        if self.shared.span.is_none() {
+            return self.run_here();
+        }
+        let shared = Arc::clone(&self.shared);
+        let Some(span) = &shared.span else {
             return self.run_here();
         };
         match span.with_subscriber(|(_, dispatch)| dispatch.clone()) {
@@ -314,7 +337,7 @@ impl AtomWork {
         {
             return None;
         }
-        let listeners = &self.listeners;
+        let listeners = &self.shared.listeners;
         let name = &*self.name;
         let detail = self.detail;
         // Progress is an execution's: a revert's reaches listeners only.
@@ -325,7 +348,7 @@ impl AtomWork {
             .with_own_result(self.own_result())
             .with_own_failure(self.own_failure())
             .with_flow_failures(self.flow_failures())
-            .with_cancel(&self.cancel);
+            .with_cancel(&self.shared.cancel);
         if let Some(timer) = &self.timer {
             ctx = ctx.with_timeout_flag(&timer.timed_out);
         }
@@ -476,8 +499,9 @@ mod tests {
     fn work_on_every_atoms_path_stays_small() {
         // A task's execute is moved from the scheduler to the executor and
         // into its run; with its revert and retry parts inline it was 272
-        // bytes and each move a `memcpy`.
-        assert_eq!(std::mem::size_of::<AtomWork>(), 136);
+        // bytes and each move a `memcpy` (still at 136, with the listeners
+        // and the cancel flag two pointers of their own).
+        assert_eq!(std::mem::size_of::<AtomWork>(), 120);
     }
 
     #[test]

@@ -302,7 +302,7 @@ async fn run_async(mut work: AtomWork) -> AtomOutcome {
     let limit = work.timeout();
     // The future drops at the timeout; no race with a timer to settle.
     work.timer = None;
-    let span = work.span.take();
+    let span = work.shared.span.clone();
     let future = AssertUnwindSafe(run_here(work)).catch_unwind();
     let future = async move {
         match limit {
@@ -313,13 +313,8 @@ async fn run_async(mut work: AtomWork) -> AtomOutcome {
     let ran = match span {
         None => future.await,
         Some(span) => match tracing::Span::with_subscriber(&span, |(_, d)| d.clone()) {
-            None => future.instrument((*span).clone()).await,
-            Some(dispatch) => {
-                future
-                    .instrument((*span).clone())
-                    .with_subscriber(dispatch)
-                    .await
-            }
+            None => future.instrument(span).await,
+            Some(dispatch) => future.instrument(span).with_subscriber(dispatch).await,
         },
     };
     match ran {
@@ -336,7 +331,7 @@ async fn run_async(mut work: AtomWork) -> AtomOutcome {
 /// [`AtomWork::run_here`](super::AtomWork) for an async task: the same
 /// context, awaited.
 async fn run_here(work: AtomWork) -> AtomOutcome {
-    let listeners = &work.listeners;
+    let listeners = &work.shared.listeners;
     let name = &*work.name;
     let detail = work.detail;
     let progress_detail = detail.filter(|_| work.action == Action::Execute);
@@ -346,7 +341,7 @@ async fn run_here(work: AtomWork) -> AtomOutcome {
         .with_own_result(work.own_result())
         .with_own_failure(work.own_failure())
         .with_flow_failures(work.flow_failures())
-        .with_cancel(&work.cancel);
+        .with_cancel(&work.shared.cancel);
     if listeners.hears_progress() {
         ctx = ctx.with_progress(&report).with_checkin(&checkin);
     }

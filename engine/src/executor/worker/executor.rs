@@ -721,9 +721,9 @@ impl Executor for WorkerExecutor {
             name: work.name.clone(),
             action: work.action,
             task_type: task_type.clone(),
-            listeners: work.listeners.clone(),
+            listeners: work.shared.listeners.clone(),
             detail: work.detail,
-            cancel: work.cancel.clone(),
+            cancel: work.shared.cancel.clone(),
             deadline,
             limit,
             discovery_deadline: now + self.options.discovery_timeout,
@@ -737,8 +737,8 @@ impl Executor for WorkerExecutor {
             atom: work.name.to_string(),
             task_type,
             action: work.action,
-            progress: work.listeners.hears_progress() && work.detail.is_some()
-                || !work.listeners.is_empty(),
+            progress: work.shared.listeners.hears_progress() && work.detail.is_some()
+                || !work.shared.listeners.is_empty(),
             payload: match payload {
                 Some(payload) => payload,
                 None => Payload::Work(Box::new(work)),

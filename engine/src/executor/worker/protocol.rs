@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use taskflow_patterns::{AtomImpl, AtomIndex, Failure, Inputs, StoredAsyncTask, StoredTask, Value};
 use uuid::Uuid;
 
-use crate::executor::{Action, AtomWork, Recovery};
+use crate::executor::{Action, AtomWork, Recovery, RunShared};
 use crate::listener::Listeners;
 
 /// The kinds of the failures the worker engine reports on an atom's behalf
@@ -288,13 +288,11 @@ impl WorkData {
                 self.own_failure,
                 self.flow_failures.into(),
             ),
-            listeners,
+            // The engine's span is in another process.
+            shared: RunShared::without_span(listeners, cancel),
             // The engine records the progress and check-ins it hears from
             // the worker.
             detail: None,
-            cancel,
-            // The engine's span is in another process.
-            span: None,
             // The engine keeps the atom's timeout.
             timer: None,
         })

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::protocol::{kinds, Message, Payload, Request, Route, WorkerInfo};
 use super::transport::{Endpoint, Link, Transport};
-use crate::executor::Action;
+use crate::executor::{Action, RunShared};
 use crate::listener::{Listener, Listeners};
 use crate::{EngineError, ExecutorError};
 
@@ -633,8 +633,7 @@ fn run_job(shared: &Arc<Shared>, job: Job) {
     };
     let work = match request.payload {
         Payload::Work(mut work) => {
-            work.listeners = listeners;
-            work.cancel = cancel;
+            work.shared = RunShared::without_span(listeners, cancel);
             *work
         }
         Payload::Data(data) => {

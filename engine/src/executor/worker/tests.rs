@@ -14,7 +14,7 @@ use taskflow_patterns::{
 };
 
 use super::*;
-use crate::executor::Recovery;
+use crate::executor::{Recovery, RunShared};
 use crate::testkit::Log;
 use crate::{Action, AtomWork, CapturingListener, Engine, EngineError, Executor, Listeners};
 
@@ -449,10 +449,8 @@ fn retry_controllers_run_in_the_engine() {
         imp: AtomImpl::Retry(Arc::new(Times::new(2))),
         inputs: Inputs::new(),
         recovery: Recovery::boxed(None, None, None, Arc::new([])),
-        listeners: Listeners::default(),
+        shared: RunShared::without_span(Listeners::default(), Arc::new(AtomicBool::new(false))),
         detail: None,
-        span: None,
-        cancel: Arc::new(AtomicBool::new(false)),
         timer: None,
     };
     executor.submit(work);
@@ -498,10 +496,8 @@ fn work_data_round_trips_a_revert() {
             None,
             Arc::new([Failure::new("Boom", "x").with_atom("other")]),
         ),
-        listeners: Listeners::default(),
+        shared: RunShared::without_span(Listeners::default(), Arc::new(AtomicBool::new(false))),
         detail: None,
-        span: None,
-        cancel: Arc::new(AtomicBool::new(false)),
         timer: None,
     };
     let data = WorkData::from_work(&work).unwrap();
@@ -550,10 +546,8 @@ fn in_process_work_refuses_to_serialize() {
         imp: AtomImpl::Task(Arc::new(Scale { by: 1 })),
         inputs: Inputs::new(),
         recovery: Recovery::boxed(None, None, None, Arc::new([])),
-        listeners: Listeners::default(),
+        shared: RunShared::without_span(Listeners::default(), Arc::new(AtomicBool::new(false))),
         detail: None,
-        span: None,
-        cancel: Arc::new(AtomicBool::new(false)),
         timer: None,
     };
     let err = serde_json::to_string(&Payload::Work(Box::new(work))).unwrap_err();
