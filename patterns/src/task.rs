@@ -156,10 +156,25 @@ impl dyn StoredTask {
 /// The resolved arguments of one atom run: argument name to value.
 ///
 /// Built by the engine from the results of other atoms, the flow's store,
-/// the atom's injected values and its optional defaults.
+/// the atom's injected values and its optional defaults. A single argument
+/// (the usual case) is held inline, so an atom's run allocates nothing for
+/// it.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    args: Vec<(Arc<str>, Arc<Value>)>,
+    args: Args,
+}
+
+/// The arguments of [`Inputs`]: `One` exactly when there is one.
+#[derive(Debug, Clone)]
+enum Args {
+    One([(Arc<str>, Arc<Value>); 1]),
+    Many(Vec<(Arc<str>, Arc<Value>)>),
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args::Many(Vec::new())
+    }
 }
 
 impl Inputs {
@@ -168,25 +183,51 @@ impl Inputs {
         Inputs::default()
     }
 
-    /// Room for `n` inputs.
+    /// Room for `n` inputs (one is held inline: no allocation below two).
     pub fn with_capacity(n: usize) -> Self {
         Inputs {
-            args: Vec::with_capacity(n),
+            args: Args::Many(if n < 2 {
+                Vec::new()
+            } else {
+                Vec::with_capacity(n)
+            }),
+        }
+    }
+
+    fn as_slice(&self) -> &[(Arc<str>, Arc<Value>)] {
+        match &self.args {
+            Args::One(one) => one,
+            Args::Many(many) => many,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(Arc<str>, Arc<Value>)] {
+        match &mut self.args {
+            Args::One(one) => one,
+            Args::Many(many) => many,
         }
     }
 
     /// Adds (or replaces) the argument `name`.
     pub fn insert(&mut self, name: Arc<str>, value: Arc<Value>) {
-        if let Some(slot) = self.args.iter_mut().find(|(n, _)| **n == *name) {
+        if let Some(slot) = self.as_mut_slice().iter_mut().find(|(n, _)| **n == *name) {
             slot.1 = value;
-        } else {
-            self.args.push((name, value));
+            return;
         }
+        self.args = match std::mem::take(&mut self.args) {
+            Args::One([first]) => Args::Many(vec![first, (name, value)]),
+            // Nothing reserved (so nothing held): the one argument inline.
+            Args::Many(many) if many.capacity() == 0 => Args::One([(name, value)]),
+            Args::Many(mut many) => {
+                many.push((name, value));
+                Args::Many(many)
+            }
+        };
     }
 
     /// The value of the argument `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.args
+        self.as_slice()
             .iter()
             .find(|(n, _)| &**n == name)
             .map(|(_, v)| &**v)
@@ -194,17 +235,17 @@ impl Inputs {
 
     /// Every argument, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.args.iter().map(|(n, v)| (&**n, &**v))
+        self.as_slice().iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// How many arguments there are.
     pub fn len(&self) -> usize {
-        self.args.len()
+        self.as_slice().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.args.is_empty()
+        self.as_slice().is_empty()
     }
 }
 
@@ -543,6 +584,36 @@ impl Task for FnTask {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// One argument is held inline however the inputs were made; a second
+    /// moves both to a vector in the order added; a name given again
+    /// replaces its value in place.
+    #[test]
+    fn one_input_is_held_inline_and_more_keep_their_order() {
+        // A vector, and the tag: 8 bytes more than the vector alone.
+        assert_eq!(size_of::<Inputs>(), 32);
+        let value = |v: Value| Arc::new(v);
+        for mut inputs in [
+            Inputs::new(),
+            Inputs::with_capacity(1),
+            Inputs::with_capacity(3),
+        ] {
+            inputs.insert("x".into(), value(json!(1)));
+            inputs.insert("x".into(), value(json!(2)));
+            assert_eq!(inputs.len(), 1);
+            assert_eq!(inputs.get("x"), Some(&json!(2)));
+            inputs.insert("y".into(), value(json!(3)));
+            inputs.insert("a".into(), value(json!(4)));
+            inputs.insert("x".into(), value(json!(5)));
+            let all: Vec<(&str, &Value)> = inputs.iter().collect();
+            assert_eq!(all, [("x", &json!(5)), ("y", &json!(3)), ("a", &json!(4))]);
+            assert!(inputs.get("z").is_none());
+        }
+        let one = Inputs::from_iter([("x", json!(1))]);
+        assert!(matches!(one.args, Args::One(_)));
+        assert!(!one.is_empty());
+        assert!(Inputs::new().is_empty());
+    }
 
     #[test]
     fn input_errors_name_atom_symbol_and_type() {
