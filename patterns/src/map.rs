@@ -3,12 +3,10 @@
 //! An atom binds a handful of arguments at most, and a flow may hold
 //! hundreds of thousands of atoms. A `BTreeMap` allocates a whole node
 //! (about 540 bytes for `String` to `String`) for its first entry; a
-//! `VecMap` holds a single entry inline (the usual case: an atom rebinding
-//! its one argument), two or more in one boxed slice of exactly their
-//! number, sorted by key, and nothing at all when empty. Lookups scan or
-//! search the entries; inserting costs a reallocation, which is fine at
-//! this size. It serializes as a map, in key order, as a `BTreeMap` does,
-//! so stored definitions read either way.
+//! `VecMap` holds exactly its entries in one boxed slice, sorted by key, and
+//! nothing at all when empty. Lookups are binary searches; inserting costs a
+//! reallocation, which is fine at this size. It serializes as a map, in key
+//! order, as a `BTreeMap` does, so stored definitions read either way.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -17,9 +15,8 @@ use std::marker::PhantomData;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A small map kept sorted by key: nothing allocated when empty or for a
-/// single entry (held inline), exactly its entries in one boxed slice
-/// otherwise; iterated in key order.
+/// A small map kept as one sorted boxed slice: no allocation when empty,
+/// exactly its entries otherwise, iterated in key order.
 ///
 /// ```
 /// use taskflow_patterns::VecMap;
@@ -28,115 +25,47 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert_eq!(map.get("a").map(String::as_str), Some("1"));
 /// assert_eq!(map.keys().map(String::as_str).collect::<Vec<_>>(), ["a", "b"]);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VecMap<K, V> {
-    entries: Entries<K, V>,
-}
-
-/// A [`VecMap`]'s entries: `One` exactly when there is one, so that an
-/// atom's single rebind is no heap block of its own (with names for keys
-/// and values, the map is 48 bytes either way).
-#[derive(Clone)]
-enum Entries<K, V> {
-    One([(K, V); 1]),
-    Many(Box<[(K, V)]>),
+    entries: Box<[(K, V)]>,
 }
 
 impl<K, V> VecMap<K, V> {
     /// An empty map (allocates nothing).
     pub fn new() -> Self {
         VecMap {
-            entries: Entries::Many(Box::default()),
-        }
-    }
-
-    /// The map of `entries`, already sorted by key and unique.
-    fn from_sorted(entries: Vec<(K, V)>) -> Self {
-        let entries = if entries.len() == 1 {
-            match <[(K, V); 1]>::try_from(entries) {
-                Ok(one) => Entries::One(one),
-                Err(entries) => Entries::Many(entries.into_boxed_slice()),
-            }
-        } else {
-            Entries::Many(entries.into_boxed_slice())
-        };
-        VecMap { entries }
-    }
-
-    /// The entries, taken out as a vector (the map left empty).
-    fn take_vec(&mut self) -> Vec<(K, V)> {
-        match std::mem::replace(&mut self.entries, Entries::Many(Box::default())) {
-            Entries::One(one) => Vec::from(one),
-            Entries::Many(many) => many.into_vec(),
+            entries: Box::default(),
         }
     }
 
     /// How many entries there are.
     pub fn len(&self) -> usize {
-        self.as_slice().len()
+        self.entries.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
+        self.entries.is_empty()
     }
 
     /// The entries, in key order.
     pub fn iter(&self) -> VecMapIter<'_, K, V> {
-        VecMapIter(self.as_slice().iter())
+        VecMapIter(self.entries.iter())
     }
 
     /// The keys, in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator + '_ {
-        self.as_slice().iter().map(|(k, _)| k)
+        self.entries.iter().map(|(k, _)| k)
     }
 
     /// The values, in key order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + '_ {
-        self.as_slice().iter().map(|(_, v)| v)
+        self.entries.iter().map(|(_, v)| v)
     }
 
     /// The entries as a slice of pairs, in key order.
-    #[inline]
     pub fn as_slice(&self) -> &[(K, V)] {
-        match &self.entries {
-            Entries::One(one) => one,
-            Entries::Many(many) => many,
-        }
-    }
-
-    #[inline]
-    fn as_mut_slice(&mut self) -> &mut [(K, V)] {
-        match &mut self.entries {
-            Entries::One(one) => one,
-            Entries::Many(many) => many,
-        }
-    }
-}
-
-impl<K: PartialEq, V: PartialEq> PartialEq for VecMap<K, V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl<K: Eq, V: Eq> Eq for VecMap<K, V> {}
-
-impl<K: PartialOrd, V: PartialOrd> PartialOrd for VecMap<K, V> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        self.as_slice().partial_cmp(other.as_slice())
-    }
-}
-
-impl<K: Ord, V: Ord> Ord for VecMap<K, V> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_slice().cmp(other.as_slice())
-    }
-}
-
-impl<K: std::hash::Hash, V: std::hash::Hash> std::hash::Hash for VecMap<K, V> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_slice().hash(state);
+        &self.entries
     }
 }
 
@@ -146,8 +75,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.as_slice()
-            .binary_search_by(|(k, _)| k.borrow().cmp(key))
+        self.entries.binary_search_by(|(k, _)| k.borrow().cmp(key))
     }
 
     /// Where `key` is, if present. A map of a few entries (an atom's
@@ -158,9 +86,8 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let entries = self.as_slice();
-        if entries.len() <= 4 {
-            entries.iter().position(|(k, _)| k.borrow() == key)
+        if self.entries.len() <= 4 {
+            self.entries.iter().position(|(k, _)| k.borrow() == key)
         } else {
             self.position(key).ok()
         }
@@ -172,7 +99,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.find(key).map(|i| &self.as_slice()[i].1)
+        self.find(key).map(|i| &self.entries[i].1)
     }
 
     /// The value under `key`, to change.
@@ -181,8 +108,7 @@ impl<K: Ord, V> VecMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let i = self.find(key)?;
-        Some(&mut self.as_mut_slice()[i].1)
+        self.find(key).map(|i| &mut self.entries[i].1)
     }
 
     /// Whether `key` is present.
@@ -198,12 +124,12 @@ impl<K: Ord, V> VecMap<K, V> {
     /// already present is kept, as a `BTreeMap` does).
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.as_mut_slice()[i].1, value)),
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
-                let mut entries = self.take_vec();
+                let mut entries = std::mem::take(&mut self.entries).into_vec();
                 entries.reserve_exact(1);
                 entries.insert(i, (key, value));
-                *self = VecMap::from_sorted(entries);
+                self.entries = entries.into_boxed_slice();
                 None
             }
         }
@@ -216,9 +142,9 @@ impl<K: Ord, V> VecMap<K, V> {
         Q: Ord + ?Sized,
     {
         let i = self.find(key)?;
-        let mut entries = self.take_vec();
+        let mut entries = std::mem::take(&mut self.entries).into_vec();
         let (_, value) = entries.remove(i);
-        *self = VecMap::from_sorted(entries);
+        self.entries = entries.into_boxed_slice();
         Some(value)
     }
 
@@ -233,7 +159,9 @@ impl<K: Ord, V> VecMap<K, V> {
             }
             same
         });
-        VecMap::from_sorted(entries)
+        VecMap {
+            entries: entries.into_boxed_slice(),
+        }
     }
 }
 
@@ -264,13 +192,15 @@ impl<K: Ord, V, const N: usize> From<[(K, V); N]> for VecMap<K, V> {
 impl<K: Ord, V> From<std::collections::BTreeMap<K, V>> for VecMap<K, V> {
     fn from(map: std::collections::BTreeMap<K, V>) -> Self {
         // Already sorted and unique.
-        VecMap::from_sorted(map.into_iter().collect())
+        VecMap {
+            entries: map.into_iter().collect(),
+        }
     }
 }
 
 impl<K: Ord, V> Extend<(K, V)> for VecMap<K, V> {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        let mut entries = self.take_vec();
+        let mut entries = std::mem::take(&mut self.entries).into_vec();
         entries.extend(iter);
         *self = VecMap::from_vec(entries);
     }
@@ -313,8 +243,8 @@ impl<K, V> IntoIterator for VecMap<K, V> {
     type Item = (K, V);
     type IntoIter = std::vec::IntoIter<(K, V)>;
 
-    fn into_iter(mut self) -> Self::IntoIter {
-        self.take_vec().into_iter()
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_vec().into_iter()
     }
 }
 
@@ -427,43 +357,6 @@ mod tests {
         extended.extend(pairs);
         assert_eq!(extended.len(), 4);
         assert_eq!(extended.get("a"), Some(&5));
-    }
-
-    /// One entry is held inline, and every way to one entry (building,
-    /// inserting into an empty map, removing from two) ends the same: equal,
-    /// hashed and ordered as its entries are.
-    #[test]
-    fn one_entry_is_held_inline_however_it_came() {
-        use std::hash::{BuildHasher, RandomState};
-        let names = std::mem::size_of::<(crate::Name, crate::Name)>();
-        assert_eq!(
-            std::mem::size_of::<VecMap<crate::Name, crate::Name>>(),
-            names
-        );
-        let built = VecMap::from([("x", 1)]);
-        let mut inserted = VecMap::new();
-        inserted.insert("x", 1);
-        let mut removed = VecMap::from([("w", 0), ("x", 1)]);
-        removed.remove("w");
-        let state = RandomState::new();
-        for map in [&built, &inserted, &removed] {
-            assert!(matches!(map.entries, Entries::One(_)));
-            assert_eq!(map, &built);
-            assert_eq!(state.hash_one(map), state.hash_one([("x", 1)].as_slice()));
-        }
-        let mut two = built.clone();
-        two.insert("a", 0);
-        assert!(matches!(two.entries, Entries::Many(_)));
-        assert_eq!(two.as_slice(), [("a", 0), ("x", 1)]);
-        assert!(two < built, "ordered by entries, as slices are");
-        assert!(VecMap::from([("b", 0)]) > two);
-        *two.get_mut("x").unwrap() = 5;
-        assert_eq!(two.into_iter().collect::<Vec<_>>(), [("a", 0), ("x", 5)]);
-        let mut one = built;
-        *one.get_mut("x").unwrap() = 2;
-        assert_eq!(one.remove("x"), Some(2));
-        assert!(one.is_empty());
-        assert!(matches!(one.entries, Entries::Many(_)));
     }
 
     #[test]
