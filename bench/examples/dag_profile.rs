@@ -26,17 +26,16 @@ fn main() -> Result<(), BenchError> {
     };
     let workload = parse(arg(0, "1"))?;
     let n = parse(arg(1, "100000"))?;
+    let runs = parse(arg(3, "5"))?;
+    if workload == 4 {
+        return w4(n, &arg(2, "serial"), runs);
+    }
     let engine = match arg(2, "serial").as_str() {
-        _ if workload == 4 => OurEngine::Serial,
         "serial" => OurEngine::Serial,
         "parallel" => OurEngine::Parallel,
         "worker" => OurEngine::Worker,
         other => return Err(BenchError::Setup(format!("unknown engine {other}"))),
     };
-    let runs = parse(arg(3, "5"))?;
-    if workload == 4 {
-        return w4(n, &arg(2, "serial"), runs);
-    }
     let repeats = Repeats {
         min_runs: runs,
         max_runs: runs,

@@ -392,7 +392,7 @@ fn finish(runtime: &Runtime<'_>, state: FlowState) -> Result<FlowState, EngineEr
     if state == FlowState::Suspended {
         // The request is used up by the suspension it caused; one made
         // before a run (even before it started) takes effect in that run.
-        runtime.cancel.store(false, Ordering::Relaxed);
+        runtime.shared.cancel.store(false, Ordering::Relaxed);
     }
     match state {
         FlowState::Reverted | FlowState::Failure => Err(EngineError::Failed {

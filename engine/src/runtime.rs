@@ -136,8 +136,6 @@ pub(crate) struct Runtime<'e> {
     pub(crate) res: &'e Resolution,
     pub(crate) storage: &'e mut Storage,
     pub(crate) executor: &'e mut dyn Executor,
-    pub(crate) listeners: &'e Listeners,
-    pub(crate) cancel: &'e Arc<AtomicBool>,
     /// Events kept for `run_iter`.
     pub(crate) events: Option<VecDeque<Event>>,
     /// What is ready to execute or revert, and what is in flight.
@@ -175,8 +173,6 @@ impl<'e> Runtime<'e> {
             res,
             storage,
             executor,
-            listeners,
-            cancel,
             events: keep_events.then(VecDeque::new),
             selector: Selector::new(comp),
             completer: Completer::new(comp.len()),
@@ -242,7 +238,7 @@ impl<'e> Runtime<'e> {
         if !self.completer.halted() {
             let has_work = self.selector.has_work(!self.completer.reverting_all());
             if has_work {
-                if self.cancel.load(Ordering::Relaxed) {
+                if self.shared.cancel.load(Ordering::Relaxed) {
                     self.begin_suspending()?;
                 } else {
                     self.enter(EngineState::Scheduling);
@@ -421,7 +417,7 @@ impl<'e> Runtime<'e> {
             Write::State => self.storage.write_state(atom)?,
             Write::Detail => self.storage.write_detail(atom)?,
         }
-        if self.events.is_some() || !self.listeners.is_empty() {
+        if self.events.is_some() || !self.shared.listeners.is_empty() {
             let d = self.storage.detail(atom);
             let event = AtomEvent {
                 atom: compiled.spec.name.clone(),
@@ -439,7 +435,7 @@ impl<'e> Runtime<'e> {
                     _ => None,
                 },
             };
-            self.listeners.atom(&event);
+            self.shared.listeners.atom(&event);
             if let Some(events) = &mut self.events {
                 events.push_back(Event::Atom(event));
             }
@@ -452,14 +448,14 @@ impl<'e> Runtime<'e> {
         let from = self.storage.flow_state();
         from.check_transition(to, self.storage.flow_name())?;
         self.storage.set_flow_state(to)?;
-        if self.events.is_some() || !self.listeners.is_empty() {
+        if self.events.is_some() || !self.shared.listeners.is_empty() {
             let event = FlowEvent {
                 flow: Arc::from(self.storage.flow_name()),
                 flow_detail: self.storage.flow_detail_id(),
                 from,
                 to,
             };
-            self.listeners.flow(&event);
+            self.shared.listeners.flow(&event);
             if let Some(events) = &mut self.events {
                 events.push_back(Event::Flow(event));
             }

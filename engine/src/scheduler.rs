@@ -46,8 +46,8 @@ impl Runtime<'_> {
         let (history, record) = match compiled.imp {
             AtomImpl::Retry(_) => (Some(self.storage.detail(atom).history().clone()), None),
             AtomImpl::Task(_) => {
-                if !self.listeners.is_empty() {
-                    self.listeners.progress(compiled.name(), 0.0);
+                if !self.shared.listeners.is_empty() {
+                    self.shared.listeners.progress(compiled.name(), 0.0);
                 }
                 (None, Some(self.storage.detail(atom).uuid))
             }
@@ -58,13 +58,10 @@ impl Runtime<'_> {
             action: Action::Execute,
             imp: compiled.imp.clone(),
             inputs,
-            recovery: history.map(|history| {
-                Box::new(Recovery {
-                    history: Some(history),
-                    own_result: None,
-                    own_failure: None,
-                    flow_failures: self.completer.no_failures(),
-                })
+            // Only a retry controller's execute has a recovery (its
+            // history): a task's clones nothing here.
+            recovery: history.and_then(|history| {
+                Recovery::boxed(Some(history), None, None, self.completer.no_failures())
             }),
             shared: self.shared.clone(),
             detail: record,
@@ -93,12 +90,12 @@ impl Runtime<'_> {
             action: Action::Revert,
             imp: compiled.imp.clone(),
             inputs,
-            recovery: Some(Box::new(Recovery {
-                history: matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history().clone()),
-                own_result: d.result.clone(),
-                own_failure: d.failure().cloned(),
+            recovery: Recovery::boxed(
+                matches!(compiled.imp, AtomImpl::Retry(_)).then(|| d.history().clone()),
+                d.result.clone(),
+                d.failure().cloned(),
                 flow_failures,
-            })),
+            ),
             shared: self.shared.clone(),
             detail: record,
             timer: compiled.spec.timeout().map(Timer::new),

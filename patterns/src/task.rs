@@ -164,7 +164,8 @@ pub struct Inputs {
     args: Args,
 }
 
-/// The arguments of [`Inputs`]: `One` exactly when there is one.
+/// The arguments of [`Inputs`]: `One` for a single argument added where no
+/// room was reserved (`new`, or `with_capacity` below two), else a vector.
 #[derive(Debug, Clone)]
 enum Args {
     One([(Arc<str>, Arc<Value>); 1]),
@@ -214,15 +215,16 @@ impl Inputs {
             slot.1 = value;
             return;
         }
-        self.args = match std::mem::take(&mut self.args) {
-            Args::One([first]) => Args::Many(vec![first, (name, value)]),
+        match &mut self.args {
             // Nothing reserved (so nothing held): the one argument inline.
-            Args::Many(many) if many.capacity() == 0 => Args::One([(name, value)]),
-            Args::Many(mut many) => {
-                many.push((name, value));
-                Args::Many(many)
+            Args::Many(many) if many.capacity() == 0 => self.args = Args::One([(name, value)]),
+            Args::Many(many) => many.push((name, value)),
+            Args::One(_) => {
+                if let Args::One([first]) = std::mem::take(&mut self.args) {
+                    self.args = Args::Many(vec![first, (name, value)]);
+                }
             }
-        };
+        }
     }
 
     /// The value of the argument `name`.

@@ -32,7 +32,7 @@ impl Runtime<'_> {
     pub(crate) fn complete(&mut self, outcome: AtomOutcome) -> Result<(), EngineError> {
         // Check-ins recorded while the work ran, kept in the details the
         // completion may write whole.
-        if let Some(heard) = self.listeners.take_checkins() {
+        if let Some(heard) = self.shared.listeners.take_checkins() {
             self.storage.keep_checkins(heard);
         }
         let atom = outcome.atom;
@@ -82,8 +82,10 @@ impl Runtime<'_> {
         // `SUCCESS` says progress 1: the running task's report goes.
         clear_progress(d);
         self.transition(atom, AtomState::Success, Write::Detail)?;
-        if kind == AtomKind::Task && !self.listeners.is_empty() {
-            self.listeners.progress(self.comp.atom(atom).name(), 1.0);
+        if kind == AtomKind::Task && !self.shared.listeners.is_empty() {
+            self.shared
+                .listeners
+                .progress(self.comp.atom(atom).name(), 1.0);
         }
         if self.storage.detail(atom).intention == Intention::Revert {
             // Taken back while it ran (a failure elsewhere): revert it now.
@@ -107,7 +109,8 @@ impl Runtime<'_> {
             Action::Execute => Intention::Execute,
             Action::Revert => Intention::Revert,
         };
-        d.intention == expected && (failure.is_interrupted() || self.cancel.load(Ordering::Relaxed))
+        d.intention == expected
+            && (failure.is_interrupted() || self.shared.cancel.load(Ordering::Relaxed))
     }
 
     /// An interrupted execution goes back to `PENDING` (an interrupted
@@ -131,7 +134,7 @@ impl Runtime<'_> {
             clear_progress(self.storage.detail_mut(atom));
             self.transition(atom, AtomState::Pending, Write::Detail)?;
         }
-        self.cancel.store(true, Ordering::Relaxed);
+        self.shared.cancel.store(true, Ordering::Relaxed);
         self.begin_suspending()
     }
 

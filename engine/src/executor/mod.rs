@@ -312,11 +312,7 @@ impl AtomWork {
     pub fn run(self) -> Option<AtomOutcome> {
         // A run started outside any span (the usual case when nothing
         // traces) costs one check here.
-        if self.shared.span.is_none() {
-            return self.run_here();
-        }
-        let shared = Arc::clone(&self.shared);
-        let Some(span) = &shared.span else {
+        let Some(span) = self.shared.span.clone() else {
             return self.run_here();
         };
         match span.with_subscriber(|(_, dispatch)| dispatch.clone()) {
